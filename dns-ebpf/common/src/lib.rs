@@ -1,0 +1,249 @@
+//! The kernel/user ABI of the DNS XDP fast path, defined once.
+//!
+//! ```text
+//!  control plane (dns-user)                      kernel (dns-ebpf)
+//!  ------------------------                      -----------------
+//!  zone data -> map compiler -> AnswerSet ----->  ANSWERS_0 / ANSWERS_1   (HashMap<AnswerKey, AnswerSet>)
+//!  map writer: write back buffer, flip ------->  CONTROL[0].active        (Array<Control>)
+//!  metrics   <-------------------------------   COUNTERS                  (PerCpuArray<u64>)
+//! ```
+//!
+//! Userspace precomputes, the kernel only indexes: an [`AnswerSet`] holds the answer section
+//! already rendered as wire bytes (owner = compression pointer to the question) together with
+//! its ones'-complement sum, so the XDP program copies bytes and adds one number to the UDP
+//! checksum.
+//!
+//! Every type is `#[repr(C)]`, `Copy`, with explicit padding; sizes are asserted below. The
+//! `user` feature (enabled by dns-user only) implements `aya::Pod`.
+#![no_std]
+
+/// Bytes of a lower-cased wire-format name in an [`AnswerKey`]. A wire name is at most 255
+/// bytes including the root label (RFC 1035 section 3.1); the last byte is always zero.
+pub const NAME_BYTES: usize = 256;
+/// Longest wire-format name, root label included (RFC 1035 section 3.1).
+pub const MAX_NAME_LEN: usize = 255;
+/// Rendered answer bytes an [`AnswerSet`] can hold: eight AAAA records (8 x 28).
+pub const MAX_ANSWER_BYTES: usize = 224;
+/// Longest single label (RFC 1035 section 2.3.4).
+pub const MAX_LABEL_LEN: u8 = 63;
+/// Most EDNS options the XDP program walks in a query's OPT record before passing it up.
+pub const MAX_EDNS_OPTIONS: usize = 8;
+
+/// RR type A (RFC 1035 section 3.2.2).
+pub const TYPE_A: u16 = 1;
+/// RR type AAAA (RFC 3596 section 2.1).
+pub const TYPE_AAAA: u16 = 28;
+/// RR type OPT (RFC 6891 section 6.1.1).
+pub const TYPE_OPT: u16 = 41;
+/// Class IN (RFC 1035 section 3.2.4).
+pub const CLASS_IN: u16 = 1;
+/// EDNS option code of EDNS Client Subnet (RFC 7871 section 6): passed up, never answered in XDP.
+pub const EDNS_OPTION_ECS: u16 = 8;
+/// The DO bit in the OPT TTL's flags half (RFC 3225 section 3).
+pub const EDNS_FLAG_DO: u16 = 0x8000;
+/// Smallest UDP payload every client accepts (RFC 1035 section 4.2.1, RFC 6891 section 6.2.5).
+pub const MIN_UDP_PAYLOAD: u16 = 512;
+/// Length of an OPT RR without options: root name, type, class, TTL, RDLENGTH.
+pub const OPT_RR_LEN: usize = 11;
+/// Length of the DNS header (RFC 1035 section 4.1.1).
+pub const DNS_HEADER_LEN: usize = 12;
+
+/// Default capacity of each answer map buffer (entries); `xdp.max_entries` overrides it.
+pub const DEFAULT_MAX_ENTRIES: u32 = 65_536;
+
+/// Key of the answer maps: the lower-cased wire-format question name, zero padded, and the
+/// query type. The kernel hash table compares whole keys, so two names can only ever share an
+/// entry if they are the same name: a hash collision costs time, never a wrong answer.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AnswerKey {
+    /// Wire-format name (length-prefixed labels, root label last), ASCII lower-cased, zero padded.
+    pub name: [u8; NAME_BYTES],
+    /// Query type in host byte order.
+    pub qtype: u16,
+    /// Always zero.
+    pub _pad: u16,
+}
+
+impl AnswerKey {
+    /// An all-zero key.
+    pub const fn zeroed() -> Self {
+        Self {
+            name: [0; NAME_BYTES],
+            qtype: 0,
+            _pad: 0,
+        }
+    }
+}
+
+/// One precomputed answer: the answer section's records as wire bytes, ready to copy after the
+/// question. Each record's owner is the compression pointer `0xC00C` (the question name).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AnswerSet {
+    /// Number of records in `data` (the response's ANCOUNT).
+    pub ancount: u16,
+    /// Bytes used in `data`; 1..=[`MAX_ANSWER_BYTES`].
+    pub len: u16,
+    /// Folded ones'-complement sum of `data[..len]` as 16-bit big-endian words starting at an
+    /// even offset (RFC 1071). At an odd offset the kernel byte-swaps it (RFC 1071 section 2(B)).
+    pub csum: u16,
+    /// Always zero.
+    pub _pad: u16,
+    /// Rendered resource records.
+    pub data: [u8; MAX_ANSWER_BYTES],
+}
+
+/// Run-time switches of the fast path: the single entry of the `CONTROL` array.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Control {
+    /// Which answer buffer readers use: 0 = `ANSWERS_0`, 1 = `ANSWERS_1`.
+    pub active: u32,
+    /// [`CONTROL_ENABLED`] set: answer from the maps. Clear: pass everything up (the state
+    /// before the daemon has filled the maps, and after an orderly shutdown).
+    pub flags: u32,
+}
+
+/// Bit of [`Control::flags`]: the fast path answers.
+pub const CONTROL_ENABLED: u32 = 1;
+
+/// Name of the answer map buffer `i` (0 or 1) in the eBPF object.
+pub const ANSWER_MAPS: [&str; 2] = ["ANSWERS_0", "ANSWERS_1"];
+/// Name of the control array.
+pub const CONTROL_MAP: &str = "CONTROL";
+/// Name of the per-CPU counter array, indexed by [`Counter`].
+pub const COUNTERS_MAP: &str = "COUNTERS";
+/// Name of the XDP program.
+pub const PROGRAM_NAME: &str = "dns_xdp";
+/// Name of the pass-everything program for a veth peer in native mode.
+pub const PASS_PROGRAM_NAME: &str = "xdp_pass";
+/// Global (read-only after load): UDP destination port served, host byte order.
+pub const GLOBAL_DNS_PORT: &str = "DNS_PORT";
+/// Global (read-only after load): UDP payload size this server advertises in OPT.
+pub const GLOBAL_EDNS_UDP_SIZE: &str = "EDNS_UDP_SIZE";
+
+/// Per-CPU counters: what the program did with each packet. `Answered` is XDP_TX; every other
+/// counter is a reason for XDP_PASS.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
+    /// Answered with XDP_TX.
+    Answered = 0,
+    /// Fast path switched off in `CONTROL`.
+    Disabled,
+    /// Not IPv4/IPv6 (ARP, LLDP, stacked VLANs, ...).
+    NotIp,
+    /// IP we do not parse: IPv4 options, fragments, IPv6 extension headers.
+    IpUnsupported,
+    /// Not UDP to the DNS port.
+    NotDns,
+    /// Lengths inconsistent or truncated (IP, UDP, DNS, trailing bytes).
+    Malformed,
+    /// Not a plain query: QR, opcode, TC, section counts.
+    NotQuery,
+    /// Question name we do not handle: compression, bad label, over 255 bytes.
+    Qname,
+    /// Type other than A/AAAA, or class other than IN.
+    Qtype,
+    /// EDNS we leave to userspace: version > 0, ECS, malformed or too many options.
+    Edns,
+    /// No answer for this name and type in the maps.
+    Miss,
+    /// The answer would exceed what the client accepts over UDP.
+    TooBig,
+    /// A helper call failed.
+    HelperError,
+}
+
+/// Number of [`Counter`] values.
+pub const COUNTER_COUNT: u32 = Counter::HelperError as u32 + 1;
+
+impl Counter {
+    /// All counters, in index order.
+    pub const ALL: [Counter; COUNTER_COUNT as usize] = [
+        Counter::Answered,
+        Counter::Disabled,
+        Counter::NotIp,
+        Counter::IpUnsupported,
+        Counter::NotDns,
+        Counter::Malformed,
+        Counter::NotQuery,
+        Counter::Qname,
+        Counter::Qtype,
+        Counter::Edns,
+        Counter::Miss,
+        Counter::TooBig,
+        Counter::HelperError,
+    ];
+
+    /// Stable snake_case name (metrics label).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Counter::Answered => "answered",
+            Counter::Disabled => "disabled",
+            Counter::NotIp => "not_ip",
+            Counter::IpUnsupported => "ip_unsupported",
+            Counter::NotDns => "not_dns",
+            Counter::Malformed => "malformed",
+            Counter::NotQuery => "not_query",
+            Counter::Qname => "qname",
+            Counter::Qtype => "qtype",
+            Counter::Edns => "edns",
+            Counter::Miss => "miss",
+            Counter::TooBig => "too_big",
+            Counter::HelperError => "helper_error",
+        }
+    }
+}
+
+/// Adds `bytes` to a running ones'-complement sum as big-endian 16-bit words that start at an
+/// even offset; an odd trailing byte is the high half of a word (RFC 1071).
+#[inline(always)]
+pub fn csum_add_bytes(mut sum: u32, bytes: &[u8]) -> u32 {
+    let mut i = 0;
+    while i + 1 < bytes.len() {
+        sum += u32::from(u16::from_be_bytes([bytes[i], bytes[i + 1]]));
+        i += 2;
+    }
+    if i < bytes.len() {
+        sum += u32::from(bytes[i]) << 8;
+    }
+    sum
+}
+
+/// Folds a 32-bit accumulator into a 16-bit ones'-complement sum.
+#[inline(always)]
+pub const fn csum_fold(mut sum: u32) -> u16 {
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum as u16
+}
+
+/// The 16-bit sum of a block that starts at an odd offset, given its even-offset sum.
+#[inline(always)]
+pub const fn csum_at_odd_offset(sum: u16) -> u16 {
+    sum.swap_bytes()
+}
+
+/// The UDP checksum field for a folded sum (RFC 768: a computed zero is sent as all ones).
+#[inline(always)]
+pub const fn udp_checksum_field(folded: u16) -> u16 {
+    let c = !folded;
+    if c == 0 { 0xffff } else { c }
+}
+
+const _: () = assert!(core::mem::size_of::<AnswerKey>() == NAME_BYTES + 4);
+const _: () = assert!(core::mem::size_of::<AnswerSet>() == 8 + MAX_ANSWER_BYTES);
+const _: () = assert!(core::mem::size_of::<Control>() == 8);
+const _: () = assert!(MAX_ANSWER_BYTES % 4 == 0);
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: plain #[repr(C)] data with explicit padding fields and no invalid bit patterns.
+    unsafe impl aya::Pod for super::AnswerKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::AnswerSet {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::Control {}
+}

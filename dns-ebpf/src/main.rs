@@ -1,0 +1,559 @@
+//! XDP fast path of the authoritative server.
+//!
+//! ```text
+//!  NIC rx -> dns_xdp
+//!             |  Ethernet [+ one 802.1Q tag] -> IPv4 (no options, no fragments) | IPv6 (UDP next)
+//!             |  -> UDP to DNS_PORT -> plain query, QDCOUNT=1, at most an OPT in additional
+//!             |  -> lower-cased qname + A/AAAA + IN -> ANSWERS_{CONTROL.active}
+//!             |
+//!             +-- hit:  rewrite in place (answers after the question, OPT echoed) -> XDP_TX
+//!             +-- anything else, or anything not fully understood  -> XDP_PASS (userspace)
+//! ```
+//!
+//! All validation happens before the first write. After `bpf_xdp_adjust_tail` succeeds the
+//! packet is committed to becoming a response; a failure from then on is XDP_DROP, never a
+//! half-rewritten packet passed up.
+#![no_std]
+#![no_main]
+
+use core::mem::size_of;
+
+use aya_ebpf::{
+    bindings::{BPF_F_NO_PREALLOC, xdp_action},
+    helpers::generated::{bpf_xdp_adjust_tail, bpf_xdp_store_bytes},
+    macros::{map, xdp},
+    maps::{Array, HashMap, PerCpuArray},
+    programs::XdpContext,
+};
+use dns_common::{
+    AnswerKey, AnswerSet, CLASS_IN, CONTROL_ENABLED, COUNTER_COUNT, Control, Counter,
+    DEFAULT_MAX_ENTRIES, DNS_HEADER_LEN, EDNS_FLAG_DO, EDNS_OPTION_ECS, MAX_ANSWER_BYTES,
+    MAX_EDNS_OPTIONS, MAX_LABEL_LEN, MAX_NAME_LEN, MIN_UDP_PAYLOAD, OPT_RR_LEN, TYPE_A, TYPE_AAAA,
+    TYPE_OPT, csum_add_bytes, csum_at_odd_offset, csum_fold, udp_checksum_field,
+};
+
+#[map]
+static ANSWERS_0: HashMap<AnswerKey, AnswerSet> =
+    HashMap::with_max_entries(DEFAULT_MAX_ENTRIES, BPF_F_NO_PREALLOC);
+#[map]
+static ANSWERS_1: HashMap<AnswerKey, AnswerSet> =
+    HashMap::with_max_entries(DEFAULT_MAX_ENTRIES, BPF_F_NO_PREALLOC);
+#[map]
+static CONTROL: Array<Control> = Array::with_max_entries(1, 0);
+#[map]
+static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_COUNT, 0);
+/// Per-CPU scratch: the lookup key (too large for a zeroed stack copy) and the qname length.
+#[map]
+static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
+
+#[repr(C)]
+struct Scratch {
+    key: AnswerKey,
+    /// The question name's wire length, stored and re-read so that the verifier sees one
+    /// bounded value instead of one exact value per loop exit (which would make it verify the
+    /// rest of the program once per possible length).
+    name_len: u32,
+    _pad: u32,
+}
+
+/// UDP port served (host order); set by the loader.
+#[unsafe(no_mangle)]
+static DNS_PORT: u16 = 53;
+/// UDP payload size advertised in our OPT record; set by the loader.
+#[unsafe(no_mangle)]
+static EDNS_UDP_SIZE: u16 = 1232;
+
+const ETH_LEN: usize = 14;
+const VLAN_LEN: usize = 4;
+const ETH_P_IP: u16 = 0x0800;
+const ETH_P_IPV6: u16 = 0x86dd;
+const ETH_P_8021Q: u16 = 0x8100;
+const IPV4_LEN: usize = 20;
+const IPV6_LEN: usize = 40;
+const UDP_LEN: usize = 8;
+const IPPROTO_UDP: u8 = 17;
+const RESPONSE_HOP_LIMIT: u8 = 64;
+/// Largest packet offset the program ever reads (keeps offsets provably bounded).
+const MAX_OFFSET: usize = 4096;
+
+// DNS header flag bits (RFC 1035 section 4.1.1).
+const FLAG_QR: u16 = 0x8000;
+const FLAG_OPCODE: u16 = 0x7800;
+const FLAG_AA: u16 = 0x0400;
+const FLAG_TC: u16 = 0x0200;
+const FLAG_RD: u16 = 0x0100;
+const FLAG_CD: u16 = 0x0010;
+
+/// What the parser learned about a query it can answer.
+struct Query {
+    /// Offset of the IP header.
+    l3: usize,
+    is_v6: bool,
+    /// Offset of the UDP header.
+    udp: usize,
+    /// Wire length of the question name, root label included.
+    name_len: usize,
+    /// Even-offset sum of the question name bytes (as sent, client case).
+    name_sum: u32,
+    qtype: u16,
+    dns_flags: u16,
+    /// The query carried an OPT record; `do_bit` and `client_udp` come from it.
+    has_opt: bool,
+    do_bit: bool,
+    client_udp: u16,
+    /// Length of the query's DNS message.
+    dns_len: usize,
+}
+
+#[xdp]
+pub fn dns_xdp(ctx: XdpContext) -> u32 {
+    match parse(&ctx) {
+        Err(reason) => {
+            count(reason);
+            xdp_action::XDP_PASS
+        }
+        Ok((query, set)) => match respond(&ctx, &query, set) {
+            Ok(()) => {
+                count(Counter::Answered);
+                xdp_action::XDP_TX
+            }
+            Err(Verdict::Pass(reason)) => {
+                count(reason);
+                xdp_action::XDP_PASS
+            }
+            Err(Verdict::Drop) => {
+                count(Counter::HelperError);
+                xdp_action::XDP_DROP
+            }
+        },
+    }
+}
+
+enum Verdict {
+    /// Nothing was modified yet.
+    Pass(Counter),
+    /// The packet was partly rewritten and must not go anywhere.
+    Drop,
+}
+
+#[inline(always)]
+fn count(counter: Counter) {
+    if let Some(value) = COUNTERS.get_ptr_mut(counter as u32) {
+        // SAFETY: per-CPU slot, no concurrent writer on this CPU.
+        unsafe { *value += 1 };
+    }
+}
+
+#[inline(always)]
+fn load<T: Copy>(ctx: &XdpContext, offset: usize) -> Result<T, Counter> {
+    let start = ctx.data();
+    if offset > MAX_OFFSET || start + offset + size_of::<T>() > ctx.data_end() {
+        return Err(Counter::Malformed);
+    }
+    // SAFETY: bounds checked against data_end just above.
+    Ok(unsafe { core::ptr::read_unaligned((start + offset) as *const T) })
+}
+
+#[inline(always)]
+fn load_be16(ctx: &XdpContext, offset: usize) -> Result<u16, Counter> {
+    load::<[u8; 2]>(ctx, offset).map(u16::from_be_bytes)
+}
+
+#[inline(always)]
+fn store<T: Copy>(ctx: &XdpContext, offset: usize, value: T) -> Result<(), Verdict> {
+    let start = ctx.data();
+    if offset > MAX_OFFSET || start + offset + size_of::<T>() > ctx.data_end() {
+        return Err(Verdict::Drop);
+    }
+    // SAFETY: bounds checked against data_end just above.
+    unsafe { core::ptr::write_unaligned((start + offset) as *mut T, value) };
+    Ok(())
+}
+
+#[inline(always)]
+fn store_be16(ctx: &XdpContext, offset: usize, value: u16) -> Result<(), Verdict> {
+    store(ctx, offset, value.to_be_bytes())
+}
+
+#[inline(always)]
+fn to_lower(b: u8) -> u8 {
+    if b.is_ascii_uppercase() { b | 0x20 } else { b }
+}
+
+/// Validates the packet and finds its answer. Never modifies the packet.
+#[inline(always)]
+fn parse(ctx: &XdpContext) -> Result<(Query, &'static AnswerSet), Counter> {
+    // SAFETY: CONTROL has exactly one entry; reading a u32 field is a single load.
+    let control = CONTROL.get(0).ok_or(Counter::HelperError)?;
+    if control.flags & CONTROL_ENABLED == 0 {
+        return Err(Counter::Disabled);
+    }
+    let active = control.active & 1;
+
+    let pkt_len = ctx.data_end() - ctx.data();
+    let mut l3 = ETH_LEN;
+    let mut ethertype = load_be16(ctx, 12)?;
+    if ethertype == ETH_P_8021Q {
+        ethertype = load_be16(ctx, 16)?;
+        l3 += VLAN_LEN;
+    }
+
+    let (is_v6, udp) = match ethertype {
+        ETH_P_IP => {
+            let ver_ihl: u8 = load(ctx, l3)?;
+            if ver_ihl != 0x45 {
+                return Err(Counter::IpUnsupported);
+            }
+            if load_be16(ctx, l3 + 6)? & 0x3fff != 0 {
+                return Err(Counter::IpUnsupported); // MF set or a non-zero fragment offset
+            }
+            if load::<u8>(ctx, l3 + 9)? != IPPROTO_UDP {
+                return Err(Counter::NotDns);
+            }
+            if usize::from(load_be16(ctx, l3 + 2)?) != pkt_len - l3 {
+                return Err(Counter::Malformed);
+            }
+            (false, l3 + IPV4_LEN)
+        }
+        ETH_P_IPV6 => {
+            if load::<u8>(ctx, l3)? >> 4 != 6 {
+                return Err(Counter::Malformed);
+            }
+            if load::<u8>(ctx, l3 + 6)? != IPPROTO_UDP {
+                return Err(Counter::IpUnsupported); // extension headers, or not UDP
+            }
+            if usize::from(load_be16(ctx, l3 + 4)?) != pkt_len - l3 - IPV6_LEN {
+                return Err(Counter::Malformed);
+            }
+            (true, l3 + IPV6_LEN)
+        }
+        _ => return Err(Counter::NotIp),
+    };
+
+    // SAFETY: DNS_PORT is a read-only global the loader sets.
+    let port = unsafe { core::ptr::read_volatile(&DNS_PORT) };
+    if load_be16(ctx, udp + 2)? != port {
+        return Err(Counter::NotDns);
+    }
+    if load_be16(ctx, udp)? == 0 {
+        return Err(Counter::Malformed); // source port 0 cannot be answered
+    }
+    let udp_len = usize::from(load_be16(ctx, udp + 4)?);
+    if udp_len != pkt_len - udp || udp_len < UDP_LEN + DNS_HEADER_LEN {
+        return Err(Counter::Malformed);
+    }
+    let dns = udp + UDP_LEN;
+    let dns_len = udp_len - UDP_LEN;
+
+    let dns_flags = load_be16(ctx, dns + 2)?;
+    if dns_flags & (FLAG_QR | FLAG_OPCODE | FLAG_TC) != 0 {
+        return Err(Counter::NotQuery);
+    }
+    let arcount = load_be16(ctx, dns + 10)?;
+    if load_be16(ctx, dns + 4)? != 1
+        || load_be16(ctx, dns + 6)? != 0
+        || load_be16(ctx, dns + 8)? != 0
+        || arcount > 1
+    {
+        return Err(Counter::NotQuery);
+    }
+
+    // Question name: walk the labels, lower-case into the scratch key, sum the bytes as sent.
+    let scratch = SCRATCH.get_ptr_mut(0).ok_or(Counter::HelperError)?;
+    // SAFETY: per-CPU scratch entry, used only by this invocation on this CPU.
+    let scratch = unsafe { &mut *scratch };
+    let key = &mut scratch.key;
+    let words = key.name.as_mut_ptr() as *mut u64;
+    let mut w = 0;
+    while w < key.name.len() / 8 {
+        // SAFETY: w < 32, inside the 256-byte name buffer (8-byte aligned within the map value).
+        unsafe { core::ptr::write_volatile(words.add(w), 0) };
+        w += 1;
+    }
+    let qname = dns + DNS_HEADER_LEN;
+    let mut name_len = 0;
+    let mut name_sum: u32 = 0;
+    let mut label_left: u8 = 0;
+    let mut i = 0;
+    while i < MAX_NAME_LEN {
+        let b: u8 = load(ctx, qname + i)?;
+        if label_left == 0 {
+            if b == 0 {
+                name_len = i + 1;
+                break;
+            }
+            if b > MAX_LABEL_LEN {
+                return Err(Counter::Qname); // compression pointer or extended label type
+            }
+            label_left = b;
+            key.name[i] = b;
+        } else {
+            key.name[i] = to_lower(b);
+            label_left -= 1;
+        }
+        name_sum += if i & 1 == 0 {
+            u32::from(b) << 8
+        } else {
+            u32::from(b)
+        };
+        i += 1;
+    }
+    // SAFETY: plain field of our per-CPU scratch value.
+    unsafe { core::ptr::write_volatile(&mut scratch.name_len, name_len as u32) };
+    // SAFETY: as above.
+    let name_len = unsafe { core::ptr::read_volatile(&scratch.name_len) } as usize;
+    if name_len == 0 || name_len > MAX_NAME_LEN {
+        return Err(Counter::Qname); // no root label within 255 bytes
+    }
+    let key = &mut scratch.key;
+
+    let qtype = load_be16(ctx, qname + name_len)?;
+    if load_be16(ctx, qname + name_len + 2)? != CLASS_IN {
+        return Err(Counter::Qtype);
+    }
+    if qtype != TYPE_A && qtype != TYPE_AAAA {
+        return Err(Counter::Qtype);
+    }
+    let question_end = qname + name_len + 4;
+
+    let mut has_opt = false;
+    let mut do_bit = false;
+    let mut client_udp = MIN_UDP_PAYLOAD;
+    if arcount == 0 {
+        if question_end != pkt_len {
+            return Err(Counter::Malformed);
+        }
+    } else {
+        // OPT pseudo-RR (RFC 6891 section 6.1.2): root owner, type 41, payload size, extended
+        // RCODE, version, flags, RDLENGTH. Read in one go: single-byte loads at a variable
+        // offset get compiled into a bounds check the verifier cannot use.
+        let opt: [u8; OPT_RR_LEN] = load(ctx, question_end)?;
+        if opt[0] != 0 || u16::from_be_bytes([opt[1], opt[2]]) != TYPE_OPT {
+            return Err(Counter::Edns);
+        }
+        client_udp = u16::from_be_bytes([opt[3], opt[4]]);
+        if opt[5] != 0 || opt[6] != 0 {
+            return Err(Counter::Edns); // extended RCODE bits in a query, or EDNS version > 0
+        }
+        do_bit = u16::from_be_bytes([opt[7], opt[8]]) & EDNS_FLAG_DO != 0;
+        let opt_end =
+            question_end + OPT_RR_LEN + usize::from(u16::from_be_bytes([opt[9], opt[10]]));
+        if opt_end != pkt_len {
+            return Err(Counter::Malformed);
+        }
+        // Unknown options are ignored (RFC 6891 section 6.1.2), as userspace does; ECS changes
+        // the answer's scope, so it goes up.
+        let mut opt = question_end + OPT_RR_LEN;
+        let mut n = 0;
+        while n < MAX_EDNS_OPTIONS && opt < opt_end {
+            if load_be16(ctx, opt)? == EDNS_OPTION_ECS {
+                return Err(Counter::Edns);
+            }
+            opt += 4 + usize::from(load_be16(ctx, opt + 2)?);
+            n += 1;
+        }
+        if opt != opt_end {
+            return Err(Counter::Edns);
+        }
+        has_opt = true;
+    }
+
+    key.qtype = qtype;
+    let set = if active == 0 {
+        ANSWERS_0.get_ptr(key)
+    } else {
+        ANSWERS_1.get_ptr(key)
+    }
+    .ok_or(Counter::Miss)?;
+    // SAFETY: a map value pointer from the lookup above. The map writer never modifies a buffer
+    // that readers may be using (see dns-user's map writer), so the value is immutable for us.
+    let set = unsafe { &*set };
+
+    Ok((
+        Query {
+            l3,
+            is_v6,
+            udp,
+            name_len,
+            name_sum,
+            qtype,
+            dns_flags,
+            has_opt,
+            do_bit,
+            client_udp,
+            dns_len,
+        },
+        set,
+    ))
+}
+
+/// Rewrites the query into its response.
+#[inline(always)]
+fn respond(ctx: &XdpContext, q: &Query, set: &AnswerSet) -> Result<(), Verdict> {
+    let answer_len = usize::from(set.len);
+    if answer_len == 0 || answer_len > MAX_ANSWER_BYTES {
+        return Err(Verdict::Pass(Counter::HelperError));
+    }
+    // SAFETY: read-only global set by the loader.
+    let server_udp = unsafe { core::ptr::read_volatile(&EDNS_UDP_SIZE) };
+    let opt_len = if q.has_opt { OPT_RR_LEN } else { 0 };
+    let question_len = q.name_len + 4;
+    let dns_len = DNS_HEADER_LEN + question_len + answer_len + opt_len;
+    let limit = if q.has_opt {
+        let offered = if q.client_udp < server_udp {
+            q.client_udp
+        } else {
+            server_udp
+        };
+        if offered < MIN_UDP_PAYLOAD {
+            MIN_UDP_PAYLOAD
+        } else {
+            offered
+        }
+    } else {
+        MIN_UDP_PAYLOAD
+    };
+    if dns_len > usize::from(limit) {
+        return Err(Verdict::Pass(Counter::TooBig));
+    }
+
+    // Commit: from here on a failure drops the packet.
+    let delta = dns_len as i32 - q.dns_len as i32;
+    // SAFETY: helper call on this program's own context.
+    if unsafe { bpf_xdp_adjust_tail(ctx.ctx, delta) } != 0 {
+        return Err(Verdict::Pass(Counter::HelperError));
+    }
+
+    let dns = q.udp + UDP_LEN;
+    let answers = dns + DNS_HEADER_LEN + question_len;
+    // SAFETY: the helper checks offset and length against the packet; `set` is a map value
+    // and `answer_len` is bounded by MAX_ANSWER_BYTES above.
+    let rc = unsafe {
+        bpf_xdp_store_bytes(
+            ctx.ctx,
+            answers as u32,
+            set.data.as_ptr() as *mut _,
+            answer_len as u32,
+        )
+    };
+    if rc != 0 {
+        return Err(Verdict::Drop);
+    }
+
+    let mut opt = [0u8; OPT_RR_LEN];
+    if q.has_opt {
+        // Root owner, type OPT, our payload size, ext-rcode 0, version 0, DO copied (RFC 3225).
+        opt[2] = TYPE_OPT as u8;
+        opt[3..5].copy_from_slice(&server_udp.to_be_bytes());
+        if q.do_bit {
+            opt[7] = (EDNS_FLAG_DO >> 8) as u8;
+        }
+        // SAFETY: as above; `opt` is on the stack.
+        let rc = unsafe {
+            bpf_xdp_store_bytes(
+                ctx.ctx,
+                (answers + answer_len) as u32,
+                opt.as_mut_ptr() as *mut _,
+                OPT_RR_LEN as u32,
+            )
+        };
+        if rc != 0 {
+            return Err(Verdict::Drop);
+        }
+    }
+
+    // DNS header: same ID, QR+AA, RD and CD copied; counts.
+    let flags = FLAG_QR | FLAG_AA | (q.dns_flags & (FLAG_RD | FLAG_CD));
+    let arcount: u16 = if q.has_opt { 1 } else { 0 };
+    let id = load_be16(ctx, dns).map_err(|_| Verdict::Drop)?;
+    store_be16(ctx, dns + 2, flags)?;
+    store_be16(ctx, dns + 6, set.ancount)?;
+    store_be16(ctx, dns + 8, 0)?;
+    store_be16(ctx, dns + 10, arcount)?;
+
+    // UDP checksum, composed: pseudo-header + UDP header + DNS header + question + answers + OPT.
+    let udp_len = (UDP_LEN + dns_len) as u16;
+    let mut sum: u32 = 0;
+    let addrs = if q.is_v6 { q.l3 + 8 } else { q.l3 + 12 };
+    let addr_words = if q.is_v6 { 16 } else { 4 };
+    let mut a = 0;
+    while a < 16 {
+        if a < addr_words {
+            let w = load_be16(ctx, addrs + a * 2).map_err(|_| Verdict::Drop)?;
+            sum += u32::from(w);
+        }
+        a += 1;
+    }
+    sum += u32::from(IPPROTO_UDP) + u32::from(udp_len);
+    let sport = load_be16(ctx, q.udp).map_err(|_| Verdict::Drop)?;
+    let dport = load_be16(ctx, q.udp + 2).map_err(|_| Verdict::Drop)?;
+    sum += u32::from(sport) + u32::from(dport) + u32::from(udp_len);
+    sum += u32::from(id) + u32::from(flags) + 1 + u32::from(set.ancount) + u32::from(arcount);
+    sum += q.name_sum;
+    let tail = u32::from(csum_fold(u32::from(q.qtype) + u32::from(CLASS_IN))) + u32::from(set.csum);
+    let tail = csum_fold(tail);
+    sum += u32::from(if q.name_len & 1 == 1 {
+        csum_at_odd_offset(tail)
+    } else {
+        tail
+    });
+    if q.has_opt {
+        let opt_sum = csum_fold(csum_add_bytes(0, &opt));
+        sum += u32::from(if (q.name_len + answer_len) & 1 == 1 {
+            csum_at_odd_offset(opt_sum)
+        } else {
+            opt_sum
+        });
+    }
+    let udp_csum = udp_checksum_field(csum_fold(sum));
+
+    // UDP header: swap ports, new length and checksum.
+    store_be16(ctx, q.udp, dport)?;
+    store_be16(ctx, q.udp + 2, sport)?;
+    store_be16(ctx, q.udp + 4, udp_len)?;
+    store_be16(ctx, q.udp + 6, udp_csum)?;
+
+    // IP header: swap addresses, new length, fresh hop limit (and header checksum for IPv4).
+    if q.is_v6 {
+        let src: [u8; 16] = load(ctx, q.l3 + 8).map_err(|_| Verdict::Drop)?;
+        let dst: [u8; 16] = load(ctx, q.l3 + 24).map_err(|_| Verdict::Drop)?;
+        store(ctx, q.l3 + 8, dst)?;
+        store(ctx, q.l3 + 24, src)?;
+        store_be16(ctx, q.l3 + 4, udp_len)?;
+        store(ctx, q.l3 + 7, RESPONSE_HOP_LIMIT)?;
+    } else {
+        let src: [u8; 4] = load(ctx, q.l3 + 12).map_err(|_| Verdict::Drop)?;
+        let dst: [u8; 4] = load(ctx, q.l3 + 16).map_err(|_| Verdict::Drop)?;
+        store(ctx, q.l3 + 12, dst)?;
+        store(ctx, q.l3 + 16, src)?;
+        store_be16(ctx, q.l3 + 2, (IPV4_LEN + usize::from(udp_len)) as u16)?;
+        store(ctx, q.l3 + 8, RESPONSE_HOP_LIMIT)?;
+        store_be16(ctx, q.l3 + 10, 0)?;
+        let header: [u8; IPV4_LEN] = load(ctx, q.l3).map_err(|_| Verdict::Drop)?;
+        store_be16(ctx, q.l3 + 10, !csum_fold(csum_add_bytes(0, &header)))?;
+    }
+
+    // Ethernet: swap MAC addresses (a VLAN tag stays as it is).
+    let dst_mac: [u8; 6] = load(ctx, 0).map_err(|_| Verdict::Drop)?;
+    let src_mac: [u8; 6] = load(ctx, 6).map_err(|_| Verdict::Drop)?;
+    store(ctx, 0, src_mac)?;
+    store(ctx, 6, dst_mac)?;
+    Ok(())
+}
+
+/// Passes everything. Attached to the far end of a veth pair in native mode, where the kernel
+/// delivers XDP_TX frames only if the peer has an XDP program too.
+#[xdp]
+pub fn xdp_pass(_ctx: XdpContext) -> u32 {
+    xdp_action::XDP_PASS
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

@@ -1,0 +1,432 @@
+//! The userspace answer engine: query bytes in, response bytes out, a pure function of the
+//! catalog. The UDP/TCP server and the tests call the same [`respond`].
+//!
+//! For an A/AAAA query at a name that owns that RRset, the bytes are exactly what the XDP
+//! program writes (the fixture tests compare them): the question echoed in the client's case,
+//! each answer's owner compressed to the question (0xC00C), AA set, RD and CD copied, and an
+//! OPT record (this server's payload size, version 0, DO copied, no options) iff the query had
+//! one.
+
+use std::collections::BTreeMap;
+
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
+
+use crate::zone::{RrSet, Zone};
+
+/// Longest CNAME chain followed inside the zone.
+const MAX_CNAME_CHAIN: usize = 8;
+/// Smallest UDP payload every client accepts (RFC 1035 section 4.2.1).
+const MIN_UDP_PAYLOAD: u16 = dns_common::MIN_UDP_PAYLOAD;
+
+/// The zones this server is authoritative for, found by longest suffix.
+#[derive(Clone, Debug, Default)]
+pub struct Catalog {
+    zones: BTreeMap<LowerName, Zone>,
+}
+
+impl Catalog {
+    /// A catalog of `zones`. A later zone with the same origin replaces an earlier one.
+    pub fn new(zones: impl IntoIterator<Item = Zone>) -> Self {
+        Self {
+            zones: zones
+                .into_iter()
+                .map(|z| (LowerName::new(z.origin()), z))
+                .collect(),
+        }
+    }
+
+    /// The most specific zone containing `name`.
+    pub fn find(&self, name: &LowerName) -> Option<&Zone> {
+        let mut n = name.clone();
+        loop {
+            if let Some(zone) = self.zones.get(&n) {
+                return Some(zone);
+            }
+            if n.is_root() {
+                return None;
+            }
+            n = n.base_name();
+        }
+    }
+
+    /// All zones.
+    pub fn zones(&self) -> impl Iterator<Item = &Zone> {
+        self.zones.values()
+    }
+}
+
+/// How the query arrived.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+/// Settings of the answer engine.
+#[derive(Clone, Copy, Debug)]
+pub struct AnswerOptions {
+    /// UDP payload size advertised in OPT and the most we send over UDP to EDNS clients.
+    pub edns_udp_size: u16,
+}
+
+impl Default for AnswerOptions {
+    fn default() -> Self {
+        Self {
+            edns_udp_size: 1232,
+        }
+    }
+}
+
+/// What the query's header says, read before a full parse so even a malformed query can be
+/// answered with FORMERR.
+struct RawHeader {
+    id: u16,
+    flags: u16,
+}
+
+/// Answers one DNS message. `None` means send nothing: the input is a response (QR=1) or too
+/// short to carry a header.
+pub fn respond(
+    catalog: &Catalog,
+    options: &AnswerOptions,
+    query: &[u8],
+    transport: Transport,
+) -> Option<Vec<u8>> {
+    if query.len() < dns_common::DNS_HEADER_LEN {
+        return None;
+    }
+    let raw = RawHeader {
+        id: u16::from_be_bytes([query[0], query[1]]),
+        flags: u16::from_be_bytes([query[2], query[3]]),
+    };
+    if raw.flags & 0x8000 != 0 {
+        return None;
+    }
+    let opcode = OpCode::from_u8(((raw.flags >> 11) & 0xf) as u8);
+    let request = match Message::from_vec(query) {
+        Ok(m) => m,
+        Err(_) => return encode(&error_response(&raw, opcode, ResponseCode::FormErr)),
+    };
+    let response = answer_message(catalog, options, &raw, &request);
+    let bytes = encode(&response)?;
+    let limit = match (transport, &request.edns) {
+        (Transport::Tcp, _) => usize::from(u16::MAX),
+        (Transport::Udp, None) => usize::from(MIN_UDP_PAYLOAD),
+        (Transport::Udp, Some(edns)) => usize::from(
+            edns.max_payload()
+                .min(options.edns_udp_size)
+                .max(MIN_UDP_PAYLOAD),
+        ),
+    };
+    if bytes.len() <= limit {
+        return Some(bytes);
+    }
+    // RFC 2181 section 9: set TC rather than send a partial RRset; the client retries on TCP.
+    encode(&response.truncate())
+}
+
+fn encode(message: &Message) -> Option<Vec<u8>> {
+    message.to_vec().ok()
+}
+
+fn error_response(raw: &RawHeader, opcode: OpCode, rcode: ResponseCode) -> Message {
+    let mut m = Message::error_msg(raw.id, opcode, rcode);
+    m.metadata.recursion_desired = raw.flags & 0x0100 != 0;
+    m.metadata.checking_disabled = raw.flags & 0x0010 != 0;
+    m
+}
+
+fn answer_message(
+    catalog: &Catalog,
+    options: &AnswerOptions,
+    raw: &RawHeader,
+    request: &Message,
+) -> Message {
+    let opcode = request.metadata.op_code;
+    let mut response = error_response(raw, opcode, ResponseCode::NoError);
+    response.add_queries(request.queries.iter().cloned());
+    if let Some(edns) = &request.edns {
+        let mut ours = Edns::new();
+        ours.set_max_payload(options.edns_udp_size.max(MIN_UDP_PAYLOAD));
+        ours.set_version(0);
+        ours.set_dnssec_ok(edns.flags().dnssec_ok);
+        response.set_edns(ours);
+        if edns.version() > 0 {
+            // RFC 6891 section 6.1.3.
+            response.metadata.response_code = ResponseCode::BADVERS;
+            return response;
+        }
+    }
+    if opcode != OpCode::Query {
+        response.metadata.response_code = ResponseCode::NotImp;
+        return response;
+    }
+    let [question] = request.queries.as_slice() else {
+        response.metadata.response_code = ResponseCode::FormErr;
+        return response;
+    };
+    if question.query_class() != DNSClass::IN {
+        response.metadata.response_code = ResponseCode::Refused;
+        return response;
+    }
+    let qname = LowerName::new(question.name());
+    let Some(zone) = catalog.find(&qname) else {
+        // Never an open resolver.
+        response.metadata.response_code = ResponseCode::Refused;
+        return response;
+    };
+    resolve_in_zone(zone, question, &mut response);
+    response
+}
+
+fn to_record(owner: &Name, set: &RrSet, rdata: &RData) -> Record {
+    Record::from_rdata(owner.clone(), set.ttl, rdata.clone())
+}
+
+fn push_set(section: &mut Vec<Record>, owner: &Name, set: &RrSet) {
+    section.extend(set.rdatas.iter().map(|r| to_record(owner, set, r)));
+}
+
+/// RFC 1034 section 4.3.2's algorithm, for one zone.
+fn resolve_in_zone(zone: &Zone, question: &Query, response: &mut Message) {
+    response.metadata.authoritative = true;
+    let qtype = question.query_type();
+    // Owner names in the answer keep the client's spelling of the question name.
+    let mut owner = question.name().clone();
+    let mut name = LowerName::new(&owner);
+
+    for _ in 0..MAX_CNAME_CHAIN {
+        if zone.is_at_or_below_cut(&name) {
+            if response.answers.is_empty() {
+                referral(zone, &name, response);
+            }
+            return;
+        }
+        let node = match zone.node(&name) {
+            Some(node) => node,
+            None if zone.is_empty_non_terminal(&name) => {
+                return negative(zone, response, ResponseCode::NoError);
+            }
+            None => match wildcard_node(zone, &name) {
+                Some(node) => node,
+                None => return negative(zone, response, ResponseCode::NXDomain),
+            },
+        };
+        if qtype == RecordType::ANY {
+            // RFC 8482 section 4.2: answer with one RRset rather than all of them.
+            if let Some(set) = node.first() {
+                push_set(&mut response.answers, &owner, set);
+            }
+            return;
+        }
+        if let Some(set) = node.iter().find(|s| s.rtype == qtype) {
+            push_set(&mut response.answers, &owner, set);
+            return;
+        }
+        let Some(cname) = node.iter().find(|s| s.rtype == RecordType::CNAME) else {
+            return negative(zone, response, ResponseCode::NoError);
+        };
+        push_set(&mut response.answers, &owner, cname);
+        let Some(RData::CNAME(target)) = cname.rdatas.first() else {
+            return;
+        };
+        owner = target.0.clone();
+        name = LowerName::new(&owner);
+        if !LowerName::new(zone.origin()).zone_of(&name) {
+            return; // the resolver follows names outside this zone
+        }
+    }
+}
+
+/// The RRsets a wildcard supplies for `name` (RFC 4592 section 3.3.1): `*.<closest encloser>`.
+fn wildcard_node<'z>(zone: &'z Zone, name: &LowerName) -> Option<&'z [RrSet]> {
+    let apex = LowerName::new(zone.origin());
+    let mut encloser = name.base_name();
+    while apex.zone_of(&encloser) {
+        if zone.node(&encloser).is_some() || zone.is_empty_non_terminal(&encloser) {
+            let star = Name::from(encloser.clone()).prepend_label("*").ok()?;
+            return zone.node(&LowerName::new(&star));
+        }
+        if encloser == apex {
+            break;
+        }
+        encloser = encloser.base_name();
+    }
+    None
+}
+
+/// NXDOMAIN or NODATA: the SOA in authority with TTL min(SOA TTL, MINIMUM) (RFC 2308 section 3).
+fn negative(zone: &Zone, response: &mut Message, rcode: ResponseCode) {
+    if response.answers.is_empty() || rcode == ResponseCode::NXDomain {
+        response.metadata.response_code = rcode;
+    }
+    let (ttl, soa) = zone.soa();
+    let minimum = match soa {
+        RData::SOA(soa) => soa.minimum,
+        _ => ttl,
+    };
+    response.authorities.push(Record::from_rdata(
+        zone.origin().clone(),
+        ttl.min(minimum),
+        soa.clone(),
+    ));
+}
+
+/// A referral to the delegation covering `name`: AA=0, the NS RRset in authority, in-zone
+/// addresses of the name servers (glue) in additional.
+fn referral(zone: &Zone, name: &LowerName, response: &mut Message) {
+    let apex_labels = zone.origin().num_labels();
+    let mut cut = None;
+    let mut n = name.clone();
+    while n.num_labels() > apex_labels {
+        if zone.rrset(&n, RecordType::NS).is_some() {
+            cut = Some(n.clone());
+        }
+        n = n.base_name();
+    }
+    let Some(cut) = cut else { return };
+    let Some(ns) = zone.rrset(&cut, RecordType::NS) else {
+        return;
+    };
+    response.metadata.authoritative = false;
+    let cut_name = Name::from(cut);
+    push_set(&mut response.authorities, &cut_name, ns);
+    for rdata in &ns.rdatas {
+        let RData::NS(target) = rdata else { continue };
+        let target_lower = LowerName::new(&target.0);
+        for rtype in [RecordType::A, RecordType::AAAA] {
+            if let Some(glue) = zone.rrset(&target_lower, rtype) {
+                push_set(&mut response.additionals, &target.0, glue);
+            }
+        }
+    }
+}
+
+/// Builds a query message (tests, benchmarks and the CLI use it).
+pub fn build_query(id: u16, name: &Name, qtype: RecordType, edns: Option<(u16, bool)>) -> Vec<u8> {
+    let mut m = Message::new(id, MessageType::Query, OpCode::Query);
+    m.metadata.recursion_desired = true;
+    m.add_query(Query::query(name.clone(), qtype));
+    if let Some((size, dnssec_ok)) = edns {
+        let mut e = Edns::new();
+        e.set_max_payload(size);
+        e.set_dnssec_ok(dnssec_ok);
+        m.set_edns(e);
+    }
+    m.to_vec().expect("a query always encodes")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::zone::{Zone, parse_zone_text};
+
+    fn catalog() -> Catalog {
+        let origin = Name::from_ascii("example.com.").unwrap();
+        let text = "$TTL 300\n@ IN SOA ns1 hostmaster 1 7200 900 1209600 60\n@ IN NS ns1\n\
+                    ns1 IN A 192.0.2.53\nwww IN A 192.0.2.1\nwww IN AAAA 2001:db8::1\n\
+                    alias IN CNAME www\n*.wild IN A 192.0.2.7\na.b IN TXT \"x\"\n\
+                    sub IN NS ns.sub\nns.sub IN A 192.0.2.99\n";
+        let path = Path::new("t.zone");
+        let recs = parse_zone_text(&origin, text, path).unwrap();
+        Catalog::new([Zone::from_records(origin, recs, path).unwrap()])
+    }
+
+    fn ask(name: &str, qtype: RecordType) -> Message {
+        let q = build_query(7, &Name::from_ascii(name).unwrap(), qtype, None);
+        let r = respond(&catalog(), &AnswerOptions::default(), &q, Transport::Udp).unwrap();
+        Message::from_vec(&r).unwrap()
+    }
+
+    #[test]
+    fn positive_answer_keeps_client_case_and_sets_aa() {
+        let r = ask("WwW.Example.COM.", RecordType::A);
+        assert!(r.metadata.authoritative);
+        assert_eq!(r.answers.len(), 1);
+        assert_eq!(r.answers[0].name.to_string(), "WwW.Example.COM.");
+        assert_eq!(r.queries[0].name().to_string(), "WwW.Example.COM.");
+    }
+
+    #[test]
+    fn nxdomain_and_nodata_carry_soa_with_negative_ttl() {
+        let r = ask("nope.example.com.", RecordType::A);
+        assert_eq!(r.metadata.response_code, ResponseCode::NXDomain);
+        assert_eq!(r.authorities[0].record_type(), RecordType::SOA);
+        assert_eq!(r.authorities[0].ttl, 60);
+        let r = ask("www.example.com.", RecordType::MX);
+        assert_eq!(r.metadata.response_code, ResponseCode::NoError);
+        assert!(r.answers.is_empty());
+        assert_eq!(r.authorities[0].record_type(), RecordType::SOA);
+        // Empty non-terminal: NODATA, not NXDOMAIN.
+        let r = ask("b.example.com.", RecordType::A);
+        assert_eq!(r.metadata.response_code, ResponseCode::NoError);
+    }
+
+    #[test]
+    fn cname_followed_wildcard_synthesized_referral_and_refused() {
+        let r = ask("alias.example.com.", RecordType::A);
+        assert_eq!(r.answers.len(), 2);
+        assert_eq!(r.answers[0].record_type(), RecordType::CNAME);
+        let r = ask("x.wild.example.com.", RecordType::A);
+        assert_eq!(r.answers[0].name.to_string(), "x.wild.example.com.");
+        let r = ask("host.sub.example.com.", RecordType::A);
+        assert!(!r.metadata.authoritative);
+        assert_eq!(r.authorities[0].record_type(), RecordType::NS);
+        assert_eq!(r.additionals.len(), 1);
+        let r = ask("example.org.", RecordType::A);
+        assert_eq!(r.metadata.response_code, ResponseCode::Refused);
+        assert!(!r.metadata.authoritative);
+    }
+
+    #[test]
+    fn responses_are_never_answered_and_garbage_gets_formerr() {
+        let mut q = build_query(
+            9,
+            &Name::from_ascii("www.example.com.").unwrap(),
+            RecordType::A,
+            None,
+        );
+        q[2] |= 0x80;
+        assert!(respond(&catalog(), &AnswerOptions::default(), &q, Transport::Udp).is_none());
+        let garbage = [0u8, 9, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xff];
+        let r = respond(
+            &catalog(),
+            &AnswerOptions::default(),
+            &garbage,
+            Transport::Udp,
+        )
+        .unwrap();
+        let r = Message::from_vec(&r).unwrap();
+        assert_eq!(r.metadata.response_code, ResponseCode::FormErr);
+        assert_eq!(r.metadata.id, 9);
+    }
+
+    #[test]
+    fn edns_echoed_and_badvers() {
+        let q = build_query(
+            1,
+            &Name::from_ascii("www.example.com.").unwrap(),
+            RecordType::A,
+            Some((4096, true)),
+        );
+        let r = respond(&catalog(), &AnswerOptions::default(), &q, Transport::Udp).unwrap();
+        let r = Message::from_vec(&r).unwrap();
+        let edns = r.edns.unwrap();
+        assert_eq!(edns.max_payload(), 1232);
+        assert!(edns.flags().dnssec_ok);
+        let mut m = Message::from_vec(&q).unwrap();
+        m.edns.as_mut().unwrap().set_version(1);
+        let r = respond(
+            &catalog(),
+            &AnswerOptions::default(),
+            &m.to_vec().unwrap(),
+            Transport::Udp,
+        )
+        .unwrap();
+        let r = Message::from_vec(&r).unwrap();
+        assert_eq!(r.metadata.response_code, ResponseCode::BADVERS);
+    }
+}

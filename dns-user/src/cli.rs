@@ -1,0 +1,249 @@
+//! The `dns-user` command line (clap). Errors become one clear message and a non-zero exit.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use tokio::sync::Semaphore;
+
+use crate::answer::AnswerOptions;
+use crate::compile::compile;
+use crate::config::{Overrides, Settings, resolve};
+use crate::maps::MapWriter;
+use crate::metrics::{MetricsSource, XdpCounters};
+use crate::server::{ServerStats, Shared};
+use crate::xdp::{self, AttachMode, LoadOptions};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "dns-user",
+    version,
+    about = "XDP-accelerated authoritative DNS server"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve DNS: userspace UDP/TCP server, with the XDP fast path on the given interfaces.
+    Serve(ConfigArgs),
+    /// Load the config and every zone, compile the XDP maps, report, and exit (non-zero on error).
+    CheckConfig(ConfigArgs),
+    /// Attach a pass-everything XDP program to a veth peer (needed for native-mode XDP_TX on
+    /// veth) and keep it attached until interrupted.
+    #[command(hide = true)]
+    XdpPass {
+        #[arg(long)]
+        iface: String,
+        #[arg(long, value_enum, default_value = "native")]
+        xdp_mode: AttachMode,
+    },
+}
+
+#[derive(Args, Debug)]
+struct ConfigArgs {
+    /// TOML config file; without it the embedded default config is used.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Serve an RFC 1035 zone file: ORIGIN=PATH (repeatable).
+    #[arg(long = "zone-file", value_name = "ORIGIN=PATH", value_parser = parse_zone_file)]
+    zone_files: Vec<(String, PathBuf)>,
+    /// Address to answer on, UDP and TCP (repeatable; replaces server.listen).
+    #[arg(long, value_name = "ADDR:PORT")]
+    listen: Vec<SocketAddr>,
+    /// Interface to attach XDP to (repeatable; replaces xdp.interfaces).
+    #[arg(long, value_name = "NAME")]
+    iface: Vec<String>,
+    /// XDP attach mode.
+    #[arg(long, value_enum)]
+    xdp_mode: Option<AttachMode>,
+    /// Capacity of each answer map buffer.
+    #[arg(long)]
+    max_entries: Option<u32>,
+    /// UDP payload size advertised in OPT.
+    #[arg(long)]
+    edns_udp_size: Option<u16>,
+    /// Prometheus endpoint address (serves /metrics).
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics: Option<SocketAddr>,
+}
+
+fn parse_zone_file(s: &str) -> Result<(String, PathBuf), String> {
+    let (origin, path) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected ORIGIN=PATH, got {s:?}"))?;
+    if origin.is_empty() || path.is_empty() {
+        return Err(format!("expected ORIGIN=PATH, got {s:?}"));
+    }
+    Ok((origin.to_string(), PathBuf::from(path)))
+}
+
+impl ConfigArgs {
+    fn settings(&self) -> anyhow::Result<Settings> {
+        let overrides = Overrides {
+            zone_files: self.zone_files.clone(),
+            listen: self.listen.clone(),
+            interfaces: self.iface.clone(),
+            mode: self.xdp_mode,
+            max_entries: self.max_entries,
+            edns_udp_size: self.edns_udp_size,
+            metrics: self.metrics,
+        };
+        Ok(resolve(self.config.as_deref(), &overrides)?)
+    }
+}
+
+/// Entry point of the `dns-user` binary.
+pub fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve(&args),
+        Command::CheckConfig(args) => check_config(&args),
+        Command::XdpPass { iface, xdp_mode } => xdp_pass(&iface, xdp_mode),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("dns-user: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check_config(args: &ConfigArgs) -> anyhow::Result<()> {
+    let settings = args.settings()?;
+    let catalog = crate::load_catalog(&settings.zones)?;
+    let (table, report) = compile(&catalog);
+    if settings.xdp_enabled() && table.len() > settings.max_entries as usize {
+        anyhow::bail!(
+            "{} XDP answer entries exceed xdp.max_entries = {}",
+            table.len(),
+            settings.max_entries
+        );
+    }
+    println!(
+        "ok: {} zone(s), {} XDP answer entries ({} RRsets too large for XDP), listen {:?}, xdp {} on {:?}",
+        settings.zones.len(),
+        report.entries,
+        report.too_large,
+        settings.listen,
+        settings.mode.name(),
+        settings.interfaces
+    );
+    Ok(())
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn serve(args: &ConfigArgs) -> anyhow::Result<()> {
+    let settings = args.settings()?;
+    let catalog = Arc::new(crate::load_catalog(&settings.zones)?);
+    let (table, report) = compile(&catalog);
+    runtime()?.block_on(async move {
+        // Bind first: an address in use is reported before anything is attached.
+        let listeners = crate::server::bind(&settings.listen)?;
+        let mut fast_path = None;
+        let mut counters = None;
+        if settings.xdp_enabled() {
+            let mut ebpf = xdp::load(&LoadOptions {
+                port: settings.port(),
+                edns_udp_size: settings.edns_udp_size,
+                max_entries: settings.max_entries,
+            })?;
+            let mut writer = MapWriter::new(&mut ebpf, settings.max_entries)?;
+            writer.install(&table)?;
+            writer.set_enabled(true)?;
+            counters = Some(Mutex::new(XdpCounters::take(&mut ebpf)?));
+            for iface in &settings.interfaces {
+                xdp::attach(&mut ebpf, iface, settings.mode)?;
+                tracing::info!(
+                    "XDP attached to {iface} in {} mode (UDP port {}, {} answer entries, {} RRsets left to userspace as too large)",
+                    settings.mode.name(),
+                    settings.port(),
+                    report.entries,
+                    report.too_large
+                );
+            }
+            fast_path = Some((ebpf, writer));
+        } else {
+            tracing::info!("XDP off: the userspace server answers every query");
+        }
+
+        let stats = Arc::new(ServerStats::default());
+        let shared = Arc::new(Shared {
+            catalog: catalog.clone(),
+            options: AnswerOptions {
+                edns_udp_size: settings.edns_udp_size,
+            },
+            stats: stats.clone(),
+            tcp_idle: Duration::from_secs(settings.tcp_idle_timeout_secs),
+            tcp_slots: Arc::new(Semaphore::new(settings.tcp_max_connections)),
+        });
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(async move {
+            crate::server::serve(listeners, shared).await;
+            Ok(())
+        });
+        if let Some(addr) = settings.metrics {
+            let source = Arc::new(MetricsSource {
+                xdp: counters,
+                server: stats,
+            });
+            tasks.spawn(crate::metrics::serve(addr, source));
+            tracing::info!("metrics on http://{addr}/metrics");
+        }
+        tracing::info!(
+            "ready: {} zone(s) on {:?}",
+            settings.zones.len(),
+            settings.listen
+        );
+
+        let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let outcome = tokio::select! {
+            _ = tokio::signal::ctrl_c() => Ok(()),
+            _ = sigterm.recv() => Ok(()),
+            Some(done) = tasks.join_next() => done.context("server task")?,
+        };
+        // Orderly shutdown: the fast path goes transparent first, then the links are dropped.
+        if let Some((ebpf, mut writer)) = fast_path {
+            if let Err(e) = writer.set_enabled(false) {
+                tracing::warn!("turning the fast path off: {e}");
+            }
+            drop(ebpf);
+            tracing::info!("XDP detached");
+        }
+        outcome
+    })
+}
+
+fn xdp_pass(iface: &str, mode: AttachMode) -> anyhow::Result<()> {
+    let _ebpf = xdp::attach_pass(iface, mode)?;
+    tracing::info!("pass program attached to {iface} in {} mode", mode.name());
+    runtime()?.block_on(async {
+        let mut sigterm =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = sigterm.recv() => {},
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,350 @@
+//! Configuration: the TOML file (`deny_unknown_fields`), the embedded default, and CLI
+//! overrides, resolved into validated [`Settings`].
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use hickory_proto::rr::Name;
+use serde::Deserialize;
+
+use crate::xdp::AttachMode;
+
+/// The embedded default configuration (`cargo xtask run`, `dns-user serve` without --config).
+pub const DEFAULT_CONFIG: &str = include_str!("../../examples/default.toml");
+/// Files the embedded default configuration refers to, by the name it uses.
+const EMBEDDED_FILES: &[(&str, &str)] = &[(
+    "example.com.zone",
+    include_str!("../../examples/example.com.zone"),
+)];
+
+/// Configuration errors.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read config: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The config file's shape.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    #[serde(default)]
+    pub server: ServerSection,
+    #[serde(default)]
+    pub xdp: XdpSection,
+    #[serde(default)]
+    pub metrics: MetricsSection,
+    #[serde(default, rename = "zone")]
+    pub zones: Vec<ZoneSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    /// UDP+TCP addresses to answer on.
+    #[serde(default = "default_listen")]
+    pub listen: Vec<SocketAddr>,
+    /// UDP payload size advertised in OPT (RFC 6891); at least 512.
+    #[serde(default = "default_edns_udp_size")]
+    pub edns_udp_size: u16,
+    /// Seconds an idle TCP connection is kept (RFC 7766 section 6.2.3).
+    #[serde(default = "default_tcp_idle")]
+    pub tcp_idle_timeout_secs: u64,
+    /// Most concurrent TCP connections.
+    #[serde(default = "default_tcp_max")]
+    pub tcp_max_connections: usize,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            edns_udp_size: default_edns_udp_size(),
+            tcp_idle_timeout_secs: default_tcp_idle(),
+            tcp_max_connections: default_tcp_max(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct XdpSection {
+    /// Interfaces to attach the fast path to.
+    #[serde(default)]
+    pub interfaces: Vec<String>,
+    /// native | skb | off.
+    #[serde(default = "default_mode")]
+    pub mode: AttachMode,
+    /// Capacity of each answer map buffer, in (name, type) entries.
+    #[serde(default = "default_max_entries")]
+    pub max_entries: u32,
+}
+
+impl Default for XdpSection {
+    fn default() -> Self {
+        Self {
+            interfaces: Vec::new(),
+            mode: default_mode(),
+            max_entries: default_max_entries(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    /// Address of the Prometheus text endpoint (`/metrics`); none = off.
+    pub listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneSection {
+    /// Zone apex, e.g. "example.com.".
+    pub origin: String,
+    /// RFC 1035 zone file; relative to the config file's directory.
+    pub file: PathBuf,
+}
+
+fn default_listen() -> Vec<SocketAddr> {
+    vec![
+        "127.0.0.1:5300".parse().expect("valid"),
+        "[::1]:5300".parse().expect("valid"),
+    ]
+}
+fn default_edns_udp_size() -> u16 {
+    1232
+}
+fn default_tcp_idle() -> u64 {
+    10
+}
+fn default_tcp_max() -> usize {
+    1024
+}
+fn default_mode() -> AttachMode {
+    AttachMode::Native
+}
+fn default_max_entries() -> u32 {
+    dns_common::DEFAULT_MAX_ENTRIES
+}
+
+/// Where a zone's text comes from.
+#[derive(Clone, Debug)]
+pub enum ZoneSource {
+    File(PathBuf),
+    /// Shipped inside the binary (the embedded default config's example zone).
+    Embedded {
+        name: &'static str,
+        text: &'static str,
+    },
+}
+
+/// One zone to serve.
+#[derive(Clone, Debug)]
+pub struct ZoneSpec {
+    pub origin: Name,
+    pub source: ZoneSource,
+}
+
+/// CLI overrides applied on top of the config file.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub zone_files: Vec<(String, PathBuf)>,
+    pub listen: Vec<SocketAddr>,
+    pub interfaces: Vec<String>,
+    pub mode: Option<AttachMode>,
+    pub max_entries: Option<u32>,
+    pub edns_udp_size: Option<u16>,
+    pub metrics: Option<SocketAddr>,
+}
+
+/// Validated settings the daemon runs with.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub listen: Vec<SocketAddr>,
+    pub edns_udp_size: u16,
+    pub tcp_idle_timeout_secs: u64,
+    pub tcp_max_connections: usize,
+    pub interfaces: Vec<String>,
+    pub mode: AttachMode,
+    pub max_entries: u32,
+    pub metrics: Option<SocketAddr>,
+    pub zones: Vec<ZoneSpec>,
+}
+
+impl Settings {
+    /// The UDP port XDP answers on (all listen addresses share it when XDP is on).
+    pub fn port(&self) -> u16 {
+        self.listen.first().map_or(53, SocketAddr::port)
+    }
+
+    /// True if the fast path is to be attached anywhere.
+    pub fn xdp_enabled(&self) -> bool {
+        self.mode != AttachMode::Off && !self.interfaces.is_empty()
+    }
+}
+
+/// Reads the config at `path` (or the embedded default) and applies `overrides`.
+pub fn resolve(path: Option<&Path>, overrides: &Overrides) -> Result<Settings, ConfigError> {
+    let (file, base_dir, embedded) = match path {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                path: p.to_path_buf(),
+                source,
+            })?;
+            let file = parse(&text, p)?;
+            (
+                file,
+                p.parent().unwrap_or(Path::new(".")).to_path_buf(),
+                false,
+            )
+        }
+        None => {
+            let mut file = parse(DEFAULT_CONFIG, Path::new("<embedded default config>"))?;
+            if !overrides.zone_files.is_empty() {
+                // Zones given on the command line replace the embedded example zone.
+                file.zones.clear();
+            }
+            (file, PathBuf::new(), true)
+        }
+    };
+
+    let mut zones = Vec::new();
+    for z in &file.zones {
+        let source = if embedded {
+            let name = z.file.to_string_lossy();
+            let (name, text) = EMBEDDED_FILES
+                .iter()
+                .find(|(n, _)| *n == name)
+                .ok_or_else(|| ConfigError::Invalid(format!("no embedded file {name}")))?;
+            ZoneSource::Embedded { name, text }
+        } else {
+            ZoneSource::File(base_dir.join(&z.file))
+        };
+        push_zone(&mut zones, &z.origin, source)?;
+    }
+    for (origin, file) in &overrides.zone_files {
+        push_zone(&mut zones, origin, ZoneSource::File(file.clone()))?;
+    }
+
+    let settings = Settings {
+        listen: if overrides.listen.is_empty() {
+            file.server.listen
+        } else {
+            overrides.listen.clone()
+        },
+        edns_udp_size: overrides.edns_udp_size.unwrap_or(file.server.edns_udp_size),
+        tcp_idle_timeout_secs: file.server.tcp_idle_timeout_secs,
+        tcp_max_connections: file.server.tcp_max_connections,
+        interfaces: if overrides.interfaces.is_empty() {
+            file.xdp.interfaces
+        } else {
+            overrides.interfaces.clone()
+        },
+        mode: overrides.mode.unwrap_or(file.xdp.mode),
+        max_entries: overrides.max_entries.unwrap_or(file.xdp.max_entries),
+        metrics: overrides.metrics.or(file.metrics.listen),
+        zones,
+    };
+    validate(&settings)?;
+    Ok(settings)
+}
+
+fn parse(text: &str, path: &Path) -> Result<ConfigFile, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string().trim_end().to_string(),
+    })
+}
+
+fn push_zone(
+    zones: &mut Vec<ZoneSpec>,
+    origin: &str,
+    source: ZoneSource,
+) -> Result<(), ConfigError> {
+    let mut name = Name::from_ascii(origin)
+        .map_err(|e| ConfigError::Invalid(format!("zone origin {origin:?}: {e}")))?;
+    name.set_fqdn(true);
+    zones.retain(|z| z.origin != name);
+    zones.push(ZoneSpec {
+        origin: name,
+        source,
+    });
+    Ok(())
+}
+
+fn validate(s: &Settings) -> Result<(), ConfigError> {
+    let invalid = |m: String| Err(ConfigError::Invalid(m));
+    if s.listen.is_empty() {
+        return invalid("server.listen is empty: nothing to answer on".into());
+    }
+    if s.edns_udp_size < dns_common::MIN_UDP_PAYLOAD {
+        return invalid(format!(
+            "server.edns_udp_size {} is below 512 (RFC 6891 section 6.2.5)",
+            s.edns_udp_size
+        ));
+    }
+    if s.tcp_max_connections == 0 || s.tcp_idle_timeout_secs == 0 {
+        return invalid("server.tcp_max_connections and tcp_idle_timeout_secs must be > 0".into());
+    }
+    if s.max_entries == 0 {
+        return invalid("xdp.max_entries must be > 0".into());
+    }
+    if s.xdp_enabled() && s.listen.iter().any(|a| a.port() != s.port()) {
+        return invalid(
+            "with XDP on, every server.listen address must use the same port (XDP answers one port)"
+                .into(),
+        );
+    }
+    if s.zones.is_empty() {
+        return invalid("no zones configured ([[zone]] or --zone-file ORIGIN=PATH)".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_resolves() {
+        let s = resolve(None, &Overrides::default()).unwrap();
+        assert_eq!(s.zones.len(), 1);
+        assert_eq!(s.zones[0].origin.to_string(), "example.com.");
+        assert_eq!(s.edns_udp_size, 1232);
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected_with_the_file_name() {
+        let dir = std::env::temp_dir().join(format!("dns-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("bad.toml");
+        std::fs::write(&p, "[server]\nlisten = [\"127.0.0.1:53\"]\nbogus = 1\n").unwrap();
+        let err = resolve(Some(&p), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bad.toml") && err.contains("bogus"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn xdp_requires_one_port() {
+        let o = Overrides {
+            listen: vec![
+                "127.0.0.1:53".parse().unwrap(),
+                "127.0.0.1:54".parse().unwrap(),
+            ],
+            interfaces: vec!["lo".into()],
+            ..Default::default()
+        };
+        let err = resolve(None, &o).unwrap_err().to_string();
+        assert!(err.contains("same port"), "{err}");
+    }
+}

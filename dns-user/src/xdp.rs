@@ -1,0 +1,141 @@
+//! Loading the XDP object and attaching it to interfaces.
+//!
+//! The object is built by this crate's build.rs (aya-build) and embedded in the binary.
+
+use aya::programs::{ProgramError, Xdp, XdpMode};
+use aya::{Ebpf, EbpfError, EbpfLoader};
+use dns_common::{
+    ANSWER_MAPS, GLOBAL_DNS_PORT, GLOBAL_EDNS_UDP_SIZE, PASS_PROGRAM_NAME, PROGRAM_NAME,
+};
+
+/// The eBPF object (bpfel, with BTF).
+pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/dns-xdp"));
+
+/// How the program is attached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum AttachMode {
+    /// Driver (native) mode.
+    Native,
+    /// Generic (SKB) mode: works on every interface, slower.
+    Skb,
+    /// Do not attach: userspace answers everything.
+    Off,
+}
+
+impl AttachMode {
+    fn flags(self) -> XdpMode {
+        match self {
+            AttachMode::Native => XdpMode::Driver,
+            AttachMode::Skb | AttachMode::Off => XdpMode::Skb,
+        }
+    }
+
+    /// Lower-case name, as in the config.
+    pub fn name(self) -> &'static str {
+        match self {
+            AttachMode::Native => "native",
+            AttachMode::Skb => "skb",
+            AttachMode::Off => "off",
+        }
+    }
+}
+
+/// Loader errors.
+#[derive(Debug, thiserror::Error)]
+pub enum XdpError {
+    #[error("loading the eBPF object failed: {0}")]
+    Load(#[from] EbpfError),
+    #[error("the eBPF object has no program {0}")]
+    MissingProgram(&'static str),
+    #[error("XDP program {program}: {source}")]
+    Program {
+        program: &'static str,
+        source: ProgramError,
+    },
+    #[error("attaching XDP to interface {iface} in {mode} mode failed: {source}")]
+    Attach {
+        iface: String,
+        mode: &'static str,
+        source: ProgramError,
+    },
+}
+
+/// Load-time parameters (globals and map sizes).
+#[derive(Clone, Copy, Debug)]
+pub struct LoadOptions {
+    pub port: u16,
+    pub edns_udp_size: u16,
+    pub max_entries: u32,
+}
+
+/// Loads the object and the `dns_xdp` program into the kernel (verifier included), not attached.
+pub fn load(options: &LoadOptions) -> Result<Ebpf, XdpError> {
+    let mut loader = EbpfLoader::new();
+    loader
+        .override_global(GLOBAL_DNS_PORT, &options.port, true)
+        .override_global(GLOBAL_EDNS_UDP_SIZE, &options.edns_udp_size, true);
+    for map in ANSWER_MAPS {
+        loader.map_max_entries(map, options.max_entries);
+    }
+    let mut ebpf = loader.load(OBJECT)?;
+    program(&mut ebpf, PROGRAM_NAME)?
+        .load()
+        .map_err(|source| XdpError::Program {
+            program: PROGRAM_NAME,
+            source,
+        })?;
+    Ok(ebpf)
+}
+
+/// The XDP program `name` of a loaded object.
+pub fn program<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut Xdp, XdpError> {
+    ebpf.program_mut(name)
+        .ok_or(XdpError::MissingProgram(name))?
+        .try_into()
+        .map_err(|source| XdpError::Program {
+            program: name,
+            source,
+        })
+}
+
+/// Attaches the loaded `dns_xdp` program to `iface`. The attachment lives as long as `ebpf`.
+pub fn attach(ebpf: &mut Ebpf, iface: &str, mode: AttachMode) -> Result<(), XdpError> {
+    attach_program(ebpf, PROGRAM_NAME, iface, mode)
+}
+
+fn attach_program(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    iface: &str,
+    mode: AttachMode,
+) -> Result<(), XdpError> {
+    let err = |source| XdpError::Attach {
+        iface: iface.to_string(),
+        mode: mode.name(),
+        source,
+    };
+    let ifname = std::ffi::CString::new(iface).map_err(|_| {
+        err(ProgramError::IOError(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "interface name contains a NUL byte",
+        )))
+    })?;
+    program(ebpf, name)?
+        .attach(ifname.as_c_str(), mode.flags())
+        .map_err(err)?;
+    Ok(())
+}
+
+/// Loads and attaches the pass-everything program to `iface` (a veth peer in native mode).
+pub fn attach_pass(iface: &str, mode: AttachMode) -> Result<Ebpf, XdpError> {
+    let mut ebpf = EbpfLoader::new().load(OBJECT)?;
+    program(&mut ebpf, PASS_PROGRAM_NAME)?
+        .load()
+        .map_err(|source| XdpError::Program {
+            program: PASS_PROGRAM_NAME,
+            source,
+        })?;
+    attach_program(&mut ebpf, PASS_PROGRAM_NAME, iface, mode)?;
+    Ok(ebpf)
+}

@@ -1,0 +1,626 @@
+//! Zone data: the in-memory model of one hosted zone, and loading it from RFC 1035 zone files.
+//!
+//! The file front end here owns what hickory's parser does not report: where an entry starts
+//! (file and line), `$ORIGIN`, `$TTL`, `$INCLUDE` and owner inheritance. Each resource record is
+//! then handed to hickory-proto's parser for its RDATA, so every error names file and line.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
+use hickory_proto::serialize::txt::Parser;
+
+/// Deepest `$INCLUDE` nesting accepted.
+const MAX_INCLUDE_DEPTH: usize = 8;
+
+/// A zone loading error, with the place it was found.
+#[derive(Debug, thiserror::Error)]
+pub struct ZoneError {
+    /// File the problem is in (or `<config>` for records from the config).
+    pub file: PathBuf,
+    /// 1-based line of the entry; 0 when the problem is about the zone as a whole.
+    pub line: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ZoneError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        } else {
+            write!(f, "{}:{}: {}", self.file.display(), self.line, self.message)
+        }
+    }
+}
+
+/// One RRset: records of one type at one name, in zone-file order, sharing one TTL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RrSet {
+    pub rtype: RecordType,
+    pub ttl: u32,
+    pub rdatas: Vec<RData>,
+}
+
+/// All data of one hosted zone.
+#[derive(Clone, Debug)]
+pub struct Zone {
+    origin: Name,
+    /// Owner (lower-cased) -> RRsets at that name.
+    nodes: BTreeMap<LowerName, Vec<RrSet>>,
+    /// Names that exist only because something below them exists (empty non-terminals).
+    empty_non_terminals: BTreeSet<LowerName>,
+}
+
+impl Zone {
+    /// The zone apex.
+    pub fn origin(&self) -> &Name {
+        &self.origin
+    }
+
+    /// RRsets at `name`, if the name owns any data.
+    pub fn node(&self, name: &LowerName) -> Option<&[RrSet]> {
+        self.nodes.get(name).map(Vec::as_slice)
+    }
+
+    /// The RRset of `rtype` at `name`.
+    pub fn rrset(&self, name: &LowerName, rtype: RecordType) -> Option<&RrSet> {
+        self.node(name)?.iter().find(|s| s.rtype == rtype)
+    }
+
+    /// True if `name` exists only as the ancestor of other names (RFC 8020's empty non-terminal).
+    pub fn is_empty_non_terminal(&self, name: &LowerName) -> bool {
+        self.empty_non_terminals.contains(name)
+    }
+
+    /// Every owner name with its RRsets, in canonical order.
+    pub fn nodes(&self) -> impl Iterator<Item = (&LowerName, &[RrSet])> {
+        self.nodes.iter().map(|(n, s)| (n, s.as_slice()))
+    }
+
+    /// The apex SOA record: (TTL, data). Present by construction.
+    pub fn soa(&self) -> (u32, &RData) {
+        let set = self
+            .rrset(&LowerName::new(&self.origin), RecordType::SOA)
+            .expect("a loaded zone has an SOA at its apex");
+        (set.ttl, &set.rdatas[0])
+    }
+
+    /// True if `name` is at or below a delegation (an NS RRset below the apex): data there is
+    /// not authoritative.
+    pub fn is_at_or_below_cut(&self, name: &LowerName) -> bool {
+        let apex_labels = self.origin.num_labels();
+        let mut n = name.clone();
+        while n.num_labels() > apex_labels {
+            if self.rrset(&n, RecordType::NS).is_some() {
+                return true;
+            }
+            n = n.base_name();
+        }
+        false
+    }
+
+    /// Builds a zone from records, checking what a zone must satisfy. `place` says where each
+    /// record came from, for error messages.
+    pub fn from_records(
+        origin: Name,
+        records: Vec<(Record, Place)>,
+        source: &Path,
+    ) -> Result<Zone, ZoneError> {
+        let origin = fqdn(origin);
+        let apex = LowerName::new(&origin);
+        let mut nodes: BTreeMap<LowerName, Vec<RrSet>> = BTreeMap::new();
+        let mut first_place: BTreeMap<(LowerName, RecordType), Place> = BTreeMap::new();
+        for (record, place) in records {
+            let owner = LowerName::new(&record.name);
+            let err = |message: String| ZoneError {
+                file: place.file.clone(),
+                line: place.line,
+                message,
+            };
+            if !apex.zone_of(&owner) {
+                return Err(err(format!(
+                    "{} is outside the zone {}",
+                    &record.name, origin
+                )));
+            }
+            if record.dns_class != DNSClass::IN {
+                return Err(err(format!("class {} is not served", record.dns_class)));
+            }
+            let rtype = record.record_type();
+            let sets = nodes.entry(owner.clone()).or_default();
+            match sets.iter_mut().find(|s| s.rtype == rtype) {
+                Some(set) => {
+                    // RFC 2181 section 5.2: one TTL per RRset; use the lowest. Duplicates go.
+                    set.ttl = set.ttl.min(record.ttl);
+                    if !set.rdatas.contains(&record.data) {
+                        set.rdatas.push(record.data.clone());
+                    }
+                }
+                None => {
+                    first_place.insert((owner.clone(), rtype), place);
+                    sets.push(RrSet {
+                        rtype,
+                        ttl: record.ttl,
+                        rdatas: vec![record.data.clone()],
+                    });
+                }
+            }
+        }
+
+        let place_of = |owner: &LowerName, rtype: RecordType| {
+            first_place
+                .get(&(owner.clone(), rtype))
+                .cloned()
+                .unwrap_or_else(|| Place::whole(source))
+        };
+        for (owner, sets) in &nodes {
+            if sets.iter().any(|s| s.rtype == RecordType::CNAME) {
+                let place = place_of(owner, RecordType::CNAME);
+                if *owner == apex {
+                    return Err(place.error("a CNAME cannot be at the zone apex (RFC 1912 2.4)"));
+                }
+                if sets.len() > 1 {
+                    return Err(place.error(format!(
+                        "{owner} has a CNAME and other data (RFC 1034 3.6.2)"
+                    )));
+                }
+                if sets[0].rdatas.len() > 1 {
+                    return Err(place.error(format!("{owner} has more than one CNAME")));
+                }
+            }
+            if let Some(soa) = sets.iter().find(|s| s.rtype == RecordType::SOA) {
+                let place = place_of(owner, RecordType::SOA);
+                if *owner != apex {
+                    return Err(place.error(format!("SOA at {owner} is not at the zone apex")));
+                }
+                if soa.rdatas.len() > 1 {
+                    return Err(place.error("more than one SOA record at the apex"));
+                }
+            }
+        }
+        if !nodes
+            .get(&apex)
+            .is_some_and(|sets| sets.iter().any(|s| s.rtype == RecordType::SOA))
+        {
+            return Err(Place::whole(source).error(format!("zone {origin} has no SOA record")));
+        }
+
+        let mut empty_non_terminals = BTreeSet::new();
+        for owner in nodes.keys() {
+            let mut n = owner.base_name();
+            while apex.zone_of(&n) && n != apex {
+                if !nodes.contains_key(&n) {
+                    empty_non_terminals.insert(n.clone());
+                }
+                n = n.base_name();
+            }
+        }
+        Ok(Zone {
+            origin,
+            nodes,
+            empty_non_terminals,
+        })
+    }
+}
+
+/// Where a record came from.
+#[derive(Clone, Debug)]
+pub struct Place {
+    pub file: PathBuf,
+    pub line: usize,
+}
+
+impl Place {
+    fn whole(file: &Path) -> Place {
+        Place {
+            file: file.to_path_buf(),
+            line: 0,
+        }
+    }
+
+    fn error(&self, message: impl Into<String>) -> ZoneError {
+        ZoneError {
+            file: self.file.clone(),
+            line: self.line,
+            message: message.into(),
+        }
+    }
+}
+
+fn fqdn(mut name: Name) -> Name {
+    name.set_fqdn(true);
+    name
+}
+
+/// Loads an RFC 1035 zone file for `origin`.
+pub fn load_zone_file(origin: &Name, path: &Path) -> Result<Zone, ZoneError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ZoneError {
+        file: path.to_path_buf(),
+        line: 0,
+        message: format!("cannot read zone file: {e}"),
+    })?;
+    let records = parse_zone_text(origin, &text, path)?;
+    Zone::from_records(origin.clone(), records, path)
+}
+
+/// Parses zone-file text (RFC 1035 section 5) into records, each with its file and line.
+pub fn parse_zone_text(
+    origin: &Name,
+    text: &str,
+    path: &Path,
+) -> Result<Vec<(Record, Place)>, ZoneError> {
+    let mut state = FileState {
+        origin: fqdn(origin.clone()),
+        default_ttl: None,
+        last_ttl: None,
+        last_owner: None,
+    };
+    let mut out = Vec::new();
+    parse_into(&mut state, text, path, 0, &mut out)?;
+    Ok(out)
+}
+
+struct FileState {
+    origin: Name,
+    default_ttl: Option<u32>,
+    last_ttl: Option<u32>,
+    last_owner: Option<Name>,
+}
+
+fn parse_into(
+    state: &mut FileState,
+    text: &str,
+    path: &Path,
+    depth: usize,
+    out: &mut Vec<(Record, Place)>,
+) -> Result<(), ZoneError> {
+    for entry in entries(text).map_err(|(line, message)| ZoneError {
+        file: path.to_path_buf(),
+        line,
+        message,
+    })? {
+        let place = Place {
+            file: path.to_path_buf(),
+            line: entry.line,
+        };
+        let tokens = &entry.tokens;
+        let Some(first) = tokens.first() else {
+            continue;
+        };
+        if !entry.leading_blank && first.starts_with('$') {
+            match first.to_ascii_uppercase().as_str() {
+                "$ORIGIN" => {
+                    let name = tokens
+                        .get(1)
+                        .ok_or_else(|| place.error("$ORIGIN needs a name"))?;
+                    state.origin = parse_name(name, &state.origin, &place)?;
+                }
+                "$TTL" => {
+                    let ttl = tokens
+                        .get(1)
+                        .ok_or_else(|| place.error("$TTL needs a value"))?;
+                    state.default_ttl = Some(parse_ttl(ttl, &place)?);
+                }
+                "$INCLUDE" => {
+                    if depth >= MAX_INCLUDE_DEPTH {
+                        return Err(place.error("$INCLUDE nested too deeply"));
+                    }
+                    let file = tokens
+                        .get(1)
+                        .ok_or_else(|| place.error("$INCLUDE needs a file"))?;
+                    let file = path.parent().unwrap_or(Path::new(".")).join(file);
+                    let included = std::fs::read_to_string(&file).map_err(|e| {
+                        place.error(format!("cannot read $INCLUDE {}: {e}", file.display()))
+                    })?;
+                    // The included file may change its origin; the parent's is restored after
+                    // (RFC 1035 section 5.1).
+                    let saved_origin = state.origin.clone();
+                    if let Some(o) = tokens.get(2) {
+                        state.origin = parse_name(o, &state.origin, &place)?;
+                    }
+                    parse_into(state, &included, &file, depth + 1, out)?;
+                    state.origin = saved_origin;
+                }
+                other => return Err(place.error(format!("unknown directive {other}"))),
+            }
+            continue;
+        }
+
+        let mut rest = tokens.as_slice();
+        let owner = if entry.leading_blank {
+            state
+                .last_owner
+                .clone()
+                .ok_or_else(|| place.error("record without an owner name"))?
+        } else {
+            let name = parse_name(&rest[0], &state.origin, &place)?;
+            rest = &rest[1..];
+            name
+        };
+        state.last_owner = Some(owner.clone());
+
+        let mut ttl = None;
+        let mut class = None;
+        let rtype = loop {
+            let token = rest
+                .first()
+                .ok_or_else(|| place.error("record has no type"))?;
+            rest = &rest[1..];
+            if ttl.is_none() && token.starts_with(|c: char| c.is_ascii_digit()) {
+                ttl = Some(parse_ttl(token, &place)?);
+            } else if class.is_none() && token.eq_ignore_ascii_case("IN") {
+                class = Some(DNSClass::IN);
+            } else if class.is_none()
+                && ["CH", "HS", "CS"]
+                    .iter()
+                    .any(|c| token.eq_ignore_ascii_case(c))
+            {
+                return Err(place.error(format!("class {token} is not served")));
+            } else {
+                break token
+                    .to_ascii_uppercase()
+                    .parse::<RecordType>()
+                    .map_err(|e| place.error(format!("unknown type {token}: {e}")))?;
+            }
+        };
+        // An omitted TTL is $TTL's (RFC 2308 section 4), else the last one stated (RFC 1035).
+        if ttl.is_some() {
+            state.last_ttl = ttl;
+        }
+        let ttl = ttl
+            .or(state.default_ttl)
+            .or(state.last_ttl)
+            .ok_or_else(|| place.error("no TTL given and no $TTL in effect"))?;
+        if rest.is_empty() {
+            return Err(place.error(format!("{rtype} record has no data")));
+        }
+        let record = parse_record(&owner, ttl, rtype, &rest.join(" "), &state.origin)
+            .map_err(|e| place.error(format!("bad {rtype} record: {e}")))?;
+        out.push((record, place));
+    }
+    Ok(())
+}
+
+fn parse_name(text: &str, origin: &Name, place: &Place) -> Result<Name, ZoneError> {
+    if text == "@" {
+        return Ok(origin.clone());
+    }
+    Name::parse(text, Some(origin)).map_err(|e| place.error(format!("bad name {text}: {e}")))
+}
+
+fn parse_ttl(text: &str, place: &Place) -> Result<u32, ZoneError> {
+    hickory_proto::serialize::txt::parse_ttl(text)
+        .map_err(|e| place.error(format!("bad TTL {text}: {e}")))
+}
+
+/// Parses one record's RDATA with hickory's zone parser, relative names resolved at `origin`.
+fn parse_record(
+    owner: &Name,
+    ttl: u32,
+    rtype: RecordType,
+    rdata: &str,
+    origin: &Name,
+) -> Result<Record, String> {
+    let text = format!("{owner} {ttl} IN {rtype} {rdata}\n");
+    let (_, sets) = Parser::new(text, None, Some(origin.clone()))
+        .parse()
+        .map_err(|e| e.to_string())?;
+    let mut records = sets.into_values().flat_map(|set| {
+        set.records_without_rrsigs()
+            .cloned()
+            .collect::<Vec<Record>>()
+    });
+    let record = records.next().ok_or("no record parsed")?;
+    if records.next().is_some() {
+        return Err("more than one record in one entry".into());
+    }
+    Ok(record)
+}
+
+/// One logical entry of a zone file: the tokens of one line, or of several joined by
+/// parentheses, with the line it starts on.
+struct Entry {
+    line: usize,
+    leading_blank: bool,
+    tokens: Vec<String>,
+}
+
+/// Splits zone text into logical entries. Quotes and backslash escapes are kept in the tokens
+/// (hickory's RDATA parser reads them); comments are dropped.
+fn entries(text: &str) -> Result<Vec<Entry>, (usize, String)> {
+    let mut out = Vec::new();
+    let mut line = 1;
+    let mut chars = text.chars().peekable();
+    let mut current: Option<Entry> = None;
+    let mut token = String::new();
+    let mut depth = 0usize;
+    let mut paren_line = 0;
+    let mut at_line_start = true;
+
+    fn flush(token: &mut String, entry: &mut Option<Entry>, line: usize, leading_blank: bool) {
+        if !token.is_empty() {
+            entry
+                .get_or_insert_with(|| Entry {
+                    line,
+                    leading_blank,
+                    tokens: Vec::new(),
+                })
+                .tokens
+                .push(std::mem::take(token));
+        }
+    }
+
+    let mut leading_blank = false;
+    while let Some(c) = chars.next() {
+        if at_line_start && depth == 0 {
+            leading_blank = c == ' ' || c == '\t';
+            at_line_start = false;
+        }
+        match c {
+            '\n' => {
+                flush(&mut token, &mut current, line, leading_blank);
+                line += 1;
+                if depth == 0 {
+                    if let Some(e) = current.take() {
+                        out.push(e);
+                    }
+                    at_line_start = true;
+                }
+            }
+            ';' => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+                flush(&mut token, &mut current, line, leading_blank);
+                line += 1;
+                if depth == 0 {
+                    if let Some(e) = current.take() {
+                        out.push(e);
+                    }
+                    at_line_start = true;
+                }
+            }
+            ' ' | '\t' | '\r' => flush(&mut token, &mut current, line, leading_blank),
+            '(' => {
+                flush(&mut token, &mut current, line, leading_blank);
+                if depth == 0 {
+                    paren_line = line;
+                }
+                depth += 1;
+            }
+            ')' => {
+                flush(&mut token, &mut current, line, leading_blank);
+                if depth == 0 {
+                    return Err((line, "unbalanced ')'".into()));
+                }
+                depth -= 1;
+            }
+            '"' => {
+                token.push('"');
+                let start = line;
+                loop {
+                    match chars.next() {
+                        None => return Err((start, "unterminated quoted string".into())),
+                        Some('\\') => {
+                            token.push('\\');
+                            if let Some(n) = chars.next() {
+                                token.push(n);
+                            }
+                        }
+                        Some('"') => {
+                            token.push('"');
+                            break;
+                        }
+                        Some('\n') => return Err((start, "newline inside a quoted string".into())),
+                        Some(o) => token.push(o),
+                    }
+                }
+            }
+            '\\' => {
+                token.push('\\');
+                if let Some(n) = chars.next() {
+                    token.push(n);
+                }
+            }
+            other => {
+                if current.is_none() && token.is_empty() {
+                    // Remember where the entry starts.
+                    current = Some(Entry {
+                        line,
+                        leading_blank,
+                        tokens: Vec::new(),
+                    });
+                }
+                token.push(other);
+            }
+        }
+    }
+    if depth > 0 {
+        return Err((paren_line, "unbalanced '(' (no closing parenthesis)".into()));
+    }
+    flush(&mut token, &mut current, line, leading_blank);
+    if let Some(e) = current.take() {
+        out.push(e);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn origin() -> Name {
+        Name::from_ascii("example.com.").unwrap()
+    }
+
+    fn load(text: &str) -> Result<Zone, ZoneError> {
+        let path = Path::new("test.zone");
+        let records = parse_zone_text(&origin(), text, path)?;
+        Zone::from_records(origin(), records, path)
+    }
+
+    const BASE: &str = "$TTL 300\n@ IN SOA ns1 hostmaster ( 1 7200 900 1209600 60 )\n  IN NS ns1\nns1 IN A 192.0.2.53\n";
+
+    #[test]
+    fn parses_relative_names_parentheses_and_owner_inheritance() {
+        let zone = load(&format!(
+            "{BASE}www 60 IN A 192.0.2.1\n   IN A 192.0.2.2 ; two\nmail IN MX 10 mx\n"
+        ))
+        .unwrap();
+        let www = LowerName::new(&Name::from_ascii("www.example.com.").unwrap());
+        let a = zone.rrset(&www, RecordType::A).unwrap();
+        assert_eq!(a.rdatas.len(), 2);
+        assert_eq!(a.ttl, 60);
+        let mail = LowerName::new(&Name::from_ascii("mail.example.com.").unwrap());
+        let mx = zone.rrset(&mail, RecordType::MX).unwrap();
+        assert_eq!(mx.rdatas[0].to_string(), "10 mx.example.com.");
+        let (soa_ttl, _) = zone.soa();
+        assert_eq!(soa_ttl, 300);
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let err = load(&format!("{BASE}www IN A 999.1.1.1\n")).unwrap_err();
+        assert_eq!(err.line, 5, "{err}");
+        assert!(
+            err.to_string().starts_with("test.zone:5: bad A record"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unbalanced_parenthesis_names_its_line() {
+        let err = load("$TTL 1\n@ IN SOA ns1 host ( 1 2 3 4 5\n").unwrap_err();
+        assert_eq!(err.line, 2, "{err}");
+    }
+
+    #[test]
+    fn rejects_cname_with_other_data_and_out_of_zone_and_missing_soa() {
+        let err = load(&format!("{BASE}x IN CNAME www\nx IN A 192.0.2.1\n")).unwrap_err();
+        assert!(err.message.contains("CNAME and other data"), "{err}");
+        assert_eq!(err.line, 5);
+        let err = load(&format!("{BASE}www.example.net. IN A 192.0.2.1\n")).unwrap_err();
+        assert!(err.message.contains("outside the zone"), "{err}");
+        let err = load("$TTL 1\nwww IN A 192.0.2.1\n").unwrap_err();
+        assert!(err.message.contains("no SOA"), "{err}");
+    }
+
+    #[test]
+    fn empty_non_terminals_and_cuts() {
+        let zone = load(&format!(
+            "{BASE}a.b.c IN A 192.0.2.1\nsub IN NS ns.sub\nns.sub IN A 192.0.2.9\n"
+        ))
+        .unwrap();
+        let n = |s: &str| LowerName::new(&Name::from_ascii(s).unwrap());
+        assert!(zone.is_empty_non_terminal(&n("b.c.example.com.")));
+        assert!(zone.is_empty_non_terminal(&n("c.example.com.")));
+        assert!(!zone.is_empty_non_terminal(&n("a.b.c.example.com.")));
+        assert!(zone.is_at_or_below_cut(&n("ns.sub.example.com.")));
+        assert!(zone.is_at_or_below_cut(&n("sub.example.com.")));
+        assert!(!zone.is_at_or_below_cut(&n("a.b.c.example.com.")));
+    }
+}
