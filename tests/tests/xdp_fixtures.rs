@@ -1,0 +1,610 @@
+//! The XDP program run through BPF_PROG_TEST_RUN against a fixture table: input frame,
+//! expected action and counter, expected output bytes. Maps are filled by the production map
+//! compiler and writer. For every answered fixture the expected output is built independently
+//! (headers swapped, checksums computed here) around the userspace server's answer to the same
+//! query, so "fast path = slow path" is checked byte for byte.
+//!
+//! Needs root (CAP_BPF + CAP_NET_ADMIN); it fails, never skips, without it.
+
+mod support;
+
+use std::net::Ipv4Addr;
+
+use aya::Ebpf;
+use aya::programs::{TestRun, TestRunOptions};
+use dns_common::{Counter, PROGRAM_NAME, TYPE_A, TYPE_AAAA};
+use dns_user::answer::{AnswerOptions, Catalog, Transport, respond};
+use dns_user::compile::{AnswerTable, compile, key, render};
+use dns_user::maps::{MapWriteError, MapWriter};
+use dns_user::metrics::XdpCounters;
+use dns_user::xdp::{self, LoadOptions};
+use dns_user::zone::RrSet;
+use hickory_proto::rr::rdata::A;
+use hickory_proto::rr::{LowerName, Name, RData, RecordType};
+use support::*;
+
+const EDNS_SIZE: u16 = 1232;
+
+struct Harness {
+    ebpf: Ebpf,
+    writer: MapWriter,
+    counters: XdpCounters,
+    catalog: Catalog,
+}
+
+impl Harness {
+    fn new(catalog: Catalog, max_entries: u32) -> Harness {
+        let mut ebpf = xdp::load(&LoadOptions {
+            port: 53,
+            edns_udp_size: EDNS_SIZE,
+            max_entries,
+        })
+        .expect("loading the XDP program needs root (CAP_BPF); run the tests as root");
+        let mut writer = MapWriter::new(&mut ebpf, max_entries).unwrap();
+        let (table, _) = compile(&catalog);
+        writer.install(&table).unwrap();
+        writer.set_enabled(true).unwrap();
+        let counters = XdpCounters::take(&mut ebpf).unwrap();
+        Harness {
+            ebpf,
+            writer,
+            counters,
+            catalog,
+        }
+    }
+
+    /// Runs one frame; returns (action, output frame).
+    fn run(&mut self, frame: &[u8]) -> (u32, Vec<u8>) {
+        let prog = xdp::program(&mut self.ebpf, PROGRAM_NAME).unwrap();
+        let mut out = vec![0u8; 4096];
+        let result = prog
+            .test_run(TestRunOptions {
+                data_in: Some(frame),
+                data_out: Some(&mut out),
+                ..Default::default()
+            })
+            .expect("BPF_PROG_TEST_RUN");
+        out.truncate(result.data_size_out as usize);
+        (result.return_value, out)
+    }
+
+    fn counter(&self, c: Counter) -> u64 {
+        self.counters
+            .read()
+            .into_iter()
+            .find(|(k, _)| *k == c)
+            .map(|(_, n)| n)
+            .unwrap()
+    }
+
+    fn userspace(&self, payload: &[u8]) -> Vec<u8> {
+        respond(
+            &self.catalog,
+            &AnswerOptions {
+                edns_udp_size: EDNS_SIZE,
+            },
+            payload,
+            Transport::Udp,
+        )
+        .expect("userspace answers every fixture query")
+    }
+}
+
+enum Expect {
+    /// XDP_TX with exactly the userspace answer.
+    Tx,
+    /// XDP_PASS, frame unchanged, this counter incremented.
+    Pass(Counter),
+}
+
+struct Fixture {
+    name: &'static str,
+    frame: Frame,
+    payload: Vec<u8>,
+    expect: Expect,
+}
+
+fn fx(name: &'static str, frame: Frame, payload: Vec<u8>, expect: Expect) -> Fixture {
+    Fixture {
+        name,
+        frame,
+        payload,
+        expect,
+    }
+}
+
+fn q(name: &str, qtype: u16) -> Vec<u8> {
+    raw_query(0xbeef, 0x0100, [1, 0, 0, 0], &question(name, qtype, 1), &[])
+}
+
+fn q_edns(name: &str, qtype: u16, udp: u16, flags: u16, options: &[u8]) -> Vec<u8> {
+    raw_query(
+        0x1234,
+        0x0110,
+        [1, 0, 0, 1],
+        &question(name, qtype, 1),
+        &opt(udp, 0, flags, options),
+    )
+}
+
+fn fixtures() -> Vec<Fixture> {
+    let v4 = Frame::query(false);
+    let v6 = Frame::query(true);
+    let vlan = Frame {
+        vlan: Some(0x0064),
+        ..v4
+    };
+    let cookie = [0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8]; // RFC 7873 client cookie
+    let ecs = [0, 8, 0, 7, 0, 1, 24, 0, 198, 51, 100]; // RFC 7871 client subnet
+    let long_name = {
+        let mut n = Vec::new();
+        for _ in 0..4 {
+            n.push(63);
+            n.extend_from_slice(&[b'a'; 63]);
+        }
+        n.extend_from_slice(&[3, b'c', b'o', b'm', 0, 0, 1, 0, 1]);
+        n
+    };
+    let mut fixtures = vec![
+        fx("v4 A", v4, q("www.example.com", TYPE_A), Expect::Tx),
+        fx("v4 AAAA", v4, q("www.example.com", TYPE_AAAA), Expect::Tx),
+        fx("v6 A", v6, q("www.example.com", TYPE_A), Expect::Tx),
+        fx("v6 AAAA", v6, q("ns1.example.com", TYPE_AAAA), Expect::Tx),
+        fx("v4 A apex", v4, q("example.com", TYPE_A), Expect::Tx),
+        fx(
+            "v4 A mixed case",
+            v4,
+            q("WwW.ExAmPlE.CoM", TYPE_A),
+            Expect::Tx,
+        ),
+        fx(
+            "v6 AAAA mixed case",
+            v6,
+            q("NS1.Example.COM", TYPE_AAAA),
+            Expect::Tx,
+        ),
+        fx(
+            "v4 A odd-length name",
+            v4,
+            q("api.example.com", TYPE_A),
+            Expect::Tx,
+        ),
+        fx(
+            "v4 A EDNS",
+            v4,
+            q_edns("www.example.com", TYPE_A, 4096, 0, &[]),
+            Expect::Tx,
+        ),
+        fx(
+            "v4 A EDNS DO",
+            v4,
+            q_edns("mail.example.com", TYPE_A, 1400, 0x8000, &[]),
+            Expect::Tx,
+        ),
+        fx(
+            "v6 AAAA EDNS",
+            v6,
+            q_edns("www.example.com", TYPE_AAAA, 1232, 0, &[]),
+            Expect::Tx,
+        ),
+        fx(
+            "v6 A EDNS small payload",
+            v6,
+            q_edns("Www.example.com", TYPE_A, 512, 0, &[]),
+            Expect::Tx,
+        ),
+        fx(
+            "v4 A EDNS with cookie",
+            v4,
+            q_edns("www.example.com", TYPE_A, 1232, 0, &cookie),
+            Expect::Tx,
+        ),
+        fx("v4 A VLAN", vlan, q("www.example.com", TYPE_A), Expect::Tx),
+        fx(
+            "v4 AAAA only AAAA",
+            v4,
+            q("v6only.example.com", TYPE_AAAA),
+            Expect::Tx,
+        ),
+        // Answered by userspace.
+        fx(
+            "miss",
+            v4,
+            q("nope.example.com", TYPE_A),
+            Expect::Pass(Counter::Miss),
+        ),
+        fx(
+            "NODATA",
+            v4,
+            q("v6only.example.com", TYPE_A),
+            Expect::Pass(Counter::Miss),
+        ),
+        fx(
+            "CNAME name",
+            v4,
+            q("ftp.example.com", TYPE_A),
+            Expect::Pass(Counter::Miss),
+        ),
+        fx(
+            "wildcard",
+            v4,
+            q("x.apps.example.com", TYPE_A),
+            Expect::Pass(Counter::Miss),
+        ),
+        fx(
+            "below a delegation",
+            v4,
+            q("ns.sub.example.com", TYPE_A),
+            Expect::Pass(Counter::Miss),
+        ),
+        fx(
+            "RRset too large for XDP",
+            v4,
+            q("many.example.com", TYPE_A),
+            Expect::Pass(Counter::Miss),
+        ),
+        fx(
+            "outside every zone",
+            v4,
+            q("www.example.org", TYPE_A),
+            Expect::Pass(Counter::Miss),
+        ),
+        fx("MX", v4, q("example.com", 15), Expect::Pass(Counter::Qtype)),
+        fx(
+            "class CH",
+            v4,
+            raw_query(1, 0, [1, 0, 0, 0], &question("www.example.com", 1, 3), &[]),
+            Expect::Pass(Counter::Qtype),
+        ),
+        fx(
+            "ECS option",
+            v4,
+            q_edns("www.example.com", TYPE_A, 1232, 0, &ecs),
+            Expect::Pass(Counter::Edns),
+        ),
+        fx(
+            "EDNS version 1",
+            v4,
+            raw_query(
+                1,
+                0,
+                [1, 0, 0, 1],
+                &question("www.example.com", 1, 1),
+                &opt(1232, 1, 0, &[]),
+            ),
+            Expect::Pass(Counter::Edns),
+        ),
+        fx(
+            "OPT options overrun",
+            v4,
+            raw_query(
+                1,
+                0,
+                [1, 0, 0, 1],
+                &question("www.example.com", 1, 1),
+                &opt(1232, 0, 0, &[0, 10, 0, 9, 1, 2]),
+            ),
+            Expect::Pass(Counter::Edns),
+        ),
+        fx(
+            "additional not OPT",
+            v4,
+            raw_query(
+                1,
+                0,
+                [1, 0, 0, 1],
+                &question("www.example.com", 1, 1),
+                &[0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0],
+            ),
+            Expect::Pass(Counter::Edns),
+        ),
+        // Malformed: each must pass, never TX.
+        fx(
+            "truncated header",
+            v4,
+            vec![0xbe, 0xef, 1, 0, 0, 1, 0],
+            Expect::Pass(Counter::Malformed),
+        ),
+        fx(
+            "truncated question",
+            v4,
+            raw_query(1, 0, [1, 0, 0, 0], &[3, b'w', b'w', b'w', 7], &[]),
+            Expect::Pass(Counter::Malformed),
+        ),
+        fx(
+            "compression pointer in question",
+            v4,
+            raw_query(
+                1,
+                0,
+                [1, 0, 0, 0],
+                &[3, b'w', b'w', b'w', 0xc0, 12, 0, 1, 0, 1],
+                &[],
+            ),
+            Expect::Pass(Counter::Qname),
+        ),
+        fx(
+            "QDCOUNT=2",
+            v4,
+            raw_query(
+                1,
+                0,
+                [2, 0, 0, 0],
+                &[
+                    question("www.example.com", 1, 1),
+                    question("www.example.com", 1, 1),
+                ]
+                .concat(),
+                &[],
+            ),
+            Expect::Pass(Counter::NotQuery),
+        ),
+        fx(
+            "QDCOUNT=0",
+            v4,
+            raw_query(1, 0, [0, 0, 0, 0], &[], &[]),
+            Expect::Pass(Counter::NotQuery),
+        ),
+        fx(
+            "QR=1",
+            v4,
+            raw_query(
+                1,
+                0x8000,
+                [1, 0, 0, 0],
+                &question("www.example.com", 1, 1),
+                &[],
+            ),
+            Expect::Pass(Counter::NotQuery),
+        ),
+        fx(
+            "TC set",
+            v4,
+            raw_query(
+                1,
+                0x0200,
+                [1, 0, 0, 0],
+                &question("www.example.com", 1, 1),
+                &[],
+            ),
+            Expect::Pass(Counter::NotQuery),
+        ),
+        fx(
+            "opcode NOTIFY",
+            v4,
+            raw_query(
+                1,
+                4 << 11,
+                [1, 0, 0, 0],
+                &question("www.example.com", 1, 1),
+                &[],
+            ),
+            Expect::Pass(Counter::NotQuery),
+        ),
+        fx(
+            "answer count in query",
+            v4,
+            raw_query(1, 0, [1, 1, 0, 0], &question("www.example.com", 1, 1), &[]),
+            Expect::Pass(Counter::NotQuery),
+        ),
+        fx(
+            "name over 255 bytes",
+            v4,
+            raw_query(1, 0, [1, 0, 0, 0], &long_name, &[]),
+            Expect::Pass(Counter::Qname),
+        ),
+        fx(
+            "label type 0x40",
+            v4,
+            raw_query(1, 0, [1, 0, 0, 0], &[0x41, 0, 0, 1, 0, 1], &[]),
+            Expect::Pass(Counter::Qname),
+        ),
+        fx(
+            "trailing garbage",
+            v4,
+            raw_query(
+                1,
+                0,
+                [1, 0, 0, 0],
+                &question("www.example.com", 1, 1),
+                &[0xde, 0xad],
+            ),
+            Expect::Pass(Counter::Malformed),
+        ),
+        fx(
+            "wrong port",
+            Frame { dport: 5353, ..v4 },
+            q("www.example.com", TYPE_A),
+            Expect::Pass(Counter::NotDns),
+        ),
+        fx(
+            "source port 0",
+            Frame { sport: 0, ..v4 },
+            q("www.example.com", TYPE_A),
+            Expect::Pass(Counter::Malformed),
+        ),
+        fx(
+            "TCP protocol",
+            Frame { proto: 6, ..v4 },
+            q("www.example.com", TYPE_A),
+            Expect::Pass(Counter::NotDns),
+        ),
+        fx(
+            "IPv4 fragment",
+            Frame { frag: 0x2000, ..v4 },
+            q("www.example.com", TYPE_A),
+            Expect::Pass(Counter::IpUnsupported),
+        ),
+        fx(
+            "IPv4 options",
+            Frame {
+                ip_options: true,
+                ..v4
+            },
+            q("www.example.com", TYPE_A),
+            Expect::Pass(Counter::IpUnsupported),
+        ),
+        fx(
+            "IPv6 extension header",
+            Frame { proto: 0, ..v6 },
+            q("www.example.com", TYPE_A),
+            Expect::Pass(Counter::IpUnsupported),
+        ),
+    ];
+    // A frame whose IP length claims more than is there.
+    let mut short = v4.build(&q("www.example.com", TYPE_A));
+    short.truncate(short.len() - 3);
+    fixtures.push(Fixture {
+        name: "truncated frame",
+        frame: v4,
+        payload: short,
+        expect: Expect::Pass(Counter::Malformed),
+    });
+    fixtures
+}
+
+#[test]
+fn fixture_table_and_fast_path_equals_slow_path() {
+    let mut h = Harness::new(catalog(), 1024);
+    let mut answered = 0;
+    for f in fixtures() {
+        let input = if f.name == "truncated frame" {
+            f.payload.clone()
+        } else {
+            f.frame.build(&f.payload)
+        };
+        let before = h.counter(match f.expect {
+            Expect::Tx => Counter::Answered,
+            Expect::Pass(c) => c,
+        });
+        let (action, out) = h.run(&input);
+        match f.expect {
+            Expect::Tx => {
+                assert_eq!(action, XDP_TX, "{}: expected XDP_TX", f.name);
+                let userspace = h.userspace(&f.payload);
+                let expected = f.frame.response().build(&userspace);
+                assert_eq!(
+                    out[f.frame.dns_offset()..],
+                    userspace[..],
+                    "{}: XDP's DNS payload differs from the userspace answer",
+                    f.name
+                );
+                assert_eq!(
+                    out, expected,
+                    "{}: frame bytes (headers, checksums)",
+                    f.name
+                );
+                answered += 1;
+                assert_eq!(h.counter(Counter::Answered), before + 1, "{}", f.name);
+            }
+            Expect::Pass(c) => {
+                assert_eq!(action, XDP_PASS, "{}: expected XDP_PASS", f.name);
+                assert_eq!(out, input, "{}: a passed frame must be untouched", f.name);
+                assert_eq!(h.counter(c), before + 1, "{}: counter {:?}", f.name, c);
+            }
+        }
+    }
+    assert!(answered >= 15);
+}
+
+#[test]
+fn disabled_fast_path_passes_everything() {
+    let mut h = Harness::new(catalog(), 1024);
+    h.writer.set_enabled(false).unwrap();
+    let input = Frame::query(false).build(&q("www.example.com", TYPE_A));
+    let (action, out) = h.run(&input);
+    assert_eq!(action, XDP_PASS);
+    assert_eq!(out, input);
+    assert_eq!(h.counter(Counter::Disabled), 1);
+    h.writer.set_enabled(true).unwrap();
+    assert_eq!(h.run(&input).0, XDP_TX);
+}
+
+fn a_set(ttl: u32, addrs: &[Ipv4Addr]) -> RrSet {
+    RrSet {
+        rtype: RecordType::A,
+        ttl,
+        rdatas: addrs.iter().map(|a| RData::A(A(*a))).collect(),
+    }
+}
+
+fn answer_addr(out: &[u8]) -> Ipv4Addr {
+    let n = out.len();
+    Ipv4Addr::new(out[n - 4], out[n - 3], out[n - 2], out[n - 1])
+}
+
+#[test]
+fn map_writer_updates_removes_and_rejects_over_capacity() {
+    let mut h = Harness::new(catalog(), 64);
+    let www = LowerName::new(&Name::from_ascii("www.example.com.").unwrap());
+    let frame = Frame::query(false);
+    let input = frame.build(&q("www.example.com", TYPE_A));
+
+    // Change the answer: the next query sees the new one (and only it).
+    let mut table: AnswerTable = h.writer.installed().clone();
+    table.insert(
+        key(&www, RecordType::A),
+        render(&a_set(30, &[Ipv4Addr::new(198, 51, 100, 7)])).unwrap(),
+    );
+    let stats = h.writer.install(&table).unwrap();
+    assert_eq!((stats.upserts, stats.deletes), (1, 0));
+    let (action, out) = h.run(&input);
+    assert_eq!(action, XDP_TX);
+    assert_eq!(answer_addr(&out), Ipv4Addr::new(198, 51, 100, 7));
+    // Install again (the other buffer becomes active): still the same answer.
+    table.insert(
+        key(&www, RecordType::A),
+        render(&a_set(30, &[Ipv4Addr::new(198, 51, 100, 8)])).unwrap(),
+    );
+    h.writer.install(&table).unwrap();
+    assert_eq!(
+        answer_addr(&h.run(&input).1),
+        Ipv4Addr::new(198, 51, 100, 8)
+    );
+
+    // Remove it: a miss, passed up.
+    table.remove(&key(&www, RecordType::A));
+    let stats = h.writer.install(&table).unwrap();
+    assert_eq!((stats.upserts, stats.deletes), (0, 1));
+    assert_eq!(h.run(&input).0, XDP_PASS);
+
+    // Over capacity: rejected whole, readers keep the previous table.
+    let mut huge = table.clone();
+    for i in 0..100u32 {
+        let name = LowerName::new(&Name::from_ascii(format!("h{i}.example.com.")).unwrap());
+        huge.insert(
+            key(&name, RecordType::A),
+            render(&a_set(5, &[Ipv4Addr::from(i)])).unwrap(),
+        );
+    }
+    assert!(matches!(
+        h.writer.install(&huge),
+        Err(MapWriteError::Capacity { .. })
+    ));
+    assert_eq!(h.writer.installed(), &table);
+    let mail = frame.build(&q("mail.example.com", TYPE_A));
+    assert_eq!(answer_addr(&h.run(&mail).1), Ipv4Addr::new(192, 0, 2, 25));
+}
+
+#[test]
+fn hash_bucket_collisions_never_give_another_names_answer() {
+    // 4000 names in one map: the kernel hash table has many shared buckets; every name must
+    // still get exactly its own address.
+    const N: u32 = 4000;
+    let mut h = Harness::new(catalog(), N + 64);
+    let mut table = h.writer.installed().clone();
+    for i in 0..N {
+        let name = LowerName::new(&Name::from_ascii(format!("h{i}.example.com.")).unwrap());
+        table.insert(
+            key(&name, RecordType::A),
+            render(&a_set(5, &[Ipv4Addr::from(0x0a00_0000 + i)])).unwrap(),
+        );
+    }
+    h.writer.install(&table).unwrap();
+    for i in 0..N {
+        let input = Frame::query(false).build(&q(&format!("H{i}.example.com"), TYPE_A));
+        let (action, out) = h.run(&input);
+        assert_eq!(action, XDP_TX, "h{i}");
+        assert_eq!(answer_addr(&out), Ipv4Addr::from(0x0a00_0000 + i), "h{i}");
+    }
+}
