@@ -20,7 +20,9 @@ use core::mem::size_of;
 
 use aya_ebpf::{
     bindings::{BPF_F_NO_PREALLOC, xdp_action},
-    helpers::generated::{bpf_xdp_adjust_tail, bpf_xdp_store_bytes},
+    helpers::generated::{
+        bpf_xdp_adjust_head, bpf_xdp_adjust_tail, bpf_xdp_load_bytes, bpf_xdp_store_bytes,
+    },
     macros::{map, xdp},
     maps::{Array, HashMap, PerCpuArray},
     programs::XdpContext,
@@ -46,9 +48,15 @@ static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_COUNT,
 #[map]
 static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
 
+/// Largest part of a query kept when a response grows at the head: Ethernet + VLAN + IPv6 +
+/// UDP + DNS header + the longest question.
+const MAX_PREFIX: usize = 14 + 4 + 40 + 8 + 12 + 255 + 4;
+
 #[repr(C)]
 struct Scratch {
     key: AnswerKey,
+    /// Headers and question, while they move forward (see `grow`).
+    prefix: [u8; MAX_PREFIX + 3],
     /// The question name's wire length, stored and re-read so that the verifier sees one
     /// bounded value instead of one exact value per loop exit (which would make it verify the
     /// rest of the program once per possible length).
@@ -62,6 +70,11 @@ static DNS_PORT: u16 = 53;
 /// UDP payload size advertised in our OPT record; set by the loader.
 #[unsafe(no_mangle)]
 static EDNS_UDP_SIZE: u16 = 1232;
+/// Test hook, set only by tests: always grow at the head (BPF_PROG_TEST_RUN frames always have
+/// tailroom, so this is how the fixtures reach that path). Read-only: the verifier removes the
+/// branch when it is 0.
+#[unsafe(no_mangle)]
+static GROW_AT_HEAD: u8 = 0;
 
 const ETH_LEN: usize = 14;
 const VLAN_LEN: usize = 4;
@@ -72,6 +85,8 @@ const IPV4_LEN: usize = 20;
 const IPV6_LEN: usize = 40;
 const UDP_LEN: usize = 8;
 const IPPROTO_UDP: u8 = 17;
+const IPPROTO_TCP: u8 = 6;
+const IPPROTO_ICMPV6: u8 = 58;
 const RESPONSE_HOP_LIMIT: u8 = 64;
 /// Largest packet offset the program ever reads (keeps offsets provably bounded).
 const MAX_OFFSET: usize = 4096;
@@ -219,8 +234,10 @@ fn parse(ctx: &XdpContext) -> Result<(Query, &'static AnswerSet), Counter> {
             if load::<u8>(ctx, l3)? >> 4 != 6 {
                 return Err(Counter::Malformed);
             }
-            if load::<u8>(ctx, l3 + 6)? != IPPROTO_UDP {
-                return Err(Counter::IpUnsupported); // extension headers, or not UDP
+            match load::<u8>(ctx, l3 + 6)? {
+                IPPROTO_UDP => {}
+                IPPROTO_TCP | IPPROTO_ICMPV6 => return Err(Counter::NotDns),
+                _ => return Err(Counter::IpUnsupported), // extension headers, ESP, ...
             }
             if usize::from(load_be16(ctx, l3 + 4)?) != pkt_len - l3 - IPV6_LEN {
                 return Err(Counter::Malformed);
@@ -387,6 +404,48 @@ fn parse(ctx: &XdpContext) -> Result<(Query, &'static AnswerSet), Counter> {
     ))
 }
 
+/// Resizes the packet by `delta` bytes at the end, keeping headers and question in place.
+///
+/// Growing the tail needs tailroom, which depends on the driver (veth in native mode hands
+/// over the sender's skb, with little to spare). When the tail cannot grow, the packet grows at
+/// the head instead (native XDP guarantees 256 bytes of headroom) and the headers and question
+/// move forward through per-CPU scratch; the bytes after the question are not needed.
+/// `Pass` if the packet is still untouched, `Drop` once it is not.
+#[inline(always)]
+fn grow(ctx: &XdpContext, q: &Query, delta: i32) -> Result<(), Verdict> {
+    // SAFETY: read-only global set by the loader.
+    let force_head = unsafe { core::ptr::read_volatile(&GROW_AT_HEAD) } != 0;
+    // SAFETY: helper call on this program's own context.
+    if !(force_head && delta > 0) && unsafe { bpf_xdp_adjust_tail(ctx.ctx, delta) } == 0 {
+        return Ok(());
+    }
+    if delta <= 0 {
+        return Err(Verdict::Pass(Counter::HelperError));
+    }
+    let prefix_len = q.udp + UDP_LEN + DNS_HEADER_LEN + q.name_len + 4;
+    if prefix_len > MAX_PREFIX {
+        return Err(Verdict::Pass(Counter::HelperError));
+    }
+    let scratch = SCRATCH
+        .get_ptr_mut(0)
+        .ok_or(Verdict::Pass(Counter::HelperError))?;
+    // SAFETY: per-CPU scratch, used only by this invocation on this CPU.
+    let prefix = unsafe { (*scratch).prefix.as_mut_ptr() };
+    // SAFETY: helpers check offsets and lengths against the packet; `prefix` holds MAX_PREFIX.
+    if unsafe { bpf_xdp_load_bytes(ctx.ctx, 0, prefix as *mut _, prefix_len as u32) } != 0 {
+        return Err(Verdict::Pass(Counter::HelperError));
+    }
+    // SAFETY: as above.
+    if unsafe { bpf_xdp_adjust_head(ctx.ctx, -delta) } != 0 {
+        return Err(Verdict::Pass(Counter::HelperError));
+    }
+    // SAFETY: as above.
+    if unsafe { bpf_xdp_store_bytes(ctx.ctx, 0, prefix as *mut _, prefix_len as u32) } != 0 {
+        return Err(Verdict::Drop);
+    }
+    Ok(())
+}
+
 /// Rewrites the query into its response.
 #[inline(always)]
 fn respond(ctx: &XdpContext, q: &Query, set: &AnswerSet) -> Result<(), Verdict> {
@@ -418,12 +477,7 @@ fn respond(ctx: &XdpContext, q: &Query, set: &AnswerSet) -> Result<(), Verdict> 
     }
 
     // Commit: from here on a failure drops the packet.
-    let delta = dns_len as i32 - q.dns_len as i32;
-    // SAFETY: helper call on this program's own context.
-    if unsafe { bpf_xdp_adjust_tail(ctx.ctx, delta) } != 0 {
-        return Err(Verdict::Pass(Counter::HelperError));
-    }
-
+    grow(ctx, q, dns_len as i32 - q.dns_len as i32)?;
     let dns = q.udp + UDP_LEN;
     let answers = dns + DNS_HEADER_LEN + question_len;
     // SAFETY: the helper checks offset and length against the packet; `set` is a map value

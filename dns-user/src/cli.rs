@@ -167,6 +167,7 @@ fn serve(args: &ConfigArgs) -> anyhow::Result<()> {
                 port: settings.port(),
                 edns_udp_size: settings.edns_udp_size,
                 max_entries: settings.max_entries,
+                grow_at_head: false,
             })?;
             let mut writer = MapWriter::new(&mut ebpf, settings.max_entries)?;
             writer.install(&table)?;

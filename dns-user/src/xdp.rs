@@ -5,7 +5,8 @@
 use aya::programs::{ProgramError, Xdp, XdpMode};
 use aya::{Ebpf, EbpfError, EbpfLoader};
 use dns_common::{
-    ANSWER_MAPS, GLOBAL_DNS_PORT, GLOBAL_EDNS_UDP_SIZE, PASS_PROGRAM_NAME, PROGRAM_NAME,
+    ANSWER_MAPS, GLOBAL_DNS_PORT, GLOBAL_EDNS_UDP_SIZE, GLOBAL_GROW_AT_HEAD, PASS_PROGRAM_NAME,
+    PROGRAM_NAME,
 };
 
 /// The eBPF object (bpfel, with BTF).
@@ -67,14 +68,18 @@ pub struct LoadOptions {
     pub port: u16,
     pub edns_udp_size: u16,
     pub max_entries: u32,
+    /// Test hook: make every growing response take the grow-at-head path.
+    pub grow_at_head: bool,
 }
 
 /// Loads the object and the `dns_xdp` program into the kernel (verifier included), not attached.
 pub fn load(options: &LoadOptions) -> Result<Ebpf, XdpError> {
+    let grow_at_head = u8::from(options.grow_at_head);
     let mut loader = EbpfLoader::new();
     loader
         .override_global(GLOBAL_DNS_PORT, &options.port, true)
-        .override_global(GLOBAL_EDNS_UDP_SIZE, &options.edns_udp_size, true);
+        .override_global(GLOBAL_EDNS_UDP_SIZE, &options.edns_udp_size, true)
+        .override_global(GLOBAL_GROW_AT_HEAD, &grow_at_head, true);
     for map in ANSWER_MAPS {
         loader.map_max_entries(map, options.max_entries);
     }

@@ -34,10 +34,15 @@ struct Harness {
 
 impl Harness {
     fn new(catalog: Catalog, max_entries: u32) -> Harness {
+        Self::with_growth(catalog, max_entries, false)
+    }
+
+    fn with_growth(catalog: Catalog, max_entries: u32, grow_at_head: bool) -> Harness {
         let mut ebpf = xdp::load(&LoadOptions {
             port: 53,
             edns_udp_size: EDNS_SIZE,
             max_entries,
+            grow_at_head,
         })
         .expect("loading the XDP program needs root (CAP_BPF); run the tests as root");
         let mut writer = MapWriter::new(&mut ebpf, max_entries).unwrap();
@@ -465,7 +470,17 @@ fn fixtures() -> Vec<Fixture> {
 
 #[test]
 fn fixture_table_and_fast_path_equals_slow_path() {
-    let mut h = Harness::new(catalog(), 1024);
+    run_fixture_table(Harness::new(catalog(), 1024));
+}
+
+/// The same table with responses grown at the head (the path taken when a driver leaves too
+/// little tailroom, e.g. veth in native mode).
+#[test]
+fn fixture_table_with_growth_at_the_head() {
+    run_fixture_table(Harness::with_growth(catalog(), 1024, true));
+}
+
+fn run_fixture_table(mut h: Harness) {
     let mut answered = 0;
     for f in fixtures() {
         let input = if f.name == "truncated frame" {

@@ -122,6 +122,8 @@ pub const PASS_PROGRAM_NAME: &str = "xdp_pass";
 pub const GLOBAL_DNS_PORT: &str = "DNS_PORT";
 /// Global (read-only after load): UDP payload size this server advertises in OPT.
 pub const GLOBAL_EDNS_UDP_SIZE: &str = "EDNS_UDP_SIZE";
+/// Global (read-only after load), a test hook: 1 = grow responses at the head, never the tail.
+pub const GLOBAL_GROW_AT_HEAD: &str = "GROW_AT_HEAD";
 
 /// Per-CPU counters: what the program did with each packet. `Answered` is XDP_TX; every other
 /// counter is a reason for XDP_PASS.

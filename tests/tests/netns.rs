@@ -1,0 +1,283 @@
+//! End to end in network namespaces: the daemon attached to one end of a veth pair, dig and
+//! kdig in the other namespace. A/AAAA must be answered by XDP (the XDP counter moves and the
+//! server namespace's UDP socket layer never sees the queries); MX, TXT, NXDOMAIN by userspace.
+//! Over IPv4 and IPv6, in native and generic (skb) mode. Needs root; never skips.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use dns_tests::{SERVER_V4, SERVER_V6, Side, Testbed, metric};
+
+const BIN: &str = env!("CARGO_BIN_EXE_dns-user-under-test");
+const ZONE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/example.com.zone");
+const ANSWERED: &str = "dns_xdp_packets_total{action=\"tx\",reason=\"answered\"}";
+
+struct Family {
+    server: String,
+    udp_in: fn(&Testbed) -> u64,
+}
+
+fn families() -> [Family; 2] {
+    [
+        Family {
+            server: SERVER_V4.to_string(),
+            udp_in: |bed| bed.snmp(Side::Server, "Udp", "InDatagrams").unwrap(),
+        },
+        Family {
+            server: SERVER_V6.to_string(),
+            udp_in: |bed| bed.snmp6(Side::Server, "Udp6InDatagrams").unwrap(),
+        },
+    ]
+}
+
+fn answered_by_xdp(bed: &Testbed) -> u64 {
+    let page = bed
+        .output(
+            Side::Server,
+            "curl",
+            &["-sf", "http://127.0.0.1:9153/metrics"],
+        )
+        .expect("metrics endpoint");
+    metric(&page, ANSWERED).expect("XDP answered counter")
+}
+
+/// `+short` answer lines of dig or kdig, as a set.
+fn short(bed: &Testbed, tool: &str, server: &str, name: &str, qtype: &str) -> BTreeSet<String> {
+    let at = format!("@{server}");
+    let args: Vec<&str> = match tool {
+        "dig" => vec![&at, "+short", "+tries=1", "+time=2", name, qtype],
+        _ => vec![&at, "+short", "+retry=0", "+timeout=2", name, qtype],
+    };
+    bed.output(Side::Client, tool, &args)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+fn end_to_end(mode: &str) {
+    let mut bed = Testbed::create("dnsxt").unwrap();
+    if mode == "native" {
+        // Native XDP_TX on veth is delivered only if the peer runs an XDP program too.
+        let client_if = bed.client_if.clone();
+        let pass = bed
+            .spawn(
+                Side::Client,
+                BIN,
+                &["xdp-pass", "--iface", &client_if, "--xdp-mode", "native"],
+                false,
+            )
+            .unwrap();
+        pass.wait_for(&mut bed, "pass program attached", Duration::from_secs(20))
+            .unwrap();
+    }
+    let server_if = bed.server_if.clone();
+    let zone_arg = format!("example.com.={ZONE}");
+    let daemon = bed
+        .spawn(
+            Side::Server,
+            BIN,
+            &[
+                "serve",
+                "--zone-file",
+                &zone_arg,
+                "--listen",
+                "192.0.2.1:53",
+                "--listen",
+                "[2001:db8::1]:53",
+                "--iface",
+                &server_if,
+                "--xdp-mode",
+                mode,
+                "--metrics",
+                "127.0.0.1:9153",
+            ],
+            false,
+        )
+        .unwrap();
+    daemon
+        .wait_for(&mut bed, "ready:", Duration::from_secs(30))
+        .unwrap();
+    let log = daemon.log().join("\n");
+    assert!(
+        log.contains(&format!("XDP attached to {server_if} in {mode} mode")),
+        "{log}"
+    );
+
+    for fam in families() {
+        let s = fam.server.as_str();
+        // Fast path: A/AAAA answered in XDP, never reaching the server's UDP sockets.
+        let udp_before = (fam.udp_in)(&bed);
+        let xdp_before = answered_by_xdp(&bed);
+        let www_a = set(&["192.0.2.1", "192.0.2.2"]);
+        assert_eq!(
+            short(&bed, "kdig", s, "www.example.com", "A"),
+            www_a,
+            "{mode} {s}"
+        );
+        assert_eq!(
+            short(&bed, "dig", s, "www.example.com", "A"),
+            www_a,
+            "{mode} {s} (dig, EDNS + cookie)"
+        );
+        assert_eq!(
+            short(&bed, "kdig", s, "WwW.ExAmPlE.cOm", "A"),
+            www_a,
+            "{mode} {s}"
+        );
+        assert_eq!(
+            short(&bed, "kdig", s, "www.example.com", "AAAA"),
+            set(&["2001:db8::1"])
+        );
+        assert_eq!(
+            short(&bed, "dig", s, "ns1.example.com", "AAAA"),
+            set(&["2001:db8::53"])
+        );
+        let xdp_after = answered_by_xdp(&bed);
+        assert_eq!(
+            xdp_after - xdp_before,
+            5,
+            "{mode} {s}: every A/AAAA query answered by XDP"
+        );
+        assert_eq!(
+            (fam.udp_in)(&bed),
+            udp_before,
+            "{mode} {s}: the server's UDP layer saw a fast-path query"
+        );
+
+        // Slow path: everything else reaches userspace and is answered there.
+        assert_eq!(
+            short(&bed, "kdig", s, "example.com", "MX"),
+            set(&["10 mail.example.com."])
+        );
+        assert_eq!(
+            short(&bed, "dig", s, "example.com", "TXT"),
+            set(&["\"v=spf1 mx -all\""])
+        );
+        let nx = bed
+            .output(
+                Side::Client,
+                "kdig",
+                &[
+                    &format!("@{s}"),
+                    "+retry=0",
+                    "+timeout=2",
+                    "nope.example.com",
+                    "A",
+                ],
+            )
+            .unwrap();
+        assert!(
+            nx.contains("status: NXDOMAIN") && nx.contains("SOA"),
+            "{nx}"
+        );
+        assert_eq!(
+            (fam.udp_in)(&bed),
+            udp_before + 3,
+            "{mode} {s}: slow-path queries go to userspace"
+        );
+        assert_eq!(answered_by_xdp(&bed), xdp_after);
+        // TCP goes to userspace too.
+        let tcp = bed
+            .output(
+                Side::Client,
+                "kdig",
+                &[
+                    &format!("@{s}"),
+                    "+tcp",
+                    "+short",
+                    "+timeout=2",
+                    "www.example.com",
+                    "A",
+                ],
+            )
+            .unwrap();
+        assert_eq!(
+            tcp.lines().map(str::to_string).collect::<BTreeSet<_>>(),
+            www_a
+        );
+    }
+
+    // Orderly shutdown detaches XDP and exits cleanly.
+    let status = bed
+        .stop(daemon.pid, Duration::from_secs(10))
+        .expect("daemon stopped");
+    assert!(
+        status.success(),
+        "daemon exit: {status}\n{}",
+        daemon.log().join("\n")
+    );
+    assert!(daemon.log().iter().any(|l| l.contains("XDP detached")));
+}
+
+#[test]
+fn native_mode_ipv4_and_ipv6() {
+    end_to_end("native");
+}
+
+#[test]
+fn generic_mode_ipv4_and_ipv6() {
+    end_to_end("skb");
+}
+
+#[test]
+fn bad_zone_file_exits_non_zero_naming_file_and_line_without_attaching() {
+    let bed = Testbed::create("dnsxb").unwrap();
+    let dir = std::env::temp_dir().join(format!("dnsx-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let zone = dir.join("bad.zone");
+    std::fs::write(
+        &zone,
+        "$TTL 60\n@ IN SOA ns1 host 1 2 3 4 5\nwww IN A 300.1.1.1\n",
+    )
+    .unwrap();
+    let server_if = bed.server_if.clone();
+    let out = bed
+        .command(Side::Server, BIN)
+        .args([
+            "serve",
+            "--zone-file",
+            &format!("example.com.={}", zone.display()),
+            "--listen",
+            "192.0.2.1:53",
+            "--iface",
+            &server_if,
+            "--xdp-mode",
+            "skb",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("bad.zone:3: bad A record"), "{stderr}");
+    let link = bed
+        .output(Side::Server, "ip", &["link", "show", &server_if])
+        .unwrap();
+    assert!(!link.contains("xdp"), "nothing may be attached: {link}");
+
+    // No such interface: a clear error, not a panic.
+    let out = bed
+        .command(Side::Server, BIN)
+        .args([
+            "serve",
+            "--listen",
+            "192.0.2.1:53",
+            "--iface",
+            "nosuchif0",
+            "--xdp-mode",
+            "skb",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("attaching XDP to interface nosuchif0") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
