@@ -132,8 +132,8 @@ fn attach_program(
     Ok(())
 }
 
-/// Loads and attaches the pass-everything program to `iface` (a veth peer in native mode).
-pub fn attach_pass(iface: &str, mode: AttachMode) -> Result<Ebpf, XdpError> {
+/// Loads the pass-everything program (not attached).
+pub fn load_pass() -> Result<Ebpf, XdpError> {
     let mut ebpf = EbpfLoader::new().load(OBJECT)?;
     program(&mut ebpf, PASS_PROGRAM_NAME)?
         .load()
@@ -141,6 +141,12 @@ pub fn attach_pass(iface: &str, mode: AttachMode) -> Result<Ebpf, XdpError> {
             program: PASS_PROGRAM_NAME,
             source,
         })?;
+    Ok(ebpf)
+}
+
+/// Loads and attaches the pass-everything program to `iface` (a veth peer in native mode).
+pub fn attach_pass(iface: &str, mode: AttachMode) -> Result<Ebpf, XdpError> {
+    let mut ebpf = load_pass()?;
     attach_program(&mut ebpf, PASS_PROGRAM_NAME, iface, mode)?;
     Ok(ebpf)
 }

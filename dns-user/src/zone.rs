@@ -122,7 +122,7 @@ impl Zone {
             if !apex.zone_of(&owner) {
                 return Err(err(format!(
                     "{} is outside the zone {}",
-                    &record.name, origin
+                    record.name, origin
                 )));
             }
             if record.dns_class != DNSClass::IN {

@@ -6,13 +6,12 @@
 //!
 //! Needs root (CAP_BPF + CAP_NET_ADMIN); it fails, never skips, without it.
 
-mod support;
-
 use std::net::Ipv4Addr;
 
 use aya::Ebpf;
 use aya::programs::{TestRun, TestRunOptions};
 use dns_common::{Counter, PROGRAM_NAME, TYPE_A, TYPE_AAAA};
+use dns_tests::frame::*;
 use dns_user::answer::{AnswerOptions, Catalog, Transport, respond};
 use dns_user::compile::{AnswerTable, compile, key, render};
 use dns_user::maps::{MapWriteError, MapWriter};
@@ -21,7 +20,6 @@ use dns_user::xdp::{self, LoadOptions};
 use dns_user::zone::RrSet;
 use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{LowerName, Name, RData, RecordType};
-use support::*;
 
 const EDNS_SIZE: u16 = 1232;
 

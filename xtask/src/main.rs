@@ -1,1 +1,238 @@
-fn main() {}
+//! `cargo xtask`: the project's entry points that need more than `cargo build`.
+//!
+//! - `run`: the service on the embedded default config. Without `--iface`, in a demo pair of
+//!   network namespaces with XDP on the server's veth; with `--iface IF`, on a real NIC.
+//! - `test`: fmt, clippy (host and eBPF target), and every test, the privileged ones included.
+//! - `bench`: dnsperf through the XDP path and the userspace path, and BPF_PROG_TEST_RUN ns/query.
+
+mod bench;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use dns_tests::{SERVER_V4, SERVER_V6, Side, Testbed};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Build and run the service. Without --iface: a demo namespace pair with XDP attached.
+    Run {
+        /// Attach to this real interface instead of the demo namespaces (repeatable).
+        #[arg(long)]
+        iface: Vec<String>,
+        /// XDP mode: native | skb | off.
+        #[arg(long, default_value = "native")]
+        xdp_mode: String,
+        /// Build dns-user with --release.
+        #[arg(long)]
+        release: bool,
+        /// More `dns-user serve` arguments (e.g. --config FILE, --zone-file ORIGIN=PATH).
+        #[arg(last = true)]
+        serve_args: Vec<String>,
+    },
+    /// fmt --check, clippy -D warnings (workspace and eBPF target), and the whole test suite.
+    Test,
+    /// Benchmarks (root): dnsperf against XDP and userspace, PROG_TEST_RUN ns/query.
+    Bench {
+        /// dnsperf run length per path, seconds.
+        #[arg(long, default_value_t = 10)]
+        seconds: u32,
+        /// Write the markdown results here.
+        #[arg(long, default_value = "bench/RESULTS.md")]
+        out: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Cmd::Run {
+            iface,
+            xdp_mode,
+            release,
+            serve_args,
+        } => run(&iface, &xdp_mode, release, &serve_args),
+        Cmd::Test => test(),
+        Cmd::Bench { seconds, out } => bench::bench(seconds, &workspace().join(out)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+/// Runs a command in the workspace, failing if it fails.
+pub fn cargo(args: &[&str]) -> anyhow::Result<()> {
+    let status = Command::new(env!("CARGO"))
+        .args(args)
+        .current_dir(workspace())
+        .status()
+        .with_context(|| format!("running cargo {args:?}"))?;
+    if !status.success() {
+        bail!("cargo {} failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
+/// Builds the dns-user binary and returns its path.
+pub fn build_daemon(release: bool) -> anyhow::Result<PathBuf> {
+    let mut args = vec!["build", "--package", "dns-user", "--bin", "dns-user"];
+    if release {
+        args.push("--release");
+    }
+    cargo(&args)?;
+    let profile = if release { "release" } else { "debug" };
+    Ok(workspace().join("target").join(profile).join("dns-user"))
+}
+
+pub fn require_root(what: &str) -> anyhow::Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!("{what} needs root (XDP attach, network namespaces, BPF_PROG_TEST_RUN)");
+    }
+    Ok(())
+}
+
+fn run(ifaces: &[String], mode: &str, release: bool, extra: &[String]) -> anyhow::Result<()> {
+    require_root("cargo xtask run")?;
+    let bin = build_daemon(release)?;
+    let bin = bin.to_str().context("non-UTF-8 path")?;
+    if !ifaces.is_empty() {
+        let mut cmd = Command::new(bin);
+        cmd.args([
+            "serve",
+            "--xdp-mode",
+            mode,
+            "--listen",
+            "0.0.0.0:53",
+            "--listen",
+            "[::]:53",
+        ]);
+        for i in ifaces {
+            cmd.args(["--iface", i]);
+        }
+        cmd.args(extra);
+        let status = cmd.status().context("starting dns-user")?;
+        if !status.success() {
+            bail!("dns-user exited with {status}");
+        }
+        return Ok(());
+    }
+
+    let mut bed = Testbed::create("dnsxr")?;
+    if mode == "native" {
+        let client_if = bed.client_if.clone();
+        let pass = bed.spawn(
+            Side::Client,
+            bin,
+            &["xdp-pass", "--iface", &client_if],
+            true,
+        )?;
+        pass.wait_for(&mut bed, "pass program attached", Duration::from_secs(20))?;
+    }
+    let server_if = bed.server_if.clone();
+    let mut args: Vec<&str> = vec![
+        "serve",
+        "--listen",
+        "192.0.2.1:53",
+        "--listen",
+        "[2001:db8::1]:53",
+        "--iface",
+        &server_if,
+        "--xdp-mode",
+        mode,
+        "--metrics",
+        "127.0.0.1:9153",
+    ];
+    args.extend(extra.iter().map(String::as_str));
+    let daemon = bed.spawn(Side::Server, bin, &args, true)?;
+    daemon.wait_for(&mut bed, "ready:", Duration::from_secs(30))?;
+    let (c, s) = (bed.client_ns.clone(), bed.server_ns.clone());
+    println!(
+        "\nDemo running. XDP answers A/AAAA on {server_if} (netns {s}); try:\n\
+         \n  ip netns exec {c} dig @{SERVER_V4} www.example.com A      # XDP fast path\
+         \n  ip netns exec {c} dig @{SERVER_V6} www.example.com AAAA   # XDP fast path, IPv6\
+         \n  ip netns exec {c} dig @{SERVER_V4} example.com MX         # userspace server\
+         \n  ip netns exec {s} curl -s http://127.0.0.1:9153/metrics   # counters per path\
+         \n\nCtrl-C stops the service and removes the namespaces."
+    );
+    // Wait for Ctrl-C (or the daemon exiting); the testbed's Drop stops it and cleans up.
+    install_stop_handler();
+    while !STOP.load(Ordering::Relaxed) {
+        if let Some(status) = bed.exited(daemon.pid) {
+            bail!("dns-user exited with {status}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    println!("stopping");
+    Ok(())
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_stop_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::Relaxed);
+}
+
+/// SIGINT/SIGTERM set [`STOP`] instead of killing xtask, so the testbed is cleaned up.
+fn install_stop_handler() {
+    let handler = on_stop_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, handler);
+        libc::signal(libc::SIGTERM, handler);
+    }
+}
+
+fn test() -> anyhow::Result<()> {
+    require_root("cargo xtask test")?;
+    cargo(&["fmt", "--all", "--", "--check"])?;
+    // The eBPF crate only builds for its own target: checked on its own below.
+    cargo(&[
+        "clippy",
+        "--workspace",
+        "--exclude",
+        "dns-ebpf",
+        "--all-targets",
+        "--locked",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
+    cargo(&[
+        "clippy",
+        "--package",
+        "dns-ebpf",
+        "--target",
+        "bpfel-unknown-none",
+        "-Z",
+        "build-std=core",
+        "--locked",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
+    cargo(&["test", "--workspace", "--locked"])?;
+    Ok(())
+}

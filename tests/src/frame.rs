@@ -1,12 +1,14 @@
-//! Shared test helpers: frame building and parsing, checksums, the test zone.
-#![allow(dead_code)]
+//! Frames for BPF_PROG_TEST_RUN: building queries (well-formed or not) around DNS payloads,
+//! the responses XDP must produce, RFC 1071 checksums, and the fixture zone.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::path::Path;
 
 use dns_user::answer::Catalog;
 use dns_user::zone::{Zone, parse_zone_text};
 use hickory_proto::rr::Name;
+
+pub use crate::testbed::{CLIENT_V4, CLIENT_V6, SERVER_V4, SERVER_V6};
 
 /// XDP actions (include/uapi/linux/bpf.h, enum xdp_action).
 pub const XDP_DROP: u32 = 1;
@@ -15,15 +17,11 @@ pub const XDP_TX: u32 = 3;
 
 pub const SERVER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
 pub const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
-pub const SERVER_V4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
-pub const CLIENT_V4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
-pub const SERVER_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
-pub const CLIENT_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
 pub const CLIENT_PORT: u16 = 40_000;
 
 /// The bundled example zone plus names the fixtures need.
 pub const TEST_ZONE: &str = concat!(
-    include_str!("../../../examples/example.com.zone"),
+    include_str!("../../examples/example.com.zone"),
     "many IN A 192.0.2.201\nmany IN A 192.0.2.202\nmany IN A 192.0.2.203\n",
     "many IN A 192.0.2.204\nmany IN A 192.0.2.205\nmany IN A 192.0.2.206\n",
     "many IN A 192.0.2.207\nmany IN A 192.0.2.208\nmany IN A 192.0.2.209\n",
