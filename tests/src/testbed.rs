@@ -23,6 +23,8 @@ pub const SERVER_V4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 pub const CLIENT_V4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
 pub const SERVER_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
 pub const CLIENT_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
+/// Where [`Testbed::start_service`] serves metrics, inside the server namespace.
+pub const METRICS_ADDR: &str = "127.0.0.1:9153";
 
 /// Which end of the testbed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -183,6 +185,53 @@ impl Testbed {
         let idx = self.processes.iter().position(|c| c.id() == pid)?;
         let mut child = self.processes.remove(idx);
         stop_child(&mut child, grace)
+    }
+
+    /// Starts `bin serve` in the server namespace on the testbed's addresses (port 53, IPv4 and
+    /// IPv6) with XDP on the server veth in `mode`, plus `extra` arguments, and waits until it
+    /// is ready. In native mode the client veth first gets the pass program, without which the
+    /// kernel drops XDP_TX frames on veth.
+    pub fn start_service(
+        &mut self,
+        bin: &str,
+        mode: &str,
+        extra: &[&str],
+        echo: bool,
+    ) -> anyhow::Result<Process> {
+        if mode == "native" {
+            let client_if = self.client_if.clone();
+            let args = ["xdp-pass", "--iface", &client_if, "--xdp-mode", "native"];
+            let pass = self.spawn(Side::Client, bin, &args, echo)?;
+            pass.wait_for(self, "pass program attached", Duration::from_secs(20))?;
+        }
+        let server_if = self.server_if.clone();
+        let (v4, v6) = (format!("{SERVER_V4}:53"), format!("[{SERVER_V6}]:53"));
+        let mut args = vec![
+            "serve",
+            "--listen",
+            &v4,
+            "--listen",
+            &v6,
+            "--iface",
+            &server_if,
+            "--xdp-mode",
+            mode,
+            "--metrics",
+            METRICS_ADDR,
+        ];
+        args.extend_from_slice(extra);
+        let daemon = self.spawn(Side::Server, bin, &args, echo)?;
+        daemon.wait_for(self, "ready:", Duration::from_secs(30))?;
+        Ok(daemon)
+    }
+
+    /// The service's Prometheus page (see [`start_service`](Self::start_service)).
+    pub fn metrics_page(&self) -> anyhow::Result<String> {
+        self.output(
+            Side::Server,
+            "curl",
+            &["-sf", &format!("http://{METRICS_ADDR}/metrics")],
+        )
     }
 
     /// A counter from /proc/net/snmp (e.g. ("Udp", "InDatagrams")) in `side`'s namespace.

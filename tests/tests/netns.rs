@@ -31,13 +31,7 @@ fn families() -> [Family; 2] {
 }
 
 fn answered_by_xdp(bed: &Testbed) -> u64 {
-    let page = bed
-        .output(
-            Side::Server,
-            "curl",
-            &["-sf", "http://127.0.0.1:9153/metrics"],
-        )
-        .expect("metrics endpoint");
+    let page = bed.metrics_page().expect("metrics endpoint");
     metric(&page, ANSWERED).expect("XDP answered counter")
 }
 
@@ -61,46 +55,10 @@ fn set(items: &[&str]) -> BTreeSet<String> {
 
 fn end_to_end(mode: &str) {
     let mut bed = Testbed::create("dnsxt").unwrap();
-    if mode == "native" {
-        // Native XDP_TX on veth is delivered only if the peer runs an XDP program too.
-        let client_if = bed.client_if.clone();
-        let pass = bed
-            .spawn(
-                Side::Client,
-                BIN,
-                &["xdp-pass", "--iface", &client_if, "--xdp-mode", "native"],
-                false,
-            )
-            .unwrap();
-        pass.wait_for(&mut bed, "pass program attached", Duration::from_secs(20))
-            .unwrap();
-    }
     let server_if = bed.server_if.clone();
     let zone_arg = format!("example.com.={ZONE}");
     let daemon = bed
-        .spawn(
-            Side::Server,
-            BIN,
-            &[
-                "serve",
-                "--zone-file",
-                &zone_arg,
-                "--listen",
-                "192.0.2.1:53",
-                "--listen",
-                "[2001:db8::1]:53",
-                "--iface",
-                &server_if,
-                "--xdp-mode",
-                mode,
-                "--metrics",
-                "127.0.0.1:9153",
-            ],
-            false,
-        )
-        .unwrap();
-    daemon
-        .wait_for(&mut bed, "ready:", Duration::from_secs(30))
+        .start_service(BIN, mode, &["--zone-file", &zone_arg], false)
         .unwrap();
     let log = daemon.log().join("\n");
     assert!(

@@ -5,7 +5,6 @@
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 use aya::programs::{TestRun, TestRunOptions};
@@ -129,34 +128,7 @@ fn which(tool: &str) -> anyhow::Result<()> {
 
 fn dnsperf(bin: &str, mode: &str, seconds: u32) -> anyhow::Result<PerfResult> {
     let mut bed = Testbed::create("dnsxbench")?;
-    if mode == "native" {
-        let client_if = bed.client_if.clone();
-        let pass = bed.spawn(
-            Side::Client,
-            bin,
-            &["xdp-pass", "--iface", &client_if],
-            false,
-        )?;
-        pass.wait_for(&mut bed, "pass program attached", Duration::from_secs(20))?;
-    }
-    let server_if = bed.server_if.clone();
-    let daemon = bed.spawn(
-        Side::Server,
-        bin,
-        &[
-            "serve",
-            "--listen",
-            "192.0.2.1:53",
-            "--iface",
-            &server_if,
-            "--xdp-mode",
-            mode,
-            "--metrics",
-            "127.0.0.1:9153",
-        ],
-        false,
-    )?;
-    daemon.wait_for(&mut bed, "ready:", Duration::from_secs(30))?;
+    let daemon = bed.start_service(bin, mode, &[], false)?;
 
     let query_file = std::env::temp_dir().join(format!("dnsx-queries-{}", std::process::id()));
     std::fs::write(&query_file, QUERIES.join("\n") + "\n")?;
@@ -206,11 +178,7 @@ fn dnsperf(bin: &str, mode: &str, seconds: u32) -> anyhow::Result<PerfResult> {
     };
     let completed = field("Queries completed")?;
     let xdp_share = if mode != "off" {
-        let page = bed.output(
-            Side::Server,
-            "curl",
-            &["-sf", "http://127.0.0.1:9153/metrics"],
-        )?;
+        let page = bed.metrics_page()?;
         let answered = metric(
             &page,
             "dns_xdp_packets_total{action=\"tx\",reason=\"answered\"}",

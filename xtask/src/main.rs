@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use dns_tests::{SERVER_V4, SERVER_V6, Side, Testbed};
+use dns_tests::{METRICS_ADDR, SERVER_V4, SERVER_V6, Testbed};
 
 #[derive(Parser)]
 #[command(name = "cargo xtask")]
@@ -141,40 +141,16 @@ fn run(ifaces: &[String], mode: &str, release: bool, extra: &[String]) -> anyhow
     }
 
     let mut bed = Testbed::create("dnsxr")?;
-    if mode == "native" {
-        let client_if = bed.client_if.clone();
-        let pass = bed.spawn(
-            Side::Client,
-            bin,
-            &["xdp-pass", "--iface", &client_if],
-            true,
-        )?;
-        pass.wait_for(&mut bed, "pass program attached", Duration::from_secs(20))?;
-    }
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    let daemon = bed.start_service(bin, mode, &extra, true)?;
     let server_if = bed.server_if.clone();
-    let mut args: Vec<&str> = vec![
-        "serve",
-        "--listen",
-        "192.0.2.1:53",
-        "--listen",
-        "[2001:db8::1]:53",
-        "--iface",
-        &server_if,
-        "--xdp-mode",
-        mode,
-        "--metrics",
-        "127.0.0.1:9153",
-    ];
-    args.extend(extra.iter().map(String::as_str));
-    let daemon = bed.spawn(Side::Server, bin, &args, true)?;
-    daemon.wait_for(&mut bed, "ready:", Duration::from_secs(30))?;
     let (c, s) = (bed.client_ns.clone(), bed.server_ns.clone());
     println!(
         "\nDemo running. XDP answers A/AAAA on {server_if} (netns {s}); try:\n\
          \n  ip netns exec {c} dig @{SERVER_V4} www.example.com A      # XDP fast path\
          \n  ip netns exec {c} dig @{SERVER_V6} www.example.com AAAA   # XDP fast path, IPv6\
          \n  ip netns exec {c} dig @{SERVER_V4} example.com MX         # userspace server\
-         \n  ip netns exec {s} curl -s http://127.0.0.1:9153/metrics   # counters per path\
+         \n  ip netns exec {s} curl -s http://{METRICS_ADDR}/metrics   # counters per path\
          \n\nCtrl-C stops the service and removes the namespaces."
     );
     // Wait for Ctrl-C (or the daemon exiting); the testbed's Drop stops it and cleans up.
