@@ -84,13 +84,18 @@ pub fn load(options: &LoadOptions) -> Result<Ebpf, XdpError> {
         loader.map_max_entries(map, options.max_entries);
     }
     let mut ebpf = loader.load(OBJECT)?;
-    program(&mut ebpf, PROGRAM_NAME)?
+    load_program(&mut ebpf, PROGRAM_NAME)?;
+    Ok(ebpf)
+}
+
+/// Loads (verifies) the program `name` of `ebpf` into the kernel.
+fn load_program(ebpf: &mut Ebpf, name: &'static str) -> Result<(), XdpError> {
+    program(ebpf, name)?
         .load()
         .map_err(|source| XdpError::Program {
-            program: PROGRAM_NAME,
+            program: name,
             source,
-        })?;
-    Ok(ebpf)
+        })
 }
 
 /// The XDP program `name` of a loaded object.
@@ -135,12 +140,7 @@ fn attach_program(
 /// Loads the pass-everything program (not attached).
 pub fn load_pass() -> Result<Ebpf, XdpError> {
     let mut ebpf = EbpfLoader::new().load(OBJECT)?;
-    program(&mut ebpf, PASS_PROGRAM_NAME)?
-        .load()
-        .map_err(|source| XdpError::Program {
-            program: PASS_PROGRAM_NAME,
-            source,
-        })?;
+    load_program(&mut ebpf, PASS_PROGRAM_NAME)?;
     Ok(ebpf)
 }
 

@@ -470,19 +470,9 @@ fn entries(text: &str) -> Result<Vec<Entry>, (usize, String)> {
                 }
             }
             ';' => {
-                for c in chars.by_ref() {
-                    if c == '\n' {
-                        break;
-                    }
-                }
+                // A comment runs to the end of the line, which the '\n' arm then ends.
+                while chars.next_if(|&n| n != '\n').is_some() {}
                 flush(&mut token, &mut current, line, leading_blank);
-                line += 1;
-                if depth == 0 {
-                    if let Some(e) = current.take() {
-                        out.push(e);
-                    }
-                    at_line_start = true;
-                }
             }
             ' ' | '\t' | '\r' => flush(&mut token, &mut current, line, leading_blank),
             '(' => {
