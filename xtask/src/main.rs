@@ -209,6 +209,6 @@ fn test() -> anyhow::Result<()> {
         "-D",
         "warnings",
     ])?;
-    cargo(&["test", "--workspace", "--locked"])?;
+    cargo(&["test", "--workspace", "--locked", "--no-fail-fast"])?;
     Ok(())
 }
