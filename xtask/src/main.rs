@@ -209,6 +209,43 @@ fn test() -> anyhow::Result<()> {
         "-D",
         "warnings",
     ])?;
-    cargo(&["test", "--workspace", "--locked", "--no-fail-fast"])?;
+    let (passed, failed) = cargo_test(&["test", "--workspace", "--locked", "--no-fail-fast"])?;
+    // One closing line for the whole suite (cargo's own last line is often a doc-test binary
+    // with nothing in it).
+    println!("tests: {passed} passed, {failed} failed");
+    if failed > 0 || passed == 0 {
+        bail!("{failed} tests failed, {passed} passed");
+    }
     Ok(())
+}
+
+/// Runs `cargo test ...`, echoing its output, and sums its `test result:` lines.
+fn cargo_test(args: &[&str]) -> anyhow::Result<(u64, u64)> {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO"))
+        .args(args)
+        .current_dir(workspace())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("running cargo test")?;
+    let (mut passed, mut failed) = (0, 0);
+    let stdout = child.stdout.take().expect("piped");
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            let count = |what: &str| -> u64 {
+                rest.split([';', '.'])
+                    .find_map(|p| p.trim().strip_suffix(what)?.trim().parse().ok())
+                    .unwrap_or(0)
+            };
+            passed += count("passed");
+            failed += count("failed");
+        }
+    }
+    let status = child.wait()?;
+    if !status.success() && failed == 0 {
+        bail!("cargo test failed ({status})");
+    }
+    Ok((passed, failed))
 }
