@@ -197,7 +197,9 @@ fn resolve_in_zone(zone: &Zone, question: &Query, response: &mut Message) {
     let mut name = LowerName::new(&owner);
 
     for _ in 0..MAX_CNAME_CHAIN {
-        if zone.is_at_or_below_cut(&name) {
+        // DS at a delegation point is the parent's data (RFC 4035 section 3.1.4.1).
+        let parent_side_ds = qtype == RecordType::DS && zone.is_delegation(&name);
+        if zone.is_at_or_below_cut(&name) && !parent_side_ds {
             if response.answers.is_empty() {
                 referral(zone, &name, response);
             }
@@ -214,14 +216,17 @@ fn resolve_in_zone(zone: &Zone, question: &Query, response: &mut Message) {
             },
         };
         if qtype == RecordType::ANY {
-            // RFC 8482 section 4.2: answer with one RRset rather than all of them.
-            if let Some(set) = node.first() {
+            // RFC 8482 section 4.2: one RRset rather than all of them; like Knot DNS, the one
+            // with the lowest type code.
+            if let Some(set) = node.iter().min_by_key(|s| u16::from(s.rtype)) {
                 push_set(&mut response.answers, &owner, set);
+                add_target_addresses(zone, set, &mut response.additionals);
             }
             return;
         }
         if let Some(set) = node.iter().find(|s| s.rtype == qtype) {
             push_set(&mut response.answers, &owner, set);
+            add_target_addresses(zone, set, &mut response.additionals);
             return;
         }
         let Some(cname) = node.iter().find(|s| s.rtype == RecordType::CNAME) else {
@@ -235,6 +240,28 @@ fn resolve_in_zone(zone: &Zone, question: &Query, response: &mut Message) {
         name = LowerName::new(&owner);
         if !LowerName::new(zone.origin()).zone_of(&name) {
             return; // the resolver follows names outside this zone
+        }
+    }
+}
+
+/// Additional-section processing (RFC 1034 section 4.3.2 step 6, RFC 2782): addresses of the
+/// in-zone, authoritative names an MX, SRV or NS RRset points to.
+fn add_target_addresses(zone: &Zone, set: &RrSet, additionals: &mut Vec<Record>) {
+    for rdata in &set.rdatas {
+        let target = match rdata {
+            RData::MX(mx) => &mx.exchange,
+            RData::SRV(srv) => &srv.target,
+            RData::NS(ns) => &ns.0,
+            _ => continue,
+        };
+        let lower = LowerName::new(target);
+        if !LowerName::new(zone.origin()).zone_of(&lower) || zone.is_at_or_below_cut(&lower) {
+            continue;
+        }
+        for rtype in [RecordType::A, RecordType::AAAA] {
+            if let Some(addresses) = zone.rrset(&lower, rtype) {
+                push_set(additionals, target, addresses);
+            }
         }
     }
 }

@@ -87,6 +87,11 @@ impl Zone {
         (set.ttl, &set.rdatas[0])
     }
 
+    /// True if `name` is a delegation point: an NS RRset below the apex.
+    pub fn is_delegation(&self, name: &LowerName) -> bool {
+        *name != LowerName::new(&self.origin) && self.rrset(name, RecordType::NS).is_some()
+    }
+
     /// True if `name` is at or below a delegation (an NS RRset below the apex): data there is
     /// not authoritative.
     pub fn is_at_or_below_cut(&self, name: &LowerName) -> bool {
@@ -359,10 +364,8 @@ fn parse_into(
             {
                 return Err(place.error(format!("class {token} is not served")));
             } else {
-                break token
-                    .to_ascii_uppercase()
-                    .parse::<RecordType>()
-                    .map_err(|e| place.error(format!("unknown type {token}: {e}")))?;
+                break parse_type(token)
+                    .ok_or_else(|| place.error(format!("unknown type {token}")))?;
             }
         };
         // An omitted TTL is $TTL's (RFC 2308 section 4), else the last one stated (RFC 1035).
@@ -395,8 +398,145 @@ fn parse_ttl(text: &str, place: &Place) -> Result<u32, ZoneError> {
         .map_err(|e| place.error(format!("bad TTL {text}: {e}")))
 }
 
-/// Parses one record's RDATA with hickory's zone parser, relative names resolved at `origin`.
+/// RR type 99 (RFC 7208 section 3.1; TXT syntax). hickory has no variant for it.
+pub const TYPE_SPF: u16 = 99;
+
+/// An RR type from its mnemonic, RFC 3597's `TYPEnnn`, or `SPF`.
+pub fn parse_type(token: &str) -> Option<RecordType> {
+    let upper = token.to_ascii_uppercase();
+    if let Some(code) = upper
+        .strip_prefix("TYPE")
+        .and_then(|n| n.parse::<u16>().ok())
+    {
+        return Some(RecordType::from(code));
+    }
+    if upper == "SPF" {
+        return Some(RecordType::from(TYPE_SPF));
+    }
+    upper.parse().ok()
+}
+
+/// True for types hickory has no text parser for: they need RFC 3597 generic RDATA.
+fn is_opaque(rtype: RecordType) -> bool {
+    matches!(rtype, RecordType::Unknown(_))
+}
+
+/// RDATA in RFC 3597 section 5 generic form: `\# <length> <hex>...`.
+fn parse_generic_rdata(rtype: RecordType, text: &str) -> Result<RData, String> {
+    use hickory_proto::serialize::binary::{BinDecoder, Restrict};
+    let mut parts = text.split_whitespace();
+    parts.next(); // the \# token
+    let len: u16 = parts
+        .next()
+        .ok_or("\\# needs a length")?
+        .parse()
+        .map_err(|e| format!("bad \\# length: {e}"))?;
+    let hex: String = parts.collect();
+    if hex.len() % 2 != 0 {
+        return Err("odd number of hex digits".into());
+    }
+    let bytes = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16))
+        .collect::<Result<Vec<u8>, _>>()
+        .map_err(|e| format!("bad hex: {e}"))?;
+    if bytes.len() != usize::from(len) {
+        return Err(format!(
+            "\\# length {len} but {} bytes of data",
+            bytes.len()
+        ));
+    }
+    if bytes.is_empty() {
+        return Err("empty RDATA is not supported".into());
+    }
+    let mut decoder = BinDecoder::new(&bytes);
+    let rdata = RData::read(&mut decoder, rtype, Restrict::new(len)).map_err(|e| e.to_string())?;
+    if !decoder.is_empty() {
+        return Err("trailing bytes after the RDATA".into());
+    }
+    Ok(rdata)
+}
+
+/// Parses one record's RDATA, relative names resolved at `origin`: RFC 3597 generic form for
+/// any type, SPF as TXT text, everything else through hickory's zone parser.
 fn parse_record(
+    owner: &Name,
+    ttl: u32,
+    rtype: RecordType,
+    rdata: &str,
+    origin: &Name,
+) -> Result<Record, String> {
+    if rdata.starts_with("\\#") {
+        return Ok(Record::from_rdata(
+            owner.clone(),
+            ttl,
+            parse_generic_rdata(rtype, rdata)?,
+        ));
+    }
+    if u16::from(rtype) == TYPE_SPF {
+        use hickory_proto::serialize::binary::BinEncodable;
+        let txt = parse_hickory(owner, ttl, RecordType::TXT, rdata, origin)?;
+        let bytes = txt.data.to_bytes().map_err(|e| e.to_string())?;
+        let rdata = RData::Unknown {
+            code: rtype,
+            rdata: hickory_proto::rr::rdata::NULL::with(bytes),
+        };
+        return Ok(Record::from_rdata(owner.clone(), ttl, rdata));
+    }
+    if rtype == RecordType::DS {
+        let rdata = RData::Unknown {
+            code: rtype,
+            rdata: hickory_proto::rr::rdata::NULL::with(parse_ds_text(rdata)?),
+        };
+        return Ok(Record::from_rdata(owner.clone(), ttl, rdata));
+    }
+    if is_opaque(rtype) {
+        return Err(format!(
+            "type {} has no text form here: use RFC 3597 syntax (\\# <length> <hex>)",
+            u16::from(rtype)
+        ));
+    }
+    if rtype == RecordType::SVCB || rtype == RecordType::HTTPS {
+        // hickory makes a relative TargetName absolute without the origin; do it here.
+        let mut parts: Vec<&str> = rdata.split_whitespace().collect();
+        let target;
+        if let Some(t) = parts.get(1).filter(|t| **t != "." && !t.ends_with('.')) {
+            target = format!("{t}.{origin}");
+            parts[1] = &target;
+            return parse_hickory(owner, ttl, rtype, &parts.join(" "), origin);
+        }
+    }
+    parse_hickory(owner, ttl, rtype, rdata, origin)
+}
+
+/// DS presentation format (RFC 4034 section 5.3): key tag, algorithm, digest type, digest in
+/// hex (white space allowed). Kept as wire bytes: hickory parses DS only with its DNSSEC
+/// feature, which this server does not need.
+fn parse_ds_text(text: &str) -> Result<Vec<u8>, String> {
+    let mut parts = text.split_whitespace();
+    let mut field = |name: &str| parts.next().ok_or(format!("DS needs a {name}"));
+    let key_tag: u16 = field("key tag")?
+        .parse()
+        .map_err(|e| format!("key tag: {e}"))?;
+    let algorithm: u8 = field("algorithm")?
+        .parse()
+        .map_err(|e| format!("algorithm: {e}"))?;
+    let digest_type: u8 = field("digest type")?
+        .parse()
+        .map_err(|e| format!("digest type: {e}"))?;
+    let hex: String = parts.collect();
+    if hex.is_empty() || hex.len() % 2 != 0 {
+        return Err("DS digest must be an even number of hex digits".into());
+    }
+    let mut out = key_tag.to_be_bytes().to_vec();
+    out.extend_from_slice(&[algorithm, digest_type]);
+    for i in (0..hex.len()).step_by(2) {
+        out.push(u8::from_str_radix(&hex[i..i + 2], 16).map_err(|e| format!("digest: {e}"))?);
+    }
+    Ok(out)
+}
+
+fn parse_hickory(
     owner: &Name,
     ttl: u32,
     rtype: RecordType,
