@@ -359,7 +359,7 @@ mod tests {
                     sub IN NS ns.sub\nns.sub IN A 192.0.2.99\n";
         let path = Path::new("t.zone");
         let recs = parse_zone_text(&origin, text, path).unwrap();
-        Catalog::new([Zone::from_records(origin, recs, path).unwrap()])
+        Catalog::new([Zone::from_records(origin, recs, Vec::new(), path).unwrap()])
     }
 
     fn ask(name: &str, qtype: RecordType) -> Message {

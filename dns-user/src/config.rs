@@ -109,8 +109,40 @@ pub struct MetricsSection {
 pub struct ZoneSection {
     /// Zone apex, e.g. "example.com.".
     pub origin: String,
-    /// RFC 1035 zone file; relative to the config file's directory.
-    pub file: PathBuf,
+    /// RFC 1035 zone file; relative to the config file's directory. Optional when the zone's
+    /// records (SOA included) are all given as `[[zone.record]]`.
+    pub file: Option<PathBuf>,
+    /// Records given in the config, added to the file's.
+    #[serde(default, rename = "record")]
+    pub records: Vec<RecordSection>,
+}
+
+/// One `[[zone.record]]`: an RRset with `ttl` and `values`, or a Route 53 alias.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordSection {
+    /// Owner: relative to the origin, `@`, or absolute (ending in a dot).
+    pub name: String,
+    /// Type mnemonic or TYPEnnn.
+    #[serde(rename = "type")]
+    pub rtype: String,
+    /// TTL of a non-alias RRset (an alias takes its target's).
+    pub ttl: Option<u32>,
+    /// RDATA of each record, in zone-file syntax.
+    #[serde(default)]
+    pub values: Vec<String>,
+    /// Route 53 alias: answer with the target's records of this type.
+    pub alias: Option<AliasSection>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AliasSection {
+    /// A name in the same zone with records (or an alias) of the same type.
+    pub target: String,
+    /// Route 53's EvaluateTargetHealth; acts once health checks exist.
+    #[serde(default)]
+    pub evaluate_target_health: bool,
 }
 
 fn default_listen() -> Vec<SocketAddr> {
@@ -150,7 +182,12 @@ pub enum ZoneSource {
 #[derive(Clone, Debug)]
 pub struct ZoneSpec {
     pub origin: Name,
-    pub source: ZoneSource,
+    /// The zone file, if any.
+    pub source: Option<ZoneSource>,
+    /// Records from the config file.
+    pub records: Vec<RecordSection>,
+    /// The config file the records come from (for error messages).
+    pub config: PathBuf,
 }
 
 /// CLI overrides applied on top of the config file.
@@ -193,6 +230,10 @@ impl Settings {
 
 /// Reads the config at `path` (or the embedded default) and applies `overrides`.
 pub fn resolve(path: Option<&Path>, overrides: &Overrides) -> Result<Settings, ConfigError> {
+    let config_path = path.map_or_else(
+        || PathBuf::from("<embedded default config>"),
+        Path::to_path_buf,
+    );
     let (file, base_dir, embedded) = match path {
         Some(p) => {
             let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
@@ -218,20 +259,36 @@ pub fn resolve(path: Option<&Path>, overrides: &Overrides) -> Result<Settings, C
 
     let mut zones = Vec::new();
     for z in &file.zones {
-        let source = if embedded {
-            let name = z.file.to_string_lossy();
-            let (name, text) = EMBEDDED_FILES
-                .iter()
-                .find(|(n, _)| *n == name)
-                .ok_or_else(|| ConfigError::Invalid(format!("no embedded file {name}")))?;
-            ZoneSource::Embedded { name, text }
-        } else {
-            ZoneSource::File(base_dir.join(&z.file))
+        let source = match &z.file {
+            None => None,
+            Some(f) if embedded => {
+                let name = f.to_string_lossy();
+                let (name, text) = EMBEDDED_FILES
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .ok_or_else(|| ConfigError::Invalid(format!("no embedded file {name}")))?;
+                Some(ZoneSource::Embedded { name, text })
+            }
+            Some(f) => Some(ZoneSource::File(base_dir.join(f))),
         };
-        push_zone(&mut zones, &z.origin, source)?;
+        if source.is_none() && z.records.is_empty() {
+            return Err(ConfigError::Invalid(format!(
+                "{}: zone {} has neither a file nor records",
+                config_path.display(),
+                z.origin
+            )));
+        }
+        push_zone(
+            &mut zones,
+            &z.origin,
+            source,
+            z.records.clone(),
+            &config_path,
+        )?;
     }
     for (origin, file) in &overrides.zone_files {
-        push_zone(&mut zones, origin, ZoneSource::File(file.clone()))?;
+        let source = Some(ZoneSource::File(file.clone()));
+        push_zone(&mut zones, origin, source, Vec::new(), &config_path)?;
     }
 
     let settings = Settings {
@@ -267,7 +324,9 @@ fn parse(text: &str, path: &Path) -> Result<ConfigFile, ConfigError> {
 fn push_zone(
     zones: &mut Vec<ZoneSpec>,
     origin: &str,
-    source: ZoneSource,
+    source: Option<ZoneSource>,
+    records: Vec<RecordSection>,
+    config: &Path,
 ) -> Result<(), ConfigError> {
     let mut name = Name::from_ascii(origin)
         .map_err(|e| ConfigError::Invalid(format!("zone origin {origin:?}: {e}")))?;
@@ -276,6 +335,8 @@ fn push_zone(
     zones.push(ZoneSpec {
         origin: name,
         source,
+        records,
+        config: config.to_path_buf(),
     });
     Ok(())
 }

@@ -106,11 +106,12 @@ impl Zone {
         false
     }
 
-    /// Builds a zone from records, checking what a zone must satisfy. `place` says where each
-    /// record came from, for error messages.
+    /// Builds a zone from records and aliases, checking what a zone must satisfy. `place` says
+    /// where each came from, for error messages.
     pub fn from_records(
         origin: Name,
         records: Vec<(Record, Place)>,
+        aliases: Vec<(Alias, Place)>,
         source: &Path,
     ) -> Result<Zone, ZoneError> {
         let origin = fqdn(origin);
@@ -153,6 +154,8 @@ impl Zone {
                 }
             }
         }
+
+        materialize_aliases(&apex, &mut nodes, &mut first_place, aliases)?;
 
         let place_of = |owner: &LowerName, rtype: RecordType| {
             first_place
@@ -210,6 +213,125 @@ impl Zone {
     }
 }
 
+/// A Route 53 alias record: `name`/`rtype` answers with the records of `target`/`rtype` in the
+/// same zone, with the target's TTL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Alias {
+    pub name: Name,
+    pub rtype: RecordType,
+    pub target: Name,
+    /// Route 53's EvaluateTargetHealth (used once health checks drive answers).
+    pub evaluate_target_health: bool,
+}
+
+/// Validates aliases and adds each as an RRset holding its target's data. Rejected: a CNAME
+/// alias at the apex, an alias beside records of its own type, a target outside the zone or
+/// without records of that type, and loops.
+fn materialize_aliases(
+    apex: &LowerName,
+    nodes: &mut BTreeMap<LowerName, Vec<RrSet>>,
+    first_place: &mut BTreeMap<(LowerName, RecordType), Place>,
+    aliases: Vec<(Alias, Place)>,
+) -> Result<(), ZoneError> {
+    let mut by_key: BTreeMap<(LowerName, RecordType), (LowerName, Place)> = BTreeMap::new();
+    for (alias, place) in aliases {
+        let owner = LowerName::new(&alias.name);
+        let target = LowerName::new(&alias.target);
+        if !apex.zone_of(&owner) {
+            return Err(place.error(format!("{} is outside the zone {apex}", alias.name)));
+        }
+        if !apex.zone_of(&target) {
+            return Err(place.error(format!(
+                "alias target {} is outside the zone {apex}",
+                alias.target
+            )));
+        }
+        if alias.rtype == RecordType::CNAME && owner == *apex {
+            return Err(place.error("a CNAME alias cannot be at the zone apex"));
+        }
+        let key = (owner.clone(), alias.rtype);
+        let clash = nodes
+            .get(&owner)
+            .is_some_and(|sets| sets.iter().any(|s| s.rtype == alias.rtype));
+        if clash || by_key.contains_key(&key) {
+            return Err(place.error(format!(
+                "alias {owner} {} conflicts with other {} data at that name",
+                alias.rtype, alias.rtype
+            )));
+        }
+        by_key.insert(key, (target, place));
+    }
+    let mut resolved = Vec::new();
+    for ((owner, rtype), (target, place)) in &by_key {
+        let mut chain = vec![owner.clone()];
+        let mut at = target.clone();
+        let set = loop {
+            if chain.contains(&at) {
+                chain.push(at);
+                let path: Vec<String> = chain.iter().map(ToString::to_string).collect();
+                return Err(place.error(format!("alias loop: {}", path.join(" -> "))));
+            }
+            if let Some(set) = nodes
+                .get(&at)
+                .and_then(|sets| sets.iter().find(|s| s.rtype == *rtype))
+            {
+                break set.clone();
+            }
+            match by_key.get(&(at.clone(), *rtype)) {
+                Some((next, _)) => {
+                    chain.push(at);
+                    at = next.clone();
+                }
+                None => {
+                    return Err(place.error(format!(
+                        "alias target {at} has no {rtype} records in this zone"
+                    )));
+                }
+            }
+        };
+        resolved.push((owner.clone(), set, place.clone()));
+    }
+    for (owner, set, place) in resolved {
+        first_place.insert((owner.clone(), set.rtype), place);
+        nodes.entry(owner).or_default().push(set);
+    }
+    Ok(())
+}
+
+/// Parses one `[[zone.record]]` value: the same RDATA syntax as a zone file line.
+pub fn parse_config_record(
+    origin: &Name,
+    name: &str,
+    rtype: &str,
+    ttl: u32,
+    value: &str,
+    place: &Place,
+) -> Result<Record, ZoneError> {
+    let origin = fqdn(origin.clone());
+    let owner = parse_name(name, &origin, place)?;
+    let rtype = parse_type(rtype).ok_or_else(|| place.error(format!("unknown type {rtype}")))?;
+    parse_record(&owner, ttl, rtype, value, &origin)
+        .map_err(|e| place.error(format!("bad {rtype} record: {e}")))
+}
+
+/// Parses a `[[zone.record]]` alias.
+pub fn parse_config_alias(
+    origin: &Name,
+    name: &str,
+    rtype: &str,
+    target: &str,
+    evaluate_target_health: bool,
+    place: &Place,
+) -> Result<Alias, ZoneError> {
+    let origin = fqdn(origin.clone());
+    Ok(Alias {
+        name: parse_name(name, &origin, place)?,
+        rtype: parse_type(rtype).ok_or_else(|| place.error(format!("unknown type {rtype}")))?,
+        target: parse_name(target, &origin, place)?,
+        evaluate_target_health,
+    })
+}
+
 /// Where a record came from.
 #[derive(Clone, Debug)]
 pub struct Place {
@@ -218,14 +340,16 @@ pub struct Place {
 }
 
 impl Place {
-    fn whole(file: &Path) -> Place {
+    /// A place with no line: the file (or config) as a whole.
+    pub fn whole(file: &Path) -> Place {
         Place {
             file: file.to_path_buf(),
             line: 0,
         }
     }
 
-    fn error(&self, message: impl Into<String>) -> ZoneError {
+    /// An error at this place.
+    pub fn error(&self, message: impl Into<String>) -> ZoneError {
         ZoneError {
             file: self.file.clone(),
             line: self.line,
@@ -237,17 +361,6 @@ impl Place {
 fn fqdn(mut name: Name) -> Name {
     name.set_fqdn(true);
     name
-}
-
-/// Loads an RFC 1035 zone file for `origin`.
-pub fn load_zone_file(origin: &Name, path: &Path) -> Result<Zone, ZoneError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ZoneError {
-        file: path.to_path_buf(),
-        line: 0,
-        message: format!("cannot read zone file: {e}"),
-    })?;
-    let records = parse_zone_text(origin, &text, path)?;
-    Zone::from_records(origin.clone(), records, path)
 }
 
 /// Parses zone-file text (RFC 1035 section 5) into records, each with its file and line.
@@ -690,7 +803,7 @@ mod tests {
     fn load(text: &str) -> Result<Zone, ZoneError> {
         let path = Path::new("test.zone");
         let records = parse_zone_text(&origin(), text, path)?;
-        Zone::from_records(origin(), records, path)
+        Zone::from_records(origin(), records, Vec::new(), path)
     }
 
     const BASE: &str = "$TTL 300\n@ IN SOA ns1 hostmaster ( 1 7200 900 1209600 60 )\n  IN NS ns1\nns1 IN A 192.0.2.53\n";
@@ -737,6 +850,84 @@ mod tests {
         assert!(err.message.contains("outside the zone"), "{err}");
         let err = load("$TTL 1\nwww IN A 192.0.2.1\n").unwrap_err();
         assert!(err.message.contains("no SOA"), "{err}");
+    }
+
+    fn with_aliases(aliases: &[(&str, &str, &str)]) -> Result<Zone, ZoneError> {
+        let path = Path::new("test.zone");
+        let text =
+            format!("{BASE}www 60 IN A 192.0.2.1\nwww 120 IN AAAA 2001:db8::1\nc IN CNAME www\n");
+        let records = parse_zone_text(&origin(), &text, path)?;
+        let place = Place::whole(Path::new("cfg.toml"));
+        let aliases = aliases
+            .iter()
+            .map(|(n, t, target)| {
+                (
+                    parse_config_alias(&origin(), n, t, target, false, &place).unwrap(),
+                    place.clone(),
+                )
+            })
+            .collect();
+        Zone::from_records(origin(), records, aliases, path)
+    }
+
+    #[test]
+    fn alias_at_apex_answers_with_target_data_and_ttl() {
+        let zone = with_aliases(&[
+            ("@", "A", "www"),
+            ("lb", "AAAA", "www"),
+            ("@", "AAAA", "lb"),
+        ])
+        .unwrap();
+        let apex = LowerName::new(&origin());
+        let a = zone.rrset(&apex, RecordType::A).unwrap();
+        assert_eq!((a.ttl, a.rdatas.len()), (60, 1));
+        // Alias to an alias resolves to the final records.
+        let aaaa = zone.rrset(&apex, RecordType::AAAA).unwrap();
+        assert_eq!(aaaa.ttl, 120);
+    }
+
+    #[test]
+    fn alias_loops_missing_targets_and_conflicts_are_rejected() {
+        let err = with_aliases(&[("a", "A", "b"), ("b", "A", "a")]).unwrap_err();
+        assert!(
+            err.message
+                .contains("alias loop: a.example.com. -> b.example.com. -> a.example.com."),
+            "{err}"
+        );
+        let err = with_aliases(&[("a", "A", "nothing")]).unwrap_err();
+        assert!(err.message.contains("has no A records"), "{err}");
+        let err = with_aliases(&[("www", "A", "ns1")]).unwrap_err();
+        assert!(err.message.contains("conflicts"), "{err}");
+        let err = with_aliases(&[("@", "CNAME", "c")]).unwrap_err();
+        assert!(
+            err.message
+                .contains("CNAME alias cannot be at the zone apex"),
+            "{err}"
+        );
+        let err = with_aliases(&[("x", "A", "www.example.net.")]).unwrap_err();
+        assert!(err.message.contains("outside the zone"), "{err}");
+        // An alias beside a CNAME is CNAME-and-other-data.
+        let err = with_aliases(&[("c", "A", "www")]).unwrap_err();
+        assert!(err.message.contains("CNAME and other data"), "{err}");
+    }
+
+    #[test]
+    fn generic_rdata_spf_and_ds() {
+        let zone = load(&format!(
+            "{BASE}g IN TYPE65534 \\# 3 010203\ng IN A \\# 4 C0000201\ng IN SPF \"v=spf1 -all\"\nsub IN NS ns1\nsub IN DS 1 8 2 ABCD\n"
+        ))
+        .unwrap();
+        let g = LowerName::new(&Name::from_ascii("g.example.com.").unwrap());
+        assert!(zone.rrset(&g, RecordType::from(65534)).is_some());
+        assert_eq!(
+            zone.rrset(&g, RecordType::A).unwrap().rdatas[0].to_string(),
+            "192.0.2.1"
+        );
+        assert!(zone.rrset(&g, RecordType::from(TYPE_SPF)).is_some());
+        let err = load(&format!("{BASE}g IN TYPE65534 \\# 4 0102\n")).unwrap_err();
+        assert!(err.message.contains("length 4 but 2 bytes"), "{err}");
+        let err = load(&format!("{BASE}g IN TYPE65534 hello\n")).unwrap_err();
+        assert!(err.message.contains("RFC 3597"), "{err}");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use dns_user::answer::Catalog;
-use dns_user::zone::{Zone, parse_zone_text};
+use dns_user::zone::{Place, Zone, parse_config_alias, parse_zone_text};
 use hickory_proto::rr::Name;
 
 pub use crate::testbed::{CLIENT_V4, CLIENT_V6, SERVER_V4, SERVER_V6};
@@ -35,10 +35,19 @@ pub fn origin() -> Name {
     Name::from_ascii("example.com.").unwrap()
 }
 
+/// The fixture zone, with Route 53 aliases `lb` A and AAAA -> `www`.
 pub fn catalog() -> Catalog {
     let path = Path::new("test.zone");
     let records = parse_zone_text(&origin(), TEST_ZONE, path).unwrap();
-    Catalog::new([Zone::from_records(origin(), records, path).unwrap()])
+    let place = Place::whole(Path::new("test.toml"));
+    let aliases = ["A", "AAAA"]
+        .iter()
+        .map(|t| {
+            let alias = parse_config_alias(&origin(), "lb", t, "www", false, &place).unwrap();
+            (alias, place.clone())
+        })
+        .collect();
+    Catalog::new([Zone::from_records(origin(), records, aliases, path).unwrap()])
 }
 
 /// RFC 1071 sum over `bytes` starting at an even offset, unfolded.
