@@ -50,6 +50,11 @@ impl Catalog {
         }
     }
 
+    /// The zone whose apex is exactly `origin`.
+    pub fn zone(&self, origin: &LowerName) -> Option<&Zone> {
+        self.zones.get(origin)
+    }
+
     /// All zones.
     pub fn zones(&self) -> impl Iterator<Item = &Zone> {
         self.zones.values()

@@ -10,7 +10,10 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use tokio::sync::Semaphore;
 
-use crate::answer::AnswerOptions;
+use arc_swap::ArcSwap;
+use hickory_proto::rr::LowerName;
+
+use crate::answer::{AnswerOptions, Catalog};
 use crate::compile::compile;
 use crate::config::{Overrides, Settings, resolve};
 use crate::maps::MapWriter;
@@ -35,6 +38,12 @@ enum Command {
     Serve(ConfigArgs),
     /// Load the config and every zone, compile the XDP maps, report, and exit (non-zero on error).
     CheckConfig(ConfigArgs),
+    /// Make a running `dns-user serve --pid-file PATH` reload its config and zones (SIGHUP).
+    Reload {
+        /// The pid file the server was started with.
+        #[arg(long)]
+        pid_file: PathBuf,
+    },
     /// Attach a pass-everything XDP program to a veth peer (needed for native-mode XDP_TX on
     /// veth) and keep it attached until interrupted.
     #[command(hide = true)]
@@ -72,6 +81,9 @@ struct ConfigArgs {
     /// Prometheus endpoint address (serves /metrics).
     #[arg(long, value_name = "ADDR:PORT")]
     metrics: Option<SocketAddr>,
+    /// Write the server's PID here (for `dns-user reload`); removed on exit.
+    #[arg(long, value_name = "PATH")]
+    pid_file: Option<PathBuf>,
 }
 
 fn parse_zone_file(s: &str) -> Result<(String, PathBuf), String> {
@@ -113,6 +125,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(&args),
         Command::CheckConfig(args) => check_config(&args),
+        Command::Reload { pid_file } => reload_signal(&pid_file),
         Command::XdpPass { iface, xdp_mode } => xdp_pass(&iface, xdp_mode),
     };
     match result {
@@ -156,8 +169,8 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn serve(args: &ConfigArgs) -> anyhow::Result<()> {
     let settings = args.settings()?;
-    let catalog = Arc::new(crate::load_catalog(&settings.zones)?);
-    let (table, report) = compile(&catalog);
+    let catalog = Arc::new(ArcSwap::from_pointee(crate::load_catalog(&settings.zones)?));
+    let (table, report) = compile(&catalog.load());
     runtime()?.block_on(async move {
         // Bind first: an address in use is reported before anything is attached.
         let listeners = crate::server::bind(&settings.listen)?;
@@ -212,17 +225,26 @@ fn serve(args: &ConfigArgs) -> anyhow::Result<()> {
             tasks.spawn(crate::metrics::serve(addr, source));
             tracing::info!("metrics on http://{addr}/metrics");
         }
+        let _pid_file = args.pid_file.as_deref().map(PidFile::create).transpose()?;
         tracing::info!(
             "ready: {} zone(s) on {:?}",
             settings.zones.len(),
             settings.listen
         );
 
-        let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        let outcome = tokio::select! {
-            _ = tokio::signal::ctrl_c() => Ok(()),
-            _ = sigterm.recv() => Ok(()),
-            Some(done) = tasks.join_next() => done.context("server task")?,
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut sigterm = signal(SignalKind::terminate())?;
+        let mut sighup = signal(SignalKind::hangup())?;
+        let outcome = loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break Ok(()),
+                _ = sigterm.recv() => break Ok(()),
+                _ = sighup.recv() => {
+                    let writer = fast_path.as_mut().map(|(_, w)| w);
+                    reload(args, &settings, &catalog, writer);
+                }
+                Some(done) = tasks.join_next() => break done.context("server task")?,
+            }
         };
         // Orderly shutdown: the fast path goes transparent first, then the links are dropped.
         if let Some((ebpf, mut writer)) = fast_path {
@@ -234,6 +256,98 @@ fn serve(args: &ConfigArgs) -> anyhow::Result<()> {
         }
         outcome
     })
+}
+
+/// Reloads config and zones (SIGHUP). A zone that fails keeps its last good version; the new
+/// catalog is installed into the XDP maps first and served by userspace only once that worked,
+/// so a change that cannot be applied changes nothing.
+fn reload(
+    args: &ConfigArgs,
+    running: &Settings,
+    catalog: &ArcSwap<Catalog>,
+    writer: Option<&mut MapWriter>,
+) {
+    let settings = match args.settings() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("reload: config not reloaded, still serving the old one: {e:#}");
+            return;
+        }
+    };
+    if settings.listen != running.listen
+        || settings.interfaces != running.interfaces
+        || settings.mode != running.mode
+        || settings.edns_udp_size != running.edns_udp_size
+        || settings.max_entries != running.max_entries
+    {
+        tracing::warn!("reload: listen, xdp and edns settings take effect on restart only");
+    }
+    let current = catalog.load();
+    let mut zones = Vec::new();
+    for spec in &settings.zones {
+        match crate::load_zone(spec) {
+            Ok(zone) => zones.push(zone),
+            Err(e) => {
+                let old = current.zone(&LowerName::new(&spec.origin));
+                tracing::error!(
+                    "reload: zone {} failed ({e}); {}",
+                    spec.origin,
+                    if old.is_some() {
+                        "keeping its last good version"
+                    } else {
+                        "not served"
+                    }
+                );
+                zones.extend(old.cloned());
+            }
+        }
+    }
+    let next = Catalog::new(zones);
+    let (table, report) = compile(&next);
+    if let Some(writer) = writer
+        && let Err(e) = writer.install(&table)
+    {
+        tracing::error!("reload: XDP maps not updated ({e}); still serving the old zones");
+        return;
+    }
+    catalog.store(Arc::new(next));
+    tracing::info!(
+        "reloaded: {} zone(s), {} XDP answer entries",
+        settings.zones.len(),
+        report.entries
+    );
+}
+
+/// A pid file that is removed when dropped.
+struct PidFile(PathBuf);
+
+impl PidFile {
+    fn create(path: &std::path::Path) -> anyhow::Result<PidFile> {
+        std::fs::write(path, format!("{}\n", std::process::id()))
+            .with_context(|| format!("writing pid file {}", path.display()))?;
+        Ok(PidFile(path.to_path_buf()))
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn reload_signal(pid_file: &std::path::Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(pid_file)
+        .with_context(|| format!("reading {}", pid_file.display()))?;
+    let pid: libc::pid_t = text
+        .trim()
+        .parse()
+        .with_context(|| format!("{}: not a pid", pid_file.display()))?;
+    // SAFETY: kill(2) with a pid read from the server's own pid file.
+    if unsafe { libc::kill(pid, libc::SIGHUP) } != 0 {
+        anyhow::bail!("signalling pid {pid}: {}", std::io::Error::last_os_error());
+    }
+    println!("reload requested (pid {pid}); the server logs the outcome");
+    Ok(())
 }
 
 fn xdp_pass(iface: &str, mode: AttachMode) -> anyhow::Result<()> {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -71,7 +72,8 @@ impl ServerStats {
 
 /// What every connection handler shares.
 pub struct Shared {
-    pub catalog: Arc<Catalog>,
+    /// The zones served; replaced whole on reload.
+    pub catalog: Arc<ArcSwap<Catalog>>,
     pub options: AnswerOptions,
     pub stats: Arc<ServerStats>,
     pub tcp_idle: Duration,
@@ -153,7 +155,7 @@ async fn serve_udp(socket: UdpSocket, shared: Arc<Shared>) {
             }
         };
         let response = respond(
-            &shared.catalog,
+            &shared.catalog.load(),
             &shared.options,
             &buf[..len],
             Transport::Udp,
@@ -203,7 +205,12 @@ async fn serve_tcp_connection(mut stream: TcpStream, shared: &Shared) -> std::io
         tokio::time::timeout(shared.tcp_idle, stream.read_exact(&mut message))
             .await
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "message body"))??;
-        let response = respond(&shared.catalog, &shared.options, &message, Transport::Tcp);
+        let response = respond(
+            &shared.catalog.load(),
+            &shared.options,
+            &message,
+            Transport::Tcp,
+        );
         shared.stats.record(Transport::Tcp, response.as_deref());
         let Some(r) = response else { continue };
         let mut framed = Vec::with_capacity(r.len() + 2);

@@ -239,3 +239,89 @@ fn bad_zone_file_exits_non_zero_naming_file_and_line_without_attaching() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn reload_updates_both_paths_and_keeps_the_last_good_zone() {
+    let dir = std::env::temp_dir().join(format!("dnsx-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let zone = dir.join("example.com.zone");
+    let original = std::fs::read_to_string(ZONE).unwrap();
+    std::fs::write(&zone, &original).unwrap();
+    let pid_file = dir.join("dns.pid");
+    let (zone_arg, pid_arg) = (
+        format!("example.com.={}", zone.display()),
+        pid_file.display().to_string(),
+    );
+    let mut bed = Testbed::create("dnsxl").unwrap();
+    let daemon = bed
+        .start_service(
+            BIN,
+            "skb",
+            &["--zone-file", &zone_arg, "--pid-file", &pid_arg],
+            false,
+        )
+        .unwrap();
+    let s = SERVER_V4.to_string();
+    let reload = |expect: &str| {
+        let before = daemon.log().len();
+        let out = std::process::Command::new(BIN)
+            .args(["reload", "--pid-file", &pid_arg])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !daemon.log()[before..].iter().any(|l| l.contains(expect)) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {expect:?}: {:?}",
+                daemon.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+
+    // A change reaches the XDP maps (A) and the userspace server (MX).
+    let changed = original
+        .replace("www     IN A    192.0.2.1", "www     IN A    192.0.2.111")
+        .replace("IN MX   10 mail", "IN MX   20 mail");
+    std::fs::write(&zone, &changed).unwrap();
+    reload("reloaded:");
+    let xdp_before = answered_by_xdp(&bed);
+    assert_eq!(
+        short(&bed, "kdig", &s, "www.example.com", "A"),
+        set(&["192.0.2.111", "192.0.2.2"])
+    );
+    assert_eq!(
+        answered_by_xdp(&bed),
+        xdp_before + 1,
+        "answered from the new maps"
+    );
+    assert_eq!(
+        short(&bed, "kdig", &s, "example.com", "MX"),
+        set(&["20 mail.example.com."])
+    );
+
+    // A broken zone keeps the last good version and the error names file and line.
+    std::fs::write(&zone, changed.replace("192.0.2.111", "192.0.2.1111")).unwrap();
+    reload("keeping its last good version");
+    let log = daemon.log().join("\n");
+    assert!(
+        log.contains(&format!("{}:", zone.display())) && log.contains("bad A record"),
+        "{log}"
+    );
+    assert_eq!(
+        short(&bed, "kdig", &s, "www.example.com", "A"),
+        set(&["192.0.2.111", "192.0.2.2"])
+    );
+    assert_eq!(
+        short(&bed, "kdig", &s, "example.com", "MX"),
+        set(&["20 mail.example.com."])
+    );
+    drop(bed);
+    assert!(!pid_file.exists(), "the pid file is removed on exit");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
