@@ -38,6 +38,16 @@ enum Command {
     Serve(ConfigArgs),
     /// Load the config and every zone, compile the XDP maps, report, and exit (non-zero on error).
     CheckConfig(ConfigArgs),
+    /// Write a zone as an RFC 1035 zone file (to stdout, or --output).
+    Export {
+        /// The zone's origin, e.g. example.com.
+        origin: String,
+        /// Write here instead of stdout.
+        #[arg(long)]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
     /// Make a running `dns-user serve --pid-file PATH` reload its config and zones (SIGHUP).
     Reload {
         /// The pid file the server was started with.
@@ -125,6 +135,11 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(&args),
         Command::CheckConfig(args) => check_config(&args),
+        Command::Export {
+            origin,
+            output,
+            config,
+        } => export(&origin, output.as_deref(), &config),
         Command::Reload { pid_file } => reload_signal(&pid_file),
         Command::XdpPass { iface, xdp_mode } => xdp_pass(&iface, xdp_mode),
     };
@@ -157,6 +172,25 @@ fn check_config(args: &ConfigArgs) -> anyhow::Result<()> {
         settings.mode.name(),
         settings.interfaces
     );
+    Ok(())
+}
+
+fn export(origin: &str, output: Option<&std::path::Path>, args: &ConfigArgs) -> anyhow::Result<()> {
+    let settings = args.settings()?;
+    let catalog = crate::load_catalog(&settings.zones)?;
+    let mut name = hickory_proto::rr::Name::from_ascii(origin)
+        .with_context(|| format!("zone origin {origin:?}"))?;
+    name.set_fqdn(true);
+    let zone = catalog
+        .zone(&LowerName::new(&name))
+        .with_context(|| format!("no zone {name} in the configuration"))?;
+    let text = zone.to_zone_file();
+    match output {
+        Some(path) => {
+            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?
+        }
+        None => print!("{text}"),
+    }
     Ok(())
 }
 

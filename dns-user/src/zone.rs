@@ -106,6 +106,32 @@ impl Zone {
         false
     }
 
+    /// The zone as an RFC 1035 zone file that loads back to the same data: absolute names,
+    /// one record per line, SOA first; types without a text form in RFC 3597 generic syntax.
+    /// Aliases appear as the records they answer with.
+    pub fn to_zone_file(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = format!("$ORIGIN {}\n", self.origin);
+        let apex = LowerName::new(&self.origin);
+        let mut nodes: Vec<(&LowerName, &Vec<RrSet>)> = self.nodes.iter().collect();
+        nodes.sort_by_key(|(n, _)| **n != apex); // apex (and its SOA) first, else canonical order
+        for (name, sets) in nodes {
+            let mut sets: Vec<&RrSet> = sets.iter().collect();
+            sets.sort_by_key(|s| s.rtype != RecordType::SOA);
+            for set in sets {
+                for rdata in &set.rdatas {
+                    let _ = writeln!(
+                        out,
+                        "{name} {} IN {}",
+                        set.ttl,
+                        presentation(set.rtype, rdata)
+                    );
+                }
+            }
+        }
+        out
+    }
+
     /// Builds a zone from records and aliases, checking what a zone must satisfy. `place` says
     /// where each came from, for error messages.
     pub fn from_records(
@@ -529,6 +555,80 @@ pub fn parse_type(token: &str) -> Option<RecordType> {
     upper.parse().ok()
 }
 
+/// `TYPE RDATA` in zone-file syntax.
+fn presentation(rtype: RecordType, rdata: &RData) -> String {
+    use hickory_proto::serialize::binary::BinEncodable;
+    match rdata {
+        RData::Unknown { rdata, .. } => {
+            let bytes = &rdata.anything;
+            let hex = |b: &[u8]| -> String { b.iter().map(|b| format!("{b:02X}")).collect() };
+            match u16::from(rtype) {
+                // RFC 4034 section 5.3: key tag, algorithm, digest type, digest.
+                _ if rtype == RecordType::DS && bytes.len() > 4 => format!(
+                    "DS {} {} {} {}",
+                    u16::from_be_bytes([bytes[0], bytes[1]]),
+                    bytes[2],
+                    bytes[3],
+                    hex(&bytes[4..])
+                ),
+                TYPE_SPF => format!("SPF \\# {} {}", bytes.len(), hex(bytes)),
+                code => format!("TYPE{code} \\# {} {}", bytes.len(), hex(bytes)),
+            }
+        }
+        RData::TXT(txt) => {
+            let strings: Vec<String> = txt
+                .txt_data
+                .iter()
+                .map(|s| {
+                    let mut q = String::from("\"");
+                    for &b in s.iter() {
+                        match b {
+                            b'"' | b'\\' => {
+                                q.push('\\');
+                                q.push(b as char);
+                            }
+                            0x20..=0x7e => q.push(b as char),
+                            _ => q.push_str(&format!("\\{b:03}")),
+                        }
+                    }
+                    q.push('"');
+                    q
+                })
+                .collect();
+            format!("TXT {}", strings.join(" "))
+        }
+        other => match other.to_bytes() {
+            // Types whose Display is not zone-file syntax fall back to the generic form.
+            Ok(bytes) if !display_round_trips(rtype) => {
+                let hex: String = bytes.iter().map(|b| format!("{b:02X}")).collect();
+                format!("TYPE{} \\# {} {hex}", u16::from(rtype), bytes.len())
+            }
+            _ => format!("{rtype} {other}"),
+        },
+    }
+}
+
+/// Types whose hickory Display output is accepted back by the zone parser unchanged.
+fn display_round_trips(rtype: RecordType) -> bool {
+    matches!(
+        rtype,
+        RecordType::A
+            | RecordType::AAAA
+            | RecordType::NS
+            | RecordType::CNAME
+            | RecordType::PTR
+            | RecordType::MX
+            | RecordType::SOA
+            | RecordType::SRV
+            | RecordType::CAA
+            | RecordType::NAPTR
+            | RecordType::SSHFP
+            | RecordType::TLSA
+            | RecordType::SVCB
+            | RecordType::HTTPS
+    )
+}
+
 /// True for types hickory has no text parser for: they need RFC 3597 generic RDATA.
 fn is_opaque(rtype: RecordType) -> bool {
     matches!(rtype, RecordType::Unknown(_))
@@ -586,13 +686,19 @@ fn parse_record(
             parse_generic_rdata(rtype, rdata)?,
         ));
     }
-    if u16::from(rtype) == TYPE_SPF {
-        use hickory_proto::serialize::binary::BinEncodable;
-        let txt = parse_hickory(owner, ttl, RecordType::TXT, rdata, origin)?;
-        let bytes = txt.data.to_bytes().map_err(|e| e.to_string())?;
-        let rdata = RData::Unknown {
-            code: rtype,
-            rdata: hickory_proto::rr::rdata::NULL::with(bytes),
+    if rtype == RecordType::TXT || u16::from(rtype) == TYPE_SPF {
+        let strings = parse_character_strings(rdata)?;
+        let txt =
+            hickory_proto::rr::rdata::TXT::from_bytes(strings.iter().map(Vec::as_slice).collect());
+        let rdata = if rtype == RecordType::TXT {
+            RData::TXT(txt)
+        } else {
+            use hickory_proto::serialize::binary::BinEncodable;
+            let bytes = RData::TXT(txt).to_bytes().map_err(|e| e.to_string())?;
+            RData::Unknown {
+                code: rtype,
+                rdata: hickory_proto::rr::rdata::NULL::with(bytes),
+            }
         };
         return Ok(Record::from_rdata(owner.clone(), ttl, rdata));
     }
@@ -620,6 +726,72 @@ fn parse_record(
         }
     }
     parse_hickory(owner, ttl, rtype, rdata, origin)
+}
+
+/// RFC 1035 section 5.1 <character-string>s: quoted or bare, with `\\X` and `\\DDD` escapes,
+/// each at most 255 bytes.
+fn parse_character_strings(text: &str) -> Result<Vec<Vec<u8>>, String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i].is_ascii_whitespace() {
+            i += 1;
+            continue;
+        }
+        let quoted = bytes[i] == b'"';
+        if quoted {
+            i += 1;
+        }
+        let mut s = Vec::new();
+        loop {
+            let Some(&b) = bytes.get(i) else {
+                if quoted {
+                    return Err("unterminated quoted string".into());
+                }
+                break;
+            };
+            if quoted && b == b'"' {
+                i += 1;
+                break;
+            }
+            if !quoted && b.is_ascii_whitespace() {
+                break;
+            }
+            if b == b'\\' {
+                let digits = bytes
+                    .get(i + 1..i + 4)
+                    .filter(|d| d.iter().all(u8::is_ascii_digit));
+                if let Some(d) = digits {
+                    let value: u16 = std::str::from_utf8(d)
+                        .expect("digits")
+                        .parse()
+                        .expect("digits");
+                    s.push(
+                        u8::try_from(value).map_err(|_| format!("escape \\{value} is over 255"))?,
+                    );
+                    i += 4;
+                } else {
+                    s.push(*bytes.get(i + 1).ok_or("escape at the end of the data")?);
+                    i += 2;
+                }
+                continue;
+            }
+            s.push(b);
+            i += 1;
+        }
+        if s.len() > 255 {
+            return Err(format!(
+                "a character-string is {} bytes (at most 255)",
+                s.len()
+            ));
+        }
+        out.push(s);
+    }
+    if out.is_empty() {
+        return Err("no character-strings".into());
+    }
+    Ok(out)
 }
 
 /// DS presentation format (RFC 4034 section 5.3): key tag, algorithm, digest type, digest in
@@ -928,6 +1100,27 @@ mod tests {
         assert!(err.message.contains("length 4 but 2 bytes"), "{err}");
         let err = load(&format!("{BASE}g IN TYPE65534 hello\n")).unwrap_err();
         assert!(err.message.contains("RFC 3597"), "{err}");
+    }
+
+    #[test]
+    fn export_reloads_to_the_same_data() {
+        let text = format!(
+            "{BASE}www IN A 192.0.2.1\nwww IN AAAA 2001:db8::1\na IN SPF \"v=spf1 -all\"\n\
+             a IN SRV 10 5 5060 sip\na IN CAA 0 issue \"ca.example\"\na IN PTR host\n\
+             a IN NAPTR 100 10 \"S\" \"SIP+D2U\" \"\" _sip._udp\nsub IN NS ns1\n\
+             sub IN DS 60485 5 1 2BB183AF5F22588179A53B0A98631FAD1A292118\n\
+             a IN SSHFP 1 1 dd465c09cfa51fb45020cc83316fff21b9ec74ac\n\
+             a IN TLSA 3 1 1 0C72AC70B745AC19998811B131D662C9AC69DBDBE7CB23E5B514B56664C5D3D6\n\
+             a IN SVCB 1 svc alpn=h2 port=8443\na IN HTTPS 1 . alpn=h2,h3\n\
+             a IN TXT \"a b\" \"c\\\"d;\" e \"\\010\"\nb IN TYPE65534 \\# 4 0A000001\n\
+             mail IN MX 10 mail\nx.y IN CNAME www\n"
+        );
+        let zone = load(&text).unwrap();
+        let exported = zone.to_zone_file();
+        let again = load(&exported).unwrap_or_else(|e| panic!("{e}\n{exported}"));
+        let a: Vec<_> = zone.nodes().collect();
+        let b: Vec<_> = again.nodes().collect();
+        assert_eq!(a, b, "{exported}");
     }
 
     #[test]
