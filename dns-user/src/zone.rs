@@ -1008,6 +1008,16 @@ mod tests {
     }
 
     #[test]
+    fn bad_owner_names_name_their_line() {
+        let long = "a".repeat(64);
+        let err = load(&format!("{BASE}{long} IN A 192.0.2.1\n")).unwrap_err();
+        assert_eq!(err.line, 5, "{err}");
+        assert!(err.message.contains("bad name"), "{err}");
+        let err = load(&format!("{BASE}www IN A 192.0.2.1 ; ok\nx..y IN A 192.0.2.1\n")).unwrap_err();
+        assert_eq!(err.line, 6, "{err}");
+    }
+
+    #[test]
     fn unbalanced_parenthesis_names_its_line() {
         let err = load("$TTL 1\n@ IN SOA ns1 host ( 1 2 3 4 5\n").unwrap_err();
         assert_eq!(err.line, 2, "{err}");

@@ -46,6 +46,14 @@ _sip._udp IN SRV 10 5 5060 sip
 sip      IN A    192.0.2.60
 caa      IN CAA  0 issue "ca.example"
 ptr      IN PTR  host.example.net.
+types    IN SPF  "v=spf1 -all"
+types    IN NAPTR 100 10 "S" "SIP+D2U" "" _sip._udp
+types    IN SSHFP 1 1 dd465c09cfa51fb45020cc83316fff21b9ec74ac
+types    IN TLSA 3 1 1 0C72AC70B745AC19998811B131D662C9AC69DBDBE7CB23E5B514B56664C5D3D6
+types    IN SVCB 1 svc alpn=h2 port=8443
+types    IN HTTPS 1 . alpn=h2,h3
+types    IN TYPE65534 \# 4 0A000001
+types    IN TXT  "quoted \"inner\" ; not a comment" "\010\255"
 sub      IN NS   ns.sub
 sub      IN NS   ns.other.example.net.
 ns.sub   IN A    192.0.2.99
