@@ -1013,7 +1013,10 @@ mod tests {
         let err = load(&format!("{BASE}{long} IN A 192.0.2.1\n")).unwrap_err();
         assert_eq!(err.line, 5, "{err}");
         assert!(err.message.contains("bad name"), "{err}");
-        let err = load(&format!("{BASE}www IN A 192.0.2.1 ; ok\nx..y IN A 192.0.2.1\n")).unwrap_err();
+        let err = load(&format!(
+            "{BASE}www IN A 192.0.2.1 ; ok\nx..y IN A 192.0.2.1\n"
+        ))
+        .unwrap_err();
         assert_eq!(err.line, 6, "{err}");
     }
 

@@ -62,6 +62,11 @@ impl Drop for Server {
 }
 
 fn start() -> Server {
+    start_with("tcp_idle_timeout_secs = 1")
+}
+
+/// Starts the server with `server_extra` added to its `[server]` section.
+fn start_with(server_extra: &str) -> Server {
     static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("dnsx-conf-{}-{n}", std::process::id()));
@@ -76,7 +81,7 @@ fn start() -> Server {
     std::fs::write(
         dir.join("dns.toml"),
         format!(
-            "[server]\nlisten = [\"127.0.0.1:{port}\"]\ntcp_idle_timeout_secs = 1\n\
+            "[server]\nlisten = [\"127.0.0.1:{port}\"]\n{server_extra}\n\
              [xdp]\nmode = \"off\"\n\
              [[zone]]\norigin = \"example.com.\"\nfile = \"parent.zone\"\n\
              [[zone]]\norigin = \"child.example.com.\"\nfile = \"child.zone\"\n"
@@ -432,4 +437,36 @@ fn rfc1035_additional_section_has_in_zone_target_addresses() {
         .map(|a| format!("{} {}", a.name, a.record_type()))
         .collect();
     assert_eq!(extra, ["www.example.com. A", "www.example.com. AAAA"]);
+}
+
+#[test]
+fn tcp_connections_over_the_cap_are_closed() {
+    let s = start_with("tcp_max_connections = 1");
+    let mut first = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    first
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    // Make sure the server has accepted the first connection before opening the second.
+    let q = query("www.example.com.", RecordType::A, None);
+    let mut framed = (q.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&q);
+    first.write_all(&framed).unwrap();
+    let mut len = [0u8; 2];
+    first.read_exact(&mut len).unwrap();
+    let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    first.read_exact(&mut body).unwrap();
+
+    let mut second = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    second
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let mut buf = [0u8; 1];
+    match second.read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("over the cap the connection must be closed at once, got {other:?}"),
+    }
+    // The first connection still works.
+    first.write_all(&framed).unwrap();
+    first.read_exact(&mut len).unwrap();
 }
