@@ -234,6 +234,29 @@ impl Testbed {
         )
     }
 
+    /// Runs `f` on a thread that has joined `side`'s network namespace (sockets it opens live
+    /// there); returns its result.
+    pub fn run_in<T: Send>(&self, side: Side, f: impl FnOnce() -> T + Send) -> anyhow::Result<T> {
+        let path = format!("/var/run/netns/{}", self.ns(side));
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let ns =
+                        std::fs::File::open(&path).with_context(|| format!("opening {path}"))?;
+                    // SAFETY: setns on this thread only, with a namespace fd we just opened.
+                    if unsafe {
+                        libc::setns(std::os::fd::AsRawFd::as_raw_fd(&ns), libc::CLONE_NEWNET)
+                    } != 0
+                    {
+                        bail!("setns {path}: {}", std::io::Error::last_os_error());
+                    }
+                    Ok(f())
+                })
+                .join()
+                .map_err(|_| anyhow::anyhow!("thread in {path} panicked"))?
+        })
+    }
+
     /// A counter from /proc/net/snmp (e.g. ("Udp", "InDatagrams")) in `side`'s namespace.
     pub fn snmp(&self, side: Side, group: &str, field: &str) -> anyhow::Result<u64> {
         let text = self.output(side, "cat", &["/proc/net/snmp"])?;

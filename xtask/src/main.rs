@@ -42,14 +42,21 @@ enum Cmd {
     },
     /// fmt --check, clippy -D warnings (workspace and eBPF target), and the whole test suite.
     Test,
-    /// Benchmarks (root): dnsperf against XDP and userspace, PROG_TEST_RUN ns/query.
+    /// Benchmarks (root): this service vs Knot DNS (UDP, XDP) and NSD with dnsperf and
+    /// kxdpgun, plus PROG_TEST_RUN ns/run. Writes bench/results/<size>.{md,png}.
     Bench {
-        /// dnsperf run length per path, seconds.
-        #[arg(long, default_value_t = 10)]
+        /// Generated zone size.
+        #[arg(long, value_enum, default_value = "1k")]
+        zone_size: bench::ZoneSize,
+        /// dnsperf seconds per server.
+        #[arg(long, default_value_t = 8)]
         seconds: u32,
-        /// Write the markdown results here.
-        #[arg(long, default_value = "bench/RESULTS.md")]
-        out: PathBuf,
+        /// kxdpgun seconds per server.
+        #[arg(long, default_value_t = 5)]
+        kxdpgun_seconds: u32,
+        /// kxdpgun offered rate (queries/s).
+        #[arg(long, default_value_t = 1_000_000)]
+        kxdpgun_qps: u32,
     },
 }
 
@@ -63,7 +70,17 @@ fn main() -> ExitCode {
             serve_args,
         } => run(&iface, &xdp_mode, release, &serve_args),
         Cmd::Test => test(),
-        Cmd::Bench { seconds, out } => bench::bench(seconds, &workspace().join(out)),
+        Cmd::Bench {
+            zone_size,
+            seconds,
+            kxdpgun_seconds,
+            kxdpgun_qps,
+        } => bench::bench(&bench::Options {
+            zone_size,
+            seconds: seconds.clamp(1, 120),
+            kxdpgun_seconds: kxdpgun_seconds.clamp(1, 60),
+            kxdpgun_qps,
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
