@@ -207,7 +207,7 @@ fn serve(args: &ConfigArgs) -> anyhow::Result<()> {
     let (table, report) = compile(&catalog.load());
     runtime()?.block_on(async move {
         // Bind first: an address in use is reported before anything is attached.
-        let listeners = crate::server::bind(&settings.listen)?;
+        let listeners = crate::server::bind(&settings.listen, settings.udp_workers)?;
         let mut fast_path = None;
         let mut counters = None;
         if settings.xdp_enabled() {

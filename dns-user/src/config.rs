@@ -60,6 +60,9 @@ pub struct ServerSection {
     /// Most concurrent TCP connections.
     #[serde(default = "default_tcp_max")]
     pub tcp_max_connections: usize,
+    /// UDP worker threads (one SO_REUSEPORT socket each) per address; 0 = one per CPU.
+    #[serde(default)]
+    pub udp_workers: usize,
 }
 
 impl Default for ServerSection {
@@ -69,6 +72,7 @@ impl Default for ServerSection {
             edns_udp_size: default_edns_udp_size(),
             tcp_idle_timeout_secs: default_tcp_idle(),
             tcp_max_connections: default_tcp_max(),
+            udp_workers: 0,
         }
     }
 }
@@ -209,6 +213,8 @@ pub struct Settings {
     pub edns_udp_size: u16,
     pub tcp_idle_timeout_secs: u64,
     pub tcp_max_connections: usize,
+    /// Resolved: at least 1.
+    pub udp_workers: usize,
     pub interfaces: Vec<String>,
     pub mode: AttachMode,
     pub max_entries: u32,
@@ -300,6 +306,10 @@ pub fn resolve(path: Option<&Path>, overrides: &Overrides) -> Result<Settings, C
         edns_udp_size: overrides.edns_udp_size.unwrap_or(file.server.edns_udp_size),
         tcp_idle_timeout_secs: file.server.tcp_idle_timeout_secs,
         tcp_max_connections: file.server.tcp_max_connections,
+        udp_workers: match file.server.udp_workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        },
         interfaces: if overrides.interfaces.is_empty() {
             file.xdp.interfaces
         } else {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use crate::answer::{AnswerOptions, Catalog, Transport, respond};
@@ -82,17 +82,19 @@ pub struct Shared {
 
 /// Bound sockets, ready to serve.
 pub struct Listeners {
-    udp: Vec<UdpSocket>,
+    /// `udp_workers` sockets per address, sharing it through SO_REUSEPORT.
+    udp: Vec<std::net::UdpSocket>,
     tcp: Vec<TcpListener>,
 }
 
-/// Binds UDP and TCP on every address. IPv6 sockets are v6-only, so `0.0.0.0` and `[::]` can
+/// Binds UDP (`udp_workers` SO_REUSEPORT sockets per address, so the kernel spreads queries
+/// over them) and TCP on every address. IPv6 sockets are v6-only, so `0.0.0.0` and `[::]` can
 /// both be listed.
-pub fn bind(addrs: &[SocketAddr]) -> Result<Listeners, ServerError> {
+pub fn bind(addrs: &[SocketAddr], udp_workers: usize) -> Result<Listeners, ServerError> {
     let mut udp = Vec::new();
     let mut tcp = Vec::new();
     for &addr in addrs {
-        let make = |ty: Type, proto: Protocol, name: &'static str| {
+        let make = |ty: Type, proto: Protocol, name: &'static str, reuse_port: bool| {
             let err = |source| ServerError::Bind {
                 proto: name,
                 addr,
@@ -103,20 +105,16 @@ pub fn bind(addrs: &[SocketAddr]) -> Result<Listeners, ServerError> {
                 socket.set_only_v6(true).map_err(err)?;
             }
             socket.set_reuse_address(true).map_err(err)?;
-            socket.set_nonblocking(true).map_err(err)?;
+            socket.set_reuse_port(reuse_port).map_err(err)?;
             socket.bind(&addr.into()).map_err(err)?;
             Ok::<_, ServerError>(socket)
         };
-        let u = make(Type::DGRAM, Protocol::UDP, "UDP")?;
-        udp.push(
-            UdpSocket::from_std(u.into()).map_err(|source| ServerError::Bind {
-                proto: "UDP",
-                addr,
-                source,
-            })?,
-        );
-        let t = make(Type::STREAM, Protocol::TCP, "TCP")?;
-        t.listen(1024).map_err(|source| ServerError::Bind {
+        for _ in 0..udp_workers.max(1) {
+            udp.push(make(Type::DGRAM, Protocol::UDP, "UDP", udp_workers > 1)?.into());
+        }
+        let t = make(Type::STREAM, Protocol::TCP, "TCP", false)?;
+        let listening = t.listen(1024).and_then(|()| t.set_nonblocking(true));
+        listening.map_err(|source| ServerError::Bind {
             proto: "TCP",
             addr,
             source,
@@ -132,22 +130,30 @@ pub fn bind(addrs: &[SocketAddr]) -> Result<Listeners, ServerError> {
     Ok(Listeners { udp, tcp })
 }
 
-/// Serves every bound socket until the task is dropped.
+/// Serves every bound socket: a thread per UDP socket, a task per TCP listener. Returns only
+/// if every TCP listener stopped.
 pub async fn serve(listeners: Listeners, shared: Arc<Shared>) {
-    let mut tasks = tokio::task::JoinSet::new();
-    for socket in listeners.udp {
-        tasks.spawn(serve_udp(socket, shared.clone()));
+    for (i, socket) in listeners.udp.into_iter().enumerate() {
+        let shared = shared.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("dns-udp-{i}"))
+            .spawn(move || serve_udp(&socket, &shared));
+        if let Err(e) = spawned {
+            tracing::error!("starting UDP worker {i}: {e}");
+        }
     }
+    let mut tasks = tokio::task::JoinSet::new();
     for listener in listeners.tcp {
         tasks.spawn(serve_tcp(listener, shared.clone()));
     }
     while tasks.join_next().await.is_some() {}
 }
 
-async fn serve_udp(socket: UdpSocket, shared: Arc<Shared>) {
+/// One UDP worker: a blocking receive, answer, send loop (no executor on the hot path).
+fn serve_udp(socket: &std::net::UdpSocket, shared: &Shared) {
     let mut buf = vec![0u8; MAX_UDP_MESSAGE];
     loop {
-        let (len, peer) = match socket.recv_from(&mut buf).await {
+        let (len, peer) = match socket.recv_from(&mut buf) {
             Ok(r) => r,
             Err(e) => {
                 tracing::debug!("udp recv: {e}");
@@ -162,7 +168,7 @@ async fn serve_udp(socket: UdpSocket, shared: Arc<Shared>) {
         );
         shared.stats.record(Transport::Udp, response.as_deref());
         if let Some(r) = response
-            && let Err(e) = socket.send_to(&r, peer).await
+            && let Err(e) = socket.send_to(&r, peer)
         {
             tracing::debug!("udp send to {peer}: {e}");
         }
