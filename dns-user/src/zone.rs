@@ -4,9 +4,10 @@
 //! (file and line), `$ORIGIN`, `$TTL`, `$INCLUDE` and owner inheritance. Each resource record is
 //! then handed to hickory-proto's parser for its RDATA, so every error names file and line.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
 use hickory_proto::serialize::txt::Parser;
@@ -47,10 +48,13 @@ pub struct RrSet {
 #[derive(Clone, Debug)]
 pub struct Zone {
     origin: Name,
-    /// Owner (lower-cased) -> RRsets at that name.
-    nodes: BTreeMap<LowerName, Vec<RrSet>>,
+    /// Owner (lower-cased) -> RRsets at that name. Hashed: ordered maps of names spend their
+    /// time in label-by-label comparisons.
+    nodes: HashMap<LowerName, Vec<RrSet>>,
     /// Names that exist only because something below them exists (empty non-terminals).
-    empty_non_terminals: BTreeSet<LowerName>,
+    empty_non_terminals: HashSet<LowerName>,
+    /// Delegation points: names below the apex with an NS RRset.
+    cuts: HashSet<LowerName>,
 }
 
 impl Zone {
@@ -74,7 +78,7 @@ impl Zone {
         self.empty_non_terminals.contains(name)
     }
 
-    /// Every owner name with its RRsets, in canonical order.
+    /// Every owner name with its RRsets, in no particular order.
     pub fn nodes(&self) -> impl Iterator<Item = (&LowerName, &[RrSet])> {
         self.nodes.iter().map(|(n, s)| (n, s.as_slice()))
     }
@@ -89,16 +93,19 @@ impl Zone {
 
     /// True if `name` is a delegation point: an NS RRset below the apex.
     pub fn is_delegation(&self, name: &LowerName) -> bool {
-        *name != LowerName::new(&self.origin) && self.rrset(name, RecordType::NS).is_some()
+        self.cuts.contains(name)
     }
 
     /// True if `name` is at or below a delegation (an NS RRset below the apex): data there is
     /// not authoritative.
     pub fn is_at_or_below_cut(&self, name: &LowerName) -> bool {
+        if self.cuts.is_empty() {
+            return false;
+        }
         let apex_labels = self.origin.num_labels();
         let mut n = name.clone();
         while n.num_labels() > apex_labels {
-            if self.rrset(&n, RecordType::NS).is_some() {
+            if self.cuts.contains(&n) {
                 return true;
             }
             n = n.base_name();
@@ -114,7 +121,7 @@ impl Zone {
         let mut out = format!("$ORIGIN {}\n", self.origin);
         let apex = LowerName::new(&self.origin);
         let mut nodes: Vec<(&LowerName, &Vec<RrSet>)> = self.nodes.iter().collect();
-        nodes.sort_by_key(|(n, _)| **n != apex); // apex (and its SOA) first, else canonical order
+        nodes.sort_by(|a, b| (*a.0 != apex, a.0).cmp(&(*b.0 != apex, b.0))); // apex first, then canonical order
         for (name, sets) in nodes {
             let mut sets: Vec<&RrSet> = sets.iter().collect();
             sets.sort_by_key(|s| s.rtype != RecordType::SOA);
@@ -142,15 +149,11 @@ impl Zone {
     ) -> Result<Zone, ZoneError> {
         let origin = fqdn(origin);
         let apex = LowerName::new(&origin);
-        let mut nodes: BTreeMap<LowerName, Vec<RrSet>> = BTreeMap::new();
-        let mut first_place: BTreeMap<(LowerName, RecordType), Place> = BTreeMap::new();
+        let mut nodes: HashMap<LowerName, Vec<RrSet>> = HashMap::new();
+        let mut first_place: HashMap<(LowerName, RecordType), Place> = HashMap::new();
         for (record, place) in records {
             let owner = LowerName::new(&record.name);
-            let err = |message: String| ZoneError {
-                file: place.file.clone(),
-                line: place.line,
-                message,
-            };
+            let err = |message: String| place.error(message);
             if !apex.zone_of(&owner) {
                 return Err(err(format!(
                     "{} is outside the zone {}",
@@ -221,7 +224,7 @@ impl Zone {
             return Err(Place::whole(source).error(format!("zone {origin} has no SOA record")));
         }
 
-        let mut empty_non_terminals = BTreeSet::new();
+        let mut empty_non_terminals = HashSet::new();
         for owner in nodes.keys() {
             let mut n = owner.base_name();
             while apex.zone_of(&n) && n != apex {
@@ -231,10 +234,16 @@ impl Zone {
                 n = n.base_name();
             }
         }
+        let cuts = nodes
+            .iter()
+            .filter(|(name, sets)| **name != apex && sets.iter().any(|s| s.rtype == RecordType::NS))
+            .map(|(name, _)| name.clone())
+            .collect();
         Ok(Zone {
             origin,
             nodes,
             empty_non_terminals,
+            cuts,
         })
     }
 }
@@ -255,8 +264,8 @@ pub struct Alias {
 /// without records of that type, and loops.
 fn materialize_aliases(
     apex: &LowerName,
-    nodes: &mut BTreeMap<LowerName, Vec<RrSet>>,
-    first_place: &mut BTreeMap<(LowerName, RecordType), Place>,
+    nodes: &mut HashMap<LowerName, Vec<RrSet>>,
+    first_place: &mut HashMap<(LowerName, RecordType), Place>,
     aliases: Vec<(Alias, Place)>,
 ) -> Result<(), ZoneError> {
     let mut by_key: BTreeMap<(LowerName, RecordType), (LowerName, Place)> = BTreeMap::new();
@@ -358,10 +367,10 @@ pub fn parse_config_alias(
     })
 }
 
-/// Where a record came from.
+/// Where a record came from (the path is shared by every record of a file).
 #[derive(Clone, Debug)]
 pub struct Place {
-    pub file: PathBuf,
+    pub file: Arc<Path>,
     pub line: usize,
 }
 
@@ -369,7 +378,7 @@ impl Place {
     /// A place with no line: the file (or config) as a whole.
     pub fn whole(file: &Path) -> Place {
         Place {
-            file: file.to_path_buf(),
+            file: Arc::from(file),
             line: 0,
         }
     }
@@ -377,7 +386,7 @@ impl Place {
     /// An error at this place.
     pub fn error(&self, message: impl Into<String>) -> ZoneError {
         ZoneError {
-            file: self.file.clone(),
+            file: self.file.to_path_buf(),
             line: self.line,
             message: message.into(),
         }
@@ -420,13 +429,14 @@ fn parse_into(
     depth: usize,
     out: &mut Vec<(Record, Place)>,
 ) -> Result<(), ZoneError> {
+    let shared_path: Arc<Path> = Arc::from(path);
     for entry in entries(text).map_err(|(line, message)| ZoneError {
         file: path.to_path_buf(),
         line,
         message,
     })? {
         let place = Place {
-            file: path.to_path_buf(),
+            file: shared_path.clone(),
             line: entry.line,
         };
         let tokens = &entry.tokens;
@@ -1131,8 +1141,8 @@ mod tests {
         let zone = load(&text).unwrap();
         let exported = zone.to_zone_file();
         let again = load(&exported).unwrap_or_else(|e| panic!("{e}\n{exported}"));
-        let a: Vec<_> = zone.nodes().collect();
-        let b: Vec<_> = again.nodes().collect();
+        let a: BTreeMap<_, _> = zone.nodes().collect();
+        let b: BTreeMap<_, _> = again.nodes().collect();
         assert_eq!(a, b, "{exported}");
     }
 

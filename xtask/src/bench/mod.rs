@@ -14,7 +14,7 @@ mod contenders;
 mod load;
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -97,9 +97,7 @@ struct Workload {
 
 pub fn bench(options: &Options) -> anyhow::Result<()> {
     require_root("cargo xtask bench")?;
-    for tool in ["dnsperf", "kxdpgun", "knotd", "nsd", "bpftool"] {
-        which(tool)?;
-    }
+    ensure_tools()?;
     let started = Instant::now();
     let bin = build_daemon(true)?;
     let bin = bin.to_str().context("non-UTF-8 path")?.to_string();
@@ -164,16 +162,55 @@ pub fn bench(options: &Options) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn which(tool: &str) -> anyhow::Result<()> {
-    let ok = Command::new("sh")
+/// The tools the bench runs and the Debian packages that ship them.
+const TOOLS: &[(&str, &str)] = &[
+    ("dnsperf", "dnsperf"),
+    ("kxdpgun", "knot-dnsutils"),
+    ("knotd", "knot"),
+    ("nsd", "nsd"),
+    ("bpftool", "bpftool"),
+    (
+        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+        "fonts-dejavu-core",
+    ),
+];
+
+fn have(tool: &str) -> bool {
+    if tool.starts_with('/') {
+        return Path::new(tool).exists();
+    }
+    Command::new("sh")
         .args(["-c", &format!("command -v {tool}")])
         .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !ok {
-        bail!("{tool} not found: run scripts/bootstrap");
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Installs the Debian packages of missing tools.
+fn ensure_tools() -> anyhow::Result<()> {
+    let missing: Vec<&str> = TOOLS
+        .iter()
+        .filter(|(t, _)| !have(t))
+        .map(|(_, p)| *p)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    println!("bench: installing {}", missing.join(" "));
+    let apt = |args: &[&str]| -> anyhow::Result<()> {
+        let status = Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .context("running apt-get")?;
+        if !status.success() {
+            bail!("apt-get {} failed", args.join(" "));
+        }
+        Ok(())
+    };
+    apt(&["update", "-qq"])?;
+    let mut install = vec!["install", "-y", "-qq", "--no-install-recommends"];
+    install.extend(&missing);
+    apt(&install)
 }
 
 /// A deterministic pseudo-random sequence (no state worth a dependency).
@@ -203,7 +240,12 @@ fn generate(size: ZoneSize) -> anyhow::Result<Workload> {
         let _ = writeln!(zone, "h{i} IN A 198.18.{}.{}", (i >> 8) & 0xff, i & 0xff);
         entries += 1;
         if i % 4 == 0 {
-            let _ = writeln!(zone, "h{i} IN AAAA 2001:db8::{i:x}");
+            let _ = writeln!(
+                zone,
+                "h{i} IN AAAA 2001:db8::{:x}:{:x}",
+                i >> 16,
+                i & 0xffff
+            );
             entries += 1;
         }
     }
