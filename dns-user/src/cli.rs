@@ -204,7 +204,6 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 fn serve(args: &ConfigArgs) -> anyhow::Result<()> {
     let settings = args.settings()?;
     let catalog = Arc::new(ArcSwap::from_pointee(crate::load_catalog(&settings.zones)?));
-    let (table, report) = compile(&catalog.load());
     runtime()?.block_on(async move {
         // Bind first: an address in use is reported before anything is attached.
         let listeners = crate::server::bind(&settings.listen, settings.udp_workers)?;
@@ -218,7 +217,10 @@ fn serve(args: &ConfigArgs) -> anyhow::Result<()> {
                 grow_at_head: false,
             })?;
             let mut writer = MapWriter::new(&mut ebpf, settings.max_entries)?;
+            // The table is only needed until the maps hold it (it is large for big zones).
+            let (table, report) = compile(&catalog.load());
             writer.install(&table)?;
+            drop(table);
             writer.set_enabled(true)?;
             counters = Some(Mutex::new(XdpCounters::take(&mut ebpf)?));
             for iface in &settings.interfaces {

@@ -20,8 +20,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use aya::programs::{TestRun, TestRunOptions};
-use dns_common::{PROGRAM_NAME, TYPE_A, TYPE_AAAA};
-use dns_tests::frame::{Frame, catalog, opt, question, raw_query};
+use dns_common::PROGRAM_NAME;
+use dns_tests::fixtures::{Expect, fixtures};
+use dns_tests::frame::catalog;
 use dns_tests::{Side, Testbed, metric};
 use dns_user::compile::compile;
 use dns_user::maps::MapWriter;
@@ -539,8 +540,11 @@ fn report(
     Ok(md)
 }
 
+/// BPF_PROG_TEST_RUN ns/run for every fixture of the shared table (maps filled by the
+/// production compiler and writer), plus the pass-everything program as a baseline.
 fn prog_test_run() -> anyhow::Result<Vec<(String, f64)>> {
-    const RUNS: u32 = 20_000;
+    const RUNS: u32 = 5_000;
+    const REPEAT: u32 = 200_000;
     let mut ebpf = xdp::load(&LoadOptions {
         port: 53,
         edns_udp_size: 1232,
@@ -551,45 +555,17 @@ fn prog_test_run() -> anyhow::Result<Vec<(String, f64)>> {
     writer.install(&compile(&catalog()).0)?;
     writer.set_enabled(true)?;
 
-    let v4 = Frame::query(false);
-    let v6 = Frame::query(true);
-    let q = |name: &str, t: u16| raw_query(7, 0x0100, [1, 0, 0, 0], &question(name, t, 1), &[]);
-    let edns = |name: &str, t: u16| {
-        raw_query(
-            7,
-            0x0100,
-            [1, 0, 0, 1],
-            &question(name, t, 1),
-            &opt(1232, 0, 0, &[]),
-        )
-    };
-    let cases: Vec<(&str, Vec<u8>, bool)> = vec![
-        (
-            "A hit, IPv4",
-            v4.build(&q("www.example.com", TYPE_A)),
-            false,
-        ),
-        (
-            "A hit, IPv4, EDNS",
-            v4.build(&edns("www.example.com", TYPE_A)),
-            false,
-        ),
-        (
-            "AAAA hit, IPv6",
-            v6.build(&q("www.example.com", TYPE_AAAA)),
-            false,
-        ),
-        (
-            "miss -> XDP_PASS",
-            v4.build(&q("nope.example.com", TYPE_A)),
-            true,
-        ),
-        ("MX -> XDP_PASS", v4.build(&q("example.com", 15)), true),
-    ];
-    let mut results = Vec::new();
-    let prog = xdp::program(&mut ebpf, PROGRAM_NAME)?;
     let mut out = vec![0u8; 4096];
-    for (name, frame, passes) in &cases {
+    let mut time = |prog: &aya::programs::Xdp, frame: &[u8], repeat: u32| -> anyhow::Result<f64> {
+        if repeat > 1 {
+            let r = prog.test_run(TestRunOptions {
+                data_in: Some(frame),
+                data_out: Some(&mut out),
+                repeat,
+                ..Default::default()
+            })?;
+            return Ok(r.duration.as_nanos() as f64);
+        }
         let mut total = 0u128;
         for _ in 0..RUNS {
             let r = prog.test_run(TestRunOptions {
@@ -599,43 +575,35 @@ fn prog_test_run() -> anyhow::Result<Vec<(String, f64)>> {
             })?;
             total += r.duration.as_nanos();
         }
-        results.push((
-            format!("{name} (repeat 1, mean of {RUNS})"),
-            total as f64 / f64::from(RUNS),
-        ));
-        if *passes {
-            // A passed frame is never modified, so the kernel may repeat it.
-            let r = prog.test_run(TestRunOptions {
-                data_in: Some(frame),
-                data_out: Some(&mut out),
-                repeat: 1_000_000,
-                ..Default::default()
-            })?;
-            results.push((
-                format!("{name} (repeat 1,000,000)"),
-                r.duration.as_nanos() as f64,
-            ));
+        Ok(total as f64 / f64::from(RUNS))
+    };
+    let mut results = Vec::new();
+    let prog = xdp::program(&mut ebpf, PROGRAM_NAME)?;
+    for f in fixtures() {
+        let frame = f.input();
+        match f.expect {
+            Expect::Tx => {
+                let ns = time(prog, &frame, 1)?;
+                results.push((
+                    format!("{} -> XDP_TX (repeat 1, mean of {RUNS})", f.name),
+                    ns,
+                ));
+            }
+            Expect::Pass(reason) => {
+                // A passed frame is never modified, so the kernel may repeat it.
+                let ns = time(prog, &frame, REPEAT)?;
+                results.push((
+                    format!("{} -> XDP_PASS {} (repeat {REPEAT})", f.name, reason.name()),
+                    ns,
+                ));
+            }
         }
     }
-    // Baseline: the pass-everything program, to show the per-call timer overhead.
     let mut base = xdp::load_pass()?;
     let pass = xdp::program(&mut base, dns_common::PASS_PROGRAM_NAME)?;
-    let frame = &cases[0].1;
-    let mut total = 0u128;
-    for _ in 0..RUNS {
-        total += pass
-            .test_run(TestRunOptions {
-                data_in: Some(frame),
-                data_out: Some(&mut out),
-                ..Default::default()
-            })?
-            .duration
-            .as_nanos();
-    }
-    results.push((
-        format!("baseline: xdp_pass (repeat 1, mean of {RUNS})"),
-        total as f64 / f64::from(RUNS),
-    ));
+    let frame = fixtures()[0].input();
+    let ns = time(pass, &frame, 1)?;
+    results.push((format!("baseline: xdp_pass (repeat 1, mean of {RUNS})"), ns));
     Ok(results)
 }
 

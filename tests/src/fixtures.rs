@@ -1,0 +1,401 @@
+//! The XDP fixture table, shared by the BPF_PROG_TEST_RUN tests and the bench: frames over
+//! the fixture zone ([`crate::frame::catalog`]), each with the action and counter the program
+//! must produce.
+
+use dns_common::{Counter, TYPE_A, TYPE_AAAA};
+
+use crate::frame::{Frame, opt, question, raw_query};
+
+/// What the XDP program must do with a fixture.
+#[derive(Clone, Copy, Debug)]
+pub enum Expect {
+    /// XDP_TX with exactly the userspace answer.
+    Tx,
+    /// XDP_PASS, frame unchanged, this counter incremented.
+    Pass(Counter),
+}
+
+/// One input frame and what must happen to it.
+pub struct Fixture {
+    pub name: &'static str,
+    /// The frame's shape (and, for answered fixtures, the response's).
+    pub frame: Frame,
+    /// The DNS payload (what the userspace server is asked for comparison).
+    pub payload: Vec<u8>,
+    pub expect: Expect,
+    /// A frame given as raw bytes instead of `frame` around `payload` (malformed framing).
+    pub raw: Option<Vec<u8>>,
+}
+
+impl Fixture {
+    /// The frame fed to the program.
+    pub fn input(&self) -> Vec<u8> {
+        self.raw
+            .clone()
+            .unwrap_or_else(|| self.frame.build(&self.payload))
+    }
+}
+
+fn fx(name: &'static str, frame: Frame, payload: Vec<u8>, expect: Expect) -> Fixture {
+    Fixture {
+        name,
+        frame,
+        payload,
+        expect,
+        raw: None,
+    }
+}
+
+/// A plain query (RD set).
+pub fn q(name: &str, qtype: u16) -> Vec<u8> {
+    raw_query(0xbeef, 0x0100, [1, 0, 0, 0], &question(name, qtype, 1), &[])
+}
+
+/// A query with an OPT record (RD and CD set).
+pub fn q_edns(name: &str, qtype: u16, udp: u16, flags: u16, options: &[u8]) -> Vec<u8> {
+    raw_query(
+        0x1234,
+        0x0110,
+        [1, 0, 0, 1],
+        &question(name, qtype, 1),
+        &opt(udp, 0, flags, options),
+    )
+}
+
+/// The fixture table: answered hits (XDP_TX) and everything that must be passed up untouched.
+pub fn fixtures() -> Vec<Fixture> {
+    let v4 = Frame::query(false);
+    let v6 = Frame::query(true);
+    let vlan = Frame {
+        vlan: Some(0x0064),
+        ..v4
+    };
+    let cookie = [0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8]; // RFC 7873 client cookie
+    let ecs = [0, 8, 0, 7, 0, 1, 24, 0, 198, 51, 100]; // RFC 7871 client subnet
+    let long_name = {
+        let mut n = Vec::new();
+        for _ in 0..4 {
+            n.push(63);
+            n.extend_from_slice(&[b'a'; 63]);
+        }
+        n.extend_from_slice(&[3, b'c', b'o', b'm', 0, 0, 1, 0, 1]);
+        n
+    };
+    let mut fixtures = vec![
+        fx("v4 A", v4, q("www.example.com", TYPE_A), Expect::Tx),
+        fx("v4 AAAA", v4, q("www.example.com", TYPE_AAAA), Expect::Tx),
+        fx("v6 A", v6, q("www.example.com", TYPE_A), Expect::Tx),
+        fx("v6 AAAA", v6, q("ns1.example.com", TYPE_AAAA), Expect::Tx),
+        fx("v4 A apex", v4, q("example.com", TYPE_A), Expect::Tx),
+        fx(
+            "v4 A mixed case",
+            v4,
+            q("WwW.ExAmPlE.CoM", TYPE_A),
+            Expect::Tx,
+        ),
+        fx(
+            "v6 AAAA mixed case",
+            v6,
+            q("NS1.Example.COM", TYPE_AAAA),
+            Expect::Tx,
+        ),
+        fx(
+            "v4 A odd-length name",
+            v4,
+            q("api.example.com", TYPE_A),
+            Expect::Tx,
+        ),
+        fx(
+            "v4 A EDNS",
+            v4,
+            q_edns("www.example.com", TYPE_A, 4096, 0, &[]),
+            Expect::Tx,
+        ),
+        fx(
+            "v4 A EDNS DO",
+            v4,
+            q_edns("mail.example.com", TYPE_A, 1400, 0x8000, &[]),
+            Expect::Tx,
+        ),
+        fx(
+            "v6 AAAA EDNS",
+            v6,
+            q_edns("www.example.com", TYPE_AAAA, 1232, 0, &[]),
+            Expect::Tx,
+        ),
+        fx(
+            "v6 A EDNS small payload",
+            v6,
+            q_edns("Www.example.com", TYPE_A, 512, 0, &[]),
+            Expect::Tx,
+        ),
+        fx(
+            "v4 A EDNS with cookie",
+            v4,
+            q_edns("www.example.com", TYPE_A, 1232, 0, &cookie),
+            Expect::Tx,
+        ),
+        fx("v4 A VLAN", vlan, q("www.example.com", TYPE_A), Expect::Tx),
+        fx(
+            "v4 AAAA only AAAA",
+            v4,
+            q("v6only.example.com", TYPE_AAAA),
+            Expect::Tx,
+        ),
+        // Answered by userspace.
+        fx(
+            "miss",
+            v4,
+            q("nope.example.com", TYPE_A),
+            Expect::Pass(Counter::Miss),
+        ),
+        fx(
+            "NODATA",
+            v4,
+            q("v6only.example.com", TYPE_A),
+            Expect::Pass(Counter::Miss),
+        ),
+        fx(
+            "CNAME name",
+            v4,
+            q("ftp.example.com", TYPE_A),
+            Expect::Pass(Counter::Miss),
+        ),
+        fx(
+            "wildcard",
+            v4,
+            q("x.apps.example.com", TYPE_A),
+            Expect::Pass(Counter::Miss),
+        ),
+        fx(
+            "below a delegation",
+            v4,
+            q("ns.sub.example.com", TYPE_A),
+            Expect::Pass(Counter::Miss),
+        ),
+        fx(
+            "RRset too large for XDP",
+            v4,
+            q("many.example.com", TYPE_A),
+            Expect::Pass(Counter::Miss),
+        ),
+        fx(
+            "outside every zone",
+            v4,
+            q("www.example.org", TYPE_A),
+            Expect::Pass(Counter::Miss),
+        ),
+        fx("MX", v4, q("example.com", 15), Expect::Pass(Counter::Qtype)),
+        fx(
+            "class CH",
+            v4,
+            raw_query(1, 0, [1, 0, 0, 0], &question("www.example.com", 1, 3), &[]),
+            Expect::Pass(Counter::Qtype),
+        ),
+        fx(
+            "ECS option",
+            v4,
+            q_edns("www.example.com", TYPE_A, 1232, 0, &ecs),
+            Expect::Pass(Counter::Edns),
+        ),
+        fx(
+            "EDNS version 1",
+            v4,
+            raw_query(
+                1,
+                0,
+                [1, 0, 0, 1],
+                &question("www.example.com", 1, 1),
+                &opt(1232, 1, 0, &[]),
+            ),
+            Expect::Pass(Counter::Edns),
+        ),
+        fx(
+            "OPT options overrun",
+            v4,
+            raw_query(
+                1,
+                0,
+                [1, 0, 0, 1],
+                &question("www.example.com", 1, 1),
+                &opt(1232, 0, 0, &[0, 10, 0, 9, 1, 2]),
+            ),
+            Expect::Pass(Counter::Edns),
+        ),
+        fx(
+            "additional not OPT",
+            v4,
+            raw_query(
+                1,
+                0,
+                [1, 0, 0, 1],
+                &question("www.example.com", 1, 1),
+                &[0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0],
+            ),
+            Expect::Pass(Counter::Edns),
+        ),
+        // Malformed: each must pass, never TX.
+        fx(
+            "truncated header",
+            v4,
+            vec![0xbe, 0xef, 1, 0, 0, 1, 0],
+            Expect::Pass(Counter::Malformed),
+        ),
+        fx(
+            "truncated question",
+            v4,
+            raw_query(1, 0, [1, 0, 0, 0], &[3, b'w', b'w', b'w', 7], &[]),
+            Expect::Pass(Counter::Malformed),
+        ),
+        fx(
+            "compression pointer in question",
+            v4,
+            raw_query(
+                1,
+                0,
+                [1, 0, 0, 0],
+                &[3, b'w', b'w', b'w', 0xc0, 12, 0, 1, 0, 1],
+                &[],
+            ),
+            Expect::Pass(Counter::Qname),
+        ),
+        fx(
+            "QDCOUNT=2",
+            v4,
+            raw_query(
+                1,
+                0,
+                [2, 0, 0, 0],
+                &[
+                    question("www.example.com", 1, 1),
+                    question("www.example.com", 1, 1),
+                ]
+                .concat(),
+                &[],
+            ),
+            Expect::Pass(Counter::NotQuery),
+        ),
+        fx(
+            "QDCOUNT=0",
+            v4,
+            raw_query(1, 0, [0, 0, 0, 0], &[], &[]),
+            Expect::Pass(Counter::NotQuery),
+        ),
+        fx(
+            "QR=1",
+            v4,
+            raw_query(
+                1,
+                0x8000,
+                [1, 0, 0, 0],
+                &question("www.example.com", 1, 1),
+                &[],
+            ),
+            Expect::Pass(Counter::NotQuery),
+        ),
+        fx(
+            "TC set",
+            v4,
+            raw_query(
+                1,
+                0x0200,
+                [1, 0, 0, 0],
+                &question("www.example.com", 1, 1),
+                &[],
+            ),
+            Expect::Pass(Counter::NotQuery),
+        ),
+        fx(
+            "opcode NOTIFY",
+            v4,
+            raw_query(
+                1,
+                4 << 11,
+                [1, 0, 0, 0],
+                &question("www.example.com", 1, 1),
+                &[],
+            ),
+            Expect::Pass(Counter::NotQuery),
+        ),
+        fx(
+            "answer count in query",
+            v4,
+            raw_query(1, 0, [1, 1, 0, 0], &question("www.example.com", 1, 1), &[]),
+            Expect::Pass(Counter::NotQuery),
+        ),
+        fx(
+            "name over 255 bytes",
+            v4,
+            raw_query(1, 0, [1, 0, 0, 0], &long_name, &[]),
+            Expect::Pass(Counter::Qname),
+        ),
+        fx(
+            "label type 0x40",
+            v4,
+            raw_query(1, 0, [1, 0, 0, 0], &[0x41, 0, 0, 1, 0, 1], &[]),
+            Expect::Pass(Counter::Qname),
+        ),
+        fx(
+            "trailing garbage",
+            v4,
+            raw_query(
+                1,
+                0,
+                [1, 0, 0, 0],
+                &question("www.example.com", 1, 1),
+                &[0xde, 0xad],
+            ),
+            Expect::Pass(Counter::Malformed),
+        ),
+        fx(
+            "wrong port",
+            Frame { dport: 5353, ..v4 },
+            q("www.example.com", TYPE_A),
+            Expect::Pass(Counter::NotDns),
+        ),
+        fx(
+            "source port 0",
+            Frame { sport: 0, ..v4 },
+            q("www.example.com", TYPE_A),
+            Expect::Pass(Counter::Malformed),
+        ),
+        fx(
+            "TCP protocol",
+            Frame { proto: 6, ..v4 },
+            q("www.example.com", TYPE_A),
+            Expect::Pass(Counter::NotDns),
+        ),
+        fx(
+            "IPv4 fragment",
+            Frame { frag: 0x2000, ..v4 },
+            q("www.example.com", TYPE_A),
+            Expect::Pass(Counter::IpUnsupported),
+        ),
+        fx(
+            "IPv4 options",
+            Frame {
+                ip_options: true,
+                ..v4
+            },
+            q("www.example.com", TYPE_A),
+            Expect::Pass(Counter::IpUnsupported),
+        ),
+        fx(
+            "IPv6 extension header",
+            Frame { proto: 0, ..v6 },
+            q("www.example.com", TYPE_A),
+            Expect::Pass(Counter::IpUnsupported),
+        ),
+    ];
+    // A frame whose IP length claims more than is there.
+    let mut short = v4.build(&q("www.example.com", TYPE_A));
+    short.truncate(short.len() - 3);
+    fixtures.push(Fixture {
+        name: "truncated frame",
+        frame: v4,
+        payload: Vec::new(),
+        expect: Expect::Pass(Counter::Malformed),
+        raw: Some(short),
+    });
+    fixtures
+}
