@@ -88,6 +88,7 @@ impl MapWriter {
     }
 
     /// Makes readers see exactly `table`, atomically per the protocol in the module docs.
+    /// Costs a diff against everything installed; [`apply`](Self::apply) takes a change directly.
     pub fn install(&mut self, table: &AnswerTable) -> Result<InstallStats, MapWriteError> {
         if table.len() > self.capacity as usize {
             return Err(MapWriteError::Capacity {
@@ -95,15 +96,42 @@ impl MapWriter {
                 capacity: self.capacity,
             });
         }
-        let upserts: Vec<(&AnswerKey, &AnswerSet)> = table
+        let upserts: Vec<(AnswerKey, AnswerSet)> = table
             .iter()
             .filter(|(k, v)| self.installed.get(k) != Some(v))
+            .map(|(k, v)| (*k, *v))
             .collect();
-        let deletes: Vec<&AnswerKey> = self
+        let deletes: Vec<AnswerKey> = self
             .installed
             .keys()
             .filter(|k| !table.contains_key(k))
+            .copied()
             .collect();
+        self.apply(&upserts, &deletes)
+    }
+
+    /// Makes readers see the installed entries with `upserts` set and `deletes` removed, all at
+    /// once, per the protocol in the module docs. Costs what the change costs.
+    pub fn apply(
+        &mut self,
+        upserts: &[(AnswerKey, AnswerSet)],
+        deletes: &[AnswerKey],
+    ) -> Result<InstallStats, MapWriteError> {
+        let added = upserts
+            .iter()
+            .filter(|(k, _)| !self.installed.contains_key(k))
+            .count();
+        let removed = deletes
+            .iter()
+            .filter(|k| self.installed.contains_key(*k))
+            .count();
+        let entries = self.installed.len() + added - removed;
+        if entries > self.capacity as usize {
+            return Err(MapWriteError::Capacity {
+                entries,
+                capacity: self.capacity,
+            });
+        }
         let stats = InstallStats {
             upserts: upserts.len(),
             deletes: deletes.len(),
@@ -118,7 +146,7 @@ impl MapWriter {
             rewrite_all(&mut self.buffers[back], &self.installed)?;
             self.back_dirty = false;
         }
-        if let Err(e) = apply(&mut self.buffers[back], &upserts, &deletes) {
+        if let Err(e) = write(&mut self.buffers[back], upserts, deletes) {
             self.back_dirty = true;
             return Err(e);
         }
@@ -132,13 +160,16 @@ impl MapWriter {
         }
         self.control = next;
         let waited = self.grace.wait();
-        let caught_up =
-            waited.is_ok() && apply(&mut self.buffers[front], &upserts, &deletes).is_ok();
+        let caught_up = waited.is_ok() && write(&mut self.buffers[front], upserts, deletes).is_ok();
         self.back_dirty = !caught_up;
         if let Err(e) = waited {
             tracing::warn!("grace period wait failed, old buffer left for a full rewrite: {e}");
         }
-        self.installed = table.clone();
+        // The same order as `write`: upserts, then deletes.
+        self.installed.extend(upserts.iter().copied());
+        for key in deletes {
+            self.installed.remove(key);
+        }
         Ok(stats)
     }
 
@@ -165,13 +196,14 @@ impl MapWriter {
     }
 }
 
-fn apply(
+/// Writes a change into one buffer.
+fn write(
     map: &mut HashMap<MapData, AnswerKey, AnswerSet>,
-    upserts: &[(&AnswerKey, &AnswerSet)],
-    deletes: &[&AnswerKey],
+    upserts: &[(AnswerKey, AnswerSet)],
+    deletes: &[AnswerKey],
 ) -> Result<(), MapWriteError> {
     for (key, value) in upserts {
-        map.insert(*key, *value, 0)?;
+        map.insert(key, value, 0)?;
     }
     for key in deletes {
         match map.remove(key) {
@@ -192,9 +224,8 @@ fn rewrite_all(
         .filter_map(Result::ok)
         .filter(|k| !table.contains_key(k))
         .collect();
-    let upserts: Vec<(&AnswerKey, &AnswerSet)> = table.iter().collect();
-    let deletes: Vec<&AnswerKey> = stale.iter().collect();
-    apply(map, &upserts, &deletes)
+    let upserts: Vec<(AnswerKey, AnswerSet)> = table.iter().map(|(k, v)| (*k, *v)).collect();
+    write(map, &upserts, &stale)
 }
 
 /// Waits for an RCU grace period through a private array-of-maps (see the module docs).

@@ -1083,7 +1083,12 @@ mod tests {
 
     #[test]
     fn alias_loops_missing_targets_and_conflicts_are_rejected() {
-        let cases: [(&[(&str, &str, &str)], &str); 6] = [
+        /// Aliases (name, type, target) and the error they must produce.
+        type Case = (
+            &'static [(&'static str, &'static str, &'static str)],
+            &'static str,
+        );
+        let cases: [Case; 6] = [
             (
                 &[("a", "A", "b"), ("b", "A", "a")],
                 "alias loop: a.example.com. -> b.example.com. -> a.example.com.",

@@ -224,6 +224,52 @@ fn map_writer_updates_removes_and_rejects_over_capacity() {
 }
 
 #[test]
+fn map_writer_applies_a_delta_without_a_full_table() {
+    let mut h = Harness::new(catalog(), 64);
+    let name = |n: &str| LowerName::new(&Name::from_ascii(n).unwrap());
+    let input = Frame::query(false).build(&q("www.example.com", TYPE_A));
+    let new_www = render(&a_set(30, &[Ipv4Addr::new(198, 51, 100, 9)])).unwrap();
+    let added = key(&name("new.example.com."), RecordType::A);
+    let stats = h
+        .writer
+        .apply(
+            &[
+                (key(&name("www.example.com."), RecordType::A), new_www),
+                (added, new_www),
+            ],
+            &[],
+        )
+        .unwrap();
+    assert_eq!((stats.upserts, stats.deletes), (2, 0));
+    assert_eq!(
+        answer_addr(&h.run(&input).1),
+        Ipv4Addr::new(198, 51, 100, 9)
+    );
+    let new = Frame::query(false).build(&q("new.example.com", TYPE_A));
+    assert_eq!(h.run(&new).0, XDP_TX);
+    assert_eq!(h.writer.installed().get(&added), Some(&new_www));
+    // A key in both lists ends up deleted, in the maps and in the writer's record.
+    h.writer.apply(&[(added, new_www)], &[added]).unwrap();
+    assert_eq!(h.run(&new).0, XDP_PASS);
+    assert!(!h.writer.installed().contains_key(&added));
+    // Over capacity: nothing changes.
+    let many: Vec<_> = (0..64u32)
+        .map(|i| {
+            (
+                key(&name(&format!("m{i}.example.com.")), RecordType::A),
+                new_www,
+            )
+        })
+        .collect();
+    let before = h.writer.installed().clone();
+    assert!(matches!(
+        h.writer.apply(&many, &[]),
+        Err(MapWriteError::Capacity { .. })
+    ));
+    assert_eq!(h.writer.installed(), &before);
+}
+
+#[test]
 fn hash_bucket_collisions_never_give_another_names_answer() {
     // 4000 names in one map: the kernel hash table has many shared buckets; every name must
     // still get exactly its own address.
