@@ -15,6 +15,7 @@ pub mod compile;
 pub mod config;
 pub mod maps;
 pub mod metrics;
+pub mod policy;
 pub mod server;
 pub mod xdp;
 pub mod zone;
