@@ -12,6 +12,11 @@ use std::collections::BTreeMap;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
 
+use std::net::IpAddr;
+
+use crate::policy::{
+    self, CidrCollections, ClientLocation, Context, Health, LatencySource, SplitMix64,
+};
 use crate::zone::{RrSet, Zone};
 
 /// Longest CNAME chain followed inside the zone.
@@ -97,6 +102,7 @@ pub fn respond(
     options: &AnswerOptions,
     query: &[u8],
     transport: Transport,
+    client: IpAddr,
 ) -> Option<Vec<u8>> {
     if query.len() < dns_common::DNS_HEADER_LEN {
         return None;
@@ -113,7 +119,7 @@ pub fn respond(
         Ok(m) => m,
         Err(_) => return encode(&error_response(&raw, opcode, ResponseCode::FormErr)),
     };
-    let response = answer_message(catalog, options, &raw, &request);
+    let response = answer_message(catalog, options, &raw, &request, client);
     let bytes = encode(&response)?;
     let limit = match (transport, &request.edns) {
         (Transport::Tcp, _) => usize::from(u16::MAX),
@@ -147,6 +153,7 @@ fn answer_message(
     options: &AnswerOptions,
     raw: &RawHeader,
     request: &Message,
+    client: IpAddr,
 ) -> Message {
     let opcode = request.metadata.op_code;
     let mut response = error_response(raw, opcode, ResponseCode::NoError);
@@ -181,7 +188,15 @@ fn answer_message(
         response.metadata.response_code = ResponseCode::Refused;
         return response;
     };
-    resolve_in_zone(zone, question, &mut response);
+    let client = ClientLocation {
+        addr: client,
+        prefix_len: if client.is_ipv4() { 32 } else { 128 },
+        continent: None,
+        country: None,
+        subdivision: None,
+        coordinates: None,
+    };
+    resolve_in_zone(zone, question, &client, &mut response);
     response
 }
 
@@ -194,7 +209,7 @@ fn push_set(section: &mut Vec<Record>, owner: &Name, set: &RrSet) {
 }
 
 /// RFC 1034 section 4.3.2's algorithm, for one zone.
-fn resolve_in_zone(zone: &Zone, question: &Query, response: &mut Message) {
+fn resolve_in_zone(zone: &Zone, question: &Query, client: &ClientLocation, response: &mut Message) {
     response.metadata.authoritative = true;
     let qtype = question.query_type();
     // Owner names in the answer keep the client's spelling of the question name.
@@ -220,12 +235,28 @@ fn resolve_in_zone(zone: &Zone, question: &Query, response: &mut Message) {
                 None => return negative(zone, response, ResponseCode::NXDomain),
             },
         };
+        if let Some(group) = zone.policy_group(&name, qtype) {
+            let records = route(zone, group, qtype, client);
+            if records.is_empty() {
+                // E.g. geolocation without a match and no default: NOERROR, no answer.
+                return negative(zone, response, ResponseCode::NoError);
+            }
+            response.answers.extend(
+                records
+                    .into_iter()
+                    .map(|(ttl, rdata)| Record::from_rdata(owner.clone(), ttl, rdata)),
+            );
+            return;
+        }
         if qtype == RecordType::ANY {
             // RFC 8482 section 4.2: one RRset rather than all of them; like Knot DNS, the one
             // with the lowest type code.
-            if let Some(set) = node.iter().min_by_key(|s| u16::from(s.rtype)) {
-                push_set(&mut response.answers, &owner, set);
-                add_target_addresses(zone, set, &mut response.additionals);
+            match node.iter().min_by_key(|s| u16::from(s.rtype)) {
+                Some(set) => {
+                    push_set(&mut response.answers, &owner, set);
+                    add_target_addresses(zone, set, &mut response.additionals);
+                }
+                None => negative(zone, response, ResponseCode::NoError),
             }
             return;
         }
@@ -234,19 +265,79 @@ fn resolve_in_zone(zone: &Zone, question: &Query, response: &mut Message) {
             add_target_addresses(zone, set, &mut response.additionals);
             return;
         }
-        let Some(cname) = node.iter().find(|s| s.rtype == RecordType::CNAME) else {
-            return negative(zone, response, ResponseCode::NoError);
+        let target = if let Some(group) = zone.policy_group(&name, RecordType::CNAME) {
+            // A policy-routed CNAME: the engine picks it, then it is followed like any CNAME.
+            let records = route(zone, group, RecordType::CNAME, client);
+            response.answers.extend(
+                records
+                    .iter()
+                    .map(|(ttl, rdata)| Record::from_rdata(owner.clone(), *ttl, rdata.clone())),
+            );
+            records.into_iter().find_map(|(_, r)| match r {
+                RData::CNAME(t) => Some(t.0),
+                _ => None,
+            })
+        } else {
+            let Some(cname) = node.iter().find(|s| s.rtype == RecordType::CNAME) else {
+                return negative(zone, response, ResponseCode::NoError);
+            };
+            push_set(&mut response.answers, &owner, cname);
+            match cname.rdatas.first() {
+                Some(RData::CNAME(target)) => Some(target.0.clone()),
+                _ => None,
+            }
         };
-        push_set(&mut response.answers, &owner, cname);
-        let Some(RData::CNAME(target)) = cname.rdatas.first() else {
-            return;
-        };
-        owner = target.0.clone();
+        let Some(target) = target else { return };
+        owner = target;
         name = LowerName::new(&owner);
         if !LowerName::new(zone.origin()).zone_of(&name) {
             return; // the resolver follows names outside this zone
         }
     }
+}
+
+/// Every health check counts as healthy until health checks feed real state (issue 5).
+struct AllHealthy;
+
+impl Health for AllHealthy {
+    fn is_healthy(&self, _: &str) -> bool {
+        true
+    }
+}
+
+/// No latency data configured: latency groups fall back to their first region.
+struct NoLatency;
+
+impl LatencySource for NoLatency {
+    fn latency_ms(&self, _: &ClientLocation, _: &str) -> Option<f64> {
+        None
+    }
+}
+
+thread_local! {
+    /// Per-thread random source for weighted and multivalue choices, seeded from the OS.
+    static RANDOM: std::cell::RefCell<SplitMix64> = std::cell::RefCell::new(SplitMix64({
+        use std::hash::{BuildHasher, Hasher};
+        std::collections::hash_map::RandomState::new().build_hasher().finish()
+    }));
+}
+
+/// Runs the routing-policy engine for one group.
+fn route(
+    zone: &Zone,
+    group: &[policy::RecordSet],
+    rtype: RecordType,
+    client: &ClientLocation,
+) -> Vec<(u32, RData)> {
+    let cidr = CidrCollections::default();
+    let ctx = Context {
+        health: &AllHealthy,
+        client,
+        latency: &NoLatency,
+        cidr: &cidr,
+        groups: zone,
+    };
+    RANDOM.with(|rng| policy::answer(group, rtype, &ctx, &mut *rng.borrow_mut()).records)
 }
 
 /// Additional-section processing (RFC 1034 section 4.3.2 step 6, RFC 2782): addresses of the
@@ -356,6 +447,8 @@ mod tests {
     use super::*;
     use crate::zone::{Zone, parse_zone_text};
 
+    const LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
     fn catalog() -> Catalog {
         let origin = Name::from_ascii("example.com.").unwrap();
         let text = "$TTL 300\n@ IN SOA ns1 hostmaster 1 7200 900 1209600 60\n@ IN NS ns1\n\
@@ -364,12 +457,19 @@ mod tests {
                     sub IN NS ns.sub\nns.sub IN A 192.0.2.99\n";
         let path = Path::new("t.zone");
         let recs = parse_zone_text(&origin, text, path).unwrap();
-        Catalog::new([Zone::from_records(origin, recs, Vec::new(), path).unwrap()])
+        Catalog::new([Zone::from_records(origin, recs, Vec::new(), Vec::new(), path).unwrap()])
     }
 
     fn ask(name: &str, qtype: RecordType) -> Message {
         let q = build_query(7, &Name::from_ascii(name).unwrap(), qtype, None);
-        let r = respond(&catalog(), &AnswerOptions::default(), &q, Transport::Udp).unwrap();
+        let r = respond(
+            &catalog(),
+            &AnswerOptions::default(),
+            &q,
+            Transport::Udp,
+            LOCAL,
+        )
+        .unwrap();
         Message::from_vec(&r).unwrap()
     }
 
@@ -422,13 +522,23 @@ mod tests {
             None,
         );
         q[2] |= 0x80;
-        assert!(respond(&catalog(), &AnswerOptions::default(), &q, Transport::Udp).is_none());
+        assert!(
+            respond(
+                &catalog(),
+                &AnswerOptions::default(),
+                &q,
+                Transport::Udp,
+                LOCAL
+            )
+            .is_none()
+        );
         let garbage = [0u8, 9, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xff];
         let r = respond(
             &catalog(),
             &AnswerOptions::default(),
             &garbage,
             Transport::Udp,
+            LOCAL,
         )
         .unwrap();
         let r = Message::from_vec(&r).unwrap();
@@ -444,7 +554,14 @@ mod tests {
             RecordType::A,
             Some((4096, true)),
         );
-        let r = respond(&catalog(), &AnswerOptions::default(), &q, Transport::Udp).unwrap();
+        let r = respond(
+            &catalog(),
+            &AnswerOptions::default(),
+            &q,
+            Transport::Udp,
+            LOCAL,
+        )
+        .unwrap();
         let r = Message::from_vec(&r).unwrap();
         let edns = r.edns.unwrap();
         assert_eq!(edns.max_payload(), 1232);
@@ -456,6 +573,7 @@ mod tests {
             &AnswerOptions::default(),
             &m.to_vec().unwrap(),
             Transport::Udp,
+            LOCAL,
         )
         .unwrap();
         let r = Message::from_vec(&r).unwrap();

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use hickory_proto::rr::Name;
 use serde::Deserialize;
 
+use crate::policy::{FailoverRole, GeoLocation, Policy};
 use crate::xdp::AttachMode;
 
 /// The embedded default configuration (`cargo xtask run`, `dns-user serve` without --config).
@@ -137,6 +138,54 @@ pub struct RecordSection {
     pub values: Vec<String>,
     /// Route 53 alias: answer with the target's records of this type.
     pub alias: Option<AliasSection>,
+    /// Route 53's SetIdentifier: required with a routing policy, absent for simple records.
+    pub set_id: Option<String>,
+    /// Route 53's HealthCheckId.
+    pub health_check: Option<String>,
+    /// Weighted routing: 0..=255.
+    pub weight: Option<u8>,
+    /// Failover routing: "PRIMARY" or "SECONDARY".
+    pub failover: Option<String>,
+    /// Latency routing: the region of this record set.
+    pub region: Option<String>,
+    /// Geolocation routing.
+    pub geolocation: Option<GeolocationSection>,
+    /// Geoproximity routing.
+    pub geoproximity: Option<GeoproximitySection>,
+    /// Multivalue answer routing.
+    pub multivalue: Option<bool>,
+    /// IP-based routing: a location of a CIDR collection ("*" = default).
+    pub cidr: Option<CidrSection>,
+}
+
+/// `{ continent = "EU" }`, `{ country = "US" }`, `{ country = "US", subdivision = "WA" }` or
+/// `{ default = true }`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeolocationSection {
+    pub continent: Option<String>,
+    pub country: Option<String>,
+    pub subdivision: Option<String>,
+    #[serde(default)]
+    pub default: bool,
+}
+
+/// `{ lat = 47.61, lon = -122.33, bias = 10 }`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeoproximitySection {
+    pub lat: f64,
+    pub lon: f64,
+    #[serde(default)]
+    pub bias: i8,
+}
+
+/// `{ collection = "offices", location = "berlin" }`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CidrSection {
+    pub collection: String,
+    pub location: String,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -147,6 +196,90 @@ pub struct AliasSection {
     /// Route 53's EvaluateTargetHealth; acts once health checks exist.
     #[serde(default)]
     pub evaluate_target_health: bool,
+}
+
+impl RecordSection {
+    /// The routing policy this record set declares: `None` for a simple record set (no
+    /// set_id, no routing field). Errors say what is wrong, in Route 53's terms.
+    pub fn policy(&self) -> Result<Option<Policy>, String> {
+        let mut policies = Vec::new();
+        if let Some(weight) = self.weight {
+            policies.push(Policy::Weighted { weight });
+        }
+        if let Some(role) = &self.failover {
+            policies.push(Policy::Failover(match role.to_ascii_uppercase().as_str() {
+                "PRIMARY" => FailoverRole::Primary,
+                "SECONDARY" => FailoverRole::Secondary,
+                other => {
+                    return Err(format!(
+                        "failover must be PRIMARY or SECONDARY, not {other:?}"
+                    ));
+                }
+            }));
+        }
+        if let Some(region) = &self.region {
+            policies.push(Policy::Latency {
+                region: region.clone(),
+            });
+        }
+        if let Some(g) = &self.geolocation {
+            policies.push(Policy::Geolocation(g.location()?));
+        }
+        if let Some(g) = &self.geoproximity {
+            if !(-99..=99).contains(&g.bias) {
+                return Err(format!("geoproximity bias {} is outside -99..99", g.bias));
+            }
+            if !(-90.0..=90.0).contains(&g.lat) || !(-180.0..=180.0).contains(&g.lon) {
+                return Err(format!(
+                    "geoproximity coordinates {}, {} are out of range",
+                    g.lat, g.lon
+                ));
+            }
+            policies.push(Policy::Geoproximity {
+                lat: g.lat,
+                lon: g.lon,
+                bias: g.bias,
+            });
+        }
+        if self.multivalue == Some(true) {
+            policies.push(Policy::MultiValue);
+        }
+        if let Some(c) = &self.cidr {
+            policies.push(Policy::IpBased {
+                collection: c.collection.clone(),
+                location: c.location.clone(),
+            });
+        }
+        match (policies.len(), &self.set_id) {
+            (0, None) => Ok(None),
+            (0, Some(_)) => Err("set_id without a routing policy (weight, failover, region, geolocation, geoproximity, multivalue or cidr)".into()),
+            (1, Some(id)) if id.is_empty() || id.len() > 128 => {
+                Err("set_id must be 1..128 characters".into())
+            }
+            (1, Some(_)) => Ok(policies.pop()),
+            (1, None) => Err("a routing policy needs a set_id".into()),
+            _ => Err("more than one routing policy on one record set".into()),
+        }
+    }
+}
+
+impl GeolocationSection {
+    fn location(&self) -> Result<GeoLocation, String> {
+        const CONTINENTS: [&str; 7] = ["AF", "AN", "AS", "EU", "NA", "OC", "SA"];
+        let code = |s: &str| s.to_ascii_uppercase();
+        match (&self.continent, &self.country, &self.subdivision, self.default) {
+            (None, None, None, true) => Ok(GeoLocation::Default),
+            (Some(c), None, None, false) if CONTINENTS.contains(&code(c).as_str()) => {
+                Ok(GeoLocation::Continent(code(c)))
+            }
+            (Some(c), None, None, false) => Err(format!("unknown continent {c:?} (AF AN AS EU NA OC SA)")),
+            (None, Some(c), None, false) if c.len() == 2 => Ok(GeoLocation::Country(code(c))),
+            (None, Some(c), Some(s), false) if c.len() == 2 && !s.is_empty() => {
+                Ok(GeoLocation::Subdivision { country: code(c), subdivision: code(s) })
+            }
+            _ => Err("geolocation is one of { continent }, { country }, { country, subdivision } or { default = true }".into()),
+        }
+    }
 }
 
 fn default_listen() -> Vec<SocketAddr> {

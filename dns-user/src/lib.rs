@@ -23,6 +23,7 @@ pub mod zone;
 use std::path::Path;
 
 use config::{ZoneSource, ZoneSpec};
+use hickory_proto::rr::LowerName;
 use zone::{Place, Zone, ZoneError};
 
 /// Loads every zone; the first error (with file and line) stops the load and nothing is used.
@@ -52,6 +53,7 @@ pub fn load_zone(spec: &ZoneSpec) -> Result<Zone, ZoneError> {
         None => (Vec::new(), spec.config.as_path()),
     };
     let mut aliases = Vec::new();
+    let mut policies = Vec::new();
     for (i, r) in spec.records.iter().enumerate() {
         let place = Place::whole(&spec.config);
         let at = |e: ZoneError| {
@@ -64,6 +66,68 @@ pub fn load_zone(spec: &ZoneSpec) -> Result<Zone, ZoneError> {
                 e.message
             ))
         };
+        if let Some(policy) = r.policy().map_err(|m| at(place.error(m)))? {
+            let (name, rtype) =
+                zone::parse_owner_and_type(&spec.origin, &r.name, &r.rtype, &place).map_err(at)?;
+            let target = match &r.alias {
+                Some(alias) => {
+                    if r.ttl.is_some() || !r.values.is_empty() {
+                        return Err(at(place.error(
+                            "an alias takes its target's data and TTL: no ttl or values",
+                        )));
+                    }
+                    let a = zone::parse_config_alias(
+                        &spec.origin,
+                        &r.name,
+                        &r.rtype,
+                        &alias.target,
+                        alias.evaluate_target_health,
+                        &place,
+                    )
+                    .map_err(at)?;
+                    policy::Target::Alias {
+                        name: LowerName::new(&a.target),
+                        evaluate_target_health: alias.evaluate_target_health,
+                    }
+                }
+                None => {
+                    let ttl = r.ttl.ok_or_else(|| at(place.error("ttl is required")))?;
+                    if r.values.is_empty() {
+                        return Err(at(place.error("values is empty")));
+                    }
+                    let rdatas = r
+                        .values
+                        .iter()
+                        .map(|v| {
+                            zone::parse_config_record(
+                                &spec.origin,
+                                &r.name,
+                                &r.rtype,
+                                ttl,
+                                v,
+                                &place,
+                            )
+                            .map(|rec| rec.data)
+                        })
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(at)?;
+                    policy::Target::Records { ttl, rdatas }
+                }
+            };
+            let set = policy::RecordSet {
+                set_id: r.set_id.clone(),
+                policy,
+                health_check: r.health_check.clone(),
+                target,
+            };
+            policies.push((zone::PolicySet { name, rtype, set }, place.clone()));
+            continue;
+        }
+        if r.health_check.is_some() {
+            return Err(at(place.error(
+                "health_check needs a routing policy (a simple record cannot have one)",
+            )));
+        }
         match &r.alias {
             Some(alias) => {
                 if r.ttl.is_some() || !r.values.is_empty() {
@@ -102,7 +166,7 @@ pub fn load_zone(spec: &ZoneSpec) -> Result<Zone, ZoneError> {
             }
         }
     }
-    Zone::from_records(spec.origin.clone(), records, aliases, source)
+    Zone::from_records(spec.origin.clone(), records, aliases, policies, source)
 }
 
 #[cfg(test)]
@@ -150,6 +214,200 @@ name = "@"
 type = "A"
 alias = { target = "www", evaluate_target_health = true }
 "#;
+
+    const POLICIES: &str = r#"
+[[zone]]
+origin = "example.net."
+[[zone.record]]
+name = "@"
+type = "SOA"
+ttl = 900
+values = ["ns1 hostmaster 1 7200 900 1209600 60"]
+[[zone.record]]
+name = "@"
+type = "NS"
+ttl = 900
+values = ["ns1"]
+[[zone.record]]
+name = "w"
+type = "A"
+set_id = "blue"
+weight = 75
+ttl = 30
+values = ["192.0.2.1"]
+[[zone.record]]
+name = "w"
+type = "A"
+set_id = "green"
+weight = 25
+ttl = 30
+values = ["192.0.2.2"]
+[[zone.record]]
+name = "f"
+type = "A"
+set_id = "primary"
+failover = "PRIMARY"
+health_check = "hc-primary"
+ttl = 30
+values = ["192.0.2.10"]
+[[zone.record]]
+name = "f"
+type = "A"
+set_id = "secondary"
+failover = "SECONDARY"
+ttl = 30
+values = ["192.0.2.11"]
+[[zone.record]]
+name = "g"
+type = "A"
+set_id = "france"
+geolocation = { country = "FR" }
+ttl = 30
+values = ["192.0.2.20"]
+[[zone.record]]
+name = "c"
+type = "CNAME"
+set_id = "one"
+weight = 1
+ttl = 30
+values = ["w"]
+[[zone.record]]
+name = "@"
+type = "A"
+alias = { target = "w" }
+"#;
+
+    fn ask(
+        catalog: &crate::answer::Catalog,
+        name: &str,
+        qtype: RecordType,
+    ) -> hickory_proto::op::Message {
+        use crate::answer::{AnswerOptions, Transport, build_query, respond};
+        let q = build_query(1, &Name::from_ascii(name).unwrap(), qtype, None);
+        let client = std::net::IpAddr::V4(std::net::Ipv4Addr::new(198, 51, 100, 1));
+        let r = respond(
+            catalog,
+            &AnswerOptions::default(),
+            &q,
+            Transport::Udp,
+            client,
+        )
+        .unwrap();
+        hickory_proto::op::Message::from_vec(&r).unwrap()
+    }
+
+    fn address(m: &hickory_proto::op::Message) -> String {
+        m.answers
+            .last()
+            .map(|r| r.data.to_string())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn routing_policies_from_the_config_are_served() {
+        let catalog = config(POLICIES).unwrap();
+        // Weighted 75/25.
+        let blue = (0..400)
+            .filter(|_| address(&ask(&catalog, "w.example.net.", RecordType::A)) == "192.0.2.1")
+            .count();
+        assert!((250..350).contains(&blue), "75% expected, got {blue}/400");
+        // Failover: the primary while healthy (every check is healthy until health checks run).
+        assert_eq!(
+            address(&ask(&catalog, "f.example.net.", RecordType::A)),
+            "192.0.2.10"
+        );
+        // Geolocation without a match and no default: NOERROR, no answer, SOA.
+        let r = ask(&catalog, "g.example.net.", RecordType::A);
+        assert_eq!(
+            r.metadata.response_code,
+            hickory_proto::op::ResponseCode::NoError
+        );
+        assert!(r.answers.is_empty());
+        assert_eq!(r.authorities[0].record_type(), RecordType::SOA);
+        // A policy-routed CNAME is followed; a simple apex alias resolves through the weights.
+        let r = ask(&catalog, "c.example.net.", RecordType::A);
+        assert_eq!(r.answers[0].record_type(), RecordType::CNAME);
+        assert!(address(&r).starts_with("192.0.2."));
+        let r = ask(&catalog, "example.net.", RecordType::A);
+        assert_eq!(r.answers[0].name.to_string(), "example.net.");
+        // Other types at a policy name are NODATA, and unknown names still NXDOMAIN.
+        let r = ask(&catalog, "w.example.net.", RecordType::AAAA);
+        assert!(
+            r.answers.is_empty()
+                && r.metadata.response_code == hickory_proto::op::ResponseCode::NoError
+        );
+        let r = ask(&catalog, "x.example.net.", RecordType::A);
+        assert_eq!(
+            r.metadata.response_code,
+            hickory_proto::op::ResponseCode::NXDomain
+        );
+    }
+
+    #[test]
+    fn policy_routed_names_stay_out_of_the_xdp_maps() {
+        let catalog = config(POLICIES).unwrap();
+        let (table, _) = crate::compile::compile(&catalog);
+        for name in [
+            "w.example.net.",
+            "f.example.net.",
+            "example.net.",
+            "c.example.net.",
+        ] {
+            let key = crate::compile::key(
+                &LowerName::new(&Name::from_ascii(name).unwrap()),
+                RecordType::A,
+            );
+            assert!(
+                !table.contains_key(&key),
+                "{name} must be answered by userspace"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_policy_configurations_are_rejected_with_the_record() {
+        let cases = [
+            (
+                POLICIES.replace("weight = 25", "failover = \"PRIMARY\""),
+                "mixes routing policies",
+            ),
+            (
+                POLICIES.replace("set_id = \"green\"", "set_id = \"blue\""),
+                "duplicate set_id",
+            ),
+            (
+                POLICIES.replace("set_id = \"france\"\n", ""),
+                "needs a set_id",
+            ),
+            (
+                POLICIES.replace(
+                    "geolocation = { country = \"FR\" }",
+                    "geolocation = { continent = \"XX\" }",
+                ),
+                "unknown continent",
+            ),
+            (
+                format!(
+                    "{POLICIES}[[zone.record]]\nname = \"w\"\ntype = \"A\"\nttl = 5\nvalues = [\"192.0.2.9\"]\n"
+                ),
+                "mixes a routing policy with simple records",
+            ),
+            (
+                format!(
+                    "{POLICIES}[[zone.record]]\nname = \"z\"\ntype = \"A\"\nset_id = \"a\"\nweight = 1\nalias = {{ target = \"z\" }}\n"
+                ),
+                "alias loop",
+            ),
+            (
+                POLICIES.replace("failover = \"SECONDARY\"", "failover = \"TERTIARY\""),
+                "PRIMARY or SECONDARY",
+            ),
+        ];
+        for (text, expected) in &cases {
+            let err = config(text).unwrap_err();
+            assert!(err.contains(expected), "{expected}: {err}");
+        }
+    }
 
     #[test]
     fn zone_from_config_records_with_an_apex_alias() {

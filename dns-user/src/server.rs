@@ -165,6 +165,7 @@ fn serve_udp(socket: &std::net::UdpSocket, shared: &Shared) {
             &shared.options,
             &buf[..len],
             Transport::Udp,
+            peer.ip(),
         );
         shared.stats.record(Transport::Udp, response.as_deref());
         if let Some(r) = response
@@ -191,7 +192,7 @@ async fn serve_tcp(listener: TcpListener, shared: Arc<Shared>) {
         let shared = shared.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            if let Err(e) = serve_tcp_connection(stream, &shared).await {
+            if let Err(e) = serve_tcp_connection(stream, peer.ip(), &shared).await {
                 tracing::debug!("tcp {peer}: {e}");
             }
         });
@@ -199,7 +200,11 @@ async fn serve_tcp(listener: TcpListener, shared: Arc<Shared>) {
 }
 
 /// RFC 1035 section 4.2.2 framing; queries are answered in order until EOF or idle timeout.
-async fn serve_tcp_connection(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
+async fn serve_tcp_connection(
+    mut stream: TcpStream,
+    peer: std::net::IpAddr,
+    shared: &Shared,
+) -> std::io::Result<()> {
     loop {
         let mut len = [0u8; 2];
         match tokio::time::timeout(shared.tcp_idle, stream.read_exact(&mut len)).await {
@@ -216,6 +221,7 @@ async fn serve_tcp_connection(mut stream: TcpStream, shared: &Shared) -> std::io
             &shared.options,
             &message,
             Transport::Tcp,
+            peer,
         );
         shared.stats.record(Transport::Tcp, response.as_deref());
         let Some(r) = response else { continue };

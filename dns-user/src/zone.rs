@@ -12,6 +12,8 @@ use std::sync::Arc;
 use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
 use hickory_proto::serialize::txt::Parser;
 
+use crate::policy;
+
 /// Deepest `$INCLUDE` nesting accepted.
 const MAX_INCLUDE_DEPTH: usize = 8;
 
@@ -55,6 +57,28 @@ pub struct Zone {
     empty_non_terminals: HashSet<LowerName>,
     /// Delegation points: names below the apex with an NS RRset.
     cuts: HashSet<LowerName>,
+    /// Route 53 routing-policy groups, answered by the policy engine: (owner, type) -> sets.
+    policies: HashMap<(LowerName, RecordType), Vec<policy::RecordSet>>,
+    /// Plain RRsets that engine aliases point to, as simple record sets.
+    alias_targets: HashMap<(LowerName, RecordType), Vec<policy::RecordSet>>,
+}
+
+/// A record set with a routing policy, from the config or a Route 53 change batch.
+#[derive(Clone, Debug)]
+pub struct PolicySet {
+    pub name: Name,
+    pub rtype: RecordType,
+    pub set: policy::RecordSet,
+}
+
+impl policy::Groups for Zone {
+    fn group(&self, name: &LowerName, rtype: RecordType) -> Option<&[policy::RecordSet]> {
+        let key = (name.clone(), rtype);
+        self.policies
+            .get(&key)
+            .or_else(|| self.alias_targets.get(&key))
+            .map(Vec::as_slice)
+    }
 }
 
 impl Zone {
@@ -66,6 +90,20 @@ impl Zone {
     /// RRsets at `name`, if the name owns any data.
     pub fn node(&self, name: &LowerName) -> Option<&[RrSet]> {
         self.nodes.get(name).map(Vec::as_slice)
+    }
+
+    /// The routing-policy group of `rtype` at `name`, if that name and type are policy-routed.
+    pub fn policy_group(
+        &self,
+        name: &LowerName,
+        rtype: RecordType,
+    ) -> Option<&[policy::RecordSet]> {
+        self.policies.get(&(name.clone(), rtype)).map(Vec::as_slice)
+    }
+
+    /// True if any type at `name` is policy-routed.
+    pub fn has_policy(&self, name: &LowerName) -> bool {
+        self.policies.keys().any(|(n, _)| n == name)
     }
 
     /// The RRset of `rtype` at `name`.
@@ -145,6 +183,7 @@ impl Zone {
         origin: Name,
         records: Vec<(Record, Place)>,
         aliases: Vec<(Alias, Place)>,
+        policies: Vec<(PolicySet, Place)>,
         source: &Path,
     ) -> Result<Zone, ZoneError> {
         let origin = fqdn(origin);
@@ -184,7 +223,33 @@ impl Zone {
             }
         }
 
-        materialize_aliases(&apex, &mut nodes, &mut first_place, aliases)?;
+        let mut groups = policy_groups(&apex, &nodes, policies)?;
+        let policy_keys: HashSet<(LowerName, RecordType)> = groups.keys().cloned().collect();
+        for (key, set) in
+            materialize_aliases(&apex, &mut nodes, &mut first_place, aliases, &policy_keys)?
+        {
+            groups.insert(key, vec![set]);
+        }
+        for (owner, _) in groups.keys() {
+            nodes.entry(owner.clone()).or_default(); // a policy-routed name exists
+        }
+        let alias_targets = check_engine_aliases(&groups, &nodes)?;
+        for ((owner, rtype), sets) in &groups {
+            let clash = *rtype == RecordType::CNAME
+                && (!nodes[owner].is_empty()
+                    || groups.keys().any(|(o, t)| o == owner && t != rtype))
+                || groups.contains_key(&(owner.clone(), RecordType::CNAME))
+                    && *rtype != RecordType::CNAME;
+            if clash {
+                return Err(sets[0].1.error(format!(
+                    "{owner} has a CNAME and other data (RFC 1034 3.6.2)"
+                )));
+            }
+        }
+        let policies: HashMap<(LowerName, RecordType), Vec<policy::RecordSet>> = groups
+            .into_iter()
+            .map(|(k, sets)| (k, sets.into_iter().map(|(s, _)| s).collect()))
+            .collect();
 
         let place_of = |owner: &LowerName, rtype: RecordType| {
             first_place
@@ -244,6 +309,8 @@ impl Zone {
             nodes,
             empty_non_terminals,
             cuts,
+            policies,
+            alias_targets,
         })
     }
 }
@@ -262,12 +329,16 @@ pub struct Alias {
 /// Validates aliases and adds each as an RRset holding its target's data. Rejected: a CNAME
 /// alias at the apex, an alias beside records of its own type, a target outside the zone or
 /// without records of that type, and loops.
+/// Aliases whose target is a routing-policy group are not materialized: they are returned as
+/// simple engine groups, resolved per query.
 fn materialize_aliases(
     apex: &LowerName,
     nodes: &mut HashMap<LowerName, Vec<RrSet>>,
     first_place: &mut HashMap<(LowerName, RecordType), Place>,
     aliases: Vec<(Alias, Place)>,
-) -> Result<(), ZoneError> {
+    policy_keys: &HashSet<(LowerName, RecordType)>,
+) -> Result<Vec<EngineAlias>, ZoneError> {
+    let mut engine = Vec::new();
     let mut by_key: BTreeMap<(LowerName, RecordType), (LowerName, Place)> = BTreeMap::new();
     for (alias, place) in aliases {
         let owner = LowerName::new(&alias.name);
@@ -288,7 +359,7 @@ fn materialize_aliases(
         let clash = nodes
             .get(&owner)
             .is_some_and(|sets| sets.iter().any(|s| s.rtype == alias.rtype));
-        if clash || by_key.contains_key(&key) {
+        if clash || by_key.contains_key(&key) || policy_keys.contains(&key) {
             return Err(place.error(format!(
                 "alias {owner} {} conflicts with other {} data at that name",
                 alias.rtype, alias.rtype
@@ -310,13 +381,14 @@ fn materialize_aliases(
                 .get(&at)
                 .and_then(|sets| sets.iter().find(|s| s.rtype == *rtype))
             {
-                break set.clone();
+                break Some(set.clone());
             }
             match by_key.get(&(at.clone(), *rtype)) {
                 Some((next, _)) => {
                     chain.push(at);
                     at = next.clone();
                 }
+                None if policy_keys.contains(&(at.clone(), *rtype)) => break None,
                 None => {
                     return Err(place.error(format!(
                         "alias target {at} has no {rtype} records in this zone"
@@ -324,13 +396,183 @@ fn materialize_aliases(
                 }
             }
         };
-        resolved.push((owner.clone(), set, place.clone()));
+        match set {
+            Some(set) => resolved.push((owner.clone(), set, place.clone())),
+            // The chain ends in a policy group: the engine resolves this alias per query.
+            None => engine.push((
+                (owner.clone(), *rtype),
+                (
+                    policy::RecordSet {
+                        set_id: None,
+                        policy: policy::Policy::Simple,
+                        health_check: None,
+                        target: policy::Target::Alias {
+                            name: target.clone(),
+                            evaluate_target_health: false,
+                        },
+                    },
+                    place.clone(),
+                ),
+            )),
+        }
     }
     for (owner, set, place) in resolved {
         first_place.insert((owner.clone(), set.rtype), place);
         nodes.entry(owner).or_default().push(set);
     }
-    Ok(())
+    Ok(engine)
+}
+
+type EngineAlias = ((LowerName, RecordType), (policy::RecordSet, Place));
+type Groups = HashMap<(LowerName, RecordType), Vec<(policy::RecordSet, Place)>>;
+
+/// Groups routing-policy record sets by name and type and checks Route 53's rules: one
+/// policy per group, no simple records beside it, unique set ids and locations, limits.
+fn policy_groups(
+    apex: &LowerName,
+    nodes: &HashMap<LowerName, Vec<RrSet>>,
+    sets: Vec<(PolicySet, Place)>,
+) -> Result<Groups, ZoneError> {
+    use policy::{FailoverRole, Policy};
+    use std::mem::discriminant;
+    let mut groups: Groups = HashMap::new();
+    for (p, place) in sets {
+        let owner = LowerName::new(&p.name);
+        if !apex.zone_of(&owner) {
+            return Err(place.error(format!("{} is outside the zone {apex}", p.name)));
+        }
+        if nodes
+            .get(&owner)
+            .is_some_and(|s| s.iter().any(|s| s.rtype == p.rtype))
+        {
+            return Err(place.error(format!(
+                "{owner} {} mixes a routing policy with simple records",
+                p.rtype
+            )));
+        }
+        groups
+            .entry((owner, p.rtype))
+            .or_default()
+            .push((p.set, place));
+    }
+    for ((owner, rtype), sets) in &groups {
+        let (first, place) = &sets[0];
+        let err = |m: String| Err(place.error(format!("{owner} {rtype}: {m}")));
+        if sets
+            .iter()
+            .any(|(s, _)| discriminant(&s.policy) != discriminant(&first.policy))
+        {
+            return err("mixes routing policies (one policy per name and type)".into());
+        }
+        let mut ids = HashSet::new();
+        let mut locations = HashSet::new();
+        for (s, _) in sets {
+            if !ids.insert(s.set_id.clone()) {
+                return err(format!(
+                    "duplicate set_id {:?}",
+                    s.set_id.as_deref().unwrap_or("")
+                ));
+            }
+            let location = match &s.policy {
+                Policy::Failover(FailoverRole::Primary) => Some("PRIMARY".to_string()),
+                Policy::Failover(FailoverRole::Secondary) => Some("SECONDARY".to_string()),
+                Policy::Latency { region } => Some(region.clone()),
+                Policy::Geolocation(g) => Some(format!("{g:?}")),
+                Policy::IpBased {
+                    collection,
+                    location,
+                } => Some(format!("{collection}/{location}")),
+                _ => None,
+            };
+            if let Some(l) = location
+                && !locations.insert(l.clone())
+            {
+                return err(format!("two record sets for {l}"));
+            }
+            if matches!(s.policy, Policy::MultiValue)
+                && (matches!(s.target, policy::Target::Alias { .. })
+                    || matches!(*rtype, RecordType::NS | RecordType::CNAME))
+            {
+                return err("multivalue answers cannot be aliases, NS or CNAME".into());
+            }
+        }
+        let limit = match first.policy {
+            Policy::Weighted { .. } => 100,
+            Policy::Geoproximity { .. } => 30,
+            _ => usize::MAX,
+        };
+        if sets.len() > limit {
+            return err(format!("more than {limit} record sets"));
+        }
+    }
+    Ok(groups)
+}
+
+/// Every alias in a policy group must point at something of its type in the zone, without
+/// loops. Returns the plain RRsets they point at, as simple record sets for the engine.
+fn check_engine_aliases(
+    groups: &Groups,
+    nodes: &HashMap<LowerName, Vec<RrSet>>,
+) -> Result<HashMap<(LowerName, RecordType), Vec<policy::RecordSet>>, ZoneError> {
+    /// Follows the aliases of group `at`; `path` is the chain of groups that led here.
+    fn walk(
+        at: &LowerName,
+        rtype: RecordType,
+        place: &Place,
+        groups: &Groups,
+        nodes: &HashMap<LowerName, Vec<RrSet>>,
+        path: &mut Vec<LowerName>,
+        targets: &mut HashMap<(LowerName, RecordType), Vec<policy::RecordSet>>,
+    ) -> Result<(), ZoneError> {
+        if path.contains(at) {
+            let p: Vec<String> = path.iter().chain([at]).map(ToString::to_string).collect();
+            return Err(place.error(format!("alias loop: {}", p.join(" -> "))));
+        }
+        if let Some(sets) = groups.get(&(at.clone(), rtype)) {
+            path.push(at.clone());
+            for (set, _) in sets {
+                if let policy::Target::Alias { name, .. } = &set.target {
+                    walk(name, rtype, place, groups, nodes, path, targets)?;
+                }
+            }
+            path.pop();
+            return Ok(());
+        }
+        let Some(plain) = nodes
+            .get(at)
+            .and_then(|s| s.iter().find(|s| s.rtype == rtype))
+        else {
+            return Err(place.error(format!(
+                "alias target {at} has no {rtype} records in this zone"
+            )));
+        };
+        targets.insert(
+            (at.clone(), rtype),
+            vec![policy::RecordSet {
+                set_id: None,
+                policy: policy::Policy::Simple,
+                health_check: None,
+                target: policy::Target::Records {
+                    ttl: plain.ttl,
+                    rdatas: plain.rdatas.clone(),
+                },
+            }],
+        );
+        Ok(())
+    }
+    let mut targets = HashMap::new();
+    for ((owner, rtype), sets) in groups {
+        walk(
+            owner,
+            *rtype,
+            &sets[0].1,
+            groups,
+            nodes,
+            &mut Vec::new(),
+            &mut targets,
+        )?;
+    }
+    Ok(targets)
 }
 
 /// Parses one `[[zone.record]]` value: the same RDATA syntax as a zone file line.
@@ -349,6 +591,20 @@ pub fn parse_config_record(
         .map_err(|e| place.error(format!("bad {rtype} record: {e}")))
 }
 
+/// Parses a `[[zone.record]]` owner name (relative, `@` or absolute) and type.
+pub fn parse_owner_and_type(
+    origin: &Name,
+    name: &str,
+    rtype: &str,
+    place: &Place,
+) -> Result<(Name, RecordType), ZoneError> {
+    let origin = fqdn(origin.clone());
+    Ok((
+        parse_name(name, &origin, place)?,
+        parse_type(rtype).ok_or_else(|| place.error(format!("unknown type {rtype}")))?,
+    ))
+}
+
 /// Parses a `[[zone.record]]` alias.
 pub fn parse_config_alias(
     origin: &Name,
@@ -358,11 +614,11 @@ pub fn parse_config_alias(
     evaluate_target_health: bool,
     place: &Place,
 ) -> Result<Alias, ZoneError> {
-    let origin = fqdn(origin.clone());
+    let (name, rtype) = parse_owner_and_type(origin, name, rtype, place)?;
     Ok(Alias {
-        name: parse_name(name, &origin, place)?,
-        rtype: parse_type(rtype).ok_or_else(|| place.error(format!("unknown type {rtype}")))?,
-        target: parse_name(target, &origin, place)?,
+        name,
+        rtype,
+        target: parse_name(target, &fqdn(origin.clone()), place)?,
         evaluate_target_health,
     })
 }
@@ -985,7 +1241,7 @@ mod tests {
     fn load(text: &str) -> Result<Zone, ZoneError> {
         let path = Path::new("test.zone");
         let records = parse_zone_text(&origin(), text, path)?;
-        Zone::from_records(origin(), records, Vec::new(), path)
+        Zone::from_records(origin(), records, Vec::new(), Vec::new(), path)
     }
 
     const BASE: &str = "$TTL 300\n@ IN SOA ns1 hostmaster ( 1 7200 900 1209600 60 )\n  IN NS ns1\nns1 IN A 192.0.2.53\n";
@@ -1062,7 +1318,7 @@ mod tests {
                 )
             })
             .collect();
-        Zone::from_records(origin(), records, aliases, path)
+        Zone::from_records(origin(), records, aliases, Vec::new(), path)
     }
 
     #[test]

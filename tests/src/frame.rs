@@ -47,7 +47,7 @@ pub fn catalog() -> Catalog {
             (alias, place.clone())
         })
         .collect();
-    Catalog::new([Zone::from_records(origin(), records, aliases, path).unwrap()])
+    Catalog::new([Zone::from_records(origin(), records, aliases, Vec::new(), path).unwrap()])
 }
 
 /// RFC 1071 sum over `bytes` starting at an even offset, unfolded.

@@ -89,6 +89,7 @@ impl Harness {
             },
             payload,
             Transport::Udp,
+            std::net::IpAddr::V4(CLIENT_V4),
         )
         .expect("userspace answers every fixture query")
     }
