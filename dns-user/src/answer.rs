@@ -8,15 +8,14 @@
 //! one.
 
 use std::collections::BTreeMap;
-
-use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
-
 use std::net::IpAddr;
 
-use crate::policy::{
-    self, CidrCollections, ClientLocation, Context, Health, LatencySource, SplitMix64,
-};
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
+use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
+
+use crate::location::Locations;
+use crate::policy::{self, ClientLocation, Context, Health, SplitMix64};
 use crate::zone::{RrSet, Zone};
 
 /// Longest CNAME chain followed inside the zone.
@@ -28,6 +27,8 @@ const MIN_UDP_PAYLOAD: u16 = dns_common::MIN_UDP_PAYLOAD;
 #[derive(Clone, Debug, Default)]
 pub struct Catalog {
     zones: BTreeMap<LowerName, Zone>,
+    /// Location data for the routing policies (reloaded with the zones).
+    locations: Locations,
 }
 
 impl Catalog {
@@ -38,7 +39,14 @@ impl Catalog {
                 .into_iter()
                 .map(|z| (LowerName::new(z.origin()), z))
                 .collect(),
+            locations: Locations::default(),
         }
+    }
+
+    /// The same catalog with `locations` for the routing policies.
+    pub fn with_locations(mut self, locations: Locations) -> Self {
+        self.locations = locations;
+        self
     }
 
     /// The most specific zone containing `name`.
@@ -188,15 +196,50 @@ fn answer_message(
         response.metadata.response_code = ResponseCode::Refused;
         return response;
     };
-    let client = ClientLocation {
-        addr: client,
-        prefix_len: if client.is_ipv4() { 32 } else { 128 },
-        continent: None,
-        country: None,
-        subdivision: None,
-        coordinates: None,
+    // RFC 7871: the client's subnet when the query carries one, else the source address.
+    let ecs = request
+        .edns
+        .as_ref()
+        .and_then(|e| match e.options().get(EdnsCode::Subnet) {
+            Some(EdnsOption::Subnet(subnet)) => Some(*subnet),
+            _ => None,
+        });
+    let located = match ecs {
+        Some(subnet) => {
+            if !valid_subnet(&subnet) {
+                response.metadata.response_code = ResponseCode::FormErr;
+                return response;
+            }
+            if subnet.source_prefix() > 0 {
+                catalog
+                    .locations
+                    .locate(subnet.addr(), subnet.source_prefix())
+            } else {
+                catalog.locations.locate(client, full_prefix(client))
+            }
+        }
+        None => catalog.locations.locate(client, full_prefix(client)),
     };
-    resolve_in_zone(zone, question, &client, &mut response);
+    let mut scope = 0;
+    resolve_in_zone(
+        zone,
+        question,
+        &located,
+        &catalog.locations,
+        &mut scope,
+        &mut response,
+    );
+    if let (Some(subnet), Some(edns)) = (ecs, response.edns.as_mut()) {
+        // RFC 7871 section 7.2.1: echo family, source prefix and address; the scope says how
+        // much of the address the answer depended on (at most the source prefix).
+        let scope = if subnet.source_prefix() == 0 {
+            0
+        } else {
+            scope.min(subnet.source_prefix())
+        };
+        let echo = ClientSubnet::new(subnet.addr(), subnet.source_prefix(), scope);
+        edns.options_mut().insert(EdnsOption::Subnet(echo));
+    }
     response
 }
 
@@ -209,7 +252,14 @@ fn push_set(section: &mut Vec<Record>, owner: &Name, set: &RrSet) {
 }
 
 /// RFC 1034 section 4.3.2's algorithm, for one zone.
-fn resolve_in_zone(zone: &Zone, question: &Query, client: &ClientLocation, response: &mut Message) {
+fn resolve_in_zone(
+    zone: &Zone,
+    question: &Query,
+    client: &ClientLocation,
+    locations: &Locations,
+    scope: &mut u8,
+    response: &mut Message,
+) {
     response.metadata.authoritative = true;
     let qtype = question.query_type();
     // Owner names in the answer keep the client's spelling of the question name.
@@ -236,7 +286,7 @@ fn resolve_in_zone(zone: &Zone, question: &Query, client: &ClientLocation, respo
             },
         };
         if let Some(group) = zone.policy_group(&name, qtype) {
-            let records = route(zone, group, qtype, client);
+            let records = route(zone, group, qtype, client, locations, scope);
             if records.is_empty() {
                 // E.g. geolocation without a match and no default: NOERROR, no answer.
                 return negative(zone, response, ResponseCode::NoError);
@@ -267,7 +317,7 @@ fn resolve_in_zone(zone: &Zone, question: &Query, client: &ClientLocation, respo
         }
         let target = if let Some(group) = zone.policy_group(&name, RecordType::CNAME) {
             // A policy-routed CNAME: the engine picks it, then it is followed like any CNAME.
-            let records = route(zone, group, RecordType::CNAME, client);
+            let records = route(zone, group, RecordType::CNAME, client, locations, scope);
             response.answers.extend(
                 records
                     .iter()
@@ -305,15 +355,6 @@ impl Health for AllHealthy {
     }
 }
 
-/// No latency data configured: latency groups fall back to their first region.
-struct NoLatency;
-
-impl LatencySource for NoLatency {
-    fn latency_ms(&self, _: &ClientLocation, _: &str) -> Option<f64> {
-        None
-    }
-}
-
 thread_local! {
     /// Per-thread random source for weighted and multivalue choices, seeded from the OS.
     static RANDOM: std::cell::RefCell<SplitMix64> = std::cell::RefCell::new(SplitMix64({
@@ -322,22 +363,40 @@ thread_local! {
     }));
 }
 
-/// Runs the routing-policy engine for one group.
+/// Runs the routing-policy engine for one group; widens `scope` to what the answer used.
 fn route(
     zone: &Zone,
     group: &[policy::RecordSet],
     rtype: RecordType,
     client: &ClientLocation,
+    locations: &Locations,
+    scope: &mut u8,
 ) -> Vec<(u32, RData)> {
-    let cidr = CidrCollections::default();
     let ctx = Context {
         health: &AllHealthy,
         client,
-        latency: &NoLatency,
-        cidr: &cidr,
+        latency: locations,
+        cidr: &locations.cidr,
         groups: zone,
     };
-    RANDOM.with(|rng| policy::answer(group, rtype, &ctx, &mut *rng.borrow_mut()).records)
+    let answer = RANDOM.with(|rng| policy::answer(group, rtype, &ctx, &mut *rng.borrow_mut()));
+    *scope = (*scope).max(answer.scope);
+    answer.records
+}
+
+fn full_prefix(addr: IpAddr) -> u8 {
+    if addr.is_ipv4() { 32 } else { 128 }
+}
+
+/// RFC 7871 section 6: a query's SCOPE PREFIX-LENGTH is 0, the source prefix fits the family
+/// and no address bits are set beyond it.
+fn valid_subnet(subnet: &ClientSubnet) -> bool {
+    let max = full_prefix(subnet.addr());
+    if subnet.scope_prefix() != 0 || subnet.source_prefix() > max {
+        return false;
+    }
+    ipnet::IpNet::new(subnet.addr(), subnet.source_prefix())
+        .is_ok_and(|net| net.network() == subnet.addr())
 }
 
 /// Additional-section processing (RFC 1034 section 4.3.2 step 6, RFC 2782): addresses of the

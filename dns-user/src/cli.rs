@@ -154,7 +154,7 @@ pub fn main() -> ExitCode {
 
 fn check_config(args: &ConfigArgs) -> anyhow::Result<()> {
     let settings = args.settings()?;
-    let catalog = crate::load_catalog(&settings.zones)?;
+    let catalog = crate::load_catalog_for(&settings)?;
     let (table, report) = compile(&catalog);
     if settings.xdp_enabled() && table.len() > settings.max_entries as usize {
         anyhow::bail!(
@@ -177,7 +177,7 @@ fn check_config(args: &ConfigArgs) -> anyhow::Result<()> {
 
 fn export(origin: &str, output: Option<&std::path::Path>, args: &ConfigArgs) -> anyhow::Result<()> {
     let settings = args.settings()?;
-    let catalog = crate::load_catalog(&settings.zones)?;
+    let catalog = crate::load_catalog_for(&settings)?;
     let mut name = hickory_proto::rr::Name::from_ascii(origin)
         .with_context(|| format!("zone origin {origin:?}"))?;
     name.set_fqdn(true);
@@ -203,7 +203,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn serve(args: &ConfigArgs) -> anyhow::Result<()> {
     let settings = args.settings()?;
-    let catalog = Arc::new(ArcSwap::from_pointee(crate::load_catalog(&settings.zones)?));
+    let catalog = Arc::new(ArcSwap::from_pointee(crate::load_catalog_for(&settings)?));
     runtime()?.block_on(async move {
         // Bind first: an address in use is reported before anything is attached.
         let listeners = crate::server::bind(&settings.listen, settings.udp_workers)?;
@@ -338,7 +338,7 @@ fn reload(
             }
         }
     }
-    let next = Catalog::new(zones);
+    let next = Catalog::new(zones).with_locations(settings.locations.clone());
     let (table, report) = compile(&next);
     if let Some(writer) = writer
         && let Err(e) = writer.install(&table)

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use hickory_proto::rr::Name;
 use serde::Deserialize;
 
+use crate::location::{GeoInfo, Locations};
 use crate::policy::{FailoverRole, GeoLocation, Policy};
 use crate::xdp::AttachMode;
 
@@ -44,6 +45,96 @@ pub struct ConfigFile {
     pub metrics: MetricsSection,
     #[serde(default, rename = "zone")]
     pub zones: Vec<ZoneSection>,
+    #[serde(default)]
+    pub location: LocationSection,
+}
+
+/// Location data for latency, geolocation, geoproximity and IP-based routing, by client prefix.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LocationSection {
+    /// `[[location.geo]]`: what the clients of a prefix are (most specific prefix wins).
+    #[serde(default)]
+    pub geo: Vec<GeoEntry>,
+    /// `[[location.latency]]`: a prefix's latency to each region, in ms.
+    #[serde(default)]
+    pub latency: Vec<LatencyEntry>,
+    /// `[location.cidr_collections.NAME]`: location name -> CIDR blocks, for IP-based routing.
+    #[serde(default)]
+    pub cidr_collections:
+        std::collections::HashMap<String, std::collections::HashMap<String, Vec<String>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeoEntry {
+    pub prefix: String,
+    pub continent: Option<String>,
+    pub country: Option<String>,
+    pub subdivision: Option<String>,
+    /// [latitude, longitude].
+    pub coordinates: Option<[f64; 2]>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LatencyEntry {
+    pub prefix: String,
+    pub regions: std::collections::HashMap<String, f64>,
+}
+
+impl LocationSection {
+    fn build(&self) -> Result<Locations, ConfigError> {
+        let net = |s: &str, what: &str| -> Result<ipnet::IpNet, ConfigError> {
+            s.parse::<ipnet::IpNet>()
+                .map(|n| n.trunc())
+                .map_err(|e| ConfigError::Invalid(format!("{what}: bad prefix {s:?}: {e}")))
+        };
+        let mut out = Locations::default();
+        for g in &self.geo {
+            let up = |s: &Option<String>| s.as_ref().map(|s| s.to_ascii_uppercase());
+            out.geo.push((
+                net(&g.prefix, "location.geo")?,
+                GeoInfo {
+                    continent: up(&g.continent),
+                    country: up(&g.country),
+                    subdivision: up(&g.subdivision),
+                    coordinates: g.coordinates.map(|[lat, lon]| (lat, lon)),
+                },
+            ));
+        }
+        for l in &self.latency {
+            if l.regions.values().any(|ms| !ms.is_finite() || *ms < 0.0) {
+                return Err(ConfigError::Invalid(format!(
+                    "location.latency {}: latencies must be >= 0",
+                    l.prefix
+                )));
+            }
+            out.latency
+                .push((net(&l.prefix, "location.latency")?, l.regions.clone()));
+        }
+        for (collection, locations) in &self.cidr_collections {
+            let mut built = std::collections::HashMap::new();
+            for (location, blocks) in locations {
+                let what = format!("location.cidr_collections.{collection}.{location}");
+                let mut nets = Vec::new();
+                for b in blocks {
+                    let n = net(b, &what)?;
+                    // Route 53: IPv4 /1-/24, IPv6 /1-/48.
+                    let max = if n.addr().is_ipv4() { 24 } else { 48 };
+                    if n.prefix_len() == 0 || n.prefix_len() > max {
+                        return Err(ConfigError::Invalid(format!(
+                            "{what}: {b} must be /1../{max}"
+                        )));
+                    }
+                    nets.push(n);
+                }
+                built.insert(location.clone(), nets);
+            }
+            out.cidr.collections.insert(collection.clone(), built);
+        }
+        Ok(out)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -353,6 +444,8 @@ pub struct Settings {
     pub max_entries: u32,
     pub metrics: Option<SocketAddr>,
     pub zones: Vec<ZoneSpec>,
+    /// Location data for the routing policies.
+    pub locations: Locations,
 }
 
 impl Settings {
@@ -452,6 +545,7 @@ pub fn resolve(path: Option<&Path>, overrides: &Overrides) -> Result<Settings, C
         max_entries: overrides.max_entries.unwrap_or(file.xdp.max_entries),
         metrics: overrides.metrics.or(file.metrics.listen),
         zones,
+        locations: file.location.build()?,
     };
     validate(&settings)?;
     Ok(settings)

@@ -13,6 +13,7 @@ pub mod answer;
 pub mod cli;
 pub mod compile;
 pub mod config;
+pub mod location;
 pub mod maps;
 pub mod metrics;
 pub mod policy;
@@ -33,6 +34,11 @@ pub fn load_catalog(specs: &[ZoneSpec]) -> Result<answer::Catalog, ZoneError> {
         .map(load_zone)
         .collect::<Result<Vec<_>, _>>()
         .map(answer::Catalog::new)
+}
+
+/// Loads every zone of `settings` with its location data: the catalog the server answers from.
+pub fn load_catalog_for(settings: &config::Settings) -> Result<answer::Catalog, ZoneError> {
+    Ok(load_catalog(&settings.zones)?.with_locations(settings.locations.clone()))
 }
 
 /// Loads one zone: its file (if any) plus its config records and aliases.
@@ -176,17 +182,15 @@ mod tests {
     use crate::config::{Overrides, resolve};
 
     fn config(text: &str) -> Result<crate::answer::Catalog, String> {
-        let dir = std::env::temp_dir().join(format!(
-            "dns-lib-test-{}-{}",
-            std::process::id(),
-            text.len()
-        ));
+        static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("dns-lib-test-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("c.toml");
         std::fs::write(&path, text).unwrap();
         let out = resolve(Some(&path), &Overrides::default())
             .map_err(|e| e.to_string())
-            .and_then(|s| super::load_catalog(&s.zones).map_err(|e| e.to_string()));
+            .and_then(|s| super::load_catalog_for(&s).map_err(|e| e.to_string()));
         std::fs::remove_dir_all(&dir).unwrap();
         out
     }
@@ -341,6 +345,186 @@ alias = { target = "w" }
             r.metadata.response_code,
             hickory_proto::op::ResponseCode::NXDomain
         );
+    }
+
+    const LOCATED: &str = r#"
+[location]
+geo = [
+  { prefix = "198.51.100.0/24", continent = "EU", country = "FR" },
+  { prefix = "203.0.113.0/24", continent = "NA", country = "US", subdivision = "WA", coordinates = [47.61, -122.33] },
+]
+latency = [
+  { prefix = "198.51.100.0/24", regions = { "eu-west-3" = 8.0, "us-west-2" = 140.0 } },
+  { prefix = "203.0.113.0/24", regions = { "eu-west-3" = 150.0, "us-west-2" = 9.0 } },
+]
+[location.cidr_collections.offices]
+paris = ["198.51.100.0/24"]
+[[zone]]
+origin = "example.net."
+[[zone.record]]
+name = "@"
+type = "SOA"
+ttl = 900
+values = ["ns1 hostmaster 1 7200 900 1209600 60"]
+[[zone.record]]
+name = "geo"
+type = "A"
+set_id = "fr"
+geolocation = { country = "FR" }
+ttl = 30
+values = ["192.0.2.33"]
+[[zone.record]]
+name = "geo"
+type = "A"
+set_id = "rest"
+geolocation = { default = true }
+ttl = 30
+values = ["192.0.2.99"]
+[[zone.record]]
+name = "lat"
+type = "A"
+set_id = "paris"
+region = "eu-west-3"
+ttl = 30
+values = ["192.0.2.3"]
+[[zone.record]]
+name = "lat"
+type = "A"
+set_id = "oregon"
+region = "us-west-2"
+ttl = 30
+values = ["192.0.2.4"]
+[[zone.record]]
+name = "ip"
+type = "A"
+set_id = "office"
+cidr = { collection = "offices", location = "paris" }
+ttl = 30
+values = ["10.0.0.1"]
+[[zone.record]]
+name = "ip"
+type = "A"
+set_id = "default"
+cidr = { collection = "offices", location = "*" }
+ttl = 30
+values = ["192.0.2.200"]
+[[zone.record]]
+name = "plain"
+type = "A"
+ttl = 30
+values = ["192.0.2.7"]
+"#;
+
+    /// Asks `name` A with an ECS option for `subnet`/`prefix`; returns (address, echoed scope).
+    fn ask_from(
+        catalog: &crate::answer::Catalog,
+        name: &str,
+        subnet: &str,
+        prefix: u8,
+    ) -> (String, Option<u8>) {
+        use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
+        use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
+        let mut m = Message::new(7, MessageType::Query, OpCode::Query);
+        m.add_query(Query::query(Name::from_ascii(name).unwrap(), RecordType::A));
+        let mut e = Edns::new();
+        e.options_mut().insert(EdnsOption::Subnet(ClientSubnet::new(
+            subnet.parse().unwrap(),
+            prefix,
+            0,
+        )));
+        m.set_edns(e);
+        let resolver = std::net::IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 250));
+        let options = crate::answer::AnswerOptions::default();
+        let r = crate::answer::respond(
+            catalog,
+            &options,
+            &m.to_vec().unwrap(),
+            crate::answer::Transport::Udp,
+            resolver,
+        )
+        .unwrap();
+        let r = Message::from_vec(&r).unwrap();
+        let scope = r
+            .edns
+            .as_ref()
+            .and_then(|e| match e.options().get(EdnsCode::Subnet) {
+                Some(EdnsOption::Subnet(s)) => Some(s.scope_prefix()),
+                _ => None,
+            });
+        (address(&r), scope)
+    }
+
+    #[test]
+    fn client_subnet_drives_geolocation_latency_and_ip_based_routing() {
+        let catalog = config(LOCATED).unwrap();
+        assert_eq!(
+            ask_from(&catalog, "geo.example.net.", "198.51.100.0", 24),
+            ("192.0.2.33".into(), Some(24))
+        );
+        assert_eq!(
+            ask_from(&catalog, "geo.example.net.", "203.0.113.0", 24),
+            ("192.0.2.99".into(), Some(24))
+        );
+        assert_eq!(
+            ask_from(&catalog, "lat.example.net.", "198.51.100.0", 24).0,
+            "192.0.2.3"
+        );
+        assert_eq!(
+            ask_from(&catalog, "lat.example.net.", "203.0.113.0", 24).0,
+            "192.0.2.4"
+        );
+        assert_eq!(
+            ask_from(&catalog, "ip.example.net.", "198.51.100.128", 25).0,
+            "10.0.0.1"
+        );
+        // A /16 client prefix is shorter than the /24 block: it does not match it.
+        assert_eq!(
+            ask_from(&catalog, "ip.example.net.", "198.51.0.0", 16),
+            ("192.0.2.200".into(), Some(16))
+        );
+        // An answer that does not depend on location echoes scope 0.
+        assert_eq!(
+            ask_from(&catalog, "plain.example.net.", "198.51.100.0", 24),
+            ("192.0.2.7".into(), Some(0))
+        );
+    }
+
+    #[test]
+    fn malformed_client_subnet_gets_formerr() {
+        use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+        use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
+        let catalog = config(LOCATED).unwrap();
+        let rcode = |option: EdnsOption| {
+            let mut m = Message::new(7, MessageType::Query, OpCode::Query);
+            m.add_query(Query::query(
+                Name::from_ascii("geo.example.net.").unwrap(),
+                RecordType::A,
+            ));
+            let mut e = Edns::new();
+            e.options_mut().insert(option);
+            m.set_edns(e);
+            let local = std::net::Ipv4Addr::LOCALHOST.into();
+            let r = crate::answer::respond(
+                &catalog,
+                &Default::default(),
+                &m.to_vec().unwrap(),
+                crate::answer::Transport::Udp,
+                local,
+            )
+            .unwrap();
+            Message::from_vec(&r).unwrap().metadata.response_code
+        };
+        // RFC 7871 section 6: a /20 whose address has bits set past the prefix (100 = 0b0110_0100).
+        assert_eq!(
+            rcode(EdnsOption::Unknown(8, vec![0, 1, 20, 0, 198, 51, 100])),
+            ResponseCode::FormErr
+        );
+        // A query's scope prefix must be 0.
+        let scoped = ClientSubnet::new("198.51.100.0".parse().unwrap(), 24, 8);
+        assert_eq!(rcode(EdnsOption::Subnet(scoped)), ResponseCode::FormErr);
+        // The same subnet, well formed, is answered.
+        let fine = ClientSubnet::new("198.51.100.0".parse().unwrap(), 24, 0);
+        assert_eq!(rcode(EdnsOption::Subnet(fine)), ResponseCode::NoError);
     }
 
     #[test]
