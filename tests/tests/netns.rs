@@ -325,3 +325,81 @@ fn reload_updates_both_paths_and_keeps_the_last_good_zone() {
     assert!(!pid_file.exists(), "the pid file is removed on exit");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `dig +subnet` answer and echoed ECS ("address/source/scope"), from the client namespace.
+fn dig_subnet(bed: &Testbed, subnet: Option<&str>) -> (String, Option<String>) {
+    let sub = subnet.map(|s| format!("+subnet={s}"));
+    let mut args = vec!["@192.0.2.1", "www.example.com", "A", "+tries=1", "+time=2"];
+    args.extend(sub.as_deref());
+    let out = bed.output(Side::Client, "dig", &args).unwrap();
+    let answer = out
+        .lines()
+        .find(|l| l.starts_with("www.example.com.") && l.contains("\tA\t"))
+        .and_then(|l| l.split_whitespace().last())
+        .unwrap_or_default()
+        .to_string();
+    let ecs = out
+        .lines()
+        .find_map(|l| l.strip_prefix("; CLIENT-SUBNET: "))
+        .map(str::to_string);
+    (answer, ecs)
+}
+
+#[test]
+fn geolocation_and_ip_based_routing_follow_the_client_subnet() {
+    for (example, expected) in [
+        (
+            "geolocation",
+            [
+                (
+                    Some("198.51.100.0/24"),
+                    "192.0.2.10",
+                    Some("198.51.100.0/24/24"),
+                ),
+                (
+                    Some("203.0.113.0/24"),
+                    "192.0.2.20",
+                    Some("203.0.113.0/24/24"),
+                ),
+                (None, "192.0.2.30", None),
+            ],
+        ),
+        (
+            "ip-based",
+            [
+                (
+                    Some("198.51.100.0/24"),
+                    "192.0.2.10",
+                    Some("198.51.100.0/24/24"),
+                ),
+                (
+                    Some("203.0.113.0/24"),
+                    "192.0.2.20",
+                    Some("203.0.113.0/24/24"),
+                ),
+                // A /16 client prefix is shorter than the /24 office block: the default.
+                (
+                    Some("198.51.0.0/16"),
+                    "192.0.2.30",
+                    Some("198.51.0.0/16/16"),
+                ),
+            ],
+        ),
+    ] {
+        let mut bed = Testbed::create("dnsxe").unwrap();
+        let config = format!("{}/../examples/{example}.toml", env!("CARGO_MANIFEST_DIR"));
+        let daemon = bed
+            .start_service(BIN, "skb", &["--config", &config], false)
+            .unwrap();
+        for (subnet, address, ecs) in expected {
+            let (got, echoed) = dig_subnet(&bed, subnet);
+            assert_eq!(
+                got,
+                address,
+                "{example} {subnet:?}\n{}",
+                daemon.log().join("\n")
+            );
+            assert_eq!(echoed.as_deref(), ecs, "{example} {subnet:?}: echoed ECS");
+        }
+    }
+}

@@ -36,6 +36,10 @@ enum Cmd {
         /// Build dns-user with --release.
         #[arg(long)]
         release: bool,
+        /// Serve examples/NAME.toml (failover, weighted, latency-failover, geolocation,
+        /// ip-based) instead of the embedded default config.
+        #[arg(long, value_name = "NAME")]
+        example: Option<String>,
         /// More `dns-user serve` arguments (e.g. --config FILE, --zone-file ORIGIN=PATH).
         #[arg(last = true)]
         serve_args: Vec<String>,
@@ -67,8 +71,14 @@ fn main() -> ExitCode {
             iface,
             xdp_mode,
             release,
-            serve_args,
-        } => run(&iface, &xdp_mode, release, &serve_args),
+            example,
+            mut serve_args,
+        } => example_config(example.as_deref()).and_then(|config| {
+            if let Some(path) = config {
+                serve_args.splice(0..0, ["--config".to_string(), path]);
+            }
+            run(&iface, &xdp_mode, release, &serve_args)
+        }),
         Cmd::Test => test(),
         Cmd::Bench {
             zone_size,
@@ -121,6 +131,18 @@ pub fn build_daemon(release: bool) -> anyhow::Result<PathBuf> {
     cargo(&args)?;
     let profile = if release { "release" } else { "debug" };
     Ok(workspace().join("target").join(profile).join("dns-user"))
+}
+
+/// The config file of `--example NAME`.
+fn example_config(name: Option<&str>) -> anyhow::Result<Option<String>> {
+    let Some(name) = name else { return Ok(None) };
+    let path = workspace().join("examples").join(format!("{name}.toml"));
+    if !path.exists() || name == "default" {
+        bail!(
+            "no example {name:?}: see examples/*.toml (failover, weighted, latency-failover, geolocation, ip-based)"
+        );
+    }
+    Ok(Some(path.to_str().context("non-UTF-8 path")?.to_string()))
 }
 
 pub fn require_root(what: &str) -> anyhow::Result<()> {
