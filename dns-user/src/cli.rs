@@ -73,6 +73,9 @@ struct ConfigArgs {
     /// Serve an RFC 1035 zone file: ORIGIN=PATH (repeatable).
     #[arg(long = "zone-file", value_name = "ORIGIN=PATH", value_parser = parse_zone_file)]
     zone_files: Vec<(String, PathBuf)>,
+    /// Serve the record sets of a Route 53 change batch (JSON): ORIGIN=PATH (repeatable).
+    #[arg(long = "route53", value_name = "ORIGIN=PATH", value_parser = parse_zone_file)]
+    route53: Vec<(String, PathBuf)>,
     /// Address to answer on, UDP and TCP (repeatable; replaces server.listen).
     #[arg(long, value_name = "ADDR:PORT")]
     listen: Vec<SocketAddr>,
@@ -110,6 +113,7 @@ impl ConfigArgs {
     fn settings(&self) -> anyhow::Result<Settings> {
         let overrides = Overrides {
             zone_files: self.zone_files.clone(),
+            route53_files: self.route53.clone(),
             listen: self.listen.clone(),
             interfaces: self.iface.clone(),
             mode: self.xdp_mode,

@@ -59,6 +59,9 @@ pub struct LocationSection {
     /// `[[location.latency]]`: a prefix's latency to each region, in ms.
     #[serde(default)]
     pub latency: Vec<LatencyEntry>,
+    /// `[location.regions]`: region name -> [latitude, longitude], for geoproximity by region.
+    #[serde(default)]
+    pub regions: std::collections::HashMap<String, [f64; 2]>,
     /// `[location.cidr_collections.NAME]`: location name -> CIDR blocks, for IP-based routing.
     #[serde(default)]
     pub cidr_collections:
@@ -416,12 +419,16 @@ pub struct ZoneSpec {
     pub records: Vec<RecordSection>,
     /// The config file the records come from (for error messages).
     pub config: PathBuf,
+    /// Route 53 change batches (JSON) whose record sets the zone also holds.
+    pub route53: Vec<PathBuf>,
 }
 
 /// CLI overrides applied on top of the config file.
 #[derive(Clone, Debug, Default)]
 pub struct Overrides {
     pub zone_files: Vec<(String, PathBuf)>,
+    /// `--route53 ORIGIN=PATH`: Route 53 change batch JSON files.
+    pub route53_files: Vec<(String, PathBuf)>,
     pub listen: Vec<SocketAddr>,
     pub interfaces: Vec<String>,
     pub mode: Option<AttachMode>,
@@ -446,6 +453,8 @@ pub struct Settings {
     pub zones: Vec<ZoneSpec>,
     /// Location data for the routing policies.
     pub locations: Locations,
+    /// Named regions' coordinates, for geoproximity by region in change batches.
+    pub regions: std::collections::HashMap<String, [f64; 2]>,
 }
 
 impl Settings {
@@ -481,7 +490,7 @@ pub fn resolve(path: Option<&Path>, overrides: &Overrides) -> Result<Settings, C
         }
         None => {
             let mut file = parse(DEFAULT_CONFIG, Path::new("<embedded default config>"))?;
-            if !overrides.zone_files.is_empty() {
+            if !overrides.zone_files.is_empty() || !overrides.route53_files.is_empty() {
                 // Zones given on the command line replace the embedded example zone.
                 file.zones.clear();
             }
@@ -522,6 +531,19 @@ pub fn resolve(path: Option<&Path>, overrides: &Overrides) -> Result<Settings, C
         let source = Some(ZoneSource::File(file.clone()));
         push_zone(&mut zones, origin, source, Vec::new(), &config_path)?;
     }
+    for (origin, file) in &overrides.route53_files {
+        let mut name = Name::from_ascii(origin)
+            .map_err(|e| ConfigError::Invalid(format!("zone origin {origin:?}: {e}")))?;
+        name.set_fqdn(true);
+        if !zones.iter().any(|z| z.origin == name) {
+            push_zone(&mut zones, origin, None, Vec::new(), file)?;
+        }
+        let zone = zones
+            .iter_mut()
+            .find(|z| z.origin == name)
+            .expect("just ensured");
+        zone.route53.push(file.clone());
+    }
 
     let settings = Settings {
         listen: if overrides.listen.is_empty() {
@@ -546,6 +568,7 @@ pub fn resolve(path: Option<&Path>, overrides: &Overrides) -> Result<Settings, C
         metrics: overrides.metrics.or(file.metrics.listen),
         zones,
         locations: file.location.build()?,
+        regions: file.location.regions.clone(),
     };
     validate(&settings)?;
     Ok(settings)
@@ -574,6 +597,7 @@ fn push_zone(
         source,
         records,
         config: config.to_path_buf(),
+        route53: Vec::new(),
     });
     Ok(())
 }
@@ -602,7 +626,10 @@ fn validate(s: &Settings) -> Result<(), ConfigError> {
         );
     }
     if s.zones.is_empty() {
-        return invalid("no zones configured ([[zone]] or --zone-file ORIGIN=PATH)".into());
+        return invalid(
+            "no zones configured ([[zone]], --zone-file ORIGIN=PATH or --route53 ORIGIN=PATH)"
+                .into(),
+        );
     }
     Ok(())
 }

@@ -17,6 +17,7 @@ pub mod location;
 pub mod maps;
 pub mod metrics;
 pub mod policy;
+pub mod route53;
 pub mod server;
 pub mod xdp;
 pub mod zone;
@@ -29,20 +30,62 @@ use zone::{Place, Zone, ZoneError};
 
 /// Loads every zone; the first error (with file and line) stops the load and nothing is used.
 pub fn load_catalog(specs: &[ZoneSpec]) -> Result<answer::Catalog, ZoneError> {
+    load_catalog_with_regions(specs, &Default::default())
+}
+
+fn load_catalog_with_regions(
+    specs: &[ZoneSpec],
+    regions: &std::collections::HashMap<String, [f64; 2]>,
+) -> Result<answer::Catalog, ZoneError> {
     specs
         .iter()
-        .map(load_zone)
+        .map(|spec| load_zone_with_regions(spec, regions))
         .collect::<Result<Vec<_>, _>>()
         .map(answer::Catalog::new)
 }
 
 /// Loads every zone of `settings` with its location data: the catalog the server answers from.
 pub fn load_catalog_for(settings: &config::Settings) -> Result<answer::Catalog, ZoneError> {
-    Ok(load_catalog(&settings.zones)?.with_locations(settings.locations.clone()))
+    Ok(
+        load_catalog_with_regions(&settings.zones, &settings.regions)?
+            .with_locations(settings.locations.clone()),
+    )
 }
 
 /// Loads one zone: its file (if any) plus its config records and aliases.
 pub fn load_zone(spec: &ZoneSpec) -> Result<Zone, ZoneError> {
+    load_zone_with_regions(spec, &Default::default())
+}
+
+/// Record sets a new Route 53 hosted zone starts with (a batch-only zone has no SOA or NS).
+fn hosted_zone_defaults() -> Vec<config::RecordSection> {
+    let record = |rtype: &str, ttl: u32, value: &str| config::RecordSection {
+        name: "@".into(),
+        rtype: rtype.into(),
+        ttl: Some(ttl),
+        values: vec![value.into()],
+        alias: None,
+        set_id: None,
+        health_check: None,
+        weight: None,
+        failover: None,
+        region: None,
+        geolocation: None,
+        geoproximity: None,
+        multivalue: None,
+        cidr: None,
+    };
+    vec![
+        record("SOA", 900, "ns1 hostmaster 1 7200 900 1209600 86400"),
+        record("NS", 172800, "ns1"),
+    ]
+}
+
+/// [`load_zone`] with named regions' coordinates for change batches.
+pub fn load_zone_with_regions(
+    spec: &ZoneSpec,
+    regions: &std::collections::HashMap<String, [f64; 2]>,
+) -> Result<Zone, ZoneError> {
     let (mut records, source) = match &spec.source {
         Some(ZoneSource::File(path)) => {
             let text = std::fs::read_to_string(path)
@@ -60,8 +103,40 @@ pub fn load_zone(spec: &ZoneSpec) -> Result<Zone, ZoneError> {
     };
     let mut aliases = Vec::new();
     let mut policies = Vec::new();
-    for (i, r) in spec.records.iter().enumerate() {
-        let place = Place::whole(&spec.config);
+    // Config records, then each change batch's record sets, through one path.
+    let mut inputs: Vec<(&Path, std::borrow::Cow<'_, config::RecordSection>)> = spec
+        .records
+        .iter()
+        .map(|r| (spec.config.as_path(), std::borrow::Cow::Borrowed(r)))
+        .collect();
+    for batch in &spec.route53 {
+        let sets = route53::load(batch, regions).map_err(|e| {
+            let problems = e.problems.join("\n  ");
+            Place::whole(batch).error(format!("invalid change batch:\n  {problems}"))
+        })?;
+        inputs.extend(
+            sets.into_iter()
+                .map(|r| (batch.as_path(), std::borrow::Cow::Owned(r))),
+        );
+    }
+    let has_soa = records
+        .iter()
+        .any(|(r, _)| r.record_type() == hickory_proto::rr::RecordType::SOA)
+        || inputs
+            .iter()
+            .any(|(_, r)| r.rtype.eq_ignore_ascii_case("SOA"));
+    let defaults;
+    if spec.source.is_none() && !spec.route53.is_empty() && !has_soa {
+        defaults = hosted_zone_defaults();
+        inputs.extend(
+            defaults
+                .iter()
+                .map(|r| (spec.config.as_path(), std::borrow::Cow::Borrowed(r))),
+        );
+    }
+    for (i, (file, r)) in inputs.iter().enumerate() {
+        let r: &config::RecordSection = r;
+        let place = Place::whole(file);
         let at = |e: ZoneError| {
             place.error(format!(
                 "zone {} record #{} ({} {}): {}",
@@ -525,6 +600,40 @@ values = ["192.0.2.7"]
         // The same subnet, well formed, is answered.
         let fine = ClientSubnet::new("198.51.100.0".parse().unwrap(), 24, 0);
         assert_eq!(rcode(EdnsOption::Subnet(fine)), ResponseCode::NoError);
+    }
+
+    #[test]
+    fn a_route53_change_batch_is_served_as_a_hosted_zone() {
+        let batch = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../examples/route53-batch.json"
+        );
+        let overrides = Overrides {
+            route53_files: vec![("example.org.".into(), batch.into())],
+            ..Default::default()
+        };
+        let settings = resolve(None, &overrides).unwrap();
+        let catalog = super::load_catalog_for(&settings).unwrap();
+        assert_eq!(
+            catalog.zones().count(),
+            1,
+            "the batch replaces the embedded example zone"
+        );
+        let r = ask(&catalog, "api.example.org.", RecordType::A);
+        assert_eq!(address(&r), "192.0.2.30", "failover primary");
+        let r = ask(&catalog, "example.org.", RecordType::A);
+        assert!(
+            ["192.0.2.10", "192.0.2.20"].contains(&address(&r).as_str()),
+            "apex alias to weighted www"
+        );
+        let r = ask(&catalog, "example.org.", RecordType::SOA);
+        assert_eq!(r.answers.len(), 1, "a hosted zone's default SOA");
+        let r = ask(&catalog, "txt.example.org.", RecordType::TXT);
+        assert_eq!(
+            r.metadata.response_code,
+            hickory_proto::op::ResponseCode::NXDomain,
+            "deleted in the batch"
+        );
     }
 
     #[test]

@@ -386,6 +386,7 @@ fn map_update_throughput(work: &Workload) -> anyhow::Result<Updates> {
         source: Some(dns_user::config::ZoneSource::File(work.zone.clone())),
         records: Vec::new(),
         config: PathBuf::from("<bench>"),
+        route53: Vec::new(),
     };
     let (table, _) = compile(&dns_user::load_catalog(&[spec])?);
     let capacity = work.entries + 64;

@@ -1,0 +1,367 @@
+//! Route 53 change batches: the JSON `aws route53 change-resource-record-sets --change-batch`
+//! takes, read as a zone's record sets (`--route53 ORIGIN=PATH`).
+//!
+//! A batch is validated whole before anything is used: CREATE of a record set that exists
+//! fails, DELETE must match an existing set exactly, UPSERT creates or replaces; every problem
+//! is listed. Each ResourceRecordSet becomes a `[[zone.record]]` ([`RecordSection`]), so
+//! batches and the config share one validation path.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::config::{
+    AliasSection, CidrSection, GeolocationSection, GeoproximitySection, RecordSection,
+};
+
+/// A change batch could not be used; nothing of it was applied.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: invalid change batch:\n  {}", problems.join("\n  "))]
+pub struct InvalidChangeBatch {
+    pub file: String,
+    pub problems: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct ChangeBatch {
+    pub comment: Option<String>,
+    pub changes: Vec<Change>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct Change {
+    pub action: String,
+    pub resource_record_set: ResourceRecordSet,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct ResourceRecordSet {
+    pub name: String,
+    #[serde(rename = "Type")]
+    pub rtype: String,
+    pub set_identifier: Option<String>,
+    /// Checked against 0..255 here, so a bad value is a listed problem, not a parse error.
+    pub weight: Option<i64>,
+    pub region: Option<String>,
+    pub geo_location: Option<GeoLocationJson>,
+    pub geo_proximity_location: Option<GeoProximityJson>,
+    pub failover: Option<String>,
+    pub multi_value_answer: Option<bool>,
+    pub cidr_routing_config: Option<CidrJson>,
+    #[serde(rename = "TTL")]
+    pub ttl: Option<i64>,
+    pub resource_records: Option<Vec<ValueJson>>,
+    pub alias_target: Option<AliasJson>,
+    pub health_check_id: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct GeoLocationJson {
+    pub continent_code: Option<String>,
+    pub country_code: Option<String>,
+    pub subdivision_code: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct GeoProximityJson {
+    #[serde(rename = "AWSRegion")]
+    pub aws_region: Option<String>,
+    pub coordinates: Option<CoordinatesJson>,
+    pub bias: Option<i64>,
+}
+
+/// Route 53 sends coordinates as strings ("47.61").
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct CoordinatesJson {
+    pub latitude: String,
+    pub longitude: String,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct CidrJson {
+    pub collection_id: String,
+    pub location_name: String,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct ValueJson {
+    pub value: String,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct AliasJson {
+    pub hosted_zone_id: Option<String>,
+    #[serde(rename = "DNSName")]
+    pub dns_name: String,
+    pub evaluate_target_health: bool,
+}
+
+/// Reads the batch at `path` and applies it to an empty zone: the record sets it leaves.
+/// `regions` gives the coordinates of named regions (GeoProximityLocation.AWSRegion).
+pub fn load(
+    path: &Path,
+    regions: &std::collections::HashMap<String, [f64; 2]>,
+) -> Result<Vec<RecordSection>, InvalidChangeBatch> {
+    let file = path.display().to_string();
+    let fail = |problems: Vec<String>| InvalidChangeBatch {
+        file: file.clone(),
+        problems,
+    };
+    let text =
+        std::fs::read_to_string(path).map_err(|e| fail(vec![format!("cannot read: {e}")]))?;
+    let batch: ChangeBatch =
+        serde_json::from_str(&text).map_err(|e| fail(vec![format!("malformed JSON: {e}")]))?;
+    apply(&batch, regions).map_err(fail)
+}
+
+/// Applies `batch` to an empty zone, listing every problem.
+pub fn apply(
+    batch: &ChangeBatch,
+    regions: &std::collections::HashMap<String, [f64; 2]>,
+) -> Result<Vec<RecordSection>, Vec<String>> {
+    let mut sets: Vec<ResourceRecordSet> = Vec::new();
+    let mut problems = Vec::new();
+    if batch.changes.is_empty() {
+        problems.push("the batch has no changes".into());
+    }
+    let key = |s: &ResourceRecordSet| {
+        (
+            s.name.trim_end_matches('.').to_ascii_lowercase(),
+            s.rtype.to_ascii_uppercase(),
+            s.set_identifier.clone(),
+        )
+    };
+    for (i, change) in batch.changes.iter().enumerate() {
+        let rrs = &change.resource_record_set;
+        let at = format!(
+            "change #{} ({} {} {}{})",
+            i + 1,
+            change.action,
+            rrs.name,
+            rrs.rtype,
+            rrs.set_identifier
+                .as_deref()
+                .map(|s| format!(" {s:?}"))
+                .unwrap_or_default()
+        );
+        let existing = sets.iter().position(|s| key(s) == key(rrs));
+        match (change.action.as_str(), existing) {
+            ("CREATE", Some(_)) => problems.push(format!("{at}: the record set already exists")),
+            ("CREATE", None) | ("UPSERT", None) => sets.push(rrs.clone()),
+            ("UPSERT", Some(i)) => sets[i] = rrs.clone(),
+            ("DELETE", Some(i)) if sets[i] == *rrs => {
+                sets.remove(i);
+            }
+            ("DELETE", Some(_)) => problems.push(format!(
+                "{at}: DELETE must match the existing record set exactly"
+            )),
+            ("DELETE", None) => problems.push(format!("{at}: no such record set to delete")),
+            (other, _) => problems.push(format!(
+                "{at}: unknown action {other:?} (CREATE, DELETE, UPSERT)"
+            )),
+        }
+        if let Err(e) = to_record(rrs, regions) {
+            problems.push(format!("{at}: {e}"));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(sets
+        .iter()
+        .map(|s| to_record(s, regions).expect("validated above"))
+        .collect())
+}
+
+/// One ResourceRecordSet as a `[[zone.record]]`, range-checked.
+fn to_record(
+    s: &ResourceRecordSet,
+    regions: &std::collections::HashMap<String, [f64; 2]>,
+) -> Result<RecordSection, String> {
+    let absolute = |n: &str| {
+        if n.ends_with('.') {
+            n.to_string()
+        } else {
+            format!("{n}.")
+        }
+    };
+    let ttl = match s.ttl {
+        Some(t) if !(0..=i64::from(i32::MAX)).contains(&t) => {
+            return Err(format!("TTL {t} is out of range"));
+        }
+        Some(t) => Some(t as u32),
+        None => None,
+    };
+    let weight = match s.weight {
+        Some(w) if !(0..=255).contains(&w) => return Err(format!("weight {w} is outside 0..255")),
+        Some(w) => Some(w as u8),
+        None => None,
+    };
+    let geoproximity = match &s.geo_proximity_location {
+        None => None,
+        Some(g) => {
+            let bias = g.bias.unwrap_or(0);
+            if !(-99..=99).contains(&bias) {
+                return Err(format!("bias {bias} is outside -99..99"));
+            }
+            let (lat, lon) = match (&g.aws_region, &g.coordinates) {
+                (Some(region), None) => {
+                    let [lat, lon] = regions.get(region).ok_or_else(|| {
+                        format!("region {region:?} has no coordinates in [location.regions]")
+                    })?;
+                    (*lat, *lon)
+                }
+                (None, Some(c)) => (
+                    c.latitude
+                        .parse()
+                        .map_err(|_| format!("bad latitude {:?}", c.latitude))?,
+                    c.longitude
+                        .parse()
+                        .map_err(|_| format!("bad longitude {:?}", c.longitude))?,
+                ),
+                _ => return Err("GeoProximityLocation needs AWSRegion or Coordinates".into()),
+            };
+            Some(GeoproximitySection {
+                lat,
+                lon,
+                bias: bias as i8,
+            })
+        }
+    };
+    let record = RecordSection {
+        name: absolute(&s.name),
+        rtype: s.rtype.clone(),
+        ttl,
+        values: s
+            .resource_records
+            .iter()
+            .flatten()
+            .map(|v| v.value.clone())
+            .collect(),
+        alias: s.alias_target.as_ref().map(|a| AliasSection {
+            target: absolute(&a.dns_name),
+            evaluate_target_health: a.evaluate_target_health,
+        }),
+        set_id: s.set_identifier.clone(),
+        health_check: s.health_check_id.clone(),
+        weight,
+        failover: s.failover.clone(),
+        region: s.region.clone(),
+        geolocation: s.geo_location.as_ref().map(|g| GeolocationSection {
+            continent: g.continent_code.clone(),
+            country: g.country_code.clone().filter(|c| c != "*"),
+            subdivision: g.subdivision_code.clone(),
+            default: g.country_code.as_deref() == Some("*"),
+        }),
+        geoproximity,
+        multivalue: s.multi_value_answer,
+        cidr: s.cidr_routing_config.as_ref().map(|c| CidrSection {
+            collection: c.collection_id.clone(),
+            location: c.location_name.clone(),
+        }),
+    };
+    if record.alias.is_some() && (record.ttl.is_some() || !record.values.is_empty()) {
+        return Err("an alias has no TTL or ResourceRecords".into());
+    }
+    record.policy()?;
+    Ok(record)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn batch(json: &str) -> ChangeBatch {
+        serde_json::from_str(json).unwrap()
+    }
+
+    const SAMPLE: &str = include_str!("../../examples/route53-batch.json");
+
+    #[test]
+    fn create_upsert_delete_leave_the_expected_sets() {
+        let sets = apply(&batch(SAMPLE), &HashMap::new()).unwrap();
+        let names: Vec<String> = sets
+            .iter()
+            .map(|s| format!("{} {} {:?}", s.name, s.rtype, s.set_id))
+            .collect();
+        assert_eq!(sets.len(), 6, "{names:?}");
+        assert!(
+            !names.iter().any(|n| n.starts_with("txt.")),
+            "deleted: {names:?}"
+        );
+        assert!(sets.iter().all(|s| s.name.ends_with('.')));
+    }
+
+    #[test]
+    fn every_problem_is_listed_and_nothing_is_used() {
+        let bad = r#"{"Changes": [
+          {"Action": "CREATE", "ResourceRecordSet": {"Name": "a.example.org.", "Type": "A", "SetIdentifier": "x", "Weight": 256, "TTL": 60, "ResourceRecords": [{"Value": "192.0.2.1"}]}},
+          {"Action": "CREATE", "ResourceRecordSet": {"Name": "b.example.org.", "Type": "A", "SetIdentifier": "y", "GeoProximityLocation": {"Coordinates": {"Latitude": "1", "Longitude": "2"}, "Bias": 100}, "TTL": 60, "ResourceRecords": [{"Value": "192.0.2.1"}]}},
+          {"Action": "CREATE", "ResourceRecordSet": {"Name": "c.example.org.", "Type": "A", "TTL": -1, "ResourceRecords": [{"Value": "192.0.2.1"}]}},
+          {"Action": "CREATE", "ResourceRecordSet": {"Name": "d.example.org.", "Type": "A", "TTL": 60, "ResourceRecords": [{"Value": "192.0.2.1"}]}},
+          {"Action": "CREATE", "ResourceRecordSet": {"Name": "d.example.org.", "Type": "A", "TTL": 60, "ResourceRecords": [{"Value": "192.0.2.1"}]}},
+          {"Action": "DELETE", "ResourceRecordSet": {"Name": "d.example.org.", "Type": "A", "TTL": 61, "ResourceRecords": [{"Value": "192.0.2.1"}]}},
+          {"Action": "REPLACE", "ResourceRecordSet": {"Name": "e.example.org.", "Type": "A", "TTL": 60, "ResourceRecords": [{"Value": "192.0.2.1"}]}},
+          {"Action": "CREATE", "ResourceRecordSet": {"Name": "f.example.org.", "Type": "A", "SetIdentifier": "z", "GeoProximityLocation": {"AWSRegion": "mars-1"}, "TTL": 60, "ResourceRecords": [{"Value": "192.0.2.1"}]}}
+        ]}"#;
+        let problems = apply(&batch(bad), &HashMap::new()).unwrap_err();
+        let all = problems.join("\n");
+        for expected in [
+            "change #1",
+            "weight 256 is outside 0..255",
+            "change #2",
+            "bias 100 is outside -99..99",
+            "change #3",
+            "TTL -1 is out of range",
+            "change #5",
+            "already exists",
+            "change #6",
+            "must match the existing record set exactly",
+            "change #7",
+            "unknown action \"REPLACE\"",
+            "change #8",
+            "region \"mars-1\" has no coordinates",
+        ] {
+            assert!(all.contains(expected), "missing {expected:?} in:\n{all}");
+        }
+        assert_eq!(problems.len(), 7, "{all}");
+    }
+
+    #[test]
+    fn named_regions_resolve_through_the_configured_coordinates() {
+        let json = r#"{"Changes": [{"Action": "CREATE", "ResourceRecordSet": {"Name": "g.example.org.", "Type": "A", "SetIdentifier": "r", "GeoProximityLocation": {"AWSRegion": "us-west-2", "Bias": -20}, "TTL": 60, "ResourceRecords": [{"Value": "192.0.2.1"}]}}]}"#;
+        let regions = HashMap::from([("us-west-2".to_string(), [45.52, -122.68])]);
+        let sets = apply(&batch(json), &regions).unwrap();
+        let g = sets[0].geoproximity.as_ref().unwrap();
+        assert_eq!((g.lat, g.lon, g.bias), (45.52, -122.68, -20));
+    }
+
+    #[test]
+    fn unknown_fields_and_malformed_json_are_rejected() {
+        let dir = std::env::temp_dir().join(format!("dns-r53-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("b.json");
+        std::fs::write(&path, r#"{"Changes": [], "Bogus": 1}"#).unwrap();
+        let err = load(&path, &HashMap::new()).unwrap_err().to_string();
+        assert!(err.contains("b.json") && err.contains("Bogus"), "{err}");
+        std::fs::write(&path, "{").unwrap();
+        assert!(
+            load(&path, &HashMap::new())
+                .unwrap_err()
+                .to_string()
+                .contains("malformed JSON")
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
