@@ -59,6 +59,9 @@ pub struct LocationSection {
     /// `[[location.latency]]`: a prefix's latency to each region, in ms.
     #[serde(default)]
     pub latency: Vec<LatencyEntry>,
+    /// A MaxMind DB (GeoLite2 / GeoIP2 / DB-IP, Country or City) for geo data; relative to
+    /// the config file. Entries of `geo` take precedence.
+    pub maxmind: Option<PathBuf>,
     /// `[location.regions]`: region name -> [latitude, longitude], for geoproximity by region.
     #[serde(default)]
     pub regions: std::collections::HashMap<String, [f64; 2]>,
@@ -87,13 +90,20 @@ pub struct LatencyEntry {
 }
 
 impl LocationSection {
-    fn build(&self) -> Result<Locations, ConfigError> {
+    fn build(&self, base_dir: &Path) -> Result<Locations, ConfigError> {
         let net = |s: &str, what: &str| -> Result<ipnet::IpNet, ConfigError> {
             s.parse::<ipnet::IpNet>()
                 .map(|n| n.trunc())
                 .map_err(|e| ConfigError::Invalid(format!("{what}: bad prefix {s:?}: {e}")))
         };
         let mut out = Locations::default();
+        if let Some(path) = &self.maxmind {
+            let path = base_dir.join(path);
+            let reader = maxminddb::Reader::open_readfile(&path).map_err(|e| {
+                ConfigError::Invalid(format!("location.maxmind {}: {e}", path.display()))
+            })?;
+            out.maxmind = Some(std::sync::Arc::new(reader));
+        }
         for g in &self.geo {
             let up = |s: &Option<String>| s.as_ref().map(|s| s.to_ascii_uppercase());
             out.geo.push((
@@ -567,7 +577,7 @@ pub fn resolve(path: Option<&Path>, overrides: &Overrides) -> Result<Settings, C
         max_entries: overrides.max_entries.unwrap_or(file.xdp.max_entries),
         metrics: overrides.metrics.or(file.metrics.listen),
         zones,
-        locations: file.location.build()?,
+        locations: file.location.build(&base_dir)?,
         regions: file.location.regions.clone(),
     };
     validate(&settings)?;

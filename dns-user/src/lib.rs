@@ -602,6 +602,110 @@ values = ["192.0.2.7"]
         assert_eq!(rcode(EdnsOption::Subnet(fine)), ResponseCode::NoError);
     }
 
+    /// Writes a GeoIP2-City-shaped MaxMind DB: 198.51.100.0/24 in Paris, 203.0.113.0/24 in
+    /// Seattle (Washington).
+    fn write_test_mmdb(path: &std::path::Path) {
+        use maxminddb_writer::Database;
+        use maxminddb_writer::paths::IpAddrWithMask;
+        #[derive(serde::Serialize)]
+        struct Code {
+            code: &'static str,
+        }
+        #[derive(serde::Serialize)]
+        struct Iso {
+            iso_code: &'static str,
+        }
+        #[derive(serde::Serialize)]
+        struct Location {
+            latitude: f64,
+            longitude: f64,
+        }
+        #[derive(serde::Serialize)]
+        struct City {
+            continent: Code,
+            country: Iso,
+            subdivisions: Vec<Iso>,
+            location: Location,
+        }
+        let mut db = Database::default();
+        db.metadata.database_type = "GeoIP2-City".into();
+        db.metadata.binary_format_major_version = 2;
+        db.metadata.languages = vec!["en".into()];
+        let city = |continent, country, subdivision, latitude, longitude| City {
+            continent: Code { code: continent },
+            country: Iso { iso_code: country },
+            subdivisions: vec![Iso {
+                iso_code: subdivision,
+            }],
+            location: Location {
+                latitude,
+                longitude,
+            },
+        };
+        let paris = db
+            .insert_value(city("EU", "FR", "IDF", 48.85, 2.35))
+            .unwrap();
+        let seattle = db
+            .insert_value(city("NA", "US", "WA", 47.61, -122.33))
+            .unwrap();
+        db.insert_node("198.51.100.0/24".parse::<IpAddrWithMask>().unwrap(), paris);
+        db.insert_node("203.0.113.0/24".parse::<IpAddrWithMask>().unwrap(), seattle);
+        db.write_to(std::fs::File::create(path).unwrap()).unwrap();
+    }
+
+    #[test]
+    fn geolocation_and_geoproximity_from_a_maxmind_database() {
+        let dir = std::env::temp_dir().join(format!("dns-mmdb-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mmdb = dir.join("geo.mmdb");
+        write_test_mmdb(&mmdb);
+        let geo = LOCATED.replace(
+            "[location]\ngeo = [",
+            &format!(
+                "[location]\nmaxmind = \"{}\"\ngeo_unused = [",
+                mmdb.display()
+            ),
+        );
+        // The geo table above would shadow the database: drop it for this test.
+        let geo = geo.replace("geo_unused = [\n  { prefix = \"198.51.100.0/24\", continent = \"EU\", country = \"FR\" },\n  { prefix = \"203.0.113.0/24\", continent = \"NA\", country = \"US\", subdivision = \"WA\", coordinates = [47.61, -122.33] },\n]\n", "");
+        let text = format!(
+            "{geo}\n[[zone.record]]\nname = \"near\"\ntype = \"A\"\nset_id = \"paris\"\ngeoproximity = {{ lat = 48.86, lon = 2.34 }}\nttl = 30\nvalues = [\"192.0.2.61\"]\n\
+             [[zone.record]]\nname = \"near\"\ntype = \"A\"\nset_id = \"portland\"\ngeoproximity = {{ lat = 45.52, lon = -122.68 }}\nttl = 30\nvalues = [\"192.0.2.62\"]\n"
+        );
+        let catalog = config(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(
+            ask_from(&catalog, "geo.example.net.", "198.51.100.0", 24).0,
+            "192.0.2.33",
+            "FR from the database"
+        );
+        assert_eq!(
+            ask_from(&catalog, "geo.example.net.", "203.0.113.0", 24).0,
+            "192.0.2.99",
+            "US: the default"
+        );
+        assert_eq!(
+            ask_from(&catalog, "near.example.net.", "198.51.100.0", 24).0,
+            "192.0.2.61",
+            "Paris is nearest"
+        );
+        assert_eq!(
+            ask_from(&catalog, "near.example.net.", "203.0.113.0", 24).0,
+            "192.0.2.62",
+            "Seattle: Portland"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_unreadable_maxmind_database_is_a_config_error() {
+        let err = config(&LOCATED.replace(
+            "[location]\n",
+            "[location]\nmaxmind = \"/nonexistent.mmdb\"\n",
+        ))
+        .unwrap_err();
+        assert!(err.contains("location.maxmind /nonexistent.mmdb"), "{err}");
+    }
+
     #[test]
     fn a_route53_change_batch_is_served_as_a_hosted_zone() {
         let batch = concat!(

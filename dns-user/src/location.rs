@@ -1,12 +1,14 @@
 //! Where clients are: geo data, latency to regions and CIDR collections, looked up by the
 //! client's prefix (its EDNS Client Subnet, else its source address).
 //!
-//! Sources today: tables in the config (`[[location.geo]]`, `[[location.latency]]`,
-//! `[location.cidr_collections]`). The most specific prefix containing the client's prefix
-//! wins. A MaxMind DB source is still to come.
+//! Sources: tables in the config (`[[location.geo]]`, `[[location.latency]]`,
+//! `[location.cidr_collections]`; the most specific prefix containing the client's prefix
+//! wins) and a MaxMind DB (GeoLite2 / GeoIP2 / DB-IP Country or City, `location.maxmind`)
+//! for geo data the table does not cover.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ipnet::IpNet;
 
@@ -28,6 +30,8 @@ pub struct Locations {
     /// Prefix -> region -> latency in ms.
     pub latency: Vec<(IpNet, HashMap<String, f64>)>,
     pub cidr: CidrCollections,
+    /// A MaxMind-format geo database, consulted when no geo table entry covers the client.
+    pub maxmind: Option<Arc<maxminddb::Reader<Vec<u8>>>>,
 }
 
 /// The entry of the most specific prefix that contains the client's whole prefix.
@@ -44,6 +48,7 @@ impl Locations {
     pub fn locate(&self, addr: IpAddr, prefix_len: u8) -> ClientLocation {
         let geo = longest(&self.geo, addr, prefix_len)
             .cloned()
+            .or_else(|| self.maxmind.as_deref().and_then(|db| mmdb_lookup(db, addr)))
             .unwrap_or_default();
         ClientLocation {
             addr,
@@ -54,6 +59,25 @@ impl Locations {
             coordinates: geo.coordinates,
         }
     }
+}
+
+/// Geo data for `addr` from a Country or City database.
+fn mmdb_lookup(db: &maxminddb::Reader<Vec<u8>>, addr: IpAddr) -> Option<GeoInfo> {
+    use maxminddb::path;
+    let found = db.lookup(addr).ok()?;
+    if !found.has_data() {
+        return None;
+    }
+    let text = |p: &[maxminddb::PathElement<'_>]| found.decode_path::<String>(p).ok().flatten();
+    let number = |p: &[maxminddb::PathElement<'_>]| found.decode_path::<f64>(p).ok().flatten();
+    let coordinates =
+        number(&path!["location", "latitude"]).zip(number(&path!["location", "longitude"]));
+    Some(GeoInfo {
+        continent: text(&path!["continent", "code"]),
+        country: text(&path!["country", "iso_code"]),
+        subdivision: text(&path!["subdivisions", 0, "iso_code"]),
+        coordinates,
+    })
 }
 
 impl LatencySource for Locations {
