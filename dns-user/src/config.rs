@@ -274,12 +274,15 @@ pub struct GeolocationSection {
     pub default: bool,
 }
 
-/// `{ lat = 47.61, lon = -122.33, bias = 10 }`.
+/// `{ lat = 47.61, lon = -122.33, bias = 10 }` or `{ region = "us-west-2", bias = 10 }`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GeoproximitySection {
-    pub lat: f64,
-    pub lon: f64,
+    /// Coordinates of the resource...
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
+    /// ... or a region named in `[location.regions]`.
+    pub region: Option<String>,
     #[serde(default)]
     pub bias: i8,
 }
@@ -305,7 +308,10 @@ pub struct AliasSection {
 impl RecordSection {
     /// The routing policy this record set declares: `None` for a simple record set (no
     /// set_id, no routing field). Errors say what is wrong, in Route 53's terms.
-    pub fn policy(&self) -> Result<Option<Policy>, String> {
+    pub fn policy(
+        &self,
+        regions: &std::collections::HashMap<String, [f64; 2]>,
+    ) -> Result<Option<Policy>, String> {
         let mut policies = Vec::new();
         if let Some(weight) = self.weight {
             policies.push(Policy::Weighted { weight });
@@ -333,15 +339,26 @@ impl RecordSection {
             if !(-99..=99).contains(&g.bias) {
                 return Err(format!("geoproximity bias {} is outside -99..99", g.bias));
             }
-            if !(-90.0..=90.0).contains(&g.lat) || !(-180.0..=180.0).contains(&g.lon) {
+            let (lat, lon) = match (g.lat, g.lon, &g.region) {
+                (Some(lat), Some(lon), None) => (lat, lon),
+                (None, None, Some(region)) => match regions.get(region) {
+                    Some([lat, lon]) => (*lat, *lon),
+                    None => {
+                        return Err(format!(
+                            "region {region:?} has no coordinates in [location.regions]"
+                        ));
+                    }
+                },
+                _ => return Err("geoproximity takes lat and lon, or a region".into()),
+            };
+            if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lon) {
                 return Err(format!(
-                    "geoproximity coordinates {}, {} are out of range",
-                    g.lat, g.lon
+                    "geoproximity coordinates {lat}, {lon} are out of range"
                 ));
             }
             policies.push(Policy::Geoproximity {
-                lat: g.lat,
-                lon: g.lon,
+                lat,
+                lon,
                 bias: g.bias,
             });
         }

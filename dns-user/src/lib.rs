@@ -147,7 +147,7 @@ pub fn load_zone_with_regions(
                 e.message
             ))
         };
-        if let Some(policy) = r.policy().map_err(|m| at(place.error(m)))? {
+        if let Some(policy) = r.policy(regions).map_err(|m| at(place.error(m)))? {
             let (name, rtype) =
                 zone::parse_owner_and_type(&spec.origin, &r.name, &r.rtype, &place).map_err(at)?;
             let target = match &r.alias {
@@ -694,6 +694,30 @@ values = ["192.0.2.7"]
             "Seattle: Portland"
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn geoproximity_by_configured_region_names() {
+        let regions =
+            "[location.regions]\n\"eu-west-3\" = [48.86, 2.35]\n\"us-west-2\" = [45.52, -122.68]\n";
+        let records = "\n[[zone.record]]\nname = \"near\"\ntype = \"A\"\nset_id = \"paris\"\ngeoproximity = { region = \"eu-west-3\" }\nttl = 30\nvalues = [\"192.0.2.61\"]\n\
+                       [[zone.record]]\nname = \"near\"\ntype = \"A\"\nset_id = \"oregon\"\ngeoproximity = { region = \"us-west-2\", bias = -50 }\nttl = 30\nvalues = [\"192.0.2.62\"]\n";
+        let text = LOCATED.replace(
+            "[location.cidr_collections.offices]",
+            &format!("{regions}[location.cidr_collections.offices]"),
+        ) + records;
+        let catalog = config(&text).unwrap_or_else(|e| panic!("{e}"));
+        // 203.0.113.0/24 is Seattle in the geo table: Oregon is nearest, even at bias -50.
+        assert_eq!(
+            ask_from(&catalog, "near.example.net.", "203.0.113.0", 24).0,
+            "192.0.2.62"
+        );
+        let err =
+            config(&text.replace("region = \"us-west-2\"", "region = \"mars-1\"")).unwrap_err();
+        assert!(
+            err.contains("region \"mars-1\" has no coordinates"),
+            "{err}"
+        );
     }
 
     #[test]

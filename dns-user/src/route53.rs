@@ -231,8 +231,9 @@ fn to_record(
                 _ => return Err("GeoProximityLocation needs AWSRegion or Coordinates".into()),
             };
             Some(GeoproximitySection {
-                lat,
-                lon,
+                lat: Some(lat),
+                lon: Some(lon),
+                region: None,
                 bias: bias as i8,
             })
         }
@@ -272,7 +273,7 @@ fn to_record(
     if record.alias.is_some() && (record.ttl.is_some() || !record.values.is_empty()) {
         return Err("an alias has no TTL or ResourceRecords".into());
     }
-    record.policy()?;
+    record.policy(regions)?;
     Ok(record)
 }
 
@@ -344,7 +345,7 @@ mod tests {
         let regions = HashMap::from([("us-west-2".to_string(), [45.52, -122.68])]);
         let sets = apply(&batch(json), &regions).unwrap();
         let g = sets[0].geoproximity.as_ref().unwrap();
-        assert_eq!((g.lat, g.lon, g.bias), (45.52, -122.68, -20));
+        assert_eq!((g.lat, g.lon, g.bias), (Some(45.52), Some(-122.68), -20));
     }
 
     #[test]
