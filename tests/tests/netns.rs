@@ -403,3 +403,61 @@ fn geolocation_and_ip_based_routing_follow_the_client_subnet() {
         }
     }
 }
+
+#[test]
+fn location_data_reloads_without_a_restart() {
+    let dir = std::env::temp_dir().join(format!("dnsx-geo-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let example = std::fs::read_to_string(format!(
+        "{}/../examples/geolocation.toml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let config = dir.join("geo.toml");
+    std::fs::write(&config, &example).unwrap();
+    let pid_file = dir.join("dns.pid");
+    let (config_arg, pid_arg) = (config.display().to_string(), pid_file.display().to_string());
+    let mut bed = Testbed::create("dnsxg").unwrap();
+    let daemon = bed
+        .start_service(
+            BIN,
+            "skb",
+            &["--config", &config_arg, "--pid-file", &pid_arg],
+            false,
+        )
+        .unwrap();
+    assert_eq!(
+        dig_subnet(&bed, Some("198.51.100.0/24")).0,
+        "192.0.2.10",
+        "FR"
+    );
+
+    // The geo table now puts 198.51.100.0/24 in North America.
+    let moved = example.replace(
+        r#"{ prefix = "198.51.100.0/24", continent = "EU", country = "FR" }"#,
+        r#"{ prefix = "198.51.100.0/24", continent = "NA", country = "CA" }"#,
+    );
+    assert_ne!(moved, example, "the example's geo table changed shape");
+    std::fs::write(&config, moved).unwrap();
+    let before = daemon.log().len();
+    let out = std::process::Command::new(BIN)
+        .args(["reload", "--pid-file", &pid_arg])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !daemon.log()[before..]
+        .iter()
+        .any(|l| l.contains("reloaded:"))
+    {
+        assert!(std::time::Instant::now() < deadline, "{:?}", daemon.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        dig_subnet(&bed, Some("198.51.100.0/24")).0,
+        "192.0.2.20",
+        "now NA"
+    );
+    drop(bed);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
