@@ -508,6 +508,17 @@ mod tests {
 
     const LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
+    /// The engine's UDP answer to `query` from localhost.
+    fn respond_udp(query: &[u8]) -> Option<Vec<u8>> {
+        respond(
+            &catalog(),
+            &AnswerOptions::default(),
+            query,
+            Transport::Udp,
+            LOCAL,
+        )
+    }
+
     fn catalog() -> Catalog {
         let origin = Name::from_ascii("example.com.").unwrap();
         let text = "$TTL 300\n@ IN SOA ns1 hostmaster 1 7200 900 1209600 60\n@ IN NS ns1\n\
@@ -521,14 +532,7 @@ mod tests {
 
     fn ask(name: &str, qtype: RecordType) -> Message {
         let q = build_query(7, &Name::from_ascii(name).unwrap(), qtype, None);
-        let r = respond(
-            &catalog(),
-            &AnswerOptions::default(),
-            &q,
-            Transport::Udp,
-            LOCAL,
-        )
-        .unwrap();
+        let r = respond_udp(&q).unwrap();
         Message::from_vec(&r).unwrap()
     }
 
@@ -581,25 +585,9 @@ mod tests {
             None,
         );
         q[2] |= 0x80;
-        assert!(
-            respond(
-                &catalog(),
-                &AnswerOptions::default(),
-                &q,
-                Transport::Udp,
-                LOCAL
-            )
-            .is_none()
-        );
+        assert!(respond_udp(&q).is_none());
         let garbage = [0u8, 9, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xff];
-        let r = respond(
-            &catalog(),
-            &AnswerOptions::default(),
-            &garbage,
-            Transport::Udp,
-            LOCAL,
-        )
-        .unwrap();
+        let r = respond_udp(&garbage).unwrap();
         let r = Message::from_vec(&r).unwrap();
         assert_eq!(r.metadata.response_code, ResponseCode::FormErr);
         assert_eq!(r.metadata.id, 9);
@@ -613,28 +601,14 @@ mod tests {
             RecordType::A,
             Some((4096, true)),
         );
-        let r = respond(
-            &catalog(),
-            &AnswerOptions::default(),
-            &q,
-            Transport::Udp,
-            LOCAL,
-        )
-        .unwrap();
+        let r = respond_udp(&q).unwrap();
         let r = Message::from_vec(&r).unwrap();
         let edns = r.edns.unwrap();
         assert_eq!(edns.max_payload(), 1232);
         assert!(edns.flags().dnssec_ok);
         let mut m = Message::from_vec(&q).unwrap();
         m.edns.as_mut().unwrap().set_version(1);
-        let r = respond(
-            &catalog(),
-            &AnswerOptions::default(),
-            &m.to_vec().unwrap(),
-            Transport::Udp,
-            LOCAL,
-        )
-        .unwrap();
+        let r = respond_udp(&m.to_vec().unwrap()).unwrap();
         let r = Message::from_vec(&r).unwrap();
         // RCODE 16 (RFC 6891 6.1.3); hickory decodes 16 under its other name, BADSIG.
         assert_eq!(u16::from(r.metadata.response_code), 16);

@@ -270,7 +270,10 @@ mod tests {
         out
     }
 
-    const RECORDS_ONLY: &str = r#"
+    /// The start of a records-only zone example.net: its SOA and NS.
+    macro_rules! zone_head {
+        () => {
+            r#"
 [[zone]]
 origin = "example.net."
 [[zone.record]]
@@ -283,7 +286,13 @@ name = "@"
 type = "NS"
 ttl = 900
 values = ["ns1"]
-[[zone.record]]
+"#
+        };
+    }
+
+    const RECORDS_ONLY: &str = concat!(
+        zone_head!(),
+        r#"[[zone.record]]
 name = "www"
 type = "A"
 ttl = 60
@@ -292,22 +301,12 @@ values = ["192.0.2.1", "192.0.2.2"]
 name = "@"
 type = "A"
 alias = { target = "www", evaluate_target_health = true }
-"#;
+"#
+    );
 
-    const POLICIES: &str = r#"
-[[zone]]
-origin = "example.net."
-[[zone.record]]
-name = "@"
-type = "SOA"
-ttl = 900
-values = ["ns1 hostmaster 1 7200 900 1209600 60"]
-[[zone.record]]
-name = "@"
-type = "NS"
-ttl = 900
-values = ["ns1"]
-[[zone.record]]
+    const POLICIES: &str = concat!(
+        zone_head!(),
+        r#"[[zone.record]]
 name = "w"
 type = "A"
 set_id = "blue"
@@ -354,7 +353,8 @@ values = ["w"]
 name = "@"
 type = "A"
 alias = { target = "w" }
-"#;
+"#
+    );
 
     fn ask(
         catalog: &crate::answer::Catalog,

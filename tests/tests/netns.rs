@@ -240,6 +240,29 @@ fn bad_zone_file_exits_non_zero_naming_file_and_line_without_attaching() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Runs `dns-user reload --pid-file` and waits for a new daemon log line containing `expect`.
+fn request_reload(daemon: &dns_tests::Process, pid_file: &str, expect: &str) {
+    let before = daemon.log().len();
+    let out = std::process::Command::new(BIN)
+        .args(["reload", "--pid-file", pid_file])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !daemon.log()[before..].iter().any(|l| l.contains(expect)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {expect:?}: {:?}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn reload_updates_both_paths_and_keeps_the_last_good_zone() {
     let dir = std::env::temp_dir().join(format!("dnsx-reload-{}", std::process::id()));
@@ -262,27 +285,7 @@ fn reload_updates_both_paths_and_keeps_the_last_good_zone() {
         )
         .unwrap();
     let s = SERVER_V4.to_string();
-    let reload = |expect: &str| {
-        let before = daemon.log().len();
-        let out = std::process::Command::new(BIN)
-            .args(["reload", "--pid-file", &pid_arg])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while !daemon.log()[before..].iter().any(|l| l.contains(expect)) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "no {expect:?}: {:?}",
-                daemon.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    };
+    let reload = |expect: &str| request_reload(&daemon, &pid_arg, expect);
 
     // A change reaches the XDP maps (A) and the userspace server (MX).
     let changed = original
@@ -439,20 +442,7 @@ fn location_data_reloads_without_a_restart() {
     );
     assert_ne!(moved, example, "the example's geo table changed shape");
     std::fs::write(&config, moved).unwrap();
-    let before = daemon.log().len();
-    let out = std::process::Command::new(BIN)
-        .args(["reload", "--pid-file", &pid_arg])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !daemon.log()[before..]
-        .iter()
-        .any(|l| l.contains("reloaded:"))
-    {
-        assert!(std::time::Instant::now() < deadline, "{:?}", daemon.log());
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    request_reload(&daemon, &pid_arg, "reloaded:");
     assert_eq!(
         dig_subnet(&bed, Some("198.51.100.0/24")).0,
         "192.0.2.20",
