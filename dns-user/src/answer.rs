@@ -275,17 +275,18 @@ fn resolve_in_zone(
             }
             return;
         }
-        let node = match zone.node(&name) {
-            Some(node) => node,
+        // `source` owns the data that answers: the name itself, or the wildcard covering it.
+        let (node, source) = match zone.node(&name) {
+            Some(node) => (node, name.clone()),
             None if zone.is_empty_non_terminal(&name) => {
                 return negative(zone, response, ResponseCode::NoError);
             }
             None => match wildcard_node(zone, &name) {
-                Some(node) => node,
+                Some(found) => found,
                 None => return negative(zone, response, ResponseCode::NXDomain),
             },
         };
-        if let Some(group) = zone.policy_group(&name, qtype) {
+        if let Some(group) = zone.policy_group(&source, qtype) {
             let records = route(zone, group, qtype, client, locations, scope);
             if records.is_empty() {
                 // E.g. geolocation without a match and no default: NOERROR, no answer.
@@ -315,7 +316,7 @@ fn resolve_in_zone(
             add_target_addresses(zone, set, &mut response.additionals);
             return;
         }
-        let target = if let Some(group) = zone.policy_group(&name, RecordType::CNAME) {
+        let target = if let Some(group) = zone.policy_group(&source, RecordType::CNAME) {
             // A policy-routed CNAME: the engine picks it, then it is followed like any CNAME.
             let records = route(zone, group, RecordType::CNAME, client, locations, scope);
             response.answers.extend(
@@ -422,13 +423,14 @@ fn add_target_addresses(zone: &Zone, set: &RrSet, additionals: &mut Vec<Record>)
 }
 
 /// The RRsets a wildcard supplies for `name` (RFC 4592 section 3.3.1): `*.<closest encloser>`.
-fn wildcard_node<'z>(zone: &'z Zone, name: &LowerName) -> Option<&'z [RrSet]> {
+/// Also returns the wildcard's owner name, where its routing-policy groups live.
+fn wildcard_node<'z>(zone: &'z Zone, name: &LowerName) -> Option<(&'z [RrSet], LowerName)> {
     let apex = LowerName::new(zone.origin());
     let mut encloser = name.base_name();
     while apex.zone_of(&encloser) {
         if zone.node(&encloser).is_some() || zone.is_empty_non_terminal(&encloser) {
-            let star = Name::from(encloser.clone()).prepend_label("*").ok()?;
-            return zone.node(&LowerName::new(&star));
+            let star = LowerName::new(&Name::from(encloser.clone()).prepend_label("*").ok()?);
+            return zone.node(&star).map(|node| (node, star));
         }
         if encloser == apex {
             break;

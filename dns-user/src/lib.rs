@@ -765,6 +765,17 @@ values = ["192.0.2.7"]
     }
 
     #[test]
+    fn a_policy_routed_wildcard_answers_with_the_query_name() {
+        let text = format!(
+            "{POLICIES}\n[[zone.record]]\nname = \"*.apps\"\ntype = \"A\"\nset_id = \"only\"\nweight = 1\nttl = 30\nvalues = [\"192.0.2.77\"]\n"
+        );
+        let catalog = config(&text).unwrap();
+        let r = ask(&catalog, "x.apps.example.net.", RecordType::A);
+        assert_eq!(address(&r), "192.0.2.77");
+        assert_eq!(r.answers[0].name.to_string(), "x.apps.example.net.");
+    }
+
+    #[test]
     fn policy_routed_names_stay_out_of_the_xdp_maps() {
         let catalog = config(POLICIES).unwrap();
         let (table, _) = crate::compile::compile(&catalog);
