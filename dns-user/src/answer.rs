@@ -14,8 +14,9 @@ use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode}
 use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
 use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
 
+use crate::health::HealthState;
 use crate::location::Locations;
-use crate::policy::{self, ClientLocation, Context, Health, SplitMix64};
+use crate::policy::{self, ClientLocation, Context, SplitMix64};
 use crate::zone::{RrSet, Zone};
 
 /// Longest CNAME chain followed inside the zone.
@@ -347,15 +348,6 @@ fn resolve_in_zone(
     }
 }
 
-/// Every health check counts as healthy until health checks feed real state (issue 5).
-struct AllHealthy;
-
-impl Health for AllHealthy {
-    fn is_healthy(&self, _: &str) -> bool {
-        true
-    }
-}
-
 thread_local! {
     /// Per-thread random source for weighted and multivalue choices, seeded from the OS.
     static RANDOM: std::cell::RefCell<SplitMix64> = std::cell::RefCell::new(SplitMix64({
@@ -374,7 +366,8 @@ fn route(
     scope: &mut u8,
 ) -> Vec<(u32, RData)> {
     let ctx = Context {
-        health: &AllHealthy,
+        // No probes run yet (issue 5): every check is new, so healthy.
+        health: &HealthState::default(),
         client,
         latency: locations,
         cidr: &locations.cidr,

@@ -13,6 +13,7 @@ pub mod answer;
 pub mod cli;
 pub mod compile;
 pub mod config;
+pub mod health;
 pub mod location;
 pub mod maps;
 pub mod metrics;

@@ -121,12 +121,6 @@ pub trait Health {
     fn is_healthy(&self, check_id: &str) -> bool;
 }
 
-impl Health for HashMap<String, bool> {
-    fn is_healthy(&self, check_id: &str) -> bool {
-        self.get(check_id).copied().unwrap_or(true)
-    }
-}
-
 /// Client-to-region latency (ms). Replaceable: a table keyed by client prefix, or measurements.
 pub trait LatencySource {
     fn latency_ms(&self, client: &ClientLocation, region: &str) -> Option<f64>;
@@ -451,6 +445,7 @@ mod tests {
     use hickory_proto::rr::rdata::A;
 
     use super::*;
+    use crate::health::HealthState;
 
     fn rec(id: &str, policy: Policy, check: Option<&str>, last_octet: u8) -> RecordSet {
         RecordSet {
@@ -510,7 +505,7 @@ mod tests {
     }
 
     struct World {
-        health: HashMap<String, bool>,
+        health: HealthState,
         client: ClientLocation,
         latency: Box<dyn LatencySource>,
         cidr: CidrCollections,
@@ -520,7 +515,7 @@ mod tests {
     impl World {
         fn new() -> World {
             World {
-                health: HashMap::new(),
+                health: HealthState::default(),
                 client: client(),
                 latency: Box::new(NoLatency),
                 cidr: CidrCollections::default(),
@@ -529,7 +524,7 @@ mod tests {
         }
         fn down(mut self, checks: &[&str]) -> World {
             for c in checks {
-                self.health.insert((*c).into(), false);
+                self.health.0.insert((*c).into(), false);
             }
             self
         }
@@ -838,7 +833,7 @@ mod tests {
         ];
         assert_eq!(world.ask(&sets, 0), [2]);
         let world = World {
-            health: HashMap::from([("hw".into(), false)]),
+            health: HealthState(HashMap::from([("hw".into(), false)])),
             ..world
         };
         assert_eq!(world.ask(&sets, 0), [1]);
@@ -942,7 +937,7 @@ mod tests {
         };
         assert_eq!(world.ask(&top(true), 0), [1]);
         let world = World {
-            health: HashMap::from([("w1".into(), false)]),
+            health: HealthState(HashMap::from([("w1".into(), false)])),
             ..world
         };
         assert_eq!(
@@ -951,7 +946,7 @@ mod tests {
             "west's secondary while its primary is down"
         );
         let world = World {
-            health: HashMap::from([("w1".into(), false), ("w2".into(), false)]),
+            health: HealthState(HashMap::from([("w1".into(), false), ("w2".into(), false)])),
             ..world
         };
         assert_eq!(

@@ -1,0 +1,243 @@
+//! Health-check state, as Route 53 defines it; pure (no probes, no clock of its own).
+//!
+//! ```text
+//!   probe result (ok / failed + reason, at time t)
+//!        │  inverted? flip it
+//!        ▼
+//!   CheckState::observe ── failure_threshold consecutive results against the current status
+//!        │                 flip it (either direction)
+//!        ▼
+//!   status ──> policy engine (policy::Health) ──> answers and XDP maps
+//! ```
+//!
+//! A new check is healthy until it has data; a new inverted check starts unhealthy; a disabled
+//! check is always healthy. A calculated check is healthy iff at least `threshold` of its
+//! children are (a disabled child counts as healthy; 0 = always healthy, more than the children
+//! = always unhealthy). The probes that feed this (HTTP, HTTPS, TCP, string match, metrics) are
+//! still to come.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::SystemTime;
+
+/// Observations kept per check (like GetHealthCheckStatus's per-checker results).
+pub const KEPT_OBSERVATIONS: usize = 16;
+
+/// Route 53's FailureThreshold range.
+pub const FAILURE_THRESHOLDS: std::ops::RangeInclusive<u8> = 1..=10;
+
+/// What one probe saw.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Observation {
+    pub at: SystemTime,
+    /// The probe's own verdict, before inversion.
+    pub ok: bool,
+    /// Why it failed (GetHealthCheckLastFailureReason), or what it saw.
+    pub detail: String,
+}
+
+/// The running state of one (non-calculated) check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckState {
+    healthy: bool,
+    /// Consecutive results that disagree with `healthy`.
+    against: u8,
+    observations: VecDeque<Observation>,
+}
+
+/// A status change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transition {
+    pub healthy: bool,
+}
+
+impl CheckState {
+    /// A new check: healthy until it has data, unhealthy if inverted.
+    pub fn new(inverted: bool) -> Self {
+        Self {
+            healthy: !inverted,
+            against: 0,
+            observations: VecDeque::new(),
+        }
+    }
+
+    /// The status (ignoring `disabled`; see [`effective`](Self::effective)).
+    pub fn healthy(&self) -> bool {
+        self.healthy
+    }
+
+    /// The status the policy engine uses: a disabled check is always healthy.
+    pub fn effective(&self, disabled: bool) -> bool {
+        disabled || self.healthy
+    }
+
+    /// The last observations, oldest first.
+    pub fn observations(&self) -> impl Iterator<Item = &Observation> {
+        self.observations.iter()
+    }
+
+    /// The most recent failed observation.
+    pub fn last_failure(&self) -> Option<&Observation> {
+        self.observations.iter().rev().find(|o| !o.ok)
+    }
+
+    /// Records one probe result. The status flips after `failure_threshold` consecutive
+    /// results against it, in either direction.
+    pub fn observe(
+        &mut self,
+        observation: Observation,
+        failure_threshold: u8,
+        inverted: bool,
+    ) -> Option<Transition> {
+        let says_healthy = observation.ok != inverted;
+        if self.observations.len() == KEPT_OBSERVATIONS {
+            self.observations.pop_front();
+        }
+        self.observations.push_back(observation);
+        if says_healthy == self.healthy {
+            self.against = 0;
+            return None;
+        }
+        self.against += 1;
+        if self.against < failure_threshold.max(1) {
+            return None;
+        }
+        self.healthy = says_healthy;
+        self.against = 0;
+        Some(Transition {
+            healthy: self.healthy,
+        })
+    }
+}
+
+/// A calculated check's status from its children's effective statuses.
+pub fn calculated(children: &[bool], threshold: u16, inverted: bool) -> bool {
+    let healthy = children.iter().filter(|h| **h).count() >= usize::from(threshold);
+    healthy != inverted
+}
+
+/// Effective health by check id, for the policy engine.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HealthState(pub HashMap<String, bool>);
+
+impl crate::policy::Health for HealthState {
+    fn is_healthy(&self, check_id: &str) -> bool {
+        // A check this state does not know is new: healthy until it has data.
+        self.0.get(check_id).copied().unwrap_or(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obs(ok: bool) -> Observation {
+        Observation {
+            at: SystemTime::UNIX_EPOCH,
+            ok,
+            detail: if ok {
+                "HTTP 200".into()
+            } else {
+                "connection refused".into()
+            },
+        }
+    }
+
+    #[test]
+    fn a_new_check_is_healthy_and_a_new_inverted_check_unhealthy() {
+        assert!(CheckState::new(false).healthy());
+        assert!(!CheckState::new(true).healthy());
+        let unknown = HealthState::default();
+        assert!(crate::policy::Health::is_healthy(&unknown, "never-seen"));
+    }
+
+    #[test]
+    fn the_threshold_counts_consecutive_results_in_both_directions() {
+        let mut s = CheckState::new(false);
+        assert_eq!(s.observe(obs(false), 3, false), None);
+        assert_eq!(s.observe(obs(false), 3, false), None);
+        assert_eq!(
+            s.observe(obs(true), 3, false),
+            None,
+            "a success resets the count"
+        );
+        assert_eq!(s.observe(obs(false), 3, false), None);
+        assert_eq!(s.observe(obs(false), 3, false), None);
+        assert_eq!(
+            s.observe(obs(false), 3, false),
+            Some(Transition { healthy: false })
+        );
+        assert!(!s.healthy());
+        // Recovery needs the same number of consecutive successes.
+        assert_eq!(s.observe(obs(true), 3, false), None);
+        assert_eq!(s.observe(obs(true), 3, false), None);
+        assert_eq!(
+            s.observe(obs(true), 3, false),
+            Some(Transition { healthy: true })
+        );
+    }
+
+    #[test]
+    fn threshold_one_flips_at_once() {
+        let mut s = CheckState::new(false);
+        assert_eq!(
+            s.observe(obs(false), 1, false),
+            Some(Transition { healthy: false })
+        );
+        assert_eq!(
+            s.observe(obs(true), 1, false),
+            Some(Transition { healthy: true })
+        );
+    }
+
+    #[test]
+    fn inverted_flips_the_result() {
+        let mut s = CheckState::new(true);
+        assert_eq!(
+            s.observe(obs(false), 2, true),
+            None,
+            "a failure is healthy when inverted"
+        );
+        assert_eq!(
+            s.observe(obs(false), 2, true),
+            Some(Transition { healthy: true })
+        );
+        assert_eq!(
+            s.observe(obs(true), 1, true),
+            Some(Transition { healthy: false })
+        );
+    }
+
+    #[test]
+    fn disabled_is_always_healthy() {
+        let mut s = CheckState::new(false);
+        s.observe(obs(false), 1, false);
+        assert!(!s.healthy());
+        assert!(s.effective(true));
+        assert!(!s.effective(false));
+    }
+
+    #[test]
+    fn calculated_threshold_rules() {
+        assert!(calculated(&[true, false, true], 2, false));
+        assert!(!calculated(&[true, false, false], 2, false));
+        assert!(calculated(&[false, false], 0, false), "0 = always healthy");
+        assert!(
+            !calculated(&[true, true], 3, false),
+            "more than the children = always unhealthy"
+        );
+        assert!(!calculated(&[true, true], 1, true), "inverted");
+    }
+
+    #[test]
+    fn observations_keep_the_latest_and_the_last_failure() {
+        let mut s = CheckState::new(false);
+        s.observe(obs(false), 5, false);
+        for _ in 0..KEPT_OBSERVATIONS {
+            s.observe(obs(true), 5, false);
+        }
+        assert_eq!(s.observations().count(), KEPT_OBSERVATIONS);
+        assert!(s.last_failure().is_none(), "the old failure rolled out");
+        s.observe(obs(false), 5, false);
+        assert_eq!(s.last_failure().unwrap().detail, "connection refused");
+    }
+}
