@@ -16,7 +16,7 @@ use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
 
 use crate::health::HealthState;
 use crate::location::Locations;
-use crate::policy::{self, ClientLocation, Context, SplitMix64};
+use crate::policy::{self, Context, SplitMix64};
 use crate::zone::{RrSet, Zone};
 
 /// Longest CNAME chain followed inside the zone.
@@ -205,27 +205,20 @@ fn answer_message(
             Some(EdnsOption::Subnet(subnet)) => Some(*subnet),
             _ => None,
         });
-    let located = match ecs {
-        Some(subnet) => {
-            if !valid_subnet(&subnet) {
-                response.metadata.response_code = ResponseCode::FormErr;
-                return response;
-            }
-            if subnet.source_prefix() > 0 {
-                catalog
-                    .locations
-                    .locate(subnet.addr(), subnet.source_prefix())
-            } else {
-                catalog.locations.locate(client, full_prefix(client))
-            }
+    // Where the client is gets looked up only if a routing policy asks (see `route`).
+    let client = match ecs {
+        Some(subnet) if !valid_subnet(&subnet) => {
+            response.metadata.response_code = ResponseCode::FormErr;
+            return response;
         }
-        None => catalog.locations.locate(client, full_prefix(client)),
+        Some(subnet) if subnet.source_prefix() > 0 => (subnet.addr(), subnet.source_prefix()),
+        _ => (client, full_prefix(client)),
     };
     let mut scope = 0;
     resolve_in_zone(
         zone,
         question,
-        &located,
+        client,
         &catalog.locations,
         &mut scope,
         &mut response,
@@ -256,7 +249,7 @@ fn push_set(section: &mut Vec<Record>, owner: &Name, set: &RrSet) {
 fn resolve_in_zone(
     zone: &Zone,
     question: &Query,
-    client: &ClientLocation,
+    client: (IpAddr, u8),
     locations: &Locations,
     scope: &mut u8,
     response: &mut Message,
@@ -361,14 +354,15 @@ fn route(
     zone: &Zone,
     group: &[policy::RecordSet],
     rtype: RecordType,
-    client: &ClientLocation,
+    client: (IpAddr, u8),
     locations: &Locations,
     scope: &mut u8,
 ) -> Vec<(u32, RData)> {
+    let located = locations.locate(client.0, client.1);
     let ctx = Context {
         // No probes run yet (issue 5): every check is new, so healthy.
         health: &HealthState::default(),
-        client,
+        client: &located,
         latency: locations,
         cidr: &locations.cidr,
         groups: zone,
