@@ -188,12 +188,6 @@ impl MapWriter {
         self.control = next;
         Ok(())
     }
-
-    /// Reads one entry of the buffer readers use (for tests and diagnostics).
-    pub fn lookup_active(&self, key: &AnswerKey) -> Option<AnswerSet> {
-        let active = (self.control.active & 1) as usize;
-        self.buffers[active].get(key, 0).ok()
-    }
 }
 
 /// Writes a change into one buffer.

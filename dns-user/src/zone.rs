@@ -101,11 +101,6 @@ impl Zone {
         self.policies.get(&(name.clone(), rtype)).map(Vec::as_slice)
     }
 
-    /// True if any type at `name` is policy-routed.
-    pub fn has_policy(&self, name: &LowerName) -> bool {
-        self.policies.keys().any(|(n, _)| n == name)
-    }
-
     /// The RRset of `rtype` at `name`.
     pub fn rrset(&self, name: &LowerName, rtype: RecordType) -> Option<&RrSet> {
         self.node(name)?.iter().find(|s| s.rtype == rtype)
