@@ -447,16 +447,9 @@ fn negative(zone: &Zone, response: &mut Message, rcode: ResponseCode) {
 /// A referral to the delegation covering `name`: AA=0, the NS RRset in authority, in-zone
 /// addresses of the name servers (glue) in additional.
 fn referral(zone: &Zone, name: &LowerName, response: &mut Message) {
-    let apex_labels = zone.origin().num_labels();
-    let mut cut = None;
-    let mut n = name.clone();
-    while n.num_labels() > apex_labels {
-        if zone.rrset(&n, RecordType::NS).is_some() {
-            cut = Some(n.clone());
-        }
-        n = n.base_name();
-    }
-    let Some(cut) = cut else { return };
+    let Some(cut) = zone.covering_cut(name) else {
+        return;
+    };
     let Some(ns) = zone.rrset(&cut, RecordType::NS) else {
         return;
     };

@@ -129,21 +129,27 @@ impl Zone {
         self.cuts.contains(name)
     }
 
-    /// True if `name` is at or below a delegation (an NS RRset below the apex): data there is
-    /// not authoritative.
-    pub fn is_at_or_below_cut(&self, name: &LowerName) -> bool {
+    /// The delegation point covering `name` (the topmost name below the apex, at or above
+    /// `name`, with an NS RRset): data there is not authoritative.
+    pub fn covering_cut(&self, name: &LowerName) -> Option<LowerName> {
         if self.cuts.is_empty() {
-            return false;
+            return None;
         }
         let apex_labels = self.origin.num_labels();
+        let mut cut = None;
         let mut n = name.clone();
         while n.num_labels() > apex_labels {
             if self.cuts.contains(&n) {
-                return true;
+                cut = Some(n.clone());
             }
             n = n.base_name();
         }
-        false
+        cut
+    }
+
+    /// True if `name` is at or below a delegation.
+    pub fn is_at_or_below_cut(&self, name: &LowerName) -> bool {
+        self.covering_cut(name).is_some()
     }
 
     /// The zone as an RFC 1035 zone file that loads back to the same data: absolute names,
