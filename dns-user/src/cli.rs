@@ -325,7 +325,7 @@ fn reload(
     let current = catalog.load();
     let mut zones = Vec::new();
     for spec in &settings.zones {
-        match crate::load_zone(spec) {
+        match crate::load_zone(spec, &settings.regions) {
             Ok(zone) => zones.push(zone),
             Err(e) => {
                 let old = current.zone(&LowerName::new(&spec.origin));

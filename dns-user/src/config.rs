@@ -64,7 +64,7 @@ pub struct LocationSection {
     pub maxmind: Option<PathBuf>,
     /// `[location.regions]`: region name -> [latitude, longitude], for geoproximity by region.
     #[serde(default)]
-    pub regions: std::collections::HashMap<String, [f64; 2]>,
+    pub regions: crate::Regions,
     /// `[location.cidr_collections.NAME]`: location name -> CIDR blocks, for IP-based routing.
     #[serde(default)]
     pub cidr_collections:
@@ -308,10 +308,7 @@ pub struct AliasSection {
 impl RecordSection {
     /// The routing policy this record set declares: `None` for a simple record set (no
     /// set_id, no routing field). Errors say what is wrong, in Route 53's terms.
-    pub fn policy(
-        &self,
-        regions: &std::collections::HashMap<String, [f64; 2]>,
-    ) -> Result<Option<Policy>, String> {
+    pub fn policy(&self, regions: &crate::Regions) -> Result<Option<Policy>, String> {
         let mut policies = Vec::new();
         if let Some(weight) = self.weight {
             policies.push(Policy::Weighted { weight });
@@ -481,7 +478,7 @@ pub struct Settings {
     /// Location data for the routing policies.
     pub locations: Locations,
     /// Named regions' coordinates, for geoproximity by region in change batches.
-    pub regions: std::collections::HashMap<String, [f64; 2]>,
+    pub regions: crate::Regions,
 }
 
 impl Settings {

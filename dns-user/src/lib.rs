@@ -29,33 +29,18 @@ use config::{ZoneSource, ZoneSpec};
 use hickory_proto::rr::LowerName;
 use zone::{Place, Zone, ZoneError};
 
-/// Loads every zone; the first error (with file and line) stops the load and nothing is used.
-pub fn load_catalog(specs: &[ZoneSpec]) -> Result<answer::Catalog, ZoneError> {
-    load_catalog_with_regions(specs, &Default::default())
-}
+/// Named regions' coordinates (`[location.regions]`), for geoproximity by region.
+pub type Regions = std::collections::HashMap<String, [f64; 2]>;
 
-fn load_catalog_with_regions(
-    specs: &[ZoneSpec],
-    regions: &std::collections::HashMap<String, [f64; 2]>,
-) -> Result<answer::Catalog, ZoneError> {
-    specs
-        .iter()
-        .map(|spec| load_zone_with_regions(spec, regions))
-        .collect::<Result<Vec<_>, _>>()
-        .map(answer::Catalog::new)
-}
-
-/// Loads every zone of `settings` with its location data: the catalog the server answers from.
+/// Loads every zone of `settings` with its location data: the catalog the server answers
+/// from. The first error (with file and line) stops the load and nothing is used.
 pub fn load_catalog_for(settings: &config::Settings) -> Result<answer::Catalog, ZoneError> {
-    Ok(
-        load_catalog_with_regions(&settings.zones, &settings.regions)?
-            .with_locations(settings.locations.clone()),
-    )
-}
-
-/// Loads one zone: its file (if any) plus its config records and aliases.
-pub fn load_zone(spec: &ZoneSpec) -> Result<Zone, ZoneError> {
-    load_zone_with_regions(spec, &Default::default())
+    let zones = settings
+        .zones
+        .iter()
+        .map(|spec| load_zone(spec, &settings.regions))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(answer::Catalog::new(zones).with_locations(settings.locations.clone()))
 }
 
 /// Record sets a new Route 53 hosted zone starts with (a batch-only zone has no SOA or NS).
@@ -82,11 +67,9 @@ fn hosted_zone_defaults() -> Vec<config::RecordSection> {
     ]
 }
 
-/// [`load_zone`] with named regions' coordinates for change batches.
-pub fn load_zone_with_regions(
-    spec: &ZoneSpec,
-    regions: &std::collections::HashMap<String, [f64; 2]>,
-) -> Result<Zone, ZoneError> {
+/// Loads one zone: its file (if any), its config records and aliases, and its change batches;
+/// `regions` resolves geoproximity region names.
+pub fn load_zone(spec: &ZoneSpec, regions: &Regions) -> Result<Zone, ZoneError> {
     let (mut records, source) = match &spec.source {
         Some(ZoneSource::File(path)) => {
             let text = std::fs::read_to_string(path)

@@ -109,7 +109,7 @@ pub struct AliasJson {
 /// `regions` gives the coordinates of named regions (GeoProximityLocation.AWSRegion).
 pub fn load(
     path: &Path,
-    regions: &std::collections::HashMap<String, [f64; 2]>,
+    regions: &crate::Regions,
 ) -> Result<Vec<RecordSection>, InvalidChangeBatch> {
     let file = path.display().to_string();
     let fail = |problems: Vec<String>| InvalidChangeBatch {
@@ -126,7 +126,7 @@ pub fn load(
 /// Applies `batch` to an empty zone, listing every problem.
 pub fn apply(
     batch: &ChangeBatch,
-    regions: &std::collections::HashMap<String, [f64; 2]>,
+    regions: &crate::Regions,
 ) -> Result<Vec<RecordSection>, Vec<String>> {
     let mut sets: Vec<ResourceRecordSet> = Vec::new();
     let mut problems = Vec::new();
@@ -183,10 +183,7 @@ pub fn apply(
 }
 
 /// One ResourceRecordSet as a `[[zone.record]]`, range-checked.
-fn to_record(
-    s: &ResourceRecordSet,
-    regions: &std::collections::HashMap<String, [f64; 2]>,
-) -> Result<RecordSection, String> {
+fn to_record(s: &ResourceRecordSet, regions: &crate::Regions) -> Result<RecordSection, String> {
     let absolute = |n: &str| {
         if n.ends_with('.') {
             n.to_string()

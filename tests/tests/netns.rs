@@ -416,6 +416,11 @@ fn location_data_reloads_without_a_restart() {
         env!("CARGO_MANIFEST_DIR")
     ))
     .unwrap();
+    // Also a record set that needs [location.regions]: every reload must resolve it too.
+    let example = example
+        + "\n[location.regions]\n\"eu-west-3\" = [48.86, 2.35]\n\
+           \n[[zone.record]]\nname = \"near\"\ntype = \"A\"\nset_id = \"paris\"\n\
+           geoproximity = { region = \"eu-west-3\" }\nttl = 60\nvalues = [\"192.0.2.40\"]\n";
     let config = dir.join("geo.toml");
     std::fs::write(&config, &example).unwrap();
     let pid_file = dir.join("dns.pid");
@@ -443,6 +448,12 @@ fn location_data_reloads_without_a_restart() {
     assert_ne!(moved, example, "the example's geo table changed shape");
     std::fs::write(&config, moved).unwrap();
     request_reload(&daemon, &pid_arg, "reloaded:");
+    let failures: Vec<String> = daemon
+        .log()
+        .into_iter()
+        .filter(|l| l.contains("failed"))
+        .collect();
+    assert!(failures.is_empty(), "every zone reloads: {failures:?}");
     assert_eq!(
         dig_subnet(&bed, Some("198.51.100.0/24")).0,
         "192.0.2.20",

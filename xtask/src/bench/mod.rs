@@ -388,7 +388,8 @@ fn map_update_throughput(work: &Workload) -> anyhow::Result<Updates> {
         config: PathBuf::from("<bench>"),
         route53: Vec::new(),
     };
-    let (table, _) = compile(&dns_user::load_catalog(&[spec])?);
+    let zone = dns_user::load_zone(&spec, &dns_user::Regions::new())?;
+    let (table, _) = compile(&dns_user::answer::Catalog::new([zone]));
     let capacity = work.entries + 64;
     let mut ebpf = xdp::load(&LoadOptions {
         port: 53,
