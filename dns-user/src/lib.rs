@@ -43,6 +43,13 @@ pub fn load_catalog_for(settings: &config::Settings) -> Result<answer::Catalog, 
     Ok(answer::Catalog::new(zones).with_locations(settings.locations.clone()))
 }
 
+/// A `[[zone.record]]`'s parsed target, before its routing policy decides where it goes.
+enum Parsed {
+    Alias(zone::Alias),
+    /// TTL and one record per value.
+    Records(u32, Vec<hickory_proto::rr::Record>),
+}
+
 /// Record sets a new Route 53 hosted zone starts with (a batch-only zone has no SOA or NS).
 fn hosted_zone_defaults() -> Vec<config::RecordSection> {
     let record = |rtype: &str, ttl: u32, value: &str| config::RecordSection {
@@ -131,17 +138,16 @@ pub fn load_zone(spec: &ZoneSpec, regions: &Regions) -> Result<Zone, ZoneError> 
                 e.message
             ))
         };
-        if let Some(policy) = r.policy(regions).map_err(|m| at(place.error(m)))? {
-            let (name, rtype) =
-                zone::parse_owner_and_type(&spec.origin, &r.name, &r.rtype, &place).map_err(at)?;
-            let target = match &r.alias {
-                Some(alias) => {
-                    if r.ttl.is_some() || !r.values.is_empty() {
-                        return Err(at(place.error(
-                            "an alias takes its target's data and TTL: no ttl or values",
-                        )));
-                    }
-                    let a = zone::parse_config_alias(
+        // What the record set answers with: an alias, or records (TTL and values).
+        let target = match &r.alias {
+            Some(alias) => {
+                if r.ttl.is_some() || !r.values.is_empty() {
+                    return Err(at(place.error(
+                        "an alias takes its target's data and TTL: no ttl or values",
+                    )));
+                }
+                Parsed::Alias(
+                    zone::parse_config_alias(
                         &spec.origin,
                         &r.name,
                         &r.rtype,
@@ -149,86 +155,59 @@ pub fn load_zone(spec: &ZoneSpec, regions: &Regions) -> Result<Zone, ZoneError> 
                         alias.evaluate_target_health,
                         &place,
                     )
-                    .map_err(at)?;
-                    policy::Target::Alias {
-                        name: LowerName::new(&a.target),
-                        evaluate_target_health: alias.evaluate_target_health,
-                    }
-                }
-                None => {
-                    let ttl = r.ttl.ok_or_else(|| at(place.error("ttl is required")))?;
-                    if r.values.is_empty() {
-                        return Err(at(place.error("values is empty")));
-                    }
-                    let rdatas = r
-                        .values
-                        .iter()
-                        .map(|v| {
-                            zone::parse_config_record(
-                                &spec.origin,
-                                &r.name,
-                                &r.rtype,
-                                ttl,
-                                v,
-                                &place,
-                            )
-                            .map(|rec| rec.data)
-                        })
-                        .collect::<Result<Vec<_>, _>>()
-                        .map_err(at)?;
-                    policy::Target::Records { ttl, rdatas }
-                }
-            };
-            let set = policy::RecordSet {
-                set_id: r.set_id.clone(),
-                policy,
-                health_check: r.health_check.clone(),
-                target,
-            };
-            policies.push((zone::PolicySet { name, rtype, set }, place.clone()));
-            continue;
-        }
-        if r.health_check.is_some() {
-            return Err(at(place.error(
-                "health_check needs a routing policy (a simple record cannot have one)",
-            )));
-        }
-        match &r.alias {
-            Some(alias) => {
-                if r.ttl.is_some() || !r.values.is_empty() {
-                    return Err(at(place.error(
-                        "an alias takes its target's data and TTL: no ttl or values",
-                    )));
-                }
-                let parsed = zone::parse_config_alias(
-                    &spec.origin,
-                    &r.name,
-                    &r.rtype,
-                    &alias.target,
-                    alias.evaluate_target_health,
-                    &place,
+                    .map_err(at)?,
                 )
-                .map_err(at)?;
-                aliases.push((parsed, place.clone()));
             }
             None => {
                 let ttl = r.ttl.ok_or_else(|| at(place.error("ttl is required")))?;
                 if r.values.is_empty() {
                     return Err(at(place.error("values is empty")));
                 }
-                for value in &r.values {
-                    let record = zone::parse_config_record(
-                        &spec.origin,
-                        &r.name,
-                        &r.rtype,
-                        ttl,
-                        value,
-                        &place,
-                    )
+                let parsed = r
+                    .values
+                    .iter()
+                    .map(|v| {
+                        zone::parse_config_record(&spec.origin, &r.name, &r.rtype, ttl, v, &place)
+                    })
+                    .collect::<Result<Vec<_>, _>>()
                     .map_err(at)?;
-                    records.push((record, place.clone()));
-                }
+                Parsed::Records(ttl, parsed)
             }
+        };
+        match r.policy(regions).map_err(|m| at(place.error(m)))? {
+            Some(policy) => {
+                let (name, rtype) =
+                    zone::parse_owner_and_type(&spec.origin, &r.name, &r.rtype, &place)
+                        .map_err(at)?;
+                let target = match target {
+                    Parsed::Alias(a) => policy::Target::Alias {
+                        name: LowerName::new(&a.target),
+                        evaluate_target_health: a.evaluate_target_health,
+                    },
+                    Parsed::Records(ttl, parsed) => policy::Target::Records {
+                        ttl,
+                        rdatas: parsed.into_iter().map(|rec| rec.data).collect(),
+                    },
+                };
+                let set = policy::RecordSet {
+                    set_id: r.set_id.clone(),
+                    policy,
+                    health_check: r.health_check.clone(),
+                    target,
+                };
+                policies.push((zone::PolicySet { name, rtype, set }, place.clone()));
+            }
+            None if r.health_check.is_some() => {
+                return Err(at(place.error(
+                    "health_check needs a routing policy (a simple record cannot have one)",
+                )));
+            }
+            None => match target {
+                Parsed::Alias(a) => aliases.push((a, place.clone())),
+                Parsed::Records(_, parsed) => {
+                    records.extend(parsed.into_iter().map(|rec| (rec, place.clone())));
+                }
+            },
         }
     }
     Zone::from_records(spec.origin.clone(), records, aliases, policies, source)
