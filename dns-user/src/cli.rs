@@ -343,19 +343,17 @@ fn reload(
         }
     }
     let next = Catalog::new(zones).with_locations(settings.locations.clone());
-    let (table, report) = compile(&next);
-    if let Some(writer) = writer
-        && let Err(e) = writer.install(&table)
-    {
-        tracing::error!("reload: XDP maps not updated ({e}); still serving the old zones");
-        return;
+    // The XDP answer table is compiled only if there are maps to install it into.
+    if let Some(writer) = writer {
+        let (table, report) = compile(&next);
+        if let Err(e) = writer.install(&table) {
+            tracing::error!("reload: XDP maps not updated ({e}); still serving the old zones");
+            return;
+        }
+        tracing::info!("reload: {} XDP answer entries installed", report.entries);
     }
     catalog.store(Arc::new(next));
-    tracing::info!(
-        "reloaded: {} zone(s), {} XDP answer entries",
-        settings.zones.len(),
-        report.entries
-    );
+    tracing::info!("reloaded: {} zone(s)", settings.zones.len());
 }
 
 /// A pid file that is removed when dropped.
