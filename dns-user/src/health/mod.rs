@@ -13,8 +13,14 @@
 //! A new check is healthy until it has data; a new inverted check starts unhealthy; a disabled
 //! check is always healthy. A calculated check is healthy iff at least `threshold` of its
 //! children are (a disabled child counts as healthy; 0 = always healthy, more than the children
-//! = always unhealthy). The probes that feed this (HTTP, HTTPS, TCP, string match, metrics) are
-//! still to come.
+//! = always unhealthy).
+//!
+//! Around it: [`spec`] (definitions, validated), [`probe`] (one observation over the network),
+//! [`monitor`] (scheduling, the owner of all check states, change notification).
+
+pub mod monitor;
+pub mod probe;
+pub mod spec;
 
 use std::collections::{HashMap, VecDeque};
 use std::time::SystemTime;
@@ -71,13 +77,22 @@ impl CheckState {
     }
 
     /// The last observations, oldest first.
-    pub fn observations(&self) -> impl Iterator<Item = &Observation> {
+    pub fn observations(&self) -> impl DoubleEndedIterator<Item = &Observation> {
         self.observations.iter()
     }
 
     /// The most recent failed observation.
     pub fn last_failure(&self) -> Option<&Observation> {
         self.observations.iter().rev().find(|o| !o.ok)
+    }
+
+    /// Records an observation that does not count towards the threshold (a metric check's
+    /// insufficient data under LastKnownStatus).
+    pub fn note(&mut self, observation: Observation) {
+        if self.observations.len() == KEPT_OBSERVATIONS {
+            self.observations.pop_front();
+        }
+        self.observations.push_back(observation);
     }
 
     /// Records one probe result. The status flips after `failure_threshold` consecutive
@@ -89,10 +104,7 @@ impl CheckState {
         inverted: bool,
     ) -> Option<Transition> {
         let says_healthy = observation.ok != inverted;
-        if self.observations.len() == KEPT_OBSERVATIONS {
-            self.observations.pop_front();
-        }
-        self.observations.push_back(observation);
+        self.note(observation);
         if says_healthy == self.healthy {
             self.against = 0;
             return None;

@@ -1,0 +1,732 @@
+//! Runs the checks: one small task per probing check (a random phase within the interval, then
+//! every interval with a little jitter, so thousands of checks do not fire in lockstep), one
+//! owner task that feeds results into the state machines, recomputes calculated checks and,
+//! when any effective status changed, logs each change and calls the `on_change` hook once per
+//! batch of results. The hook publishes the new state (see [`crate::publish`]).
+//!
+//! Probe tasks only send results; all state lives on the [`Board`], behind one mutex that is
+//! held for microseconds (status requests read it too).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::probe::{Outcome, Prober};
+use super::spec::{CheckKind, CheckSpec, InsufficientData};
+use super::{CheckState, HealthState, Observation, calculated};
+use crate::policy::{RandomSource, SplitMix64};
+
+/// Called after the effective health changed (from a blocking-capable thread).
+pub type OnChange = Arc<dyn Fn() + Send + Sync>;
+
+/// The running health checks.
+pub struct Monitor {
+    inner: Arc<Inner>,
+    results: mpsc::UnboundedSender<ProbeResult>,
+    owner: tokio::task::JoinHandle<()>,
+}
+
+struct Inner {
+    board: Mutex<Board>,
+    health: ArcSwap<HealthState>,
+    prober: Arc<dyn Prober>,
+}
+
+#[derive(Default)]
+struct Board {
+    checks: BTreeMap<String, Tracked>,
+    generation: u64,
+    rng: Option<SplitMix64>,
+}
+
+struct Tracked {
+    spec: CheckSpec,
+    state: CheckState,
+    /// Effective status as last published, and since when.
+    healthy: bool,
+    since: Option<SystemTime>,
+    generation: u64,
+    /// The probe task; dropping the entry stops it.
+    _task: Option<AbortOnDrop>,
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+struct ProbeResult {
+    id: String,
+    generation: u64,
+    at: SystemTime,
+    outcome: Outcome,
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        self.owner.abort();
+        // Probe tasks stop with their Tracked entries.
+        self.inner.board.lock().expect("board lock").checks.clear();
+    }
+}
+
+impl Monitor {
+    /// Starts probing `specs` (already validated by [`super::spec::build`]). Must be called
+    /// inside a tokio runtime. `seed` fixes the jitter (tests); `None` seeds from the OS.
+    pub fn start(
+        specs: Vec<CheckSpec>,
+        prober: Arc<dyn Prober>,
+        on_change: OnChange,
+        seed: Option<u64>,
+    ) -> Monitor {
+        let seed = seed.unwrap_or_else(|| {
+            use std::hash::{BuildHasher, Hasher};
+            std::collections::hash_map::RandomState::new()
+                .build_hasher()
+                .finish()
+        });
+        let inner = Arc::new(Inner {
+            board: Mutex::new(Board {
+                rng: Some(SplitMix64(seed)),
+                ..Board::default()
+            }),
+            health: ArcSwap::from_pointee(HealthState::default()),
+            prober,
+        });
+        let (tx, rx) = mpsc::unbounded_channel();
+        let owner = tokio::spawn(own(inner.clone(), rx, on_change));
+        let monitor = Monitor {
+            inner,
+            results: tx,
+            owner,
+        };
+        monitor.reconfigure(specs);
+        monitor
+    }
+
+    /// The current effective health of every check.
+    pub fn health(&self) -> Arc<HealthState> {
+        self.inner.health.load_full()
+    }
+
+    /// Replaces the set of checks (config reload): an unchanged check keeps its state and
+    /// schedule, a changed or new one starts over (healthy until it has data), a removed one
+    /// stops. Returns the effective health afterwards; `on_change` is not called for this.
+    pub fn reconfigure(&self, specs: Vec<CheckSpec>) -> Arc<HealthState> {
+        let mut board = self.inner.board.lock().expect("board lock");
+        let mut next = BTreeMap::new();
+        for spec in specs {
+            if let Some(kept) = board.checks.remove(&spec.id)
+                && kept.spec == spec
+            {
+                next.insert(spec.id.clone(), kept); // moved: its task keeps running
+                continue;
+            }
+            board.generation += 1;
+            let generation = board.generation;
+            let probing = !spec.disabled && !matches!(spec.kind, CheckKind::Calculated { .. });
+            let task = probing.then(|| {
+                let phase = board
+                    .rng
+                    .as_mut()
+                    .expect("seeded")
+                    .below(spec.interval.as_micros().max(1) as u64);
+                let seed = board.rng.as_mut().expect("seeded").below(u64::MAX);
+                AbortOnDrop(tokio::spawn(probe_loop(
+                    self.inner.prober.clone(),
+                    spec.clone(),
+                    generation,
+                    Duration::from_micros(phase),
+                    seed,
+                    self.results.clone(),
+                )))
+            });
+            let state = CheckState::new(spec.inverted);
+            next.insert(
+                spec.id.clone(),
+                Tracked {
+                    healthy: state.effective(spec.disabled),
+                    state,
+                    since: None,
+                    generation,
+                    _task: task,
+                    spec,
+                },
+            );
+        }
+        board.checks = next; // dropping the rest aborts their tasks
+        let (health, _) = effective(&mut board, SystemTime::now());
+        let health = Arc::new(health);
+        self.inner.health.store(health.clone());
+        health
+    }
+
+    /// Every check's status, by id.
+    pub fn status(&self) -> Vec<CheckStatus> {
+        let board = self.inner.board.lock().expect("board lock");
+        board
+            .checks
+            .values()
+            .map(|t| CheckStatus {
+                id: t.spec.id.clone(),
+                check_type: t.spec.type_name().into(),
+                target: t.spec.target(),
+                status: if t.healthy { "Healthy" } else { "Unhealthy" }.into(),
+                disabled: t.spec.disabled,
+                inverted: t.spec.inverted,
+                request_interval_secs: t.spec.interval.as_secs_f64(),
+                failure_threshold: t.spec.failure_threshold,
+                since: t.since.map(rfc3339),
+                observations: t
+                    .state
+                    .observations()
+                    .rev()
+                    .map(ObservationStatus::from)
+                    .collect(),
+                last_failure: t.state.last_failure().map(ObservationStatus::from),
+            })
+            .collect()
+    }
+}
+
+/// One check's status (GetHealthCheckStatus + GetHealthCheckLastFailureReason).
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq)]
+pub struct CheckStatus {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub check_type: String,
+    pub target: String,
+    /// Effective: Healthy | Unhealthy.
+    pub status: String,
+    pub disabled: bool,
+    pub inverted: bool,
+    pub request_interval_secs: f64,
+    pub failure_threshold: u8,
+    /// When the status last changed (absent: never, since the check started).
+    pub since: Option<String>,
+    /// Newest first.
+    pub observations: Vec<ObservationStatus>,
+    pub last_failure: Option<ObservationStatus>,
+}
+
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct ObservationStatus {
+    pub at: String,
+    /// Success | Failure (the probe's own result, before inversion).
+    pub result: String,
+    pub detail: String,
+}
+
+impl From<&Observation> for ObservationStatus {
+    fn from(o: &Observation) -> Self {
+        Self {
+            at: rfc3339(o.at),
+            result: if o.ok { "Success" } else { "Failure" }.into(),
+            detail: o.detail.clone(),
+        }
+    }
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+async fn probe_loop(
+    prober: Arc<dyn Prober>,
+    spec: CheckSpec,
+    generation: u64,
+    phase: Duration,
+    seed: u64,
+    results: mpsc::UnboundedSender<ProbeResult>,
+) {
+    let mut rng = SplitMix64(seed);
+    let mut due = Instant::now() + phase;
+    // Up to ±2.5% of the interval, around a fixed schedule (no drift).
+    let spread = (spec.interval.as_micros() as u64 / 20).max(1);
+    loop {
+        let jitter = rng.below(spread) as i64 - (spread / 2) as i64;
+        let at = if jitter >= 0 {
+            due + Duration::from_micros(jitter as u64)
+        } else {
+            due.checked_sub(Duration::from_micros(jitter.unsigned_abs()))
+                .unwrap_or(due)
+        };
+        tokio::time::sleep_until(at).await;
+        let outcome = prober.probe(&spec).await;
+        let sent = results.send(ProbeResult {
+            id: spec.id.clone(),
+            generation,
+            at: SystemTime::now(),
+            outcome,
+        });
+        if sent.is_err() {
+            return;
+        }
+        due += spec.interval;
+        let now = Instant::now();
+        if due < now {
+            due = now; // a probe slower than the interval: the next one starts at once
+        }
+    }
+}
+
+/// The owner: applies results in batches, publishes changes.
+async fn own(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<ProbeResult>, on_change: OnChange) {
+    while let Some(first) = rx.recv().await {
+        let changed = {
+            let mut board = inner.board.lock().expect("board lock");
+            let mut next = Some(first);
+            while let Some(result) = next {
+                record(&mut board, result);
+                next = rx.try_recv().ok();
+            }
+            let (health, changes) = effective(&mut board, SystemTime::now());
+            if changes.is_empty() {
+                false
+            } else {
+                inner.health.store(Arc::new(health));
+                true
+            }
+        };
+        if changed {
+            let hook = on_change.clone();
+            if let Err(e) = tokio::task::spawn_blocking(move || hook()).await {
+                tracing::error!("publishing a health change failed: {e}");
+            }
+        }
+    }
+}
+
+/// Feeds one probe result into its check's state machine.
+fn record(board: &mut Board, result: ProbeResult) {
+    let Some(t) = board.checks.get_mut(&result.id) else {
+        return;
+    };
+    if t.generation != result.generation {
+        return; // from before a reconfigure
+    }
+    let inverted = t.spec.inverted;
+    let observation = |ok: bool, detail: String| Observation {
+        at: result.at,
+        ok,
+        detail,
+    };
+    match result.outcome {
+        Outcome::Healthy(d) => {
+            t.state
+                .observe(observation(true, d), t.spec.failure_threshold, inverted);
+        }
+        Outcome::Unhealthy(d) => {
+            t.state
+                .observe(observation(false, d), t.spec.failure_threshold, inverted);
+        }
+        Outcome::NoData(d) => {
+            let rule = match &t.spec.kind {
+                CheckKind::Metric(m) => m.insufficient_data,
+                _ => InsufficientData::LastKnownStatus,
+            };
+            // The rule names the check's status, so it is fed in pre-inverted.
+            match rule {
+                InsufficientData::Healthy => t.state.observe(
+                    observation(!inverted, format!("{d} (counts as Healthy)")),
+                    t.spec.failure_threshold,
+                    inverted,
+                ),
+                InsufficientData::Unhealthy => t.state.observe(
+                    observation(inverted, format!("{d} (counts as Unhealthy)")),
+                    t.spec.failure_threshold,
+                    inverted,
+                ),
+                InsufficientData::LastKnownStatus => {
+                    let ok = t.state.healthy() != inverted;
+                    t.state.note(observation(
+                        ok,
+                        format!("{d} (keeps the last known status)"),
+                    ));
+                    None
+                }
+            };
+        }
+    }
+}
+
+/// Effective statuses of every check (calculated ones from their children), marking and
+/// logging the ones that changed since the last call.
+fn effective(board: &mut Board, now: SystemTime) -> (HealthState, Vec<String>) {
+    let mut statuses: HashMap<String, bool> = board
+        .checks
+        .values()
+        .filter(|t| !matches!(t.spec.kind, CheckKind::Calculated { .. }))
+        .map(|t| (t.spec.id.clone(), t.state.effective(t.spec.disabled)))
+        .collect();
+    let mut explain: HashMap<String, String> = HashMap::new();
+    for t in board.checks.values() {
+        if let CheckKind::Calculated {
+            children,
+            threshold,
+        } = &t.spec.kind
+        {
+            let child: Vec<bool> = children
+                .iter()
+                .map(|c| statuses.get(c).copied().unwrap_or(true))
+                .collect();
+            let healthy = t.spec.disabled || calculated(&child, *threshold, t.spec.inverted);
+            explain.insert(
+                t.spec.id.clone(),
+                format!(
+                    "{} of {} children healthy, threshold {threshold}",
+                    child.iter().filter(|h| **h).count(),
+                    child.len()
+                ),
+            );
+            statuses.insert(t.spec.id.clone(), healthy);
+        }
+    }
+    let mut changes = Vec::new();
+    for t in board.checks.values_mut() {
+        let healthy = statuses[&t.spec.id];
+        if healthy == t.healthy {
+            continue;
+        }
+        let why = explain.remove(&t.spec.id).unwrap_or_else(|| {
+            t.state
+                .observations()
+                .last()
+                .map_or_else(String::new, |o| o.detail.clone())
+        });
+        let word = |h: bool| if h { "Healthy" } else { "Unhealthy" };
+        tracing::info!(
+            "health check {} ({} {}): {} -> {}: {why}",
+            t.spec.id,
+            t.spec.type_name(),
+            t.spec.target(),
+            word(t.healthy),
+            word(healthy)
+        );
+        t.healthy = healthy;
+        t.since = Some(now);
+        changes.push(t.spec.id.clone());
+    }
+    (HealthState(statuses), changes)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::health::probe::BoxFuture;
+    use crate::health::spec::{self, HealthCheckConfig, MetricConfig};
+    use crate::policy::Health;
+
+    /// Answers each check with whatever the test last set; optionally slowly.
+    #[derive(Default)]
+    struct Scripted {
+        outcomes: Mutex<HashMap<String, Outcome>>,
+        delay: Mutex<Duration>,
+        probes: AtomicUsize,
+    }
+
+    impl Scripted {
+        fn set(&self, id: &str, outcome: Outcome) {
+            self.outcomes.lock().unwrap().insert(id.into(), outcome);
+        }
+    }
+
+    impl Prober for Scripted {
+        fn probe<'a>(&'a self, spec: &'a CheckSpec) -> BoxFuture<'a, Outcome> {
+            Box::pin(async move {
+                self.probes.fetch_add(1, Ordering::Relaxed);
+                let delay = *self.delay.lock().unwrap();
+                tokio::time::sleep(delay).await;
+                self.outcomes
+                    .lock()
+                    .unwrap()
+                    .get(&spec.id)
+                    .cloned()
+                    .unwrap_or_else(|| Outcome::Healthy("ok".into()))
+            })
+        }
+    }
+
+    fn http(id: &str, interval: u32, threshold: u8) -> (String, HealthCheckConfig) {
+        (
+            id.into(),
+            HealthCheckConfig {
+                check_type: "HTTP".into(),
+                ip_address: Some("192.0.2.1".parse().unwrap()),
+                request_interval: Some(interval),
+                failure_threshold: Some(threshold),
+                ..Default::default()
+            },
+        )
+    }
+
+    fn ok() -> Outcome {
+        Outcome::Healthy("Success: HTTP status code 200 (OK)".into())
+    }
+    fn down() -> Outcome {
+        Outcome::Unhealthy("Failure: connecting to 192.0.2.1:80: Connection refused".into())
+    }
+
+    struct Harness {
+        monitor: Monitor,
+        prober: Arc<Scripted>,
+        changes: Arc<AtomicUsize>,
+    }
+
+    fn start(configs: Vec<(String, HealthCheckConfig)>) -> Harness {
+        let prober = Arc::new(Scripted::default());
+        let changes = Arc::new(AtomicUsize::new(0));
+        let counter = changes.clone();
+        let monitor = Monitor::start(
+            spec::build(configs).unwrap(),
+            prober.clone(),
+            Arc::new(move || {
+                counter.fetch_add(1, Ordering::SeqCst);
+            }),
+            Some(7),
+        );
+        Harness {
+            monitor,
+            prober,
+            changes,
+        }
+    }
+
+    impl Harness {
+        fn healthy(&self, id: &str) -> bool {
+            self.monitor.health().is_healthy(id)
+        }
+    }
+
+    /// Lets virtual time pass in small steps so every due probe runs and its result lands.
+    async fn advance(d: Duration) {
+        let step = Duration::from_millis(50);
+        let mut left = d;
+        while !left.is_zero() {
+            let s = step.min(left);
+            tokio::time::sleep(s).await;
+            left -= s;
+        }
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn threshold_consecutive_failures_flip_and_recover_within_bound() {
+        let h = start(vec![http("web", 1, 2)]);
+        assert!(h.healthy("web"), "a new check is healthy");
+        advance(Duration::from_secs(3)).await;
+        assert!(h.healthy("web"));
+        assert_eq!(h.changes.load(Ordering::SeqCst), 0);
+
+        h.prober.set("web", down());
+        let t0 = Instant::now();
+        while h.healthy("web") {
+            advance(Duration::from_millis(100)).await;
+        }
+        let took = t0.elapsed();
+        // Two failed probes, one interval apart: within interval x threshold (+ jitter).
+        assert!(took <= Duration::from_millis(2100), "{took:?}");
+        assert!(
+            took >= Duration::from_millis(900),
+            "needs two results: {took:?}"
+        );
+        assert_eq!(
+            h.changes.load(Ordering::SeqCst),
+            1,
+            "one publication per change"
+        );
+
+        h.prober.set("web", ok());
+        let t0 = Instant::now();
+        while !h.healthy("web") {
+            advance(Duration::from_millis(100)).await;
+        }
+        assert!(t0.elapsed() <= Duration::from_millis(2100));
+        assert_eq!(h.changes.load(Ordering::SeqCst), 2);
+        let status = &h.monitor.status()[0];
+        assert_eq!(status.status, "Healthy");
+        assert!(status.since.is_some());
+        assert_eq!(
+            status.last_failure.as_ref().unwrap().detail,
+            "Failure: connecting to 192.0.2.1:80: Connection refused"
+        );
+        assert_eq!(status.observations[0].result, "Success", "newest first");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_single_failure_below_the_threshold_changes_nothing() {
+        let h = start(vec![http("web", 1, 3)]);
+        advance(Duration::from_millis(1500)).await;
+        h.prober.set("web", down());
+        advance(Duration::from_secs(2)).await;
+        h.prober.set("web", ok());
+        advance(Duration::from_secs(5)).await;
+        assert!(h.healthy("web"));
+        assert_eq!(h.changes.load(Ordering::SeqCst), 0);
+        assert!(h.monitor.status()[0].last_failure.is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn inverted_and_disabled() {
+        let mut inverted = http("inv", 1, 1);
+        inverted.1.inverted = true;
+        let mut disabled = http("off", 1, 1);
+        disabled.1.disabled = true;
+        let h = start(vec![inverted, disabled]);
+        assert!(!h.healthy("inv"), "a new inverted check starts unhealthy");
+        assert!(h.healthy("off"));
+        h.prober.set("off", down());
+        h.prober.set("inv", down());
+        advance(Duration::from_secs(3)).await;
+        assert!(
+            h.healthy("inv"),
+            "a failing endpoint makes an inverted check healthy"
+        );
+        assert!(h.healthy("off"), "disabled is always healthy");
+        let probes = h.prober.probes.load(Ordering::Relaxed);
+        assert!(
+            (2..=4).contains(&probes),
+            "a disabled check is not probed: {probes}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn calculated_follows_its_children() {
+        let calc = (
+            "calc".to_string(),
+            HealthCheckConfig {
+                check_type: "CALCULATED".into(),
+                child_health_checks: vec!["a".into(), "b".into(), "c".into()],
+                health_threshold: Some(2),
+                ..Default::default()
+            },
+        );
+        let mut c = http("c", 1, 1);
+        c.1.disabled = true;
+        let h = start(vec![http("a", 1, 1), http("b", 1, 1), c, calc]);
+        assert!(h.healthy("calc"));
+        h.prober.set("a", down());
+        h.prober.set("c", down());
+        advance(Duration::from_secs(2)).await;
+        assert!(!h.healthy("a"));
+        assert!(h.healthy("calc"), "b and the disabled c count: 2 of 3");
+        h.prober.set("b", down());
+        advance(Duration::from_secs(2)).await;
+        assert!(!h.healthy("calc"), "1 of 3 < 2");
+        h.prober.set("b", ok());
+        advance(Duration::from_secs(2)).await;
+        assert!(h.healthy("calc"));
+    }
+
+    fn metric(id: &str, rule: &str) -> (String, HealthCheckConfig) {
+        (
+            id.into(),
+            HealthCheckConfig {
+                check_type: "METRIC".into(),
+                request_interval: Some(1),
+                insufficient_data: Some(rule.into()),
+                metric: Some(MetricConfig {
+                    prometheus_url: "http://127.0.0.1:9".into(),
+                    alert: Some("Down".into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn insufficient_data_rules() {
+        let h = start(vec![
+            metric("last", "LastKnownStatus"),
+            metric("good", "Healthy"),
+            metric("bad", "Unhealthy"),
+        ]);
+        let no_data = Outcome::NoData("Insufficient data: no samples".into());
+        for id in ["last", "good", "bad"] {
+            h.prober.set(
+                id,
+                Outcome::Unhealthy("Failure: alert Down is firing".into()),
+            );
+        }
+        advance(Duration::from_secs(2)).await;
+        assert!(!h.healthy("last") && !h.healthy("good") && !h.healthy("bad"));
+        for id in ["last", "good", "bad"] {
+            h.prober.set(id, no_data.clone());
+        }
+        advance(Duration::from_secs(2)).await;
+        assert!(!h.healthy("last"), "keeps the last known status");
+        assert!(h.healthy("good"));
+        assert!(!h.healthy("bad"));
+        h.prober.set("last", ok());
+        advance(Duration::from_secs(2)).await;
+        assert!(h.healthy("last"));
+        h.prober.set("last", no_data);
+        advance(Duration::from_secs(2)).await;
+        assert!(h.healthy("last"), "keeps healthy too");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_probe_slower_than_the_interval_does_not_pile_up() {
+        let h = start(vec![http("web", 1, 1)]);
+        *h.prober.delay.lock().unwrap() = Duration::from_secs(3);
+        advance(Duration::from_secs(10)).await;
+        let probes = h.prober.probes.load(Ordering::Relaxed);
+        assert!((3..=5).contains(&probes), "one probe at a time: {probes}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reconfigure_keeps_unchanged_checks_and_restarts_changed_ones() {
+        let h = start(vec![
+            http("keep", 1, 1),
+            http("change", 1, 1),
+            http("drop", 1, 1),
+        ]);
+        for id in ["keep", "change", "drop"] {
+            h.prober.set(id, down());
+        }
+        advance(Duration::from_secs(2)).await;
+        assert!(!h.healthy("keep") && !h.healthy("change"));
+        let health = h
+            .monitor
+            .reconfigure(spec::build(vec![http("keep", 1, 1), http("change", 1, 2)]).unwrap());
+        assert!(!health.is_healthy("keep"), "state kept");
+        assert!(
+            health.is_healthy("change"),
+            "a changed check starts over, healthy"
+        );
+        assert!(!health.0.contains_key("drop"));
+        assert_eq!(h.monitor.status().len(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn checks_are_spread_over_the_interval() {
+        let configs: Vec<_> = (0..200).map(|i| http(&format!("c{i}"), 10, 3)).collect();
+        let h = start(configs);
+        // After a tenth of the interval, about a tenth of the checks have probed once.
+        advance(Duration::from_secs(1)).await;
+        let probes = h.prober.probes.load(Ordering::Relaxed);
+        assert!(
+            (5..=45).contains(&probes),
+            "{probes} of 200 in the first second"
+        );
+        advance(Duration::from_secs(9)).await;
+        let probes = h.prober.probes.load(Ordering::Relaxed);
+        assert!(
+            (190..=210).contains(&probes),
+            "{probes}: each once per interval"
+        );
+    }
+}
