@@ -108,6 +108,7 @@ struct RawHeader {
 /// short to carry a header.
 pub fn respond(
     catalog: &Catalog,
+    health: &HealthState,
     options: &AnswerOptions,
     query: &[u8],
     transport: Transport,
@@ -128,7 +129,7 @@ pub fn respond(
         Ok(m) => m,
         Err(_) => return encode(&error_response(&raw, opcode, ResponseCode::FormErr)),
     };
-    let response = answer_message(catalog, options, &raw, &request, client);
+    let response = answer_message(catalog, health, options, &raw, &request, client);
     let bytes = encode(&response)?;
     let limit = match (transport, &request.edns) {
         (Transport::Tcp, _) => usize::from(u16::MAX),
@@ -159,6 +160,7 @@ fn error_response(raw: &RawHeader, opcode: OpCode, rcode: ResponseCode) -> Messa
 
 fn answer_message(
     catalog: &Catalog,
+    health: &HealthState,
     options: &AnswerOptions,
     raw: &RawHeader,
     request: &Message,
@@ -219,7 +221,10 @@ fn answer_message(
         zone,
         question,
         client,
-        &catalog.locations,
+        &Inputs {
+            locations: &catalog.locations,
+            health,
+        },
         &mut scope,
         &mut response,
     );
@@ -250,7 +255,7 @@ fn resolve_in_zone(
     zone: &Zone,
     question: &Query,
     client: (IpAddr, u8),
-    locations: &Locations,
+    inputs: &Inputs<'_>,
     scope: &mut u8,
     response: &mut Message,
 ) {
@@ -281,7 +286,7 @@ fn resolve_in_zone(
             },
         };
         if let Some(group) = zone.policy_group(&source, qtype) {
-            let records = route(zone, group, qtype, client, locations, scope);
+            let records = route(zone, group, qtype, client, inputs, scope);
             if records.is_empty() {
                 // E.g. geolocation without a match and no default: NOERROR, no answer.
                 return negative(zone, response, ResponseCode::NoError);
@@ -312,7 +317,7 @@ fn resolve_in_zone(
         }
         let target = if let Some(group) = zone.policy_group(&source, RecordType::CNAME) {
             // A policy-routed CNAME: the engine picks it, then it is followed like any CNAME.
-            let records = route(zone, group, RecordType::CNAME, client, locations, scope);
+            let records = route(zone, group, RecordType::CNAME, client, inputs, scope);
             response.answers.extend(
                 records
                     .iter()
@@ -349,22 +354,27 @@ thread_local! {
     }));
 }
 
+/// What the routing policies consult besides the zone.
+struct Inputs<'a> {
+    locations: &'a Locations,
+    health: &'a HealthState,
+}
+
 /// Runs the routing-policy engine for one group; widens `scope` to what the answer used.
 fn route(
     zone: &Zone,
     group: &[policy::RecordSet],
     rtype: RecordType,
     client: (IpAddr, u8),
-    locations: &Locations,
+    inputs: &Inputs<'_>,
     scope: &mut u8,
 ) -> Vec<(u32, RData)> {
-    let located = locations.locate(client.0, client.1);
+    let located = inputs.locations.locate(client.0, client.1);
     let ctx = Context {
-        // No probes run yet (issue 5): every check is new, so healthy.
-        health: &HealthState::default(),
+        health: inputs.health,
         client: &located,
-        latency: locations,
-        cidr: &locations.cidr,
+        latency: inputs.locations,
+        cidr: &inputs.locations.cidr,
         groups: zone,
     };
     let answer = RANDOM.with(|rng| policy::answer(group, rtype, &ctx, &mut *rng.borrow_mut()));
@@ -494,6 +504,7 @@ mod tests {
     fn respond_udp(query: &[u8]) -> Option<Vec<u8>> {
         respond(
             &catalog(),
+            &HealthState::default(),
             &AnswerOptions::default(),
             query,
             Transport::Udp,

@@ -3,21 +3,24 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use tokio::sync::Semaphore;
 
-use arc_swap::ArcSwap;
 use hickory_proto::rr::LowerName;
 
 use crate::answer::{AnswerOptions, Catalog};
 use crate::compile::compile;
 use crate::config::{Overrides, Settings, resolve};
+use crate::health::HealthState;
+use crate::health::monitor::{CheckStatus, Monitor};
+use crate::health::probe::NetProber;
 use crate::maps::MapWriter;
 use crate::metrics::{MetricsSource, XdpCounters};
+use crate::publish::Published;
 use crate::server::{ServerStats, Shared};
 use crate::xdp::{self, AttachMode, LoadOptions};
 
@@ -48,6 +51,11 @@ enum Command {
         #[command(flatten)]
         config: ConfigArgs,
     },
+    /// Health checks of a running server.
+    Health {
+        #[command(subcommand)]
+        command: HealthCommand,
+    },
     /// Make a running `dns-user serve --pid-file PATH` reload its config and zones (SIGHUP).
     Reload {
         /// The pid file the server was started with.
@@ -65,7 +73,24 @@ enum Command {
     },
 }
 
-#[derive(Args, Debug)]
+#[derive(Subcommand, Debug)]
+enum HealthCommand {
+    /// Every check's status, last failure and recent observations (GetHealthCheckStatus),
+    /// from the server's metrics endpoint.
+    Status {
+        /// The running server's metrics address (`--metrics` / `[metrics] listen`).
+        #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:9153")]
+        api: SocketAddr,
+        /// Print the JSON as served.
+        #[arg(long)]
+        json: bool,
+        /// Observations shown per check.
+        #[arg(long, default_value_t = 5)]
+        observations: usize,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
 struct ConfigArgs {
     /// TOML config file; without it the embedded default config is used.
     #[arg(long)]
@@ -94,6 +119,10 @@ struct ConfigArgs {
     /// Prometheus endpoint address (serves /metrics).
     #[arg(long, value_name = "ADDR:PORT")]
     metrics: Option<SocketAddr>,
+    /// Health checks: a JSON list of `{"Id": .., "HealthCheckConfig": {..}}` in Route 53's
+    /// shape (repeatable; added to the config's `[health_check.ID]` tables).
+    #[arg(long = "health-checks", value_name = "PATH")]
+    health_checks: Vec<PathBuf>,
     /// Write the server's PID here (for `dns-user reload`); removed on exit.
     #[arg(long, value_name = "PATH")]
     pid_file: Option<PathBuf>,
@@ -120,6 +149,7 @@ impl ConfigArgs {
             max_entries: self.max_entries,
             edns_udp_size: self.edns_udp_size,
             metrics: self.metrics,
+            health_check_files: self.health_checks.clone(),
         };
         Ok(resolve(self.config.as_deref(), &overrides)?)
     }
@@ -145,6 +175,14 @@ pub fn main() -> ExitCode {
             config,
         } => export(&origin, output.as_deref(), &config),
         Command::Reload { pid_file } => reload_signal(&pid_file),
+        Command::Health {
+            command:
+                HealthCommand::Status {
+                    api,
+                    json,
+                    observations,
+                },
+        } => health_status(api, json, observations),
         Command::XdpPass { iface, xdp_mode } => xdp_pass(&iface, xdp_mode),
     };
     match result {
@@ -159,7 +197,15 @@ pub fn main() -> ExitCode {
 fn check_config(args: &ConfigArgs) -> anyhow::Result<()> {
     let settings = args.settings()?;
     let catalog = crate::load_catalog_for(&settings)?;
-    let (table, report) = compile(&catalog);
+    // Compiled as at start: every check healthy until it has data (inverted ones unhealthy).
+    let health = HealthState(
+        settings
+            .health_checks
+            .iter()
+            .map(|c| (c.id.clone(), c.disabled || !c.inverted))
+            .collect(),
+    );
+    let (table, report) = compile(&catalog, &health);
     if settings.xdp_enabled() && table.len() > settings.max_entries as usize {
         anyhow::bail!(
             "{} XDP answer entries exceed xdp.max_entries = {}",
@@ -168,8 +214,9 @@ fn check_config(args: &ConfigArgs) -> anyhow::Result<()> {
         );
     }
     println!(
-        "ok: {} zone(s), {} XDP answer entries ({} RRsets too large for XDP), listen {:?}, xdp {} on {:?}",
+        "ok: {} zone(s), {} health check(s), {} XDP answer entries ({} RRsets too large for XDP), listen {:?}, xdp {} on {:?}",
         settings.zones.len(),
+        settings.health_checks.len(),
         report.entries,
         report.too_large,
         settings.listen,
@@ -207,28 +254,46 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn serve(args: &ConfigArgs) -> anyhow::Result<()> {
     let settings = args.settings()?;
-    let catalog = Arc::new(ArcSwap::from_pointee(crate::load_catalog_for(&settings)?));
+    let catalog = crate::load_catalog_for(&settings)?;
     runtime()?.block_on(async move {
         // Bind first: an address in use is reported before anything is attached.
         let listeners = crate::server::bind(&settings.listen, settings.udp_workers)?;
-        let mut fast_path = None;
+
+        // Health checks start now; until the publisher exists their changes only accumulate
+        // in the monitor, and the publisher starts from the monitor's latest state.
+        let publisher: Arc<OnceLock<Arc<Published>>> = Arc::new(OnceLock::new());
+        let hook = publisher.clone();
+        let monitor = Arc::new(Monitor::start(
+            settings.health_checks.clone(),
+            Arc::new(NetProber::new()),
+            Arc::new(move |latest: &dyn Fn() -> Arc<HealthState>| {
+                if let Some(p) = hook.get() {
+                    p.health(latest);
+                }
+            }),
+            None,
+        ));
+        if !settings.health_checks.is_empty() {
+            tracing::info!("{} health check(s) running", settings.health_checks.len());
+        }
+
+        let mut ebpf = None;
+        let mut writer = None;
         let mut counters = None;
+        let health = monitor.health();
         if settings.xdp_enabled() {
-            let mut ebpf = xdp::load(&LoadOptions {
+            let mut loaded = xdp::load(&LoadOptions {
                 port: settings.port(),
                 edns_udp_size: settings.edns_udp_size,
                 max_entries: settings.max_entries,
                 grow_at_head: false,
             })?;
-            let mut writer = MapWriter::new(&mut ebpf, settings.max_entries)?;
-            // The table is only needed until the maps hold it (it is large for big zones).
-            let (table, report) = compile(&catalog.load());
-            writer.install(&table)?;
-            drop(table);
-            writer.set_enabled(true)?;
-            counters = Some(Mutex::new(XdpCounters::take(&mut ebpf)?));
+            let mut w = MapWriter::new(&mut loaded, settings.max_entries)?;
+            let report = Published::install_initial(&mut w, &catalog, &health)?;
+            w.set_enabled(true)?;
+            counters = Some(Mutex::new(XdpCounters::take(&mut loaded)?));
             for iface in &settings.interfaces {
-                xdp::attach(&mut ebpf, iface, settings.mode)?;
+                xdp::attach(&mut loaded, iface, settings.mode)?;
                 tracing::info!(
                     "XDP attached to {iface} in {} mode (UDP port {}, {} answer entries, {} RRsets left to userspace as too large)",
                     settings.mode.name(),
@@ -237,14 +302,19 @@ fn serve(args: &ConfigArgs) -> anyhow::Result<()> {
                     report.too_large
                 );
             }
-            fast_path = Some((ebpf, writer));
+            ebpf = Some(loaded);
+            writer = Some(w);
         } else {
             tracing::info!("XDP off: the userspace server answers every query");
         }
+        let published = Arc::new(Published::new(catalog, health, writer));
+        let _ = publisher.set(published.clone());
+        // A change that landed between the first read and now is published here.
+        published.health(&|| monitor.health());
 
         let stats = Arc::new(ServerStats::default());
         let shared = Arc::new(Shared {
-            catalog: catalog.clone(),
+            published: published.clone(),
             options: AnswerOptions {
                 edns_udp_size: settings.edns_udp_size,
             },
@@ -261,9 +331,10 @@ fn serve(args: &ConfigArgs) -> anyhow::Result<()> {
             let source = Arc::new(MetricsSource {
                 xdp: counters,
                 server: stats,
+                health: Some(monitor.clone()),
             });
             tasks.spawn(crate::metrics::serve(addr, source));
-            tracing::info!("metrics on http://{addr}/metrics");
+            tracing::info!("metrics on http://{addr}/metrics, health checks on http://{addr}/health-checks");
         }
         let _pid_file = args.pid_file.as_deref().map(PidFile::create).transpose()?;
         tracing::info!(
@@ -280,15 +351,21 @@ fn serve(args: &ConfigArgs) -> anyhow::Result<()> {
                 _ = tokio::signal::ctrl_c() => break Ok(()),
                 _ = sigterm.recv() => break Ok(()),
                 _ = sighup.recv() => {
-                    let writer = fast_path.as_mut().map(|(_, w)| w);
-                    reload(args, &settings, &catalog, writer);
+                    let (published, monitor) = (published.clone(), monitor.clone());
+                    let running = settings.clone();
+                    let args = args.clone();
+                    // Map writes wait for RCU grace periods: off the async workers.
+                    let _ = tokio::task::spawn_blocking(move || {
+                        reload(&args, &running, &published, &monitor)
+                    })
+                    .await;
                 }
                 Some(done) = tasks.join_next() => break done.context("server task")?,
             }
         };
         // Orderly shutdown: the fast path goes transparent first, then the links are dropped.
-        if let Some((ebpf, mut writer)) = fast_path {
-            if let Err(e) = writer.set_enabled(false) {
+        if let Some(ebpf) = ebpf {
+            if let Err(e) = published.set_fast_path(false) {
                 tracing::warn!("turning the fast path off: {e}");
             }
             drop(ebpf);
@@ -298,15 +375,11 @@ fn serve(args: &ConfigArgs) -> anyhow::Result<()> {
     })
 }
 
-/// Reloads config and zones (SIGHUP). A zone that fails keeps its last good version; the new
-/// catalog is installed into the XDP maps first and served by userspace only once that worked,
-/// so a change that cannot be applied changes nothing.
-fn reload(
-    args: &ConfigArgs,
-    running: &Settings,
-    catalog: &ArcSwap<Catalog>,
-    writer: Option<&mut MapWriter>,
-) {
+/// Reloads config, zones and health checks (SIGHUP). A zone that fails keeps its last good
+/// version; invalid health checks reject the whole reload. The new catalog goes into the XDP
+/// maps first and is served by userspace only once that worked, so a change that cannot be
+/// applied changes nothing.
+fn reload(args: &ConfigArgs, running: &Settings, published: &Published, monitor: &Monitor) {
     let settings = match args.settings() {
         Ok(s) => s,
         Err(e) => {
@@ -319,16 +392,29 @@ fn reload(
         || settings.mode != running.mode
         || settings.edns_udp_size != running.edns_udp_size
         || settings.max_entries != running.max_entries
+        || settings.metrics != running.metrics
     {
-        tracing::warn!("reload: listen, xdp and edns settings take effect on restart only");
+        tracing::warn!(
+            "reload: listen, xdp, edns and metrics settings take effect on restart only"
+        );
     }
-    let current = catalog.load();
+    let current = published.catalog.load();
     let mut zones = Vec::new();
     for spec in &settings.zones {
-        match crate::load_zone(spec, &settings.regions) {
+        match crate::load_zone_for(spec, &settings) {
             Ok(zone) => zones.push(zone),
             Err(e) => {
                 let old = current.zone(&LowerName::new(&spec.origin));
+                // The old version may name checks this config no longer has.
+                let old = old.filter(|z| {
+                    z.policy_groups().all(|(_, _, sets)| {
+                        sets.iter().all(|s| {
+                            s.health_check
+                                .as_ref()
+                                .is_none_or(|id| settings.health_checks.iter().any(|c| &c.id == id))
+                        })
+                    })
+                });
                 tracing::error!(
                     "reload: zone {} failed ({e}); {}",
                     spec.origin,
@@ -343,17 +429,77 @@ fn reload(
         }
     }
     let next = Catalog::new(zones).with_locations(settings.locations.clone());
-    // The XDP answer table is compiled only if there are maps to install it into.
-    if let Some(writer) = writer {
-        let (table, report) = compile(&next);
-        if let Err(e) = writer.install(&table) {
-            tracing::error!("reload: XDP maps not updated ({e}); still serving the old zones");
-            return;
+    // Published with the health the new checks will have; the monitor switches to them only
+    // once that worked, then any difference (a probe that landed meanwhile) follows.
+    let preview = Arc::new(monitor.preview(&settings.health_checks));
+    match published.catalog(next, || preview) {
+        Ok(report) => {
+            monitor.reconfigure(settings.health_checks.clone());
+            published.health(&|| monitor.health());
+            if let Some(report) = report {
+                tracing::info!("reload: {} XDP answer entries installed", report.entries);
+            }
+            tracing::info!(
+                "reloaded: {} zone(s), {} health check(s)",
+                settings.zones.len(),
+                settings.health_checks.len()
+            );
         }
-        tracing::info!("reload: {} XDP answer entries installed", report.entries);
+        Err(e) => {
+            tracing::error!("reload: XDP maps not updated ({e}); still serving the old zones");
+        }
     }
-    catalog.store(Arc::new(next));
-    tracing::info!("reloaded: {} zone(s)", settings.zones.len());
+}
+
+/// Prints `dns-user health status`.
+fn health_status(api: SocketAddr, json: bool, observations: usize) -> anyhow::Result<()> {
+    let body = runtime()?
+        .block_on(crate::health::probe::http_get(
+            api,
+            "/health-checks",
+            Duration::from_secs(5),
+        ))
+        .map_err(|e| anyhow::anyhow!("asking {api} for health checks: {e}"))?;
+    if json {
+        println!("{}", String::from_utf8_lossy(&body));
+        return Ok(());
+    }
+    let checks: Vec<CheckStatus> = serde_json::from_slice(&body)
+        .context("the server's /health-checks is not a status list")?;
+    if checks.is_empty() {
+        println!("no health checks");
+        return Ok(());
+    }
+    for c in checks {
+        let mut flags = Vec::new();
+        if c.disabled {
+            flags.push("disabled");
+        }
+        if c.inverted {
+            flags.push("inverted");
+        }
+        let flags = if flags.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", flags.join(", "))
+        };
+        println!(
+            "{} {} {}{flags} since {}: {}",
+            c.id,
+            c.check_type,
+            c.status,
+            c.since.as_deref().unwrap_or("start"),
+            c.target
+        );
+        match &c.last_failure {
+            Some(f) => println!("  last failure {}: {}", f.at, f.detail),
+            None => println!("  last failure: none"),
+        }
+        for o in c.observations.iter().take(observations) {
+            println!("  {} {}", o.at, o.detail);
+        }
+    }
+    Ok(())
 }
 
 /// A pid file that is removed when dropped.

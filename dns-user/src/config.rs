@@ -47,6 +47,9 @@ pub struct ConfigFile {
     pub zones: Vec<ZoneSection>,
     #[serde(default)]
     pub location: LocationSection,
+    /// `[health_check.ID]`: Route 53 HealthCheckConfig fields in snake_case.
+    #[serde(default, rename = "health_check")]
+    pub health_checks: std::collections::BTreeMap<String, crate::health::spec::HealthCheckConfig>,
 }
 
 /// Location data for latency, geolocation, geoproximity and IP-based routing, by client prefix.
@@ -459,6 +462,8 @@ pub struct Overrides {
     pub max_entries: Option<u32>,
     pub edns_udp_size: Option<u16>,
     pub metrics: Option<SocketAddr>,
+    /// `--health-checks PATH`: JSON lists of Route 53 health checks.
+    pub health_check_files: Vec<PathBuf>,
 }
 
 /// Validated settings the daemon runs with.
@@ -479,6 +484,8 @@ pub struct Settings {
     pub locations: Locations,
     /// Named regions' coordinates, for geoproximity by region in change batches.
     pub regions: crate::Regions,
+    /// Health checks (config tables, then `--health-checks` files), validated together.
+    pub health_checks: Vec<crate::health::spec::CheckSpec>,
 }
 
 impl Settings {
@@ -569,6 +576,17 @@ pub fn resolve(path: Option<&Path>, overrides: &Overrides) -> Result<Settings, C
         zone.route53.push(file.clone());
     }
 
+    let mut checks: Vec<(String, crate::health::spec::HealthCheckConfig)> =
+        file.health_checks.into_iter().collect();
+    for path in &overrides.health_check_files {
+        checks.extend(
+            crate::health::spec::read_json(path)
+                .map_err(|e| ConfigError::Invalid(e.to_string()))?,
+        );
+    }
+    let health_checks =
+        crate::health::spec::build(checks).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+
     let settings = Settings {
         listen: if overrides.listen.is_empty() {
             file.server.listen
@@ -593,6 +611,7 @@ pub fn resolve(path: Option<&Path>, overrides: &Overrides) -> Result<Settings, C
         zones,
         locations: file.location.build(&base_dir)?,
         regions: file.location.regions.clone(),
+        health_checks,
     };
     validate(&settings)?;
     Ok(settings)

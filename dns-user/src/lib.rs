@@ -18,6 +18,7 @@ pub mod location;
 pub mod maps;
 pub mod metrics;
 pub mod policy;
+pub mod publish;
 pub mod route53;
 pub mod server;
 pub mod xdp;
@@ -38,9 +39,45 @@ pub fn load_catalog_for(settings: &config::Settings) -> Result<answer::Catalog, 
     let zones = settings
         .zones
         .iter()
-        .map(|spec| load_zone(spec, &settings.regions))
+        .map(|spec| load_zone_for(spec, settings))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(answer::Catalog::new(zones).with_locations(settings.locations.clone()))
+}
+
+/// Loads one zone of `settings` ([`load_zone`]) and checks that every HealthCheckId its record
+/// sets name is one of the settings' health checks (Route 53: NoSuchHealthCheck).
+pub fn load_zone_for(spec: &ZoneSpec, settings: &config::Settings) -> Result<Zone, ZoneError> {
+    let zone = load_zone(spec, &settings.regions)?;
+    let known: std::collections::HashSet<&str> = settings
+        .health_checks
+        .iter()
+        .map(|c| c.id.as_str())
+        .collect();
+    let known = &known;
+    let mut unknown: Vec<String> = zone
+        .policy_groups()
+        .flat_map(|(name, rtype, sets)| {
+            sets.iter().filter_map(move |s| {
+                let id = s.health_check.as_deref()?;
+                (!known.contains(id))
+                    .then(|| format!("{name} {rtype}: HealthCheckId {id} is not defined"))
+            })
+        })
+        .collect();
+    if unknown.is_empty() {
+        return Ok(zone);
+    }
+    unknown.sort();
+    let place = spec
+        .route53
+        .first()
+        .filter(|_| spec.records.is_empty())
+        .map_or_else(|| Place::whole(&spec.config), |p| Place::whole(p));
+    Err(place.error(format!(
+        "zone {}: unknown health checks:\n  {}",
+        spec.origin,
+        unknown.join("\n  ")
+    )))
 }
 
 /// A `[[zone.record]]`'s parsed target, before its routing policy decides where it goes.
@@ -215,7 +252,7 @@ pub fn load_zone(spec: &ZoneSpec, regions: &Regions) -> Result<Zone, ZoneError> 
 
 #[cfg(test)]
 mod tests {
-    use hickory_proto::rr::{LowerName, Name, RecordType};
+    use hickory_proto::rr::{LowerName, Name, RData, RecordType};
 
     use crate::config::{Overrides, resolve};
 
@@ -268,6 +305,7 @@ alias = { target = "www", evaluate_target_health = true }
     );
 
     const POLICIES: &str = concat!(
+        "[health_check.hc-primary]\ntype = \"TCP\"\nip_address = \"192.0.2.10\"\nport = 80\n\n",
         zone_head!(),
         r#"[[zone.record]]
 name = "w"
@@ -324,11 +362,29 @@ alias = { target = "w" }
         name: &str,
         qtype: RecordType,
     ) -> hickory_proto::op::Message {
+        ask_as(catalog, &crate::health::HealthState::default(), name, qtype)
+    }
+
+    fn ask_with(
+        catalog: &crate::answer::Catalog,
+        health: &crate::health::HealthState,
+        name: &str,
+    ) -> hickory_proto::op::Message {
+        ask_as(catalog, health, name, RecordType::A)
+    }
+
+    fn ask_as(
+        catalog: &crate::answer::Catalog,
+        health: &crate::health::HealthState,
+        name: &str,
+        qtype: RecordType,
+    ) -> hickory_proto::op::Message {
         use crate::answer::{AnswerOptions, Transport, build_query, respond};
         let q = build_query(1, &Name::from_ascii(name).unwrap(), qtype, None);
         let client = std::net::IpAddr::V4(std::net::Ipv4Addr::new(198, 51, 100, 1));
         let r = respond(
             catalog,
+            health,
             &AnswerOptions::default(),
             &q,
             Transport::Udp,
@@ -475,6 +531,7 @@ values = ["192.0.2.7"]
         let options = crate::answer::AnswerOptions::default();
         let r = crate::answer::respond(
             catalog,
+            &crate::health::HealthState::default(),
             &options,
             &m.to_vec().unwrap(),
             crate::answer::Transport::Udp,
@@ -544,6 +601,7 @@ values = ["192.0.2.7"]
             let local = std::net::Ipv4Addr::LOCALHOST.into();
             let r = crate::answer::respond(
                 &catalog,
+                &crate::health::HealthState::default(),
                 &Default::default(),
                 &m.to_vec().unwrap(),
                 crate::answer::Transport::Udp,
@@ -699,9 +757,23 @@ values = ["192.0.2.7"]
             env!("CARGO_MANIFEST_DIR"),
             "/../examples/route53-batch.json"
         );
+        let checks = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../examples/route53-health-checks.json"
+        );
         let overrides = Overrides {
             route53_files: vec![("example.org.".into(), batch.into())],
             ..Default::default()
+        };
+        let err = super::load_catalog_for(&resolve(None, &overrides).unwrap()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("api.example.org. A: HealthCheckId api-primary is not defined"),
+            "{err}"
+        );
+        let overrides = Overrides {
+            health_check_files: vec![checks.into()],
+            ..overrides
         };
         let settings = resolve(None, &overrides).unwrap();
         let catalog = super::load_catalog_for(&settings).unwrap();
@@ -739,12 +811,36 @@ values = ["192.0.2.7"]
     }
 
     #[test]
-    fn policy_routed_names_stay_out_of_the_xdp_maps() {
+    fn failover_names_compile_with_the_health_state_and_random_or_located_ones_stay_out() {
+        use crate::compile::{compile, key, policy_changes, render_records};
+        use crate::health::HealthState;
         let catalog = config(POLICIES).unwrap();
-        let (table, _) = crate::compile::compile(&catalog);
+        let f = key(
+            &LowerName::new(&Name::from_ascii("f.example.net.").unwrap()),
+            RecordType::A,
+        );
+        let entry = |ip: &str| {
+            let rdata = RData::A(ip.parse().unwrap());
+            render_records(RecordType::A, [(30, &rdata)].into_iter()).unwrap()
+        };
+        let (table, _) = compile(&catalog, &HealthState::default());
+        assert_eq!(table.get(&f), Some(&entry("192.0.2.10")), "primary healthy");
+        let down = HealthState([("hc-primary".to_string(), false)].into());
+        let (upserts, deletes) = policy_changes(&catalog, &down, &table);
+        assert_eq!(upserts, vec![(f, entry("192.0.2.11"))], "only f changes");
+        assert!(deletes.is_empty());
+        let (after, _) = compile(&catalog, &down);
+        assert_eq!(after.get(&f), Some(&entry("192.0.2.11")));
+        let (upserts, _) = policy_changes(&catalog, &down, &after);
+        assert!(upserts.is_empty(), "nothing left to change");
+        // The userspace answer agrees.
+        assert_eq!(
+            address(&ask_with(&catalog, &down, "f.example.net.")),
+            "192.0.2.11"
+        );
         for name in [
             "w.example.net.",
-            "f.example.net.",
+            "g.example.net.",
             "example.net.",
             "c.example.net.",
         ] {

@@ -11,6 +11,7 @@ use aya::Ebpf;
 use aya::maps::{MapData, PerCpuArray};
 use dns_common::{COUNTERS_MAP, Counter};
 
+use crate::health::monitor::Monitor;
 use crate::server::ServerStats;
 
 /// Reads the XDP program's counters.
@@ -49,6 +50,8 @@ impl XdpCounters {
 pub struct MetricsSource {
     pub xdp: Option<Mutex<XdpCounters>>,
     pub server: Arc<ServerStats>,
+    /// Health checks, also served as JSON at `/health-checks`.
+    pub health: Option<Arc<Monitor>>,
 }
 
 /// Renders the Prometheus text format.
@@ -86,21 +89,57 @@ pub fn render(source: &MetricsSource) -> String {
         "dns_userspace_dropped_total {}",
         source.server.dropped()
     );
+    if let Some(monitor) = &source.health {
+        out.push_str(
+            "# HELP dns_health_check_healthy Effective status of each health check (1 healthy).\n",
+        );
+        out.push_str("# TYPE dns_health_check_healthy gauge\n");
+        for check in monitor.status() {
+            let _ = writeln!(
+                out,
+                "dns_health_check_healthy{{id=\"{}\",type=\"{}\"}} {}",
+                escape(&check.id),
+                check.check_type,
+                u8::from(check.status == "Healthy")
+            );
+        }
+    }
     out
 }
 
-/// Serves `/metrics` on `addr` until the task is dropped.
+/// A label value in the text format: backslash, quote and newline escaped.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Serves `/metrics` and `/health-checks` (JSON: every check's status and recent
+/// observations) on `addr` until the task is dropped.
 pub async fn serve(addr: SocketAddr, source: Arc<MetricsSource>) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen for metrics on {addr}: {e}"))?;
-    let app = Router::new().route(
-        "/metrics",
-        get(move || {
-            let source = source.clone();
-            async move { render(&source) }
-        }),
-    );
+    let health = source.health.clone();
+    let app = Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let source = source.clone();
+                async move { render(&source) }
+            }),
+        )
+        .route(
+            "/health-checks",
+            get(move || {
+                let health = health.clone();
+                async move {
+                    let status = health.map(|m| m.status()).unwrap_or_default();
+                    axum::Json(status)
+                }
+            }),
+        );
     axum::serve(listener, app).await?;
     Ok(())
 }

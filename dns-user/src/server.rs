@@ -6,13 +6,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
-use crate::answer::{AnswerOptions, Catalog, Transport, respond};
+use crate::answer::{AnswerOptions, Transport, respond};
+use crate::publish::Published;
 
 /// Largest DNS message over UDP we read.
 const MAX_UDP_MESSAGE: usize = 65_535;
@@ -72,8 +72,8 @@ impl ServerStats {
 
 /// What every connection handler shares.
 pub struct Shared {
-    /// The zones served; replaced whole on reload.
-    pub catalog: Arc<ArcSwap<Catalog>>,
+    /// The zones and health state served (replaced on reload and on health changes).
+    pub published: Arc<Published>,
     pub options: AnswerOptions,
     pub stats: Arc<ServerStats>,
     pub tcp_idle: Duration,
@@ -161,7 +161,8 @@ fn serve_udp(socket: &std::net::UdpSocket, shared: &Shared) {
             }
         };
         let response = respond(
-            &shared.catalog.load(),
+            &shared.published.catalog.load(),
+            &shared.published.health.load(),
             &shared.options,
             &buf[..len],
             Transport::Udp,
@@ -217,7 +218,8 @@ async fn serve_tcp_connection(
             .await
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "message body"))??;
         let response = respond(
-            &shared.catalog.load(),
+            &shared.published.catalog.load(),
+            &shared.published.health.load(),
             &shared.options,
             &message,
             Transport::Tcp,

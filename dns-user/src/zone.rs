@@ -101,6 +101,15 @@ impl Zone {
         self.policies.get(&(name.clone(), rtype)).map(Vec::as_slice)
     }
 
+    /// Every routing-policy group: (owner, type, record sets), in no particular order.
+    pub fn policy_groups(
+        &self,
+    ) -> impl Iterator<Item = (&LowerName, RecordType, &[policy::RecordSet])> {
+        self.policies
+            .iter()
+            .map(|((owner, rtype), sets)| (owner, *rtype, sets.as_slice()))
+    }
+
     /// The RRset of `rtype` at `name`.
     pub fn rrset(&self, name: &LowerName, rtype: RecordType) -> Option<&RrSet> {
         self.node(name)?.iter().find(|s| s.rtype == rtype)

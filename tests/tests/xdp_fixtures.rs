@@ -15,6 +15,7 @@ use dns_tests::fixtures::{Expect, fixtures, q};
 use dns_tests::frame::*;
 use dns_user::answer::{AnswerOptions, Catalog, Transport, respond};
 use dns_user::compile::{AnswerTable, compile, key, render};
+use dns_user::health::HealthState;
 use dns_user::maps::{MapWriteError, MapWriter};
 use dns_user::metrics::XdpCounters;
 use dns_user::xdp::{self, LoadOptions};
@@ -45,7 +46,7 @@ impl Harness {
         })
         .expect("loading the XDP program needs root (CAP_BPF); run the tests as root");
         let mut writer = MapWriter::new(&mut ebpf, max_entries).unwrap();
-        let (table, _) = compile(&catalog);
+        let (table, _) = compile(&catalog, &HealthState::default());
         writer.install(&table).unwrap();
         writer.set_enabled(true).unwrap();
         let counters = XdpCounters::take(&mut ebpf).unwrap();
@@ -84,6 +85,7 @@ impl Harness {
     fn userspace(&self, payload: &[u8]) -> Vec<u8> {
         respond(
             &self.catalog,
+            &HealthState::default(),
             &AnswerOptions {
                 edns_udp_size: EDNS_SIZE,
             },

@@ -21,8 +21,9 @@ use super::spec::{CheckKind, CheckSpec, InsufficientData};
 use super::{CheckState, HealthState, Observation, calculated};
 use crate::policy::{RandomSource, SplitMix64};
 
-/// Called after the effective health changed (from a blocking-capable thread).
-pub type OnChange = Arc<dyn Fn() + Send + Sync>;
+/// Called after the effective health changed (on a blocking-capable thread), with a function
+/// that reads the latest health (read it late: under the publisher's lock).
+pub type OnChange = Arc<dyn Fn(&dyn Fn() -> Arc<HealthState>) + Send + Sync>;
 
 /// The running health checks.
 pub struct Monitor {
@@ -169,6 +170,20 @@ impl Monitor {
         health
     }
 
+    /// The effective health [`reconfigure`](Self::reconfigure) with `specs` would give, without
+    /// changing anything (a reload checks that it can be published first).
+    pub fn preview(&self, specs: &[CheckSpec]) -> HealthState {
+        let board = self.inner.board.lock().expect("board lock");
+        let states: Vec<(&CheckSpec, CheckState)> = specs
+            .iter()
+            .map(|spec| match board.checks.get(&spec.id) {
+                Some(kept) if kept.spec == *spec => (spec, kept.state.clone()),
+                _ => (spec, CheckState::new(spec.inverted)),
+            })
+            .collect();
+        HealthState(statuses(states.iter().map(|(spec, state)| (*spec, state))).0)
+    }
+
     /// Every check's status, by id.
     pub fn status(&self) -> Vec<CheckStatus> {
         let board = self.inner.board.lock().expect("board lock");
@@ -298,7 +313,9 @@ async fn own(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<ProbeResult>, on
         };
         if changed {
             let hook = on_change.clone();
-            if let Err(e) = tokio::task::spawn_blocking(move || hook()).await {
+            let inner = inner.clone();
+            let publish = move || hook(&|| inner.health.load_full());
+            if let Err(e) = tokio::task::spawn_blocking(publish).await {
                 tracing::error!("publishing a health change failed: {e}");
             }
         }
@@ -358,38 +375,46 @@ fn record(board: &mut Board, result: ProbeResult) {
     }
 }
 
-/// Effective statuses of every check (calculated ones from their children), marking and
-/// logging the ones that changed since the last call.
-fn effective(board: &mut Board, now: SystemTime) -> (HealthState, Vec<String>) {
-    let mut statuses: HashMap<String, bool> = board
-        .checks
-        .values()
-        .filter(|t| !matches!(t.spec.kind, CheckKind::Calculated { .. }))
-        .map(|t| (t.spec.id.clone(), t.state.effective(t.spec.disabled)))
+/// Effective statuses of `checks` (calculated ones from their children), with why each
+/// calculated one is what it is.
+fn statuses<'a>(
+    checks: impl Iterator<Item = (&'a CheckSpec, &'a CheckState)> + Clone,
+) -> (HashMap<String, bool>, HashMap<String, String>) {
+    let mut statuses: HashMap<String, bool> = checks
+        .clone()
+        .filter(|(spec, _)| !matches!(spec.kind, CheckKind::Calculated { .. }))
+        .map(|(spec, state)| (spec.id.clone(), state.effective(spec.disabled)))
         .collect();
     let mut explain: HashMap<String, String> = HashMap::new();
-    for t in board.checks.values() {
+    for (spec, _) in checks {
         if let CheckKind::Calculated {
             children,
             threshold,
-        } = &t.spec.kind
+        } = &spec.kind
         {
             let child: Vec<bool> = children
                 .iter()
                 .map(|c| statuses.get(c).copied().unwrap_or(true))
                 .collect();
-            let healthy = t.spec.disabled || calculated(&child, *threshold, t.spec.inverted);
+            let healthy = spec.disabled || calculated(&child, *threshold, spec.inverted);
             explain.insert(
-                t.spec.id.clone(),
+                spec.id.clone(),
                 format!(
                     "{} of {} children healthy, threshold {threshold}",
                     child.iter().filter(|h| **h).count(),
                     child.len()
                 ),
             );
-            statuses.insert(t.spec.id.clone(), healthy);
+            statuses.insert(spec.id.clone(), healthy);
         }
     }
+    (statuses, explain)
+}
+
+/// Effective statuses of every check, marking and logging the ones that changed since the
+/// last call.
+fn effective(board: &mut Board, now: SystemTime) -> (HealthState, Vec<String>) {
+    let (statuses, mut explain) = statuses(board.checks.values().map(|t| (&t.spec, &t.state)));
     let mut changes = Vec::new();
     for t in board.checks.values_mut() {
         let healthy = statuses[&t.spec.id];
@@ -490,7 +515,7 @@ mod tests {
         let monitor = Monitor::start(
             spec::build(configs).unwrap(),
             prober.clone(),
-            Arc::new(move || {
+            Arc::new(move |_: &dyn Fn() -> Arc<HealthState>| {
                 counter.fetch_add(1, Ordering::SeqCst);
             }),
             Some(7),

@@ -501,6 +501,32 @@ pub fn vector_values(body: &[u8]) -> Result<Vec<f64>, String> {
     }
 }
 
+/// GETs `path` from `addr` over plain HTTP and returns the body of a 2xx response (used by
+/// `dns-user health status`).
+pub async fn http_get(addr: SocketAddr, path: &str, limit: Duration) -> Result<Vec<u8>, String> {
+    let endpoint = Endpoint {
+        ip: Some(addr.ip()),
+        fqdn: None,
+        port: addr.port(),
+    };
+    let host = addr.to_string();
+    let fetched = fetch(
+        None,
+        &endpoint,
+        &host,
+        path,
+        BodyRead::Whole(MAX_API_RESPONSE),
+        limit,
+        limit,
+        limit,
+    )
+    .await?;
+    if !fetched.status.is_success() {
+        return Err(status_text(fetched.status));
+    }
+    Ok(fetched.body)
+}
+
 /// Health checks do not validate certificates (Route 53 does not either); signatures over the
 /// handshake are still checked, so the connection is a real TLS session.
 #[derive(Debug)]

@@ -389,7 +389,10 @@ fn map_update_throughput(work: &Workload) -> anyhow::Result<Updates> {
         route53: Vec::new(),
     };
     let zone = dns_user::load_zone(&spec, &dns_user::Regions::new())?;
-    let (table, _) = compile(&dns_user::answer::Catalog::new([zone]));
+    let (table, _) = compile(
+        &dns_user::answer::Catalog::new([zone]),
+        &dns_user::health::HealthState::default(),
+    );
     let capacity = work.entries + 64;
     let mut ebpf = xdp::load(&LoadOptions {
         port: 53,
@@ -554,7 +557,7 @@ fn prog_test_run() -> anyhow::Result<Vec<(String, f64)>> {
         grow_at_head: false,
     })?;
     let mut writer = MapWriter::new(&mut ebpf, 1024)?;
-    writer.install(&compile(&catalog()).0)?;
+    writer.install(&compile(&catalog(), &dns_user::health::HealthState::default()).0)?;
     writer.set_enabled(true)?;
 
     let mut out = vec![0u8; 4096];

@@ -1,0 +1,108 @@
+//! What is being served: the catalog and the health state the userspace server answers from,
+//! and the XDP answer maps compiled from both. A reload and a health change are the only two
+//! ways either changes, and both come through here, one at a time:
+//!
+//! ```text
+//!   reload ──> catalog(next, health) ──> compile all ──> MapWriter::install ──┐
+//!   health change ──> health(latest) ──> compile::policy_changes ──> apply ──┤
+//!                                                                          ▼
+//!                                       userspace switches (ArcSwap store), same moment
+//! ```
+//!
+//! The maps go first: if they cannot take a reload, nothing changes. If they cannot take a
+//! health change, the fast path is turned off (every query goes up to userspace, which has the
+//! new health) rather than leave XDP answering with the old health; the next reload that
+//! installs cleanly turns it back on.
+
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+
+use crate::answer::Catalog;
+use crate::compile::{self, CompileReport};
+use crate::health::HealthState;
+use crate::maps::{InstallStats, MapWriteError, MapWriter};
+
+/// The served state.
+pub struct Published {
+    pub catalog: ArcSwap<Catalog>,
+    pub health: ArcSwap<HealthState>,
+    /// `None` when XDP is off. The lock serializes every change.
+    writer: Mutex<Option<MapWriter>>,
+}
+
+impl Published {
+    /// Serves `catalog` with `health`; with a writer, its maps must already hold
+    /// `compile(catalog, health)` (see [`Published::install_initial`]).
+    pub fn new(catalog: Catalog, health: Arc<HealthState>, writer: Option<MapWriter>) -> Self {
+        Self {
+            catalog: ArcSwap::from_pointee(catalog),
+            health: ArcSwap::new(health),
+            writer: Mutex::new(writer),
+        }
+    }
+
+    /// Fills a fresh writer's maps for `catalog` and `health`.
+    pub fn install_initial(
+        writer: &mut MapWriter,
+        catalog: &Catalog,
+        health: &HealthState,
+    ) -> Result<CompileReport, MapWriteError> {
+        // The table is only needed until the maps hold it (it is large for big zones).
+        let (table, report) = compile::compile(catalog, health);
+        writer.install(&table)?;
+        Ok(report)
+    }
+
+    /// Reload: serves `next` with `health` (read under the lock, so it is the latest).
+    /// Nothing changes if the maps cannot take it.
+    pub fn catalog(
+        &self,
+        next: Catalog,
+        health: impl FnOnce() -> Arc<HealthState>,
+    ) -> Result<Option<CompileReport>, MapWriteError> {
+        let mut writer = self.writer.lock().expect("writer lock");
+        let health = health();
+        let mut report = None;
+        if let Some(writer) = writer.as_mut() {
+            report = Some(Self::install_initial(writer, &next, &health)?);
+            writer.set_enabled(true)?;
+        }
+        self.catalog.store(Arc::new(next));
+        self.health.store(health);
+        Ok(report)
+    }
+
+    /// Health changed: rewrites the affected map entries, then switches userspace. `latest`
+    /// is read under the lock, so a change racing a reload is never published stale.
+    pub fn health(&self, latest: &dyn Fn() -> Arc<HealthState>) -> Option<InstallStats> {
+        let mut writer = self.writer.lock().expect("writer lock");
+        let health = latest();
+        let mut stats = None;
+        if let Some(writer) = writer.as_mut() {
+            let catalog = self.catalog.load();
+            let (upserts, deletes) = compile::policy_changes(&catalog, &health, writer.installed());
+            match writer.apply(&upserts, &deletes) {
+                Ok(s) => stats = Some(s),
+                Err(e) => {
+                    tracing::error!(
+                        "health change not written to the XDP maps ({e}); fast path off, userspace answers everything"
+                    );
+                    if let Err(e) = writer.set_enabled(false) {
+                        tracing::error!("turning the fast path off failed: {e}");
+                    }
+                }
+            }
+        }
+        self.health.store(health);
+        stats
+    }
+
+    /// Turns the fast path on or off (shutdown makes it transparent).
+    pub fn set_fast_path(&self, enabled: bool) -> Result<(), MapWriteError> {
+        match self.writer.lock().expect("writer lock").as_mut() {
+            Some(writer) => writer.set_enabled(enabled),
+            None => Ok(()),
+        }
+    }
+}
