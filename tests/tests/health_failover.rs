@@ -67,14 +67,44 @@ values = ["ns1"]
             "[[zone.record]]\nname = \"{name}\"\ntype = \"A\"\nset_id = \"{id}\"\n{policy}\nhealth_check = \"{id}\"\nttl = 5\nvalues = [\"{value}\"]\n\n"
         )
     };
-    text.push_str(&set("www", "primary", "failover = \"PRIMARY\"", "192.0.2.10"));
-    text.push_str(&set("www", "secondary", "failover = \"SECONDARY\"", "192.0.2.20"));
+    text.push_str(&set(
+        "www",
+        "primary",
+        "failover = \"PRIMARY\"",
+        "192.0.2.10",
+    ));
+    text.push_str(&set(
+        "www",
+        "secondary",
+        "failover = \"SECONDARY\"",
+        "192.0.2.20",
+    ));
     text.push_str(&set("app", "blue", "weight = 1", "198.51.100.1"));
     text.push_str(&set("app", "green", "weight = 1", "198.51.100.2"));
-    text.push_str(&set("eu.geo", "eu-primary", "failover = \"PRIMARY\"", "203.0.113.1"));
-    text.push_str(&set("eu.geo", "eu-secondary", "failover = \"SECONDARY\"", "203.0.113.2"));
-    text.push_str(&set("us.geo", "us-primary", "failover = \"PRIMARY\"", "203.0.113.3"));
-    text.push_str(&set("us.geo", "us-secondary", "failover = \"SECONDARY\"", "203.0.113.4"));
+    text.push_str(&set(
+        "eu.geo",
+        "eu-primary",
+        "failover = \"PRIMARY\"",
+        "203.0.113.1",
+    ));
+    text.push_str(&set(
+        "eu.geo",
+        "eu-secondary",
+        "failover = \"SECONDARY\"",
+        "203.0.113.2",
+    ));
+    text.push_str(&set(
+        "us.geo",
+        "us-primary",
+        "failover = \"PRIMARY\"",
+        "203.0.113.3",
+    ));
+    text.push_str(&set(
+        "us.geo",
+        "us-secondary",
+        "failover = \"SECONDARY\"",
+        "203.0.113.4",
+    ));
     for (region, target) in [("eu-west-3", "eu.geo"), ("us-west-2", "us.geo")] {
         text.push_str(&format!(
             "[[zone.record]]\nname = \"geo\"\ntype = \"A\"\nset_id = \"{region}\"\nregion = \"{region}\"\nalias = {{ target = \"{target}\", evaluate_target_health = true }}\n\n"
@@ -92,7 +122,8 @@ impl Endpoints {
         let port = ENDPOINTS.iter().find(|(i, _)| *i == id).unwrap().1;
         let addr = format!("{CLIENT_V4}:{port}");
         let p = bed.spawn(Side::Client, TARGET, &[&addr], false).unwrap();
-        p.wait_for(bed, "listening on", Duration::from_secs(10)).unwrap();
+        p.wait_for(bed, "listening on", Duration::from_secs(10))
+            .unwrap();
         self.running.push((id, p));
     }
 
@@ -123,7 +154,9 @@ fn query_until(
     let qname = Name::from_ascii(name).unwrap();
     bed.run_in(Side::Client, move || {
         let socket = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
-        socket.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(1)))
+            .unwrap();
         let start = Instant::now();
         let mut answers: Vec<Vec<Ipv4Addr>> = Vec::new();
         let mut phase = Phase {
@@ -208,12 +241,19 @@ fn assert_switch(what: &str, phase: &Phase, bound: Duration) {
         .switched_after
         .unwrap_or_else(|| panic!("{what}: no switch within the limit; saw {:?}", phase.seen));
     assert!(took <= bound, "{what}: took {took:?}, bound {bound:?}");
-    eprintln!("{what}: switched after {took:?} ({} queries, all answered)", phase.queries);
+    eprintln!(
+        "{what}: switched after {took:?} ({} queries, all answered)",
+        phase.queries
+    );
 }
 
 fn health_status(bed: &Testbed) -> String {
-    bed.output(Side::Server, BIN, &["health", "status", "--api", METRICS_ADDR])
-        .unwrap()
+    bed.output(
+        Side::Server,
+        BIN,
+        &["health", "status", "--api", METRICS_ADDR],
+    )
+    .unwrap()
 }
 
 #[test]
@@ -224,7 +264,9 @@ fn health_checks_move_answers_both_ways_through_the_fast_path() {
     let path = dir.join("health.toml");
     std::fs::write(&path, config()).unwrap();
 
-    let mut endpoints = Endpoints { running: Vec::new() };
+    let mut endpoints = Endpoints {
+        running: Vec::new(),
+    };
     for (id, _) in ENDPOINTS {
         endpoints.start(&mut bed, id);
     }
@@ -244,9 +286,14 @@ fn health_checks_move_answers_both_ways_through_the_fast_path() {
         metric(&page, ANSWERED).unwrap(),
         bed.snmp(Side::Server, "Udp", "InDatagrams").unwrap(),
     );
-    let steady = query_until(&bed, "www.example.com", Duration::from_millis(500), |_| false);
+    let steady = query_until(&bed, "www.example.com", Duration::from_millis(500), |_| {
+        false
+    });
     assert!(steady.failures.is_empty(), "{:?}", steady.failures);
-    assert_eq!(steady.seen.iter().collect::<Vec<_>>(), vec![&ip("192.0.2.10")]);
+    assert_eq!(
+        steady.seen.iter().collect::<Vec<_>>(),
+        vec![&ip("192.0.2.10")]
+    );
 
     endpoints.stop(&mut bed, "primary");
     let down = query_until(&bed, "www.example.com", BOUND * 2, now_is("192.0.2.20"));
@@ -275,9 +322,18 @@ fn health_checks_move_answers_both_ways_through_the_fast_path() {
     assert_switch("weighted: both answer", &both, Duration::from_secs(10));
     endpoints.stop(&mut bed, "blue");
     // 30 greens in a row: by chance with blue healthy, 1 in 2^30.
-    let one = query_until(&bed, "app.example.com", BOUND * 2, streak("198.51.100.2", 30));
+    let one = query_until(
+        &bed,
+        "app.example.com",
+        BOUND * 2,
+        streak("198.51.100.2", 30),
+    );
     let streak_time = PACE * 30;
-    assert_switch("weighted: blue down -> green only", &one, BOUND + streak_time * 2);
+    assert_switch(
+        "weighted: blue down -> green only",
+        &one,
+        BOUND + streak_time * 2,
+    );
     endpoints.stop(&mut bed, "green");
     let open = query_until(&bed, "app.example.com", BOUND * 2, |a| {
         a.last() == Some(&ip("198.51.100.1"))

@@ -6,7 +6,9 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 
 fn main() {
-    let addr = std::env::args().nth(1).expect("usage: http-target ADDR:PORT");
+    let addr = std::env::args()
+        .nth(1)
+        .expect("usage: http-target ADDR:PORT");
     let listener = TcpListener::bind(&addr).unwrap_or_else(|e| panic!("bind {addr}: {e}"));
     eprintln!("listening on {addr}");
     for stream in listener.incoming().flatten() {
@@ -20,9 +22,8 @@ fn main() {
                     Ok(n) => request.extend_from_slice(&buf[..n]),
                 }
             }
-            let _ = stream.write_all(
-                b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nOK",
-            );
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nOK");
         });
     }
 }

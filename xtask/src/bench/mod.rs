@@ -11,6 +11,7 @@
 
 mod chart;
 mod contenders;
+mod health;
 mod load;
 
 use std::fmt::Write as _;
@@ -111,6 +112,8 @@ pub fn bench(options: &Options) -> anyhow::Result<()> {
 
     let test_run = prog_test_run()?;
     let updates = map_update_throughput(&work)?;
+    println!("bench: health-check failover timing");
+    let failover = health::measure(&bin)?;
     let stats_before = load::sysctl("kernel.bpf_stats_enabled")?;
     load::set_sysctl("kernel.bpf_stats_enabled", "1")?;
     let mut rows = Vec::new();
@@ -150,6 +153,7 @@ pub fn bench(options: &Options) -> anyhow::Result<()> {
         &rows,
         &test_run,
         &updates,
+        &failover,
         &format!("{size}.png"),
         started.elapsed(),
     )?;
@@ -428,6 +432,7 @@ fn report(
     rows: &[Row],
     test_run: &[(String, f64)],
     updates: &Updates,
+    failover: &health::Timing,
     chart: &str,
     took: Duration,
 ) -> anyhow::Result<String> {
@@ -532,6 +537,21 @@ fn report(
         writeln!(
             md,
             "| change-to-INSYNC | not measured yet: needs the change API (issue 7) |"
+        )?;
+        writeln!(
+            md,
+            "| failover detection: endpoint down/up -> check state change (HTTP, {} s interval, threshold {}; median / max of {} switches) | {:.2} s / {:.2} s |",
+            failover.interval_s,
+            failover.threshold,
+            failover.switches,
+            failover.detection.0,
+            failover.detection.1
+        )?;
+        writeln!(
+            md,
+            "| failover propagation: state change -> first XDP answer with the new address (client queries every 1 ms; median / max) | {:.1} ms / {:.1} ms |",
+            failover.propagation.0 * 1e3,
+            failover.propagation.1 * 1e3
         )?;
     }
     writeln!(md, "\n| BPF_PROG_TEST_RUN fixture | ns/run |\n|---|---:|")?;

@@ -1,0 +1,231 @@
+//! Failover timing: how long a health check takes to see an endpoint go down or come back
+//! (detection: endpoint change -> the check's state change) and how long the new answer takes
+//! to reach clients through XDP (propagation: state change -> the first XDP answer with the
+//! new address). A failover name, an HTTP check at a 1 s interval with threshold 2, a client
+//! querying every millisecond; the endpoint is an HTTP listener the bench opens and closes in
+//! the client namespace.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, bail};
+use dns_tests::{CLIENT_V4, METRICS_ADDR, SERVER_V4, Side, Testbed};
+use dns_user::health::monitor::CheckStatus;
+use hickory_proto::op::Message;
+use hickory_proto::rr::{Name, RData, RecordType};
+
+/// Down-and-up cycles measured.
+const CYCLES: usize = 5;
+const PRIMARY: &str = "192.0.2.10";
+const SECONDARY: &str = "192.0.2.20";
+const PORT: u16 = 8081;
+
+/// Medians and maxima over every switch (down and up), in seconds.
+pub struct Timing {
+    pub switches: usize,
+    pub detection: (f64, f64),
+    pub propagation: (f64, f64),
+    pub interval_s: u32,
+    pub threshold: u8,
+}
+
+/// An HTTP endpoint in the client namespace that answers 200 until stopped.
+struct Endpoint {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Endpoint {
+    fn start(bed: &Testbed) -> anyhow::Result<Endpoint> {
+        let addr = SocketAddr::from((CLIENT_V4, PORT));
+        // The socket belongs to the namespace it was created in, whichever thread serves it.
+        let listener = bed.run_in(Side::Client, move || TcpListener::bind(addr))??;
+        listener.set_nonblocking(true)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((mut s, _)) => {
+                        let _ = s.set_nonblocking(false);
+                        let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+                        let mut buf = [0u8; 2048];
+                        let _ = s.read(&mut buf);
+                        let _ = s.write_all(
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nOK",
+                        );
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(1)),
+                }
+            }
+        });
+        Ok(Endpoint { stop, thread })
+    }
+
+    /// Closes the listener; returns when it is closed.
+    fn stop(self) -> SystemTime {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.thread.join();
+        SystemTime::now()
+    }
+}
+
+fn config() -> String {
+    format!(
+        r#"[health_check.primary]
+type = "HTTP"
+ip_address = "{CLIENT_V4}"
+port = {PORT}
+request_interval = 1
+failure_threshold = 2
+
+[[zone]]
+origin = "example.com."
+
+[[zone.record]]
+name = "@"
+type = "SOA"
+ttl = 900
+values = ["ns1 hostmaster 1 7200 900 1209600 60"]
+
+[[zone.record]]
+name = "@"
+type = "NS"
+ttl = 900
+values = ["ns1"]
+
+[[zone.record]]
+name = "www"
+type = "A"
+set_id = "primary"
+failover = "PRIMARY"
+health_check = "primary"
+ttl = 5
+values = ["{PRIMARY}"]
+
+[[zone.record]]
+name = "www"
+type = "A"
+set_id = "secondary"
+failover = "SECONDARY"
+ttl = 5
+values = ["{SECONDARY}"]
+"#
+    )
+}
+
+/// When the check last changed state, per the daemon.
+fn state_since(bed: &Testbed, healthy: bool) -> anyhow::Result<Option<SystemTime>> {
+    let body = bed.output(
+        Side::Server,
+        "curl",
+        &["-sf", &format!("http://{METRICS_ADDR}/health-checks")],
+    )?;
+    let checks: Vec<CheckStatus> = serde_json::from_str(&body).context("/health-checks")?;
+    let check = checks.first().context("no health check")?;
+    let want = if healthy { "Healthy" } else { "Unhealthy" };
+    if check.status != want {
+        return Ok(None);
+    }
+    let since = check
+        .since
+        .as_deref()
+        .context("a changed check has a since")?;
+    Ok(Some(humantime::parse_rfc3339(since)?))
+}
+
+/// Queries www every millisecond (bounded by `limit`) until the answer is `want`; returns when
+/// that answer arrived.
+fn first_answer(bed: &Testbed, want: &'static str, limit: Duration) -> anyhow::Result<SystemTime> {
+    let name = Name::from_ascii("www.example.com.")?;
+    bed.run_in(Side::Client, move || -> anyhow::Result<SystemTime> {
+        let socket = std::net::UdpSocket::bind("0.0.0.0:0")?;
+        socket.set_read_timeout(Some(Duration::from_millis(200)))?;
+        let start = Instant::now();
+        let mut id: u16 = 0;
+        let mut buf = [0u8; 512];
+        while start.elapsed() < limit {
+            id = id.wrapping_add(1);
+            let q = dns_user::answer::build_query(id, &name, RecordType::A, None);
+            socket.send_to(&q, (SERVER_V4, 53))?;
+            if let Ok(n) = socket.recv(&mut buf) {
+                let at = SystemTime::now();
+                let m = Message::from_vec(&buf[..n])?;
+                let hit = m.answers.iter().any(|r| match &r.data {
+                    RData::A(a) => a.0.to_string() == want,
+                    _ => false,
+                });
+                if hit {
+                    return Ok(at);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        bail!("www did not become {want} within {limit:?}")
+    })?
+}
+
+/// Waits (bounded) until the daemon reports the check `healthy`; returns when it changed.
+fn wait_state(bed: &Testbed, healthy: bool, limit: Duration) -> anyhow::Result<SystemTime> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Some(t) = state_since(bed, healthy)? {
+            return Ok(t);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!("the check did not become {healthy} within {limit:?}")
+}
+
+fn secs(d: Result<Duration, std::time::SystemTimeError>) -> f64 {
+    // Clock steps could make a difference negative; count it as 0.
+    d.map_or(0.0, |d| d.as_secs_f64())
+}
+
+pub fn measure(bin: &str) -> anyhow::Result<Timing> {
+    let mut bed = Testbed::create("dnsxh")?;
+    let dir = std::env::temp_dir().join(format!("dns-bench-health-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("failover.toml");
+    std::fs::write(&path, config())?;
+    let mut endpoint = Some(Endpoint::start(&bed)?);
+    let _daemon = bed.start_service(bin, "native", &["--config", path.to_str().unwrap()], false)?;
+    first_answer(&bed, PRIMARY, Duration::from_secs(10))?;
+
+    let limit = Duration::from_secs(10);
+    let mut detection = Vec::new();
+    let mut propagation = Vec::new();
+    for _ in 0..CYCLES {
+        let down_at = endpoint.take().expect("running").stop();
+        let answered = first_answer(&bed, SECONDARY, limit)?;
+        let changed = wait_state(&bed, false, limit)?;
+        detection.push(secs(changed.duration_since(down_at)));
+        propagation.push(secs(answered.duration_since(changed)));
+
+        let up_at = SystemTime::now();
+        endpoint = Some(Endpoint::start(&bed)?);
+        let answered = first_answer(&bed, PRIMARY, limit)?;
+        let changed = wait_state(&bed, true, limit)?;
+        detection.push(secs(changed.duration_since(up_at)));
+        propagation.push(secs(answered.duration_since(changed)));
+    }
+    if let Some(e) = endpoint {
+        e.stop();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(Timing {
+        switches: detection.len(),
+        detection: median_max(&mut detection),
+        propagation: median_max(&mut propagation),
+        interval_s: 1,
+        threshold: 2,
+    })
+}
+
+fn median_max(v: &mut [f64]) -> (f64, f64) {
+    v.sort_by(f64::total_cmp);
+    (v[v.len() / 2], v[v.len() - 1])
+}
