@@ -229,3 +229,105 @@ fn median_max(v: &mut [f64]) -> (f64, f64) {
     v.sort_by(f64::total_cmp);
     (v[v.len() / 2], v[v.len() - 1])
 }
+
+/// Query latency and daemon CPU with and without many health checks running.
+pub struct CheckLoad {
+    pub checks: usize,
+    /// (without checks, with checks): daemon CPU as % of one core.
+    pub cpu_pct: (f64, f64),
+    /// (without, with): single-client latency of an XDP-answered and a userspace-answered name.
+    pub xdp: (super::load::Probe, super::load::Probe),
+    pub userspace: (super::load::Probe, super::load::Probe),
+    /// Checks that had at least one successful probe by the end of the window.
+    pub probed: usize,
+}
+
+const LOAD_CHECKS: usize = 2000;
+const WINDOW: Duration = Duration::from_secs(5);
+
+fn load_config(checks: usize) -> String {
+    let mut text = String::new();
+    for i in 0..checks {
+        text.push_str(&format!(
+            "[health_check.c{i}]\ntype = \"HTTP\"\nip_address = \"{CLIENT_V4}\"\nport = {PORT}\nrequest_interval = 1\n\n"
+        ));
+    }
+    text.push_str(
+        r#"[[zone]]
+origin = "example.com."
+
+[[zone.record]]
+name = "@"
+type = "SOA"
+ttl = 900
+values = ["ns1 hostmaster 1 7200 900 1209600 60"]
+
+[[zone.record]]
+name = "@"
+type = "NS"
+ttl = 900
+values = ["ns1"]
+
+[[zone.record]]
+name = "www"
+type = "A"
+ttl = 60
+values = ["192.0.2.10"]
+
+[[zone.record]]
+name = "txt"
+type = "TXT"
+ttl = 60
+values = ["\"answered by userspace\""]
+"#,
+    );
+    text
+}
+
+/// One run: (cpu %, xdp probe, userspace probe, checks probed successfully).
+fn load_run(
+    bin: &str,
+    checks: usize,
+) -> anyhow::Result<(f64, super::load::Probe, super::load::Probe, usize)> {
+    let mut bed = Testbed::create("dnsxl")?;
+    let dir = std::env::temp_dir().join(format!("dns-bench-load-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("load.toml");
+    std::fs::write(&path, load_config(checks))?;
+    let endpoint = Endpoint::start(&bed)?;
+    let daemon = bed.start_service(bin, "native", &["--config", path.to_str().unwrap()], false)?;
+    // Every check has had its first probe (random phase within the 1 s interval).
+    std::thread::sleep(Duration::from_secs(2));
+    let cpu0 = super::load::tree_cpu_ns(daemon.pid);
+    let t0 = Instant::now();
+    let www = [("www.example.com.".to_string(), RecordType::A)];
+    let txt = [("txt.example.com.".to_string(), RecordType::TXT)];
+    let xdp = super::load::probe(&bed, &www, WINDOW)?;
+    let userspace = super::load::probe(&bed, &txt, WINDOW)?;
+    let cpu = (super::load::tree_cpu_ns(daemon.pid) - cpu0) as f64 / t0.elapsed().as_nanos() as f64;
+    let body = bed.output(
+        Side::Server,
+        "curl",
+        &["-sf", &format!("http://{METRICS_ADDR}/health-checks")],
+    )?;
+    let status: Vec<CheckStatus> = serde_json::from_str(&body).context("/health-checks")?;
+    let probed = status
+        .iter()
+        .filter(|c| c.observations.iter().any(|o| o.result == "Success"))
+        .count();
+    endpoint.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok((cpu * 100.0, xdp, userspace, probed))
+}
+
+pub fn check_load(bin: &str) -> anyhow::Result<CheckLoad> {
+    let (cpu0, xdp0, user0, _) = load_run(bin, 0)?;
+    let (cpu1, xdp1, user1, probed) = load_run(bin, LOAD_CHECKS)?;
+    Ok(CheckLoad {
+        checks: LOAD_CHECKS,
+        cpu_pct: (cpu0, cpu1),
+        xdp: (xdp0, xdp1),
+        userspace: (user0, user1),
+        probed,
+    })
+}

@@ -114,6 +114,8 @@ pub fn bench(options: &Options) -> anyhow::Result<()> {
     let updates = map_update_throughput(&work)?;
     println!("bench: health-check failover timing");
     let failover = health::measure(&bin)?;
+    println!("bench: query latency with many health checks running");
+    let check_load = health::check_load(&bin)?;
     let stats_before = load::sysctl("kernel.bpf_stats_enabled")?;
     load::set_sysctl("kernel.bpf_stats_enabled", "1")?;
     let mut rows = Vec::new();
@@ -154,6 +156,7 @@ pub fn bench(options: &Options) -> anyhow::Result<()> {
         &test_run,
         &updates,
         &failover,
+        &check_load,
         &format!("{size}.png"),
         started.elapsed(),
     )?;
@@ -433,6 +436,7 @@ fn report(
     test_run: &[(String, f64)],
     updates: &Updates,
     failover: &health::Timing,
+    check_load: &health::CheckLoad,
     chart: &str,
     took: Duration,
 ) -> anyhow::Result<String> {
@@ -552,6 +556,32 @@ fn report(
             "| failover propagation: state change -> first XDP answer with the new address (client queries every 1 ms; median / max) | {:.1} ms / {:.1} ms |",
             failover.propagation.0 * 1e3,
             failover.propagation.1 * 1e3
+        )?;
+    }
+    let l = check_load;
+    writeln!(
+        md,
+        "\nHealth checks running beside query serving: {} HTTP checks at a 1 s interval ({} had a successful probe in the window), against none; one client, one query every 2 ms, {} s per path:\n",
+        l.checks,
+        l.probed,
+        5
+    )?;
+    writeln!(
+        md,
+        "| | daemon CPU, % of a core | XDP answer p50 / p99 µs | userspace answer p50 / p99 µs | lost |\n|---|---:|---:|---:|---:|"
+    )?;
+    for (label, cpu, x, u) in [
+        ("no checks", l.cpu_pct.0, &l.xdp.0, &l.userspace.0),
+        ("with checks", l.cpu_pct.1, &l.xdp.1, &l.userspace.1),
+    ] {
+        writeln!(
+            md,
+            "| {label} | {cpu:.1} | {:.0} / {:.0} | {:.0} / {:.0} | {} |",
+            x.p50_us,
+            x.p99_us,
+            u.p50_us,
+            u.p99_us,
+            x.lost + u.lost
         )?;
     }
     writeln!(md, "\n| BPF_PROG_TEST_RUN fixture | ns/run |\n|---|---:|")?;
