@@ -16,7 +16,7 @@ use crate::answer::{AnswerOptions, Catalog};
 use crate::compile::compile;
 use crate::config::{Overrides, Settings, resolve};
 use crate::health::HealthState;
-use crate::health::monitor::{CheckStatus, Monitor};
+use crate::health::monitor::{CheckStatus, HealthRuntime, Monitor};
 use crate::health::probe::NetProber;
 use crate::maps::MapWriter;
 use crate::metrics::{MetricsSource, XdpCounters};
@@ -262,6 +262,7 @@ fn serve(args: &ConfigArgs) -> anyhow::Result<()> {
         // Health checks start now; until the publisher exists their changes only accumulate
         // in the monitor, and the publisher starts from the monitor's latest state.
         let publisher: Arc<OnceLock<Arc<Published>>> = Arc::new(OnceLock::new());
+        let health_runtime = HealthRuntime::start().context("starting the health-check thread")?;
         let hook = publisher.clone();
         let monitor = Arc::new(Monitor::start(
             settings.health_checks.clone(),
@@ -272,6 +273,7 @@ fn serve(args: &ConfigArgs) -> anyhow::Result<()> {
                 }
             }),
             None,
+            health_runtime.handle(),
         ));
         if !settings.health_checks.is_empty() {
             tracing::info!("{} health check(s) running", settings.health_checks.len());

@@ -34,6 +34,8 @@ pub struct Monitor {
 
 struct Inner {
     board: Mutex<Board>,
+    /// Where probe tasks run (a runtime of their own in the daemon, see [`HealthRuntime`]).
+    runtime: tokio::runtime::Handle,
     health: ArcSwap<HealthState>,
     prober: Arc<dyn Prober>,
 }
@@ -80,13 +82,14 @@ impl Drop for Monitor {
 }
 
 impl Monitor {
-    /// Starts probing `specs` (already validated by [`super::spec::build`]). Must be called
-    /// inside a tokio runtime. `seed` fixes the jitter (tests); `None` seeds from the OS.
+    /// Starts probing `specs` (already validated by [`super::spec::build`]) on `runtime`.
+    /// `seed` fixes the jitter (tests); `None` seeds from the OS.
     pub fn start(
         specs: Vec<CheckSpec>,
         prober: Arc<dyn Prober>,
         on_change: OnChange,
         seed: Option<u64>,
+        runtime: tokio::runtime::Handle,
     ) -> Monitor {
         let seed = seed.unwrap_or_else(|| {
             use std::hash::{BuildHasher, Hasher};
@@ -101,9 +104,10 @@ impl Monitor {
             }),
             health: ArcSwap::from_pointee(HealthState::default()),
             prober,
+            runtime,
         });
         let (tx, rx) = mpsc::unbounded_channel();
-        let owner = tokio::spawn(own(inner.clone(), rx, on_change));
+        let owner = inner.runtime.spawn(own(inner.clone(), rx, on_change));
         let monitor = Monitor {
             inner,
             results: tx,
@@ -141,7 +145,7 @@ impl Monitor {
                     .expect("seeded")
                     .below(spec.interval.as_micros().max(1) as u64);
                 let seed = board.rng.as_mut().expect("seeded").below(u64::MAX);
-                AbortOnDrop(tokio::spawn(probe_loop(
+                AbortOnDrop(self.inner.runtime.spawn(probe_loop(
                     self.inner.prober.clone(),
                     spec.clone(),
                     generation,
@@ -209,6 +213,61 @@ impl Monitor {
                 last_failure: t.state.last_failure().map(ObservationStatus::from),
             })
             .collect()
+    }
+}
+
+/// The daemon's health-check runtime: one OS thread at a lower scheduling priority (nice +10)
+/// running a single-threaded tokio runtime, so probes (thousands per second) only use CPU the
+/// query path leaves over. Stops when dropped.
+pub struct HealthRuntime {
+    handle: tokio::runtime::Handle,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HealthRuntime {
+    pub fn start() -> std::io::Result<HealthRuntime> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .thread_name("dns-health")
+            .build()?;
+        let handle = runtime.handle().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("dns-health".into())
+            .spawn(move || {
+                // SAFETY: setpriority on this thread (who = its tid); no memory is passed.
+                let tid = unsafe { libc::gettid() };
+                if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10) } != 0 {
+                    tracing::warn!(
+                        "health checks keep normal priority: {}",
+                        std::io::Error::last_os_error()
+                    );
+                }
+                runtime.block_on(async {
+                    let _ = stopped.await;
+                });
+            })?;
+        Ok(HealthRuntime {
+            handle,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    pub fn handle(&self) -> tokio::runtime::Handle {
+        self.handle.clone()
+    }
+}
+
+impl Drop for HealthRuntime {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -299,9 +358,13 @@ async fn own(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<ProbeResult>, on
         let changed = {
             let mut board = inner.board.lock().expect("board lock");
             let mut next = Some(first);
+            let mut flipped = false;
             while let Some(result) = next {
-                record(&mut board, result);
+                flipped |= record(&mut board, result);
                 next = rx.try_recv().ok();
+            }
+            if !flipped {
+                continue; // statuses (calculated ones too) only move when a check flips
             }
             let (health, changes) = effective(&mut board, SystemTime::now());
             if changes.is_empty() {
@@ -322,29 +385,24 @@ async fn own(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<ProbeResult>, on
     }
 }
 
-/// Feeds one probe result into its check's state machine.
-fn record(board: &mut Board, result: ProbeResult) {
+/// Feeds one probe result into its check's state machine; true if its status flipped.
+fn record(board: &mut Board, result: ProbeResult) -> bool {
     let Some(t) = board.checks.get_mut(&result.id) else {
-        return;
+        return false;
     };
     if t.generation != result.generation {
-        return; // from before a reconfigure
+        return false; // from before a reconfigure
     }
     let inverted = t.spec.inverted;
+    let threshold = t.spec.failure_threshold;
     let observation = |ok: bool, detail: String| Observation {
         at: result.at,
         ok,
         detail,
     };
-    match result.outcome {
-        Outcome::Healthy(d) => {
-            t.state
-                .observe(observation(true, d), t.spec.failure_threshold, inverted);
-        }
-        Outcome::Unhealthy(d) => {
-            t.state
-                .observe(observation(false, d), t.spec.failure_threshold, inverted);
-        }
+    let flipped = match result.outcome {
+        Outcome::Healthy(d) => t.state.observe(observation(true, d), threshold, inverted),
+        Outcome::Unhealthy(d) => t.state.observe(observation(false, d), threshold, inverted),
         Outcome::NoData(d) => {
             let rule = match &t.spec.kind {
                 CheckKind::Metric(m) => m.insufficient_data,
@@ -354,12 +412,12 @@ fn record(board: &mut Board, result: ProbeResult) {
             match rule {
                 InsufficientData::Healthy => t.state.observe(
                     observation(!inverted, format!("{d} (counts as Healthy)")),
-                    t.spec.failure_threshold,
+                    threshold,
                     inverted,
                 ),
                 InsufficientData::Unhealthy => t.state.observe(
                     observation(inverted, format!("{d} (counts as Unhealthy)")),
-                    t.spec.failure_threshold,
+                    threshold,
                     inverted,
                 ),
                 InsufficientData::LastKnownStatus => {
@@ -370,9 +428,10 @@ fn record(board: &mut Board, result: ProbeResult) {
                     ));
                     None
                 }
-            };
+            }
         }
-    }
+    };
+    flipped.is_some()
 }
 
 /// Effective statuses of `checks` (calculated ones from their children), with why each
@@ -519,6 +578,7 @@ mod tests {
                 counter.fetch_add(1, Ordering::SeqCst);
             }),
             Some(7),
+            tokio::runtime::Handle::current(),
         );
         Harness {
             monitor,

@@ -153,10 +153,12 @@ pub fn bench(options: &Options) -> anyhow::Result<()> {
     let md = report(
         options,
         &rows,
-        &test_run,
-        &updates,
-        &failover,
-        &check_load,
+        &Extras {
+            test_run,
+            updates,
+            failover,
+            check_load,
+        },
         &format!("{size}.png"),
         started.elapsed(),
     )?;
@@ -430,16 +432,27 @@ fn map_update_throughput(work: &Workload) -> anyhow::Result<Updates> {
     })
 }
 
+/// dns-xdp's own measurements, beside the comparison table.
+struct Extras {
+    test_run: Vec<(String, f64)>,
+    updates: Updates,
+    failover: health::Timing,
+    check_load: health::CheckLoad,
+}
+
 fn report(
     options: &Options,
     rows: &[Row],
-    test_run: &[(String, f64)],
-    updates: &Updates,
-    failover: &health::Timing,
-    check_load: &health::CheckLoad,
+    extras: &Extras,
     chart: &str,
     took: Duration,
 ) -> anyhow::Result<String> {
+    let Extras {
+        test_run,
+        updates,
+        failover,
+        check_load,
+    } = extras;
     let knot_xdp = rows.iter().find(|r| r.label == Contender::KnotXdp.label());
     let ratio = |ours: f64, theirs: Option<f64>| match theirs {
         Some(t) if t > 0.0 => format!("{:.2}x", ours / t),
@@ -562,9 +575,7 @@ fn report(
     writeln!(
         md,
         "\nHealth checks running beside query serving: {} HTTP checks at a 1 s interval ({} had a successful probe in the window), against none; one client, one query every 2 ms, {} s per path:\n",
-        l.checks,
-        l.probed,
-        5
+        l.checks, l.probed, 5
     )?;
     writeln!(
         md,
