@@ -297,7 +297,10 @@ fn choose<'s>(
         pool.truncate(MAX_MULTIVALUE);
         return pool;
     }
-    let order = preference(sets, ctx, rng);
+    if matches!(sets.first().map(|s| &s.policy), Some(Policy::Weighted { .. })) {
+        return weighted_choice(sets, &healthy, rng).into_iter().collect();
+    }
+    let order = preference(sets, ctx);
     // The first healthy choice; if none is healthy, all count as healthy (fail-open).
     order
         .iter()
@@ -315,17 +318,13 @@ fn shuffle<T>(items: &mut [T], rng: &mut dyn RandomSource) {
 }
 
 /// The policy's order of preference over the group.
-fn preference<'s>(
-    sets: &'s [RecordSet],
-    ctx: &Context<'_>,
-    rng: &mut dyn RandomSource,
-) -> Vec<&'s RecordSet> {
+fn preference<'s>(sets: &'s [RecordSet], ctx: &Context<'_>) -> Vec<&'s RecordSet> {
     let Some(first) = sets.first() else {
         return Vec::new();
     };
     match first.policy {
-        Policy::Simple | Policy::MultiValue => sets.iter().collect(),
-        Policy::Weighted { .. } => weighted_order(sets, rng),
+        // Weighted groups are chosen by `weighted_choice`.
+        Policy::Simple | Policy::MultiValue | Policy::Weighted { .. } => sets.iter().collect(),
         Policy::Failover(_) => {
             let role = |r| sets.iter().filter(move |s| s.policy == Policy::Failover(r));
             role(FailoverRole::Primary)
@@ -386,37 +385,49 @@ fn by_key(sets: &[RecordSet], key: impl Fn(&RecordSet) -> Option<f64>) -> Vec<&R
     keyed.into_iter().map(|(_, s)| s).collect()
 }
 
-/// Weighted draw without replacement: non-zero weights in proportion to their weight, then the
-/// zero weights in random order (chosen only when every non-zero set is unhealthy; with all
-/// weights zero, equal odds).
-fn weighted_order<'s>(sets: &'s [RecordSet], rng: &mut dyn RandomSource) -> Vec<&'s RecordSet> {
+/// Route 53's weighted choice, with one random draw: among the healthy sets with a non-zero
+/// weight, each with probability weight / sum; zero-weight sets (equal odds) only when no
+/// non-zero set is healthy; if no set is healthy, all count as healthy (fail-open). A single
+/// candidate takes no draw. (The XDP fast path indexes a ring built from exactly this draw.)
+fn weighted_choice<'s>(
+    sets: &'s [RecordSet],
+    healthy: &dyn Fn(&RecordSet) -> bool,
+    rng: &mut dyn RandomSource,
+) -> Option<&'s RecordSet> {
     let weight = |s: &RecordSet| match s.policy {
         Policy::Weighted { weight } => u64::from(weight),
         _ => 0,
     };
-    let mut nonzero: Vec<&RecordSet> = sets.iter().filter(|s| weight(s) > 0).collect();
-    let mut zero: Vec<&RecordSet> = sets.iter().filter(|s| weight(s) == 0).collect();
-    let mut order = Vec::with_capacity(sets.len());
-    while !nonzero.is_empty() {
-        let total: u64 = nonzero.iter().map(|s| weight(s)).sum();
-        let mut draw = rng.below(total);
-        let idx = nonzero
-            .iter()
-            .position(|s| {
-                let w = weight(s);
-                if draw < w {
-                    true
-                } else {
-                    draw -= w;
-                    false
-                }
-            })
-            .expect("draw < total");
-        order.push(nonzero.remove(idx));
+    let pick = |keep: &dyn Fn(&RecordSet) -> bool| -> Vec<&'s RecordSet> {
+        sets.iter().filter(|s| keep(s)).collect()
+    };
+    let mut pool = pick(&|s| healthy(s) && weight(s) > 0);
+    if pool.is_empty() {
+        pool = pick(&|s| healthy(s) && weight(s) == 0);
     }
-    shuffle(&mut zero, rng);
-    order.extend(zero);
-    order
+    if pool.is_empty() {
+        pool = pick(&|s| weight(s) > 0);
+    }
+    if pool.is_empty() {
+        pool = sets.iter().collect();
+    }
+    if pool.len() <= 1 {
+        return pool.first().copied();
+    }
+    let total: u64 = pool.iter().map(|s| weight(s)).sum();
+    if total == 0 {
+        return Some(pool[rng.below(pool.len() as u64) as usize]);
+    }
+    let mut draw = rng.below(total);
+    pool.into_iter().find(|s| {
+        let w = weight(s);
+        if draw < w {
+            true
+        } else {
+            draw -= w;
+            false
+        }
+    })
 }
 
 /// How specifically a geolocation matches the client: subdivision 3, country 2, continent 1,
