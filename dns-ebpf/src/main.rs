@@ -5,6 +5,8 @@
 //!             |  Ethernet [+ one 802.1Q tag] -> IPv4 (no options, no fragments) | IPv6 (UDP next)
 //!             |  -> UDP to DNS_PORT -> plain query, QDCOUNT=1, at most an OPT in additional
 //!             |  -> lower-cased qname + A/AAAA + IN -> ANSWERS_{CONTROL.active}
+//!             |  -> a routing-policy group: cell = CELLS (LPM on the client's ECS prefix or
+//!             |     source address), slot = random % slots -> VARIANTS[(group, cell, slot)]
 //!             |
 //!             +-- hit:  rewrite in place (answers after the question, OPT echoed) -> XDP_TX
 //!             +-- anything else, or anything not fully understood  -> XDP_PASS (userspace)
@@ -21,17 +23,19 @@ use core::mem::size_of;
 use aya_ebpf::{
     bindings::{BPF_F_NO_PREALLOC, xdp_action},
     helpers::generated::{
-        bpf_xdp_adjust_head, bpf_xdp_adjust_tail, bpf_xdp_load_bytes, bpf_xdp_store_bytes,
+        bpf_get_prandom_u32, bpf_ktime_get_ns, bpf_xdp_adjust_head, bpf_xdp_adjust_tail,
+        bpf_xdp_load_bytes, bpf_xdp_store_bytes,
     },
     macros::{map, xdp},
-    maps::{Array, HashMap, PerCpuArray},
+    maps::{Array, HashMap, LpmTrie, PerCpuArray, lpm_trie::Key},
     programs::XdpContext,
 };
 use dns_common::{
     AnswerKey, AnswerSet, CLASS_IN, CONTROL_ENABLED, COUNTER_COUNT, Control, Counter,
-    DEFAULT_MAX_ENTRIES, DNS_HEADER_LEN, EDNS_FLAG_DO, EDNS_OPTION_ECS, MAX_ANSWER_BYTES,
-    MAX_EDNS_OPTIONS, MAX_LABEL_LEN, MAX_NAME_LEN, MIN_UDP_PAYLOAD, OPT_RR_LEN, TYPE_A, TYPE_AAAA,
-    TYPE_OPT, csum_add_bytes, csum_at_odd_offset, csum_fold, udp_checksum_field,
+    DEFAULT_MAX_ENTRIES, DEFAULT_MAX_VARIANTS, DNS_HEADER_LEN, EDNS_FLAG_DO, EDNS_OPTION_ECS,
+    KIND_LOCATED, MAX_ANSWER_BYTES, MAX_CELLS, MAX_EDNS_OPTIONS, MAX_LABEL_LEN, MAX_NAME_LEN,
+    MAX_SLOTS, MIN_UDP_PAYLOAD, OPT_RR_LEN, TYPE_A, TYPE_AAAA, TYPE_OPT, V4_MAPPED_PREFIX,
+    VariantKey, csum_add_bytes, csum_at_odd_offset, csum_fold, udp_checksum_field,
 };
 
 #[map]
@@ -40,6 +44,16 @@ static ANSWERS_0: HashMap<AnswerKey, AnswerSet> =
 #[map]
 static ANSWERS_1: HashMap<AnswerKey, AnswerSet> =
     HashMap::with_max_entries(DEFAULT_MAX_ENTRIES, BPF_F_NO_PREALLOC);
+#[map]
+static VARIANTS_0: HashMap<VariantKey, AnswerSet> =
+    HashMap::with_max_entries(DEFAULT_MAX_VARIANTS, BPF_F_NO_PREALLOC);
+#[map]
+static VARIANTS_1: HashMap<VariantKey, AnswerSet> =
+    HashMap::with_max_entries(DEFAULT_MAX_VARIANTS, BPF_F_NO_PREALLOC);
+#[map]
+static CELLS_0: LpmTrie<[u8; 16], u32> = LpmTrie::with_max_entries(MAX_CELLS, BPF_F_NO_PREALLOC);
+#[map]
+static CELLS_1: LpmTrie<[u8; 16], u32> = LpmTrie::with_max_entries(MAX_CELLS, BPF_F_NO_PREALLOC);
 #[map]
 static CONTROL: Array<Control> = Array::with_max_entries(1, 0);
 #[map]
@@ -75,6 +89,16 @@ static EDNS_UDP_SIZE: u16 = 1232;
 /// branch when it is 0.
 #[unsafe(no_mangle)]
 static GROW_AT_HEAD: u8 = 0;
+/// Test hook, set only by tests: 0 = random slots; d + 1 = always draw d.
+#[unsafe(no_mangle)]
+static FIXED_DRAW: u32 = 0;
+
+/// Longest ECS address (IPv6).
+const ECS_ADDR_LEN: usize = 16;
+/// Our OPT record with an ECS option: OPT header, option header, family, prefixes, address.
+const MAX_OPT_LEN: usize = OPT_RR_LEN + 4 + 4 + ECS_ADDR_LEN;
+const ECS_FAMILY_V4: u16 = 1;
+const ECS_FAMILY_V6: u16 = 2;
 
 const ETH_LEN: usize = 14;
 const VLAN_LEN: usize = 4;
@@ -118,6 +142,24 @@ struct Query {
     client_udp: u16,
     /// Length of the query's DNS message.
     dns_len: usize,
+    /// The query's EDNS Client Subnet option, if any (valid per RFC 7871 section 6).
+    ecs: Option<Ecs>,
+}
+
+/// A query's EDNS Client Subnet option.
+#[derive(Clone, Copy)]
+struct Ecs {
+    family: u16,
+    source_prefix: u8,
+    /// The address bytes sent: ceil(source_prefix / 8), the rest zero.
+    addr: [u8; ECS_ADDR_LEN],
+}
+
+impl Ecs {
+    #[inline(always)]
+    fn addr_len(&self) -> usize {
+        usize::from(self.source_prefix).div_ceil(8)
+    }
 }
 
 #[xdp]
@@ -202,6 +244,13 @@ fn parse(ctx: &XdpContext) -> Result<(Query, &'static AnswerSet), Counter> {
     let control = CONTROL.get(0).ok_or(Counter::HelperError)?;
     if control.flags & CONTROL_ENABLED == 0 {
         return Err(Counter::Disabled);
+    }
+    if control.max_age_ns != 0 {
+        // SAFETY: helper without arguments.
+        let now = unsafe { bpf_ktime_get_ns() };
+        if now > control.heartbeat_ns && now - control.heartbeat_ns > control.max_age_ns {
+            return Err(Counter::Stale);
+        }
     }
     let active = control.active & 1;
 
@@ -334,6 +383,7 @@ fn parse(ctx: &XdpContext) -> Result<(Query, &'static AnswerSet), Counter> {
     let question_end = qname + name_len + 4;
 
     let mut has_opt = false;
+    let mut ecs: Option<Ecs> = None;
     let mut do_bit = false;
     let mut client_udp = MIN_UDP_PAYLOAD;
     if arcount == 0 {
@@ -358,15 +408,19 @@ fn parse(ctx: &XdpContext) -> Result<(Query, &'static AnswerSet), Counter> {
         if opt_end != pkt_len {
             return Err(Counter::Malformed);
         }
-        // Unknown options are ignored (RFC 6891 section 6.1.2), as userspace does; ECS changes
-        // the answer's scope, so it goes up.
+        // Unknown options are ignored (RFC 6891 section 6.1.2), as userspace does. ECS is
+        // parsed and must be exactly canonical (RFC 7871 section 6); anything else goes up.
         let mut opt = question_end + OPT_RR_LEN;
         let mut n = 0;
         while n < MAX_EDNS_OPTIONS && opt < opt_end {
+            let option_len = usize::from(load_be16(ctx, opt + 2)?);
             if load_be16(ctx, opt)? == EDNS_OPTION_ECS {
-                return Err(Counter::Edns);
+                if ecs.is_some() {
+                    return Err(Counter::Edns);
+                }
+                ecs = Some(parse_ecs(ctx, opt + 4, option_len)?);
             }
-            opt += 4 + usize::from(load_be16(ctx, opt + 2)?);
+            opt += 4 + option_len;
             n += 1;
         }
         if opt != opt_end {
@@ -384,7 +438,10 @@ fn parse(ctx: &XdpContext) -> Result<(Query, &'static AnswerSet), Counter> {
     .ok_or(Counter::Miss)?;
     // SAFETY: a map value pointer from the lookup above. The map writer never modifies a buffer
     // that readers may be using (see dns-user's map writer), so the value is immutable for us.
-    let set = unsafe { &*set };
+    let mut set = unsafe { &*set };
+    if let Some(policy) = set.policy_ref() {
+        set = variant(ctx, l3, is_v6, ecs.as_ref(), active, policy)?;
+    }
 
     Ok((
         Query {
@@ -399,9 +456,139 @@ fn parse(ctx: &XdpContext) -> Result<(Query, &'static AnswerSet), Counter> {
             do_bit,
             client_udp,
             dns_len,
+            ecs,
         },
         set,
     ))
+}
+
+/// Reads and validates an ECS option's body (`len` bytes at `at`): family 1 or 2, a source
+/// prefix that fits it, scope 0, exactly ceil(source / 8) address bytes, no bits set beyond
+/// the prefix. Anything else goes up (userspace answers FORMERR).
+#[inline(always)]
+fn parse_ecs(ctx: &XdpContext, at: usize, len: usize) -> Result<Ecs, Counter> {
+    let head: [u8; 4] = load(ctx, at)?;
+    let family = u16::from_be_bytes([head[0], head[1]]);
+    let source_prefix = head[2];
+    let max = match family {
+        ECS_FAMILY_V4 => 32,
+        ECS_FAMILY_V6 => 128,
+        _ => return Err(Counter::Edns),
+    };
+    if source_prefix > max || head[3] != 0 {
+        return Err(Counter::Edns);
+    }
+    let mut ecs = Ecs {
+        family,
+        source_prefix,
+        addr: [0; ECS_ADDR_LEN],
+    };
+    let addr_len = ecs.addr_len();
+    if len != 4 + addr_len {
+        return Err(Counter::Edns);
+    }
+    if addr_len > 0 && addr_len <= ECS_ADDR_LEN {
+        // SAFETY: the helper checks offset and length against the packet; `addr` holds 16.
+        let rc = unsafe {
+            bpf_xdp_load_bytes(
+                ctx.ctx,
+                (at + 4) as u32,
+                ecs.addr.as_mut_ptr() as *mut _,
+                addr_len as u32,
+            )
+        };
+        if rc != 0 {
+            return Err(Counter::Malformed);
+        }
+        let spare = (addr_len * 8 - usize::from(source_prefix)) as u32;
+        let last = ecs.addr[(addr_len - 1) & (ECS_ADDR_LEN - 1)];
+        if u32::from(last) & ((1u32 << spare) - 1) != 0 {
+            return Err(Counter::Edns);
+        }
+    }
+    Ok(ecs)
+}
+
+/// A routing-policy group's answer for this client: the client's cell (if the group is
+/// located), a random slot, the variant there. No variant: pass up.
+#[inline(always)]
+fn variant(
+    ctx: &XdpContext,
+    l3: usize,
+    is_v6: bool,
+    ecs: Option<&Ecs>,
+    active: u32,
+    policy: dns_common::PolicyRef,
+) -> Result<&'static AnswerSet, Counter> {
+    if policy.slots == 0 || policy.slots > MAX_SLOTS {
+        return Err(Counter::Miss);
+    }
+    let mut cell = 0;
+    if policy.located != 0 {
+        // The client: its ECS prefix if it sent one (source prefix > 0), else its address.
+        let mut addr = [0u8; 16];
+        let prefix_len: u32;
+        match ecs {
+            Some(e) if e.source_prefix > 0 => {
+                if e.family == ECS_FAMILY_V4 {
+                    addr[..12].copy_from_slice(&V4_MAPPED_PREFIX);
+                    addr[12..].copy_from_slice(&e.addr[..4]);
+                    prefix_len = 96 + u32::from(e.source_prefix);
+                } else {
+                    addr = e.addr;
+                    prefix_len = u32::from(e.source_prefix);
+                }
+            }
+            _ => {
+                if is_v6 {
+                    addr = load(ctx, l3 + 8)?;
+                } else {
+                    let v4: [u8; 4] = load(ctx, l3 + 12)?;
+                    addr[..12].copy_from_slice(&V4_MAPPED_PREFIX);
+                    addr[12..].copy_from_slice(&v4);
+                }
+                prefix_len = 128;
+            }
+        }
+        let v6_client = match ecs {
+            Some(e) if e.source_prefix > 0 => e.family == ECS_FAMILY_V6,
+            _ => is_v6,
+        };
+        if v6_client && addr[..12] == V4_MAPPED_PREFIX {
+            return Err(Counter::Miss); // IPv4-mapped IPv6: userspace's business
+        }
+        let key = Key::new(prefix_len, addr);
+        let found = if active == 0 {
+            CELLS_0.get(&key)
+        } else {
+            CELLS_1.get(&key)
+        };
+        if let Some(c) = found {
+            cell = *c;
+        }
+    }
+    // SAFETY: read-only global set by the loader.
+    let fixed = unsafe { core::ptr::read_volatile(&FIXED_DRAW) };
+    let draw = if fixed != 0 {
+        fixed - 1
+    } else {
+        // SAFETY: helper without arguments.
+        unsafe { bpf_get_prandom_u32() }
+    };
+    let key = VariantKey {
+        group: policy.group,
+        cell,
+        slot: draw % policy.slots,
+        _pad: 0,
+    };
+    let found = if active == 0 {
+        VARIANTS_0.get_ptr(&key)
+    } else {
+        VARIANTS_1.get_ptr(&key)
+    }
+    .ok_or(Counter::Miss)?;
+    // SAFETY: as for the answer maps: the value is immutable while readable.
+    Ok(unsafe { &*found })
 }
 
 /// Resizes the packet by `delta` bytes at the end, keeping headers and question in place.
@@ -455,7 +642,43 @@ fn respond(ctx: &XdpContext, q: &Query, set: &AnswerSet) -> Result<(), Verdict> 
     }
     // SAFETY: read-only global set by the loader.
     let server_udp = unsafe { core::ptr::read_volatile(&EDNS_UDP_SIZE) };
-    let opt_len = if q.has_opt { OPT_RR_LEN } else { 0 };
+    // Our OPT: root owner, type OPT, our payload size, ext-rcode 0, version 0, DO copied
+    // (RFC 3225); an ECS option echoed with the scope the answer used (RFC 7871 section 7.2.1).
+    let mut opt = [0u8; MAX_OPT_LEN];
+    let mut opt_len = 0;
+    if q.has_opt {
+        opt[2] = TYPE_OPT as u8;
+        opt[3..5].copy_from_slice(&server_udp.to_be_bytes());
+        if q.do_bit {
+            opt[7] = (EDNS_FLAG_DO >> 8) as u8;
+        }
+        opt_len = OPT_RR_LEN;
+        if let Some(e) = &q.ecs {
+            let addr_len = e.addr_len() & 31;
+            if addr_len > ECS_ADDR_LEN {
+                return Err(Verdict::Pass(Counter::Edns));
+            }
+            let option_len = 4 + addr_len;
+            opt[9..11].copy_from_slice(&((4 + option_len) as u16).to_be_bytes());
+            opt[11..13].copy_from_slice(&EDNS_OPTION_ECS.to_be_bytes());
+            opt[13..15].copy_from_slice(&(option_len as u16).to_be_bytes());
+            opt[15..17].copy_from_slice(&e.family.to_be_bytes());
+            opt[17] = e.source_prefix;
+            opt[18] = if set.kind == KIND_LOCATED {
+                e.source_prefix
+            } else {
+                0
+            };
+            let mut i = 0;
+            while i < ECS_ADDR_LEN {
+                if i < addr_len {
+                    opt[19 + i] = e.addr[i];
+                }
+                i += 1;
+            }
+            opt_len = OPT_RR_LEN + 4 + option_len;
+        }
+    }
     let question_len = q.name_len + 4;
     let dns_len = DNS_HEADER_LEN + question_len + answer_len + opt_len;
     let limit = if q.has_opt {
@@ -494,21 +717,14 @@ fn respond(ctx: &XdpContext, q: &Query, set: &AnswerSet) -> Result<(), Verdict> 
         return Err(Verdict::Drop);
     }
 
-    let mut opt = [0u8; OPT_RR_LEN];
-    if q.has_opt {
-        // Root owner, type OPT, our payload size, ext-rcode 0, version 0, DO copied (RFC 3225).
-        opt[2] = TYPE_OPT as u8;
-        opt[3..5].copy_from_slice(&server_udp.to_be_bytes());
-        if q.do_bit {
-            opt[7] = (EDNS_FLAG_DO >> 8) as u8;
-        }
-        // SAFETY: as above; `opt` is on the stack.
+    if q.has_opt && (OPT_RR_LEN..=MAX_OPT_LEN).contains(&opt_len) {
+        // SAFETY: as above; `opt` is on the stack and holds MAX_OPT_LEN bytes.
         let rc = unsafe {
             bpf_xdp_store_bytes(
                 ctx.ctx,
                 (answers + answer_len) as u32,
                 opt.as_mut_ptr() as *mut _,
-                OPT_RR_LEN as u32,
+                opt_len as u32,
             )
         };
         if rc != 0 {

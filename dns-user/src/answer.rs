@@ -73,6 +73,11 @@ impl Catalog {
     pub fn zones(&self) -> impl Iterator<Item = &Zone> {
         self.zones.values()
     }
+
+    /// Location data for the routing policies.
+    pub fn locations(&self) -> &Locations {
+        &self.locations
+    }
 }
 
 /// How the query arrived.

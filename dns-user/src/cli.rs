@@ -206,19 +206,23 @@ fn check_config(args: &ConfigArgs) -> anyhow::Result<()> {
             .collect(),
     );
     let (table, report) = compile(&catalog, &health);
-    if settings.xdp_enabled() && table.len() > settings.max_entries as usize {
+    let most = table.answers.len().max(table.variants.len());
+    if settings.xdp_enabled() && most > settings.max_entries as usize {
         anyhow::bail!(
-            "{} XDP answer entries exceed xdp.max_entries = {}",
-            table.len(),
+            "{} XDP answer entries and {} routing-policy variants: more than xdp.max_entries = {}",
+            table.answers.len(),
+            table.variants.len(),
             settings.max_entries
         );
     }
     println!(
-        "ok: {} zone(s), {} health check(s), {} XDP answer entries ({} RRsets too large for XDP), listen {:?}, xdp {} on {:?}",
+        "ok: {} zone(s), {} health check(s), {} XDP answer entries + {} routing-policy variants ({} RRsets too large for XDP, {} policy groups left to userspace), listen {:?}, xdp {} on {:?}",
         settings.zones.len(),
         settings.health_checks.len(),
         report.entries,
+        report.variants,
         report.too_large,
+        report.groups_passed,
         settings.listen,
         settings.mode.name(),
         settings.interfaces
@@ -289,6 +293,7 @@ fn serve(args: &ConfigArgs) -> anyhow::Result<()> {
                 edns_udp_size: settings.edns_udp_size,
                 max_entries: settings.max_entries,
                 grow_at_head: false,
+                fixed_draw: None,
             })?;
             let mut w = MapWriter::new(&mut loaded, settings.max_entries)?;
             let report = Published::install_initial(&mut w, &catalog, &health)?;

@@ -6,38 +6,76 @@
 //! and belongs to the most specific hosted zone. CNAMEs, wildcards, delegations and misses are
 //! left out, so XDP passes them up. An RRset too large for [`MAX_ANSWER_BYTES`] is left out too.
 //!
-//! Routing-policy groups whose answer depends only on health ([`policy::is_static`]: simple and
-//! failover record sets, alias trees of them) are compiled too: the policy engine runs here,
-//! with the current health, and its answer becomes the entry. A health change recompiles just
-//! those entries ([`policy_changes`]).
+//! Routing-policy groups become a [`PolicyRef`] entry plus their variants: for each location
+//! cell (one, if the group does not depend on location) and each random slot (one, unless the
+//! group makes a random choice), the policy engine runs here with the current health and a
+//! client standing for the cell, and its answer is rendered. The kernel picks the cell by LPM
+//! on the client's prefix and the slot by a random draw, and only indexes:
+//!
+//! - a weighted choice is one draw `below(n)`; slot `d` of `S` answers as the draw
+//!   `((2d + 1) n) / 2S` would, so with `S` a multiple of `n` (the ring is the least common
+//!   multiple of the cells' `n`, up to [`MAX_SLOTS`]) every draw value has the same share of
+//!   slots: the weights exactly;
+//! - a multivalue group has [`MULTIVALUE_SLOTS`] subsets, each the engine's own random pick
+//!   with a fixed seed per slot;
+//! - cells are the prefixes of the location tables and CIDR collections: every address whose
+//!   longest matching prefix is P is located exactly as P is (the tables are longest-prefix
+//!   lookups too), and a client prefix shorter than P does not match P, as in userspace.
+//!
+//! Groups that need more than one random draw per answer (a weighted alias into another
+//! random group) or a MaxMind database for location stay out: XDP passes them up. A health
+//! change recompiles the policy part ([`policy_changes`]); only what changed is written.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::net::IpAddr;
 
 use dns_common::{
-    AnswerKey, AnswerSet, CLASS_IN, MAX_ANSWER_BYTES, NAME_BYTES, csum_add_bytes, csum_fold,
+    AnswerKey, AnswerSet, CLASS_IN, CellKey, KIND_ANSWER, KIND_LOCATED, MAX_ANSWER_BYTES,
+    MAX_SLOTS, NAME_BYTES, PolicyRef, V4_MAPPED_PREFIX, VariantKey, csum_add_bytes, csum_fold,
 };
 use hickory_proto::rr::{LowerName, Name, RData, RecordType};
+use ipnet::IpNet;
 
 use crate::answer::Catalog;
 use crate::health::HealthState;
+use crate::location::Locations;
 use crate::policy;
 use crate::zone::{RrSet, Zone};
 
 /// The desired contents of one answer map buffer.
 pub type AnswerTable = HashMap<AnswerKey, AnswerSet>;
+/// The desired contents of one variant map buffer.
+pub type VariantTable = HashMap<VariantKey, AnswerSet>;
+/// The desired contents of one cell trie buffer.
+pub type CellTable = HashMap<CellKey, u32>;
+
+/// Random slots of a multivalue group.
+pub const MULTIVALUE_SLOTS: u32 = 64;
+
+/// Everything one buffer of the fast path holds.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Tables {
+    pub answers: AnswerTable,
+    pub variants: VariantTable,
+    pub cells: CellTable,
+}
 
 /// What the compiler left out, for logs and metrics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CompileReport {
-    /// Entries compiled.
+    /// Answer entries compiled (names, and routing-policy groups).
     pub entries: usize,
+    /// Variants of routing-policy groups.
+    pub variants: usize,
     /// RRsets larger than an [`AnswerSet`] holds (answered by userspace).
     pub too_large: usize,
+    /// A/AAAA routing-policy groups left to userspace (several random draws, MaxMind).
+    pub groups_passed: usize,
 }
 
-/// Compiles every zone of `catalog` into answer map entries, routing-policy groups with
+/// Compiles every zone of `catalog` into the fast path's tables, routing-policy groups with
 /// `health`.
-pub fn compile(catalog: &Catalog, health: &HealthState) -> (AnswerTable, CompileReport) {
+pub fn compile(catalog: &Catalog, health: &HealthState) -> (Tables, CompileReport) {
     let is_address = |s: &RrSet| s.rtype == RecordType::A || s.rtype == RecordType::AAAA;
     // Sized up front: growing a table of ~500-byte entries doubles peak memory.
     let candidates = catalog
@@ -62,16 +100,23 @@ pub fn compile(catalog: &Catalog, health: &HealthState) -> (AnswerTable, Compile
             }
         }
     }
-    for (k, entry) in policy_entries(catalog, health) {
-        match entry {
-            Some(value) => {
-                table.insert(k, value);
-            }
-            None => report.too_large += 1,
-        }
-    }
+    let cells = Cells::of(catalog.locations());
+    let policies = compile_policies(catalog, health, &cells);
+    report.too_large += policies.too_large;
+    report.groups_passed = policies.passed;
+    table.extend(policies.answers);
     report.entries = table.len();
-    (table, report)
+    report.variants = policies.variants.len();
+    let tables = Tables {
+        answers: table,
+        variants: policies.variants,
+        cells: if policies.located {
+            cells.table
+        } else {
+            CellTable::new()
+        },
+    };
+    (tables, report)
 }
 
 /// True if `name` in `zone` answers from this zone's data: authoritative, not delegated, and
@@ -83,70 +128,398 @@ fn answers_here(catalog: &Catalog, zone: &Zone, name: &LowerName) -> bool {
             .is_some_and(|z| z.origin() == zone.origin())
 }
 
-/// Every compilable policy group's key with its entry under `health` (`None`: the answer
-/// exists but cannot be an entry: empty, or too large).
-fn policy_entries<'c>(
-    catalog: &'c Catalog,
-    health: &'c HealthState,
-) -> impl Iterator<Item = (AnswerKey, Option<AnswerSet>)> + 'c {
-    catalog.zones().flat_map(move |zone| {
-        zone.policy_groups()
-            .filter(move |(name, rtype, sets)| {
-                matches!(*rtype, RecordType::A | RecordType::AAAA)
-                    && !name.is_wildcard()
-                    && answers_here(catalog, zone, name)
-                    && policy::is_static(sets, *rtype, zone)
-            })
-            .map(move |(name, rtype, sets)| {
-                (key(name, rtype), policy_answer(zone, sets, rtype, health))
-            })
+/// The location cells: cell 0 stands for "no prefix matches", cell i > 0 for the i-th prefix.
+pub struct Cells {
+    /// (address, prefix length) standing for each cell, by cell id.
+    reps: Vec<(IpAddr, u8)>,
+    table: CellTable,
+    /// False if location needs more than the prefix tables (a MaxMind database), or there are
+    /// too many prefixes.
+    usable: bool,
+}
+
+impl Cells {
+    pub fn of(locations: &Locations) -> Cells {
+        let mut prefixes: BTreeSet<IpNet> = BTreeSet::new();
+        prefixes.extend(locations.geo.iter().map(|(n, _)| n.trunc()));
+        prefixes.extend(locations.latency.iter().map(|(n, _)| n.trunc()));
+        for collection in locations.cidr.collections.values() {
+            for blocks in collection.values() {
+                prefixes.extend(blocks.iter().map(IpNet::trunc));
+            }
+        }
+        // IPv4-mapped IPv6 prefixes would share the trie space IPv4 is mapped into.
+        let mapped = prefixes.iter().any(|n| match n {
+            IpNet::V6(v6) => {
+                v6.prefix_len() > 96 && v6.network().octets()[..12] == V4_MAPPED_PREFIX
+            }
+            IpNet::V4(_) => false,
+        });
+        let usable = locations.maxmind.is_none()
+            && !mapped
+            && prefixes.len() < dns_common::MAX_CELLS as usize;
+        let v4_default: IpNet = "0.0.0.0/0".parse().expect("valid");
+        let default_rep = if prefixes.contains(&v4_default) {
+            (IpAddr::from([0u16; 8]), 0)
+        } else {
+            (IpAddr::from([0u8; 4]), 0)
+        };
+        let mut reps = vec![default_rep];
+        let mut table = CellTable::new();
+        // IPv4 clients that match no IPv4 prefix must not fall into an IPv6 prefix that
+        // covers ::ffff:0:0/96.
+        table.insert(cell_key(IpAddr::from([0u8; 4]), 0), 0);
+        for net in prefixes {
+            let id = reps.len() as u32;
+            reps.push((net.network(), net.prefix_len()));
+            table.insert(cell_key(net.network(), net.prefix_len()), id);
+        }
+        Cells {
+            reps,
+            table,
+            usable,
+        }
+    }
+
+    /// Number of cells, the default one included.
+    pub fn len(&self) -> usize {
+        self.reps.len()
+    }
+
+    /// True if there is only the default cell.
+    pub fn is_empty(&self) -> bool {
+        self.reps.len() <= 1
+    }
+}
+
+/// The trie key of a prefix (IPv4 mapped into ::ffff:0:0/96).
+pub fn cell_key(addr: IpAddr, prefix_len: u8) -> CellKey {
+    match addr {
+        IpAddr::V4(v4) => {
+            let mut bytes = [0u8; 16];
+            bytes[..12].copy_from_slice(&V4_MAPPED_PREFIX);
+            bytes[12..].copy_from_slice(&v4.octets());
+            CellKey {
+                prefix_len: 96 + u32::from(prefix_len),
+                addr: bytes,
+            }
+        }
+        IpAddr::V6(v6) => CellKey {
+            prefix_len: u32::from(prefix_len),
+            addr: v6.octets(),
+        },
+    }
+}
+
+/// The random source that stands for slot `slot` of `slots` of a group: what the kernel's draw
+/// selects. Tests answer a query in userspace with it to get the kernel's answer.
+pub enum SlotRandom {
+    /// One draw `below(n)`, mapped from the slot.
+    Scaled { slot: u64, slots: u64, calls: u32 },
+    /// A multivalue subset: the engine's shuffle with a fixed seed.
+    Seeded(policy::SplitMix64),
+}
+
+impl SlotRandom {
+    /// The source for `slot` of group `key` (multivalue or not).
+    pub fn new(key: &AnswerKey, multivalue: bool, slot: u32, slots: u32) -> SlotRandom {
+        if multivalue {
+            let mut h = fnv1a64(&key.name);
+            h ^= u64::from(key.qtype) << 32 | u64::from(slot);
+            SlotRandom::Seeded(policy::SplitMix64(h.wrapping_mul(0x0100_0000_01b3)))
+        } else {
+            SlotRandom::Scaled {
+                slot: u64::from(slot),
+                slots: u64::from(slots.max(1)),
+                calls: 0,
+            }
+        }
+    }
+}
+
+impl policy::RandomSource for SlotRandom {
+    fn below(&mut self, n: u64) -> u64 {
+        match self {
+            SlotRandom::Scaled { slot, slots, calls } => {
+                *calls += 1;
+                let v = (u128::from(2 * *slot + 1) * u128::from(n)) / u128::from(2 * *slots);
+                (v as u64).min(n - 1)
+            }
+            SlotRandom::Seeded(rng) => rng.below(n),
+        }
+    }
+}
+
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
     })
 }
 
-/// The policy engine's answer for a static group, rendered.
-fn policy_answer(
-    zone: &Zone,
-    sets: &[policy::RecordSet],
-    rtype: RecordType,
-    health: &HealthState,
-) -> Option<AnswerSet> {
-    // A static group consults neither the client nor the random source.
-    let nowhere = policy::ClientLocation {
-        addr: std::net::Ipv4Addr::UNSPECIFIED.into(),
-        prefix_len: 0,
-        continent: None,
-        country: None,
-        subdivision: None,
-        coordinates: None,
-    };
-    let ctx = policy::Context {
-        health,
-        client: &nowhere,
-        latency: &crate::location::Locations::default(),
-        cidr: &policy::CidrCollections::default(),
-        groups: zone,
-    };
-    let answer = policy::answer(sets, rtype, &ctx, &mut policy::SplitMix64(0));
-    render_records(rtype, answer.records.iter().map(|(ttl, r)| (*ttl, r)))
+/// Records the `n` of every draw and always draws 0: finds how a group draws.
+#[derive(Default)]
+struct Probe(Vec<u64>);
+
+impl policy::RandomSource for Probe {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0.push(n);
+        0
+    }
 }
 
-/// The map change that makes the routing-policy entries match `health`: (upserts, deletes)
-/// against what is `installed`. Only entries whose answer changed are in it.
-pub fn policy_changes(
-    catalog: &Catalog,
-    health: &HealthState,
-    installed: &AnswerTable,
-) -> (Vec<(AnswerKey, AnswerSet)>, Vec<AnswerKey>) {
-    let mut upserts = Vec::new();
-    let mut deletes = Vec::new();
-    for (k, entry) in policy_entries(catalog, health) {
-        match entry {
-            Some(value) if installed.get(&k) != Some(&value) => upserts.push((k, value)),
-            None if installed.contains_key(&k) => deletes.push(k),
-            _ => {}
+/// The compiled routing-policy part.
+#[derive(Default)]
+struct Policies {
+    answers: AnswerTable,
+    variants: VariantTable,
+    /// Some compiled group depends on location (the cells are needed).
+    located: bool,
+    too_large: usize,
+    passed: usize,
+}
+
+/// The fewest slots `r` (a divisor of `slots`) such that every cell's answers are constant
+/// over each run of `slots / r` consecutive slots: slot `d` of `r` then answers as block `d`
+/// did, and [`SlotRandom`] maps it into that block.
+fn smallest_ring(by_cell: &[Vec<Option<AnswerSet>>], slots: u32) -> u32 {
+    (1..=slots)
+        .filter(|r| slots.is_multiple_of(*r))
+        .find(|r| {
+            let block = (slots / r) as usize;
+            by_cell
+                .iter()
+                .all(|row| row.chunks(block).all(|c| c.iter().all(|v| *v == c[0])))
+        })
+        .unwrap_or(slots)
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+/// Compiles every A/AAAA routing-policy group that answers from its zone.
+fn compile_policies(catalog: &Catalog, health: &HealthState, cells: &Cells) -> Policies {
+    let mut out = Policies::default();
+    let mut ids: HashSet<u32> = HashSet::new();
+    let locations = catalog.locations();
+    for zone in catalog.zones() {
+        let groups: Vec<_> = zone
+            .policy_groups()
+            .filter(|(name, rtype, _)| {
+                matches!(*rtype, RecordType::A | RecordType::AAAA)
+                    && !name.is_wildcard()
+                    && answers_here(catalog, zone, name)
+            })
+            .collect();
+        for (name, rtype, sets) in groups {
+            let k = key(name, rtype);
+            let located = policy::is_located(sets, rtype, zone);
+            if located && !cells.usable {
+                out.passed += 1;
+                continue;
+            }
+            let run = |cell: usize, rng: &mut dyn policy::RandomSource| {
+                let (addr, len) = cells.reps[cell];
+                let client = locations.locate(addr, len);
+                let ctx = policy::Context {
+                    health,
+                    client: &client,
+                    latency: locations,
+                    cidr: &locations.cidr,
+                    groups: zone,
+                };
+                policy::answer(sets, rtype, &ctx, rng)
+            };
+            let cell_count = if located { cells.len() } else { 1 };
+            let multivalue = sets.iter().all(|s| s.policy == policy::Policy::MultiValue);
+            // How each cell draws: not at all, once below(n), or (multivalue) a shuffle.
+            let mut slots: u64 = 1;
+            let mut compilable = true;
+            for cell in 0..cell_count {
+                let mut probe = Probe::default();
+                run(cell, &mut probe);
+                match probe.0.as_slice() {
+                    [] => {}
+                    _ if multivalue => slots = u64::from(MULTIVALUE_SLOTS),
+                    [n] => slots = (slots / gcd(slots, *n) * n).min(u64::from(MAX_SLOTS)),
+                    _ => compilable = false,
+                }
+            }
+            if !compilable {
+                out.passed += 1;
+                continue;
+            }
+            let slots = slots as u32;
+            let group = {
+                let mut id = fnv1a64(&k.name) as u32 ^ u32::from(k.qtype);
+                while !ids.insert(id) {
+                    id = id.wrapping_add(1);
+                }
+                id
+            };
+            // Each cell's answer per slot (None: no answer, or too large: userspace).
+            let mut by_cell: Vec<Vec<Option<AnswerSet>>> = Vec::with_capacity(cell_count);
+            for cell in 0..cell_count {
+                let mut row = Vec::with_capacity(slots as usize);
+                for slot in 0..slots {
+                    let mut rng = SlotRandom::new(&k, multivalue, slot, slots);
+                    let answer = run(cell, &mut rng);
+                    if let SlotRandom::Scaled { calls, .. } = rng
+                        && calls > 1
+                    {
+                        compilable = false; // a draw the probe did not reach
+                    }
+                    if answer.records.is_empty() {
+                        row.push(None); // NOERROR without an answer: userspace says it
+                        continue;
+                    }
+                    let rendered =
+                        render_records(rtype, answer.records.iter().map(|(ttl, r)| (*ttl, r)));
+                    if rendered.is_none() {
+                        out.too_large += 1;
+                    }
+                    row.push(rendered.map(|mut value| {
+                        value.kind = if answer.scope > 0 {
+                            KIND_LOCATED
+                        } else {
+                            KIND_ANSWER
+                        };
+                        value
+                    }));
+                }
+                by_cell.push(row);
+            }
+            if !compilable {
+                out.passed += 1;
+                continue;
+            }
+            // The smallest ring with the same shares: weights 75/25 need 4 slots, not 100.
+            let slots = if multivalue {
+                slots
+            } else {
+                smallest_ring(&by_cell, slots)
+            };
+            let step = (by_cell.first().map_or(1, Vec::len) as u32 / slots).max(1);
+            let mut variants = Vec::new();
+            for (cell, row) in by_cell.iter().enumerate() {
+                for slot in 0..slots {
+                    if let Some(value) = row[(slot * step) as usize] {
+                        let key = VariantKey {
+                            group,
+                            cell: cell as u32,
+                            slot,
+                            _pad: 0,
+                        };
+                        variants.push((key, value));
+                    }
+                }
+            }
+            if !located && slots == 1 {
+                // One answer whatever the client: an ordinary entry, no indirection.
+                if let Some((_, value)) = variants.pop() {
+                    out.answers.insert(k, value);
+                }
+                continue;
+            }
+            out.located |= located;
+            out.variants.extend(variants);
+            out.answers.insert(
+                k,
+                AnswerSet::policy(PolicyRef {
+                    group,
+                    slots,
+                    located: u32::from(located),
+                }),
+            );
         }
     }
-    (upserts, deletes)
+    out
+}
+
+/// The map change that makes the routing-policy entries match `health`, against what is
+/// `installed`: only entries whose answer changed.
+pub fn policy_changes(catalog: &Catalog, health: &HealthState, installed: &Tables) -> Change {
+    let cells = Cells::of(catalog.locations());
+    let policies = compile_policies(catalog, health, &cells);
+    let mut change = Change::default();
+    for (k, v) in &policies.answers {
+        if installed.answers.get(k) != Some(v) {
+            change.answers.upserts.push((*k, *v));
+        }
+    }
+    // A group that stopped compiling (e.g. its draws changed) leaves the maps.
+    let policy_keys: HashSet<AnswerKey> = catalog
+        .zones()
+        .flat_map(|z| z.policy_groups().map(|(name, rtype, _)| key(name, rtype)))
+        .collect();
+    for k in installed.answers.keys() {
+        if policy_keys.contains(k) && !policies.answers.contains_key(k) {
+            change.answers.deletes.push(*k);
+        }
+    }
+    change.variants = Delta::between(&installed.variants, &policies.variants);
+    change
+}
+
+/// Upserts and deletes for one map.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Delta<K, V> {
+    pub upserts: Vec<(K, V)>,
+    pub deletes: Vec<K>,
+}
+
+impl<K, V> Default for Delta<K, V> {
+    fn default() -> Self {
+        Self {
+            upserts: Vec::new(),
+            deletes: Vec::new(),
+        }
+    }
+}
+
+impl<K: Copy + Eq + std::hash::Hash, V: Copy + PartialEq> Delta<K, V> {
+    /// What turns `from` into `to`.
+    pub fn between(from: &HashMap<K, V>, to: &HashMap<K, V>) -> Self {
+        Self {
+            upserts: to
+                .iter()
+                .filter(|(k, v)| from.get(k) != Some(v))
+                .map(|(k, v)| (*k, *v))
+                .collect(),
+            deletes: from
+                .keys()
+                .filter(|k| !to.contains_key(k))
+                .copied()
+                .collect(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.upserts.is_empty() && self.deletes.is_empty()
+    }
+}
+
+/// A change to every table of the fast path.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Change {
+    pub answers: Delta<AnswerKey, AnswerSet>,
+    pub variants: Delta<VariantKey, AnswerSet>,
+    pub cells: Delta<CellKey, u32>,
+}
+
+impl Change {
+    /// What turns `from` into `to`.
+    pub fn between(from: &Tables, to: &Tables) -> Change {
+        Change {
+            answers: Delta::between(&from.answers, &to.answers),
+            variants: Delta::between(&from.variants, &to.variants),
+            cells: Delta::between(&from.cells, &to.cells),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.answers.is_empty() && self.variants.is_empty() && self.cells.is_empty()
+    }
 }
 
 /// The map key of (`name`, `rtype`): the lower-cased wire name, zero padded.
@@ -182,7 +555,7 @@ pub fn render_records<'r>(
         ancount: 0,
         len: 0,
         csum: 0,
-        _pad: 0,
+        kind: KIND_ANSWER,
         data: [0; MAX_ANSWER_BYTES],
     };
     let mut at = 0usize;

@@ -811,48 +811,70 @@ values = ["192.0.2.7"]
     }
 
     #[test]
-    fn failover_names_compile_with_the_health_state_and_random_or_located_ones_stay_out() {
+    fn policy_groups_compile_with_the_health_state_and_change_only_where_it_matters() {
         use crate::compile::{compile, key, policy_changes, render_records};
         use crate::health::HealthState;
         let catalog = config(POLICIES).unwrap();
-        let f = key(
-            &LowerName::new(&Name::from_ascii("f.example.net.").unwrap()),
-            RecordType::A,
-        );
+        let name_key = |n: &str| {
+            key(
+                &LowerName::new(&Name::from_ascii(n).unwrap()),
+                RecordType::A,
+            )
+        };
+        let f = name_key("f.example.net.");
         let entry = |ip: &str| {
             let rdata = RData::A(ip.parse().unwrap());
             render_records(RecordType::A, [(30, &rdata)].into_iter()).unwrap()
         };
-        let (table, _) = compile(&catalog, &HealthState::default());
-        assert_eq!(table.get(&f), Some(&entry("192.0.2.10")), "primary healthy");
+        let (table, report) = compile(&catalog, &HealthState::default());
+        assert_eq!(report.groups_passed, 0);
+        assert_eq!(
+            table.answers.get(&f),
+            Some(&entry("192.0.2.10")),
+            "failover: one answer, an ordinary entry"
+        );
         let down = HealthState([("hc-primary".to_string(), false)].into());
-        let (upserts, deletes) = policy_changes(&catalog, &down, &table);
-        assert_eq!(upserts, vec![(f, entry("192.0.2.11"))], "only f changes");
-        assert!(deletes.is_empty());
+        let change = policy_changes(&catalog, &down, &table);
+        assert_eq!(
+            change.answers.upserts,
+            vec![(f, entry("192.0.2.11"))],
+            "only f changes"
+        );
+        assert!(change.answers.deletes.is_empty() && change.variants.is_empty());
         let (after, _) = compile(&catalog, &down);
-        assert_eq!(after.get(&f), Some(&entry("192.0.2.11")));
-        let (upserts, _) = policy_changes(&catalog, &down, &after);
-        assert!(upserts.is_empty(), "nothing left to change");
+        assert_eq!(after.answers.get(&f), Some(&entry("192.0.2.11")));
+        assert!(policy_changes(&catalog, &down, &after).is_empty());
         // The userspace answer agrees.
         assert_eq!(
             address(&ask_with(&catalog, &down, "f.example.net.")),
             "192.0.2.11"
         );
-        for name in [
-            "w.example.net.",
-            "g.example.net.",
-            "example.net.",
-            "c.example.net.",
+        // Weighted (and the apex alias to it) and geolocation become policy references with
+        // their variants; the CNAME group is not an A/AAAA group.
+        for (name, slots, located) in [
+            ("w.example.net.", 4, 0),
+            ("example.net.", 4, 0),
+            ("g.example.net.", 1, 1),
         ] {
-            let key = crate::compile::key(
-                &LowerName::new(&Name::from_ascii(name).unwrap()),
-                RecordType::A,
-            );
-            assert!(
-                !table.contains_key(&key),
-                "{name} must be answered by userspace"
-            );
+            let r = table.answers[&name_key(name)].policy_ref().unwrap();
+            assert_eq!((r.slots, r.located), (slots, located), "{name}");
         }
+        assert!(!table.answers.contains_key(&name_key("c.example.net.")));
+        let w = table.answers[&name_key("w.example.net.")]
+            .policy_ref()
+            .unwrap();
+        let blue = (0..4)
+            .filter(|slot| {
+                let v = &table.variants[&dns_common::VariantKey {
+                    group: w.group,
+                    cell: 0,
+                    slot: *slot,
+                    _pad: 0,
+                }];
+                v.data[..v.len as usize].ends_with(&[192, 0, 2, 1])
+            })
+            .count();
+        assert_eq!(blue, 3, "weights 75/25 over a ring of 4 slots");
     }
 
     #[test]

@@ -1,12 +1,13 @@
-//! The map writer: installs an [`AnswerTable`] into the XDP program's double-buffered answer
-//! maps so that no reader ever sees a half-written entry or a mix of old and new answers.
+//! The map writer: installs [`Tables`] into the XDP program's double-buffered maps (answers,
+//! routing-policy variants, location cells) so that no reader ever sees a half-written entry or
+//! a mix of old and new data: every buffer pair switches with the one `CONTROL.active` flag.
 //!
 //! ```text
-//!   readers (XDP):   CONTROL.active ──> ANSWERS_a        (never written while readable)
-//!   writer:          1. apply the delta to ANSWERS_b     (the back buffer, unread)
-//!                    2. CONTROL.active = b               (one aligned 4-byte store)
-//!                    3. wait for an RCU grace period     (every reader of ANSWERS_a is done)
-//!                    4. apply the same delta to ANSWERS_a (now the back buffer)
+//!   readers (XDP):   CONTROL.active ──> ANSWERS_a, VARIANTS_a, CELLS_a   (never written while readable)
+//!   writer:          1. apply the change to the b buffers    (unread)
+//!                    2. CONTROL.active = b                   (one map update)
+//!                    3. wait for an RCU grace period         (every reader of the a buffers is done)
+//!                    4. apply the same change to the a buffers (now the back buffers)
 //! ```
 //!
 //! Step 3 uses a documented kernel guarantee: updating an element of a map-of-maps from the
@@ -14,31 +15,45 @@
 //! `maybe_wait_bpf_programs`), and XDP programs run inside RCU read-side sections. The writer
 //! owns a tiny array-of-maps for nothing else.
 //!
-//! A failure before the flip leaves readers on the old buffer (nothing applied); the back
-//! buffer is marked dirty and rewritten in full before the next change.
+//! A failure before the flip leaves readers on the old buffers (nothing applied); the back
+//! buffers are marked dirty and rewritten in full before the next change.
+//!
+//! The writer also keeps the daemon's heartbeat in `CONTROL`: with a maximum age set, XDP stops
+//! answering once the heartbeat is older than that (a crashed or hung daemon).
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::Duration;
 
 use aya::Ebpf;
+use aya::maps::lpm_trie::{Key as LpmKey, LpmTrie};
 use aya::maps::{Array, HashMap, MapData, MapError};
-use dns_common::{ANSWER_MAPS, AnswerKey, AnswerSet, CONTROL_ENABLED, CONTROL_MAP, Control};
+use dns_common::{
+    ANSWER_MAPS, AnswerKey, AnswerSet, CELL_MAPS, CONTROL_ENABLED, CONTROL_MAP, CellKey, Control,
+    VARIANT_MAPS, VariantKey,
+};
 
-use crate::compile::AnswerTable;
+use crate::compile::{Change, Delta, Tables};
 
 /// Map writer errors. Nothing a reader sees has changed when one is returned.
 #[derive(Debug, thiserror::Error)]
 pub enum MapWriteError {
     #[error(
-        "{entries} answer entries exceed the answer map capacity of {capacity} (raise xdp.max_entries)"
+        "{entries} {what} entries exceed the map capacity of {capacity} (raise xdp.max_entries)"
     )]
-    Capacity { entries: usize, capacity: u32 },
+    Capacity {
+        what: &'static str,
+        entries: usize,
+        capacity: u32,
+    },
     #[error("the eBPF object has no map {0}")]
     MissingMap(&'static str),
-    #[error("answer map access failed: {0}")]
+    #[error("map access failed: {0}")]
     Map(#[from] MapError),
     #[error("waiting for XDP readers (RCU grace period) failed: {0}")]
     GracePeriod(io::Error),
+    #[error("reading CLOCK_MONOTONIC failed: {0}")]
+    Clock(io::Error),
 }
 
 /// What one [`MapWriter::install`] changed.
@@ -48,95 +63,114 @@ pub struct InstallStats {
     pub deletes: usize,
 }
 
+/// One buffer: the maps readers use together.
+struct Buffer {
+    answers: HashMap<MapData, AnswerKey, AnswerSet>,
+    variants: HashMap<MapData, VariantKey, AnswerSet>,
+    cells: LpmTrie<MapData, [u8; 16], u32>,
+}
+
+/// Capacities of each buffer's maps.
+#[derive(Clone, Copy, Debug)]
+pub struct Capacity {
+    pub answers: u32,
+    pub variants: u32,
+    pub cells: u32,
+}
+
+impl Capacity {
+    /// `answers` entries, and as many variants; cells as the ABI sets.
+    pub fn of(answers: u32) -> Capacity {
+        Capacity {
+            answers,
+            variants: answers,
+            cells: dns_common::MAX_CELLS,
+        }
+    }
+}
+
 /// Owns the answer maps and the control entry of one loaded XDP program.
 pub struct MapWriter {
-    buffers: [HashMap<MapData, AnswerKey, AnswerSet>; 2],
+    buffers: [Buffer; 2],
     control_map: Array<MapData, Control>,
     control: Control,
-    /// What both buffers hold (the back buffer only when `back_dirty` is false).
-    installed: AnswerTable,
+    /// What both buffers hold (the back buffers only when `back_dirty` is false).
+    installed: Tables,
     back_dirty: bool,
-    capacity: u32,
+    capacity: Capacity,
     grace: GracePeriod,
 }
 
 impl MapWriter {
-    /// Takes the answer and control maps out of `ebpf`. The fast path stays disabled until the
-    /// first [`install`](Self::install) and [`set_enabled`](Self::set_enabled).
+    /// Takes the maps out of `ebpf`. The fast path stays disabled until the first
+    /// [`install`](Self::install) and [`set_enabled`](Self::set_enabled).
     pub fn new(ebpf: &mut Ebpf, capacity: u32) -> Result<Self, MapWriteError> {
         let take = |ebpf: &mut Ebpf, name: &'static str| {
             ebpf.take_map(name).ok_or(MapWriteError::MissingMap(name))
         };
-        let b0 = HashMap::try_from(take(ebpf, ANSWER_MAPS[0])?)?;
-        let b1 = HashMap::try_from(take(ebpf, ANSWER_MAPS[1])?)?;
+        let mut buffer = |i: usize| -> Result<Buffer, MapWriteError> {
+            Ok(Buffer {
+                answers: HashMap::try_from(take(ebpf, ANSWER_MAPS[i])?)?,
+                variants: HashMap::try_from(take(ebpf, VARIANT_MAPS[i])?)?,
+                cells: LpmTrie::try_from(take(ebpf, CELL_MAPS[i])?)?,
+            })
+        };
+        let buffers = [buffer(0)?, buffer(1)?];
         let control_map = Array::try_from(take(ebpf, CONTROL_MAP)?)?;
         let control = control_map.get(&0, 0)?;
         Ok(Self {
-            buffers: [b0, b1],
+            buffers,
             control_map,
             control,
-            installed: AnswerTable::new(),
+            installed: Tables::default(),
             back_dirty: false,
-            capacity,
+            capacity: Capacity::of(capacity),
             grace: GracePeriod::new().map_err(MapWriteError::GracePeriod)?,
         })
     }
 
     /// What readers currently see.
-    pub fn installed(&self) -> &AnswerTable {
+    pub fn installed(&self) -> &Tables {
         &self.installed
     }
 
-    /// Makes readers see exactly `table`, atomically per the protocol in the module docs.
+    /// Makes readers see exactly `tables`, atomically per the protocol in the module docs.
     /// Costs a diff against everything installed; [`apply`](Self::apply) takes a change directly.
-    pub fn install(&mut self, table: &AnswerTable) -> Result<InstallStats, MapWriteError> {
-        if table.len() > self.capacity as usize {
-            return Err(MapWriteError::Capacity {
-                entries: table.len(),
-                capacity: self.capacity,
-            });
-        }
-        let upserts: Vec<(AnswerKey, AnswerSet)> = table
-            .iter()
-            .filter(|(k, v)| self.installed.get(k) != Some(v))
-            .map(|(k, v)| (*k, *v))
-            .collect();
-        let deletes: Vec<AnswerKey> = self
-            .installed
-            .keys()
-            .filter(|k| !table.contains_key(k))
-            .copied()
-            .collect();
-        self.apply(&upserts, &deletes)
+    pub fn install(&mut self, tables: &Tables) -> Result<InstallStats, MapWriteError> {
+        let change = Change::between(&self.installed, tables);
+        self.apply(&change)
     }
 
-    /// Makes readers see the installed entries with `upserts` set and `deletes` removed, all at
-    /// once, per the protocol in the module docs. Costs what the change costs.
-    pub fn apply(
-        &mut self,
-        upserts: &[(AnswerKey, AnswerSet)],
-        deletes: &[AnswerKey],
-    ) -> Result<InstallStats, MapWriteError> {
-        let added = upserts
-            .iter()
-            .filter(|(k, _)| !self.installed.contains_key(k))
-            .count();
-        let removed = deletes
-            .iter()
-            .filter(|k| self.installed.contains_key(*k))
-            .count();
-        let entries = self.installed.len() + added - removed;
-        if entries > self.capacity as usize {
-            return Err(MapWriteError::Capacity {
-                entries,
-                capacity: self.capacity,
-            });
-        }
+    /// Makes readers see the installed entries with `change` applied, all at once, per the
+    /// protocol in the module docs. Costs what the change costs.
+    pub fn apply(&mut self, change: &Change) -> Result<InstallStats, MapWriteError> {
+        check(
+            "answer",
+            &self.installed.answers,
+            &change.answers,
+            self.capacity.answers,
+        )?;
+        check(
+            "routing-policy variant",
+            &self.installed.variants,
+            &change.variants,
+            self.capacity.variants,
+        )?;
+        check(
+            "location cell",
+            &self.installed.cells,
+            &change.cells,
+            self.capacity.cells,
+        )?;
         let stats = InstallStats {
-            upserts: upserts.len(),
-            deletes: deletes.len(),
+            upserts: change.answers.upserts.len()
+                + change.variants.upserts.len()
+                + change.cells.upserts.len(),
+            deletes: change.answers.deletes.len()
+                + change.variants.deletes.len()
+                + change.cells.deletes.len(),
         };
-        if upserts.is_empty() && deletes.is_empty() {
+        if change.is_empty() {
             return Ok(stats);
         }
 
@@ -146,7 +180,7 @@ impl MapWriter {
             rewrite_all(&mut self.buffers[back], &self.installed)?;
             self.back_dirty = false;
         }
-        if let Err(e) = write(&mut self.buffers[back], upserts, deletes) {
+        if let Err(e) = write(&mut self.buffers[back], change) {
             self.back_dirty = true;
             return Err(e);
         }
@@ -160,16 +194,14 @@ impl MapWriter {
         }
         self.control = next;
         let waited = self.grace.wait();
-        let caught_up = waited.is_ok() && write(&mut self.buffers[front], upserts, deletes).is_ok();
+        let caught_up = waited.is_ok() && write(&mut self.buffers[front], change).is_ok();
         self.back_dirty = !caught_up;
         if let Err(e) = waited {
-            tracing::warn!("grace period wait failed, old buffer left for a full rewrite: {e}");
+            tracing::warn!("grace period wait failed, old buffers left for a full rewrite: {e}");
         }
-        // The same order as `write`: upserts, then deletes.
-        self.installed.extend(upserts.iter().copied());
-        for key in deletes {
-            self.installed.remove(key);
-        }
+        merge(&mut self.installed.answers, &change.answers);
+        merge(&mut self.installed.variants, &change.variants);
+        merge(&mut self.installed.cells, &change.cells);
         Ok(stats)
     }
 
@@ -180,46 +212,155 @@ impl MapWriter {
         } else {
             self.control.flags & !CONTROL_ENABLED
         };
-        let next = Control {
+        self.set_control(Control {
             flags,
             ..self.control
-        };
+        })
+    }
+
+    /// Proves the daemon alive: stamps `CONTROL.heartbeat_ns` with the current
+    /// CLOCK_MONOTONIC time; with `max_age`, XDP passes everything up once the stamp is older
+    /// than that (`None`: no limit).
+    pub fn heartbeat(&mut self, max_age: Option<Duration>) -> Result<(), MapWriteError> {
+        self.set_control(Control {
+            heartbeat_ns: monotonic_ns()?,
+            max_age_ns: max_age.map_or(0, |d| d.as_nanos() as u64),
+            ..self.control
+        })
+    }
+
+    fn set_control(&mut self, next: Control) -> Result<(), MapWriteError> {
         self.control_map.set(0, &next, 0)?;
         self.control = next;
         Ok(())
     }
 }
 
-/// Writes a change into one buffer.
-fn write(
-    map: &mut HashMap<MapData, AnswerKey, AnswerSet>,
-    upserts: &[(AnswerKey, AnswerSet)],
-    deletes: &[AnswerKey],
-) -> Result<(), MapWriteError> {
-    for (key, value) in upserts {
-        map.insert(key, value, 0)?;
+/// CLOCK_MONOTONIC in nanoseconds: the clock of `bpf_ktime_get_ns`.
+pub fn monotonic_ns() -> Result<u64, MapWriteError> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we pass.
+    if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) } != 0 {
+        return Err(MapWriteError::Clock(io::Error::last_os_error()));
     }
-    for key in deletes {
-        match map.remove(key) {
-            Ok(()) | Err(MapError::KeyNotFound) => {}
-            Err(e) => return Err(e.into()),
-        }
+    Ok(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
+}
+
+/// Fails if applying `delta` to `installed` would exceed `capacity`.
+fn check<K: Eq + std::hash::Hash, V>(
+    what: &'static str,
+    installed: &std::collections::HashMap<K, V>,
+    delta: &Delta<K, V>,
+    capacity: u32,
+) -> Result<(), MapWriteError> {
+    let added = delta
+        .upserts
+        .iter()
+        .filter(|(k, _)| !installed.contains_key(k))
+        .count();
+    let removed = delta
+        .deletes
+        .iter()
+        .filter(|k| installed.contains_key(*k))
+        .count();
+    let entries = installed.len() + added - removed;
+    if entries > capacity as usize {
+        return Err(MapWriteError::Capacity {
+            what,
+            entries,
+            capacity,
+        });
     }
     Ok(())
 }
 
-/// Makes `map` hold exactly `table` (used on a back buffer only).
-fn rewrite_all(
-    map: &mut HashMap<MapData, AnswerKey, AnswerSet>,
-    table: &AnswerTable,
-) -> Result<(), MapWriteError> {
-    let stale: Vec<AnswerKey> = map
+/// Applies `delta` to the writer's record of the maps: upserts, then deletes (as `write`).
+fn merge<K: Copy + Eq + std::hash::Hash, V: Copy>(
+    table: &mut std::collections::HashMap<K, V>,
+    delta: &Delta<K, V>,
+) {
+    table.extend(delta.upserts.iter().copied());
+    for key in &delta.deletes {
+        table.remove(key);
+    }
+}
+
+fn removed(r: Result<(), MapError>) -> Result<(), MapWriteError> {
+    match r {
+        Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn lpm_key(k: &CellKey) -> LpmKey<[u8; 16]> {
+    LpmKey::new(k.prefix_len, k.addr)
+}
+
+/// Writes a change into one buffer: what answers will point to first, the answers last.
+fn write(buffer: &mut Buffer, change: &Change) -> Result<(), MapWriteError> {
+    for (k, v) in &change.cells.upserts {
+        buffer.cells.insert(&lpm_key(k), v, 0)?;
+    }
+    for (k, v) in &change.variants.upserts {
+        buffer.variants.insert(k, v, 0)?;
+    }
+    for (k, v) in &change.answers.upserts {
+        buffer.answers.insert(k, v, 0)?;
+    }
+    for k in &change.answers.deletes {
+        removed(buffer.answers.remove(k))?;
+    }
+    for k in &change.variants.deletes {
+        removed(buffer.variants.remove(k))?;
+    }
+    for k in &change.cells.deletes {
+        removed(buffer.cells.remove(&lpm_key(k)))?;
+    }
+    Ok(())
+}
+
+/// Makes a (back) buffer hold exactly `tables`.
+fn rewrite_all(buffer: &mut Buffer, tables: &Tables) -> Result<(), MapWriteError> {
+    let stale_answers: Vec<AnswerKey> = buffer
+        .answers
         .keys()
         .filter_map(Result::ok)
-        .filter(|k| !table.contains_key(k))
+        .filter(|k| !tables.answers.contains_key(k))
         .collect();
-    let upserts: Vec<(AnswerKey, AnswerSet)> = table.iter().map(|(k, v)| (*k, *v)).collect();
-    write(map, &upserts, &stale)
+    let stale_variants: Vec<VariantKey> = buffer
+        .variants
+        .keys()
+        .filter_map(Result::ok)
+        .filter(|k| !tables.variants.contains_key(k))
+        .collect();
+    let stale_cells: Vec<CellKey> = buffer
+        .cells
+        .keys()
+        .filter_map(Result::ok)
+        .map(|k| CellKey {
+            prefix_len: k.prefix_len(),
+            addr: k.data(),
+        })
+        .filter(|k| !tables.cells.contains_key(k))
+        .collect();
+    let change = Change {
+        answers: Delta {
+            upserts: tables.answers.iter().map(|(k, v)| (*k, *v)).collect(),
+            deletes: stale_answers,
+        },
+        variants: Delta {
+            upserts: tables.variants.iter().map(|(k, v)| (*k, *v)).collect(),
+            deletes: stale_variants,
+        },
+        cells: Delta {
+            upserts: tables.cells.iter().map(|(k, v)| (*k, *v)).collect(),
+            deletes: stale_cells,
+        },
+    };
+    write(buffer, &change)
 }
 
 /// Waits for an RCU grace period through a private array-of-maps (see the module docs).

@@ -248,6 +248,22 @@ pub fn is_static(sets: &[RecordSet], rtype: RecordType, groups: &dyn Groups) -> 
     walk(sets, rtype, groups, 0)
 }
 
+/// True if the answer can depend on the client's location: a location policy anywhere in the
+/// group or the alias targets it can reach.
+pub fn is_located(sets: &[RecordSet], rtype: RecordType, groups: &dyn Groups) -> bool {
+    fn walk(sets: &[RecordSet], rtype: RecordType, groups: &dyn Groups, depth: usize) -> bool {
+        depth <= MAX_ALIAS_DEPTH
+            && (depends_on_location(sets)
+                || sets.iter().any(|s| match &s.target {
+                    Target::Alias { name, .. } => groups
+                        .group(name, rtype)
+                        .is_some_and(|target| walk(target, rtype, groups, depth + 1)),
+                    Target::Records { .. } => false,
+                }))
+    }
+    walk(sets, rtype, groups, 0)
+}
+
 fn depends_on_location(sets: &[RecordSet]) -> bool {
     sets.iter().any(|s| {
         matches!(
@@ -297,7 +313,10 @@ fn choose<'s>(
         pool.truncate(MAX_MULTIVALUE);
         return pool;
     }
-    if matches!(sets.first().map(|s| &s.policy), Some(Policy::Weighted { .. })) {
+    if matches!(
+        sets.first().map(|s| &s.policy),
+        Some(Policy::Weighted { .. })
+    ) {
         return weighted_choice(sets, &healthy, rng).into_iter().collect();
     }
     let order = preference(sets, ctx);

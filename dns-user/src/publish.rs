@@ -81,8 +81,8 @@ impl Published {
         let mut stats = None;
         if let Some(writer) = writer.as_mut() {
             let catalog = self.catalog.load();
-            let (upserts, deletes) = compile::policy_changes(&catalog, &health, writer.installed());
-            match writer.apply(&upserts, &deletes) {
+            let change = compile::policy_changes(&catalog, &health, writer.installed());
+            match writer.apply(&change) {
                 Ok(s) => stats = Some(s),
                 Err(e) => {
                     tracing::error!(

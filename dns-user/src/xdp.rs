@@ -5,8 +5,8 @@
 use aya::programs::{ProgramError, Xdp, XdpMode};
 use aya::{Ebpf, EbpfError, EbpfLoader};
 use dns_common::{
-    ANSWER_MAPS, GLOBAL_DNS_PORT, GLOBAL_EDNS_UDP_SIZE, GLOBAL_GROW_AT_HEAD, PASS_PROGRAM_NAME,
-    PROGRAM_NAME,
+    ANSWER_MAPS, GLOBAL_DNS_PORT, GLOBAL_EDNS_UDP_SIZE, GLOBAL_FIXED_DRAW, GLOBAL_GROW_AT_HEAD,
+    PASS_PROGRAM_NAME, PROGRAM_NAME, VARIANT_MAPS,
 };
 
 /// The eBPF object (bpfel, with BTF).
@@ -70,6 +70,8 @@ pub struct LoadOptions {
     pub max_entries: u32,
     /// Test hook: make every growing response take the grow-at-head path.
     pub grow_at_head: bool,
+    /// Test hook: `Some(d)` makes every random slot choice draw `d` (production: `None`).
+    pub fixed_draw: Option<u32>,
 }
 
 /// Loads the object and the `dns_xdp` program into the kernel (verifier included), not attached.
@@ -80,7 +82,9 @@ pub fn load(options: &LoadOptions) -> Result<Ebpf, XdpError> {
         .override_global(GLOBAL_DNS_PORT, &options.port, true)
         .override_global(GLOBAL_EDNS_UDP_SIZE, &options.edns_udp_size, true)
         .override_global(GLOBAL_GROW_AT_HEAD, &grow_at_head, true);
-    for map in ANSWER_MAPS {
+    let fixed_draw = options.fixed_draw.map_or(0, |d| d.wrapping_add(1));
+    loader.override_global(GLOBAL_FIXED_DRAW, &fixed_draw, true);
+    for map in ANSWER_MAPS.into_iter().chain(VARIANT_MAPS) {
         loader.map_max_entries(map, options.max_entries);
     }
     let mut ebpf = loader.load(OBJECT)?;

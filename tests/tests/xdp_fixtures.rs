@@ -14,7 +14,7 @@ use dns_common::{Counter, PROGRAM_NAME, TYPE_A};
 use dns_tests::fixtures::{Expect, fixtures, q};
 use dns_tests::frame::*;
 use dns_user::answer::{AnswerOptions, Catalog, Transport, respond};
-use dns_user::compile::{AnswerTable, compile, key, render};
+use dns_user::compile::{Change, Delta, Tables, compile, key, render};
 use dns_user::health::HealthState;
 use dns_user::maps::{MapWriteError, MapWriter};
 use dns_user::metrics::XdpCounters;
@@ -43,6 +43,7 @@ impl Harness {
             edns_udp_size: EDNS_SIZE,
             max_entries,
             grow_at_head,
+            fixed_draw: None,
         })
         .expect("loading the XDP program needs root (CAP_BPF); run the tests as root");
         let mut writer = MapWriter::new(&mut ebpf, max_entries).unwrap();
@@ -181,8 +182,8 @@ fn map_writer_updates_removes_and_rejects_over_capacity() {
     let input = frame.build(&q("www.example.com", TYPE_A));
 
     // Change the answer: the next query sees the new one (and only it).
-    let mut table: AnswerTable = h.writer.installed().clone();
-    table.insert(
+    let mut table: Tables = h.writer.installed().clone();
+    table.answers.insert(
         key(&www, RecordType::A),
         render(&a_set(30, &[Ipv4Addr::new(198, 51, 100, 7)])).unwrap(),
     );
@@ -192,7 +193,7 @@ fn map_writer_updates_removes_and_rejects_over_capacity() {
     assert_eq!(action, XDP_TX);
     assert_eq!(answer_addr(&out), Ipv4Addr::new(198, 51, 100, 7));
     // Install again (the other buffer becomes active): still the same answer.
-    table.insert(
+    table.answers.insert(
         key(&www, RecordType::A),
         render(&a_set(30, &[Ipv4Addr::new(198, 51, 100, 8)])).unwrap(),
     );
@@ -203,7 +204,7 @@ fn map_writer_updates_removes_and_rejects_over_capacity() {
     );
 
     // Remove it: a miss, passed up.
-    table.remove(&key(&www, RecordType::A));
+    table.answers.remove(&key(&www, RecordType::A));
     let stats = h.writer.install(&table).unwrap();
     assert_eq!((stats.upserts, stats.deletes), (0, 1));
     assert_eq!(h.run(&input).0, XDP_PASS);
@@ -212,7 +213,7 @@ fn map_writer_updates_removes_and_rejects_over_capacity() {
     let mut huge = table.clone();
     for i in 0..100u32 {
         let name = LowerName::new(&Name::from_ascii(format!("h{i}.example.com.")).unwrap());
-        huge.insert(
+        huge.answers.insert(
             key(&name, RecordType::A),
             render(&a_set(5, &[Ipv4Addr::from(i)])).unwrap(),
         );
@@ -226,6 +227,17 @@ fn map_writer_updates_removes_and_rejects_over_capacity() {
     assert_eq!(answer_addr(&h.run(&mail).1), Ipv4Addr::new(192, 0, 2, 25));
 }
 
+/// A change to the answer map only.
+fn answers(
+    upserts: Vec<(dns_common::AnswerKey, dns_common::AnswerSet)>,
+    deletes: Vec<dns_common::AnswerKey>,
+) -> Change {
+    Change {
+        answers: Delta { upserts, deletes },
+        ..Default::default()
+    }
+}
+
 #[test]
 fn map_writer_applies_a_delta_without_a_full_table() {
     let mut h = Harness::new(catalog(), 64);
@@ -235,13 +247,13 @@ fn map_writer_applies_a_delta_without_a_full_table() {
     let added = key(&name("new.example.com."), RecordType::A);
     let stats = h
         .writer
-        .apply(
-            &[
+        .apply(&answers(
+            vec![
                 (key(&name("www.example.com."), RecordType::A), new_www),
                 (added, new_www),
             ],
-            &[],
-        )
+            vec![],
+        ))
         .unwrap();
     assert_eq!((stats.upserts, stats.deletes), (2, 0));
     assert_eq!(
@@ -250,11 +262,13 @@ fn map_writer_applies_a_delta_without_a_full_table() {
     );
     let new = Frame::query(false).build(&q("new.example.com", TYPE_A));
     assert_eq!(h.run(&new).0, XDP_TX);
-    assert_eq!(h.writer.installed().get(&added), Some(&new_www));
+    assert_eq!(h.writer.installed().answers.get(&added), Some(&new_www));
     // A key in both lists ends up deleted, in the maps and in the writer's record.
-    h.writer.apply(&[(added, new_www)], &[added]).unwrap();
+    h.writer
+        .apply(&answers(vec![(added, new_www)], vec![added]))
+        .unwrap();
     assert_eq!(h.run(&new).0, XDP_PASS);
-    assert!(!h.writer.installed().contains_key(&added));
+    assert!(!h.writer.installed().answers.contains_key(&added));
     // Over capacity: nothing changes.
     let many: Vec<_> = (0..64u32)
         .map(|i| {
@@ -266,7 +280,7 @@ fn map_writer_applies_a_delta_without_a_full_table() {
         .collect();
     let before = h.writer.installed().clone();
     assert!(matches!(
-        h.writer.apply(&many, &[]),
+        h.writer.apply(&answers(many, vec![])),
         Err(MapWriteError::Capacity { .. })
     ));
     assert_eq!(h.writer.installed(), &before);
@@ -281,7 +295,7 @@ fn hash_bucket_collisions_never_give_another_names_answer() {
     let mut table = h.writer.installed().clone();
     for i in 0..N {
         let name = LowerName::new(&Name::from_ascii(format!("h{i}.example.com.")).unwrap());
-        table.insert(
+        table.answers.insert(
             key(&name, RecordType::A),
             render(&a_set(5, &[Ipv4Addr::from(0x0a00_0000 + i)])).unwrap(),
         );

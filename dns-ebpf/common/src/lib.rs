@@ -4,9 +4,18 @@
 //!  control plane (dns-user)                      kernel (dns-ebpf)
 //!  ------------------------                      -----------------
 //!  zone data -> map compiler -> AnswerSet ----->  ANSWERS_0 / ANSWERS_1   (HashMap<AnswerKey, AnswerSet>)
-//!  map writer: write back buffer, flip ------->  CONTROL[0].active        (Array<Control>)
+//!  routing policies -> per (group, cell, slot) ->  VARIANTS_0 / VARIANTS_1 (HashMap<VariantKey, AnswerSet>)
+//!  client prefixes -> location cells ---------->  CELLS_0 / CELLS_1       (LpmTrie<CellKey, u32>)
+//!  map writer: write back buffers, flip ------>  CONTROL[0].active        (Array<Control>)
+//!  heartbeat (CLOCK_MONOTONIC ns) ------------>  CONTROL[0].heartbeat_ns
 //!  metrics   <-------------------------------   COUNTERS                  (PerCpuArray<u64>)
 //! ```
+//!
+//! A routing-policy name's ANSWERS entry is a [`PolicyRef`] (kind [`KIND_POLICY`]): the kernel
+//! looks up the client's location cell (if the group depends on location), picks a slot
+//! (random, if the group has more than one), and answers with `VARIANTS[(group, cell, slot)]`.
+//! Userspace resolved health, failover, aliases, evaluate-target-health and fail-open when it
+//! filled the slots; the kernel only indexes.
 //!
 //! Userspace precomputes, the kernel only indexes: an [`AnswerSet`] holds the answer section
 //! already rendered as wire bytes (owner = compression pointer to the question) together with
@@ -37,7 +46,7 @@ pub const TYPE_AAAA: u16 = 28;
 pub const TYPE_OPT: u16 = 41;
 /// Class IN (RFC 1035 section 3.2.4).
 pub const CLASS_IN: u16 = 1;
-/// EDNS option code of EDNS Client Subnet (RFC 7871 section 6): passed up, never answered in XDP.
+/// EDNS option code of EDNS Client Subnet (RFC 7871 section 6).
 pub const EDNS_OPTION_ECS: u16 = 8;
 /// The DO bit in the OPT TTL's flags half (RFC 3225 section 3).
 pub const EDNS_FLAG_DO: u16 = 0x8000;
@@ -88,11 +97,108 @@ pub struct AnswerSet {
     /// Folded ones'-complement sum of `data[..len]` as 16-bit big-endian words starting at an
     /// even offset (RFC 1071). At an odd offset the kernel byte-swaps it (RFC 1071 section 2(B)).
     pub csum: u16,
-    /// Always zero.
-    pub _pad: u16,
-    /// Rendered resource records.
+    /// [`KIND_ANSWER`], [`KIND_LOCATED`] or [`KIND_POLICY`].
+    pub kind: u16,
+    /// Rendered resource records ([`KIND_POLICY`]: a [`PolicyRef`] in the first bytes).
     pub data: [u8; MAX_ANSWER_BYTES],
 }
+
+/// [`AnswerSet::kind`]: an answer that did not depend on the client's location (an ECS option
+/// is echoed with scope 0).
+pub const KIND_ANSWER: u16 = 0;
+/// [`AnswerSet::kind`]: an answer chosen by the client's location (ECS echoed with scope =
+/// the query's source prefix length).
+pub const KIND_LOCATED: u16 = 1;
+/// [`AnswerSet::kind`]: not an answer but a [`PolicyRef`] to the group's variants.
+pub const KIND_POLICY: u16 = 2;
+
+/// Where a routing-policy group's answers are: `VARIANTS[(group, cell, draw % slots)]`, with
+/// `cell` from `CELLS` if `located`, else 0.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PolicyRef {
+    pub group: u32,
+    /// 1..=[`MAX_SLOTS`].
+    pub slots: u32,
+    /// 1 if the answer depends on the client's location cell.
+    pub located: u32,
+}
+
+/// Most slots of one group (weighted rings are scaled to fit).
+pub const MAX_SLOTS: u32 = 1024;
+
+impl AnswerSet {
+    /// The ANSWERS entry of a routing-policy group.
+    pub const fn policy(r: PolicyRef) -> AnswerSet {
+        let mut data = [0u8; MAX_ANSWER_BYTES];
+        let g = r.group.to_ne_bytes();
+        let s = r.slots.to_ne_bytes();
+        let l = r.located.to_ne_bytes();
+        let mut i = 0;
+        while i < 4 {
+            data[i] = g[i];
+            data[4 + i] = s[i];
+            data[8 + i] = l[i];
+            i += 1;
+        }
+        AnswerSet {
+            ancount: 0,
+            len: 0,
+            csum: 0,
+            kind: KIND_POLICY,
+            data,
+        }
+    }
+
+    /// The [`PolicyRef`] of a [`KIND_POLICY`] entry.
+    #[inline(always)]
+    pub fn policy_ref(&self) -> Option<PolicyRef> {
+        if self.kind != KIND_POLICY {
+            return None;
+        }
+        let word = |at: usize| {
+            u32::from_ne_bytes([
+                self.data[at],
+                self.data[at + 1],
+                self.data[at + 2],
+                self.data[at + 3],
+            ])
+        };
+        Some(PolicyRef {
+            group: word(0),
+            slots: word(4),
+            located: word(8),
+        })
+    }
+}
+
+/// Key of the variant maps: one answer of a routing-policy group for one location cell and one
+/// random slot.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct VariantKey {
+    pub group: u32,
+    pub cell: u32,
+    pub slot: u32,
+    /// Always zero.
+    pub _pad: u32,
+}
+
+/// Key of the cell tries (BPF LPM trie layout: prefix length, then the address). IPv4 is
+/// mapped into `::ffff:0:0/96` (prefix length + 96).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CellKey {
+    pub prefix_len: u32,
+    pub addr: [u8; 16],
+}
+
+/// The first 12 bytes of an IPv4-mapped IPv6 address (`::ffff:0:0/96`).
+pub const V4_MAPPED_PREFIX: [u8; 12] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff];
+/// Default capacity of each variant map buffer.
+pub const DEFAULT_MAX_VARIANTS: u32 = 65_536;
+/// Capacity of each cell trie buffer.
+pub const MAX_CELLS: u32 = 16_384;
 
 /// Run-time switches of the fast path: the single entry of the `CONTROL` array.
 #[repr(C)]
@@ -103,6 +209,11 @@ pub struct Control {
     /// [`CONTROL_ENABLED`] set: answer from the maps. Clear: pass everything up (the state
     /// before the daemon has filled the maps, and after an orderly shutdown).
     pub flags: u32,
+    /// CLOCK_MONOTONIC (bpf_ktime_get_ns) when the daemon last proved it is alive.
+    pub heartbeat_ns: u64,
+    /// If non-zero: pass everything up once `heartbeat_ns` is older than this, so a crashed
+    /// or hung daemon's health state is never served for long.
+    pub max_age_ns: u64,
 }
 
 /// Bit of [`Control::flags`]: the fast path answers.
@@ -110,6 +221,10 @@ pub const CONTROL_ENABLED: u32 = 1;
 
 /// Name of the answer map buffer `i` (0 or 1) in the eBPF object.
 pub const ANSWER_MAPS: [&str; 2] = ["ANSWERS_0", "ANSWERS_1"];
+/// Name of the variant map buffer `i`.
+pub const VARIANT_MAPS: [&str; 2] = ["VARIANTS_0", "VARIANTS_1"];
+/// Name of the cell trie buffer `i`.
+pub const CELL_MAPS: [&str; 2] = ["CELLS_0", "CELLS_1"];
 /// Name of the control array.
 pub const CONTROL_MAP: &str = "CONTROL";
 /// Name of the per-CPU counter array, indexed by [`Counter`].
@@ -124,6 +239,9 @@ pub const GLOBAL_DNS_PORT: &str = "DNS_PORT";
 pub const GLOBAL_EDNS_UDP_SIZE: &str = "EDNS_UDP_SIZE";
 /// Global (read-only after load), a test hook: 1 = grow responses at the head, never the tail.
 pub const GLOBAL_GROW_AT_HEAD: &str = "GROW_AT_HEAD";
+/// Global (read-only after load), a test hook: 0 = random slots (production); d + 1 = always
+/// draw d.
+pub const GLOBAL_FIXED_DRAW: &str = "FIXED_DRAW";
 
 /// Per-CPU counters: what the program did with each packet. `Answered` is XDP_TX; every other
 /// counter is a reason for XDP_PASS.
@@ -150,16 +268,18 @@ pub enum Counter {
     Qtype,
     /// EDNS we leave to userspace: version > 0, ECS, malformed or too many options.
     Edns,
-    /// No answer for this name and type in the maps.
+    /// No answer for this name and type in the maps (or none for the client's cell).
     Miss,
     /// The answer would exceed what the client accepts over UDP.
     TooBig,
     /// A helper call failed.
     HelperError,
+    /// The daemon's heartbeat is older than allowed: everything goes up.
+    Stale,
 }
 
 /// Number of [`Counter`] values.
-pub const COUNTER_COUNT: u32 = Counter::HelperError as u32 + 1;
+pub const COUNTER_COUNT: u32 = Counter::Stale as u32 + 1;
 
 impl Counter {
     /// All counters, in index order.
@@ -177,6 +297,7 @@ impl Counter {
         Counter::Miss,
         Counter::TooBig,
         Counter::HelperError,
+        Counter::Stale,
     ];
 
     /// Stable snake_case name (metrics label).
@@ -195,6 +316,7 @@ impl Counter {
             Counter::Miss => "miss",
             Counter::TooBig => "too_big",
             Counter::HelperError => "helper_error",
+            Counter::Stale => "stale",
         }
     }
 }
@@ -237,7 +359,9 @@ pub const fn udp_checksum_field(folded: u16) -> u16 {
 
 const _: () = assert!(core::mem::size_of::<AnswerKey>() == NAME_BYTES + 4);
 const _: () = assert!(core::mem::size_of::<AnswerSet>() == 8 + MAX_ANSWER_BYTES);
-const _: () = assert!(core::mem::size_of::<Control>() == 8);
+const _: () = assert!(core::mem::size_of::<Control>() == 24);
+const _: () = assert!(core::mem::size_of::<VariantKey>() == 16);
+const _: () = assert!(core::mem::size_of::<CellKey>() == 20);
 const _: () = assert!(MAX_ANSWER_BYTES % 4 == 0);
 
 #[cfg(feature = "user")]
@@ -248,4 +372,8 @@ mod pod {
     unsafe impl aya::Pod for super::AnswerSet {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::Control {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::VariantKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::CellKey {}
 }

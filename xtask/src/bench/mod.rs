@@ -408,6 +408,7 @@ fn map_update_throughput(work: &Workload) -> anyhow::Result<Updates> {
         edns_udp_size: 1232,
         max_entries: capacity,
         grow_at_head: false,
+        fixed_draw: None,
     })?;
     let mut writer = MapWriter::new(&mut ebpf, capacity)?;
     let t = Instant::now();
@@ -415,7 +416,7 @@ fn map_update_throughput(work: &Workload) -> anyhow::Result<Updates> {
     let full = t.elapsed();
     let mut changed = table.clone();
     let mut delta = 0;
-    for (i, value) in changed.values_mut().enumerate() {
+    for (i, value) in changed.answers.values_mut().enumerate() {
         if i % 100 == 0 {
             value.data[value.len as usize - 1] ^= 1; // another address
             delta += 1;
@@ -425,8 +426,8 @@ fn map_update_throughput(work: &Workload) -> anyhow::Result<Updates> {
     writer.install(&changed)?;
     let partial = t.elapsed();
     Ok(Updates {
-        full_entries: table.len() as u32,
-        full_per_sec: table.len() as f64 / full.as_secs_f64(),
+        full_entries: table.answers.len() as u32,
+        full_per_sec: table.answers.len() as f64 / full.as_secs_f64(),
         delta_entries: delta,
         delta_time: partial,
     })
@@ -616,6 +617,7 @@ fn prog_test_run() -> anyhow::Result<Vec<(String, f64)>> {
         edns_udp_size: 1232,
         max_entries: 1024,
         grow_at_head: false,
+        fixed_draw: None,
     })?;
     let mut writer = MapWriter::new(&mut ebpf, 1024)?;
     writer.install(&compile(&catalog(), &dns_user::health::HealthState::default()).0)?;
