@@ -33,9 +33,10 @@ use aya_ebpf::{
 use dns_common::{
     AnswerKey, AnswerSet, CLASS_IN, CONTROL_ENABLED, COUNTER_COUNT, Control, Counter,
     DEFAULT_MAX_ENTRIES, DEFAULT_MAX_VARIANTS, DNS_HEADER_LEN, EDNS_FLAG_DO, EDNS_OPTION_ECS,
-    KIND_LOCATED, MAX_ANSWER_BYTES, MAX_CELLS, MAX_EDNS_OPTIONS, MAX_LABEL_LEN, MAX_NAME_LEN,
-    MAX_SLOTS, MIN_UDP_PAYLOAD, OPT_RR_LEN, TYPE_A, TYPE_AAAA, TYPE_OPT, V4_MAPPED_PREFIX,
-    VariantKey, csum_add_bytes, csum_at_odd_offset, csum_fold, udp_checksum_field,
+    Heartbeat, KIND_LOCATED, MAX_ANSWER_BYTES, MAX_CELLS, MAX_EDNS_OPTIONS, MAX_LABEL_LEN,
+    MAX_NAME_LEN, MAX_SLOTS, MIN_UDP_PAYLOAD, OPT_RR_LEN, TYPE_A, TYPE_AAAA, TYPE_OPT,
+    V4_MAPPED_PREFIX, VariantKey, csum_add_bytes, csum_at_odd_offset, csum_fold,
+    udp_checksum_field,
 };
 
 #[map]
@@ -56,6 +57,8 @@ static CELLS_0: LpmTrie<[u8; 16], u32> = LpmTrie::with_max_entries(MAX_CELLS, BP
 static CELLS_1: LpmTrie<[u8; 16], u32> = LpmTrie::with_max_entries(MAX_CELLS, BPF_F_NO_PREALLOC);
 #[map]
 static CONTROL: Array<Control> = Array::with_max_entries(1, 0);
+#[map]
+static HEARTBEAT: Array<Heartbeat> = Array::with_max_entries(1, 0);
 #[map]
 static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_COUNT, 0);
 /// Per-CPU scratch: the lookup key (too large for a zeroed stack copy) and the qname length.
@@ -245,10 +248,11 @@ fn parse(ctx: &XdpContext) -> Result<(Query, &'static AnswerSet), Counter> {
     if control.flags & CONTROL_ENABLED == 0 {
         return Err(Counter::Disabled);
     }
-    if control.max_age_ns != 0 {
+    let beat = HEARTBEAT.get(0).ok_or(Counter::HelperError)?;
+    if beat.max_age_ns != 0 {
         // SAFETY: helper without arguments.
         let now = unsafe { bpf_ktime_get_ns() };
-        if now > control.heartbeat_ns && now - control.heartbeat_ns > control.max_age_ns {
+        if now > beat.at_ns && now - beat.at_ns > beat.max_age_ns {
             return Err(Counter::Stale);
         }
     }

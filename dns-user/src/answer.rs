@@ -119,6 +119,30 @@ pub fn respond(
     transport: Transport,
     client: IpAddr,
 ) -> Option<Vec<u8>> {
+    RANDOM.with(|rng| {
+        respond_with(
+            catalog,
+            health,
+            options,
+            query,
+            transport,
+            client,
+            &mut *rng.borrow_mut(),
+        )
+    })
+}
+
+/// [`respond`] with the routing policies' random choices taken from `rng` (tests pin them to
+/// compare with the XDP answer for one slot).
+pub fn respond_with(
+    catalog: &Catalog,
+    health: &HealthState,
+    options: &AnswerOptions,
+    query: &[u8],
+    transport: Transport,
+    client: IpAddr,
+    rng: &mut dyn policy::RandomSource,
+) -> Option<Vec<u8>> {
     if query.len() < dns_common::DNS_HEADER_LEN {
         return None;
     }
@@ -134,7 +158,7 @@ pub fn respond(
         Ok(m) => m,
         Err(_) => return encode(&error_response(&raw, opcode, ResponseCode::FormErr)),
     };
-    let response = answer_message(catalog, health, options, &raw, &request, client);
+    let response = answer_message(catalog, health, options, &raw, &request, client, rng);
     let bytes = encode(&response)?;
     let limit = match (transport, &request.edns) {
         (Transport::Tcp, _) => usize::from(u16::MAX),
@@ -170,6 +194,7 @@ fn answer_message(
     raw: &RawHeader,
     request: &Message,
     client: IpAddr,
+    rng: &mut dyn policy::RandomSource,
 ) -> Message {
     let opcode = request.metadata.op_code;
     let mut response = error_response(raw, opcode, ResponseCode::NoError);
@@ -229,6 +254,7 @@ fn answer_message(
         &Inputs {
             locations: &catalog.locations,
             health,
+            rng: std::cell::RefCell::new(rng),
         },
         &mut scope,
         &mut response,
@@ -363,6 +389,7 @@ thread_local! {
 struct Inputs<'a> {
     locations: &'a Locations,
     health: &'a HealthState,
+    rng: std::cell::RefCell<&'a mut dyn policy::RandomSource>,
 }
 
 /// Runs the routing-policy engine for one group; widens `scope` to what the answer used.
@@ -382,7 +409,7 @@ fn route(
         cidr: &inputs.locations.cidr,
         groups: zone,
     };
-    let answer = RANDOM.with(|rng| policy::answer(group, rtype, &ctx, &mut *rng.borrow_mut()));
+    let answer = policy::answer(group, rtype, &ctx, &mut **inputs.rng.borrow_mut());
     *scope = (*scope).max(answer.scope);
     answer.records
 }

@@ -18,7 +18,7 @@ use crate::config::{Overrides, Settings, resolve};
 use crate::health::HealthState;
 use crate::health::monitor::{CheckStatus, HealthRuntime, Monitor};
 use crate::health::probe::NetProber;
-use crate::maps::MapWriter;
+use crate::maps::{HeartbeatWriter, MapWriter};
 use crate::metrics::{MetricsSource, XdpCounters};
 use crate::publish::Published;
 use crate::server::{ServerStats, Shared};
@@ -113,6 +113,9 @@ struct ConfigArgs {
     /// Capacity of each answer map buffer.
     #[arg(long)]
     max_entries: Option<u32>,
+    /// XDP passes everything up if the daemon's heartbeat is older than this (ms; 0 = never).
+    #[arg(long, value_name = "MS")]
+    heartbeat_timeout_ms: Option<u64>,
     /// UDP payload size advertised in OPT.
     #[arg(long)]
     edns_udp_size: Option<u16>,
@@ -147,6 +150,7 @@ impl ConfigArgs {
             interfaces: self.iface.clone(),
             mode: self.xdp_mode,
             max_entries: self.max_entries,
+            heartbeat_timeout_ms: self.heartbeat_timeout_ms,
             edns_udp_size: self.edns_udp_size,
             metrics: self.metrics,
             health_check_files: self.health_checks.clone(),
@@ -286,6 +290,7 @@ fn serve(args: &ConfigArgs) -> anyhow::Result<()> {
         let mut ebpf = None;
         let mut writer = None;
         let mut counters = None;
+        let mut heartbeat = None;
         let health = monitor.health();
         if settings.xdp_enabled() {
             let mut loaded = xdp::load(&LoadOptions {
@@ -297,6 +302,9 @@ fn serve(args: &ConfigArgs) -> anyhow::Result<()> {
             })?;
             let mut w = MapWriter::new(&mut loaded, settings.max_entries)?;
             let report = Published::install_initial(&mut w, &catalog, &health)?;
+            let mut beat = HeartbeatWriter::take(&mut loaded)?;
+            beat.beat(settings.heartbeat_timeout)?;
+            heartbeat = Some(beat);
             w.set_enabled(true)?;
             counters = Some(Mutex::new(XdpCounters::take(&mut loaded)?));
             for iface in &settings.interfaces {
@@ -334,6 +342,25 @@ fn serve(args: &ConfigArgs) -> anyhow::Result<()> {
             crate::server::serve(listeners, shared).await;
             Ok(())
         });
+        if let (Some(max_age), Some(mut beat)) = (settings.heartbeat_timeout, heartbeat) {
+            // On the main runtime: if it stops (hang, crash), so does the heartbeat, and XDP
+            // goes transparent within `max_age`.
+            tasks.spawn(async move {
+                let mut tick = tokio::time::interval(max_age / 4);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    if let Err(e) = beat.beat(Some(max_age)) {
+                        tracing::error!("XDP heartbeat: {e}");
+                    }
+                }
+            });
+            tracing::info!(
+                "XDP heartbeat every {:?}; the fast path goes transparent after {:?} without one",
+                max_age / 4,
+                max_age
+            );
+        }
         if let Some(addr) = settings.metrics {
             let source = Arc::new(MetricsSource {
                 xdp: counters,
@@ -399,6 +426,7 @@ fn reload(args: &ConfigArgs, running: &Settings, published: &Published, monitor:
         || settings.mode != running.mode
         || settings.edns_udp_size != running.edns_udp_size
         || settings.max_entries != running.max_entries
+        || settings.heartbeat_timeout != running.heartbeat_timeout
         || settings.metrics != running.metrics
     {
         tracing::warn!(

@@ -379,7 +379,7 @@ fn compile_policies(catalog: &Catalog, health: &HealthState, cells: &Cells) -> P
                         out.too_large += 1;
                     }
                     row.push(rendered.map(|mut value| {
-                        value.kind = if answer.scope > 0 {
+                        value.kind = if answer.located {
                             KIND_LOCATED
                         } else {
                             KIND_ANSWER

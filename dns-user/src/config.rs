@@ -197,6 +197,10 @@ pub struct XdpSection {
     /// Capacity of each answer map buffer, in (name, type) entries.
     #[serde(default = "default_max_entries")]
     pub max_entries: u32,
+    /// XDP stops answering (passes everything up) if the daemon has not refreshed its
+    /// heartbeat for this long (crash, hang); 0 = never.
+    #[serde(default = "default_heartbeat_timeout_ms")]
+    pub heartbeat_timeout_ms: u64,
 }
 
 impl Default for XdpSection {
@@ -205,8 +209,13 @@ impl Default for XdpSection {
             interfaces: Vec::new(),
             mode: default_mode(),
             max_entries: default_max_entries(),
+            heartbeat_timeout_ms: default_heartbeat_timeout_ms(),
         }
     }
+}
+
+fn default_heartbeat_timeout_ms() -> u64 {
+    2000
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -460,6 +469,7 @@ pub struct Overrides {
     pub interfaces: Vec<String>,
     pub mode: Option<AttachMode>,
     pub max_entries: Option<u32>,
+    pub heartbeat_timeout_ms: Option<u64>,
     pub edns_udp_size: Option<u16>,
     pub metrics: Option<SocketAddr>,
     /// `--health-checks PATH`: JSON lists of Route 53 health checks.
@@ -478,6 +488,8 @@ pub struct Settings {
     pub interfaces: Vec<String>,
     pub mode: AttachMode,
     pub max_entries: u32,
+    /// See [`XdpSection::heartbeat_timeout_ms`]; `None` = off.
+    pub heartbeat_timeout: Option<std::time::Duration>,
     pub metrics: Option<SocketAddr>,
     pub zones: Vec<ZoneSpec>,
     /// Location data for the routing policies.
@@ -607,6 +619,13 @@ pub fn resolve(path: Option<&Path>, overrides: &Overrides) -> Result<Settings, C
         },
         mode: overrides.mode.unwrap_or(file.xdp.mode),
         max_entries: overrides.max_entries.unwrap_or(file.xdp.max_entries),
+        heartbeat_timeout: match overrides
+            .heartbeat_timeout_ms
+            .unwrap_or(file.xdp.heartbeat_timeout_ms)
+        {
+            0 => None,
+            ms => Some(std::time::Duration::from_millis(ms)),
+        },
         metrics: overrides.metrics.or(file.metrics.listen),
         zones,
         locations: file.location.build(&base_dir)?,
@@ -658,6 +677,11 @@ fn validate(s: &Settings) -> Result<(), ConfigError> {
     }
     if s.tcp_max_connections == 0 || s.tcp_idle_timeout_secs == 0 {
         return invalid("server.tcp_max_connections and tcp_idle_timeout_secs must be > 0".into());
+    }
+    if s.heartbeat_timeout
+        .is_some_and(|t| t < std::time::Duration::from_millis(100))
+    {
+        return invalid("xdp.heartbeat_timeout_ms must be 0 (off) or at least 100".into());
     }
     if s.max_entries == 0 {
         return invalid("xdp.max_entries must be > 0".into());

@@ -18,8 +18,8 @@
 //! A failure before the flip leaves readers on the old buffers (nothing applied); the back
 //! buffers are marked dirty and rewritten in full before the next change.
 //!
-//! The writer also keeps the daemon's heartbeat in `CONTROL`: with a maximum age set, XDP stops
-//! answering once the heartbeat is older than that (a crashed or hung daemon).
+//! [`HeartbeatWriter`] keeps the daemon's heartbeat in its own map: with a maximum age set,
+//! XDP stops answering once the heartbeat is older than that (a crashed or hung daemon).
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -30,7 +30,7 @@ use aya::maps::lpm_trie::{Key as LpmKey, LpmTrie};
 use aya::maps::{Array, HashMap, MapData, MapError};
 use dns_common::{
     ANSWER_MAPS, AnswerKey, AnswerSet, CELL_MAPS, CONTROL_ENABLED, CONTROL_MAP, CellKey, Control,
-    VARIANT_MAPS, VariantKey,
+    HEARTBEAT_MAP, Heartbeat, VARIANT_MAPS, VariantKey,
 };
 
 use crate::compile::{Change, Delta, Tables};
@@ -218,20 +218,36 @@ impl MapWriter {
         })
     }
 
-    /// Proves the daemon alive: stamps `CONTROL.heartbeat_ns` with the current
-    /// CLOCK_MONOTONIC time; with `max_age`, XDP passes everything up once the stamp is older
-    /// than that (`None`: no limit).
-    pub fn heartbeat(&mut self, max_age: Option<Duration>) -> Result<(), MapWriteError> {
-        self.set_control(Control {
-            heartbeat_ns: monotonic_ns()?,
-            max_age_ns: max_age.map_or(0, |d| d.as_nanos() as u64),
-            ..self.control
-        })
-    }
-
     fn set_control(&mut self, next: Control) -> Result<(), MapWriteError> {
         self.control_map.set(0, &next, 0)?;
         self.control = next;
+        Ok(())
+    }
+}
+
+/// Writes the `HEARTBEAT` map, independently of the [`MapWriter`].
+pub struct HeartbeatWriter {
+    map: Array<MapData, Heartbeat>,
+}
+
+impl HeartbeatWriter {
+    pub fn take(ebpf: &mut Ebpf) -> Result<Self, MapWriteError> {
+        let map = ebpf
+            .take_map(HEARTBEAT_MAP)
+            .ok_or(MapWriteError::MissingMap(HEARTBEAT_MAP))?;
+        Ok(Self {
+            map: Array::try_from(map)?,
+        })
+    }
+
+    /// Proves the daemon alive: stamps the current CLOCK_MONOTONIC time; with `max_age`, XDP
+    /// passes everything up once the stamp is older than that (`None`: no limit).
+    pub fn beat(&mut self, max_age: Option<Duration>) -> Result<(), MapWriteError> {
+        let beat = Heartbeat {
+            at_ns: monotonic_ns()?,
+            max_age_ns: max_age.map_or(0, |d| d.as_nanos() as u64),
+        };
+        self.map.set(0, &beat, 0)?;
         Ok(())
     }
 }

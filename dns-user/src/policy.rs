@@ -187,6 +187,9 @@ pub struct Answer {
     /// ECS scope prefix (RFC 7871 section 7.2.1): how many bits of the client address the answer
     /// depended on; 0 when it did not depend on location.
     pub scope: u8,
+    /// A location-based choice was made on the way (the scope is the client's prefix length,
+    /// whatever that is).
+    pub located: bool,
 }
 
 /// Answers a query for the group `sets` of type `rtype`.
@@ -214,6 +217,7 @@ fn resolve(
     }
     if depends_on_location(sets) {
         out.scope = out.scope.max(ctx.client.prefix_len);
+        out.located = true;
     }
     for set in choose(sets, rtype, ctx, rng) {
         match &set.target {

@@ -38,12 +38,21 @@ impl Harness {
     }
 
     fn with_growth(catalog: Catalog, max_entries: u32, grow_at_head: bool) -> Harness {
+        Self::with_options(catalog, max_entries, grow_at_head, None)
+    }
+
+    fn with_options(
+        catalog: Catalog,
+        max_entries: u32,
+        grow_at_head: bool,
+        fixed_draw: Option<u32>,
+    ) -> Harness {
         let mut ebpf = xdp::load(&LoadOptions {
             port: 53,
             edns_udp_size: EDNS_SIZE,
             max_entries,
             grow_at_head,
-            fixed_draw: None,
+            fixed_draw,
         })
         .expect("loading the XDP program needs root (CAP_BPF); run the tests as root");
         let mut writer = MapWriter::new(&mut ebpf, max_entries).unwrap();
@@ -307,4 +316,370 @@ fn hash_bucket_collisions_never_give_another_names_answer() {
         assert_eq!(action, XDP_TX, "h{i}");
         assert_eq!(answer_addr(&out), Ipv4Addr::from(0x0a00_0000 + i), "h{i}");
     }
+}
+
+/// A zone with every routing policy, and location tables for three client networks.
+const POLICY_CONFIG: &str = r#"
+[location]
+geo = [
+  { prefix = "198.51.100.0/24", continent = "EU", country = "FR", coordinates = [48.86, 2.35] },
+  { prefix = "203.0.113.0/24", continent = "NA", country = "US", subdivision = "OR", coordinates = [45.52, -122.68] },
+]
+latency = [
+  { prefix = "198.51.100.0/24", regions = { "eu-west-3" = 9.0, "us-west-2" = 145.0 } },
+  { prefix = "203.0.113.0/24", regions = { "eu-west-3" = 150.0, "us-west-2" = 11.0 } },
+]
+[location.cidr_collections.edge]
+paris = ["198.51.100.0/24"]
+oregon = ["203.0.113.0/24", "2001:db8:1::/48"]
+
+[health_check.eu-primary]
+type = "TCP"
+ip_address = "192.0.2.200"
+port = 80
+
+[[zone]]
+origin = "example.com."
+
+[[zone.record]]
+name = "@"
+type = "SOA"
+ttl = 900
+values = ["ns1 hostmaster 1 7200 900 1209600 60"]
+
+[[zone.record]]
+name = "@"
+type = "NS"
+ttl = 900
+values = ["ns1"]
+
+[[zone.record]]
+name = "w"
+type = "A"
+set_id = "blue"
+weight = 70
+ttl = 30
+values = ["192.0.2.10"]
+
+[[zone.record]]
+name = "w"
+type = "A"
+set_id = "green"
+weight = 30
+ttl = 30
+values = ["192.0.2.20", "192.0.2.21"]
+
+[[zone.record]]
+name = "w"
+type = "AAAA"
+set_id = "blue"
+weight = 1
+ttl = 30
+values = ["2001:db8::10"]
+
+[[zone.record]]
+name = "w"
+type = "AAAA"
+set_id = "green"
+weight = 3
+ttl = 30
+values = ["2001:db8::20"]
+
+[[zone.record]]
+name = "geo"
+type = "A"
+set_id = "fr"
+geolocation = { country = "FR" }
+ttl = 60
+values = ["192.0.2.31"]
+
+[[zone.record]]
+name = "geo"
+type = "A"
+set_id = "na"
+geolocation = { continent = "NA" }
+ttl = 60
+values = ["192.0.2.32"]
+
+[[zone.record]]
+name = "geo"
+type = "A"
+set_id = "default"
+geolocation = { default = true }
+ttl = 60
+values = ["192.0.2.33"]
+
+[[zone.record]]
+name = "fronly"
+type = "A"
+set_id = "fr"
+geolocation = { country = "FR" }
+ttl = 60
+values = ["192.0.2.34"]
+
+[[zone.record]]
+name = "lat"
+type = "A"
+set_id = "paris"
+region = "eu-west-3"
+ttl = 60
+values = ["192.0.2.41"]
+
+[[zone.record]]
+name = "lat"
+type = "A"
+set_id = "oregon"
+region = "us-west-2"
+ttl = 60
+values = ["192.0.2.42"]
+
+[[zone.record]]
+name = "ip"
+type = "A"
+set_id = "paris"
+cidr = { collection = "edge", location = "paris" }
+ttl = 60
+values = ["192.0.2.51"]
+
+[[zone.record]]
+name = "ip"
+type = "A"
+set_id = "oregon"
+cidr = { collection = "edge", location = "oregon" }
+ttl = 60
+values = ["192.0.2.52"]
+
+[[zone.record]]
+name = "ip"
+type = "A"
+set_id = "rest"
+cidr = { collection = "edge", location = "*" }
+ttl = 60
+values = ["192.0.2.53"]
+
+[[zone.record]]
+name = "prox"
+type = "A"
+set_id = "paris"
+geoproximity = { lat = 48.86, lon = 2.35, bias = 0 }
+ttl = 60
+values = ["192.0.2.61"]
+
+[[zone.record]]
+name = "prox"
+type = "A"
+set_id = "virginia"
+geoproximity = { lat = 38.9, lon = -77.0, bias = 50 }
+ttl = 60
+values = ["192.0.2.62"]
+
+[[zone.record]]
+name = "tree"
+type = "A"
+set_id = "paris"
+region = "eu-west-3"
+alias = { target = "eu.tree", evaluate_target_health = true }
+
+[[zone.record]]
+name = "tree"
+type = "A"
+set_id = "oregon"
+region = "us-west-2"
+alias = { target = "us.tree", evaluate_target_health = true }
+
+[[zone.record]]
+name = "eu.tree"
+type = "A"
+set_id = "primary"
+failover = "PRIMARY"
+health_check = "eu-primary"
+ttl = 60
+values = ["192.0.2.71"]
+
+[[zone.record]]
+name = "eu.tree"
+type = "A"
+set_id = "secondary"
+failover = "SECONDARY"
+ttl = 60
+values = ["192.0.2.72"]
+
+[[zone.record]]
+name = "us.tree"
+type = "A"
+set_id = "primary"
+failover = "PRIMARY"
+ttl = 60
+values = ["192.0.2.73"]
+"#;
+
+fn multivalue_records() -> String {
+    (1..=12)
+        .map(|i| {
+            format!(
+                "[[zone.record]]\nname = \"mv\"\ntype = \"A\"\nset_id = \"s{i}\"\nmultivalue = true\nttl = 60\nvalues = [\"198.18.0.{i}\"]\n\n"
+            )
+        })
+        .collect()
+}
+
+fn policy_catalog(health_checks_down: &[&str]) -> (Catalog, HealthState) {
+    let dir = std::env::temp_dir().join(format!("dns-xdp-policies-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("policies.toml");
+    std::fs::write(&path, format!("{POLICY_CONFIG}\n{}", multivalue_records())).unwrap();
+    let settings = dns_user::config::resolve(Some(&path), &Default::default()).unwrap();
+    let catalog = dns_user::load_catalog_for(&settings).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let health = HealthState(
+        health_checks_down
+            .iter()
+            .map(|id| (id.to_string(), false))
+            .collect(),
+    );
+    (catalog, health)
+}
+
+/// An ECS option for `addr`/`prefix`.
+fn ecs(addr: std::net::IpAddr, prefix: u8) -> Vec<u8> {
+    let (family, bytes) = match addr {
+        std::net::IpAddr::V4(a) => (1u16, a.octets().to_vec()),
+        std::net::IpAddr::V6(a) => (2u16, a.octets().to_vec()),
+    };
+    let n = usize::from(prefix).div_ceil(8);
+    let mut body = family.to_be_bytes().to_vec();
+    body.extend_from_slice(&[prefix, 0]);
+    body.extend_from_slice(&bytes[..n]);
+    let mut option = vec![0, 8];
+    option.extend_from_slice(&(body.len() as u16).to_be_bytes());
+    option.extend_from_slice(&body);
+    option
+}
+
+/// For every routing policy, client network and a spread of pinned random draws: the XDP
+/// answer equals, byte for byte, the userspace answer given the random source that stands for
+/// the same slot; a NODATA answer is passed up. Also with a health state that changes the
+/// latency -> failover tree.
+#[test]
+fn every_routing_policy_answers_in_xdp_exactly_as_userspace() {
+    let names: &[(&str, u16)] = &[
+        ("w.example.com", TYPE_A),
+        ("w.example.com", 28),
+        ("mv.example.com", TYPE_A),
+        ("geo.example.com", TYPE_A),
+        ("fronly.example.com", TYPE_A),
+        ("lat.example.com", TYPE_A),
+        ("ip.example.com", TYPE_A),
+        ("prox.example.com", TYPE_A),
+        ("tree.example.com", TYPE_A),
+    ];
+    let clients: Vec<Option<Vec<u8>>> = vec![
+        None, // the frame's source address (192.0.2.2: no table entry)
+        Some(ecs("198.51.100.0".parse().unwrap(), 24)),
+        Some(ecs("203.0.113.128".parse().unwrap(), 25)),
+        Some(ecs("203.0.0.0".parse().unwrap(), 16)), // shorter than every block
+        Some(ecs("2001:db8:1:2::".parse().unwrap(), 64)),
+        Some(ecs("0.0.0.0".parse().unwrap(), 0)),
+    ];
+    let frame = Frame::query(false);
+    let mut answered = 0;
+    let mut passed = 0;
+    for down in [&[][..], &["eu-primary"][..]] {
+        for draw in [0u32, 1, 2, 3, 7, 9, 63, 1000] {
+            let (catalog, health) = policy_catalog(down);
+            let mut h = Harness::with_options(catalog, 4096, false, Some(draw));
+            let (tables, report) = compile(&h.catalog, &health);
+            assert_eq!(report.groups_passed, 0, "every group compiles");
+            h.writer.install(&tables).unwrap();
+            for (name, qtype) in names {
+                for client in &clients {
+                    let payload = match client {
+                        Some(option) => q_edns_payload(name, *qtype, option),
+                        None => dns_tests::fixtures::q_edns(name, *qtype, 1232, 0, &[]),
+                    };
+                    let input = frame.build(&payload);
+                    let k = key(
+                        &LowerName::new(&Name::from_ascii(name).unwrap()),
+                        RecordType::from(*qtype),
+                    );
+                    let entry = h.writer.installed().answers[&k];
+                    let mut rng = match entry.policy_ref() {
+                        Some(r) => dns_user::compile::SlotRandom::new(
+                            &k,
+                            name.starts_with("mv."),
+                            draw % r.slots,
+                            r.slots,
+                        ),
+                        None => dns_user::compile::SlotRandom::new(&k, false, 0, 1),
+                    };
+                    let userspace = dns_user::answer::respond_with(
+                        &h.catalog,
+                        &health,
+                        &AnswerOptions {
+                            edns_udp_size: EDNS_SIZE,
+                        },
+                        &payload,
+                        Transport::Udp,
+                        std::net::IpAddr::V4(CLIENT_V4),
+                        &mut rng,
+                    )
+                    .unwrap();
+                    let what =
+                        format!("{name}/{qtype} draw {draw} client {client:?} down {down:?}");
+                    let ancount = u16::from_be_bytes([userspace[6], userspace[7]]);
+                    let (action, out) = h.run(&input);
+                    if ancount == 0 {
+                        assert_eq!(action, XDP_PASS, "{what}: NODATA goes up");
+                        passed += 1;
+                        continue;
+                    }
+                    assert_eq!(action, XDP_TX, "{what}");
+                    assert_eq!(
+                        out[frame.dns_offset()..],
+                        userspace[..],
+                        "{what}: XDP's DNS payload differs from the userspace answer"
+                    );
+                    assert_eq!(
+                        out,
+                        frame.response().build(&userspace),
+                        "{what}: frame bytes"
+                    );
+                    answered += 1;
+                }
+            }
+        }
+    }
+    assert!(
+        answered > 700 && passed > 0,
+        "{answered} answered, {passed} passed"
+    );
+}
+
+fn q_edns_payload(name: &str, qtype: u16, option: &[u8]) -> Vec<u8> {
+    dns_tests::fixtures::q_edns(name, qtype, 1232, 0, option)
+}
+
+#[test]
+fn a_stale_heartbeat_makes_the_fast_path_transparent() {
+    let mut h = Harness::new(catalog(), 1024);
+    let mut beat = dns_user::maps::HeartbeatWriter::take(&mut h.ebpf).unwrap();
+    let input = Frame::query(false).build(&q("www.example.com", TYPE_A));
+    beat.beat(Some(std::time::Duration::from_millis(200)))
+        .unwrap();
+    assert_eq!(h.run(&input).0, XDP_TX);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (action, out) = h.run(&input);
+    assert_eq!(action, XDP_PASS, "heartbeat older than its maximum age");
+    assert_eq!(out, input);
+    assert_eq!(h.counter(Counter::Stale), 1);
+    beat.beat(Some(std::time::Duration::from_millis(200)))
+        .unwrap();
+    assert_eq!(
+        h.run(&input).0,
+        XDP_TX,
+        "a fresh heartbeat: answering again"
+    );
+    beat.beat(None).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(h.run(&input).0, XDP_TX, "no maximum age: never stale");
 }

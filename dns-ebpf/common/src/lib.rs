@@ -7,7 +7,7 @@
 //!  routing policies -> per (group, cell, slot) ->  VARIANTS_0 / VARIANTS_1 (HashMap<VariantKey, AnswerSet>)
 //!  client prefixes -> location cells ---------->  CELLS_0 / CELLS_1       (LpmTrie<CellKey, u32>)
 //!  map writer: write back buffers, flip ------>  CONTROL[0].active        (Array<Control>)
-//!  heartbeat (CLOCK_MONOTONIC ns) ------------>  CONTROL[0].heartbeat_ns
+//!  heartbeat (CLOCK_MONOTONIC ns) ------------>  HEARTBEAT[0]             (Array<Heartbeat>)
 //!  metrics   <-------------------------------   COUNTERS                  (PerCpuArray<u64>)
 //! ```
 //!
@@ -209,12 +209,22 @@ pub struct Control {
     /// [`CONTROL_ENABLED`] set: answer from the maps. Clear: pass everything up (the state
     /// before the daemon has filled the maps, and after an orderly shutdown).
     pub flags: u32,
+}
+
+/// The daemon's proof of life: the single entry of the `HEARTBEAT` array, written on its own
+/// (never under the map writer's lock, so a long reload cannot starve it).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Heartbeat {
     /// CLOCK_MONOTONIC (bpf_ktime_get_ns) when the daemon last proved it is alive.
-    pub heartbeat_ns: u64,
-    /// If non-zero: pass everything up once `heartbeat_ns` is older than this, so a crashed
-    /// or hung daemon's health state is never served for long.
+    pub at_ns: u64,
+    /// If non-zero: pass everything up once `at_ns` is older than this, so a crashed or hung
+    /// daemon's health state is never served for long.
     pub max_age_ns: u64,
 }
+
+/// Name of the heartbeat array.
+pub const HEARTBEAT_MAP: &str = "HEARTBEAT";
 
 /// Bit of [`Control::flags`]: the fast path answers.
 pub const CONTROL_ENABLED: u32 = 1;
@@ -359,7 +369,8 @@ pub const fn udp_checksum_field(folded: u16) -> u16 {
 
 const _: () = assert!(core::mem::size_of::<AnswerKey>() == NAME_BYTES + 4);
 const _: () = assert!(core::mem::size_of::<AnswerSet>() == 8 + MAX_ANSWER_BYTES);
-const _: () = assert!(core::mem::size_of::<Control>() == 24);
+const _: () = assert!(core::mem::size_of::<Control>() == 8);
+const _: () = assert!(core::mem::size_of::<Heartbeat>() == 16);
 const _: () = assert!(core::mem::size_of::<VariantKey>() == 16);
 const _: () = assert!(core::mem::size_of::<CellKey>() == 20);
 const _: () = assert!(MAX_ANSWER_BYTES % 4 == 0);
@@ -372,6 +383,8 @@ mod pod {
     unsafe impl aya::Pod for super::AnswerSet {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::Control {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::Heartbeat {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::VariantKey {}
     // SAFETY: as above.
