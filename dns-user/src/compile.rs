@@ -216,17 +216,25 @@ pub fn cell_key(addr: IpAddr, prefix_len: u8) -> CellKey {
 pub enum SlotRandom {
     /// One draw `below(n)`, mapped from the slot.
     Scaled { slot: u64, slots: u64, calls: u32 },
-    /// A multivalue subset: the engine's shuffle with a fixed seed.
-    Seeded(policy::SplitMix64),
+    /// A multivalue subset, from a balanced design (see [`multivalue_order`]): the draws that
+    /// make the engine's shuffle produce it, computed at the first draw (which tells the pool
+    /// size).
+    Balanced {
+        seed: u64,
+        slot: u64,
+        draws: Option<std::vec::IntoIter<u64>>,
+    },
 }
 
 impl SlotRandom {
-    /// The source for `slot` of group `key` (multivalue or not).
+    /// The source for `slot` of `slots` of group `key` (multivalue or not).
     pub fn new(key: &AnswerKey, multivalue: bool, slot: u32, slots: u32) -> SlotRandom {
         if multivalue {
-            let mut h = fnv1a64(&key.name);
-            h ^= u64::from(key.qtype) << 32 | u64::from(slot);
-            SlotRandom::Seeded(policy::SplitMix64(h.wrapping_mul(0x0100_0000_01b3)))
+            SlotRandom::Balanced {
+                seed: fnv1a64(&key.name) ^ u64::from(key.qtype),
+                slot: u64::from(slot),
+                draws: None,
+            }
         } else {
             SlotRandom::Scaled {
                 slot: u64::from(slot),
@@ -245,9 +253,59 @@ impl policy::RandomSource for SlotRandom {
                 let v = (u128::from(2 * *slot + 1) * u128::from(n)) / u128::from(2 * *slots);
                 (v as u64).min(n - 1)
             }
-            SlotRandom::Seeded(rng) => rng.below(n),
+            SlotRandom::Balanced { seed, slot, draws } => {
+                let draws = draws.get_or_insert_with(|| {
+                    // The engine's first draw of a shuffle of n items is below(n).
+                    shuffle_draws(&multivalue_order(n as usize, *seed, *slot)).into_iter()
+                });
+                draws.next().unwrap_or(0).min(n - 1)
+            }
         }
     }
+}
+
+/// Slots of a multivalue group whose pool has `n` records: whole rounds of `n` windows, so every
+/// record is in exactly the same share of the answers.
+pub fn multivalue_slots(n: u64) -> u32 {
+    let max = u64::from(MULTIVALUE_SLOTS);
+    if n == 0 || n > max {
+        MULTIVALUE_SLOTS
+    } else {
+        (n * (max / n)) as u32
+    }
+}
+
+/// The order (of pool indices) slot `slot` wants the shuffle to produce: round `slot / n` is a
+/// random permutation P (seeded per group and round), and the slot's answer starts at window
+/// `slot % n` of it: P[w], P[w+1], ... (cyclically). The first `MAX_MULTIVALUE` of those are
+/// the answer; over a round every record is in exactly `min(8, n)` of the `n` windows.
+pub fn multivalue_order(n: usize, seed: u64, slot: u64) -> Vec<usize> {
+    let round = slot / n.max(1) as u64;
+    let window = (slot % n.max(1) as u64) as usize;
+    let mut perm: Vec<usize> = (0..n).collect();
+    let mut rng = policy::SplitMix64(seed ^ round.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    for i in (1..n).rev() {
+        let j = policy::RandomSource::below(&mut rng, i as u64 + 1) as usize;
+        perm.swap(i, j);
+    }
+    (0..n).map(|j| perm[(window + j) % n]).collect()
+}
+
+/// The draws that make the engine's Fisher-Yates shuffle (for i from n-1 down to 1, swap i with
+/// below(i + 1)) turn 0..n into `target`.
+fn shuffle_draws(target: &[usize]) -> Vec<u64> {
+    let n = target.len();
+    let mut current: Vec<usize> = (0..n).collect();
+    let mut draws = Vec::with_capacity(n.saturating_sub(1));
+    for i in (1..n).rev() {
+        let j = current[..=i]
+            .iter()
+            .position(|x| *x == target[i])
+            .expect("a permutation of 0..n");
+        draws.push(j as u64);
+        current.swap(i, j);
+    }
+    draws
 }
 
 fn fnv1a64(bytes: &[u8]) -> u64 {
@@ -340,7 +398,7 @@ fn compile_policies(catalog: &Catalog, health: &HealthState, cells: &Cells) -> P
                 run(cell, &mut probe);
                 match probe.0.as_slice() {
                     [] => {}
-                    _ if multivalue => slots = u64::from(MULTIVALUE_SLOTS),
+                    [n, ..] if multivalue => slots = u64::from(multivalue_slots(*n)),
                     [n] => slots = (slots / gcd(slots, *n) * n).min(u64::from(MAX_SLOTS)),
                     _ => compilable = false,
                 }
@@ -585,4 +643,55 @@ pub fn render_records<'r>(
     value.len = at as u16;
     value.csum = csum_fold(csum_add_bytes(0, &value.data[..at]));
     Some(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::RandomSource;
+
+    /// The engine's shuffle (policy.rs), driven by a slot's random source.
+    fn shuffled(n: usize, rng: &mut dyn RandomSource) -> Vec<usize> {
+        let mut items: Vec<usize> = (0..n).collect();
+        for i in (1..n).rev() {
+            let j = rng.below(i as u64 + 1) as usize;
+            items.swap(i, j);
+        }
+        items
+    }
+
+    #[test]
+    fn multivalue_slots_are_balanced_and_reproduce_the_engines_shuffle() {
+        let key = AnswerKey::zeroed();
+        for n in [2usize, 5, 12, 30] {
+            let slots = multivalue_slots(n as u64);
+            let mut inclusion = vec![0u32; n];
+            let mut distinct = BTreeSet::new();
+            for slot in 0..slots {
+                let mut rng = SlotRandom::new(&key, true, slot, slots);
+                let order = shuffled(n, &mut rng);
+                let SlotRandom::Balanced { seed, .. } = rng else {
+                    unreachable!()
+                };
+                assert_eq!(order, multivalue_order(n, seed, u64::from(slot)));
+                let answer: Vec<usize> = order.into_iter().take(8).collect();
+                for i in &answer {
+                    inclusion[*i] += 1;
+                }
+                let mut set = answer.clone();
+                set.sort();
+                distinct.insert(set);
+            }
+            let each = slots as usize * n.min(8) / n;
+            assert!(
+                inclusion.iter().all(|c| *c as usize == each),
+                "n = {n}: {inclusion:?}"
+            );
+            if n <= 8 {
+                assert_eq!(distinct.len(), 1, "n = {n}: every record, every time");
+            } else {
+                assert!(distinct.len() >= n, "n = {n}: {} subsets", distinct.len());
+            }
+        }
+    }
 }
