@@ -318,244 +318,6 @@ fn hash_bucket_collisions_never_give_another_names_answer() {
     }
 }
 
-/// A zone with every routing policy, and location tables for three client networks.
-const POLICY_CONFIG: &str = r#"
-[location]
-geo = [
-  { prefix = "198.51.100.0/24", continent = "EU", country = "FR", coordinates = [48.86, 2.35] },
-  { prefix = "203.0.113.0/24", continent = "NA", country = "US", subdivision = "OR", coordinates = [45.52, -122.68] },
-]
-latency = [
-  { prefix = "198.51.100.0/24", regions = { "eu-west-3" = 9.0, "us-west-2" = 145.0 } },
-  { prefix = "203.0.113.0/24", regions = { "eu-west-3" = 150.0, "us-west-2" = 11.0 } },
-]
-[location.cidr_collections.edge]
-paris = ["198.51.100.0/24"]
-oregon = ["203.0.113.0/24", "2001:db8:1::/48"]
-
-[health_check.eu-primary]
-type = "TCP"
-ip_address = "192.0.2.200"
-port = 80
-
-[[zone]]
-origin = "example.com."
-
-[[zone.record]]
-name = "@"
-type = "SOA"
-ttl = 900
-values = ["ns1 hostmaster 1 7200 900 1209600 60"]
-
-[[zone.record]]
-name = "@"
-type = "NS"
-ttl = 900
-values = ["ns1"]
-
-[[zone.record]]
-name = "w"
-type = "A"
-set_id = "blue"
-weight = 70
-ttl = 30
-values = ["192.0.2.10"]
-
-[[zone.record]]
-name = "w"
-type = "A"
-set_id = "green"
-weight = 30
-ttl = 30
-values = ["192.0.2.20", "192.0.2.21"]
-
-[[zone.record]]
-name = "w"
-type = "AAAA"
-set_id = "blue"
-weight = 1
-ttl = 30
-values = ["2001:db8::10"]
-
-[[zone.record]]
-name = "w"
-type = "AAAA"
-set_id = "green"
-weight = 3
-ttl = 30
-values = ["2001:db8::20"]
-
-[[zone.record]]
-name = "geo"
-type = "A"
-set_id = "fr"
-geolocation = { country = "FR" }
-ttl = 60
-values = ["192.0.2.31"]
-
-[[zone.record]]
-name = "geo"
-type = "A"
-set_id = "na"
-geolocation = { continent = "NA" }
-ttl = 60
-values = ["192.0.2.32"]
-
-[[zone.record]]
-name = "geo"
-type = "A"
-set_id = "default"
-geolocation = { default = true }
-ttl = 60
-values = ["192.0.2.33"]
-
-[[zone.record]]
-name = "fronly"
-type = "A"
-set_id = "fr"
-geolocation = { country = "FR" }
-ttl = 60
-values = ["192.0.2.34"]
-
-[[zone.record]]
-name = "lat"
-type = "A"
-set_id = "paris"
-region = "eu-west-3"
-ttl = 60
-values = ["192.0.2.41"]
-
-[[zone.record]]
-name = "lat"
-type = "A"
-set_id = "oregon"
-region = "us-west-2"
-ttl = 60
-values = ["192.0.2.42"]
-
-[[zone.record]]
-name = "ip"
-type = "A"
-set_id = "paris"
-cidr = { collection = "edge", location = "paris" }
-ttl = 60
-values = ["192.0.2.51"]
-
-[[zone.record]]
-name = "ip"
-type = "A"
-set_id = "oregon"
-cidr = { collection = "edge", location = "oregon" }
-ttl = 60
-values = ["192.0.2.52"]
-
-[[zone.record]]
-name = "ip"
-type = "A"
-set_id = "rest"
-cidr = { collection = "edge", location = "*" }
-ttl = 60
-values = ["192.0.2.53"]
-
-[[zone.record]]
-name = "prox"
-type = "A"
-set_id = "paris"
-geoproximity = { lat = 48.86, lon = 2.35, bias = 0 }
-ttl = 60
-values = ["192.0.2.61"]
-
-[[zone.record]]
-name = "prox"
-type = "A"
-set_id = "virginia"
-geoproximity = { lat = 38.9, lon = -77.0, bias = 50 }
-ttl = 60
-values = ["192.0.2.62"]
-
-[[zone.record]]
-name = "tree"
-type = "A"
-set_id = "paris"
-region = "eu-west-3"
-alias = { target = "eu.tree", evaluate_target_health = true }
-
-[[zone.record]]
-name = "tree"
-type = "A"
-set_id = "oregon"
-region = "us-west-2"
-alias = { target = "us.tree", evaluate_target_health = true }
-
-[[zone.record]]
-name = "eu.tree"
-type = "A"
-set_id = "primary"
-failover = "PRIMARY"
-health_check = "eu-primary"
-ttl = 60
-values = ["192.0.2.71"]
-
-[[zone.record]]
-name = "eu.tree"
-type = "A"
-set_id = "secondary"
-failover = "SECONDARY"
-ttl = 60
-values = ["192.0.2.72"]
-
-[[zone.record]]
-name = "us.tree"
-type = "A"
-set_id = "primary"
-failover = "PRIMARY"
-ttl = 60
-values = ["192.0.2.73"]
-"#;
-
-fn multivalue_records() -> String {
-    (1..=12)
-        .map(|i| {
-            format!(
-                "[[zone.record]]\nname = \"mv\"\ntype = \"A\"\nset_id = \"s{i}\"\nmultivalue = true\nttl = 60\nvalues = [\"198.18.0.{i}\"]\n\n"
-            )
-        })
-        .collect()
-}
-
-fn policy_catalog(health_checks_down: &[&str]) -> (Catalog, HealthState) {
-    let dir = std::env::temp_dir().join(format!("dns-xdp-policies-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("policies.toml");
-    std::fs::write(&path, format!("{POLICY_CONFIG}\n{}", multivalue_records())).unwrap();
-    let settings = dns_user::config::resolve(Some(&path), &Default::default()).unwrap();
-    let catalog = dns_user::load_catalog_for(&settings).unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
-    let health = HealthState(
-        health_checks_down
-            .iter()
-            .map(|id| (id.to_string(), false))
-            .collect(),
-    );
-    (catalog, health)
-}
-
-/// An ECS option for `addr`/`prefix`.
-fn ecs(addr: std::net::IpAddr, prefix: u8) -> Vec<u8> {
-    let (family, bytes) = match addr {
-        std::net::IpAddr::V4(a) => (1u16, a.octets().to_vec()),
-        std::net::IpAddr::V6(a) => (2u16, a.octets().to_vec()),
-    };
-    let n = usize::from(prefix).div_ceil(8);
-    let mut body = family.to_be_bytes().to_vec();
-    body.extend_from_slice(&[prefix, 0]);
-    body.extend_from_slice(&bytes[..n]);
-    let mut option = vec![0, 8];
-    option.extend_from_slice(&(body.len() as u16).to_be_bytes());
-    option.extend_from_slice(&body);
-    option
-}
-
 /// For every routing policy, client network and a spread of pinned random draws: the XDP
 /// answer equals, byte for byte, the userspace answer given the random source that stands for
 /// the same slot; a NODATA answer is passed up. Also with a health state that changes the
@@ -575,18 +337,27 @@ fn every_routing_policy_answers_in_xdp_exactly_as_userspace() {
     ];
     let clients: Vec<Option<Vec<u8>>> = vec![
         None, // the frame's source address (192.0.2.2: no table entry)
-        Some(ecs("198.51.100.0".parse().unwrap(), 24)),
-        Some(ecs("203.0.113.128".parse().unwrap(), 25)),
-        Some(ecs("203.0.0.0".parse().unwrap(), 16)), // shorter than every block
-        Some(ecs("2001:db8:1:2::".parse().unwrap(), 64)),
-        Some(ecs("0.0.0.0".parse().unwrap(), 0)),
+        Some(dns_tests::fixtures::ecs(
+            "198.51.100.0".parse().unwrap(),
+            24,
+        )),
+        Some(dns_tests::fixtures::ecs(
+            "203.0.113.128".parse().unwrap(),
+            25,
+        )),
+        Some(dns_tests::fixtures::ecs("203.0.0.0".parse().unwrap(), 16)), // shorter than every block
+        Some(dns_tests::fixtures::ecs(
+            "2001:db8:1:2::".parse().unwrap(),
+            64,
+        )),
+        Some(dns_tests::fixtures::ecs("0.0.0.0".parse().unwrap(), 0)),
     ];
     let frame = Frame::query(false);
     let mut answered = 0;
     let mut passed = 0;
     for down in [&[][..], &["eu-primary"][..]] {
         for draw in [0u32, 1, 2, 3, 7, 9, 63, 1000] {
-            let (catalog, health) = policy_catalog(down);
+            let (catalog, health) = dns_tests::fixtures::policy_catalog(down);
             let mut h = Harness::with_options(catalog, 4096, false, Some(draw));
             let (tables, report) = compile(&h.catalog, &health);
             assert_eq!(report.groups_passed, 0, "every group compiles");

@@ -13,6 +13,7 @@ mod chart;
 mod contenders;
 mod health;
 mod load;
+mod policies;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -110,7 +111,10 @@ pub fn bench(options: &Options) -> anyhow::Result<()> {
         work.entries
     );
 
-    let test_run = prog_test_run()?;
+    let mut test_run = prog_test_run()?;
+    test_run.extend(policies::prog_test_run()?);
+    println!("bench: routing-policy coverage of the fast path");
+    let coverage = policies::coverage(&bin)?;
     let updates = map_update_throughput(&work)?;
     println!("bench: health-check failover timing");
     let failover = health::measure(&bin)?;
@@ -158,6 +162,7 @@ pub fn bench(options: &Options) -> anyhow::Result<()> {
             updates,
             failover,
             check_load,
+            coverage,
         },
         &format!("{size}.png"),
         started.elapsed(),
@@ -439,6 +444,8 @@ struct Extras {
     updates: Updates,
     failover: health::Timing,
     check_load: health::CheckLoad,
+    /// (share of A/AAAA queries answered in XDP, queries) for a zone with every policy.
+    coverage: (f64, u64),
 }
 
 fn report(
@@ -453,6 +460,7 @@ fn report(
         updates,
         failover,
         check_load,
+        coverage,
     } = extras;
     let knot_xdp = rows.iter().find(|r| r.label == Contender::KnotXdp.label());
     let ratio = |ours: f64, theirs: Option<f64>| match theirs {
@@ -555,6 +563,12 @@ fn report(
         writeln!(
             md,
             "| change-to-INSYNC | not measured yet: needs the change API (issue 7) |"
+        )?;
+        writeln!(
+            md,
+            "| A/AAAA queries answered in XDP, zone with every routing policy ({} queries: weighted, multivalue, geolocation, latency, IP-based, geoproximity, latency -> failover; source address and ECS clients) | {:.1}% |",
+            coverage.1,
+            coverage.0 * 100.0
         )?;
         writeln!(
             md,
