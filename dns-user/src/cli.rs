@@ -310,11 +310,13 @@ fn serve(args: &ConfigArgs) -> anyhow::Result<()> {
             for iface in &settings.interfaces {
                 xdp::attach(&mut loaded, iface, settings.mode)?;
                 tracing::info!(
-                    "XDP attached to {iface} in {} mode (UDP port {}, {} answer entries, {} RRsets left to userspace as too large)",
+                    "XDP attached to {iface} in {} mode (UDP port {}, {} answer entries, {} routing-policy variants; left to userspace: {} RRsets too large, {} policy groups)",
                     settings.mode.name(),
                     settings.port(),
                     report.entries,
-                    report.too_large
+                    report.variants,
+                    report.too_large,
+                    report.groups_passed
                 );
             }
             ebpf = Some(loaded);
