@@ -500,8 +500,34 @@ pub fn fixtures() -> Vec<Fixture> {
     fixtures
 }
 
-/// A zone with every routing policy, and location tables for three client networks.
-pub const POLICY_CONFIG: &str = r#"
+/// The head of a config zone `example.com.`: its SOA and NS record sets.
+pub const ZONE_HEAD: &str = r#"
+[[zone]]
+origin = "example.com."
+
+[[zone.record]]
+name = "@"
+type = "SOA"
+ttl = 900
+values = ["ns1 hostmaster 1 7200 900 1209600 60"]
+
+[[zone.record]]
+name = "@"
+type = "NS"
+ttl = 900
+values = ["ns1"]
+"#;
+
+/// A config with every routing policy, and location tables for three client networks.
+pub fn policy_config() -> String {
+    format!(
+        "{POLICY_LOCATIONS}\n{ZONE_HEAD}\n{POLICY_RECORDS}\n{}",
+        multivalue_records()
+    )
+}
+
+/// Location tables and health checks of [`policy_config`].
+pub const POLICY_LOCATIONS: &str = r#"
 [location]
 geo = [
   { prefix = "198.51.100.0/24", continent = "EU", country = "FR", coordinates = [48.86, 2.35] },
@@ -520,21 +546,10 @@ type = "TCP"
 ip_address = "192.0.2.200"
 port = 80
 
-[[zone]]
-origin = "example.com."
+"#;
 
-[[zone.record]]
-name = "@"
-type = "SOA"
-ttl = 900
-values = ["ns1 hostmaster 1 7200 900 1209600 60"]
-
-[[zone.record]]
-name = "@"
-type = "NS"
-ttl = 900
-values = ["ns1"]
-
+/// The policy zone's record sets (after [`ZONE_HEAD`]).
+pub const POLICY_RECORDS: &str = r#"
 [[zone.record]]
 name = "w"
 type = "A"
@@ -712,7 +727,7 @@ pub fn policy_catalog(
     let dir = std::env::temp_dir().join(format!("dns-xdp-policies-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("policies.toml");
-    std::fs::write(&path, format!("{POLICY_CONFIG}\n{}", multivalue_records())).unwrap();
+    std::fs::write(&path, policy_config()).unwrap();
     let settings = dns_user::config::resolve(Some(&path), &Default::default()).unwrap();
     let catalog = dns_user::load_catalog_for(&settings).unwrap();
     let _ = std::fs::remove_dir_all(&dir);

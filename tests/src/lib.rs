@@ -6,5 +6,6 @@ pub mod frame;
 pub mod testbed;
 
 pub use testbed::{
-    CLIENT_V4, CLIENT_V6, METRICS_ADDR, Process, SERVER_V4, SERVER_V6, Side, Testbed, metric,
+    CLIENT_V4, CLIENT_V6, METRICS_ADDR, Process, SERVER_V4, SERVER_V6, Side, Testbed, a_addresses,
+    metric,
 };

@@ -365,3 +365,17 @@ pub fn metric(page: &str, name_and_labels: &str) -> Option<u64> {
     page.lines()
         .find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse().ok())
 }
+
+/// The A addresses of a response's answer section, sorted.
+pub fn a_addresses(m: &hickory_proto::op::Message) -> Vec<std::net::Ipv4Addr> {
+    let mut ips: Vec<std::net::Ipv4Addr> = m
+        .answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            hickory_proto::rr::RData::A(a) => Some(a.0),
+            _ => None,
+        })
+        .collect();
+    ips.sort();
+    ips
+}

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use dns_tests::{CLIENT_V4, METRICS_ADDR, Process, SERVER_V4, Side, Testbed, metric};
 use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::{Name, RData, RecordType};
+use hickory_proto::rr::{Name, RecordType};
 
 const BIN: &str = env!("CARGO_BIN_EXE_dns-user-under-test");
 const TARGET: &str = env!("CARGO_BIN_EXE_http-target");
@@ -45,23 +45,9 @@ fn config() -> String {
     text.push_str(
         r#"[location]
 latency = [{ prefix = "192.0.2.0/24", regions = { "eu-west-3" = 10.0, "us-west-2" = 100.0 } }]
-
-[[zone]]
-origin = "example.com."
-
-[[zone.record]]
-name = "@"
-type = "SOA"
-ttl = 900
-values = ["ns1 hostmaster 1 7200 900 1209600 60"]
-
-[[zone.record]]
-name = "@"
-type = "NS"
-ttl = 900
-values = ["ns1"]
 "#,
     );
+    text.push_str(dns_tests::fixtures::ZONE_HEAD);
     let set = |name: &str, id: &str, policy: &str, value: &str| {
         format!(
             "[[zone.record]]\nname = \"{name}\"\ntype = \"A\"\nset_id = \"{id}\"\n{policy}\nhealth_check = \"{id}\"\nttl = 5\nvalues = [\"{value}\"]\n\n"
@@ -184,15 +170,7 @@ fn query_until(
             };
             match reply {
                 Ok(m) if m.metadata.response_code == ResponseCode::NoError => {
-                    let mut ips: Vec<Ipv4Addr> = m
-                        .answers
-                        .iter()
-                        .filter_map(|r| match &r.data {
-                            RData::A(a) => Some(a.0),
-                            _ => None,
-                        })
-                        .collect();
-                    ips.sort();
+                    let ips = dns_tests::a_addresses(&m);
                     if ips.is_empty() {
                         phase.failures.push("NOERROR without an answer".into());
                     }

@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use dns_common::{AnswerSet, PolicyRef, VariantKey};
+use dns_tests::fixtures::ZONE_HEAD;
 use dns_tests::{SERVER_V4, Side, Testbed, metric};
 use dns_user::compile::{Change, Delta, key, render_records};
 use dns_user::maps::{HeartbeatWriter, MapWriter};
@@ -27,22 +28,8 @@ use hickory_proto::rr::{LowerName, Name, RData, RecordType};
 const BIN: &str = env!("CARGO_BIN_EXE_dns-user-under-test");
 const ANSWERED: &str = "dns_xdp_packets_total{action=\"tx\",reason=\"answered\"}";
 
-const CONFIG: &str = r#"
-[[zone]]
-origin = "example.com."
-
-[[zone.record]]
-name = "@"
-type = "SOA"
-ttl = 900
-values = ["ns1 hostmaster 1 7200 900 1209600 60"]
-
-[[zone.record]]
-name = "@"
-type = "NS"
-ttl = 900
-values = ["ns1"]
-
+/// Record sets after [`ZONE_HEAD`].
+const RECORDS: &str = r#"
 [[zone.record]]
 name = "w"
 type = "A"
@@ -107,16 +94,7 @@ fn sample(bed: &Testbed, name: &str, count: usize) -> Result<Vec<Vec<Ipv4Addr>>,
             if m.metadata.id != id || m.metadata.response_code != ResponseCode::NoError {
                 return Err(format!("query {i}: {:?}", m.metadata));
             }
-            let mut ips: Vec<Ipv4Addr> = m
-                .answers
-                .iter()
-                .filter_map(|r| match &r.data {
-                    RData::A(a) => Some(a.0),
-                    _ => None,
-                })
-                .collect();
-            ips.sort();
-            out.push(ips);
+            out.push(dns_tests::a_addresses(&m));
         }
         Ok(out)
     })
@@ -133,7 +111,7 @@ fn weighted_shares_and_multivalue_subsets_through_the_fast_path() {
     let dir = std::env::temp_dir().join(format!("dns-policies-live-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("policies.toml");
-    std::fs::write(&path, format!("{CONFIG}\n{}", multivalue())).unwrap();
+    std::fs::write(&path, format!("{ZONE_HEAD}\n{RECORDS}\n{}", multivalue())).unwrap();
     let _daemon = bed
         .start_service(BIN, "native", &["--config", path.to_str().unwrap()], false)
         .unwrap();

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail};
+use dns_tests::fixtures::ZONE_HEAD;
 use dns_tests::{CLIENT_V4, METRICS_ADDR, SERVER_V4, Side, Testbed};
 use dns_user::health::monitor::CheckStatus;
 use hickory_proto::op::Message;
@@ -82,21 +83,7 @@ port = {PORT}
 request_interval = 1
 failure_threshold = 2
 
-[[zone]]
-origin = "example.com."
-
-[[zone.record]]
-name = "@"
-type = "SOA"
-ttl = 900
-values = ["ns1 hostmaster 1 7200 900 1209600 60"]
-
-[[zone.record]]
-name = "@"
-type = "NS"
-ttl = 900
-values = ["ns1"]
-
+{ZONE_HEAD}
 [[zone.record]]
 name = "www"
 type = "A"
@@ -252,22 +239,9 @@ fn load_config(checks: usize) -> String {
             "[health_check.c{i}]\ntype = \"HTTP\"\nip_address = \"{CLIENT_V4}\"\nport = {PORT}\nrequest_interval = 1\n\n"
         ));
     }
+    text.push_str(ZONE_HEAD);
     text.push_str(
-        r#"[[zone]]
-origin = "example.com."
-
-[[zone.record]]
-name = "@"
-type = "SOA"
-ttl = 900
-values = ["ns1 hostmaster 1 7200 900 1209600 60"]
-
-[[zone.record]]
-name = "@"
-type = "NS"
-ttl = 900
-values = ["ns1"]
-
+        r#"
 [[zone.record]]
 name = "www"
 type = "A"

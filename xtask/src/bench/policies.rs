@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use aya::programs::{TestRun, TestRunOptions};
 use dns_common::{PROGRAM_NAME, TYPE_A, TYPE_AAAA};
-use dns_tests::fixtures::{POLICY_CONFIG, ecs, multivalue_records, policy_catalog, q_edns};
+use dns_tests::fixtures::{ecs, policy_catalog, policy_config, q_edns};
 use dns_tests::frame::Frame;
 use dns_tests::{SERVER_V4, Side, Testbed, metric};
 use dns_user::compile::compile;
@@ -115,7 +115,7 @@ pub fn coverage(bin: &str) -> anyhow::Result<(f64, u64)> {
     let dir = std::env::temp_dir().join(format!("dns-bench-policies-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let path = dir.join("policies.toml");
-    std::fs::write(&path, format!("{POLICY_CONFIG}\n{}", multivalue_records()))?;
+    std::fs::write(&path, policy_config())?;
     let _daemon = bed.start_service(bin, "native", &["--config", path.to_str().unwrap()], false)?;
     let names: &[(&str, u16)] = &[
         ("w.example.com", TYPE_A),
