@@ -19,9 +19,9 @@ use dns_user::health::HealthState;
 use dns_user::maps::MapWriter;
 use dns_user::policy::RandomSource;
 use dns_user::xdp::{self, LoadOptions};
-use hickory_proto::rr::{LowerName, Name, RecordType};
+use hickory_proto::rr::LowerName;
 
-const SEED: u64 = 0x5eed_0f_d05;
+const SEED: u64 = 0x0005_eed0_fd05;
 /// Per campaign (two campaigns: the fixture zone, the policy zone).
 const PACKETS: usize = 60_000;
 /// Pinned so the userspace answer for the same slot can be computed.
