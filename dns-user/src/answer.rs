@@ -223,6 +223,11 @@ fn answer_message(
         response.metadata.response_code = ResponseCode::Refused;
         return response;
     }
+    if matches!(question.query_type(), RecordType::AXFR | RecordType::IXFR) {
+        // Zone transfers are not offered (RFC 5936 section 2.2.1 lets a server refuse them).
+        response.metadata.response_code = ResponseCode::Refused;
+        return response;
+    }
     let qname = LowerName::new(question.name());
     let Some(zone) = catalog.find(&qname) else {
         // Never an open resolver.

@@ -392,6 +392,16 @@ fn rfc7766_6_2_3_idle_connections_are_closed() {
 }
 
 #[test]
+fn rfc5936_2_2_1_zone_transfers_are_refused() {
+    let s = start();
+    for qtype in [RecordType::AXFR, RecordType::IXFR] {
+        let r = ask(&s, "example.com.", qtype);
+        assert_eq!(r.metadata.response_code, ResponseCode::Refused, "{qtype}");
+        assert!(r.answers.is_empty(), "{qtype}: nothing of the zone");
+    }
+}
+
+#[test]
 fn rfc8482_4_2_any_gets_one_rrset() {
     let s = start();
     let r = ask(&s, "www.example.com.", RecordType::ANY);
