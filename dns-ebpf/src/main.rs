@@ -27,16 +27,16 @@ use aya_ebpf::{
         bpf_xdp_load_bytes, bpf_xdp_store_bytes,
     },
     macros::{map, xdp},
-    maps::{Array, HashMap, LpmTrie, PerCpuArray, lpm_trie::Key},
+    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, lpm_trie::Key},
     programs::XdpContext,
 };
 use dns_common::{
     AnswerKey, AnswerSet, CLASS_IN, CONTROL_ENABLED, COUNTER_COUNT, Control, Counter,
     DEFAULT_MAX_ENTRIES, DEFAULT_MAX_VARIANTS, DNS_HEADER_LEN, EDNS_FLAG_DO, EDNS_OPTION_ECS,
     Heartbeat, KIND_LOCATED, MAX_ANSWER_BYTES, MAX_CELLS, MAX_EDNS_OPTIONS, MAX_LABEL_LEN,
-    MAX_NAME_LEN, MAX_SLOTS, MIN_UDP_PAYLOAD, OPT_RR_LEN, TYPE_A, TYPE_AAAA, TYPE_OPT,
-    V4_MAPPED_PREFIX, VariantKey, csum_add_bytes, csum_at_odd_offset, csum_fold,
-    udp_checksum_field,
+    MAX_NAME_LEN, MAX_SLOTS, MIN_UDP_PAYLOAD, OPT_RR_LEN, RRL_MAX_ENTRIES, RrlBucket, TYPE_A,
+    TYPE_AAAA, TYPE_OPT, V4_MAPPED_PREFIX, VariantKey, csum_add_bytes, csum_at_odd_offset,
+    csum_fold, rrl_key, udp_checksum_field,
 };
 
 #[map]
@@ -59,6 +59,9 @@ static CELLS_1: LpmTrie<[u8; 16], u32> = LpmTrie::with_max_entries(MAX_CELLS, BP
 static CONTROL: Array<Control> = Array::with_max_entries(1, 0);
 #[map]
 static HEARTBEAT: Array<Heartbeat> = Array::with_max_entries(1, 0);
+/// Response rate limiting: one bucket per client prefix.
+#[map]
+static RRL: LruHashMap<[u8; 16], RrlBucket> = LruHashMap::with_max_entries(RRL_MAX_ENTRIES, 0);
 #[map]
 static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_COUNT, 0);
 /// Per-CPU scratch: the lookup key (too large for a zeroed stack copy) and the qname length.
@@ -95,6 +98,14 @@ static GROW_AT_HEAD: u8 = 0;
 /// Test hook, set only by tests: 0 = random slots; d + 1 = always draw d.
 #[unsafe(no_mangle)]
 static FIXED_DRAW: u32 = 0;
+/// Response rate limiting (set by the loader): ns per allowed response per client prefix
+/// (0 = off), how far ahead of now a prefix may run (burst), and the slip ratio.
+#[unsafe(no_mangle)]
+static RRL_INTERVAL_NS: u64 = 0;
+#[unsafe(no_mangle)]
+static RRL_BURST_NS: u64 = 0;
+#[unsafe(no_mangle)]
+static RRL_SLIP: u32 = 0;
 
 /// Longest ECS address (IPv6).
 const ECS_ADDR_LEN: usize = 16;
@@ -147,6 +158,8 @@ struct Query {
     dns_len: usize,
     /// The query's EDNS Client Subnet option, if any (valid per RFC 7871 section 6).
     ecs: Option<Ecs>,
+    /// The source address (IPv4 mapped into ::ffff:0:0/96).
+    client: [u8; 16],
 }
 
 /// A query's EDNS Client Subnet option.
@@ -172,20 +185,88 @@ pub fn dns_xdp(ctx: XdpContext) -> u32 {
             count(reason);
             xdp_action::XDP_PASS
         }
-        Ok((query, set)) => match respond(&ctx, &query, set) {
-            Ok(()) => {
-                count(Counter::Answered);
-                xdp_action::XDP_TX
+        Ok((query, set)) => {
+            let truncated = match rate_limit(&query) {
+                Rate::Allow => false,
+                Rate::Slip => true,
+                Rate::Drop => {
+                    count(Counter::RateLimited);
+                    return xdp_action::XDP_DROP;
+                }
+            };
+            match respond(&ctx, &query, set, truncated) {
+                Ok(()) => {
+                    count(if truncated {
+                        Counter::Slipped
+                    } else {
+                        Counter::Answered
+                    });
+                    xdp_action::XDP_TX
+                }
+                Err(Verdict::Pass(reason)) => {
+                    count(reason);
+                    xdp_action::XDP_PASS
+                }
+                Err(Verdict::Drop) => {
+                    count(Counter::HelperError);
+                    xdp_action::XDP_DROP
+                }
             }
-            Err(Verdict::Pass(reason)) => {
-                count(reason);
-                xdp_action::XDP_PASS
-            }
-            Err(Verdict::Drop) => {
-                count(Counter::HelperError);
-                xdp_action::XDP_DROP
-            }
-        },
+        }
+    }
+}
+
+/// What response rate limiting says about one answer.
+enum Rate {
+    Allow,
+    /// Over the rate: send it truncated (TC=1, no answers) so a real client retries over TCP.
+    Slip,
+    /// Over the rate: send nothing.
+    Drop,
+}
+
+/// GCRA per client prefix (the packet's source, never its ECS option: the rate is the
+/// sender's). Buckets are shared by all CPUs without locks: concurrent updates can lose an
+/// increment, so the limit is approximate, never stricter than configured.
+#[inline(always)]
+fn rate_limit(q: &Query) -> Rate {
+    // SAFETY: read-only globals set by the loader.
+    let interval = unsafe { core::ptr::read_volatile(&RRL_INTERVAL_NS) };
+    if interval == 0 {
+        return Rate::Allow;
+    }
+    // SAFETY: as above.
+    let burst = unsafe { core::ptr::read_volatile(&RRL_BURST_NS) };
+    // SAFETY: as above.
+    let slip = unsafe { core::ptr::read_volatile(&RRL_SLIP) };
+    let key = rrl_key(q.client, !q.is_v6);
+    // SAFETY: helper without arguments.
+    let now = unsafe { bpf_ktime_get_ns() };
+    let Some(bucket) = RRL.get_ptr_mut(&key) else {
+        let fresh = RrlBucket {
+            tat_ns: now + interval,
+            limited: 0,
+            _pad: 0,
+        };
+        let _ = RRL.insert(&key, &fresh, 0);
+        return Rate::Allow;
+    };
+    // SAFETY: a value pointer from the lookup above; racing writers only lose updates.
+    let bucket = unsafe { &mut *bucket };
+    let tat = if bucket.tat_ns > now {
+        bucket.tat_ns
+    } else {
+        now
+    };
+    if tat - now <= burst {
+        bucket.tat_ns = tat + interval;
+        return Rate::Allow;
+    }
+    bucket.limited = bucket.limited.wrapping_add(1);
+    if slip != 0 && bucket.limited % slip == 0 {
+        Rate::Slip
+    } else {
+        Rate::Drop
     }
 }
 
@@ -461,9 +542,23 @@ fn parse(ctx: &XdpContext) -> Result<(Query, &'static AnswerSet), Counter> {
             client_udp,
             dns_len,
             ecs,
+            client: source_address(ctx, l3, is_v6)?,
         },
         set,
     ))
+}
+
+/// The packet's source address, IPv4 mapped into ::ffff:0:0/96.
+#[inline(always)]
+fn source_address(ctx: &XdpContext, l3: usize, is_v6: bool) -> Result<[u8; 16], Counter> {
+    if is_v6 {
+        return load(ctx, l3 + 8);
+    }
+    let v4: [u8; 4] = load(ctx, l3 + 12)?;
+    let mut addr = [0u8; 16];
+    addr[..12].copy_from_slice(&V4_MAPPED_PREFIX);
+    addr[12..].copy_from_slice(&v4);
+    Ok(addr)
 }
 
 /// Reads and validates an ECS option's body (`len` bytes at `at`): family 1 or 2, a source
@@ -639,11 +734,17 @@ fn grow(ctx: &XdpContext, q: &Query, delta: i32) -> Result<(), Verdict> {
 
 /// Rewrites the query into its response.
 #[inline(always)]
-fn respond(ctx: &XdpContext, q: &Query, set: &AnswerSet) -> Result<(), Verdict> {
-    let answer_len = usize::from(set.len);
-    if answer_len == 0 || answer_len > MAX_ANSWER_BYTES {
+fn respond(ctx: &XdpContext, q: &Query, set: &AnswerSet, truncated: bool) -> Result<(), Verdict> {
+    if set.len == 0 || usize::from(set.len) > MAX_ANSWER_BYTES {
         return Err(Verdict::Pass(Counter::HelperError));
     }
+    // A truncated response (a slipped rate-limited one) carries no answers: TC=1 tells the
+    // client to retry over TCP.
+    let (answer_len, ancount, answer_sum) = if truncated {
+        (0, 0, 0)
+    } else {
+        (usize::from(set.len), set.ancount, set.csum)
+    };
     // SAFETY: read-only global set by the loader.
     let server_udp = unsafe { core::ptr::read_volatile(&EDNS_UDP_SIZE) };
     // Our OPT: root owner, type OPT, our payload size, ext-rcode 0, version 0, DO copied
@@ -707,18 +808,20 @@ fn respond(ctx: &XdpContext, q: &Query, set: &AnswerSet) -> Result<(), Verdict> 
     grow(ctx, q, dns_len as i32 - q.dns_len as i32)?;
     let dns = q.udp + UDP_LEN;
     let answers = dns + DNS_HEADER_LEN + question_len;
-    // SAFETY: the helper checks offset and length against the packet; `set` is a map value
-    // and `answer_len` is bounded by MAX_ANSWER_BYTES above.
-    let rc = unsafe {
-        bpf_xdp_store_bytes(
-            ctx.ctx,
-            answers as u32,
-            set.data.as_ptr() as *mut _,
-            answer_len as u32,
-        )
-    };
-    if rc != 0 {
-        return Err(Verdict::Drop);
+    if answer_len > 0 && answer_len <= MAX_ANSWER_BYTES {
+        // SAFETY: the helper checks offset and length against the packet; `set` is a map value
+        // and `answer_len` is bounded by MAX_ANSWER_BYTES.
+        let rc = unsafe {
+            bpf_xdp_store_bytes(
+                ctx.ctx,
+                answers as u32,
+                set.data.as_ptr() as *mut _,
+                answer_len as u32,
+            )
+        };
+        if rc != 0 {
+            return Err(Verdict::Drop);
+        }
     }
 
     if q.has_opt && (OPT_RR_LEN..=MAX_OPT_LEN).contains(&opt_len) {
@@ -737,11 +840,14 @@ fn respond(ctx: &XdpContext, q: &Query, set: &AnswerSet) -> Result<(), Verdict> 
     }
 
     // DNS header: same ID, QR+AA, RD and CD copied; counts.
-    let flags = FLAG_QR | FLAG_AA | (q.dns_flags & (FLAG_RD | FLAG_CD));
+    let flags = FLAG_QR
+        | FLAG_AA
+        | (q.dns_flags & (FLAG_RD | FLAG_CD))
+        | if truncated { FLAG_TC } else { 0 };
     let arcount: u16 = if q.has_opt { 1 } else { 0 };
     let id = load_be16(ctx, dns).map_err(|_| Verdict::Drop)?;
     store_be16(ctx, dns + 2, flags)?;
-    store_be16(ctx, dns + 6, set.ancount)?;
+    store_be16(ctx, dns + 6, ancount)?;
     store_be16(ctx, dns + 8, 0)?;
     store_be16(ctx, dns + 10, arcount)?;
 
@@ -762,9 +868,10 @@ fn respond(ctx: &XdpContext, q: &Query, set: &AnswerSet) -> Result<(), Verdict> 
     let sport = load_be16(ctx, q.udp).map_err(|_| Verdict::Drop)?;
     let dport = load_be16(ctx, q.udp + 2).map_err(|_| Verdict::Drop)?;
     sum += u32::from(sport) + u32::from(dport) + u32::from(udp_len);
-    sum += u32::from(id) + u32::from(flags) + 1 + u32::from(set.ancount) + u32::from(arcount);
+    sum += u32::from(id) + u32::from(flags) + 1 + u32::from(ancount) + u32::from(arcount);
     sum += q.name_sum;
-    let tail = u32::from(csum_fold(u32::from(q.qtype) + u32::from(CLASS_IN))) + u32::from(set.csum);
+    let tail =
+        u32::from(csum_fold(u32::from(q.qtype) + u32::from(CLASS_IN))) + u32::from(answer_sum);
     let tail = csum_fold(tail);
     sum += u32::from(if q.name_len & 1 == 1 {
         csum_at_odd_offset(tail)

@@ -113,6 +113,9 @@ struct ConfigArgs {
     /// Capacity of each answer map buffer.
     #[arg(long)]
     max_entries: Option<u32>,
+    /// Response rate limit: UDP responses per second per client /24 (IPv6 /56); 0 = off.
+    #[arg(long, value_name = "N")]
+    rrl_rate: Option<u32>,
     /// XDP passes everything up if the daemon's heartbeat is older than this (ms; 0 = never).
     #[arg(long, value_name = "MS")]
     heartbeat_timeout_ms: Option<u64>,
@@ -151,6 +154,7 @@ impl ConfigArgs {
             mode: self.xdp_mode,
             max_entries: self.max_entries,
             heartbeat_timeout_ms: self.heartbeat_timeout_ms,
+            rrl_rate: self.rrl_rate,
             edns_udp_size: self.edns_udp_size,
             metrics: self.metrics,
             health_check_files: self.health_checks.clone(),
@@ -299,6 +303,7 @@ fn serve(args: &ConfigArgs) -> anyhow::Result<()> {
                 max_entries: settings.max_entries,
                 grow_at_head: false,
                 fixed_draw: None,
+                rrl: settings.rrl,
             })?;
             let mut w = MapWriter::new(&mut loaded, settings.max_entries)?;
             let report = Published::install_initial(&mut w, &catalog, &health)?;
@@ -338,7 +343,16 @@ fn serve(args: &ConfigArgs) -> anyhow::Result<()> {
             stats: stats.clone(),
             tcp_idle: Duration::from_secs(settings.tcp_idle_timeout_secs),
             tcp_slots: Arc::new(Semaphore::new(settings.tcp_max_connections)),
+            limiter: settings.rrl.map(crate::rrl::Limiter::new),
         });
+        if let Some(r) = settings.rrl {
+            tracing::info!(
+                "response rate limiting: {} UDP responses/s per client /24 (/56), burst {}, slip {}",
+                r.responses_per_second,
+                r.burst,
+                r.slip
+            );
+        }
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(async move {
             crate::server::serve(listeners, shared).await;
@@ -429,10 +443,11 @@ fn reload(args: &ConfigArgs, running: &Settings, published: &Published, monitor:
         || settings.edns_udp_size != running.edns_udp_size
         || settings.max_entries != running.max_entries
         || settings.heartbeat_timeout != running.heartbeat_timeout
+        || settings.rrl != running.rrl
         || settings.metrics != running.metrics
     {
         tracing::warn!(
-            "reload: listen, xdp, edns and metrics settings take effect on restart only"
+            "reload: listen, xdp, edns, rrl and metrics settings take effect on restart only"
         );
     }
     let current = published.catalog.load();

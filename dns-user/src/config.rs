@@ -47,6 +47,8 @@ pub struct ConfigFile {
     pub zones: Vec<ZoneSection>,
     #[serde(default)]
     pub location: LocationSection,
+    #[serde(default)]
+    pub rrl: RrlSection,
     /// `[health_check.ID]`: Route 53 HealthCheckConfig fields in snake_case.
     #[serde(default, rename = "health_check")]
     pub health_checks: std::collections::BTreeMap<String, crate::health::spec::HealthCheckConfig>,
@@ -216,6 +218,39 @@ impl Default for XdpSection {
 
 fn default_heartbeat_timeout_ms() -> u64 {
     2000
+}
+
+/// Response rate limiting (see [`crate::rrl`]).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RrlSection {
+    /// UDP responses per second per client prefix (IPv4 /24, IPv6 /56); 0 = off.
+    #[serde(default)]
+    pub responses_per_second: u32,
+    /// Responses a prefix may get at once beyond the rate.
+    #[serde(default = "default_rrl_burst")]
+    pub burst: u32,
+    /// Every n-th limited response is sent truncated (TC=1) instead of dropped; 0 = drop all.
+    #[serde(default = "default_rrl_slip")]
+    pub slip: u32,
+}
+
+impl Default for RrlSection {
+    fn default() -> Self {
+        Self {
+            responses_per_second: 0,
+            burst: default_rrl_burst(),
+            slip: default_rrl_slip(),
+        }
+    }
+}
+
+fn default_rrl_burst() -> u32 {
+    5
+}
+
+fn default_rrl_slip() -> u32 {
+    2
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -470,6 +505,8 @@ pub struct Overrides {
     pub mode: Option<AttachMode>,
     pub max_entries: Option<u32>,
     pub heartbeat_timeout_ms: Option<u64>,
+    /// `--rrl-rate N`: replaces `rrl.responses_per_second`.
+    pub rrl_rate: Option<u32>,
     pub edns_udp_size: Option<u16>,
     pub metrics: Option<SocketAddr>,
     /// `--health-checks PATH`: JSON lists of Route 53 health checks.
@@ -498,6 +535,8 @@ pub struct Settings {
     pub regions: crate::Regions,
     /// Health checks (config tables, then `--health-checks` files), validated together.
     pub health_checks: Vec<crate::health::spec::CheckSpec>,
+    /// Response rate limiting; `None` = off.
+    pub rrl: Option<crate::rrl::RrlConfig>,
 }
 
 impl Settings {
@@ -631,6 +670,14 @@ pub fn resolve(path: Option<&Path>, overrides: &Overrides) -> Result<Settings, C
         locations: file.location.build(&base_dir)?,
         regions: file.location.regions.clone(),
         health_checks,
+        rrl: match overrides.rrl_rate.unwrap_or(file.rrl.responses_per_second) {
+            0 => None,
+            rate => Some(crate::rrl::RrlConfig {
+                responses_per_second: rate,
+                burst: file.rrl.burst,
+                slip: file.rrl.slip,
+            }),
+        },
     };
     validate(&settings)?;
     Ok(settings)

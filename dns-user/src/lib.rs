@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod policy;
 pub mod publish;
 pub mod route53;
+pub mod rrl;
 pub mod server;
 pub mod xdp;
 pub mod zone;

@@ -64,7 +64,7 @@ pub fn render(source: &MetricsSource) -> String {
         );
         out.push_str("# TYPE dns_xdp_packets_total counter\n");
         for (c, n) in counters {
-            let action = if c == Counter::Answered { "tx" } else { "pass" };
+            let action = c.action();
             let _ = writeln!(
                 out,
                 "dns_xdp_packets_total{{action=\"{action}\",reason=\"{}\"}} {n}",

@@ -78,6 +78,8 @@ pub struct Shared {
     pub stats: Arc<ServerStats>,
     pub tcp_idle: Duration,
     pub tcp_slots: Arc<Semaphore>,
+    /// Response rate limiting of UDP responses; `None` = off.
+    pub limiter: Option<crate::rrl::Limiter>,
 }
 
 /// Bound sockets, ready to serve.
@@ -169,6 +171,14 @@ fn serve_udp(socket: &std::net::UdpSocket, shared: &Shared) {
             peer.ip(),
         );
         shared.stats.record(Transport::Udp, response.as_deref());
+        let response = match (&shared.limiter, response) {
+            (Some(limiter), Some(r)) => match limiter.check(peer.ip()) {
+                crate::rrl::Decision::Send => Some(r),
+                crate::rrl::Decision::Slip => crate::rrl::truncate(&r),
+                crate::rrl::Decision::Drop => None,
+            },
+            (_, r) => r,
+        };
         if let Some(r) = response
             && let Err(e) = socket.send_to(&r, peer)
         {

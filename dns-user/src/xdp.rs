@@ -6,7 +6,8 @@ use aya::programs::{ProgramError, Xdp, XdpMode};
 use aya::{Ebpf, EbpfError, EbpfLoader};
 use dns_common::{
     ANSWER_MAPS, GLOBAL_DNS_PORT, GLOBAL_EDNS_UDP_SIZE, GLOBAL_FIXED_DRAW, GLOBAL_GROW_AT_HEAD,
-    PASS_PROGRAM_NAME, PROGRAM_NAME, VARIANT_MAPS,
+    GLOBAL_RRL_BURST_NS, GLOBAL_RRL_INTERVAL_NS, GLOBAL_RRL_SLIP, PASS_PROGRAM_NAME, PROGRAM_NAME,
+    VARIANT_MAPS,
 };
 
 /// The eBPF object (bpfel, with BTF).
@@ -72,6 +73,8 @@ pub struct LoadOptions {
     pub grow_at_head: bool,
     /// Test hook: `Some(d)` makes every random slot choice draw `d` (production: `None`).
     pub fixed_draw: Option<u32>,
+    /// Response rate limiting; `None` = off.
+    pub rrl: Option<crate::rrl::RrlConfig>,
 }
 
 /// Loads the object and the `dns_xdp` program into the kernel (verifier included), not attached.
@@ -84,6 +87,13 @@ pub fn load(options: &LoadOptions) -> Result<Ebpf, XdpError> {
         .override_global(GLOBAL_GROW_AT_HEAD, &grow_at_head, true);
     let fixed_draw = options.fixed_draw.map_or(0, |d| d.wrapping_add(1));
     loader.override_global(GLOBAL_FIXED_DRAW, &fixed_draw, true);
+    let (interval, burst, slip) = options.rrl.map_or((0u64, 0u64, 0u32), |r| {
+        (r.interval_ns(), r.burst_ns(), r.slip)
+    });
+    loader
+        .override_global(GLOBAL_RRL_INTERVAL_NS, &interval, true)
+        .override_global(GLOBAL_RRL_BURST_NS, &burst, true)
+        .override_global(GLOBAL_RRL_SLIP, &slip, true);
     for map in ANSWER_MAPS.into_iter().chain(VARIANT_MAPS) {
         loader.map_max_entries(map, options.max_entries);
     }

@@ -401,6 +401,63 @@ fn rfc5936_2_2_1_zone_transfers_are_refused() {
     }
 }
 
+/// Response rate limiting in the userspace server (the same GCRA as XDP's): one client /24
+/// gets a burst and the rate over UDP, then every second response slipped (TC=1, no records)
+/// and the rest dropped; TCP is never limited.
+#[test]
+fn response_rate_limiting_bounds_udp_amplification() {
+    let s = start_with("\n[rrl]\nresponses_per_second = 5\nburst = 3\nslip = 2");
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    // A large answer: what an amplification attack would ask for.
+    let q = query("big.example.com.", RecordType::TXT, Some(4096));
+    let start = Instant::now();
+    for _ in 0..300 {
+        socket.send_to(&q, ("127.0.0.1", s.port)).unwrap();
+        // Paced so that no socket buffer overflows: every query reaches the server.
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    let sent = start.elapsed().as_secs_f64();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let (mut full, mut slipped, mut bytes, mut full_size) = (0usize, 0usize, 0usize, 0usize);
+    let mut buf = [0u8; 4096];
+    while let Ok((n, _)) = socket.recv_from(&mut buf) {
+        let m = Message::from_vec(&buf[..n]).unwrap();
+        if m.metadata.truncation {
+            assert!(m.answers.is_empty());
+            slipped += 1;
+        } else {
+            assert!(!m.answers.is_empty());
+            full += 1;
+            full_size = n;
+        }
+        bytes += n;
+    }
+    // The startup probe used one response; then 1 + burst, plus the rate's share of the time.
+    let allowed = 1 + 3 + (sent * 5.0).ceil() as usize;
+    assert!(
+        full >= 3 && full <= allowed,
+        "{full} full answers, allowed {allowed}"
+    );
+    let limited = 300 - full;
+    assert!(
+        slipped.abs_diff(limited / 2) <= 1,
+        "{slipped} slipped of {limited} limited (slip 2)"
+    );
+    // Unlimited, every query would get the full answer.
+    let unlimited = full_size as f64 / q.len() as f64;
+    let amplification = bytes as f64 / (300 * q.len()) as f64;
+    assert!(
+        amplification < unlimited / 5.0,
+        "amplification {amplification:.2} (unlimited: {unlimited:.1})"
+    );
+    // TCP is not limited.
+    let r = tcp(&s, std::slice::from_ref(&q));
+    let m = Message::from_vec(&r[0]).unwrap();
+    assert!(!m.metadata.truncation && !m.answers.is_empty());
+}
+
 #[test]
 fn rfc8482_4_2_any_gets_one_rrset() {
     let s = start();

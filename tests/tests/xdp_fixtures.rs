@@ -38,7 +38,7 @@ impl Harness {
     }
 
     fn with_growth(catalog: Catalog, max_entries: u32, grow_at_head: bool) -> Harness {
-        Self::with_options(catalog, max_entries, grow_at_head, None)
+        Self::with_options(catalog, max_entries, grow_at_head, None, None)
     }
 
     fn with_options(
@@ -46,6 +46,7 @@ impl Harness {
         max_entries: u32,
         grow_at_head: bool,
         fixed_draw: Option<u32>,
+        rrl: Option<dns_user::rrl::RrlConfig>,
     ) -> Harness {
         let mut ebpf = xdp::load(&LoadOptions {
             port: 53,
@@ -53,6 +54,7 @@ impl Harness {
             max_entries,
             grow_at_head,
             fixed_draw,
+            rrl,
         })
         .expect("loading the XDP program needs root (CAP_BPF); run the tests as root");
         let mut writer = MapWriter::new(&mut ebpf, max_entries).unwrap();
@@ -365,7 +367,7 @@ fn every_routing_policy_answers_in_xdp_exactly_as_userspace() {
     {
         for draw in [0u32, 1, 2, 3, 7, 9, 63, 1000] {
             let (catalog, health) = dns_tests::fixtures::policy_catalog(down);
-            let mut h = Harness::with_options(catalog, 4096, false, Some(draw));
+            let mut h = Harness::with_options(catalog, 4096, false, Some(draw), None);
             let (tables, report) = compile(&h.catalog, &health);
             assert_eq!(report.groups_passed, 0, "every group compiles");
             h.writer.install(&tables).unwrap();
@@ -461,4 +463,76 @@ fn a_stale_heartbeat_makes_the_fast_path_transparent() {
     beat.beat(None).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert_eq!(h.run(&input).0, XDP_TX, "no maximum age: never stale");
+}
+
+/// Response rate limiting in XDP: from one /24, a burst and then the rate; beyond it every
+/// second response slips (TC=1, no answers, smaller than the query's answer) and the others are
+/// dropped; another /24 is unaffected. The amplification an attacker gets is bounded.
+#[test]
+fn rate_limited_prefixes_get_the_rate_then_slips_and_drops() {
+    let rrl = dns_user::rrl::RrlConfig {
+        responses_per_second: 5,
+        burst: 3,
+        slip: 2,
+    };
+    let mut h = Harness::with_options(catalog(), 1024, false, None, Some(rrl));
+    let attacker = Frame::query(false);
+    let query = q("www.example.com", TYPE_A);
+    let input = attacker.build(&query);
+    let (mut sent_bytes, mut answered, mut slipped, mut dropped, mut reply_bytes) = (0, 0, 0, 0, 0);
+    // 1000 queries within a few milliseconds (far under 1 s: at most 1 + burst + the rate's
+    // share of the elapsed time get full answers).
+    let start = std::time::Instant::now();
+    for _ in 0..1000 {
+        sent_bytes += query.len();
+        let (action, out) = h.run(&input);
+        match action {
+            XDP_TX => {
+                let dns = &out[attacker.dns_offset()..];
+                let m = hickory_proto::op::Message::from_vec(dns).unwrap();
+                if m.metadata.truncation {
+                    assert!(
+                        m.answers.is_empty(),
+                        "a slipped response carries no answers"
+                    );
+                    // Exactly what the userspace limiter sends for a slip, in a frame with
+                    // valid checksums.
+                    let expected = dns_user::rrl::truncate(&h.userspace(&query)).unwrap();
+                    assert_eq!(out, attacker.response().build(&expected));
+                    slipped += 1;
+                } else {
+                    answered += 1;
+                }
+                reply_bytes += dns.len();
+            }
+            1 => dropped += 1,
+            other => panic!("unexpected action {other}"),
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let allowed = 1 + 3 + (elapsed * 5.0).ceil() as usize;
+    assert!(
+        answered >= 4 && answered <= allowed,
+        "{answered} full answers, allowed {allowed}"
+    );
+    assert_eq!(slipped + dropped + answered, 1000);
+    assert!(
+        (slipped as i64 - dropped as i64).abs() <= 1,
+        "slip 2: every other one: {slipped}/{dropped}"
+    );
+    assert_eq!(h.counter(Counter::Slipped), slipped as u64);
+    assert_eq!(h.counter(Counter::RateLimited), dropped as u64);
+    // Amplification: response bytes per query byte, at most about half (slipped responses are
+    // the query plus a header bit), far below the unlimited answer's.
+    let amplification = reply_bytes as f64 / sent_bytes as f64;
+    assert!(amplification < 0.6, "amplification {amplification:.2}");
+    // Another /24 still gets its answer.
+    let other = Frame {
+        src: std::net::IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9)),
+        ..attacker
+    };
+    let (action, out) = h.run(&other.build(&query));
+    assert_eq!(action, XDP_TX);
+    let m = hickory_proto::op::Message::from_vec(&out[other.dns_offset()..]).unwrap();
+    assert!(!m.metadata.truncation && !m.answers.is_empty());
 }

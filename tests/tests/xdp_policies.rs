@@ -211,6 +211,7 @@ fn concurrent_rewrites_never_show_a_reader_a_torn_or_mixed_answer() {
         max_entries: 1024,
         grow_at_head: false,
         fixed_draw: None,
+        rrl: None,
     })
     .unwrap();
     let mut writer = MapWriter::new(&mut ebpf, 1024).unwrap();

@@ -302,6 +302,7 @@ fn campaign(
         max_entries: 4096,
         grow_at_head: false,
         fixed_draw: Some(DRAW),
+        rrl: None,
     })
     .expect("loading the XDP program needs root");
     let mut writer = MapWriter::new(&mut ebpf, 4096).unwrap();

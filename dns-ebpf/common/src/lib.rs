@@ -226,6 +226,47 @@ pub struct Heartbeat {
 /// Name of the heartbeat array.
 pub const HEARTBEAT_MAP: &str = "HEARTBEAT";
 
+/// Response rate limiting state of one client prefix (IPv4 /24, IPv6 /56): an LRU hash entry
+/// keyed by the masked address (IPv4 mapped into ::ffff:0:0/96). GCRA: a response is allowed
+/// while `tat_ns - now <= burst`, and pushes `tat_ns` one interval further.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct RrlBucket {
+    /// Theoretical arrival time of the next allowed response (CLOCK_MONOTONIC ns).
+    pub tat_ns: u64,
+    /// Responses refused so far (every `slip`-th is sent truncated).
+    pub limited: u32,
+    pub _pad: u32,
+}
+
+/// Entries of the RRL table (least recently used prefixes are evicted).
+pub const RRL_MAX_ENTRIES: u32 = 65_536;
+/// Prefix lengths a rate applies to (BIND's defaults).
+pub const RRL_V4_PREFIX: u8 = 24;
+pub const RRL_V6_PREFIX: u8 = 56;
+/// Global (read-only after load): nanoseconds per allowed response per prefix; 0 = no RRL.
+pub const GLOBAL_RRL_INTERVAL_NS: &str = "RRL_INTERVAL_NS";
+/// Global (read-only after load): how far ahead of now a prefix may run (burst), in ns.
+pub const GLOBAL_RRL_BURST_NS: &str = "RRL_BURST_NS";
+/// Global (read-only after load): every n-th limited response is sent truncated (0: none).
+pub const GLOBAL_RRL_SLIP: &str = "RRL_SLIP";
+
+/// The RRL key of a client address (16 bytes, IPv4 mapped), masked to its prefix.
+pub fn rrl_key(addr: [u8; 16], v4: bool) -> [u8; 16] {
+    let mut key = addr;
+    let keep = if v4 {
+        12 + (RRL_V4_PREFIX / 8) as usize
+    } else {
+        (RRL_V6_PREFIX / 8) as usize
+    };
+    let mut i = keep;
+    while i < 16 {
+        key[i] = 0;
+        i += 1;
+    }
+    key
+}
+
 /// Bit of [`Control::flags`]: the fast path answers.
 pub const CONTROL_ENABLED: u32 = 1;
 
@@ -286,10 +327,15 @@ pub enum Counter {
     HelperError,
     /// The daemon's heartbeat is older than allowed: everything goes up.
     Stale,
+    /// Over the client prefix's response rate: dropped (XDP_DROP).
+    RateLimited,
+    /// Over the rate, but slipped: a truncated (TC=1) answer sent so a real client retries
+    /// over TCP (XDP_TX).
+    Slipped,
 }
 
 /// Number of [`Counter`] values.
-pub const COUNTER_COUNT: u32 = Counter::Stale as u32 + 1;
+pub const COUNTER_COUNT: u32 = Counter::Slipped as u32 + 1;
 
 impl Counter {
     /// All counters, in index order.
@@ -308,6 +354,8 @@ impl Counter {
         Counter::TooBig,
         Counter::HelperError,
         Counter::Stale,
+        Counter::RateLimited,
+        Counter::Slipped,
     ];
 
     /// Stable snake_case name (metrics label).
@@ -327,6 +375,17 @@ impl Counter {
             Counter::TooBig => "too_big",
             Counter::HelperError => "helper_error",
             Counter::Stale => "stale",
+            Counter::RateLimited => "rate_limited",
+            Counter::Slipped => "slipped",
+        }
+    }
+
+    /// The XDP action the program took when it counted this.
+    pub const fn action(self) -> &'static str {
+        match self {
+            Counter::Answered | Counter::Slipped => "tx",
+            Counter::RateLimited => "drop",
+            _ => "pass",
         }
     }
 }
@@ -371,6 +430,8 @@ const _: () = assert!(core::mem::size_of::<AnswerKey>() == NAME_BYTES + 4);
 const _: () = assert!(core::mem::size_of::<AnswerSet>() == 8 + MAX_ANSWER_BYTES);
 const _: () = assert!(core::mem::size_of::<Control>() == 8);
 const _: () = assert!(core::mem::size_of::<Heartbeat>() == 16);
+const _: () = assert!(core::mem::size_of::<RrlBucket>() == 16);
+const _: () = assert!(RRL_V4_PREFIX % 8 == 0 && RRL_V6_PREFIX % 8 == 0);
 const _: () = assert!(core::mem::size_of::<VariantKey>() == 16);
 const _: () = assert!(core::mem::size_of::<CellKey>() == 20);
 const _: () = assert!(MAX_ANSWER_BYTES % 4 == 0);
@@ -385,6 +446,8 @@ mod pod {
     unsafe impl aya::Pod for super::Control {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::Heartbeat {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::RrlBucket {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::VariantKey {}
     // SAFETY: as above.

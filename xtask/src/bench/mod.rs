@@ -414,6 +414,7 @@ fn map_update_throughput(work: &Workload) -> anyhow::Result<Updates> {
         max_entries: capacity,
         grow_at_head: false,
         fixed_draw: None,
+        rrl: None,
     })?;
     let mut writer = MapWriter::new(&mut ebpf, capacity)?;
     let t = Instant::now();
@@ -632,6 +633,7 @@ fn prog_test_run() -> anyhow::Result<Vec<(String, f64)>> {
         max_entries: 1024,
         grow_at_head: false,
         fixed_draw: None,
+        rrl: None,
     })?;
     let mut writer = MapWriter::new(&mut ebpf, 1024)?;
     writer.install(&compile(&catalog(), &dns_user::health::HealthState::default()).0)?;

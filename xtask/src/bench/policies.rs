@@ -78,6 +78,7 @@ pub fn prog_test_run() -> anyhow::Result<Vec<(String, f64)>> {
         max_entries: 4096,
         grow_at_head: false,
         fixed_draw: None,
+        rrl: None,
     })?;
     let mut writer = MapWriter::new(&mut ebpf, 4096)?;
     writer.install(&compile(&catalog, &health).0)?;
