@@ -579,7 +579,29 @@ pub fn resolve(path: Option<&Path>, overrides: &Overrides) -> Result<Settings, C
             (file, PathBuf::new(), true)
         }
     };
+    settings_from(file, &config_path, &base_dir, embedded, overrides)
+}
 
+/// Validates config `text` as if it were the file `path` (relative paths in it are resolved
+/// against `path`'s folder); nothing is read but what the text names.
+pub fn resolve_text(
+    text: &str,
+    path: &Path,
+    overrides: &Overrides,
+) -> Result<Settings, ConfigError> {
+    let file = parse(text, path)?;
+    let base_dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    settings_from(file, path, &base_dir, false, overrides)
+}
+
+fn settings_from(
+    file: ConfigFile,
+    config_path: &Path,
+    base_dir: &Path,
+    embedded: bool,
+    overrides: &Overrides,
+) -> Result<Settings, ConfigError> {
+    let config_path = config_path.to_path_buf();
     let mut zones = Vec::new();
     for z in &file.zones {
         let source = match &z.file {
@@ -667,7 +689,7 @@ pub fn resolve(path: Option<&Path>, overrides: &Overrides) -> Result<Settings, C
         },
         metrics: overrides.metrics.or(file.metrics.listen),
         zones,
-        locations: file.location.build(&base_dir)?,
+        locations: file.location.build(base_dir)?,
         regions: file.location.regions.clone(),
         health_checks,
         rrl: match overrides.rrl_rate.unwrap_or(file.rrl.responses_per_second) {

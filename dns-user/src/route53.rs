@@ -118,9 +118,14 @@ pub fn load(
     };
     let text =
         std::fs::read_to_string(path).map_err(|e| fail(vec![format!("cannot read: {e}")]))?;
+    parse(&text, regions).map_err(fail)
+}
+
+/// Parses a change batch's JSON text and applies it to an empty zone ([`apply`]).
+pub fn parse(text: &str, regions: &crate::Regions) -> Result<Vec<RecordSection>, Vec<String>> {
     let batch: ChangeBatch =
-        serde_json::from_str(&text).map_err(|e| fail(vec![format!("malformed JSON: {e}")]))?;
-    apply(&batch, regions).map_err(fail)
+        serde_json::from_str(text).map_err(|e| vec![format!("malformed JSON: {e}")])?;
+    apply(&batch, regions)
 }
 
 /// Applies `batch` to an empty zone, listing every problem.

@@ -6,6 +6,7 @@
 //! - `bench`: dnsperf through the XDP path and the userspace path, and BPF_PROG_TEST_RUN ns/query.
 
 mod bench;
+mod fuzz;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -44,8 +45,15 @@ enum Cmd {
         #[arg(last = true)]
         serve_args: Vec<String>,
     },
-    /// fmt --check, clippy -D warnings (workspace and eBPF target), and the whole test suite.
+    /// fmt --check, clippy -D warnings (workspace, eBPF target, fuzz targets), the whole test
+    /// suite, and every fuzz target for a bounded time.
     Test,
+    /// Builds the cargo-fuzz targets and runs each for a bounded time.
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u32,
+    },
     /// Benchmarks (root): this service vs Knot DNS (UDP, XDP) and NSD with dnsperf and
     /// kxdpgun, plus PROG_TEST_RUN ns/run. Writes bench/results/<size>.{md,png}.
     Bench {
@@ -80,6 +88,7 @@ fn main() -> ExitCode {
             run(&iface, &xdp_mode, release, &serve_args)
         }),
         Cmd::Test => test(),
+        Cmd::Fuzz { seconds } => fuzz::fuzz(seconds),
         Cmd::Bench {
             zone_size,
             seconds,
@@ -220,6 +229,9 @@ fn install_stop_handler() {
     }
 }
 
+/// Seconds each fuzz target runs in `cargo xtask test`.
+const FUZZ_SECONDS: u32 = 20;
+
 fn test() -> anyhow::Result<()> {
     require_root("cargo xtask test")?;
     cargo(&["fmt", "--all", "--", "--check"])?;
@@ -248,6 +260,21 @@ fn test() -> anyhow::Result<()> {
         "-D",
         "warnings",
     ])?;
+    // The fuzz crate is a workspace of its own: checked here, built with sanitizers below.
+    let fuzz_manifest = workspace().join("fuzz/Cargo.toml");
+    let fuzz_manifest = fuzz_manifest.to_str().context("non-UTF-8 path")?;
+    cargo(&["fmt", "--manifest-path", fuzz_manifest, "--", "--check"])?;
+    cargo(&[
+        "clippy",
+        "--manifest-path",
+        fuzz_manifest,
+        "--locked",
+        "--target-dir",
+        "target/fuzz-check",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
     let (passed, failed) = cargo_test(&["test", "--workspace", "--locked", "--no-fail-fast"])?;
     // One closing line for the whole suite (cargo's own last line is often a doc-test binary
     // with nothing in it).
@@ -255,6 +282,11 @@ fn test() -> anyhow::Result<()> {
     if failed > 0 || passed == 0 {
         bail!("{failed} tests failed, {passed} passed");
     }
+    fuzz::fuzz(FUZZ_SECONDS)?;
+    println!(
+        "fuzz: {} targets, {FUZZ_SECONDS} s each, no failure",
+        fuzz::TARGETS.len()
+    );
     Ok(())
 }
 
