@@ -344,6 +344,7 @@ fn serve(args: &ConfigArgs) -> anyhow::Result<()> {
             tcp_idle: Duration::from_secs(settings.tcp_idle_timeout_secs),
             tcp_slots: Arc::new(Semaphore::new(settings.tcp_max_connections)),
             limiter: settings.rrl.map(crate::rrl::Limiter::new),
+            transfer_allow: settings.transfer_allow.clone(),
         });
         if let Some(r) = settings.rrl {
             tracing::info!(

@@ -173,6 +173,9 @@ pub struct ServerSection {
     /// UDP worker threads (one SO_REUSEPORT socket each) per address; 0 = one per CPU.
     #[serde(default)]
     pub udp_workers: usize,
+    /// Client networks allowed zone transfers (AXFR over TCP); empty = none (REFUSED).
+    #[serde(default)]
+    pub transfer_allow: Vec<ipnet::IpNet>,
 }
 
 impl Default for ServerSection {
@@ -183,6 +186,7 @@ impl Default for ServerSection {
             tcp_idle_timeout_secs: default_tcp_idle(),
             tcp_max_connections: default_tcp_max(),
             udp_workers: 0,
+            transfer_allow: Vec::new(),
         }
     }
 }
@@ -537,6 +541,8 @@ pub struct Settings {
     pub health_checks: Vec<crate::health::spec::CheckSpec>,
     /// Response rate limiting; `None` = off.
     pub rrl: Option<crate::rrl::RrlConfig>,
+    /// Client networks allowed zone transfers.
+    pub transfer_allow: Vec<ipnet::IpNet>,
 }
 
 impl Settings {
@@ -692,6 +698,7 @@ fn settings_from(
         locations: file.location.build(base_dir)?,
         regions: file.location.regions.clone(),
         health_checks,
+        transfer_allow: file.server.transfer_allow.clone(),
         rrl: match overrides.rrl_rate.unwrap_or(file.rrl.responses_per_second) {
             0 => None,
             rate => Some(crate::rrl::RrlConfig {

@@ -22,6 +22,7 @@ pub mod publish;
 pub mod route53;
 pub mod rrl;
 pub mod server;
+pub mod transfer;
 pub mod xdp;
 pub mod zone;
 

@@ -80,6 +80,8 @@ pub struct Shared {
     pub tcp_slots: Arc<Semaphore>,
     /// Response rate limiting of UDP responses; `None` = off.
     pub limiter: Option<crate::rrl::Limiter>,
+    /// Client networks allowed zone transfers over TCP.
+    pub transfer_allow: Vec<ipnet::IpNet>,
 }
 
 /// Bound sockets, ready to serve.
@@ -227,6 +229,21 @@ async fn serve_tcp_connection(
         tokio::time::timeout(shared.tcp_idle, stream.read_exact(&mut message))
             .await
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "message body"))??;
+        if let Some(stream_of) = crate::transfer::respond(
+            &shared.published.catalog.load(),
+            &message,
+            peer,
+            &shared.transfer_allow,
+        ) {
+            for r in stream_of {
+                shared.stats.record(Transport::Tcp, Some(&r));
+                let mut framed = Vec::with_capacity(r.len() + 2);
+                framed.extend_from_slice(&(r.len() as u16).to_be_bytes());
+                framed.extend_from_slice(&r);
+                stream.write_all(&framed).await?;
+            }
+            continue;
+        }
         let response = respond(
             &shared.published.catalog.load(),
             &shared.published.health.load(),

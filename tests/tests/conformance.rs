@@ -392,6 +392,43 @@ fn rfc7766_6_2_3_idle_connections_are_closed() {
 }
 
 #[test]
+fn rfc5936_zone_transfer_to_allowed_addresses_over_tcp() {
+    let s = start_with("transfer_allow = [\"127.0.0.0/8\"]");
+    let port = s.port.to_string();
+    let out = Command::new("dig")
+        .args([
+            "@127.0.0.1",
+            "-p",
+            &port,
+            "example.com",
+            "AXFR",
+            "+nocomments",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let records: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
+        .collect();
+    // SOA first and last (RFC 5936 section 2.2), everything in between.
+    assert!(records.first().unwrap().contains("\tSOA\t"), "{text}");
+    assert!(records.last().unwrap().contains("\tSOA\t"), "{text}");
+    assert!(records.len() > 10, "{text}");
+    assert!(
+        text.contains("big.example.com.") && text.contains("child.example.com.\t"),
+        "{text}"
+    );
+    // The zone we are not authoritative for at its apex: NOTAUTH.
+    let r = tcp(&s, &[query("www.example.com.", RecordType::AXFR, None)]);
+    let m = Message::from_vec(&r[0]).unwrap();
+    assert_eq!(m.metadata.response_code, ResponseCode::NotAuth);
+    // Over UDP, even an allowed client is refused.
+    let r = ask(&s, "example.com.", RecordType::AXFR);
+    assert_eq!(r.metadata.response_code, ResponseCode::Refused);
+}
+
+#[test]
 fn rfc5936_2_2_1_zone_transfers_are_refused() {
     let s = start();
     for qtype in [RecordType::AXFR, RecordType::IXFR] {

@@ -1,0 +1,153 @@
+//! Zone transfer (AXFR, RFC 5936) over TCP, to the addresses in `server.transfer_allow` only;
+//! everyone else, and every transfer over UDP, gets REFUSED (see `answer.rs`). An IXFR from an
+//! allowed client gets the whole zone in AXFR form (RFC 1995 section 4).
+//!
+//! A transfer carries the zone's data as a secondary server can serve it: its RRsets (aliases
+//! as the records they answer with), SOA first and last. Routing-policy groups have no zone
+//! file form (Route 53 has no zone transfer at all) and are left out, as `dns-user export`
+//! leaves them out.
+
+use std::net::IpAddr;
+
+use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
+use hickory_proto::rr::{LowerName, Record, RecordType};
+use hickory_proto::serialize::binary::BinEncodable as _;
+use ipnet::IpNet;
+
+use crate::answer::Catalog;
+
+/// Largest message of a transfer stream (well under TCP's 65,535, as servers do).
+const MAX_MESSAGE: usize = 16_384;
+
+/// If `query` asks for a zone transfer that `client` may have: the response messages, in order.
+/// `None`: not a transfer request from an allowed client over TCP (answer it as any query).
+pub fn respond(
+    catalog: &Catalog,
+    query: &[u8],
+    client: IpAddr,
+    allow: &[IpNet],
+) -> Option<Vec<Vec<u8>>> {
+    if !allow.iter().any(|net| net.contains(&client)) {
+        return None;
+    }
+    let request = Message::from_vec(query).ok()?;
+    let question = request.queries.first()?;
+    if request.metadata.message_type != MessageType::Query
+        || request.metadata.op_code != OpCode::Query
+        || request.queries.len() != 1
+        || !matches!(question.query_type(), RecordType::AXFR | RecordType::IXFR)
+    {
+        return None;
+    }
+    let mut first = Message::new(request.metadata.id, MessageType::Response, OpCode::Query);
+    first.add_query(question.clone());
+    let Some(zone) = catalog.zone(&LowerName::new(question.name())) else {
+        // RFC 5936 section 2.2.1: not authoritative for that zone.
+        first.metadata.response_code = ResponseCode::NotAuth;
+        return Some(vec![first.to_vec().ok()?]);
+    };
+    first.metadata.authoritative = true;
+    let (soa_ttl, soa) = zone.soa();
+    let soa = Record::from_rdata(zone.origin().clone(), soa_ttl, soa.clone());
+    let mut records = vec![soa.clone()];
+    let apex = LowerName::new(zone.origin());
+    let mut nodes: Vec<_> = zone.nodes().collect();
+    nodes.sort_by(|a, b| (*a.0 != apex, a.0).cmp(&(*b.0 != apex, b.0)));
+    for (name, sets) in nodes {
+        let owner = hickory_proto::rr::Name::from(name.clone());
+        for set in sets.iter().filter(|s| s.rtype != RecordType::SOA) {
+            records.extend(
+                set.rdatas
+                    .iter()
+                    .map(|r| Record::from_rdata(owner.clone(), set.ttl, r.clone())),
+            );
+        }
+    }
+    records.push(soa);
+
+    let mut out = Vec::new();
+    let mut message = first;
+    let mut size = message.to_vec().ok()?.len();
+    for record in records {
+        let record_len = record.to_bytes().map_or(512, |b| b.len());
+        if !message.answers.is_empty() && size + record_len > MAX_MESSAGE {
+            out.push(message.to_vec().ok()?);
+            // RFC 5936 section 2.2.1: the question only in the first message.
+            message = Message::new(request.metadata.id, MessageType::Response, OpCode::Query);
+            message.metadata.authoritative = true;
+            size = message.to_vec().ok()?.len();
+        }
+        size += record_len;
+        message.add_answer(record);
+    }
+    out.push(message.to_vec().ok()?);
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::rr::Name;
+
+    fn catalog(names: usize) -> Catalog {
+        let mut text = String::from(
+            "$ORIGIN example.com.\n@ 3600 IN SOA ns1 hostmaster 1 7200 900 1209600 60\n@ 3600 IN NS ns1\nns1 3600 IN A 192.0.2.53\n",
+        );
+        for i in 0..names {
+            text.push_str(&format!("host{i} 300 IN A 198.51.100.{}\n", i % 250));
+        }
+        let origin = Name::from_ascii("example.com.").unwrap();
+        let path = std::path::Path::new("t.zone");
+        let records = crate::zone::parse_zone_text(&origin, &text, path).unwrap();
+        let zone =
+            crate::zone::Zone::from_records(origin, records, Vec::new(), Vec::new(), path).unwrap();
+        Catalog::new([zone])
+    }
+
+    fn axfr() -> Vec<u8> {
+        crate::answer::build_query(
+            7,
+            &Name::from_ascii("example.com.").unwrap(),
+            RecordType::AXFR,
+            None,
+        )
+    }
+
+    #[test]
+    fn a_large_zone_streams_in_several_messages_soa_first_and_last() {
+        let allow: Vec<IpNet> = vec!["192.0.2.0/24".parse().unwrap()];
+        let client: IpAddr = "192.0.2.9".parse().unwrap();
+        let messages = respond(&catalog(3000), &axfr(), client, &allow).unwrap();
+        assert!(messages.len() > 3, "{} messages", messages.len());
+        let parsed: Vec<Message> = messages
+            .iter()
+            .map(|m| {
+                assert!(m.len() <= MAX_MESSAGE + 512);
+                Message::from_vec(m).unwrap()
+            })
+            .collect();
+        assert_eq!(
+            parsed[0].queries.len(),
+            1,
+            "the question in the first message"
+        );
+        assert!(parsed[1..].iter().all(|m| m.queries.is_empty()));
+        assert!(
+            parsed
+                .iter()
+                .all(|m| m.metadata.id == 7 && m.metadata.authoritative)
+        );
+        let records: Vec<&Record> = parsed.iter().flat_map(|m| m.answers.iter()).collect();
+        assert_eq!(records.len(), 3000 + 2 + 2, "every record, SOA twice");
+        assert_eq!(records[0].record_type(), RecordType::SOA);
+        assert_eq!(records.last().unwrap().record_type(), RecordType::SOA);
+    }
+
+    #[test]
+    fn only_allowed_clients_get_a_transfer() {
+        let allow: Vec<IpNet> = vec!["192.0.2.0/24".parse().unwrap()];
+        let outsider: IpAddr = "203.0.113.9".parse().unwrap();
+        assert!(respond(&catalog(3), &axfr(), outsider, &allow).is_none());
+        assert!(respond(&catalog(3), &axfr(), outsider, &[]).is_none());
+    }
+}
