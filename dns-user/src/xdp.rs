@@ -77,6 +77,20 @@ pub struct LoadOptions {
     pub rrl: Option<crate::rrl::RrlConfig>,
 }
 
+impl Default for LoadOptions {
+    /// Port 53, a 1232-byte EDNS payload, the default map sizes, no test hooks, no RRL.
+    fn default() -> Self {
+        Self {
+            port: 53,
+            edns_udp_size: 1232,
+            max_entries: dns_common::DEFAULT_MAX_ENTRIES,
+            grow_at_head: false,
+            fixed_draw: None,
+            rrl: None,
+        }
+    }
+}
+
 /// Loads the object and the `dns_xdp` program into the kernel (verifier included), not attached.
 pub fn load(options: &LoadOptions) -> Result<Ebpf, XdpError> {
     let grow_at_head = u8::from(options.grow_at_head);

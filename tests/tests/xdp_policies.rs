@@ -206,12 +206,8 @@ fn state(group: u32, state: u8, slots: u32, records: u8) -> Vec<(VariantKey, Ans
 fn concurrent_rewrites_never_show_a_reader_a_torn_or_mixed_answer() {
     let bed = Testbed::create("dnspc").unwrap();
     let mut ebpf = xdp::load(&LoadOptions {
-        port: 53,
-        edns_udp_size: 1232,
         max_entries: 1024,
-        grow_at_head: false,
-        fixed_draw: None,
-        rrl: None,
+        ..Default::default()
     })
     .unwrap();
     let mut writer = MapWriter::new(&mut ebpf, 1024).unwrap();

@@ -297,12 +297,9 @@ fn campaign(
     seed: u64,
 ) -> (usize, usize, usize) {
     let mut ebpf = xdp::load(&LoadOptions {
-        port: 53,
-        edns_udp_size: 1232,
         max_entries: 4096,
-        grow_at_head: false,
         fixed_draw: Some(DRAW),
-        rrl: None,
+        ..Default::default()
     })
     .expect("loading the XDP program needs root");
     let mut writer = MapWriter::new(&mut ebpf, 4096).unwrap();

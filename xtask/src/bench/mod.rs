@@ -409,12 +409,8 @@ fn map_update_throughput(work: &Workload) -> anyhow::Result<Updates> {
     );
     let capacity = work.entries + 64;
     let mut ebpf = xdp::load(&LoadOptions {
-        port: 53,
-        edns_udp_size: 1232,
         max_entries: capacity,
-        grow_at_head: false,
-        fixed_draw: None,
-        rrl: None,
+        ..Default::default()
     })?;
     let mut writer = MapWriter::new(&mut ebpf, capacity)?;
     let t = Instant::now();
@@ -628,12 +624,8 @@ fn prog_test_run() -> anyhow::Result<Vec<(String, f64)>> {
     const RUNS: u32 = 5_000;
     const REPEAT: u32 = 200_000;
     let mut ebpf = xdp::load(&LoadOptions {
-        port: 53,
-        edns_udp_size: 1232,
         max_entries: 1024,
-        grow_at_head: false,
-        fixed_draw: None,
-        rrl: None,
+        ..Default::default()
     })?;
     let mut writer = MapWriter::new(&mut ebpf, 1024)?;
     writer.install(&compile(&catalog(), &dns_user::health::HealthState::default()).0)?;

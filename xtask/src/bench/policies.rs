@@ -73,12 +73,8 @@ fn payload(name: &str, qtype: u16, client: Option<(&str, u8)>) -> Vec<u8> {
 pub fn prog_test_run() -> anyhow::Result<Vec<(String, f64)>> {
     let (catalog, health) = policy_catalog(&[]);
     let mut ebpf = xdp::load(&LoadOptions {
-        port: 53,
-        edns_udp_size: 1232,
         max_entries: 4096,
-        grow_at_head: false,
-        fixed_draw: None,
-        rrl: None,
+        ..Default::default()
     })?;
     let mut writer = MapWriter::new(&mut ebpf, 4096)?;
     writer.install(&compile(&catalog, &health).0)?;
