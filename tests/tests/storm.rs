@@ -82,10 +82,23 @@ fn a_malformed_packet_storm_leaves_the_daemon_up_and_answering() {
     std::thread::sleep(Duration::from_millis(300));
     let rss_before = rss_kib(daemon.pid);
 
-    // Two storms: memory may grow once while buffers warm up, then must stay flat.
+    // Two storms from the same sockets (so the same server worker threads take them): memory
+    // may grow once while buffers and allocator arenas warm up, then must stay flat.
+    let sockets = bed
+        .run_in(Side::Client, || {
+            let storm = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+            storm.set_nonblocking(true).unwrap();
+            let client = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+            client.connect((SERVER_V4, 53)).unwrap();
+            client
+                .set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+            Sockets { storm, client }
+        })
+        .unwrap();
     let mut rss = vec![rss_before];
     for round in 1..=2 {
-        let (sent, xdp_share, user_share) = storm_round(&bed, &valid);
+        let (sent, xdp_share, user_share) = storm_round(&bed, &sockets, &valid);
         std::thread::sleep(Duration::from_millis(500));
         rss.push(rss_kib(daemon.pid));
         eprintln!(
@@ -123,9 +136,15 @@ fn a_malformed_packet_storm_leaves_the_daemon_up_and_answering() {
     assert!(out.contains("v=spf1"), "{out}");
 }
 
+/// The storm's and the valid client's sockets (created in the client namespace).
+struct Sockets {
+    storm: std::net::UdpSocket,
+    client: std::net::UdpSocket,
+}
+
 /// One bounded storm with the valid client beside it: (packets sent, XDP share, userspace
 /// share of the valid queries answered).
-fn storm_round(bed: &Testbed, valid: &[u8]) -> (u64, f64, f64) {
+fn storm_round(bed: &Testbed, sockets: &Sockets, valid: &[u8]) -> (u64, f64, f64) {
     let valid = valid.to_vec();
     let storming = Arc::new(AtomicBool::new(true));
     let bed_ref = bed;
@@ -135,8 +154,7 @@ fn storm_round(bed: &Testbed, valid: &[u8]) -> (u64, f64, f64) {
         let storm = scope.spawn(move || {
             bed_ref
                 .run_in(Side::Client, move || {
-                    let socket = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
-                    socket.set_nonblocking(true).unwrap();
+                    let socket = &sockets.storm;
                     let start = Instant::now();
                     let mut sent = 0u64;
                     while start.elapsed() < STORM && sent < MAX_PACKETS {
@@ -152,11 +170,7 @@ fn storm_round(bed: &Testbed, valid: &[u8]) -> (u64, f64, f64) {
         // The valid client, while the storm lasts.
         let shares = bed_ref
             .run_in(Side::Client, || {
-                let socket = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
-                socket.connect((SERVER_V4, 53)).unwrap();
-                socket
-                    .set_read_timeout(Some(Duration::from_millis(200)))
-                    .unwrap();
+                let socket = &sockets.client;
                 let mut asked = [0u32; 2];
                 let mut answered = [0u32; 2];
                 let mut buf = [0u8; 1500];
