@@ -524,8 +524,9 @@ fn parse(ctx: &XdpContext) -> Result<(Query, &'static AnswerSet), Counter> {
     // SAFETY: a map value pointer from the lookup above. The map writer never modifies a buffer
     // that readers may be using (see dns-user's map writer), so the value is immutable for us.
     let mut set = unsafe { &*set };
+    let client = source_address(ctx, l3, is_v6)?;
     if let Some(policy) = set.policy_ref() {
-        set = variant(ctx, l3, is_v6, ecs.as_ref(), active, policy)?;
+        set = variant(&client, is_v6, ecs.as_ref(), active, policy)?;
     }
 
     Ok((
@@ -542,7 +543,7 @@ fn parse(ctx: &XdpContext) -> Result<(Query, &'static AnswerSet), Counter> {
             client_udp,
             dns_len,
             ecs,
-            client: source_address(ctx, l3, is_v6)?,
+            client,
         },
         set,
     ))
@@ -612,8 +613,7 @@ fn parse_ecs(ctx: &XdpContext, at: usize, len: usize) -> Result<Ecs, Counter> {
 /// located), a random slot, the variant there. No variant: pass up.
 #[inline(always)]
 fn variant(
-    ctx: &XdpContext,
-    l3: usize,
+    client: &[u8; 16],
     is_v6: bool,
     ecs: Option<&Ecs>,
     active: u32,
@@ -639,13 +639,7 @@ fn variant(
                 }
             }
             _ => {
-                if is_v6 {
-                    addr = load(ctx, l3 + 8)?;
-                } else {
-                    let v4: [u8; 4] = load(ctx, l3 + 12)?;
-                    addr[..12].copy_from_slice(&V4_MAPPED_PREFIX);
-                    addr[12..].copy_from_slice(&v4);
-                }
+                addr = *client;
                 prefix_len = 128;
             }
         }

@@ -129,7 +129,7 @@ fn answers_here(catalog: &Catalog, zone: &Zone, name: &LowerName) -> bool {
 }
 
 /// The location cells: cell 0 stands for "no prefix matches", cell i > 0 for the i-th prefix.
-pub struct Cells {
+struct Cells {
     /// (address, prefix length) standing for each cell, by cell id.
     reps: Vec<(IpAddr, u8)>,
     table: CellTable,
@@ -139,7 +139,7 @@ pub struct Cells {
 }
 
 impl Cells {
-    pub fn of(locations: &Locations) -> Cells {
+    fn of(locations: &Locations) -> Cells {
         let mut prefixes: BTreeSet<IpNet> = BTreeSet::new();
         prefixes.extend(locations.geo.iter().map(|(n, _)| n.trunc()));
         prefixes.extend(locations.latency.iter().map(|(n, _)| n.trunc()));
@@ -182,13 +182,8 @@ impl Cells {
     }
 
     /// Number of cells, the default one included.
-    pub fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.reps.len()
-    }
-
-    /// True if there is only the default cell.
-    pub fn is_empty(&self) -> bool {
-        self.reps.len() <= 1
     }
 }
 

@@ -233,25 +233,6 @@ fn resolve(
     }
 }
 
-/// True if the group's answer depends only on health: no random draw (weighted, multivalue) and
-/// no client location anywhere in it or in the alias targets it can reach. Such a group has one
-/// answer per health state, which userspace can precompute.
-pub fn is_static(sets: &[RecordSet], rtype: RecordType, groups: &dyn Groups) -> bool {
-    fn walk(sets: &[RecordSet], rtype: RecordType, groups: &dyn Groups, depth: usize) -> bool {
-        depth <= MAX_ALIAS_DEPTH
-            && sets.iter().all(|s| {
-                matches!(s.policy, Policy::Simple | Policy::Failover(_))
-                    && match &s.target {
-                        Target::Records { .. } => true,
-                        Target::Alias { name, .. } => groups
-                            .group(name, rtype)
-                            .is_none_or(|target| walk(target, rtype, groups, depth + 1)),
-                    }
-            })
-    }
-    walk(sets, rtype, groups, 0)
-}
-
 /// True if the answer can depend on the client's location: a location policy anywhere in the
 /// group or the alias targets it can reach.
 pub fn is_located(sets: &[RecordSet], rtype: RecordType, groups: &dyn Groups) -> bool {
