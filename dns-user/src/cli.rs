@@ -12,11 +12,13 @@ use tokio::sync::Semaphore;
 
 use hickory_proto::rr::LowerName;
 
-use crate::answer::{AnswerOptions, Catalog};
+use crate::answer::AnswerOptions;
+use crate::client::{ApiArgs, ChangeCommand, CheckCommand, TestAnswerArgs, ZoneCommand};
 use crate::compile::compile;
 use crate::config::{Overrides, Settings, resolve};
+use crate::control::Control;
 use crate::health::HealthState;
-use crate::health::monitor::{CheckStatus, HealthRuntime, Monitor};
+use crate::health::monitor::{HealthRuntime, Monitor};
 use crate::health::probe::NetProber;
 use crate::maps::{HeartbeatWriter, MapWriter};
 use crate::metrics::{MetricsSource, XdpCounters};
@@ -51,10 +53,34 @@ enum Command {
         #[command(flatten)]
         config: ConfigArgs,
     },
-    /// Health checks of a running server.
-    Health {
+    /// Hosted zones of a running server (control API).
+    Zone {
+        #[command(flatten)]
+        api: ApiArgs,
         #[command(subcommand)]
-        command: HealthCommand,
+        command: ZoneCommand,
+    },
+    /// Change batches: apply one to a hosted zone, or ask for a change's status.
+    Change {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(subcommand)]
+        command: ChangeCommand,
+    },
+    /// Health checks of a running server: definitions and status (control API).
+    Health {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(subcommand)]
+        command: CheckCommand,
+    },
+    /// What the server answers for a name and type, from a resolver address and ECS subnet
+    /// (Route 53's TestDNSAnswer).
+    TestAnswer {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(flatten)]
+        query: TestAnswerArgs,
     },
     /// Make a running `dns-user serve --pid-file PATH` reload its config and zones (SIGHUP).
     Reload {
@@ -70,23 +96,6 @@ enum Command {
         iface: String,
         #[arg(long, value_enum, default_value = "native")]
         xdp_mode: AttachMode,
-    },
-}
-
-#[derive(Subcommand, Debug)]
-enum HealthCommand {
-    /// Every check's status, last failure and recent observations (GetHealthCheckStatus),
-    /// from the server's metrics endpoint.
-    Status {
-        /// The running server's metrics address (`--metrics` / `[metrics] listen`).
-        #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:9153")]
-        api: SocketAddr,
-        /// Print the JSON as served.
-        #[arg(long)]
-        json: bool,
-        /// Observations shown per check.
-        #[arg(long, default_value_t = 5)]
-        observations: usize,
     },
 }
 
@@ -132,6 +141,15 @@ struct ConfigArgs {
     /// Write the server's PID here (for `dns-user reload`); removed on exit.
     #[arg(long, value_name = "PATH")]
     pid_file: Option<PathBuf>,
+    /// The durable store (replaces store.path; default /var/lib/dns-user/store.redb).
+    #[arg(long, value_name = "PATH")]
+    store: Option<PathBuf>,
+    /// Control API address (replaces api.listen; port 0 picks a free port).
+    #[arg(long = "api", value_name = "ADDR:PORT")]
+    api_listen: Option<SocketAddr>,
+    /// No control API.
+    #[arg(long, conflicts_with = "api_listen")]
+    no_api: bool,
 }
 
 fn parse_zone_file(s: &str) -> Result<(String, PathBuf), String> {
@@ -158,6 +176,9 @@ impl ConfigArgs {
             edns_udp_size: self.edns_udp_size,
             metrics: self.metrics,
             health_check_files: self.health_checks.clone(),
+            store: self.store.clone(),
+            api_listen: self.api_listen,
+            no_api: self.no_api,
         };
         Ok(resolve(self.config.as_deref(), &overrides)?)
     }
@@ -183,14 +204,18 @@ pub fn main() -> ExitCode {
             config,
         } => export(&origin, output.as_deref(), &config),
         Command::Reload { pid_file } => reload_signal(&pid_file),
-        Command::Health {
-            command:
-                HealthCommand::Status {
-                    api,
-                    json,
-                    observations,
-                },
-        } => health_status(api, json, observations),
+        Command::Zone { api, command } => {
+            runtime().and_then(|rt| rt.block_on(crate::client::zone(&api, command)))
+        }
+        Command::Change { api, command } => {
+            runtime().and_then(|rt| rt.block_on(crate::client::change(&api, command)))
+        }
+        Command::Health { api, command } => {
+            runtime().and_then(|rt| rt.block_on(crate::client::health(&api, command)))
+        }
+        Command::TestAnswer { api, query } => {
+            runtime().and_then(|rt| rt.block_on(crate::client::test_answer(&api, query)))
+        }
         Command::XdpPass { iface, xdp_mode } => xdp_pass(&iface, xdp_mode),
     };
     match result {
@@ -266,10 +291,17 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn serve(args: &ConfigArgs) -> anyhow::Result<()> {
     let settings = args.settings()?;
-    let catalog = crate::load_catalog_for(&settings)?;
+    // The store is the source of truth; the config's zones and checks are imported into it.
+    let control = Arc::new(Control::open(settings.clone())?);
+    let catalog = control.catalog();
+    let checks = control.health_checks();
     runtime()?.block_on(async move {
         // Bind first: an address in use is reported before anything is attached.
         let listeners = crate::server::bind(&settings.listen, settings.udp_workers)?;
+        let api_listener = match &settings.api {
+            Some(api) => Some(crate::api::bind(api.listen).await?),
+            None => None,
+        };
 
         // Health checks start now; until the publisher exists their changes only accumulate
         // in the monitor, and the publisher starts from the monitor's latest state.
@@ -277,7 +309,7 @@ fn serve(args: &ConfigArgs) -> anyhow::Result<()> {
         let health_runtime = HealthRuntime::start().context("starting the health-check thread")?;
         let hook = publisher.clone();
         let monitor = Arc::new(Monitor::start(
-            settings.health_checks.clone(),
+            checks.clone(),
             Arc::new(NetProber::new()),
             Arc::new(move |latest: &dyn Fn() -> Arc<HealthState>| {
                 if let Some(p) = hook.get() {
@@ -287,8 +319,8 @@ fn serve(args: &ConfigArgs) -> anyhow::Result<()> {
             None,
             health_runtime.handle(),
         ));
-        if !settings.health_checks.is_empty() {
-            tracing::info!("{} health check(s) running", settings.health_checks.len());
+        if !checks.is_empty() {
+            tracing::info!("{} health check(s) running", checks.len());
         }
 
         let mut ebpf = None;
@@ -333,6 +365,9 @@ fn serve(args: &ConfigArgs) -> anyhow::Result<()> {
         let _ = publisher.set(published.clone());
         // A change that landed between the first read and now is published here.
         published.health(&|| monitor.health());
+        let _publisher = control
+            .start_publisher(published.clone(), monitor.clone())
+            .context("starting the publisher thread")?;
 
         let stats = Arc::new(ServerStats::default());
         let shared = Arc::new(Shared {
@@ -378,19 +413,35 @@ fn serve(args: &ConfigArgs) -> anyhow::Result<()> {
                 max_age
             );
         }
+        let source = Arc::new(MetricsSource {
+            xdp: counters,
+            server: stats,
+            health: Some(monitor.clone()),
+            control: Some(control.clone()),
+            published: Some(published.clone()),
+        });
         if let Some(addr) = settings.metrics {
-            let source = Arc::new(MetricsSource {
-                xdp: counters,
-                server: stats,
-                health: Some(monitor.clone()),
-            });
-            tasks.spawn(crate::metrics::serve(addr, source));
+            tasks.spawn(crate::metrics::serve(addr, source.clone()));
             tracing::info!("metrics on http://{addr}/metrics, health checks on http://{addr}/health-checks");
+        }
+        if let (Some(listener), Some(api)) = (api_listener, &settings.api) {
+            let addr = listener.local_addr()?;
+            let state = Arc::new(crate::api::ApiState {
+                control: control.clone(),
+                metrics: source.clone(),
+                token: api.token.clone(),
+            });
+            tasks.spawn(crate::api::serve(listener, state));
+            tracing::info!(
+                "API on http://{addr}/2013-04-01/ ({})",
+                if api.token.is_some() { "bearer token required" } else { "no token: loopback only" }
+            );
         }
         let _pid_file = args.pid_file.as_deref().map(PidFile::create).transpose()?;
         tracing::info!(
-            "ready: {} zone(s) on {:?}",
-            settings.zones.len(),
+            "ready: {} zone(s) from store {} on {:?}",
+            control.zone_count(),
+            settings.store.display(),
             settings.listen
         );
 
@@ -402,18 +453,17 @@ fn serve(args: &ConfigArgs) -> anyhow::Result<()> {
                 _ = tokio::signal::ctrl_c() => break Ok(()),
                 _ = sigterm.recv() => break Ok(()),
                 _ = sighup.recv() => {
-                    let (published, monitor) = (published.clone(), monitor.clone());
+                    let control = control.clone();
                     let running = settings.clone();
                     let args = args.clone();
-                    // Map writes wait for RCU grace periods: off the async workers.
-                    let _ = tokio::task::spawn_blocking(move || {
-                        reload(&args, &running, &published, &monitor)
-                    })
-                    .await;
+                    // The import may read large zone files: off the async workers.
+                    let _ = tokio::task::spawn_blocking(move || reload(&args, &running, &control))
+                        .await;
                 }
                 Some(done) = tasks.join_next() => break done.context("server task")?,
             }
         };
+        control.stop();
         // Orderly shutdown: the fast path goes transparent first, then the links are dropped.
         if let Some(ebpf) = ebpf {
             if let Err(e) = published.set_fast_path(false) {
@@ -426,11 +476,10 @@ fn serve(args: &ConfigArgs) -> anyhow::Result<()> {
     })
 }
 
-/// Reloads config, zones and health checks (SIGHUP). A zone that fails keeps its last good
-/// version; invalid health checks reject the whole reload. The new catalog goes into the XDP
-/// maps first and is served by userspace only once that worked, so a change that cannot be
-/// applied changes nothing.
-fn reload(args: &ConfigArgs, running: &Settings, published: &Published, monitor: &Monitor) {
+/// Reloads the config (SIGHUP): its zones and health checks are imported into the store
+/// again (see [`crate::control`]); a zone or check that fails keeps its stored version. The
+/// publisher then serves the result (XDP maps first, then userspace).
+fn reload(args: &ConfigArgs, running: &Settings, control: &Control) {
     let settings = match args.settings() {
         Ok(s) => s,
         Err(e) => {
@@ -446,113 +495,26 @@ fn reload(args: &ConfigArgs, running: &Settings, published: &Published, monitor:
         || settings.heartbeat_timeout != running.heartbeat_timeout
         || settings.rrl != running.rrl
         || settings.metrics != running.metrics
+        || settings.api != running.api
+        || settings.store != running.store
     {
         tracing::warn!(
-            "reload: listen, xdp, edns, rrl and metrics settings take effect on restart only"
+            "reload: listen, xdp, edns, rrl, metrics, api and store settings take effect on restart only"
         );
     }
-    let current = published.catalog.load();
-    let mut zones = Vec::new();
-    for spec in &settings.zones {
-        match crate::load_zone_for(spec, &settings) {
-            Ok(zone) => zones.push(zone),
-            Err(e) => {
-                let old = current.zone(&LowerName::new(&spec.origin));
-                // The old version may name checks this config no longer has.
-                let old = old.filter(|z| {
-                    z.policy_groups().all(|(_, _, sets)| {
-                        sets.iter().all(|s| {
-                            s.health_check
-                                .as_ref()
-                                .is_none_or(|id| settings.health_checks.iter().any(|c| &c.id == id))
-                        })
-                    })
-                });
-                tracing::error!(
-                    "reload: zone {} failed ({e}); {}",
-                    spec.origin,
-                    if old.is_some() {
-                        "keeping its last good version"
-                    } else {
-                        "not served"
-                    }
-                );
-                zones.extend(old.cloned());
-            }
-        }
+    let (zones, checks) = (settings.zones.len(), settings.health_checks.len());
+    let problems = control.reload(settings);
+    for p in &problems {
+        tracing::error!("reload: {p}");
     }
-    let next = Catalog::new(zones).with_locations(settings.locations.clone());
-    // Published with the health the new checks will have; the monitor switches to them only
-    // once that worked, then any difference (a probe that landed meanwhile) follows.
-    let preview = Arc::new(monitor.preview(&settings.health_checks));
-    match published.catalog(next, || preview) {
-        Ok(report) => {
-            monitor.reconfigure(settings.health_checks.clone());
-            published.health(&|| monitor.health());
-            if let Some(report) = report {
-                tracing::info!("reload: {} XDP answer entries installed", report.entries);
-            }
-            tracing::info!(
-                "reloaded: {} zone(s), {} health check(s)",
-                settings.zones.len(),
-                settings.health_checks.len()
-            );
-        }
-        Err(e) => {
-            tracing::error!("reload: XDP maps not updated ({e}); still serving the old zones");
-        }
-    }
-}
-
-/// Prints `dns-user health status`.
-fn health_status(api: SocketAddr, json: bool, observations: usize) -> anyhow::Result<()> {
-    let body = runtime()?
-        .block_on(crate::health::probe::http_get(
-            api,
-            "/health-checks",
-            Duration::from_secs(5),
-        ))
-        .map_err(|e| anyhow::anyhow!("asking {api} for health checks: {e}"))?;
-    if json {
-        println!("{}", String::from_utf8_lossy(&body));
-        return Ok(());
-    }
-    let checks: Vec<CheckStatus> = serde_json::from_slice(&body)
-        .context("the server's /health-checks is not a status list")?;
-    if checks.is_empty() {
-        println!("no health checks");
-        return Ok(());
-    }
-    for c in checks {
-        let mut flags = Vec::new();
-        if c.disabled {
-            flags.push("disabled");
-        }
-        if c.inverted {
-            flags.push("inverted");
-        }
-        let flags = if flags.is_empty() {
-            String::new()
+    tracing::info!(
+        "reloaded: {zones} config zone(s), {checks} config health check(s){}",
+        if problems.is_empty() {
+            ""
         } else {
-            format!(" [{}]", flags.join(", "))
-        };
-        println!(
-            "{} {} {}{flags} since {}: {}",
-            c.id,
-            c.check_type,
-            c.status,
-            c.since.as_deref().unwrap_or("start"),
-            c.target
-        );
-        match &c.last_failure {
-            Some(f) => println!("  last failure {}: {}", f.at, f.detail),
-            None => println!("  last failure: none"),
+            " (with errors above)"
         }
-        for o in c.observations.iter().take(observations) {
-            println!("  {} {}", o.at, o.detail);
-        }
-    }
-    Ok(())
+    );
 }
 
 /// A pid file that is removed when dropped.

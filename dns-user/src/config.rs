@@ -49,6 +49,10 @@ pub struct ConfigFile {
     pub location: LocationSection,
     #[serde(default)]
     pub rrl: RrlSection,
+    #[serde(default)]
+    pub store: StoreSection,
+    #[serde(default)]
+    pub api: ApiSection,
     /// `[health_check.ID]`: Route 53 HealthCheckConfig fields in snake_case.
     #[serde(default, rename = "health_check")]
     pub health_checks: std::collections::BTreeMap<String, crate::health::spec::HealthCheckConfig>,
@@ -255,6 +259,60 @@ fn default_rrl_burst() -> u32 {
 
 fn default_rrl_slip() -> u32 {
     2
+}
+
+/// `[store]`: the durable store of hosted zones, record sets, health checks and changes.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    /// The store file (relative to the config file's folder); default
+    /// `/var/lib/dns-user/store.redb`.
+    pub path: Option<PathBuf>,
+}
+
+/// The store used when neither `[store] path` nor `--store` names one.
+pub const DEFAULT_STORE: &str = "/var/lib/dns-user/store.redb";
+
+/// `[api]`: the HTTP control API (hosted zones, change batches, health checks).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSection {
+    /// Address of the API; port 0 picks a free one (logged). Default 127.0.0.1:8053.
+    #[serde(default = "default_api_listen")]
+    pub listen: SocketAddr,
+    /// Serve the API at all.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Bearer token every API request must carry (required off loopback).
+    pub token: Option<String>,
+    /// File holding the token (its first line), instead of `token`.
+    pub token_file: Option<PathBuf>,
+}
+
+impl Default for ApiSection {
+    fn default() -> Self {
+        Self {
+            listen: default_api_listen(),
+            enabled: true,
+            token: None,
+            token_file: None,
+        }
+    }
+}
+
+fn default_api_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8053))
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// The API's resolved settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ApiSettings {
+    pub listen: SocketAddr,
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -515,6 +573,12 @@ pub struct Overrides {
     pub metrics: Option<SocketAddr>,
     /// `--health-checks PATH`: JSON lists of Route 53 health checks.
     pub health_check_files: Vec<PathBuf>,
+    /// `--store PATH`: replaces `store.path`.
+    pub store: Option<PathBuf>,
+    /// `--api ADDR:PORT`: replaces `api.listen`.
+    pub api_listen: Option<SocketAddr>,
+    /// `--no-api`: no control API.
+    pub no_api: bool,
 }
 
 /// Validated settings the daemon runs with.
@@ -539,6 +603,12 @@ pub struct Settings {
     pub regions: crate::Regions,
     /// Health checks (config tables, then `--health-checks` files), validated together.
     pub health_checks: Vec<crate::health::spec::CheckSpec>,
+    /// The same checks as written, for the store.
+    pub health_check_configs: Vec<(String, crate::health::spec::HealthCheckConfig)>,
+    /// The store file.
+    pub store: PathBuf,
+    /// The control API; `None` = off.
+    pub api: Option<ApiSettings>,
     /// Response rate limiting; `None` = off.
     pub rrl: Option<crate::rrl::RrlConfig>,
     /// Client networks allowed zone transfers.
@@ -663,8 +733,40 @@ fn settings_from(
                 .map_err(|e| ConfigError::Invalid(e.to_string()))?,
         );
     }
-    let health_checks =
-        crate::health::spec::build(checks).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+    let health_checks = crate::health::spec::build(checks.clone())
+        .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+    let store = match (&overrides.store, &file.store.path) {
+        (Some(p), _) => p.clone(),
+        (None, Some(p)) => base_dir.join(p),
+        (None, None) => PathBuf::from(DEFAULT_STORE),
+    };
+    let api = if overrides.no_api || !file.api.enabled {
+        None
+    } else {
+        let token = match (&file.api.token, &file.api.token_file) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Invalid(
+                    "api: token and token_file are exclusive".into(),
+                ));
+            }
+            (Some(t), None) => Some(t.clone()),
+            (None, Some(f)) => {
+                let path = base_dir.join(f);
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    ConfigError::Invalid(format!("api.token_file {}: {e}", path.display()))
+                })?;
+                Some(text.lines().next().unwrap_or("").trim().to_string())
+            }
+            (None, None) => None,
+        };
+        if token.as_deref().is_some_and(str::is_empty) {
+            return Err(ConfigError::Invalid("api: the token is empty".into()));
+        }
+        Some(ApiSettings {
+            listen: overrides.api_listen.unwrap_or(file.api.listen),
+            token,
+        })
+    };
 
     let settings = Settings {
         listen: if overrides.listen.is_empty() {
@@ -698,6 +800,9 @@ fn settings_from(
         locations: file.location.build(base_dir)?,
         regions: file.location.regions.clone(),
         health_checks,
+        health_check_configs: checks,
+        store,
+        api,
         transfer_allow: file.server.transfer_allow.clone(),
         rrl: match overrides.rrl_rate.unwrap_or(file.rrl.responses_per_second) {
             0 => None,
@@ -768,11 +873,14 @@ fn validate(s: &Settings) -> Result<(), ConfigError> {
                 .into(),
         );
     }
-    if s.zones.is_empty() {
-        return invalid(
-            "no zones configured ([[zone]], --zone-file ORIGIN=PATH or --route53 ORIGIN=PATH)"
-                .into(),
-        );
+    if let Some(api) = &s.api
+        && !api.listen.ip().is_loopback()
+        && api.token.is_none()
+    {
+        return invalid(format!(
+            "api.listen {} is not a loopback address: set api.token or api.token_file",
+            api.listen
+        ));
     }
     Ok(())
 }

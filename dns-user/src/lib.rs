@@ -10,9 +10,12 @@
 //! Pure parts (no kernel, no network): [`zone`], [`answer`], [`compile`], [`config`].
 
 pub mod answer;
+pub mod api;
 pub mod cli;
+pub mod client;
 pub mod compile;
 pub mod config;
+pub mod control;
 pub mod health;
 pub mod location;
 pub mod maps;
@@ -22,6 +25,7 @@ pub mod publish;
 pub mod route53;
 pub mod rrl;
 pub mod server;
+pub mod store;
 pub mod transfer;
 pub mod xdp;
 pub mod zone;
@@ -49,13 +53,21 @@ pub fn load_catalog_for(settings: &config::Settings) -> Result<answer::Catalog, 
 /// Loads one zone of `settings` ([`load_zone`]) and checks that every HealthCheckId its record
 /// sets name is one of the settings' health checks (Route 53: NoSuchHealthCheck).
 pub fn load_zone_for(spec: &ZoneSpec, settings: &config::Settings) -> Result<Zone, ZoneError> {
-    let zone = load_zone(spec, &settings.regions)?;
     let known: std::collections::HashSet<&str> = settings
         .health_checks
         .iter()
         .map(|c| c.id.as_str())
         .collect();
-    let known = &known;
+    load_zone_known(spec, &settings.regions, &known)
+}
+
+/// Loads one zone ([`load_zone`]) whose record sets may only name the health checks `known`.
+pub fn load_zone_known(
+    spec: &ZoneSpec,
+    regions: &Regions,
+    known: &std::collections::HashSet<&str>,
+) -> Result<Zone, ZoneError> {
+    let zone = load_zone(spec, regions)?;
     let mut unknown: Vec<String> = zone
         .policy_groups()
         .flat_map(|(name, rtype, sets)| {
@@ -90,7 +102,7 @@ enum Parsed {
 }
 
 /// Record sets a new Route 53 hosted zone starts with (a batch-only zone has no SOA or NS).
-fn hosted_zone_defaults() -> Vec<config::RecordSection> {
+pub fn hosted_zone_defaults() -> Vec<config::RecordSection> {
     let record = |rtype: &str, ttl: u32, value: &str| config::RecordSection {
         name: "@".into(),
         rtype: rtype.into(),

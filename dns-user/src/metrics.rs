@@ -52,6 +52,10 @@ pub struct MetricsSource {
     pub server: Arc<ServerStats>,
     /// Health checks, also served as JSON at `/health-checks`.
     pub health: Option<Arc<Monitor>>,
+    /// Hosted zones and change-to-INSYNC times.
+    pub control: Option<Arc<crate::control::Control>>,
+    /// Map occupancy.
+    pub published: Option<Arc<crate::publish::Published>>,
 }
 
 /// Renders the Prometheus text format.
@@ -121,8 +125,14 @@ pub async fn serve(addr: SocketAddr, source: Arc<MetricsSource>) -> anyhow::Resu
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen for metrics on {addr}: {e}"))?;
+    axum::serve(listener, router::<()>(source)).await?;
+    Ok(())
+}
+
+/// The `/metrics` and `/health-checks` routes (also part of the API).
+pub fn router<S: Clone + Send + Sync + 'static>(source: Arc<MetricsSource>) -> Router<S> {
     let health = source.health.clone();
-    let app = Router::new()
+    Router::new()
         .route(
             "/metrics",
             get(move || {
@@ -139,7 +149,5 @@ pub async fn serve(addr: SocketAddr, source: Arc<MetricsSource>) -> anyhow::Resu
                     axum::Json(status)
                 }
             }),
-        );
-    axum::serve(listener, app).await?;
-    Ok(())
+        )
 }

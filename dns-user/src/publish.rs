@@ -73,6 +73,40 @@ impl Published {
         Ok(report)
     }
 
+    /// A change from the control plane: serves `next` with `health` (read under the lock).
+    /// If the maps cannot take it, the fast path is turned off and userspace serves it
+    /// anyway: a stored change is never left unserved, and XDP never answers stale.
+    pub fn replace(
+        &self,
+        next: Catalog,
+        health: impl FnOnce() -> Arc<HealthState>,
+    ) -> Option<CompileReport> {
+        let mut writer = self.writer.lock().expect("writer lock");
+        let health = health();
+        let mut report = None;
+        if let Some(writer) = writer.as_mut() {
+            match Self::install_initial(writer, &next, &health) {
+                Ok(r) => {
+                    report = Some(r);
+                    if let Err(e) = writer.set_enabled(true) {
+                        tracing::error!("turning the fast path on: {e}");
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(
+                        "change not written to the XDP maps ({e}); fast path off, userspace answers everything"
+                    );
+                    if let Err(e) = writer.set_enabled(false) {
+                        tracing::error!("turning the fast path off failed: {e}");
+                    }
+                }
+            }
+        }
+        self.catalog.store(Arc::new(next));
+        self.health.store(health);
+        report
+    }
+
     /// Health changed: rewrites the affected map entries, then switches userspace. `latest`
     /// is read under the lock, so a change racing a reload is never published stale.
     pub fn health(&self, latest: &dyn Fn() -> Arc<HealthState>) -> Option<InstallStats> {

@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::{
     AliasSection, CidrSection, GeolocationSection, GeoproximitySection, RecordSection,
@@ -22,83 +22,103 @@ pub struct InvalidChangeBatch {
     pub problems: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct ChangeBatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
     pub changes: Vec<Change>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct Change {
     pub action: String,
     pub resource_record_set: ResourceRecordSet,
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct ResourceRecordSet {
     pub name: String,
     #[serde(rename = "Type")]
     pub rtype: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub set_identifier: Option<String>,
     /// Checked against 0..255 here, so a bad value is a listed problem, not a parse error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub geo_location: Option<GeoLocationJson>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub geo_proximity_location: Option<GeoProximityJson>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failover: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub multi_value_answer: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cidr_routing_config: Option<CidrJson>,
     #[serde(rename = "TTL")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_records: Option<Vec<ValueJson>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alias_target: Option<AliasJson>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_check_id: Option<String>,
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct GeoLocationJson {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub continent_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub country_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subdivision_code: Option<String>,
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct GeoProximityJson {
     #[serde(rename = "AWSRegion")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aws_region: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub coordinates: Option<CoordinatesJson>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bias: Option<i64>,
 }
 
 /// Route 53 sends coordinates as strings ("47.61").
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct CoordinatesJson {
     pub latitude: String,
     pub longitude: String,
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct CidrJson {
     pub collection_id: String,
     pub location_name: String,
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct ValueJson {
     pub value: String,
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct AliasJson {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hosted_zone_id: Option<String>,
     #[serde(rename = "DNSName")]
     pub dns_name: String,
@@ -133,20 +153,60 @@ pub fn apply(
     batch: &ChangeBatch,
     regions: &crate::Regions,
 ) -> Result<Vec<RecordSection>, Vec<String>> {
-    let mut sets: Vec<ResourceRecordSet> = Vec::new();
+    let sets = apply_to(Vec::new(), batch, regions, None)?;
+    Ok(sets
+        .iter()
+        .map(|s| to_record(s, regions).expect("validated by apply_to"))
+        .collect())
+}
+
+/// The identity of a record set in its zone: name (lower case, absolute), type, set id.
+pub type SetKey = (String, String, Option<String>);
+
+/// `set`'s identity ([`SetKey`]).
+pub fn set_key(set: &ResourceRecordSet) -> SetKey {
+    (
+        absolute(&set.name).to_ascii_lowercase(),
+        set.rtype.to_ascii_uppercase(),
+        set.set_identifier.clone(),
+    )
+}
+
+/// `set` as stored: the name absolute and lower case, the type upper case.
+pub fn normalize(mut set: ResourceRecordSet) -> ResourceRecordSet {
+    set.name = absolute(&set.name).to_ascii_lowercase();
+    set.rtype = set.rtype.to_ascii_uppercase();
+    if let Some(alias) = &mut set.alias_target {
+        alias.dns_name = absolute(&alias.dns_name).to_ascii_lowercase();
+    }
+    set
+}
+
+fn absolute(name: &str) -> String {
+    if name.ends_with('.') {
+        name.to_string()
+    } else {
+        format!("{name}.")
+    }
+}
+
+/// Applies `batch` to a zone's record sets `sets`, listing every problem: CREATE of a set
+/// that exists, DELETE that does not match a set exactly, unknown actions, out-of-range
+/// values. With `apex`, the zone's SOA and apex NS cannot be created or deleted (only
+/// UPSERT), as in Route 53. Nothing is applied unless everything is valid.
+pub fn apply_to(
+    sets: Vec<ResourceRecordSet>,
+    batch: &ChangeBatch,
+    regions: &crate::Regions,
+    apex: Option<&str>,
+) -> Result<Vec<ResourceRecordSet>, Vec<String>> {
+    let mut sets: Vec<ResourceRecordSet> = sets.into_iter().map(normalize).collect();
     let mut problems = Vec::new();
     if batch.changes.is_empty() {
         problems.push("the batch has no changes".into());
     }
-    let key = |s: &ResourceRecordSet| {
-        (
-            s.name.trim_end_matches('.').to_ascii_lowercase(),
-            s.rtype.to_ascii_uppercase(),
-            s.set_identifier.clone(),
-        )
-    };
     for (i, change) in batch.changes.iter().enumerate() {
-        let rrs = &change.resource_record_set;
+        let rrs = normalize(change.resource_record_set.clone());
         let at = format!(
             "change #{} ({} {} {}{})",
             i + 1,
@@ -158,12 +218,19 @@ pub fn apply(
                 .map(|s| format!(" {s:?}"))
                 .unwrap_or_default()
         );
-        let existing = sets.iter().position(|s| key(s) == key(rrs));
+        let key = set_key(&rrs);
+        let existing = sets.iter().position(|s| set_key(s) == key);
+        let apex_only = apex.is_some_and(|apex| {
+            key.1 == "SOA" || (key.1 == "NS" && key.0 == apex.to_ascii_lowercase())
+        });
         match (change.action.as_str(), existing) {
+            ("CREATE" | "DELETE", _) if apex_only => problems.push(format!(
+                "{at}: the zone's SOA and apex NS record sets can only be changed with UPSERT"
+            )),
             ("CREATE", Some(_)) => problems.push(format!("{at}: the record set already exists")),
             ("CREATE", None) | ("UPSERT", None) => sets.push(rrs.clone()),
             ("UPSERT", Some(i)) => sets[i] = rrs.clone(),
-            ("DELETE", Some(i)) if sets[i] == *rrs => {
+            ("DELETE", Some(i)) if sets[i] == rrs => {
                 sets.remove(i);
             }
             ("DELETE", Some(_)) => problems.push(format!(
@@ -174,28 +241,82 @@ pub fn apply(
                 "{at}: unknown action {other:?} (CREATE, DELETE, UPSERT)"
             )),
         }
-        if let Err(e) = to_record(rrs, regions) {
+        if let Err(e) = to_record(&rrs, regions) {
             problems.push(format!("{at}: {e}"));
         }
     }
-    if !problems.is_empty() {
-        return Err(problems);
+    if problems.is_empty() {
+        Ok(sets)
+    } else {
+        Err(problems)
     }
-    Ok(sets
-        .iter()
-        .map(|s| to_record(s, regions).expect("validated above"))
-        .collect())
+}
+
+/// A `[[zone.record]]` of zone `origin` as a ResourceRecordSet (the store's form).
+pub fn from_record(origin: &hickory_proto::rr::Name, r: &RecordSection) -> ResourceRecordSet {
+    let origin = origin.to_ascii();
+    let origin = absolute(&origin);
+    let full = |n: &str| -> String {
+        if n == "@" {
+            origin.clone()
+        } else if n.ends_with('.') {
+            n.to_string()
+        } else if origin == "." {
+            format!("{n}.")
+        } else {
+            format!("{n}.{origin}")
+        }
+    };
+    normalize(ResourceRecordSet {
+        name: full(&r.name),
+        rtype: r.rtype.clone(),
+        set_identifier: r.set_id.clone(),
+        weight: r.weight.map(i64::from),
+        region: r.region.clone(),
+        geo_location: r.geolocation.as_ref().map(|g| GeoLocationJson {
+            continent_code: g.continent.clone(),
+            country_code: if g.default {
+                Some("*".into())
+            } else {
+                g.country.clone()
+            },
+            subdivision_code: g.subdivision.clone(),
+        }),
+        geo_proximity_location: r.geoproximity.as_ref().map(|g| GeoProximityJson {
+            aws_region: g.region.clone(),
+            coordinates: match (g.lat, g.lon) {
+                (Some(lat), Some(lon)) => Some(CoordinatesJson {
+                    latitude: lat.to_string(),
+                    longitude: lon.to_string(),
+                }),
+                _ => None,
+            },
+            bias: (g.bias != 0).then_some(i64::from(g.bias)),
+        }),
+        failover: r.failover.clone(),
+        multi_value_answer: r.multivalue,
+        cidr_routing_config: r.cidr.as_ref().map(|c| CidrJson {
+            collection_id: c.collection.clone(),
+            location_name: c.location.clone(),
+        }),
+        ttl: r.ttl.map(i64::from),
+        resource_records: (!r.values.is_empty()).then(|| {
+            r.values
+                .iter()
+                .map(|v| ValueJson { value: v.clone() })
+                .collect()
+        }),
+        alias_target: r.alias.as_ref().map(|a| AliasJson {
+            hosted_zone_id: None,
+            dns_name: full(&a.target),
+            evaluate_target_health: a.evaluate_target_health,
+        }),
+        health_check_id: r.health_check.clone(),
+    })
 }
 
 /// One ResourceRecordSet as a `[[zone.record]]`, range-checked.
-fn to_record(s: &ResourceRecordSet, regions: &crate::Regions) -> Result<RecordSection, String> {
-    let absolute = |n: &str| {
-        if n.ends_with('.') {
-            n.to_string()
-        } else {
-            format!("{n}.")
-        }
-    };
+pub fn to_record(s: &ResourceRecordSet, regions: &crate::Regions) -> Result<RecordSection, String> {
     let ttl = match s.ttl {
         Some(t) if !(0..=i64::from(i32::MAX)).contains(&t) => {
             return Err(format!("TTL {t} is out of range"));

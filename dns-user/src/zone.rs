@@ -832,7 +832,8 @@ pub fn parse_type(token: &str) -> Option<RecordType> {
 }
 
 /// `TYPE RDATA` in zone-file syntax.
-fn presentation(rtype: RecordType, rdata: &RData) -> String {
+/// `rdata` in zone-file syntax that [`parse_config_record`] reads back to the same data.
+pub fn presentation(rtype: RecordType, rdata: &RData) -> String {
     use hickory_proto::serialize::binary::BinEncodable;
     match rdata {
         RData::Unknown { rdata, .. } => {

@@ -39,6 +39,8 @@ pub struct Testbed {
     pub client_ns: String,
     pub server_if: String,
     pub client_if: String,
+    /// A folder of the testbed's own (the daemon's store lives here), removed on drop.
+    pub dir: std::path::PathBuf,
     processes: Vec<Child>,
 }
 
@@ -69,8 +71,11 @@ impl Testbed {
             client_ns: format!("{tag}-{id}-c"),
             server_if: format!("dxs{id}"),
             client_if: format!("dxc{id}"),
+            dir: std::env::temp_dir().join(format!("dnsx-bed-{tag}-{id}")),
             processes: Vec::new(),
         };
+        let _ = std::fs::remove_dir_all(&bed.dir);
+        std::fs::create_dir_all(&bed.dir).context("creating the testbed folder")?;
         bed.setup()
             .context("creating the test namespaces (needs root)")?;
         Ok(bed)
@@ -145,9 +150,16 @@ impl Testbed {
         args: &[&str],
         echo: bool,
     ) -> anyhow::Result<Process> {
+        // Every daemon of this testbed keeps its store in the testbed's folder (so a restart
+        // finds what the previous run stored), never in the system default.
+        let store = self.store();
+        let mut args: Vec<&str> = args.to_vec();
+        if args.first() == Some(&"serve") && !args.contains(&"--store") {
+            args.extend(["--store", &store]);
+        }
         let mut child = self
             .command(side, program)
-            .args(args)
+            .args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -170,6 +182,11 @@ impl Testbed {
         };
         self.processes.push(child);
         Ok(process)
+    }
+
+    /// The store file daemons started by [`spawn`](Self::spawn) use.
+    pub fn store(&self) -> String {
+        self.dir.join("store.redb").display().to_string()
     }
 
     /// Has the process with `pid` exited? (Reaps it if so.)
@@ -314,6 +331,7 @@ impl Drop for Testbed {
         // Deleting the namespaces deletes the veth pair with them.
         let _ = ip(&["netns", "del", &self.server_ns]);
         let _ = ip(&["netns", "del", &self.client_ns]);
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

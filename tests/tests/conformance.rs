@@ -83,6 +83,7 @@ fn start_with(server_extra: &str) -> Server {
         format!(
             "[server]\nlisten = [\"127.0.0.1:{port}\"]\n{server_extra}\n\
              [xdp]\nmode = \"off\"\n\
+             [store]\npath = \"store.redb\"\n[api]\nlisten = \"127.0.0.1:0\"\n\
              [[zone]]\norigin = \"example.com.\"\nfile = \"parent.zone\"\n\
              [[zone]]\norigin = \"child.example.com.\"\nfile = \"child.zone\"\n"
         ),

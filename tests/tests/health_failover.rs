@@ -229,7 +229,12 @@ fn health_status(bed: &Testbed) -> String {
     bed.output(
         Side::Server,
         BIN,
-        &["health", "status", "--api", METRICS_ADDR],
+        &[
+            "health",
+            "status",
+            "--api-url",
+            &format!("http://{METRICS_ADDR}"),
+        ],
     )
     .unwrap()
 }

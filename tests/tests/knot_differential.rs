@@ -146,6 +146,9 @@ fn start_ours(zone_file: &Path) -> Server {
             &format!("127.0.0.1:{port}"),
             "--xdp-mode",
             "off",
+            "--no-api",
+            "--store",
+            &zone_file.with_extension("store").display().to_string(),
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())

@@ -206,6 +206,8 @@ fn bad_zone_file_exits_non_zero_naming_file_and_line_without_attaching() {
             &server_if,
             "--xdp-mode",
             "skb",
+            "--store",
+            &bed.store(),
         ])
         .output()
         .unwrap();
@@ -228,6 +230,8 @@ fn bad_zone_file_exits_non_zero_naming_file_and_line_without_attaching() {
             "nosuchif0",
             "--xdp-mode",
             "skb",
+            "--store",
+            &bed.store(),
         ])
         .output()
         .unwrap();

@@ -14,7 +14,7 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Route 53's defaults.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
@@ -44,7 +44,7 @@ pub struct HealthCheckEntry {
 }
 
 /// Route 53's `HealthCheckConfig`; in TOML the same fields in snake_case.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HealthCheckConfig {
     /// HTTP | HTTPS | HTTP_STR_MATCH | HTTPS_STR_MATCH | TCP | CALCULATED | METRIC
@@ -52,10 +52,13 @@ pub struct HealthCheckConfig {
     #[serde(rename = "Type", alias = "type")]
     pub check_type: String,
     #[serde(rename = "IPAddress", alias = "ip_address", default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ip_address: Option<IpAddr>,
     #[serde(rename = "Port", alias = "port", default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
     #[serde(rename = "ResourcePath", alias = "resource_path", default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub resource_path: Option<String>,
     #[serde(
         rename = "FullyQualifiedDomainName",
@@ -63,27 +66,36 @@ pub struct HealthCheckConfig {
         alias = "fqdn",
         default
     )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub fqdn: Option<String>,
     #[serde(rename = "SearchString", alias = "search_string", default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub search_string: Option<String>,
     /// Seconds between probes: 1..=30 (Route 53: 10 or 30). Default 30.
     #[serde(rename = "RequestInterval", alias = "request_interval", default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub request_interval: Option<u32>,
     #[serde(rename = "FailureThreshold", alias = "failure_threshold", default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub failure_threshold: Option<u8>,
     #[serde(rename = "MeasureLatency", alias = "measure_latency", default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub measure_latency: Option<bool>,
     #[serde(rename = "Inverted", alias = "inverted", default)]
     pub inverted: bool,
     #[serde(rename = "Disabled", alias = "disabled", default)]
     pub disabled: bool,
     #[serde(rename = "HealthThreshold", alias = "health_threshold", default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub health_threshold: Option<u16>,
     #[serde(rename = "ChildHealthChecks", alias = "child_health_checks", default)]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub child_health_checks: Vec<String>,
     #[serde(rename = "EnableSNI", alias = "enable_sni", default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub enable_sni: Option<bool>,
     #[serde(rename = "Regions", alias = "regions", default)]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub regions: Vec<String>,
     /// Healthy | Unhealthy | LastKnownStatus (default), for METRIC checks.
     #[serde(
@@ -91,20 +103,25 @@ pub struct HealthCheckConfig {
         alias = "insufficient_data_health_status",
         default
     )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub insufficient_data: Option<String>,
     /// The metric or alert a METRIC check watches.
     #[serde(rename = "Metric", alias = "metric", default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub metric: Option<MetricConfig>,
     #[serde(rename = "ConnectTimeoutMs", alias = "connect_timeout_ms", default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub connect_timeout_ms: Option<u64>,
     #[serde(rename = "StatusTimeoutMs", alias = "status_timeout_ms", default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub status_timeout_ms: Option<u64>,
     #[serde(rename = "BodyTimeoutMs", alias = "body_timeout_ms", default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub body_timeout_ms: Option<u64>,
 }
 
 /// A METRIC check's source: an instant query compared with a threshold, or an alert.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricConfig {
     /// Base URL of the Prometheus-compatible API, e.g. `http://127.0.0.1:9090`.
@@ -112,15 +129,19 @@ pub struct MetricConfig {
     pub prometheus_url: String,
     /// PromQL instant query; the check is unhealthy while any series is in alarm.
     #[serde(rename = "Query", alias = "query", default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub query: Option<String>,
     /// CloudWatch's operators: GreaterThanOrEqualToThreshold | GreaterThanThreshold |
     /// LessThanThreshold | LessThanOrEqualToThreshold.
     #[serde(rename = "ComparisonOperator", alias = "comparison_operator", default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub comparison_operator: Option<String>,
     #[serde(rename = "Threshold", alias = "threshold", default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub threshold: Option<f64>,
     /// Alert name: unhealthy while `ALERTS{alertname=..., alertstate="firing"}` has a series.
     #[serde(rename = "Alert", alias = "alert", default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub alert: Option<String>,
 }
 

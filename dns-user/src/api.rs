@@ -1,0 +1,434 @@
+//! The HTTP control API (axum): Route 53's hosted-zone, change and health-check calls as
+//! JSON under `/2013-04-01/`, plus `/metrics`. Documented in `docs/openapi.yaml`.
+//!
+//! Every request body is parsed strictly (unknown fields are errors) before anything is
+//! touched; every refusal is `{"Error": {"Code", "Message", "Problems"}}` with 400 (bad
+//! input), 404 (no such thing), 409 (already exists) or 500 (the store failed). When a
+//! token is configured, every request needs `Authorization: Bearer TOKEN`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::control::{Control, ControlError, PageStart};
+use crate::metrics::MetricsSource;
+use crate::route53::ChangeBatch;
+
+/// What the API serves from.
+pub struct ApiState {
+    pub control: Arc<Control>,
+    pub metrics: Arc<MetricsSource>,
+    pub token: Option<String>,
+}
+
+type Shared = State<Arc<ApiState>>;
+
+/// An API error response.
+pub struct ApiError(StatusCode, String, String, Vec<String>);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"Error": {"Code": self.1, "Message": self.2, "Problems": self.3}});
+        (self.0, axum::Json(body)).into_response()
+    }
+}
+
+impl From<ControlError> for ApiError {
+    fn from(e: ControlError) -> Self {
+        let status = match &e {
+            ControlError::InvalidInput { .. }
+            | ControlError::InvalidChangeBatch { .. }
+            | ControlError::Refused { .. } => StatusCode::BAD_REQUEST,
+            ControlError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ControlError::Conflict { .. } => StatusCode::CONFLICT,
+            ControlError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let problems = match &e {
+            ControlError::InvalidChangeBatch { problems } => problems.clone(),
+            _ => Vec::new(),
+        };
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!("API: {e}");
+        }
+        ApiError(status, e.code().to_string(), e.to_string(), problems)
+    }
+}
+
+fn bad(message: impl Into<String>) -> ApiError {
+    ApiError(
+        StatusCode::BAD_REQUEST,
+        "InvalidInput".into(),
+        message.into(),
+        Vec::new(),
+    )
+}
+
+/// Parses a JSON body strictly.
+fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| bad(format!("malformed request body: {e}")))
+}
+
+/// Runs a control call (it may wait for the disk) off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ControlError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| {
+            ApiError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalError".into(),
+                e.to_string(),
+                Vec::new(),
+            )
+        })?
+        .map_err(ApiError::from)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct CreateZone {
+    name: String,
+    caller_reference: String,
+    #[serde(default)]
+    hosted_zone_config: Option<ZoneConfig>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct ZoneConfig {
+    comment: Option<String>,
+    #[serde(default)]
+    private_zone: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct ChangeRequest {
+    change_batch: ChangeBatch,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct CreateCheck {
+    caller_reference: String,
+    health_check_config: Value,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    name: Option<String>,
+    #[serde(rename = "type")]
+    rtype: Option<String>,
+    identifier: Option<String>,
+    maxitems: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TestQuery {
+    #[serde(default)]
+    hostedzoneid: Option<String>,
+    recordname: String,
+    recordtype: String,
+    resolverip: Option<String>,
+    edns0clientsubnetip: Option<String>,
+    edns0clientsubnetmask: Option<String>,
+}
+
+async fn create_zone(State(s): Shared, bytes: Bytes) -> Result<Response, ApiError> {
+    let req: CreateZone = body(&bytes)?;
+    let (comment, private) = req
+        .hosted_zone_config
+        .map_or((None, false), |c| (c.comment, c.private_zone));
+    if private {
+        return Err(bad("private hosted zones are not supported"));
+    }
+    let control = s.control.clone();
+    let (zone, change) =
+        blocking(move || control.create_zone(&req.name, &req.caller_reference, comment)).await?;
+    Ok((
+        StatusCode::CREATED,
+        [(
+            header::LOCATION,
+            format!("/2013-04-01/hostedzone/{}", zone.id),
+        )],
+        axum::Json(json!({"HostedZone": zone, "ChangeInfo": change})),
+    )
+        .into_response())
+}
+
+async fn list_zones(State(s): Shared) -> axum::Json<Value> {
+    axum::Json(json!({"HostedZones": s.control.list_zones(), "IsTruncated": false}))
+}
+
+async fn get_zone(State(s): Shared, Path(id): Path<String>) -> Result<axum::Json<Value>, ApiError> {
+    Ok(axum::Json(json!({"HostedZone": s.control.get_zone(&id)?})))
+}
+
+async fn delete_zone(
+    State(s): Shared,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let control = s.control.clone();
+    let change = blocking(move || control.delete_zone(&id)).await?;
+    Ok(axum::Json(json!({"ChangeInfo": change})))
+}
+
+async fn change_sets(
+    State(s): Shared,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Result<axum::Json<Value>, ApiError> {
+    let req: ChangeRequest = body(&bytes).map_err(|e| {
+        ApiError(
+            e.0,
+            "InvalidChangeBatch".into(),
+            e.2.clone(),
+            vec![e.2.clone()],
+        )
+    })?;
+    let control = s.control.clone();
+    let change = blocking(move || control.change_record_sets(&id, &req.change_batch)).await?;
+    Ok(axum::Json(json!({"ChangeInfo": change})))
+}
+
+async fn list_sets(
+    State(s): Shared,
+    Path(id): Path<String>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let Query(q) = query.map_err(|e| bad(e.body_text()))?;
+    let max_items = q
+        .maxitems
+        .map(|m| {
+            m.parse::<usize>()
+                .map_err(|_| bad(format!("maxitems {m:?} is not a number")))
+        })
+        .transpose()?;
+    let start = PageStart {
+        name: q.name,
+        rtype: q.rtype,
+        identifier: q.identifier,
+        max_items,
+    };
+    let page = s.control.list_record_sets(&id, &start)?;
+    Ok(axum::Json(serde_json::to_value(page).expect("serializes")))
+}
+
+async fn get_change(
+    State(s): Shared,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Value>, ApiError> {
+    Ok(axum::Json(
+        json!({"ChangeInfo": s.control.get_change(&id)?}),
+    ))
+}
+
+async fn create_check(State(s): Shared, bytes: Bytes) -> Result<Response, ApiError> {
+    let req: CreateCheck = body(&bytes)?;
+    let control = s.control.clone();
+    let check =
+        blocking(move || control.create_check(&req.caller_reference, req.health_check_config))
+            .await?;
+    Ok((
+        StatusCode::CREATED,
+        [(
+            header::LOCATION,
+            format!("/2013-04-01/healthcheck/{}", check.id),
+        )],
+        axum::Json(json!({"HealthCheck": check})),
+    )
+        .into_response())
+}
+
+async fn list_checks(State(s): Shared) -> axum::Json<Value> {
+    axum::Json(json!({"HealthChecks": s.control.list_checks(), "IsTruncated": false}))
+}
+
+async fn get_check(
+    State(s): Shared,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Value>, ApiError> {
+    Ok(axum::Json(
+        json!({"HealthCheck": s.control.get_check(&id)?}),
+    ))
+}
+
+async fn update_check(
+    State(s): Shared,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Result<axum::Json<Value>, ApiError> {
+    let patch: serde_json::Map<String, Value> = body(&bytes)?;
+    let control = s.control.clone();
+    let check = blocking(move || control.update_check(&id, patch)).await?;
+    Ok(axum::Json(json!({"HealthCheck": check})))
+}
+
+async fn delete_check(
+    State(s): Shared,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let control = s.control.clone();
+    blocking(move || control.delete_check(&id)).await?;
+    Ok(axum::Json(json!({})))
+}
+
+async fn check_status(
+    State(s): Shared,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let status = s.control.check_status(&id)?;
+    let observations: Vec<Value> = status
+        .observations
+        .iter()
+        .map(|o| {
+            json!({"Region": "local", "StatusReport": {"Status": format!("{}: {}", o.result, o.detail), "CheckedTime": o.at}})
+        })
+        .collect();
+    let last_failure = status.last_failure.as_ref().map(|f| {
+        json!({"Region": "local", "StatusReport": {"Status": format!("Failure: {}", f.detail), "CheckedTime": f.at}})
+    });
+    Ok(axum::Json(json!({
+        "HealthCheckObservations": observations,
+        "Status": status.status,
+        "LastFailureReason": last_failure,
+        "Detail": status,
+    })))
+}
+
+async fn test_answer(
+    State(s): Shared,
+    query: Result<Query<TestQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let Query(q) = query.map_err(|e| bad(e.body_text()))?;
+    let ip = |v: &Option<String>, what: &str| -> Result<Option<IpAddr>, ApiError> {
+        v.as_deref()
+            .map(|s| {
+                s.parse::<IpAddr>()
+                    .map_err(|_| bad(format!("{what} {s:?} is not an IP address")))
+            })
+            .transpose()
+    };
+    let resolver = ip(&q.resolverip, "resolverip")?;
+    let ecs = match (
+        ip(&q.edns0clientsubnetip, "edns0clientsubnetip")?,
+        &q.edns0clientsubnetmask,
+    ) {
+        (None, None) => None,
+        (Some(addr), mask) => {
+            let full = if addr.is_ipv4() { 32 } else { 128 };
+            let len = match mask {
+                None => full,
+                Some(m) => m
+                    .parse::<u8>()
+                    .map_err(|_| bad(format!("edns0clientsubnetmask {m:?} is not a number")))?,
+            };
+            Some((addr, len))
+        }
+        (None, Some(_)) => return Err(bad("edns0clientsubnetmask needs edns0clientsubnetip")),
+    };
+    if let Some(zone) = &q.hostedzoneid {
+        let zone = s.control.get_zone(zone)?;
+        let name = crate::store::absolute_lower(&q.recordname);
+        if name != zone.name && !name.ends_with(&format!(".{}", zone.name)) {
+            return Err(bad(format!(
+                "recordname {} is not in hosted zone {}",
+                q.recordname, zone.name
+            )));
+        }
+    }
+    let answer = s
+        .control
+        .test_answer(&q.recordname, &q.recordtype, resolver, ecs)?;
+    Ok(axum::Json(
+        serde_json::to_value(answer).expect("serializes"),
+    ))
+}
+
+/// Refuses requests without the configured bearer token.
+async fn authorize(State(s): Shared, headers: HeaderMap, request: Request, next: Next) -> Response {
+    if let Some(token) = &s.token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !same(given.as_bytes(), token.as_bytes()) {
+            return ApiError(
+                StatusCode::UNAUTHORIZED,
+                "AccessDenied".into(),
+                "a valid bearer token is required".into(),
+                Vec::new(),
+            )
+            .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// Compares without stopping at the first difference.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The API's routes.
+pub fn router(state: Arc<ApiState>) -> Router {
+    let metrics = state.metrics.clone();
+    Router::new()
+        .route("/2013-04-01/hostedzone", get(list_zones).post(create_zone))
+        .route(
+            "/2013-04-01/hostedzone/{id}",
+            get(get_zone).delete(delete_zone),
+        )
+        .route(
+            "/2013-04-01/hostedzone/{id}/rrset",
+            get(list_sets).post(change_sets),
+        )
+        .route("/2013-04-01/change/{id}", get(get_change))
+        .route(
+            "/2013-04-01/healthcheck",
+            get(list_checks).post(create_check),
+        )
+        .route(
+            "/2013-04-01/healthcheck/{id}",
+            get(get_check).post(update_check).delete(delete_check),
+        )
+        .route("/2013-04-01/healthcheck/{id}/status", get(check_status))
+        .route("/2013-04-01/testdnsanswer", get(test_answer))
+        .merge(crate::metrics::router(metrics))
+        .fallback(|| async {
+            ApiError(
+                StatusCode::NOT_FOUND,
+                "NotFound".into(),
+                "no such API call".into(),
+                Vec::new(),
+            )
+        })
+        .layer(middleware::from_fn_with_state(state.clone(), authorize))
+        .with_state(state)
+}
+
+/// Binds the API (before anything is served, so an address in use is reported at start).
+pub async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen for the API on {addr}: {e}"))
+}
+
+/// Serves the API on `listener` until the task is dropped.
+pub async fn serve(listener: tokio::net::TcpListener, state: Arc<ApiState>) -> anyhow::Result<()> {
+    axum::serve(listener, router(state)).await?;
+    Ok(())
+}

@@ -1,0 +1,1399 @@
+//! The control plane: hosted zones, change batches and health checks, kept in the durable
+//! [`Store`] and published to both answer paths.
+//!
+//! ```text
+//!  API / config import ──> validate (whole batch, zone rebuilt) ──> Store::commit (fsync)
+//!        │  ChangeInfo PENDING                                            │
+//!        ▼                                                                ▼
+//!  publisher thread ──> Published::replace (XDP maps, then userspace) ──> INSYNC
+//! ```
+//!
+//! One source of truth: the server answers from the store's zones. Zones and health checks
+//! in the config (zone files, `[[zone.record]]`, `--route53` batches, `[health_check.ID]`)
+//! are *imported*: created when the store lacks them, replaced when their source changed
+//! since the last import (a digest is kept), removed when the config drops them. An
+//! unchanged source is not imported again, so API changes to an imported zone survive
+//! restarts until its source file changes.
+//!
+//! A change is validated completely before it is stored (Route 53's change-batch rules, then
+//! the zone is rebuilt exactly as it will be served: policy mixing, alias loops, unknown
+//! health checks, bad values), so what is stored always loads.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use hickory_proto::rr::{Name, RecordType};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::answer::Catalog;
+use crate::config::{RecordSection, Settings, ZoneSource, ZoneSpec};
+use crate::health::monitor::{CheckStatus, Monitor};
+use crate::health::spec::{CheckSpec, HealthCheckConfig};
+use crate::publish::Published;
+use crate::route53::{self, ChangeBatch, ResourceRecordSet};
+use crate::store::{
+    self, ChangeInfo, ChangeStatus, HostedZone, State, Store, StoreError, StoredCheck, Write,
+};
+use crate::zone::{self, Zone};
+
+/// Why a control request was refused; nothing of it was applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("{message}")]
+    InvalidInput { message: String },
+    #[error("invalid change batch:\n  {}", problems.join("\n  "))]
+    InvalidChangeBatch { problems: Vec<String> },
+    #[error("no such {what} {id}")]
+    NotFound { what: &'static str, id: String },
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    #[error("{message}")]
+    Refused { code: &'static str, message: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ControlError {
+    fn invalid(message: impl Into<String>) -> Self {
+        ControlError::InvalidInput {
+            message: message.into(),
+        }
+    }
+
+    /// Route 53's error code for this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ControlError::InvalidInput { .. } => "InvalidInput",
+            ControlError::InvalidChangeBatch { .. } => "InvalidChangeBatch",
+            ControlError::NotFound { what, .. } => match *what {
+                "hosted zone" => "NoSuchHostedZone",
+                "change" => "NoSuchChange",
+                "health check" => "NoSuchHealthCheck",
+                _ => "NotFound",
+            },
+            ControlError::Conflict { code, .. } | ControlError::Refused { code, .. } => code,
+            ControlError::Store(_) => "InternalError",
+        }
+    }
+}
+
+/// A config zone or check that could not be imported (startup refuses them all).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ImportError(pub String);
+
+/// Change-to-INSYNC times, for `/metrics`: a histogram in seconds.
+#[derive(Debug, Default)]
+pub struct InsyncStats {
+    inner: Mutex<Histogram>,
+}
+
+#[derive(Debug, Default)]
+struct Histogram {
+    buckets: [u64; INSYNC_BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+/// Upper bounds (seconds) of the INSYNC histogram.
+pub const INSYNC_BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+
+impl InsyncStats {
+    fn observe(&self, d: Duration) {
+        let mut h = self.inner.lock().expect("insync stats");
+        let s = d.as_secs_f64();
+        for (i, le) in INSYNC_BUCKETS.iter().enumerate() {
+            if s <= *le {
+                h.buckets[i] += 1;
+            }
+        }
+        h.count += 1;
+        h.sum += s;
+    }
+
+    /// (cumulative bucket counts, count, sum).
+    pub fn snapshot(&self) -> (Vec<(f64, u64)>, u64, f64) {
+        let h = self.inner.lock().expect("insync stats");
+        (
+            INSYNC_BUCKETS.iter().copied().zip(h.buckets).collect(),
+            h.count,
+            h.sum,
+        )
+    }
+}
+
+struct Inner {
+    store: Store,
+    settings: Arc<Settings>,
+    /// Zone id -> the zone as served (built when its sets were validated).
+    built: HashMap<String, Zone>,
+    /// The store's health checks, validated.
+    specs: Vec<CheckSpec>,
+    checks_version: u64,
+    published_checks_version: u64,
+    last_sequence: u64,
+    published_sequence: u64,
+    /// Sequence -> (change id, when it was accepted), until INSYNC.
+    pending: BTreeMap<u64, (String, Instant)>,
+    /// Publications asked for without a stored change (a reload) and done.
+    requested: u64,
+    completed: u64,
+    stop: bool,
+}
+
+/// The control plane (see the module docs).
+pub struct Control {
+    inner: Mutex<Inner>,
+    wake: Condvar,
+    /// Signalled after every publication.
+    done: Condvar,
+    serving: OnceLock<(Arc<Published>, Arc<Monitor>)>,
+    pub insync: InsyncStats,
+}
+
+/// A hosted zone as the API shows it.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ZoneView {
+    pub id: String,
+    pub name: String,
+    pub caller_reference: String,
+    pub config: ZoneConfigView,
+    pub resource_record_set_count: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imported_from: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ZoneConfigView {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    pub private_zone: bool,
+}
+
+/// One page of ListResourceRecordSets.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RecordSetPage {
+    pub resource_record_sets: Vec<ResourceRecordSet>,
+    pub is_truncated: bool,
+    pub max_items: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_record_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_record_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_record_identifier: Option<String>,
+}
+
+/// Where a ListResourceRecordSets page starts.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct PageStart {
+    pub name: Option<String>,
+    #[serde(rename = "type")]
+    pub rtype: Option<String>,
+    pub identifier: Option<String>,
+    pub max_items: Option<usize>,
+}
+
+/// Most record sets on one page (Route 53: 300).
+pub const MAX_PAGE: usize = 300;
+
+/// TestDNSAnswer's result.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TestAnswer {
+    pub nameserver: String,
+    pub record_name: String,
+    pub record_type: String,
+    pub record_data: Vec<String>,
+    pub response_code: String,
+    pub protocol: String,
+}
+
+impl Control {
+    /// Opens the store and imports the config's zones and health checks into it; every
+    /// problem is an error (the daemon does not start on a config it cannot serve).
+    pub fn open(settings: Settings) -> Result<Control, ImportError> {
+        let store = Store::open(&settings.store).map_err(|e| ImportError(e.to_string()))?;
+        let last_sequence = store.state().last_sequence();
+        let mut inner = Inner {
+            store,
+            settings: Arc::new(settings),
+            built: HashMap::new(),
+            specs: Vec::new(),
+            checks_version: 1,
+            published_checks_version: 0,
+            last_sequence,
+            published_sequence: 0,
+            pending: BTreeMap::new(),
+            requested: 0,
+            completed: 0,
+            stop: false,
+        };
+        let settings = inner.settings.clone();
+        let fresh = import(&mut inner, &settings, true).map_err(|(_, e)| e)?;
+        rebuild_all(&mut inner, &fresh, true)?;
+        // What the store still calls PENDING is published with everything else at start.
+        let now = Instant::now();
+        for c in inner.store.state().changes.values() {
+            if c.status == ChangeStatus::Pending {
+                inner.pending.insert(c.sequence, (c.id.clone(), now));
+            }
+        }
+        Ok(Control {
+            inner: Mutex::new(inner),
+            wake: Condvar::new(),
+            done: Condvar::new(),
+            serving: OnceLock::new(),
+            insync: InsyncStats::default(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().expect("control lock")
+    }
+
+    /// The catalog of the store's zones (what the server starts with).
+    pub fn catalog(&self) -> Catalog {
+        let g = self.lock();
+        catalog_of(&g)
+    }
+
+    /// The store's health checks.
+    pub fn health_checks(&self) -> Vec<CheckSpec> {
+        self.lock().specs.clone()
+    }
+
+    /// Number of hosted zones.
+    pub fn zone_count(&self) -> usize {
+        self.lock().store.state().zones.len()
+    }
+
+    /// Starts publishing to `published` (which serves [`catalog`](Self::catalog) and whose
+    /// monitor runs [`health_checks`](Self::health_checks)) on a thread of its own.
+    pub fn start_publisher(
+        self: &Arc<Self>,
+        published: Arc<Published>,
+        monitor: Arc<Monitor>,
+    ) -> std::io::Result<std::thread::JoinHandle<()>> {
+        let _ = self.serving.set((published, monitor));
+        {
+            // The initial catalog and checks are already being served.
+            let mut g = self.lock();
+            g.published_checks_version = g.checks_version;
+        }
+        let this = self.clone();
+        std::thread::Builder::new()
+            .name("dns-publisher".into())
+            .spawn(move || this.publish_loop())
+    }
+
+    /// Stops the publisher thread after its current publication.
+    pub fn stop(&self) {
+        self.lock().stop = true;
+        self.wake.notify_all();
+    }
+
+    fn publish_loop(&self) {
+        let (published, monitor) = self.serving.get().expect("set before the thread starts");
+        loop {
+            let (catalog, checks, sequence, requested) = {
+                let mut g = self.lock();
+                while !g.stop
+                    && g.requested == g.completed
+                    && g.published_sequence == g.last_sequence
+                    && g.published_checks_version == g.checks_version
+                    && g.pending.is_empty()
+                {
+                    g = self.wake.wait(g).expect("control lock");
+                }
+                if g.stop {
+                    return;
+                }
+                let requested = g.requested;
+                let checks = (g.published_checks_version != g.checks_version)
+                    .then(|| (g.specs.clone(), g.checks_version));
+                (catalog_of(&g), checks, g.last_sequence, requested)
+            };
+            match checks {
+                Some((specs, version)) => {
+                    // As a reload: the new checks' health first, then the monitor switches.
+                    let preview = Arc::new(monitor.preview(&specs));
+                    published.replace(catalog, || preview);
+                    monitor.reconfigure(specs);
+                    published.health(&|| monitor.health());
+                    self.lock().published_checks_version = version;
+                }
+                None => {
+                    published.replace(catalog, || monitor.health());
+                }
+            }
+            self.mark_insync(sequence);
+            self.lock().completed = requested;
+            self.done.notify_all();
+        }
+    }
+
+    /// Every change up to `sequence` is served by both paths now.
+    fn mark_insync(&self, sequence: u64) {
+        let mut g = self.lock();
+        g.published_sequence = g.published_sequence.max(sequence);
+        let done: Vec<u64> = g.pending.range(..=sequence).map(|(s, _)| *s).collect();
+        let mut write = Write::default();
+        for s in done {
+            let (id, accepted) = g.pending.remove(&s).expect("listed");
+            self.insync.observe(accepted.elapsed());
+            if let Some(c) = g.store.state().changes.get(&id) {
+                let mut c = c.clone();
+                c.status = ChangeStatus::Insync;
+                write.put_change(c);
+            }
+        }
+        // Not synced: after a crash every change is published again at start anyway.
+        if let Err(e) = g.store.commit_lazily(write) {
+            tracing::error!("recording INSYNC: {e}");
+        }
+    }
+
+    /// Re-imports the config after a reload (SIGHUP). A zone or check that fails keeps its
+    /// stored version; the failures are returned (and logged by the caller).
+    pub fn reload(&self, settings: Settings) -> Vec<String> {
+        let mut g = self.lock();
+        let settings = Arc::new(settings);
+        g.settings = settings.clone();
+        let mut problems = Vec::new();
+        let fresh = match import(&mut g, &settings, false) {
+            Ok(fresh) => fresh,
+            Err((fresh, e)) => {
+                problems.push(e.0);
+                fresh
+            }
+        };
+        if let Err(e) = rebuild_all(&mut g, &fresh, false) {
+            problems.push(e.0);
+        }
+        // Published even without a stored change: locations or regions may have changed.
+        g.checks_version += 1;
+        g.requested += 1;
+        let want = g.requested;
+        self.wake.notify_all();
+        // Returns once both paths serve the result (without a publisher: at once).
+        if self.serving.get().is_some() {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while g.completed < want && !g.stop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    problems.push("the reload was not published within 60 s".into());
+                    break;
+                }
+                g = self.done.wait_timeout(g, left).expect("control lock").0;
+            }
+        }
+        problems
+    }
+
+    // ---- hosted zones ----
+
+    pub fn create_zone(
+        &self,
+        name: &str,
+        caller_reference: &str,
+        comment: Option<String>,
+    ) -> Result<(ZoneView, ChangeInfo), ControlError> {
+        let origin = parse_zone_name(name)?;
+        if caller_reference.is_empty() || caller_reference.len() > 128 {
+            return Err(ControlError::invalid(
+                "CallerReference must be 1 to 128 characters",
+            ));
+        }
+        let mut g = self.lock();
+        let state = g.store.state();
+        if let Some(z) = state.zone_named(&origin) {
+            return Err(ControlError::Conflict {
+                code: "HostedZoneAlreadyExists",
+                message: format!("a hosted zone {} already exists ({})", z.name, z.id),
+            });
+        }
+        if state
+            .zones
+            .values()
+            .any(|z| z.caller_reference == caller_reference)
+        {
+            return Err(ControlError::Conflict {
+                code: "HostedZoneAlreadyExists",
+                message: format!("CallerReference {caller_reference:?} was already used"),
+            });
+        }
+        let zone = HostedZone {
+            id: store::new_id("Z"),
+            name: origin.clone(),
+            caller_reference: caller_reference.to_string(),
+            comment: comment.clone(),
+            created_at: store::now(),
+            version: 1,
+            imported_from: None,
+            import_digest: None,
+        };
+        let sets = default_sets(&origin);
+        let built = build_zone(&g, &zone, &sets).map_err(ControlError::invalid)?;
+        let change = next_change(&mut g, comment, &zone.id);
+        let mut write = Write::default();
+        write
+            .put_zone(zone.clone())
+            .replace_sets(&zone.id, sets)
+            .put_change(change.clone());
+        g.store.commit(write)?;
+        g.built.insert(zone.id.clone(), built);
+        accept(&mut g, &change);
+        let view = view_of(g.store.state(), &zone);
+        drop(g);
+        self.wake.notify_all();
+        Ok((view, change))
+    }
+
+    pub fn list_zones(&self) -> Vec<ZoneView> {
+        let g = self.lock();
+        let state = g.store.state();
+        let mut zones: Vec<ZoneView> = state.zones.values().map(|z| view_of(state, z)).collect();
+        zones.sort_by(|a, b| {
+            store::sort_key(&a.name, "", None).cmp(&store::sort_key(&b.name, "", None))
+        });
+        zones
+    }
+
+    pub fn get_zone(&self, id: &str) -> Result<ZoneView, ControlError> {
+        let g = self.lock();
+        let state = g.store.state();
+        let zone = zone_by_id(state, id)?;
+        Ok(view_of(state, zone))
+    }
+
+    /// Deletes a zone that holds only its SOA and apex NS (Route 53: HostedZoneNotEmpty).
+    pub fn delete_zone(&self, id: &str) -> Result<ChangeInfo, ControlError> {
+        let mut g = self.lock();
+        let state = g.store.state();
+        let zone = zone_by_id(state, id)?.clone();
+        let others: Vec<String> = state
+            .sets(id)
+            .iter()
+            .filter(|s| !(s.name == zone.name && (s.rtype == "SOA" || s.rtype == "NS")))
+            .map(|s| format!("{} {}", s.name, s.rtype))
+            .collect();
+        if !others.is_empty() {
+            return Err(ControlError::Refused {
+                code: "HostedZoneNotEmpty",
+                message: format!(
+                    "hosted zone {} still has {} record set(s) besides its SOA and NS (first: {}); delete them first",
+                    zone.name,
+                    others.len(),
+                    others[0]
+                ),
+            });
+        }
+        let change = next_change(&mut g, Some(format!("delete {}", zone.name)), id);
+        let mut write = Write::default();
+        write.delete_zone(id).put_change(change.clone());
+        g.store.commit(write)?;
+        g.built.remove(id);
+        accept(&mut g, &change);
+        drop(g);
+        self.wake.notify_all();
+        Ok(change)
+    }
+
+    /// ChangeResourceRecordSets: validated whole, stored (synced), then published.
+    pub fn change_record_sets(
+        &self,
+        zone_id: &str,
+        batch: &ChangeBatch,
+    ) -> Result<ChangeInfo, ControlError> {
+        let mut g = self.lock();
+        let zone = zone_by_id(g.store.state(), zone_id)?.clone();
+        let current = g.store.state().sets(zone_id);
+        let mut problems = Vec::new();
+        for (i, c) in batch.changes.iter().enumerate() {
+            let name = store::absolute_lower(&c.resource_record_set.name);
+            if name != zone.name && !name.ends_with(&format!(".{}", zone.name)) {
+                problems.push(format!(
+                    "change #{} ({} {}): the name is not in zone {}",
+                    i + 1,
+                    c.action,
+                    c.resource_record_set.name,
+                    zone.name
+                ));
+            }
+        }
+        let next = route53::apply_to(current, batch, &g.settings.regions, Some(&zone.name));
+        let sets = match next {
+            Ok(sets) if problems.is_empty() => sets,
+            Ok(_) => return Err(ControlError::InvalidChangeBatch { problems }),
+            Err(more) => {
+                problems.extend(more);
+                return Err(ControlError::InvalidChangeBatch { problems });
+            }
+        };
+        let built = build_zone(&g, &zone, &sets)
+            .map_err(|e| ControlError::InvalidChangeBatch { problems: vec![e] })?;
+        let change = next_change(&mut g, batch.comment.clone(), zone_id);
+        let mut zone = zone;
+        zone.version += 1;
+        let mut write = Write::default();
+        write
+            .put_zone(zone)
+            .replace_sets(zone_id, sets)
+            .put_change(change.clone());
+        g.store.commit(write)?;
+        g.built.insert(zone_id.to_string(), built);
+        accept(&mut g, &change);
+        drop(g);
+        self.wake.notify_all();
+        Ok(change)
+    }
+
+    /// ListResourceRecordSets, in Route 53's order, from `start`.
+    pub fn list_record_sets(
+        &self,
+        zone_id: &str,
+        start: &PageStart,
+    ) -> Result<RecordSetPage, ControlError> {
+        let max = match start.max_items {
+            None => MAX_PAGE,
+            Some(n @ 1..=MAX_PAGE) => n,
+            Some(n) => {
+                return Err(ControlError::invalid(format!(
+                    "maxitems {n} is not 1..{MAX_PAGE}"
+                )));
+            }
+        };
+        if start.name.is_none() && (start.rtype.is_some() || start.identifier.is_some()) {
+            return Err(ControlError::invalid(
+                "type and identifier need name (where the page starts)",
+            ));
+        }
+        let g = self.lock();
+        zone_by_id(g.store.state(), zone_id)?;
+        let empty = BTreeMap::new();
+        let sets = g.store.state().rrsets.get(zone_id).unwrap_or(&empty);
+        let from = start.name.as_deref().map(|n| {
+            store::sort_key(
+                n,
+                start.rtype.as_deref().unwrap_or(""),
+                start.identifier.as_deref(),
+            )
+        });
+        let mut iter = match &from {
+            Some(k) => sets.range(k.clone()..),
+            None => sets.range::<String, _>(..),
+        };
+        let page: Vec<ResourceRecordSet> =
+            iter.by_ref().take(max).map(|(_, s)| s.clone()).collect();
+        let next = iter.next().map(|(_, s)| s.clone());
+        Ok(RecordSetPage {
+            resource_record_sets: page,
+            is_truncated: next.is_some(),
+            max_items: max,
+            next_record_name: next.as_ref().map(|s| s.name.clone()),
+            next_record_type: next.as_ref().map(|s| s.rtype.clone()),
+            next_record_identifier: next.and_then(|s| s.set_identifier),
+        })
+    }
+
+    pub fn get_change(&self, id: &str) -> Result<ChangeInfo, ControlError> {
+        let id = id.strip_prefix("/change/").unwrap_or(id);
+        self.lock()
+            .store
+            .state()
+            .changes
+            .get(id)
+            .cloned()
+            .ok_or_else(|| ControlError::NotFound {
+                what: "change",
+                id: id.to_string(),
+            })
+    }
+
+    // ---- health checks ----
+
+    pub fn create_check(
+        &self,
+        caller_reference: &str,
+        config: serde_json::Value,
+    ) -> Result<StoredCheck, ControlError> {
+        if caller_reference.is_empty() || caller_reference.len() > 64 {
+            return Err(ControlError::invalid(
+                "CallerReference must be 1 to 64 characters",
+            ));
+        }
+        let mut g = self.lock();
+        if let Some(c) = g
+            .store
+            .state()
+            .checks
+            .values()
+            .find(|c| c.caller_reference == caller_reference)
+        {
+            return Err(ControlError::Conflict {
+                code: "HealthCheckAlreadyExists",
+                message: format!(
+                    "CallerReference {caller_reference:?} was already used (health check {})",
+                    c.id
+                ),
+            });
+        }
+        let check = StoredCheck {
+            id: store::new_uuid(),
+            caller_reference: caller_reference.to_string(),
+            health_check_config: config,
+            health_check_version: 1,
+            imported_from: None,
+            import_digest: None,
+        };
+        let mut checks = g.store.state().checks.clone();
+        checks.insert(check.id.clone(), check.clone());
+        let specs = validate_checks(&checks)?;
+        let mut write = Write::default();
+        write.put_check(check.clone());
+        g.store.commit(write)?;
+        set_specs(&mut g, specs);
+        drop(g);
+        self.wake.notify_all();
+        Ok(check)
+    }
+
+    pub fn list_checks(&self) -> Vec<StoredCheck> {
+        self.lock().store.state().checks.values().cloned().collect()
+    }
+
+    pub fn get_check(&self, id: &str) -> Result<StoredCheck, ControlError> {
+        self.lock()
+            .store
+            .state()
+            .checks
+            .get(id)
+            .cloned()
+            .ok_or_else(|| ControlError::NotFound {
+                what: "health check",
+                id: id.to_string(),
+            })
+    }
+
+    /// UpdateHealthCheck: `patch` holds the fields to change (null removes one) and
+    /// optionally `HealthCheckVersion`, which must match. The type cannot change.
+    pub fn update_check(
+        &self,
+        id: &str,
+        patch: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<StoredCheck, ControlError> {
+        let mut g = self.lock();
+        let mut check =
+            g.store
+                .state()
+                .checks
+                .get(id)
+                .cloned()
+                .ok_or_else(|| ControlError::NotFound {
+                    what: "health check",
+                    id: id.to_string(),
+                })?;
+        let mut patch = patch;
+        if let Some(v) = patch.remove("HealthCheckVersion") {
+            let v = v
+                .as_u64()
+                .ok_or_else(|| ControlError::invalid("HealthCheckVersion must be a number"))?;
+            if v != check.health_check_version {
+                return Err(ControlError::Conflict {
+                    code: "HealthCheckVersionMismatch",
+                    message: format!(
+                        "HealthCheckVersion {v} is not the current version {}",
+                        check.health_check_version
+                    ),
+                });
+            }
+        }
+        if patch.is_empty() {
+            return Err(ControlError::invalid("the update changes nothing"));
+        }
+        if patch.contains_key("Type") {
+            return Err(ControlError::invalid(
+                "Type cannot be changed (delete the check and create another)",
+            ));
+        }
+        let serde_json::Value::Object(mut config) = check.health_check_config.clone() else {
+            return Err(ControlError::invalid("the stored config is not an object"));
+        };
+        for (k, v) in patch {
+            if v.is_null() {
+                config.remove(&k);
+            } else {
+                config.insert(k, v);
+            }
+        }
+        check.health_check_config = serde_json::Value::Object(config);
+        check.health_check_version += 1;
+        let mut checks = g.store.state().checks.clone();
+        checks.insert(check.id.clone(), check.clone());
+        let specs = validate_checks(&checks)?;
+        let mut write = Write::default();
+        write.put_check(check.clone());
+        g.store.commit(write)?;
+        set_specs(&mut g, specs);
+        drop(g);
+        self.wake.notify_all();
+        Ok(check)
+    }
+
+    /// DeleteHealthCheck; refused while a record set or a calculated check uses it.
+    pub fn delete_check(&self, id: &str) -> Result<(), ControlError> {
+        let mut g = self.lock();
+        let state = g.store.state();
+        if !state.checks.contains_key(id) {
+            return Err(ControlError::NotFound {
+                what: "health check",
+                id: id.to_string(),
+            });
+        }
+        if let Some(user) = check_users(state, id).first() {
+            return Err(ControlError::Refused {
+                code: "HealthCheckInUse",
+                message: format!("health check {id} is in use by {user}"),
+            });
+        }
+        let mut checks = state.checks.clone();
+        checks.remove(id);
+        let specs = validate_checks(&checks)?;
+        let mut write = Write::default();
+        write.delete_check(id);
+        g.store.commit(write)?;
+        set_specs(&mut g, specs);
+        drop(g);
+        self.wake.notify_all();
+        Ok(())
+    }
+
+    /// GetHealthCheckStatus (+ last failure reason) of one check.
+    pub fn check_status(&self, id: &str) -> Result<CheckStatus, ControlError> {
+        self.get_check(id)?;
+        let monitor = self.serving.get().map(|(_, m)| m.clone());
+        monitor
+            .and_then(|m| m.status().into_iter().find(|s| s.id == id))
+            .ok_or_else(|| ControlError::Refused {
+                code: "HealthCheckNotRunning",
+                message: format!("health check {id} has no status yet (just created)"),
+            })
+    }
+
+    // ---- TestDNSAnswer ----
+
+    /// What the server answers now for `name`/`rtype` asked by `resolver` with an optional
+    /// EDNS Client Subnet.
+    pub fn test_answer(
+        &self,
+        name: &str,
+        rtype: &str,
+        resolver: Option<IpAddr>,
+        ecs: Option<(IpAddr, u8)>,
+    ) -> Result<TestAnswer, ControlError> {
+        use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
+        use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
+        let qname = Name::from_ascii(store::absolute_lower(name))
+            .map_err(|e| ControlError::invalid(format!("recordname {name:?}: {e}")))?;
+        let qtype = zone::parse_type(&rtype.to_ascii_uppercase())
+            .ok_or_else(|| ControlError::invalid(format!("recordtype {rtype:?} is unknown")))?;
+        let mut query = Message::new(0x5453, MessageType::Query, OpCode::Query);
+        query.add_query(Query::query(qname.clone(), qtype));
+        if let Some((addr, len)) = ecs {
+            let max = if addr.is_ipv4() { 32 } else { 128 };
+            if len > max {
+                return Err(ControlError::invalid(format!(
+                    "edns0clientsubnetmask {len} is more than {max}"
+                )));
+            }
+            let net = ipnet::IpNet::new(addr, len)
+                .map_err(|e| ControlError::invalid(e.to_string()))?
+                .trunc();
+            let mut edns = Edns::new();
+            edns.options_mut()
+                .insert(EdnsOption::Subnet(ClientSubnet::new(net.addr(), len, 0)));
+            query.set_edns(edns);
+        }
+        let bytes = query
+            .to_vec()
+            .map_err(|e| ControlError::invalid(e.to_string()))?;
+        let (published, _) = self.serving.get().ok_or_else(|| ControlError::Refused {
+            code: "NotServing",
+            message: "the server is not serving yet".into(),
+        })?;
+        let client = resolver.unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        let reply = crate::answer::respond(
+            &published.catalog.load(),
+            &published.health.load(),
+            &Default::default(),
+            &bytes,
+            crate::answer::Transport::Tcp,
+            client,
+        )
+        .ok_or_else(|| ControlError::invalid("the query was not answered"))?;
+        let reply = Message::from_vec(&reply)
+            .map_err(|e| ControlError::invalid(format!("unreadable answer: {e}")))?;
+        Ok(TestAnswer {
+            nameserver: "dns-user".into(),
+            record_name: qname.to_ascii(),
+            record_type: qtype.to_string(),
+            record_data: reply
+                .answers
+                .iter()
+                .filter(|r| r.record_type() == qtype || qtype == RecordType::ANY)
+                .map(|r| {
+                    let text = zone::presentation(r.record_type(), &r.data);
+                    text.split_once(' ')
+                        .map_or(text.clone(), |(_, v)| v.to_string())
+                })
+                .collect(),
+            response_code: rcode_name(reply.metadata.response_code),
+            protocol: "UDP".into(),
+        })
+    }
+}
+
+/// The SOA and NS a new hosted zone starts with (absolute names, as Route 53 lists them).
+fn default_sets(origin: &str) -> Vec<ResourceRecordSet> {
+    let set = |rtype: &str, ttl: i64, value: String| ResourceRecordSet {
+        name: origin.to_string(),
+        rtype: rtype.into(),
+        set_identifier: None,
+        weight: None,
+        region: None,
+        geo_location: None,
+        geo_proximity_location: None,
+        failover: None,
+        multi_value_answer: None,
+        cidr_routing_config: None,
+        ttl: Some(ttl),
+        resource_records: Some(vec![route53::ValueJson { value }]),
+        alias_target: None,
+        health_check_id: None,
+    };
+    vec![
+        set(
+            "SOA",
+            900,
+            format!("ns1.{origin} hostmaster.{origin} 1 7200 900 1209600 86400"),
+        ),
+        set("NS", 172800, format!("ns1.{origin}")),
+    ]
+}
+
+/// Route 53's spelling of an RCODE (NOERROR, NXDOMAIN, ...).
+fn rcode_name(rcode: hickory_proto::op::ResponseCode) -> String {
+    use hickory_proto::op::ResponseCode as R;
+    match rcode {
+        R::NoError => "NOERROR".into(),
+        R::FormErr => "FORMERR".into(),
+        R::ServFail => "SERVFAIL".into(),
+        R::NXDomain => "NXDOMAIN".into(),
+        R::NotImp => "NOTIMP".into(),
+        R::Refused => "REFUSED".into(),
+        other => format!("RCODE{}", u16::from(other)),
+    }
+}
+
+fn catalog_of(g: &Inner) -> Catalog {
+    Catalog::new(g.built.values().cloned()).with_locations(g.settings.locations.clone())
+}
+
+fn parse_zone_name(name: &str) -> Result<String, ControlError> {
+    let origin = store::absolute_lower(name.trim());
+    let parsed = Name::from_ascii(&origin)
+        .map_err(|e| ControlError::invalid(format!("Name {name:?}: {e}")))?;
+    if parsed.is_root() || parsed.num_labels() < 1 || name.trim().is_empty() {
+        return Err(ControlError::invalid(format!(
+            "Name {name:?} is not a domain name"
+        )));
+    }
+    Ok(origin)
+}
+
+fn zone_by_id<'a>(state: &'a State, id: &str) -> Result<&'a HostedZone, ControlError> {
+    let id = id.strip_prefix("/hostedzone/").unwrap_or(id);
+    state.zones.get(id).ok_or_else(|| ControlError::NotFound {
+        what: "hosted zone",
+        id: id.to_string(),
+    })
+}
+
+fn view_of(state: &State, z: &HostedZone) -> ZoneView {
+    ZoneView {
+        id: z.id.clone(),
+        name: z.name.clone(),
+        caller_reference: z.caller_reference.clone(),
+        config: ZoneConfigView {
+            comment: z.comment.clone(),
+            private_zone: false,
+        },
+        resource_record_set_count: state.rrsets.get(&z.id).map_or(0, BTreeMap::len),
+        imported_from: z.imported_from.clone(),
+    }
+}
+
+/// A new PENDING change with the next sequence number.
+fn next_change(g: &mut Inner, comment: Option<String>, target: &str) -> ChangeInfo {
+    ChangeInfo {
+        id: store::new_id("C"),
+        status: ChangeStatus::Pending,
+        submitted_at: store::now(),
+        comment,
+        target: Some(target.to_string()),
+        sequence: g.last_sequence + 1,
+    }
+}
+
+/// `change` is stored: the publisher owes it an INSYNC.
+fn accept(g: &mut Inner, change: &ChangeInfo) {
+    g.last_sequence = change.sequence;
+    g.pending
+        .insert(change.sequence, (change.id.clone(), Instant::now()));
+}
+
+fn set_specs(g: &mut Inner, specs: Vec<CheckSpec>) {
+    g.specs = specs;
+    g.checks_version += 1;
+}
+
+/// Who uses check `id`: record sets and calculated checks.
+fn check_users(state: &State, id: &str) -> Vec<String> {
+    let mut users = Vec::new();
+    for (zone_id, sets) in &state.rrsets {
+        for s in sets.values() {
+            if s.health_check_id.as_deref() == Some(id) {
+                users.push(format!(
+                    "record set {} {} in hosted zone {zone_id}",
+                    s.name, s.rtype
+                ));
+            }
+        }
+    }
+    for c in state.checks.values() {
+        let children = c.health_check_config.get("ChildHealthChecks");
+        if children
+            .and_then(|v| v.as_array())
+            .is_some_and(|a| a.iter().any(|v| v.as_str() == Some(id)))
+        {
+            users.push(format!("calculated health check {}", c.id));
+        }
+    }
+    users
+}
+
+/// Parses and validates every stored check together.
+fn validate_checks(checks: &BTreeMap<String, StoredCheck>) -> Result<Vec<CheckSpec>, ControlError> {
+    let mut configs = Vec::new();
+    let mut problems = Vec::new();
+    for c in checks.values() {
+        match serde_json::from_value::<HealthCheckConfig>(c.health_check_config.clone()) {
+            Ok(config) => configs.push((c.id.clone(), config)),
+            Err(e) => problems.push(format!("health check {}: HealthCheckConfig: {e}", c.id)),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(ControlError::invalid(problems.join("\n")));
+    }
+    crate::health::spec::build(configs).map_err(|e| ControlError::invalid(e.problems.join("\n")))
+}
+
+/// The zone `zone` with record sets `sets`, built as it will be served.
+fn build_zone(g: &Inner, zone: &HostedZone, sets: &[ResourceRecordSet]) -> Result<Zone, String> {
+    let known: HashSet<&str> = g.specs.iter().map(|c| c.id.as_str()).collect();
+    build_zone_with(&g.settings, zone, sets, &known)
+}
+
+fn build_zone_with(
+    settings: &Settings,
+    zone: &HostedZone,
+    sets: &[ResourceRecordSet],
+    known: &HashSet<&str>,
+) -> Result<Zone, String> {
+    let records: Vec<RecordSection> = sets
+        .iter()
+        .map(|s| {
+            route53::to_record(s, &settings.regions)
+                .map_err(|e| format!("record set {} {}: {e}", s.name, s.rtype))
+        })
+        .collect::<Result<_, _>>()?;
+    let origin = Name::from_ascii(&zone.name).map_err(|e| format!("zone {}: {e}", zone.name))?;
+    let spec = ZoneSpec {
+        origin,
+        source: None,
+        records,
+        config: PathBuf::from(format!("hosted zone {}", zone.id)),
+        route53: Vec::new(),
+    };
+    crate::load_zone_known(&spec, &settings.regions, known).map_err(|e| e.to_string())
+}
+
+/// Rebuilds every stored zone with the current settings (regions, locations) and checks,
+/// but those in `fresh` (just built by the import).
+fn rebuild_all(g: &mut Inner, fresh: &HashSet<String>, strict: bool) -> Result<(), ImportError> {
+    let known: HashSet<&str> = g.specs.iter().map(|c| c.id.as_str()).collect();
+    let mut built = HashMap::new();
+    let mut problems = Vec::new();
+    for zone in g.store.state().zones.values() {
+        if fresh.contains(&zone.id)
+            && let Some(z) = g.built.get(&zone.id)
+        {
+            built.insert(zone.id.clone(), z.clone());
+            continue;
+        }
+        let sets = g.store.state().sets(&zone.id);
+        match build_zone_with(&g.settings, zone, &sets, &known) {
+            Ok(z) => {
+                built.insert(zone.id.clone(), z);
+            }
+            Err(e) => {
+                problems.push(e);
+                if let Some(old) = g.built.get(&zone.id) {
+                    built.insert(zone.id.clone(), old.clone());
+                }
+            }
+        }
+    }
+    if strict && !problems.is_empty() {
+        return Err(ImportError(problems.join("\n")));
+    }
+    g.built = built;
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ImportError(format!(
+            "zones kept at their last good version:\n  {}",
+            problems.join("\n  ")
+        )))
+    }
+}
+
+/// The record sets a config zone declares: its zone file (one set per name and type), its
+/// `[[zone.record]]`s and its change batches, plus a default SOA and NS when it has none.
+pub fn import_sets(
+    spec: &ZoneSpec,
+    regions: &crate::Regions,
+) -> Result<Vec<ResourceRecordSet>, String> {
+    let mut sets: Vec<ResourceRecordSet> = Vec::new();
+    let text = match &spec.source {
+        Some(ZoneSource::File(path)) => Some((
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("{}: cannot read zone file: {e}", path.display()))?,
+            path.clone(),
+        )),
+        Some(ZoneSource::Embedded { name, text }) => Some((text.to_string(), PathBuf::from(name))),
+        None => None,
+    };
+    if let Some((text, path)) = text {
+        let records =
+            zone::parse_zone_text(&spec.origin, &text, &path).map_err(|e| e.to_string())?;
+        let mut index: HashMap<(String, String), usize> = HashMap::new();
+        for (record, _) in records {
+            // "TYPE rdata": the type as the zone-file parser reads it, then the data.
+            let text = zone::presentation(record.record_type(), &record.data);
+            let (rtype, value) = text.split_once(' ').unwrap_or((&text, ""));
+            let key = (
+                record.name.to_ascii().to_ascii_lowercase(),
+                rtype.to_string(),
+            );
+            let value = route53::ValueJson {
+                value: value.to_string(),
+            };
+            match index.get(&key) {
+                Some(&i) => sets[i].resource_records.get_or_insert_default().push(value),
+                None => {
+                    index.insert(key.clone(), sets.len());
+                    sets.push(ResourceRecordSet {
+                        name: key.0,
+                        rtype: key.1.clone(),
+                        set_identifier: None,
+                        weight: None,
+                        region: None,
+                        geo_location: None,
+                        geo_proximity_location: None,
+                        failover: None,
+                        multi_value_answer: None,
+                        cidr_routing_config: None,
+                        ttl: Some(i64::from(record.ttl)),
+                        resource_records: Some(vec![value]),
+                        alias_target: None,
+                        health_check_id: None,
+                    });
+                }
+            }
+        }
+    }
+    sets.extend(
+        spec.records
+            .iter()
+            .map(|r| route53::from_record(&spec.origin, r)),
+    );
+    for path in &spec.route53 {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+        let batch: ChangeBatch = serde_json::from_str(&text)
+            .map_err(|e| format!("{}: malformed change batch: {e}", path.display()))?;
+        let applied = route53::apply_to(Vec::new(), &batch, regions, None).map_err(|p| {
+            format!(
+                "{}: invalid change batch:\n  {}",
+                path.display(),
+                p.join("\n  ")
+            )
+        })?;
+        sets.extend(applied);
+    }
+    if !sets.iter().any(|s| s.rtype.eq_ignore_ascii_case("SOA")) {
+        sets.extend(
+            crate::hosted_zone_defaults()
+                .iter()
+                .map(|r| route53::from_record(&spec.origin, r)),
+        );
+    }
+    Ok(sets)
+}
+
+/// What happens to a zone whose import failed.
+fn kept(strict: bool) -> &'static str {
+    if strict {
+        ""
+    } else {
+        "; keeping its last good version"
+    }
+}
+
+fn digest(value: &impl Serialize) -> String {
+    let bytes = serde_json::to_vec(value).expect("serializes");
+    Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn describe(spec: &ZoneSpec) -> String {
+    let mut from = Vec::new();
+    match &spec.source {
+        Some(ZoneSource::File(p)) => from.push(format!("zone file {}", p.display())),
+        Some(ZoneSource::Embedded { name, .. }) => from.push(format!("embedded {name}")),
+        None => {}
+    }
+    if !spec.records.is_empty() {
+        from.push(format!("records in {}", spec.config.display()));
+    }
+    for p in &spec.route53 {
+        from.push(format!("change batch {}", p.display()));
+    }
+    from.join(", ")
+}
+
+/// Imports the config's zones and health checks (see the module docs). `strict`: any problem
+/// fails the whole import; otherwise the failing zones and checks keep their stored versions
+/// and the problems are returned after the rest is imported. Returns the ids of the zones it
+/// built (already in `g.built`).
+fn import(
+    g: &mut Inner,
+    settings: &Settings,
+    strict: bool,
+) -> Result<HashSet<String>, (HashSet<String>, ImportError)> {
+    let fail = |e: ImportError| (HashSet::new(), e);
+    let mut problems = Vec::new();
+    let state = g.store.state().clone();
+    let mut write = Write::default();
+
+    // Health checks first: the zones are validated against them.
+    let mut checks = state.checks.clone();
+    let configured: HashSet<&str> = settings
+        .health_check_configs
+        .iter()
+        .map(|(id, _)| id.as_str())
+        .collect();
+    for (id, config) in &settings.health_check_configs {
+        let json = serde_json::to_value(config).expect("serializes");
+        let d = digest(&json);
+        let old = checks.get(id);
+        if old.is_some_and(|c| c.import_digest.as_deref() == Some(d.as_str())) {
+            continue;
+        }
+        let check = StoredCheck {
+            id: id.clone(),
+            caller_reference: old
+                .map_or_else(|| format!("import:{id}"), |c| c.caller_reference.clone()),
+            health_check_config: json,
+            health_check_version: old.map_or(1, |c| c.health_check_version + 1),
+            imported_from: Some("config".into()),
+            import_digest: Some(d),
+        };
+        checks.insert(id.clone(), check);
+    }
+    let dropped: Vec<String> = checks
+        .values()
+        .filter(|c| c.imported_from.is_some() && !configured.contains(c.id.as_str()))
+        .map(|c| c.id.clone())
+        .collect();
+
+    // Zones.
+    let mut zones_by_name: HashMap<String, HostedZone> = state
+        .zones
+        .values()
+        .map(|z| (z.name.clone(), z.clone()))
+        .collect();
+    let mut next_sets: HashMap<String, Vec<ResourceRecordSet>> = HashMap::new();
+    let mut configured_zones = HashSet::new();
+    for spec in &settings.zones {
+        let name = store::absolute_lower(&spec.origin.to_ascii());
+        configured_zones.insert(name.clone());
+        let sets = match import_sets(spec, &settings.regions) {
+            Ok(s) => s,
+            Err(e) => {
+                problems.push(format!("zone {name} failed ({e}){}", kept(strict)));
+                continue;
+            }
+        };
+        let mut sorted: Vec<&ResourceRecordSet> = sets.iter().collect();
+        sorted.sort_by_key(|s| store::sort_key(&s.name, &s.rtype, s.set_identifier.as_deref()));
+        let d = digest(&sorted);
+        let zone = match zones_by_name.get(&name) {
+            Some(z) if z.import_digest.as_deref() == Some(d.as_str()) => continue,
+            Some(z) => {
+                let mut z = z.clone();
+                z.version += 1;
+                z
+            }
+            None => HostedZone {
+                id: store::new_id("Z"),
+                name: name.clone(),
+                caller_reference: format!("import:{name}"),
+                comment: None,
+                created_at: store::now(),
+                version: 1,
+                imported_from: None,
+                import_digest: None,
+            },
+        };
+        let mut zone = zone;
+        zone.imported_from = Some(describe(spec));
+        zone.import_digest = Some(d);
+        zones_by_name.insert(name.clone(), zone.clone());
+        next_sets.insert(zone.id.clone(), sets);
+    }
+    let removed_zones: Vec<HostedZone> = zones_by_name
+        .values()
+        .filter(|z| z.imported_from.is_some() && !configured_zones.contains(&z.name))
+        .cloned()
+        .collect();
+    for z in &removed_zones {
+        zones_by_name.remove(&z.name);
+    }
+
+    // Checks the config dropped go unless something still uses them.
+    let mut candidate = state.clone();
+    candidate.checks = checks.clone();
+    for (id, sets) in &next_sets {
+        candidate.rrsets.insert(
+            id.clone(),
+            sets.iter()
+                .map(|s| {
+                    (
+                        store::sort_key(&s.name, &s.rtype, s.set_identifier.as_deref()),
+                        route53::normalize(s.clone()),
+                    )
+                })
+                .collect(),
+        );
+    }
+    for z in &removed_zones {
+        candidate.rrsets.remove(&z.id);
+    }
+    for id in &dropped {
+        let users = check_users(&candidate, id);
+        match users.first() {
+            None => {
+                checks.remove(id);
+            }
+            Some(user) => {
+                problems.push(format!(
+                    "health check {id} left the config but is still used by {user}: kept"
+                ));
+            }
+        }
+    }
+    let specs = match validate_checks(&checks) {
+        Ok(s) => s,
+        Err(e) => {
+            // Keep the stored checks; zones are validated against those.
+            problems.push(e.to_string());
+            checks = state.checks.clone();
+            validate_checks(&checks).map_err(|e| fail(ImportError(e.to_string())))?
+        }
+    };
+    let known: HashSet<&str> = specs.iter().map(|c| c.id.as_str()).collect();
+    let mut accepted = Vec::new();
+    for (id, sets) in next_sets {
+        let zone = zones_by_name
+            .values()
+            .find(|z| z.id == id)
+            .expect("inserted above")
+            .clone();
+        match build_zone_with(settings, &zone, &sets, &known) {
+            Ok(built) => accepted.push((zone, sets, built)),
+            Err(e) => problems.push(format!("zone {} failed ({e}){}", zone.name, kept(strict))),
+        }
+    }
+    if strict && !problems.is_empty() {
+        return Err(fail(ImportError(problems.join("\n"))));
+    }
+    for c in checks.values() {
+        if state.checks.get(&c.id) != Some(c) {
+            write.put_check(c.clone());
+        }
+    }
+    for id in state.checks.keys() {
+        if !checks.contains_key(id) {
+            write.delete_check(id);
+        }
+    }
+    let mut fresh = HashSet::new();
+    let mut built_zones = Vec::new();
+    for (zone, sets, built) in accepted {
+        fresh.insert(zone.id.clone());
+        built_zones.push((zone.id.clone(), built));
+        tracing::info!(
+            "imported zone {} ({} record sets) from {}",
+            zone.name,
+            sets.len(),
+            zone.imported_from.as_deref().unwrap_or("?")
+        );
+        let change = next_change(g, Some(format!("import of {}", zone.name)), &zone.id);
+        g.last_sequence = change.sequence;
+        g.pending
+            .insert(change.sequence, (change.id.clone(), Instant::now()));
+        write
+            .put_zone(zone.clone())
+            .replace_sets(&zone.id, sets)
+            .put_change(change);
+    }
+    for z in &removed_zones {
+        tracing::info!("zone {} left the config: removed from the store", z.name);
+        write.delete_zone(&z.id);
+    }
+    g.store
+        .commit(write)
+        .map_err(|e| fail(ImportError(e.to_string())))?;
+    g.specs = specs;
+    for z in &removed_zones {
+        g.built.remove(&z.id);
+    }
+    g.built.extend(built_zones);
+    if problems.is_empty() {
+        Ok(fresh)
+    } else {
+        Err((fresh, ImportError(problems.join("\n"))))
+    }
+}

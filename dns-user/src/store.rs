@@ -1,0 +1,570 @@
+//! The durable store: hosted zones, their record sets (Route 53's `ResourceRecordSet`),
+//! health checks (Route 53's `HealthCheckConfig`) and the change history, in one redb file.
+//!
+//! Everything lives in memory as well ([`State`]); the file is written only through
+//! [`Store::commit`], one redb write transaction per [`Write`], fsynced before it returns
+//! (`Durability::Immediate`), so an acknowledged change survives `kill -9` and power loss.
+//! A second process opening the same file gets a clear error (redb locks it).
+//!
+//! What a change *means* (Route 53's CREATE / DELETE / UPSERT, validation) is decided by the
+//! caller ([`crate::control`]); this module only keeps what it is given, atomically.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use redb::{Database, Durability, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use crate::route53::{ResourceRecordSet, set_key};
+
+const ZONES: TableDefinition<&str, &[u8]> = TableDefinition::new("zones");
+/// Key: zone id, `\x1f`, [`sort_key`].
+const RRSETS: TableDefinition<&str, &[u8]> = TableDefinition::new("rrsets");
+const CHECKS: TableDefinition<&str, &[u8]> = TableDefinition::new("health_checks");
+const CHANGES: TableDefinition<&str, &[u8]> = TableDefinition::new("changes");
+
+/// The store could not be opened, read or written; what was being written is not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store {path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: Box<redb::Error>,
+    },
+    #[error("store {path}: {what} is not valid JSON: {source}")]
+    Corrupt {
+        path: PathBuf,
+        what: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("writing the store: {0}")]
+    Write(#[from] Box<redb::Error>),
+}
+
+fn boxed(e: impl Into<redb::Error>) -> Box<redb::Error> {
+    Box::new(e.into())
+}
+
+/// A Route 53 hosted zone.
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct HostedZone {
+    pub id: String,
+    /// Absolute, lower case: `example.org.`.
+    pub name: String,
+    pub caller_reference: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    pub created_at: String,
+    /// Bumped by every change to the zone's record sets.
+    pub version: u64,
+    /// Set for zones imported from the config (file, records, change batches): where from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imported_from: Option<String>,
+    /// Digest of the import the zone last took; an unchanged source is not imported again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub import_digest: Option<String>,
+}
+
+/// A health check as stored.
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StoredCheck {
+    pub id: String,
+    pub caller_reference: String,
+    /// Route 53's `HealthCheckConfig` JSON.
+    pub health_check_config: serde_json::Value,
+    pub health_check_version: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imported_from: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub import_digest: Option<String>,
+}
+
+/// PENDING until both the userspace server and the XDP maps serve the change.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ChangeStatus {
+    Pending,
+    Insync,
+}
+
+/// Route 53's `ChangeInfo`, with what it changed.
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ChangeInfo {
+    pub id: String,
+    pub status: ChangeStatus,
+    pub submitted_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// The hosted zone or health check changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Order of acceptance (INSYNC follows publication of everything up to it).
+    pub sequence: u64,
+}
+
+/// Everything the store holds.
+#[derive(Clone, Debug, Default)]
+pub struct State {
+    pub zones: BTreeMap<String, HostedZone>,
+    /// Zone id -> [`sort_key`] -> record set.
+    pub rrsets: HashMap<String, BTreeMap<String, ResourceRecordSet>>,
+    pub checks: BTreeMap<String, StoredCheck>,
+    pub changes: HashMap<String, ChangeInfo>,
+}
+
+impl State {
+    /// The zone called `name` (any case, with or without the final dot).
+    pub fn zone_named(&self, name: &str) -> Option<&HostedZone> {
+        let name = absolute_lower(name);
+        self.zones.values().find(|z| z.name == name)
+    }
+
+    /// A zone's record sets in Route 53's list order.
+    pub fn sets(&self, zone_id: &str) -> Vec<ResourceRecordSet> {
+        self.rrsets
+            .get(zone_id)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The highest change sequence accepted.
+    pub fn last_sequence(&self) -> u64 {
+        self.changes.values().map(|c| c.sequence).max().unwrap_or(0)
+    }
+}
+
+/// `name` absolute and lower case.
+pub fn absolute_lower(name: &str) -> String {
+    let name = name.to_ascii_lowercase();
+    if name.ends_with('.') {
+        name
+    } else {
+        format!("{name}.")
+    }
+}
+
+/// Route 53's list order: the name with its labels reversed (`org.example.www`), then type,
+/// then set identifier.
+pub fn sort_key(name: &str, rtype: &str, set_id: Option<&str>) -> String {
+    let name = absolute_lower(name);
+    let reversed: Vec<&str> = name.trim_end_matches('.').rsplit('.').collect();
+    format!(
+        "{}\x1f{}\x1f{}",
+        reversed.join("."),
+        rtype.to_ascii_uppercase(),
+        set_id.unwrap_or("")
+    )
+}
+
+fn set_sort_key(set: &ResourceRecordSet) -> String {
+    let (name, rtype, id) = set_key(set);
+    sort_key(&name, &rtype, id.as_deref())
+}
+
+/// One atomic change to the store.
+#[derive(Debug, Default)]
+pub struct Write {
+    zones: Vec<(String, Option<HostedZone>)>,
+    /// Zone id -> its complete new record sets (`None`: the zone and its sets are gone).
+    sets: Vec<(String, Option<Vec<ResourceRecordSet>>)>,
+    checks: Vec<(String, Option<StoredCheck>)>,
+    changes: Vec<ChangeInfo>,
+}
+
+impl Write {
+    pub fn put_zone(&mut self, zone: HostedZone) -> &mut Self {
+        self.zones.push((zone.id.clone(), Some(zone)));
+        self
+    }
+
+    /// Removes the zone and all its record sets.
+    pub fn delete_zone(&mut self, id: &str) -> &mut Self {
+        self.zones.push((id.to_string(), None));
+        self.sets.push((id.to_string(), None));
+        self
+    }
+
+    /// Makes `sets` the zone's complete record sets (only the differences are written).
+    pub fn replace_sets(&mut self, zone_id: &str, sets: Vec<ResourceRecordSet>) -> &mut Self {
+        self.sets.push((zone_id.to_string(), Some(sets)));
+        self
+    }
+
+    pub fn put_check(&mut self, check: StoredCheck) -> &mut Self {
+        self.checks.push((check.id.clone(), Some(check)));
+        self
+    }
+
+    pub fn delete_check(&mut self, id: &str) -> &mut Self {
+        self.checks.push((id.to_string(), None));
+        self
+    }
+
+    pub fn put_change(&mut self, change: ChangeInfo) -> &mut Self {
+        self.changes.push(change);
+        self
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.zones.is_empty()
+            && self.sets.is_empty()
+            && self.checks.is_empty()
+            && self.changes.is_empty()
+    }
+}
+
+/// The open store.
+pub struct Store {
+    db: Database,
+    path: PathBuf,
+    state: State,
+}
+
+impl Store {
+    /// Opens (or creates) the store at `path` and reads it whole.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let open_err = |e: Box<redb::Error>| StoreError::Open {
+            path: path.to_path_buf(),
+            source: e,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| open_err(boxed(redb::StorageError::Io(e))))?;
+        }
+        let db = Database::create(path).map_err(|e| open_err(boxed(e)))?;
+        // Every table exists from the first open on, so reads never meet a missing one.
+        let txn = db.begin_write().map_err(|e| open_err(boxed(e)))?;
+        for table in [ZONES, RRSETS, CHECKS, CHANGES] {
+            txn.open_table(table).map_err(|e| open_err(boxed(e)))?;
+        }
+        txn.commit().map_err(|e| open_err(boxed(e)))?;
+        let mut store = Store {
+            db,
+            path: path.to_path_buf(),
+            state: State::default(),
+        };
+        store.state = store.read_all().map_err(|e| match e {
+            StoreError::Write(e) => open_err(e),
+            other => other,
+        })?;
+        Ok(store)
+    }
+
+    fn read_all(&self) -> Result<State, StoreError> {
+        let txn = self.db.begin_read().map_err(boxed)?;
+        let mut state = State::default();
+        let corrupt = |what: String, source| StoreError::Corrupt {
+            path: self.path.clone(),
+            what,
+            source,
+        };
+        for entry in txn
+            .open_table(ZONES)
+            .map_err(boxed)?
+            .iter()
+            .map_err(boxed)?
+        {
+            let (k, v) = entry.map_err(boxed)?;
+            let zone: HostedZone = serde_json::from_slice(v.value())
+                .map_err(|e| corrupt(format!("zone {}", k.value()), e))?;
+            state.zones.insert(k.value().to_string(), zone);
+        }
+        for entry in txn
+            .open_table(RRSETS)
+            .map_err(boxed)?
+            .iter()
+            .map_err(boxed)?
+        {
+            let (k, v) = entry.map_err(boxed)?;
+            let key = k.value();
+            let (zone, sort) = key.split_once('\x1f').unwrap_or((key, ""));
+            let set: ResourceRecordSet = serde_json::from_slice(v.value())
+                .map_err(|e| corrupt(format!("record set {key:?}"), e))?;
+            state
+                .rrsets
+                .entry(zone.to_string())
+                .or_default()
+                .insert(sort.to_string(), set);
+        }
+        for entry in txn
+            .open_table(CHECKS)
+            .map_err(boxed)?
+            .iter()
+            .map_err(boxed)?
+        {
+            let (k, v) = entry.map_err(boxed)?;
+            let check: StoredCheck = serde_json::from_slice(v.value())
+                .map_err(|e| corrupt(format!("health check {}", k.value()), e))?;
+            state.checks.insert(k.value().to_string(), check);
+        }
+        for entry in txn
+            .open_table(CHANGES)
+            .map_err(boxed)?
+            .iter()
+            .map_err(boxed)?
+        {
+            let (k, v) = entry.map_err(boxed)?;
+            let change: ChangeInfo = serde_json::from_slice(v.value())
+                .map_err(|e| corrupt(format!("change {}", k.value()), e))?;
+            state.changes.insert(k.value().to_string(), change);
+        }
+        Ok(state)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// Writes `write` in one transaction, synced to disk before this returns, then updates
+    /// the in-memory state. On error nothing of it is stored or visible.
+    pub fn commit(&mut self, write: Write) -> Result<(), StoreError> {
+        self.commit_with(write, Durability::Immediate)
+    }
+
+    /// Like [`commit`](Self::commit) without waiting for the disk: for what is re-derived
+    /// after a crash anyway (a change turning INSYNC).
+    pub fn commit_lazily(&mut self, write: Write) -> Result<(), StoreError> {
+        self.commit_with(write, Durability::Eventual)
+    }
+
+    fn commit_with(&mut self, write: Write, durability: Durability) -> Result<(), StoreError> {
+        if write.is_empty() {
+            return Ok(());
+        }
+        let mut next_sets: HashMap<String, Option<BTreeMap<String, ResourceRecordSet>>> =
+            HashMap::new();
+        let mut txn = self.db.begin_write().map_err(boxed)?;
+        txn.set_durability(durability);
+        {
+            let mut zones = txn.open_table(ZONES).map_err(boxed)?;
+            for (id, zone) in &write.zones {
+                match zone {
+                    Some(z) => {
+                        zones
+                            .insert(id.as_str(), to_json(z).as_slice())
+                            .map_err(boxed)?;
+                    }
+                    None => {
+                        zones.remove(id.as_str()).map_err(boxed)?;
+                    }
+                }
+            }
+            let mut rrsets = txn.open_table(RRSETS).map_err(boxed)?;
+            for (zone_id, sets) in &write.sets {
+                let old = self.state.rrsets.get(zone_id);
+                let new: Option<BTreeMap<String, ResourceRecordSet>> = sets
+                    .as_ref()
+                    .map(|sets| sets.iter().map(|s| (set_sort_key(s), s.clone())).collect());
+                for (sort, set) in old.into_iter().flatten() {
+                    let kept = new.as_ref().and_then(|n| n.get(sort)) == Some(set);
+                    if !kept {
+                        rrsets
+                            .remove(format!("{zone_id}\x1f{sort}").as_str())
+                            .map_err(boxed)?;
+                    }
+                }
+                for (sort, set) in new.iter().flatten() {
+                    if old.and_then(|o| o.get(sort)) != Some(set) {
+                        rrsets
+                            .insert(
+                                format!("{zone_id}\x1f{sort}").as_str(),
+                                to_json(set).as_slice(),
+                            )
+                            .map_err(boxed)?;
+                    }
+                }
+                next_sets.insert(zone_id.clone(), new);
+            }
+            let mut checks = txn.open_table(CHECKS).map_err(boxed)?;
+            for (id, check) in &write.checks {
+                match check {
+                    Some(c) => {
+                        checks
+                            .insert(id.as_str(), to_json(c).as_slice())
+                            .map_err(boxed)?;
+                    }
+                    None => {
+                        checks.remove(id.as_str()).map_err(boxed)?;
+                    }
+                }
+            }
+            let mut changes = txn.open_table(CHANGES).map_err(boxed)?;
+            for change in &write.changes {
+                changes
+                    .insert(change.id.as_str(), to_json(change).as_slice())
+                    .map_err(boxed)?;
+            }
+        }
+        txn.commit().map_err(boxed)?;
+        // Stored: now visible.
+        for (id, zone) in write.zones {
+            match zone {
+                Some(z) => self.state.zones.insert(id, z),
+                None => self.state.zones.remove(&id),
+            };
+        }
+        for (id, sets) in next_sets {
+            match sets {
+                Some(s) => self.state.rrsets.insert(id, s),
+                None => self.state.rrsets.remove(&id),
+            };
+        }
+        for (id, check) in write.checks {
+            match check {
+                Some(c) => self.state.checks.insert(id, c),
+                None => self.state.checks.remove(&id),
+            };
+        }
+        for change in write.changes {
+            self.state.changes.insert(change.id.clone(), change);
+        }
+        Ok(())
+    }
+}
+
+fn to_json(value: &impl Serialize) -> Vec<u8> {
+    serde_json::to_vec(value).expect("store types serialize")
+}
+
+/// A new random id: `prefix` and 13 characters of `[A-Z0-9]`, like Route 53's.
+pub fn new_id(prefix: &str) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let bytes = random_bytes::<13>();
+    let mut id = String::from(prefix);
+    id.extend(
+        bytes
+            .iter()
+            .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char),
+    );
+    id
+}
+
+/// A random UUID (version 4 layout), the form of Route 53's health check ids.
+pub fn new_uuid() -> String {
+    let mut b = random_bytes::<16>();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut out = [0u8; N];
+    // SAFETY: getrandom(2) writes at most N bytes into `out`.
+    let n = unsafe { libc::getrandom(out.as_mut_ptr().cast(), N, 0) };
+    assert_eq!(n, N as isize, "getrandom failed");
+    out
+}
+
+/// Now, as Route 53 writes times: RFC 3339 UTC with milliseconds.
+pub fn now() -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(name: &str, rtype: &str, value: &str) -> ResourceRecordSet {
+        serde_json::from_value(serde_json::json!({
+            "Name": name, "Type": rtype, "TTL": 60, "ResourceRecords": [{"Value": value}]
+        }))
+        .unwrap()
+    }
+
+    fn zone(id: &str, name: &str) -> HostedZone {
+        HostedZone {
+            id: id.into(),
+            name: name.into(),
+            caller_reference: "ref".into(),
+            comment: None,
+            created_at: now(),
+            version: 1,
+            imported_from: None,
+            import_digest: None,
+        }
+    }
+
+    #[test]
+    fn what_is_committed_is_there_after_reopening() {
+        let dir = std::env::temp_dir().join(format!("dns-store-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("sub/store.redb");
+        {
+            let mut store = Store::open(&path).unwrap();
+            let mut w = Write::default();
+            w.put_zone(zone("Z1", "example.org.")).replace_sets(
+                "Z1",
+                vec![
+                    set("www.example.org.", "A", "192.0.2.1"),
+                    set("example.org.", "TXT", "\"x\""),
+                ],
+            );
+            store.commit(w).unwrap();
+            let mut w = Write::default();
+            w.replace_sets("Z1", vec![set("www.example.org.", "A", "192.0.2.2")]);
+            store.commit(w).unwrap();
+            // A second open of the same file is refused while this one holds it.
+            assert!(Store::open(&path).is_err());
+        }
+        let store = Store::open(&path).unwrap();
+        let sets = store.state().sets("Z1");
+        assert_eq!(sets, vec![set("www.example.org.", "A", "192.0.2.2")]);
+        assert_eq!(store.state().zone_named("EXAMPLE.org").unwrap().id, "Z1");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn sets_list_in_route53_order() {
+        let mut keys = [
+            sort_key("www.example.org.", "A", None),
+            sort_key("example.org.", "NS", None),
+            sort_key("a.www.example.org.", "A", None),
+            sort_key("example.org.", "A", None),
+            sort_key("b.example.org.", "A", Some("2")),
+            sort_key("b.example.org.", "A", Some("1")),
+        ];
+        keys.sort();
+        let names: Vec<&str> = keys.iter().map(|k| k.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "org.example\x1fA\x1f",
+                "org.example\x1fNS\x1f",
+                "org.example.b\x1fA\x1f1",
+                "org.example.b\x1fA\x1f2",
+                "org.example.www\x1fA\x1f",
+                "org.example.www.a\x1fA\x1f",
+            ]
+        );
+    }
+
+    #[test]
+    fn ids_have_route53_shapes() {
+        let z = new_id("Z");
+        assert_eq!(z.len(), 14);
+        assert!(
+            z.chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+        );
+        assert_ne!(new_id("C"), new_id("C"));
+        let u = new_uuid();
+        assert_eq!(u.len(), 36);
+        assert_eq!(&u[14..15], "4");
+    }
+}
