@@ -1,6 +1,7 @@
 //! Test infrastructure shared by the integration tests (`tests/tests/`), `cargo xtask run` and
 //! `cargo xtask bench`.
 
+pub mod api;
 pub mod fixtures;
 pub mod frame;
 pub mod testbed;

@@ -1,0 +1,908 @@
+//! The control API over real HTTP against the real daemon (userspace path, loopback): every
+//! call, invalid input refused with nothing applied, concurrent batches, pagination, the
+//! bearer token, durability across `kill -9`, and the CLI driving it all.
+
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use dns_tests::api::{call, call_with, host_curl};
+use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::{Name, RecordType};
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_dns-user-under-test");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A daemon on loopback (XDP off) with its store in `dir`.
+struct Daemon {
+    child: Child,
+    port: u16,
+    api: String,
+}
+
+impl Daemon {
+    fn start(dir: &Path, port: u16, api_port: u16, extra: &[&str]) -> Daemon {
+        let store = dir.join("store.redb");
+        let child = Command::new(BIN)
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--xdp-mode",
+                "off",
+                "--api",
+                &format!("127.0.0.1:{api_port}"),
+                "--store",
+                store.to_str().unwrap(),
+            ])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let daemon = Daemon {
+            child,
+            port,
+            api: format!("http://127.0.0.1:{api_port}/2013-04-01"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while call(&host_curl, "GET", &daemon.url("/hostedzone"), None)
+            .map(|(s, _)| s != 200)
+            .unwrap_or(true)
+        {
+            assert!(Instant::now() < deadline, "the API did not come up");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        daemon
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.api)
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let body = body.map(|b| b.to_string());
+        call(&host_curl, method, &self.url(path), body.as_deref()).unwrap()
+    }
+
+    fn raw(&self, method: &str, path: &str, body: &str) -> (u16, Value) {
+        call(&host_curl, method, &self.url(path), Some(body)).unwrap()
+    }
+
+    /// Sends SIGKILL and reaps the process.
+    fn kill9(mut self) {
+        // SAFETY: signalling the child this test started, by its PID.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGKILL) };
+        let _ = self.child.wait();
+        std::mem::forget(self);
+    }
+
+    fn ask(&self, name: &str, rtype: RecordType) -> Message {
+        let mut q = Message::new(0x1234, MessageType::Query, OpCode::Query);
+        q.add_query(Query::query(Name::from_ascii(name).unwrap(), rtype));
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        socket
+            .send_to(&q.to_vec().unwrap(), ("127.0.0.1", self.port))
+            .unwrap();
+        let mut buf = [0u8; 4096];
+        let (n, _) = socket.recv_from(&mut buf).unwrap();
+        Message::from_vec(&buf[..n]).unwrap()
+    }
+
+    /// The data of the answers of `rtype`, sorted.
+    fn answer(&self, name: &str, rtype: RecordType) -> Vec<String> {
+        let m = self.ask(name, rtype);
+        let mut v: Vec<String> = m
+            .answers
+            .iter()
+            .filter(|r| r.record_type() == rtype)
+            .map(|r| r.data.to_string())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Polls the change until INSYNC.
+    fn wait_insync(&self, change: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (status, v) = self.call("GET", &format!("/change/{change}"), None);
+            assert_eq!(status, 200, "{v}");
+            if v["ChangeInfo"]["Status"] == "INSYNC" {
+                return;
+            }
+            assert!(Instant::now() < deadline, "change {change} never INSYNC");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn create_zone(&self, name: &str) -> String {
+        let (status, v) = self.call(
+            "POST",
+            "/hostedzone",
+            Some(json!({"Name": name, "CallerReference": format!("ref-{name}")})),
+        );
+        assert_eq!(status, 201, "{v}");
+        self.wait_insync(v["ChangeInfo"]["Id"].as_str().unwrap());
+        v["HostedZone"]["Id"].as_str().unwrap().to_string()
+    }
+
+    /// Applies `changes` (a list of Route 53 changes) and returns the change id.
+    fn change(&self, zone: &str, changes: Value) -> (u16, Value) {
+        self.call(
+            "POST",
+            &format!("/hostedzone/{zone}/rrset"),
+            Some(json!({"ChangeBatch": {"Changes": changes}})),
+        )
+    }
+
+    fn sets(&self, zone: &str) -> Value {
+        let (status, v) = self.call("GET", &format!("/hostedzone/{zone}/rrset"), None);
+        assert_eq!(status, 200, "{v}");
+        v["ResourceRecordSets"].clone()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // SAFETY: signalling the child this test started, by its PID.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("dnsx-api-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn a(name: &str, ttl: u32, values: &[&str]) -> Value {
+    json!({"Name": name, "Type": "A", "TTL": ttl,
+           "ResourceRecords": values.iter().map(|v| json!({"Value": v})).collect::<Vec<_>>()})
+}
+
+fn create(set: Value) -> Value {
+    json!({"Action": "CREATE", "ResourceRecordSet": set})
+}
+
+#[test]
+fn every_api_call_over_http() {
+    let dir = temp_dir("calls");
+    let d = Daemon::start(&dir, free_port(), free_port(), &[]);
+
+    // Hosted zones: the embedded example was imported; a new one starts with SOA and NS.
+    let (status, v) = d.call("GET", "/hostedzone", None);
+    assert_eq!(status, 200);
+    assert_eq!(v["HostedZones"][0]["Name"], "example.com.");
+    assert!(v["HostedZones"][0]["ImportedFrom"].is_string(), "{v}");
+    let zone = d.create_zone("api.test");
+    let (status, v) = d.call("GET", &format!("/hostedzone/{zone}"), None);
+    assert_eq!(
+        (status, &v["HostedZone"]["Name"]),
+        (200, &json!("api.test."))
+    );
+    assert_eq!(v["HostedZone"]["ResourceRecordSetCount"], 2);
+    assert_eq!(d.ask("api.test.", RecordType::SOA).answers.len(), 1);
+    let (status, v) = d.call(
+        "POST",
+        "/hostedzone",
+        Some(json!({"Name": "api.test.", "CallerReference": "other"})),
+    );
+    assert_eq!(
+        (status, &v["Error"]["Code"]),
+        (409, &json!("HostedZoneAlreadyExists"))
+    );
+
+    // A change batch: PENDING, then INSYNC, then answered; routing policies included.
+    let (status, v) = d.change(
+        &zone,
+        json!([
+            create(a("www.api.test.", 60, &["192.0.2.1", "192.0.2.2"])),
+            create(json!({"Name": "w.api.test.", "Type": "A", "SetIdentifier": "blue", "Weight": 1, "TTL": 30, "ResourceRecords": [{"Value": "192.0.2.10"}]})),
+            create(json!({"Name": "w.api.test.", "Type": "A", "SetIdentifier": "green", "Weight": 0, "TTL": 30, "ResourceRecords": [{"Value": "192.0.2.11"}]})),
+            create(json!({"Name": "api.test.", "Type": "A", "AliasTarget": {"DNSName": "www.api.test.", "EvaluateTargetHealth": false}})),
+            create(json!({"Name": "api.test.", "Type": "MX", "TTL": 300, "ResourceRecords": [{"Value": "10 mail.api.test."}]})),
+        ]),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["ChangeInfo"]["Status"], "PENDING");
+    assert!(v["ChangeInfo"]["SubmittedAt"].is_string());
+    let change = v["ChangeInfo"]["Id"].as_str().unwrap().to_string();
+    d.wait_insync(&change);
+    assert_eq!(
+        d.answer("www.api.test.", RecordType::A),
+        ["192.0.2.1", "192.0.2.2"]
+    );
+    assert_eq!(d.answer("w.api.test.", RecordType::A), ["192.0.2.10"]);
+    assert_eq!(
+        d.answer("api.test.", RecordType::A),
+        ["192.0.2.1", "192.0.2.2"],
+        "apex alias"
+    );
+    let (status, v) = d.call("GET", "/change/CNOSUCHCHANGE", None);
+    assert_eq!((status, &v["Error"]["Code"]), (404, &json!("NoSuchChange")));
+
+    // UPSERT and an exact DELETE.
+    let (status, v) = d.change(
+        &zone,
+        json!([
+            {"Action": "UPSERT", "ResourceRecordSet": a("www.api.test.", 60, &["192.0.2.3"])},
+            {"Action": "DELETE", "ResourceRecordSet": {"Name": "api.test.", "Type": "MX", "TTL": 300, "ResourceRecords": [{"Value": "10 mail.api.test."}]}},
+        ]),
+    );
+    assert_eq!(status, 200, "{v}");
+    d.wait_insync(v["ChangeInfo"]["Id"].as_str().unwrap());
+    assert_eq!(d.answer("www.api.test.", RecordType::A), ["192.0.2.3"]);
+    assert_eq!(d.ask("api.test.", RecordType::MX).answers.len(), 0);
+
+    // Pagination: 25 more sets, pages of 10 in Route 53's order, nothing lost or repeated.
+    let many: Vec<Value> = (0..25)
+        .map(|i| create(a(&format!("h{i:02}.api.test."), 60, &["192.0.2.50"])))
+        .collect();
+    let (status, v) = d.change(&zone, json!(many));
+    assert_eq!(status, 200, "{v}");
+    let all = d.sets(&zone);
+    let all: Vec<(String, String)> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["Name"].as_str().unwrap().into(),
+                s["Type"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(all.len(), 2 + 5 - 1 + 25, "{all:?}");
+    assert_eq!(all[0].0, "api.test.", "the apex first");
+    let mut paged = Vec::new();
+    let mut query = "maxitems=10".to_string();
+    let mut pages = 0;
+    loop {
+        let (status, v) = d.call("GET", &format!("/hostedzone/{zone}/rrset?{query}"), None);
+        assert_eq!(status, 200, "{v}");
+        pages += 1;
+        let page = v["ResourceRecordSets"].as_array().unwrap();
+        assert!(page.len() <= 10);
+        paged.extend(page.iter().map(|s| {
+            (
+                s["Name"].as_str().unwrap().to_string(),
+                s["Type"].as_str().unwrap().to_string(),
+            )
+        }));
+        if v["IsTruncated"] != true {
+            break;
+        }
+        query = format!(
+            "maxitems=10&name={}&type={}",
+            v["NextRecordName"].as_str().unwrap(),
+            v["NextRecordType"].as_str().unwrap()
+        );
+        if let Some(id) = v["NextRecordIdentifier"].as_str() {
+            query.push_str(&format!("&identifier={id}"));
+        }
+    }
+    assert_eq!(pages, 4);
+    assert_eq!(paged, all, "pages join to the whole list");
+    let (status, _) = d.call("GET", &format!("/hostedzone/{zone}/rrset?maxitems=0"), None);
+    assert_eq!(status, 400);
+
+    // Health checks: create, get, list, update, status, in use, delete.
+    let (status, v) = d.call(
+        "POST",
+        "/healthcheck",
+        Some(json!({"CallerReference": "hc-1", "HealthCheckConfig": {"Type": "TCP", "IPAddress": "127.0.0.1", "Port": 1, "RequestInterval": 1, "FailureThreshold": 1}})),
+    );
+    assert_eq!(status, 201, "{v}");
+    let check = v["HealthCheck"]["Id"].as_str().unwrap().to_string();
+    assert_eq!(v["HealthCheck"]["HealthCheckVersion"], 1);
+    let (status, v) = d.call("GET", &format!("/healthcheck/{check}"), None);
+    assert_eq!(
+        (status, &v["HealthCheck"]["HealthCheckConfig"]["Port"]),
+        (200, &json!(1))
+    );
+    let (status, v) = d.call("GET", "/healthcheck", None);
+    assert_eq!(status, 200);
+    assert_eq!(v["HealthChecks"].as_array().unwrap().len(), 1);
+    let (status, v) = d.call(
+        "POST",
+        &format!("/healthcheck/{check}"),
+        Some(json!({"HealthCheckVersion": 1, "Port": 2})),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["HealthCheck"]["HealthCheckVersion"], 2);
+    let (status, v) = d.call(
+        "POST",
+        &format!("/healthcheck/{check}"),
+        Some(json!({"HealthCheckVersion": 1, "Port": 3})),
+    );
+    assert_eq!(
+        (status, &v["Error"]["Code"]),
+        (409, &json!("HealthCheckVersionMismatch"))
+    );
+    // Nothing listens on port 2: unhealthy after one failed probe, with a failure reason.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, v) = d.call("GET", &format!("/healthcheck/{check}/status"), None);
+        if status == 200 && v["Status"] == "Unhealthy" {
+            assert!(
+                v["LastFailureReason"]["StatusReport"]["Status"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("Failure"),
+                "{v}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "{v}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A failover pair on the unhealthy check answers with the secondary.
+    let (status, v) = d.change(
+        &zone,
+        json!([
+            create(json!({"Name": "f.api.test.", "Type": "A", "SetIdentifier": "p", "Failover": "PRIMARY", "HealthCheckId": check, "TTL": 30, "ResourceRecords": [{"Value": "192.0.2.70"}]})),
+            create(json!({"Name": "f.api.test.", "Type": "A", "SetIdentifier": "s", "Failover": "SECONDARY", "TTL": 30, "ResourceRecords": [{"Value": "192.0.2.71"}]})),
+        ]),
+    );
+    assert_eq!(status, 200, "{v}");
+    d.wait_insync(v["ChangeInfo"]["Id"].as_str().unwrap());
+    assert_eq!(d.answer("f.api.test.", RecordType::A), ["192.0.2.71"]);
+    let (status, v) = d.call("DELETE", &format!("/healthcheck/{check}"), None);
+    assert_eq!(
+        (status, &v["Error"]["Code"]),
+        (400, &json!("HealthCheckInUse")),
+        "{v}"
+    );
+
+    // TestDNSAnswer, with a resolver address and an ECS subnet.
+    let (status, v) = d.call(
+        "GET",
+        "/testdnsanswer?recordname=www.api.test&recordtype=A&resolverip=198.51.100.7&edns0clientsubnetip=203.0.113.0&edns0clientsubnetmask=24",
+        None,
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["RecordData"], json!(["192.0.2.3"]));
+    assert_eq!(v["ResponseCode"], "NOERROR");
+    let (_, v) = d.call(
+        "GET",
+        "/testdnsanswer?recordname=nope.api.test&recordtype=A",
+        None,
+    );
+    assert_eq!(v["ResponseCode"], "NXDOMAIN");
+    let (status, _) = d.call(
+        "GET",
+        "/testdnsanswer?recordname=www.api.test&recordtype=BOGUS",
+        None,
+    );
+    assert_eq!(status, 400);
+
+    // A zone with record sets cannot be deleted; emptied, it can, and stops answering.
+    let (status, v) = d.call("DELETE", &format!("/hostedzone/{zone}"), None);
+    assert_eq!(
+        (status, &v["Error"]["Code"]),
+        (400, &json!("HostedZoneNotEmpty"))
+    );
+    let deletes: Vec<Value> = d
+        .sets(&zone)
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| !(s["Name"] == "api.test." && (s["Type"] == "SOA" || s["Type"] == "NS")))
+        .map(|s| json!({"Action": "DELETE", "ResourceRecordSet": s}))
+        .collect();
+    let (status, v) = d.change(&zone, json!(deletes));
+    assert_eq!(status, 200, "{v}");
+    let (status, v) = d.call("DELETE", &format!("/healthcheck/{check}"), None);
+    assert_eq!(status, 200, "{v}");
+    let (status, v) = d.call("DELETE", &format!("/hostedzone/{zone}"), None);
+    assert_eq!(status, 200, "{v}");
+    d.wait_insync(v["ChangeInfo"]["Id"].as_str().unwrap());
+    assert_eq!(
+        d.ask("www.api.test.", RecordType::A).metadata.response_code,
+        ResponseCode::Refused
+    );
+    let (status, v) = d.call("GET", &format!("/hostedzone/{zone}"), None);
+    assert_eq!(
+        (status, &v["Error"]["Code"]),
+        (404, &json!("NoSuchHostedZone"))
+    );
+    drop(d);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn invalid_input_is_refused_precisely_and_changes_nothing() {
+    let dir = temp_dir("invalid");
+    let d = Daemon::start(&dir, free_port(), free_port(), &[]);
+    let zone = d.create_zone("bad.test");
+    let (status, v) = d.change(
+        &zone,
+        json!([create(a("www.bad.test.", 60, &["192.0.2.1"]))]),
+    );
+    assert_eq!(status, 200, "{v}");
+    d.wait_insync(v["ChangeInfo"]["Id"].as_str().unwrap());
+    let before = d.sets(&zone);
+    let weighted = |id: &str, weight: i64| json!({"Name": "w.bad.test.", "Type": "A", "SetIdentifier": id, "Weight": weight, "TTL": 60, "ResourceRecords": [{"Value": "192.0.2.9"}]});
+    let path = format!("/hostedzone/{zone}/rrset");
+    let cases: Vec<(String, &str)> = vec![
+        ("{".into(), "malformed request body"),
+        (r#"{"ChangeBatch": {"Changes": [], "Bogus": 1}}"#.into(), "unknown field `Bogus`"),
+        (
+            json!({"ChangeBatch": {"Changes": [create(weighted("x", 256))]}}).to_string(),
+            "weight 256 is outside 0..255",
+        ),
+        (
+            json!({"ChangeBatch": {"Changes": [create(json!({"Name": "g.bad.test.", "Type": "A", "SetIdentifier": "g", "GeoProximityLocation": {"Coordinates": {"Latitude": "1", "Longitude": "2"}, "Bias": 100}, "TTL": 60, "ResourceRecords": [{"Value": "192.0.2.1"}]}))]}}).to_string(),
+            "bias 100 is outside -99..99",
+        ),
+        (
+            json!({"ChangeBatch": {"Changes": [create(json!({"Name": "t.bad.test.", "Type": "A", "TTL": -1, "ResourceRecords": [{"Value": "192.0.2.1"}]}))]}}).to_string(),
+            "TTL -1 is out of range",
+        ),
+        (
+            json!({"ChangeBatch": {"Changes": [
+                create(weighted("x", 1)),
+                create(json!({"Name": "w.bad.test.", "Type": "A", "SetIdentifier": "y", "Failover": "PRIMARY", "TTL": 60, "ResourceRecords": [{"Value": "192.0.2.9"}]})),
+            ]}}).to_string(),
+            "mixes routing policies",
+        ),
+        (
+            json!({"ChangeBatch": {"Changes": [
+                create(json!({"Name": "l1.bad.test.", "Type": "A", "AliasTarget": {"DNSName": "l2.bad.test.", "EvaluateTargetHealth": false}})),
+                create(json!({"Name": "l2.bad.test.", "Type": "A", "AliasTarget": {"DNSName": "l1.bad.test.", "EvaluateTargetHealth": false}})),
+            ]}}).to_string(),
+            "alias loop",
+        ),
+        (
+            json!({"ChangeBatch": {"Changes": [create(json!({"Name": "h.bad.test.", "Type": "A", "SetIdentifier": "p", "Failover": "PRIMARY", "HealthCheckId": "no-such-check", "TTL": 60, "ResourceRecords": [{"Value": "192.0.2.1"}]}))]}}).to_string(),
+            "HealthCheckId no-such-check is not defined",
+        ),
+        (
+            json!({"ChangeBatch": {"Changes": [{"Action": "DELETE", "ResourceRecordSet": a("www.bad.test.", 61, &["192.0.2.1"])}]}}).to_string(),
+            "DELETE must match the existing record set exactly",
+        ),
+        (
+            json!({"ChangeBatch": {"Changes": [create(a("www.other.test.", 60, &["192.0.2.1"]))]}}).to_string(),
+            "is not in zone bad.test.",
+        ),
+        (
+            json!({"ChangeBatch": {"Changes": [
+                create(a("ok.bad.test.", 60, &["192.0.2.1"])),
+                create(a("www.bad.test.", 60, &["192.0.2.1"])),
+            ]}}).to_string(),
+            "change #2 (CREATE www.bad.test. A): the record set already exists",
+        ),
+        (
+            json!({"ChangeBatch": {"Changes": [{"Action": "DELETE", "ResourceRecordSet": d.sets(&zone).as_array().unwrap().iter().find(|s| s["Type"] == "SOA").unwrap().clone()}]}}).to_string(),
+            "can only be changed with UPSERT",
+        ),
+    ];
+    for (body, expected) in &cases {
+        let (status, v) = d.raw("POST", &path, body);
+        assert_eq!(status, 400, "{body}: {v}");
+        let message = v["Error"]["Message"].as_str().unwrap();
+        assert!(
+            message.contains(expected),
+            "{expected:?} not in {message:?}"
+        );
+        assert_eq!(d.sets(&zone), before, "state changed by {body}");
+    }
+    // The change that was half valid did not half-apply.
+    assert_eq!(
+        d.ask("ok.bad.test.", RecordType::A).metadata.response_code,
+        ResponseCode::NXDomain
+    );
+    // Other calls: bad zone bodies, bad health checks, unknown zones.
+    for (path, body, expected) in [
+        (
+            "/hostedzone",
+            r#"{"Name": "x.test"}"#,
+            "missing field `CallerReference`",
+        ),
+        (
+            "/hostedzone",
+            r#"{"Name": "..", "CallerReference": "r"}"#,
+            "Name",
+        ),
+        (
+            "/healthcheck",
+            r#"{"CallerReference": "c", "HealthCheckConfig": {"Type": "HTTP", "IPAddress": "127.0.0.1", "FailureThreshold": 11}}"#,
+            "FailureThreshold 11 is not 1..10",
+        ),
+        (
+            "/healthcheck",
+            r#"{"CallerReference": "c", "HealthCheckConfig": {"Type": "HTTP", "IPAddress": "127.0.0.1", "Bogus": 1}}"#,
+            "unknown field `Bogus`",
+        ),
+        (
+            "/healthcheck",
+            r#"{"CallerReference": "c", "HealthCheckConfig": {"Type": "CALCULATED", "HealthThreshold": 1, "ChildHealthChecks": ["nope"]}}"#,
+            "child nope is not defined",
+        ),
+    ] {
+        let (status, v) = d.raw("POST", path, body);
+        assert_eq!(status, 400, "{path} {body}: {v}");
+        let message = v["Error"]["Message"].as_str().unwrap();
+        assert!(
+            message.contains(expected),
+            "{expected:?} not in {message:?}"
+        );
+    }
+    let (status, v) = d.call("GET", "/healthcheck", None);
+    assert_eq!(
+        (status, v["HealthChecks"].as_array().unwrap().len()),
+        (200, 0)
+    );
+    let (status, _) = d.change("ZNOSUCHZONE", json!([create(a("a.b.", 1, &["192.0.2.1"]))]));
+    assert_eq!(status, 404);
+    // The server kept answering throughout.
+    assert_eq!(d.answer("www.bad.test.", RecordType::A), ["192.0.2.1"]);
+    drop(d);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn concurrent_batches_to_one_zone() {
+    let dir = temp_dir("concurrent");
+    let d = Daemon::start(&dir, free_port(), free_port(), &[]);
+    let zone = d.create_zone("conc.test");
+    // 16 batches of distinct names and 8 racing to create the same name, all at once.
+    let results: Vec<(String, u16, Value)> = std::thread::scope(|s| {
+        let mut handles = Vec::new();
+        for i in 0..16 {
+            let (d, zone) = (&d, &zone);
+            handles.push(s.spawn(move || {
+                let name = format!("n{i}.conc.test.");
+                let (status, v) = d.change(zone, json!([create(a(&name, 60, &["192.0.2.1"]))]));
+                (name, status, v)
+            }));
+        }
+        for i in 0..8 {
+            let (d, zone) = (&d, &zone);
+            handles.push(s.spawn(move || {
+                let value = format!("192.0.2.{}", 100 + i);
+                let (status, v) =
+                    d.change(zone, json!([create(a("same.conc.test.", 60, &[&value]))]));
+                ("same.conc.test.".to_string(), status, v)
+            }));
+        }
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let distinct_ok = results[..16].iter().filter(|(_, s, _)| *s == 200).count();
+    assert_eq!(distinct_ok, 16, "{results:?}");
+    let same_ok: Vec<&Value> = results[16..]
+        .iter()
+        .filter(|(_, s, _)| *s == 200)
+        .map(|(_, _, v)| v)
+        .collect();
+    assert_eq!(
+        same_ok.len(),
+        1,
+        "exactly one CREATE of the same name wins: {results:?}"
+    );
+    for (_, status, v) in &results[16..] {
+        if *status != 200 {
+            assert_eq!(*status, 400);
+            assert!(
+                v["Error"]["Message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("already exists")
+            );
+        }
+    }
+    // Sequence numbers are distinct; all turn INSYNC; all are served.
+    let mut ids: Vec<&str> = results
+        .iter()
+        .filter(|(_, s, _)| *s == 200)
+        .map(|(_, _, v)| v["ChangeInfo"]["Id"].as_str().unwrap())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 17);
+    for id in &ids {
+        d.wait_insync(id);
+    }
+    for i in 0..16 {
+        assert_eq!(
+            d.answer(&format!("n{i}.conc.test."), RecordType::A),
+            ["192.0.2.1"]
+        );
+    }
+    assert_eq!(d.answer("same.conc.test.", RecordType::A).len(), 1);
+    assert_eq!(d.sets(&zone).as_array().unwrap().len(), 2 + 17);
+    drop(d);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn acknowledged_changes_survive_kill_9() {
+    let dir = temp_dir("durable");
+    let (port, api_port) = (free_port(), free_port());
+    let d = Daemon::start(&dir, port, api_port, &[]);
+    let zone = d.create_zone("durable.test");
+    let (status, v) = d.call(
+        "POST",
+        "/healthcheck",
+        Some(json!({"CallerReference": "d-1", "HealthCheckConfig": {"Type": "TCP", "IPAddress": "127.0.0.1", "Port": 9}})),
+    );
+    assert_eq!(status, 201, "{v}");
+    let check = v["HealthCheck"]["Id"].as_str().unwrap().to_string();
+    // 30 acknowledged batches, the last killed right after its acknowledgement (no wait for
+    // INSYNC): each must be there after the restart.
+    let mut acknowledged = Vec::new();
+    for i in 0..30 {
+        let name = format!("k{i}.durable.test.");
+        let (status, v) = d.change(
+            &zone,
+            json!([create(a(&name, 60, &[&format!("192.0.2.{i}")]))]),
+        );
+        assert_eq!(status, 200, "{v}");
+        acknowledged.push((
+            name,
+            format!("192.0.2.{i}"),
+            v["ChangeInfo"]["Id"].as_str().unwrap().to_string(),
+        ));
+    }
+    // Also a change to the imported example zone: it survives the re-import at start.
+    let (status, v) = {
+        let (_, zones) = d.call("GET", "/hostedzone", None);
+        let example = zones["HostedZones"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|z| z["Name"] == "example.com.")
+            .unwrap()["Id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        d.change(
+            &example,
+            json!([create(a("api-made.example.com.", 60, &["192.0.2.200"]))]),
+        )
+    };
+    assert_eq!(status, 200, "{v}");
+    d.kill9();
+
+    let started = Instant::now();
+    let d = Daemon::start(&dir, port, api_port, &[]);
+    eprintln!("restart after kill -9: API up in {:?}", started.elapsed());
+    for (name, address, change) in &acknowledged {
+        assert_eq!(d.answer(name, RecordType::A), [address.as_str()], "{name}");
+        d.wait_insync(change);
+    }
+    assert_eq!(
+        d.answer("api-made.example.com.", RecordType::A),
+        ["192.0.2.200"]
+    );
+    let (status, _) = d.call("GET", &format!("/healthcheck/{check}"), None);
+    assert_eq!(status, 200, "the health check is stored too");
+    assert_eq!(d.sets(&zone).as_array().unwrap().len(), 2 + 30);
+    drop(d);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_token_is_required_when_configured_and_off_loopback() {
+    let dir = temp_dir("token");
+    let config = dir.join("dns.toml");
+    let (port, api_port) = (free_port(), free_port());
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = [\"127.0.0.1:{port}\"]\n[xdp]\nmode = \"off\"\n[api]\nlisten = \"127.0.0.1:{api_port}\"\ntoken = \"s3cret\"\n\
+             [[zone]]\norigin = \"t.test.\"\n[[zone.record]]\nname = \"www\"\ntype = \"A\"\nttl = 60\nvalues = [\"192.0.2.1\"]\n"
+        ),
+    )
+    .unwrap();
+    let store = dir.join("store.redb");
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--config",
+            config.to_str().unwrap(),
+            "--store",
+            store.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{api_port}/2013-04-01/hostedzone");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut last = None;
+    while Instant::now() < deadline {
+        if let Ok(r) = call(&host_curl, "GET", &url, None) {
+            last = Some(r);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, v) = last.expect("API up");
+    assert_eq!((status, &v["Error"]["Code"]), (401, &json!("AccessDenied")));
+    let (status, _) = call_with(&host_curl, "GET", &url, None, Some("wrong")).unwrap();
+    assert_eq!(status, 401);
+    let (status, v) = call_with(&host_curl, "GET", &url, None, Some("s3cret")).unwrap();
+    assert_eq!(
+        (status, &v["HostedZones"][0]["Name"]),
+        (200, &json!("t.test."))
+    );
+    // SAFETY: signalling the child this test started, by its PID.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let _ = child.wait();
+
+    // Off loopback without a token: refused at start with a clear message.
+    let out = Command::new(BIN)
+        .args([
+            "check-config",
+            "--api",
+            "0.0.0.0:8053",
+            "--store",
+            store.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("is not a loopback address: set api.token"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Runs the CLI against `api`; returns stdout (panics on failure).
+fn cli(api: &str, args: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .args(args)
+        .args(["--api-url", api])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "dns-user {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn the_cli_drives_the_api() {
+    let dir = temp_dir("cli");
+    let (port, api_port) = (free_port(), free_port());
+    let d = Daemon::start(&dir, port, api_port, &[]);
+    let api = format!("http://127.0.0.1:{api_port}");
+
+    let out = cli(&api, &["zone", "create", "cli.test"]);
+    assert!(
+        out.contains("cli.test.") && out.contains("PENDING"),
+        "{out}"
+    );
+    let out = cli(&api, &["zone", "list"]);
+    assert!(
+        out.starts_with("ID") && out.contains("cli.test.") && out.contains("example.com."),
+        "{out}"
+    );
+    let zones: Value = serde_json::from_str(&cli(&api, &["zone", "list", "--json"])).unwrap();
+    assert_eq!(zones["HostedZones"].as_array().unwrap().len(), 2);
+
+    let batch = dir.join("batch.json");
+    std::fs::write(
+        &batch,
+        json!({"Comment": "from the CLI", "Changes": [
+            create(a("www.cli.test.", 60, &["192.0.2.5"])),
+            create(json!({"Name": "w.cli.test.", "Type": "A", "SetIdentifier": "a", "Weight": 3, "TTL": 30, "ResourceRecords": [{"Value": "192.0.2.6"}]})),
+        ]})
+        .to_string(),
+    )
+    .unwrap();
+    let out = cli(
+        &api,
+        &[
+            "change",
+            "apply",
+            "cli.test",
+            batch.to_str().unwrap(),
+            "--wait",
+        ],
+    );
+    assert!(
+        out.contains("INSYNC") && out.contains("from the CLI"),
+        "{out}"
+    );
+    assert_eq!(d.answer("www.cli.test.", RecordType::A), ["192.0.2.5"]);
+    let id = out
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap();
+    let got: Value = serde_json::from_str(&cli(&api, &["change", "get", id, "--json"])).unwrap();
+    assert_eq!(got["ChangeInfo"]["Status"], "INSYNC");
+
+    let out = cli(&api, &["zone", "records", "cli.test"]);
+    assert!(
+        out.contains("www.cli.test.") && out.contains("weight 3"),
+        "{out}"
+    );
+    let page: Value = serde_json::from_str(&cli(
+        &api,
+        &["zone", "records", "cli.test", "--max-items", "1", "--json"],
+    ))
+    .unwrap();
+    assert_eq!(page["IsTruncated"], true);
+
+    let out = cli(
+        &api,
+        &[
+            "test-answer",
+            "www.cli.test",
+            "A",
+            "--ecs",
+            "198.51.100.0/24",
+        ],
+    );
+    assert!(
+        out.contains("NOERROR") && out.contains("192.0.2.5"),
+        "{out}"
+    );
+
+    let check = dir.join("check.json");
+    std::fs::write(
+        &check,
+        r#"{"Type": "TCP", "IPAddress": "127.0.0.1", "Port": 9, "RequestInterval": 1}"#,
+    )
+    .unwrap();
+    let created: Value = serde_json::from_str(&cli(
+        &api,
+        &["health", "create", check.to_str().unwrap(), "--json"],
+    ))
+    .unwrap();
+    let check_id = created["HealthCheck"]["Id"].as_str().unwrap().to_string();
+    let out = cli(&api, &["health", "list"]);
+    assert!(out.contains(&check_id) && out.contains("TCP"), "{out}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = cli(&api, &["health", "status", &check_id]);
+        if out.contains("last failure 2") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{out}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let patch = dir.join("patch.json");
+    std::fs::write(&patch, r#"{"Port": 10}"#).unwrap();
+    let out = cli(
+        &api,
+        &["health", "update", &check_id, patch.to_str().unwrap()],
+    );
+    assert!(out.contains("127.0.0.1:10"), "{out}");
+    cli(&api, &["health", "delete", &check_id]);
+
+    // A refusal is a clear error and a non-zero exit.
+    let out = Command::new(BIN)
+        .args(["zone", "delete", "cli.test", "--api-url", &api])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("HostedZoneNotEmpty"), "{stderr}");
+    drop(d);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
