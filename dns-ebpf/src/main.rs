@@ -34,8 +34,8 @@ use dns_common::{
     AnswerKey, AnswerSet, CLASS_IN, CONTROL_ENABLED, COUNTER_COUNT, Control, Counter,
     DEFAULT_MAX_ENTRIES, DEFAULT_MAX_VARIANTS, DNS_HEADER_LEN, EDNS_FLAG_DO, EDNS_OPTION_ECS,
     Heartbeat, KIND_LOCATED, MAX_ANSWER_BYTES, MAX_CELLS, MAX_EDNS_OPTIONS, MAX_LABEL_LEN,
-    MAX_NAME_LEN, MAX_SLOTS, MIN_UDP_PAYLOAD, OPT_RR_LEN, RRL_MAX_ENTRIES, RrlBucket, TYPE_A,
-    TYPE_AAAA, TYPE_OPT, V4_MAPPED_PREFIX, VariantKey, csum_add_bytes, csum_at_odd_offset,
+    MAX_NAME_LEN, MAX_SLOTS, MAX_ZONES, MIN_UDP_PAYLOAD, OPT_RR_LEN, RRL_MAX_ENTRIES, RrlBucket,
+    TYPE_A, TYPE_AAAA, TYPE_OPT, V4_MAPPED_PREFIX, VariantKey, csum_add_bytes, csum_at_odd_offset,
     csum_fold, rrl_key, udp_checksum_field,
 };
 
@@ -64,6 +64,9 @@ static HEARTBEAT: Array<Heartbeat> = Array::with_max_entries(1, 0);
 static RRL: LruHashMap<[u8; 16], RrlBucket> = LruHashMap::with_max_entries(RRL_MAX_ENTRIES, 0);
 #[map]
 static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_COUNT, 0);
+/// Answers sent per hosted zone slot.
+#[map]
+static ZONE_HITS: PerCpuArray<u64> = PerCpuArray::with_max_entries(MAX_ZONES, 0);
 /// Per-CPU scratch: the lookup key (too large for a zeroed stack copy) and the qname length.
 #[map]
 static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
@@ -194,6 +197,7 @@ pub fn dns_xdp(ctx: XdpContext) -> u32 {
                     return xdp_action::XDP_DROP;
                 }
             };
+            let zone = set.zone;
             match respond(&ctx, &query, set, truncated) {
                 Ok(()) => {
                     count(if truncated {
@@ -201,6 +205,10 @@ pub fn dns_xdp(ctx: XdpContext) -> u32 {
                     } else {
                         Counter::Answered
                     });
+                    if let Some(value) = ZONE_HITS.get_ptr_mut(zone) {
+                        // SAFETY: per-CPU slot, no concurrent writer on this CPU.
+                        unsafe { *value += 1 };
+                    }
                     xdp_action::XDP_TX
                 }
                 Err(Verdict::Pass(reason)) => {

@@ -7,7 +7,7 @@
 //! OPT record (this server's payload size, version 0, DO copied, no options) iff the query had
 //! one.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
@@ -30,17 +30,84 @@ pub struct Catalog {
     zones: BTreeMap<LowerName, Zone>,
     /// Location data for the routing policies (reloaded with the zones).
     locations: Locations,
+    /// Each zone's slot in the per-zone counters (XDP and userspace), and the userspace ones.
+    counters: std::sync::Arc<ZoneCounters>,
+}
+
+/// Per-zone answer counters: a slot per zone (the same in the XDP program's `ZONE_HITS`) and
+/// the userspace server's count per slot. Shared by successive catalogs, so a change to the
+/// zones does not reset them.
+#[derive(Debug)]
+pub struct ZoneCounters {
+    pub slots: HashMap<LowerName, u32>,
+    pub hits: std::sync::Arc<Vec<std::sync::atomic::AtomicU64>>,
+}
+
+impl Default for ZoneCounters {
+    fn default() -> Self {
+        Self {
+            slots: HashMap::new(),
+            hits: Self::new_hits(),
+        }
+    }
+}
+
+impl ZoneCounters {
+    /// Fresh counters, one per slot.
+    pub fn new_hits() -> std::sync::Arc<Vec<std::sync::atomic::AtomicU64>> {
+        std::sync::Arc::new(
+            (0..dns_common::MAX_ZONES)
+                .map(|_| std::sync::atomic::AtomicU64::new(0))
+                .collect(),
+        )
+    }
 }
 
 impl Catalog {
     /// A catalog of `zones`. A later zone with the same origin replaces an earlier one.
     pub fn new(zones: impl IntoIterator<Item = Zone>) -> Self {
+        let zones: BTreeMap<LowerName, Zone> = zones
+            .into_iter()
+            .map(|z| (LowerName::new(z.origin()), z))
+            .collect();
+        // Slots in name order until someone assigns stable ones (`with_zone_counters`).
+        let slots = zones
+            .keys()
+            .enumerate()
+            .map(|(i, name)| (name.clone(), i as u32 + 1))
+            .collect();
         Self {
-            zones: zones
-                .into_iter()
-                .map(|z| (LowerName::new(z.origin()), z))
-                .collect(),
+            zones,
             locations: Locations::default(),
+            counters: std::sync::Arc::new(ZoneCounters {
+                slots,
+                hits: ZoneCounters::new_hits(),
+            }),
+        }
+    }
+
+    /// The same catalog counting into `counters` (slots stable across changes).
+    pub fn with_zone_counters(mut self, counters: std::sync::Arc<ZoneCounters>) -> Self {
+        self.counters = counters;
+        self
+    }
+
+    /// `origin`'s slot in the per-zone counters: 1..[`dns_common::MAX_ZONES`], or 0 (not
+    /// counted on its own).
+    pub fn zone_slot(&self, origin: &hickory_proto::rr::Name) -> u32 {
+        self.counters
+            .slots
+            .get(&LowerName::new(origin))
+            .copied()
+            .filter(|s| *s < dns_common::MAX_ZONES)
+            .unwrap_or(0)
+    }
+
+    /// Counts one userspace answer from `zone`.
+    fn count(&self, zone: &Zone) {
+        let slot = self.zone_slot(zone.origin()) as usize;
+        if let Some(c) = self.counters.hits.get(slot) {
+            c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
@@ -158,6 +225,13 @@ pub fn respond_with(
         Ok(m) => m,
         Err(_) => return encode(&error_response(&raw, opcode, ResponseCode::FormErr)),
     };
+    if let Some(zone) = request
+        .queries
+        .first()
+        .and_then(|q| catalog.find(&LowerName::new(q.name())))
+    {
+        catalog.count(zone);
+    }
     let response = answer_message(catalog, health, options, &raw, &request, client, rng);
     let bytes = encode(&response)?;
     let limit = match (transport, &request.edns) {

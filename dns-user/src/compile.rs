@@ -86,13 +86,15 @@ pub fn compile(catalog: &Catalog, health: &HealthState) -> (Tables, CompileRepor
     let mut table = AnswerTable::with_capacity(candidates);
     let mut report = CompileReport::default();
     for zone in catalog.zones() {
+        let slot = catalog.zone_slot(zone.origin());
         for (name, sets) in zone.nodes() {
             if !answers_here(catalog, zone, name) {
                 continue;
             }
             for set in sets.iter().filter(|s| is_address(s)) {
                 match render(set) {
-                    Some(value) => {
+                    Some(mut value) => {
+                        value.zone = slot;
                         table.insert(key(name, set.rtype), value);
                     }
                     None => report.too_large += 1,
@@ -356,6 +358,7 @@ fn compile_policies(catalog: &Catalog, health: &HealthState, cells: &Cells) -> P
     let mut ids: HashSet<u32> = HashSet::new();
     let locations = catalog.locations();
     for zone in catalog.zones() {
+        let zone_slot = catalog.zone_slot(zone.origin());
         let groups: Vec<_> = zone
             .policy_groups()
             .filter(|(name, rtype, _)| {
@@ -437,6 +440,7 @@ fn compile_policies(catalog: &Catalog, health: &HealthState, cells: &Cells) -> P
                         } else {
                             KIND_ANSWER
                         };
+                        value.zone = zone_slot;
                         value
                     }));
                 }
@@ -476,14 +480,13 @@ fn compile_policies(catalog: &Catalog, health: &HealthState, cells: &Cells) -> P
             }
             out.located |= located;
             out.variants.extend(variants);
-            out.answers.insert(
-                k,
-                AnswerSet::policy(PolicyRef {
-                    group,
-                    slots,
-                    located: u32::from(located),
-                }),
-            );
+            let mut entry = AnswerSet::policy(PolicyRef {
+                group,
+                slots,
+                located: u32::from(located),
+            });
+            entry.zone = zone_slot;
+            out.answers.insert(k, entry);
         }
     }
     out
@@ -609,6 +612,7 @@ pub fn render_records<'r>(
         len: 0,
         csum: 0,
         kind: KIND_ANSWER,
+        zone: 0,
         data: [0; MAX_ANSWER_BYTES],
     };
     let mut at = 0usize;

@@ -139,6 +139,9 @@ struct Inner {
     published_sequence: u64,
     /// Sequence -> (change id, when it was accepted), until INSYNC.
     pending: BTreeMap<u64, (String, Instant)>,
+    /// Per-zone counter slots (never reused while running) and the userspace counts.
+    zone_slots: HashMap<hickory_proto::rr::LowerName, u32>,
+    zone_hits: Arc<Vec<std::sync::atomic::AtomicU64>>,
     /// Publications asked for without a stored change (a reload) and done.
     requested: u64,
     completed: u64,
@@ -232,6 +235,8 @@ impl Control {
             last_sequence,
             published_sequence: 0,
             pending: BTreeMap::new(),
+            zone_slots: HashMap::new(),
+            zone_hits: crate::answer::ZoneCounters::new_hits(),
             requested: 0,
             completed: 0,
             stop: false,
@@ -261,8 +266,40 @@ impl Control {
 
     /// The catalog of the store's zones (what the server starts with).
     pub fn catalog(&self) -> Catalog {
+        let mut g = self.lock();
+        catalog_of(&mut g)
+    }
+
+    /// Each hosted zone (by name) with its counter slot and its userspace answer count.
+    pub fn zone_counts(&self) -> Vec<(String, u32, u64)> {
         let g = self.lock();
-        catalog_of(&g)
+        let mut out: Vec<(String, u32, u64)> = g
+            .zone_slots
+            .iter()
+            .filter(|(_, slot)| **slot < dns_common::MAX_ZONES)
+            .map(|(name, slot)| {
+                let hits = g.zone_hits[*slot as usize].load(std::sync::atomic::Ordering::Relaxed);
+                (name.to_string(), *slot, hits)
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Hosted zones and their record set counts.
+    pub fn zone_sizes(&self) -> Vec<(String, usize)> {
+        let g = self.lock();
+        let state = g.store.state();
+        state
+            .zones
+            .values()
+            .map(|z| {
+                (
+                    z.name.clone(),
+                    state.rrsets.get(&z.id).map_or(0, BTreeMap::len),
+                )
+            })
+            .collect()
     }
 
     /// The store's health checks.
@@ -319,7 +356,7 @@ impl Control {
                 let requested = g.requested;
                 let checks = (g.published_checks_version != g.checks_version)
                     .then(|| (g.specs.clone(), g.checks_version));
-                (catalog_of(&g), checks, g.last_sequence, requested)
+                (catalog_of(&mut g), checks, g.last_sequence, requested)
             };
             match checks {
                 Some((specs, version)) => {
@@ -903,8 +940,23 @@ fn rcode_name(rcode: hickory_proto::op::ResponseCode) -> String {
     }
 }
 
-fn catalog_of(g: &Inner) -> Catalog {
-    Catalog::new(g.built.values().cloned()).with_locations(g.settings.locations.clone())
+/// The catalog the built zones make, counting into the control plane's per-zone counters.
+fn catalog_of(g: &mut Inner) -> Catalog {
+    for zone in g.built.values() {
+        let name = hickory_proto::rr::LowerName::new(zone.origin());
+        if !g.zone_slots.contains_key(&name) {
+            // Slot 0 is "other"; slots are not reused while the daemon runs.
+            let slot = g.zone_slots.len() as u32 + 1;
+            g.zone_slots.insert(name, slot);
+        }
+    }
+    let counters = Arc::new(crate::answer::ZoneCounters {
+        slots: g.zone_slots.clone(),
+        hits: g.zone_hits.clone(),
+    });
+    Catalog::new(g.built.values().cloned())
+        .with_locations(g.settings.locations.clone())
+        .with_zone_counters(counters)
 }
 
 fn parse_zone_name(name: &str) -> Result<String, ControlError> {

@@ -836,9 +836,13 @@ values = ["192.0.2.7"]
             )
         };
         let f = name_key("f.example.net.");
+        let slot = catalog.zone_slot(&Name::from_ascii("example.net.").unwrap());
+        assert_eq!(slot, 1, "the only zone has the first slot");
         let entry = |ip: &str| {
             let rdata = RData::A(ip.parse().unwrap());
-            render_records(RecordType::A, [(30, &rdata)].into_iter()).unwrap()
+            let mut set = render_records(RecordType::A, [(30, &rdata)].into_iter()).unwrap();
+            set.zone = slot;
+            set
         };
         let (table, report) = compile(&catalog, &HealthState::default());
         assert_eq!(report.groups_passed, 0);

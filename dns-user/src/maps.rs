@@ -129,6 +129,11 @@ impl MapWriter {
         })
     }
 
+    /// Capacity of each map of one buffer.
+    pub fn capacity(&self) -> Capacity {
+        self.capacity
+    }
+
     /// What readers currently see.
     pub fn installed(&self) -> &Tables {
         &self.installed

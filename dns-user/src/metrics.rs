@@ -9,7 +9,7 @@ use axum::Router;
 use axum::routing::get;
 use aya::Ebpf;
 use aya::maps::{MapData, PerCpuArray};
-use dns_common::{COUNTERS_MAP, Counter};
+use dns_common::{COUNTERS_MAP, Counter, ZONE_HITS_MAP};
 
 use crate::health::monitor::Monitor;
 use crate::server::ServerStats;
@@ -17,17 +17,29 @@ use crate::server::ServerStats;
 /// Reads the XDP program's counters.
 pub struct XdpCounters {
     map: PerCpuArray<MapData, u64>,
+    /// Answers per zone slot.
+    zones: PerCpuArray<MapData, u64>,
 }
 
 impl XdpCounters {
     /// Takes the counter map out of a loaded object.
     pub fn take(ebpf: &mut Ebpf) -> anyhow::Result<Self> {
-        let map = ebpf
-            .take_map(COUNTERS_MAP)
-            .ok_or_else(|| anyhow::anyhow!("the eBPF object has no map {COUNTERS_MAP}"))?;
+        let mut take = |name: &str| {
+            ebpf.take_map(name)
+                .ok_or_else(|| anyhow::anyhow!("the eBPF object has no map {name}"))
+        };
         Ok(Self {
-            map: PerCpuArray::try_from(map)?,
+            map: PerCpuArray::try_from(take(COUNTERS_MAP)?)?,
+            zones: PerCpuArray::try_from(take(ZONE_HITS_MAP)?)?,
         })
+    }
+
+    /// Answers sent for zone `slot`, summed over CPUs.
+    pub fn zone(&self, slot: u32) -> u64 {
+        self.zones
+            .get(&slot, 0)
+            .map(|per_cpu| per_cpu.iter().sum())
+            .unwrap_or(0)
     }
 
     /// Each counter summed over CPUs.
@@ -61,8 +73,16 @@ pub struct MetricsSource {
 /// Renders the Prometheus text format.
 pub fn render(source: &MetricsSource) -> String {
     let mut out = String::new();
+    let mut xdp_answered = None;
     if let Some(xdp) = &source.xdp {
         let counters = xdp.lock().expect("metrics lock").read();
+        xdp_answered = Some(
+            counters
+                .iter()
+                .filter(|(c, _)| matches!(c, Counter::Answered | Counter::Slipped))
+                .map(|(_, n)| n)
+                .sum::<u64>(),
+        );
         out.push_str(
             "# HELP dns_xdp_packets_total Packets seen by the XDP program, by action and reason.\n",
         );
@@ -93,6 +113,83 @@ pub fn render(source: &MetricsSource) -> String {
         "dns_userspace_dropped_total {}",
         source.server.dropped()
     );
+    // One family across both paths: responses by path and RCODE (XDP only sends NOERROR).
+    out.push_str("# HELP dns_responses_total Responses sent, by answer path and RCODE.\n");
+    out.push_str("# TYPE dns_responses_total counter\n");
+    if let Some(n) = xdp_answered {
+        let _ = writeln!(
+            out,
+            "dns_responses_total{{path=\"xdp\",rcode=\"NOERROR\"}} {n}"
+        );
+    }
+    let mut by_rcode: std::collections::BTreeMap<String, u64> = Default::default();
+    for (_, rcode, n) in source.server.responses() {
+        *by_rcode.entry(rcode.to_string()).or_default() += n;
+    }
+    for (rcode, n) in by_rcode {
+        let _ = writeln!(
+            out,
+            "dns_responses_total{{path=\"userspace\",rcode=\"{rcode}\"}} {n}"
+        );
+    }
+    if let Some(control) = &source.control {
+        out.push_str("# HELP dns_zone_queries_total Queries answered per hosted zone, by path.\n");
+        out.push_str("# TYPE dns_zone_queries_total counter\n");
+        let xdp = source.xdp.as_ref().map(|x| x.lock().expect("metrics lock"));
+        for (zone, slot, userspace) in control.zone_counts() {
+            let zone = escape(&zone);
+            if let Some(x) = &xdp {
+                let _ = writeln!(
+                    out,
+                    "dns_zone_queries_total{{path=\"xdp\",zone=\"{zone}\"}} {}",
+                    x.zone(slot)
+                );
+            }
+            let _ = writeln!(
+                out,
+                "dns_zone_queries_total{{path=\"userspace\",zone=\"{zone}\"}} {userspace}"
+            );
+        }
+        drop(xdp);
+        out.push_str("# HELP dns_hosted_zone_record_sets Record sets per hosted zone.\n");
+        out.push_str("# TYPE dns_hosted_zone_record_sets gauge\n");
+        for (zone, sets) in control.zone_sizes() {
+            let _ = writeln!(
+                out,
+                "dns_hosted_zone_record_sets{{zone=\"{}\"}} {sets}",
+                escape(&zone)
+            );
+        }
+        let (buckets, count, sum) = control.insync.snapshot();
+        out.push_str(
+            "# HELP dns_change_insync_seconds From a change's acceptance to both answer paths serving it.\n",
+        );
+        out.push_str("# TYPE dns_change_insync_seconds histogram\n");
+        for (le, n) in buckets {
+            let _ = writeln!(out, "dns_change_insync_seconds_bucket{{le=\"{le}\"}} {n}");
+        }
+        let _ = writeln!(
+            out,
+            "dns_change_insync_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
+        let _ = writeln!(out, "dns_change_insync_seconds_sum {sum}");
+        let _ = writeln!(out, "dns_change_insync_seconds_count {count}");
+    }
+    if let Some(published) = &source.published {
+        let occupancy = published.occupancy();
+        if !occupancy.is_empty() {
+            out.push_str("# HELP dns_xdp_map_entries Entries in the active XDP answer maps.\n");
+            out.push_str("# TYPE dns_xdp_map_entries gauge\n");
+            for (map, n, _) in &occupancy {
+                let _ = writeln!(out, "dns_xdp_map_entries{{map=\"{map}\"}} {n}");
+            }
+            out.push_str("# HELP dns_xdp_map_capacity Capacity of each XDP answer map.\n");
+            out.push_str("# TYPE dns_xdp_map_capacity gauge\n");
+            for (map, _, cap) in &occupancy {
+                let _ = writeln!(out, "dns_xdp_map_capacity{{map=\"{map}\"}} {cap}");
+            }
+        }
+    }
     if let Some(monitor) = &source.health {
         out.push_str(
             "# HELP dns_health_check_healthy Effective status of each health check (1 healthy).\n",
@@ -106,6 +203,34 @@ pub fn render(source: &MetricsSource) -> String {
                 check.check_type,
                 u8::from(check.status == "Healthy")
             );
+        }
+        out.push_str("# HELP dns_health_check_probe_seconds Duration of health-check probes.\n");
+        out.push_str("# TYPE dns_health_check_probe_seconds summary\n");
+        for check in monitor.status() {
+            let id = escape(&check.id);
+            let _ = writeln!(
+                out,
+                "dns_health_check_probe_seconds_sum{{id=\"{id}\"}} {}",
+                check.latency.sum_secs
+            );
+            let _ = writeln!(
+                out,
+                "dns_health_check_probe_seconds_count{{id=\"{id}\"}} {}",
+                check.latency.count
+            );
+        }
+        out.push_str(
+            "# HELP dns_health_check_last_probe_seconds Duration of each check's last probe.\n",
+        );
+        out.push_str("# TYPE dns_health_check_last_probe_seconds gauge\n");
+        for check in monitor.status() {
+            if let Some(last) = check.latency.last_secs {
+                let _ = writeln!(
+                    out,
+                    "dns_health_check_last_probe_seconds{{id=\"{}\"}} {last}",
+                    escape(&check.id)
+                );
+            }
         }
     }
     out

@@ -132,6 +132,22 @@ impl Published {
         stats
     }
 
+    /// Entries in the active XDP maps and their capacity: (map, entries, capacity) for the
+    /// answers, variants and cells maps; empty when XDP is off.
+    pub fn occupancy(&self) -> Vec<(&'static str, usize, u32)> {
+        match self.writer.lock().expect("writer lock").as_ref() {
+            Some(w) => {
+                let (t, c) = (w.installed(), w.capacity());
+                vec![
+                    ("answers", t.answers.len(), c.answers),
+                    ("variants", t.variants.len(), c.variants),
+                    ("cells", t.cells.len(), c.cells),
+                ]
+            }
+            None => Vec::new(),
+        }
+    }
+
     /// Turns the fast path on or off (shutdown makes it transparent).
     pub fn set_fast_path(&self, enabled: bool) -> Result<(), MapWriteError> {
         match self.writer.lock().expect("writer lock").as_mut() {

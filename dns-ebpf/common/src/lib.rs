@@ -99,6 +99,8 @@ pub struct AnswerSet {
     pub csum: u16,
     /// [`KIND_ANSWER`], [`KIND_LOCATED`] or [`KIND_POLICY`].
     pub kind: u16,
+    /// The hosted zone's slot in [`ZONE_HITS_MAP`] (0: not counted per zone).
+    pub zone: u32,
     /// Rendered resource records ([`KIND_POLICY`]: a [`PolicyRef`] in the first bytes).
     pub data: [u8; MAX_ANSWER_BYTES],
 }
@@ -146,6 +148,7 @@ impl AnswerSet {
             len: 0,
             csum: 0,
             kind: KIND_POLICY,
+            zone: 0,
             data,
         }
     }
@@ -280,6 +283,10 @@ pub const CELL_MAPS: [&str; 2] = ["CELLS_0", "CELLS_1"];
 pub const CONTROL_MAP: &str = "CONTROL";
 /// Name of the per-CPU counter array, indexed by [`Counter`].
 pub const COUNTERS_MAP: &str = "COUNTERS";
+/// Per-CPU answers sent, by hosted zone slot ([`AnswerSet::zone`]).
+pub const ZONE_HITS_MAP: &str = "ZONE_HITS";
+/// Zone slots counted in [`ZONE_HITS_MAP`]; slot 0 collects zones beyond it.
+pub const MAX_ZONES: u32 = 4096;
 /// Name of the XDP program.
 pub const PROGRAM_NAME: &str = "dns_xdp";
 /// Name of the pass-everything program for a veth peer in native mode.
@@ -427,7 +434,7 @@ pub const fn udp_checksum_field(folded: u16) -> u16 {
 }
 
 const _: () = assert!(core::mem::size_of::<AnswerKey>() == NAME_BYTES + 4);
-const _: () = assert!(core::mem::size_of::<AnswerSet>() == 8 + MAX_ANSWER_BYTES);
+const _: () = assert!(core::mem::size_of::<AnswerSet>() == 12 + MAX_ANSWER_BYTES);
 const _: () = assert!(core::mem::size_of::<Control>() == 8);
 const _: () = assert!(core::mem::size_of::<Heartbeat>() == 16);
 const _: () = assert!(core::mem::size_of::<RrlBucket>() == 16);

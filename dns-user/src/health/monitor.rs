@@ -54,6 +54,8 @@ struct Tracked {
     healthy: bool,
     since: Option<SystemTime>,
     generation: u64,
+    /// Probe durations: the last one, and all of them summed with their count.
+    latency: Latency,
     /// The probe task; dropping the entry stops it.
     _task: Option<AbortOnDrop>,
 }
@@ -70,6 +72,8 @@ struct ProbeResult {
     id: String,
     generation: u64,
     at: SystemTime,
+    /// How long the probe took.
+    took: Duration,
     outcome: Outcome,
 }
 
@@ -162,6 +166,7 @@ impl Monitor {
                     state,
                     since: None,
                     generation,
+                    latency: Latency::default(),
                     _task: task,
                     spec,
                 },
@@ -211,6 +216,7 @@ impl Monitor {
                     .map(ObservationStatus::from)
                     .collect(),
                 last_failure: t.state.last_failure().map(ObservationStatus::from),
+                latency: t.latency,
             })
             .collect()
     }
@@ -289,6 +295,17 @@ pub struct CheckStatus {
     /// Newest first.
     pub observations: Vec<ObservationStatus>,
     pub last_failure: Option<ObservationStatus>,
+    /// Probe durations (calculated checks do not probe).
+    #[serde(default)]
+    pub latency: Latency,
+}
+
+/// Probe durations of one check, in seconds.
+#[derive(Clone, Copy, Debug, Default, Serialize, serde::Deserialize, PartialEq)]
+pub struct Latency {
+    pub last_secs: Option<f64>,
+    pub sum_secs: f64,
+    pub count: u64,
 }
 
 #[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
@@ -334,11 +351,13 @@ async fn probe_loop(
                 .unwrap_or(due)
         };
         tokio::time::sleep_until(at).await;
+        let started = Instant::now();
         let outcome = prober.probe(&spec).await;
         let sent = results.send(ProbeResult {
             id: spec.id.clone(),
             generation,
             at: SystemTime::now(),
+            took: started.elapsed(),
             outcome,
         });
         if sent.is_err() {
@@ -393,6 +412,9 @@ fn record(board: &mut Board, result: ProbeResult) -> bool {
     if t.generation != result.generation {
         return false; // from before a reconfigure
     }
+    t.latency.last_secs = Some(result.took.as_secs_f64());
+    t.latency.sum_secs += result.took.as_secs_f64();
+    t.latency.count += 1;
     let inverted = t.spec.inverted;
     let threshold = t.spec.failure_threshold;
     let observation = |ok: bool, detail: String| Observation {
