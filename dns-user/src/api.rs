@@ -432,3 +432,31 @@ pub async fn serve(listener: tokio::net::TcpListener, state: Arc<ApiState>) -> a
     axum::serve(listener, router(state)).await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every route this file serves is documented in the OpenAPI file, and nothing more.
+    #[test]
+    fn the_openapi_file_documents_every_route() {
+        let source = include_str!("api.rs");
+        let spec = include_str!("../../docs/openapi.yaml");
+        let paths = |text: &'static str| {
+            text.split(".route(")
+                .skip(1)
+                .filter_map(|rest| rest.trim_start().strip_prefix('"'))
+                .map(|rest| rest.split('"').next().unwrap())
+                .filter(|path| path.starts_with('/'))
+        };
+        let mut routes: Vec<&str> = paths(source)
+            .chain(paths(include_str!("metrics.rs")))
+            .collect();
+        routes.sort();
+        let mut documented: Vec<&str> = spec
+            .lines()
+            .filter(|l| l.starts_with("  /") && l.ends_with(':'))
+            .map(|l| l.trim().trim_end_matches(':'))
+            .collect();
+        documented.sort();
+        assert_eq!(routes, documented);
+    }
+}

@@ -1449,3 +1449,163 @@ fn import(
         Err((fresh, ImportError(problems.join("\n"))))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Overrides, resolve_text};
+
+    fn dir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("dns-control-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn settings(dir: &std::path::Path, zones: &str) -> Settings {
+        let text = format!("[store]\npath = \"store.redb\"\n{zones}");
+        resolve_text(&text, &dir.join("dns.toml"), &Overrides::default()).unwrap()
+    }
+
+    /// Every RRset of every zone: (owner, type, TTL, sorted data).
+    fn contents(catalog: &Catalog) -> Vec<(String, String, u32, Vec<String>)> {
+        let mut out = Vec::new();
+        for zone in catalog.zones() {
+            for (name, sets) in zone.nodes() {
+                for s in sets {
+                    let mut data: Vec<String> = s.rdatas.iter().map(|r| r.to_string()).collect();
+                    data.sort();
+                    out.push((name.to_string(), s.rtype.to_string(), s.ttl, data));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    fn a_batch(name: &str, address: &str) -> ChangeBatch {
+        serde_json::from_value(serde_json::json!({"Changes": [{"Action": "CREATE",
+            "ResourceRecordSet": {"Name": name, "Type": "A", "TTL": 60,
+            "ResourceRecords": [{"Value": address}]}}]}))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_zone_file_imported_into_the_store_serves_the_same_data() {
+        let d = dir("roundtrip");
+        let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/example.com.zone");
+        let zones = format!(
+            "[[zone]]\norigin = \"example.com.\"\nfile = \"{example}\"\n\
+             [[zone.record]]\nname = \"w\"\ntype = \"A\"\nset_id = \"a\"\nweight = 3\nttl = 30\nvalues = [\"192.0.2.7\"]\n"
+        );
+        let s = settings(&d, &zones);
+        let direct = crate::load_catalog_for(&s).unwrap();
+        let control = Control::open(s).unwrap();
+        assert_eq!(contents(&control.catalog()), contents(&direct));
+        let zone = control.list_zones().remove(0);
+        assert!(zone.imported_from.unwrap().contains("example.com.zone"));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn imports_follow_the_config_and_api_changes_survive_an_unchanged_one() {
+        let d = dir("imports");
+        let zone_file = d.join("t.zone");
+        std::fs::write(
+            &zone_file,
+            "$TTL 60\n@ IN SOA ns1 host 1 2 3 4 5\n@ IN NS ns1\nns1 IN A 192.0.2.53\nwww IN A 192.0.2.1\n",
+        )
+        .unwrap();
+        let zones = format!(
+            "[[zone]]\norigin = \"t.test.\"\nfile = \"{}\"\n",
+            zone_file.display()
+        );
+        let find = |c: &Control, name: &str| {
+            let catalog = c.catalog();
+            let lower = hickory_proto::rr::LowerName::new(&Name::from_ascii(name).unwrap());
+            catalog
+                .find(&lower)
+                .and_then(|z| z.rrset(&lower, RecordType::A))
+                .map(|s| s.rdatas[0].to_string())
+        };
+        let id = {
+            let c = Control::open(settings(&d, &zones)).unwrap();
+            let id = c.list_zones()[0].id.clone();
+            c.change_record_sets(&id, &a_batch("api.t.test.", "192.0.2.9"))
+                .unwrap();
+            assert_eq!(find(&c, "api.t.test.").as_deref(), Some("192.0.2.9"));
+            id
+        };
+        // Same config: not imported again; the API's change is still there.
+        {
+            let c = Control::open(settings(&d, &zones)).unwrap();
+            assert_eq!(c.list_zones()[0].id, id);
+            assert_eq!(find(&c, "api.t.test.").as_deref(), Some("192.0.2.9"));
+            assert_eq!(find(&c, "www.t.test.").as_deref(), Some("192.0.2.1"));
+        }
+        // The zone file changed: imported again (same zone id), replacing its record sets.
+        std::fs::write(
+            &zone_file,
+            "$TTL 60\n@ IN SOA ns1 host 2 2 3 4 5\n@ IN NS ns1\nns1 IN A 192.0.2.53\nwww IN A 192.0.2.2\n",
+        )
+        .unwrap();
+        {
+            let c = Control::open(settings(&d, &zones)).unwrap();
+            assert_eq!(c.list_zones()[0].id, id);
+            assert_eq!(find(&c, "www.t.test.").as_deref(), Some("192.0.2.2"));
+            assert_eq!(find(&c, "api.t.test."), None);
+            // An API-created zone is not the config's to remove.
+            c.create_zone("own.test", "r1", None).unwrap();
+        }
+        // The config dropped the zone: it leaves the store; the API's zone stays.
+        {
+            let c = Control::open(settings(&d, "")).unwrap();
+            let names: Vec<String> = c.list_zones().into_iter().map(|z| z.name).collect();
+            assert_eq!(names, ["own.test."]);
+        }
+        // A broken zone file at start is an error naming the file and line.
+        std::fs::write(
+            &zone_file,
+            "$TTL 60\n@ IN SOA ns1 host 2 2 3 4 5\nwww IN A 192.0.2.999\n",
+        )
+        .unwrap();
+        let err = Control::open(settings(&d, &zones))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("t.zone:3") && err.contains("bad A record"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_batch_is_validated_whole_against_the_zone_as_it_will_be_served() {
+        let d = dir("validate");
+        let c = Control::open(settings(&d, "")).unwrap();
+        let (zone, change) = c.create_zone("v.test", "r", None).unwrap();
+        assert_eq!(change.status, ChangeStatus::Pending);
+        c.change_record_sets(&zone.id, &a_batch("www.v.test.", "192.0.2.1"))
+            .unwrap();
+        let before = c.list_record_sets(&zone.id, &PageStart::default()).unwrap();
+        let batch: ChangeBatch = serde_json::from_value(serde_json::json!({"Changes": [
+            {"Action": "CREATE", "ResourceRecordSet": {"Name": "ok.v.test.", "Type": "A", "TTL": 60, "ResourceRecords": [{"Value": "192.0.2.2"}]}},
+            {"Action": "CREATE", "ResourceRecordSet": {"Name": "c.v.test.", "Type": "CNAME", "TTL": 60, "ResourceRecords": [{"Value": "www.v.test."}]}},
+            {"Action": "CREATE", "ResourceRecordSet": {"Name": "c.v.test.", "Type": "A", "TTL": 60, "ResourceRecords": [{"Value": "192.0.2.3"}]}}
+        ]}))
+        .unwrap();
+        let err = c.change_record_sets(&zone.id, &batch).unwrap_err();
+        assert!(
+            matches!(err, ControlError::InvalidChangeBatch { .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("CNAME"), "{err}");
+        let after = c.list_record_sets(&zone.id, &PageStart::default()).unwrap();
+        assert_eq!(
+            serde_json::to_value(&after.resource_record_sets).unwrap(),
+            serde_json::to_value(&before.resource_record_sets).unwrap()
+        );
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}
