@@ -87,6 +87,85 @@ struct Row {
     cpu_ns_per_query: f64,
     xdp_ns_per_packet: Option<f64>,
     answered_in_xdp: Option<f64>,
+    /// Change batches through the API (ours with XDP only).
+    insync: Option<Insync>,
+}
+
+/// Change-to-INSYNC times of change batches applied through the API.
+struct Insync {
+    batches: usize,
+    /// Client side: POST sent -> GetChange says INSYNC (polled every ms); median, max.
+    client: (Duration, Duration),
+    /// Server side: acceptance -> both paths serve it (the daemon's histogram); mean.
+    server_mean: Duration,
+}
+
+/// Applies `BATCHES` one-record UPSERTs through the API in the server namespace and times
+/// each until INSYNC.
+fn measure_insync(bed: &Testbed) -> anyhow::Result<Insync> {
+    const BATCHES: usize = 20;
+    let curl = |args: &[&str]| bed.output(Side::Server, "curl", args);
+    let api = "http://127.0.0.1:8053/2013-04-01";
+    let call = |method: &str, path: &str, body: Option<String>| {
+        dns_tests::api::call(&curl, method, &format!("{api}{path}"), body.as_deref())
+    };
+    let metric_sum = || -> anyhow::Result<(f64, f64)> {
+        let page = bed.metrics_page()?;
+        let value = |name: &str| {
+            page.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        Ok((
+            value("dns_change_insync_seconds_sum "),
+            value("dns_change_insync_seconds_count "),
+        ))
+    };
+    let (_, zones) = call("GET", "/hostedzone", None)?;
+    let zone = zones["HostedZones"][0]["Id"]
+        .as_str()
+        .context("no hosted zone")?
+        .to_string();
+    let before = metric_sum()?;
+    let mut times = Vec::new();
+    for i in 0..BATCHES {
+        let body = serde_json::json!({"ChangeBatch": {"Changes": [{"Action": "UPSERT",
+            "ResourceRecordSet": {"Name": "insync.example.com.", "Type": "A", "TTL": 30,
+            "ResourceRecords": [{"Value": format!("192.0.2.{}", 100 + i)}]}}]}});
+        let started = Instant::now();
+        let (status, v) = call(
+            "POST",
+            &format!("/hostedzone/{zone}/rrset"),
+            Some(body.to_string()),
+        )?;
+        if status != 200 {
+            bail!("change batch refused: {v}");
+        }
+        let id = v["ChangeInfo"]["Id"]
+            .as_str()
+            .context("no change id")?
+            .to_string();
+        loop {
+            let (_, v) = call("GET", &format!("/change/{id}"), None)?;
+            if v["ChangeInfo"]["Status"] == "INSYNC" {
+                break;
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                bail!("change {id} not INSYNC after 30 s");
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        times.push(started.elapsed());
+    }
+    let after = metric_sum()?;
+    times.sort();
+    let count = (after.1 - before.1).max(1.0);
+    Ok(Insync {
+        batches: BATCHES,
+        client: (times[times.len() / 2], times[times.len() - 1]),
+        server_mean: Duration::from_secs_f64((after.0 - before.0) / count),
+    })
 }
 
 /// The generated workload.
@@ -347,6 +426,9 @@ fn measure(c: Contender, bin: &str, work: &Workload, options: &Options) -> anyho
             )
         })
         .map(|n| n as f64 / (perf.completed + (probe.samples - probe.lost) as u64).max(1) as f64);
+    let insync = (c == Contender::OursXdp)
+        .then(|| measure_insync(&bed))
+        .transpose()?;
     if let Some(pid) = peer {
         bed.stop(pid, Duration::from_secs(5));
     }
@@ -380,6 +462,7 @@ fn measure(c: Contender, bin: &str, work: &Workload, options: &Options) -> anyho
         cpu_ns_per_query: (cpu1 - cpu0 + xdp_time) as f64 / perf.completed.max(1) as f64,
         xdp_ns_per_packet: (xdp_runs > 0).then(|| xdp_time as f64 / xdp_runs as f64),
         answered_in_xdp,
+        insync,
         perf,
         probe,
         kx,
@@ -557,10 +640,20 @@ fn report(
             updates.delta_entries,
             updates.delta_time.as_secs_f64() * 1e3
         )?;
-        writeln!(
-            md,
-            "| change-to-INSYNC | not measured yet: needs the change API (issue 7) |"
-        )?;
+        if let Some(i) = &ours.insync {
+            writeln!(
+                md,
+                "| change-to-INSYNC, {} one-record batches through the API: client (POST -> GetChange INSYNC, median / max) | {:.1} ms / {:.1} ms |",
+                i.batches,
+                i.client.0.as_secs_f64() * 1e3,
+                i.client.1.as_secs_f64() * 1e3
+            )?;
+            writeln!(
+                md,
+                "| change-to-INSYNC: server (accepted -> XDP maps and userspace serve it, mean) | {:.1} ms |",
+                i.server_mean.as_secs_f64() * 1e3
+            )?;
+        }
         writeln!(
             md,
             "| A/AAAA queries answered in XDP, zone with every routing policy ({} queries: weighted, multivalue, geolocation, latency, IP-based, geoproximity, latency -> failover; source address and ECS clients) | {:.1}% |",
