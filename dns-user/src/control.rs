@@ -204,6 +204,9 @@ pub struct PageStart {
     pub max_items: Option<usize>,
 }
 
+/// Changes kept in the history (the oldest are forgotten at start).
+pub const KEPT_CHANGES: usize = 10_000;
+
 /// Most record sets on one page (Route 53: 300).
 pub const MAX_PAGE: usize = 300;
 
@@ -223,7 +226,8 @@ impl Control {
     /// Opens the store and imports the config's zones and health checks into it; every
     /// problem is an error (the daemon does not start on a config it cannot serve).
     pub fn open(settings: Settings) -> Result<Control, ImportError> {
-        let store = Store::open(&settings.store).map_err(|e| ImportError(e.to_string()))?;
+        let mut store = Store::open(&settings.store).map_err(|e| ImportError(e.to_string()))?;
+        forget_old_changes(&mut store).map_err(|e| ImportError(e.to_string()))?;
         let last_sequence = store.state().last_sequence();
         let mut inner = Inner {
             store,
@@ -896,6 +900,21 @@ impl Control {
             protocol: "UDP".into(),
         })
     }
+}
+
+/// Keeps the newest [`KEPT_CHANGES`] changes of the history.
+fn forget_old_changes(store: &mut Store) -> Result<(), StoreError> {
+    let changes = &store.state().changes;
+    if changes.len() <= KEPT_CHANGES {
+        return Ok(());
+    }
+    let mut by_age: Vec<(u64, &String)> = changes.values().map(|c| (c.sequence, &c.id)).collect();
+    by_age.sort();
+    let mut write = Write::default();
+    for (_, id) in &by_age[..by_age.len() - KEPT_CHANGES] {
+        write.forget_change(id);
+    }
+    store.commit(write)
 }
 
 /// The SOA and NS a new hosted zone starts with (absolute names, as Route 53 lists them).

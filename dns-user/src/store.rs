@@ -174,6 +174,7 @@ pub struct Write {
     sets: Vec<(String, Option<Vec<ResourceRecordSet>>)>,
     checks: Vec<(String, Option<StoredCheck>)>,
     changes: Vec<ChangeInfo>,
+    forget: Vec<String>,
 }
 
 impl Write {
@@ -210,11 +211,18 @@ impl Write {
         self
     }
 
+    /// Drops a change from the history.
+    pub fn forget_change(&mut self, id: &str) -> &mut Self {
+        self.forget.push(id.to_string());
+        self
+    }
+
     pub fn is_empty(&self) -> bool {
         self.zones.is_empty()
             && self.sets.is_empty()
             && self.checks.is_empty()
             && self.changes.is_empty()
+            && self.forget.is_empty()
     }
 }
 
@@ -402,6 +410,9 @@ impl Store {
                     .insert(change.id.as_str(), to_json(change).as_slice())
                     .map_err(boxed)?;
             }
+            for id in &write.forget {
+                changes.remove(id.as_str()).map_err(boxed)?;
+            }
         }
         txn.commit().map_err(boxed)?;
         // Stored: now visible.
@@ -425,6 +436,9 @@ impl Store {
         }
         for change in write.changes {
             self.state.changes.insert(change.id.clone(), change);
+        }
+        for id in write.forget {
+            self.state.changes.remove(&id);
         }
         Ok(())
     }

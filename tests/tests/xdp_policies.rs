@@ -390,6 +390,22 @@ fn a_killed_daemon_never_leaves_stale_answers_and_a_restart_serves_again_within_
     // Generic mode: the restart below attaches again without the veth peer's pass program.
     let daemon = bed.start_service(BIN, "skb", &args, false).unwrap();
     assert!(sample(&bed, "www.example.com.", 20).is_ok());
+    // A change through the API, acknowledged (stored) before the kill: the restart must
+    // serve it from the store.
+    let curl = |a: &[&str]| bed.output(Side::Server, "curl", a);
+    let api = "http://127.0.0.1:8053/2013-04-01";
+    let (_, zones) = dns_tests::api::call(&curl, "GET", &format!("{api}/hostedzone"), None).unwrap();
+    let zone_id = zones["HostedZones"][0]["Id"].as_str().unwrap().to_string();
+    let batch = r#"{"ChangeBatch": {"Changes": [{"Action": "CREATE", "ResourceRecordSet":
+        {"Name": "stored.example.com.", "Type": "A", "TTL": 60, "ResourceRecords": [{"Value": "192.0.2.222"}]}}]}}"#;
+    let (status, v) = dns_tests::api::call(
+        &curl,
+        "POST",
+        &format!("{api}/hostedzone/{zone_id}/rrset"),
+        Some(batch),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{v}");
     // kill -9 under load: a client keeps querying from another thread.
     let stop = Arc::new(AtomicBool::new(false));
     let last_answer = std::thread::scope(|scope| {
@@ -435,6 +451,17 @@ fn a_killed_daemon_never_leaves_stale_answers_and_a_restart_serves_again_within_
         std::thread::sleep(Duration::from_millis(20));
     }
     let took = started.elapsed();
-    eprintln!("after kill -9: last answer {last_answer:?} later; restart to first answer {took:?}");
+    // The stored change, answered by XDP.
+    let xdp_before = metric(&bed.metrics_page().unwrap(), ANSWERED).unwrap();
+    assert_eq!(
+        sample(&bed, "stored.example.com.", 1).unwrap(),
+        vec![vec![Ipv4Addr::new(192, 0, 2, 222)]],
+        "the change acknowledged before kill -9 is served after the restart"
+    );
+    let xdp_after = metric(&bed.metrics_page().unwrap(), ANSWERED).unwrap();
+    assert_eq!(xdp_after, xdp_before + 1, "answered by XDP from the store");
+    eprintln!(
+        "after kill -9: last answer {last_answer:?} later; restart to first answer from the store {took:?}"
+    );
     assert!(took < Duration::from_secs(5), "restart took {took:?}");
 }
