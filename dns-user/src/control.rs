@@ -671,7 +671,7 @@ impl Control {
                 "CallerReference must be 1 to 64 characters",
             ));
         }
-        let mut g = self.lock();
+        let g = self.lock();
         if let Some(c) = g
             .store
             .state()
@@ -695,6 +695,15 @@ impl Control {
             imported_from: None,
             import_digest: None,
         };
+        self.put_check(g, check)
+    }
+
+    /// Stores `check` (new or changed) if every check is valid with it, then publishes.
+    fn put_check(
+        &self,
+        mut g: MutexGuard<'_, Inner>,
+        check: StoredCheck,
+    ) -> Result<StoredCheck, ControlError> {
         let mut checks = g.store.state().checks.clone();
         checks.insert(check.id.clone(), check.clone());
         let specs = validate_checks(&checks)?;
@@ -731,7 +740,7 @@ impl Control {
         id: &str,
         patch: serde_json::Map<String, serde_json::Value>,
     ) -> Result<StoredCheck, ControlError> {
-        let mut g = self.lock();
+        let g = self.lock();
         let mut check =
             g.store
                 .state()
@@ -777,16 +786,7 @@ impl Control {
         }
         check.health_check_config = serde_json::Value::Object(config);
         check.health_check_version += 1;
-        let mut checks = g.store.state().checks.clone();
-        checks.insert(check.id.clone(), check.clone());
-        let specs = validate_checks(&checks)?;
-        let mut write = Write::default();
-        write.put_check(check.clone());
-        g.store.commit(write)?;
-        set_specs(&mut g, specs);
-        drop(g);
-        self.wake.notify_all();
-        Ok(check)
+        self.put_check(g, check)
     }
 
     /// DeleteHealthCheck; refused while a record set or a calculated check uses it.

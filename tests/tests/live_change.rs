@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_dns-user-under-test");
 const API: &str = "http://127.0.0.1:8053/2013-04-01";
+const ANSWERED: &str = "dns_xdp_packets_total{action=\"tx\",reason=\"answered\"}";
 
 fn api(bed: &Testbed, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
     let curl = |args: &[&str]| bed.output(Side::Server, "curl", args);
@@ -209,16 +210,8 @@ fn batches_applied_under_dnsperf_lose_nothing() {
     );
     assert!(metric(&page, "dns_change_insync_seconds_count").unwrap() >= 21);
     assert!(metric(&page, "dns_xdp_map_entries{map=\"answers\"}").unwrap() >= 20);
-    let before = metric(
-        &page,
-        "dns_xdp_packets_total{action=\"tx\",reason=\"answered\"}",
-    )
-    .or_else(|| {
-        metric(
-            &page,
-            "dns_xdp_packets_total{action=\"XDP_TX\",reason=\"answered\"}",
-        )
-    });
+    let answered = |page: &str| metric(page, ANSWERED).expect("XDP answered counter");
+    let before = answered(&page);
     let out = bed
         .output(
             Side::Client,
@@ -227,21 +220,7 @@ fn batches_applied_under_dnsperf_lose_nothing() {
         )
         .unwrap();
     assert_eq!(out.trim(), "192.0.2.150");
-    let page = bed.metrics_page().unwrap();
-    let after = metric(
-        &page,
-        "dns_xdp_packets_total{action=\"tx\",reason=\"answered\"}",
-    )
-    .or_else(|| {
-        metric(
-            &page,
-            "dns_xdp_packets_total{action=\"XDP_TX\",reason=\"answered\"}",
-        )
-    });
-    assert_eq!(
-        after.zip(before).map(|(a, b)| a - b),
-        Some(1),
-        "the added name is answered by XDP"
-    );
+    let after = answered(&bed.metrics_page().unwrap());
+    assert_eq!(after - before, 1, "the added name is answered by XDP");
     drop(daemon);
 }
