@@ -94,6 +94,15 @@ async fn blocking<T: Send + 'static>(
         .map_err(ApiError::from)
 }
 
+/// A read of the control plane: it may wait for a reload's import, so off the async workers.
+async fn read<T: Send + 'static>(
+    s: &ApiState,
+    f: impl FnOnce(&Control) -> Result<T, ControlError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let control = s.control.clone();
+    blocking(move || f(&control)).await
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 struct CreateZone {
@@ -168,12 +177,16 @@ async fn create_zone(State(s): Shared, bytes: Bytes) -> Result<Response, ApiErro
         .into_response())
 }
 
-async fn list_zones(State(s): Shared) -> axum::Json<Value> {
-    axum::Json(json!({"HostedZones": s.control.list_zones(), "IsTruncated": false}))
+async fn list_zones(State(s): Shared) -> Result<axum::Json<Value>, ApiError> {
+    let zones = read(&s, |c| Ok(c.list_zones())).await?;
+    Ok(axum::Json(
+        json!({"HostedZones": zones, "IsTruncated": false}),
+    ))
 }
 
 async fn get_zone(State(s): Shared, Path(id): Path<String>) -> Result<axum::Json<Value>, ApiError> {
-    Ok(axum::Json(json!({"HostedZone": s.control.get_zone(&id)?})))
+    let zone = read(&s, move |c| c.get_zone(&id)).await?;
+    Ok(axum::Json(json!({"HostedZone": zone})))
 }
 
 async fn delete_zone(
@@ -222,7 +235,7 @@ async fn list_sets(
         identifier: q.identifier,
         max_items,
     };
-    let page = s.control.list_record_sets(&id, &start)?;
+    let page = read(&s, move |c| c.list_record_sets(&id, &start)).await?;
     Ok(axum::Json(serde_json::to_value(page).expect("serializes")))
 }
 
@@ -231,7 +244,7 @@ async fn get_change(
     Path(id): Path<String>,
 ) -> Result<axum::Json<Value>, ApiError> {
     Ok(axum::Json(
-        json!({"ChangeInfo": s.control.get_change(&id)?}),
+        json!({"ChangeInfo": read(&s, move |c| c.get_change(&id)).await?}),
     ))
 }
 
@@ -252,8 +265,11 @@ async fn create_check(State(s): Shared, bytes: Bytes) -> Result<Response, ApiErr
         .into_response())
 }
 
-async fn list_checks(State(s): Shared) -> axum::Json<Value> {
-    axum::Json(json!({"HealthChecks": s.control.list_checks(), "IsTruncated": false}))
+async fn list_checks(State(s): Shared) -> Result<axum::Json<Value>, ApiError> {
+    let checks = read(&s, |c| Ok(c.list_checks())).await?;
+    Ok(axum::Json(
+        json!({"HealthChecks": checks, "IsTruncated": false}),
+    ))
 }
 
 async fn get_check(
@@ -261,7 +277,7 @@ async fn get_check(
     Path(id): Path<String>,
 ) -> Result<axum::Json<Value>, ApiError> {
     Ok(axum::Json(
-        json!({"HealthCheck": s.control.get_check(&id)?}),
+        json!({"HealthCheck": read(&s, move |c| c.get_check(&id)).await?}),
     ))
 }
 
@@ -289,7 +305,7 @@ async fn check_status(
     State(s): Shared,
     Path(id): Path<String>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let status = s.control.check_status(&id)?;
+    let status = read(&s, move |c| c.check_status(&id)).await?;
     let observations: Vec<Value> = status
         .observations
         .iter()
@@ -340,7 +356,8 @@ async fn test_answer(
         (None, Some(_)) => return Err(bad("edns0clientsubnetmask needs edns0clientsubnetip")),
     };
     if let Some(zone) = &q.hostedzoneid {
-        let zone = s.control.get_zone(zone)?;
+        let zone_id = zone.clone();
+        let zone = read(&s, move |c| c.get_zone(&zone_id)).await?;
         let name = crate::store::absolute_lower(&q.recordname);
         if name != zone.name && !name.ends_with(&format!(".{}", zone.name)) {
             return Err(bad(format!(
@@ -349,9 +366,8 @@ async fn test_answer(
             )));
         }
     }
-    let answer = s
-        .control
-        .test_answer(&q.recordname, &q.recordtype, resolver, ecs)?;
+    let (name, rtype) = (q.recordname.clone(), q.recordtype.clone());
+    let answer = read(&s, move |c| c.test_answer(&name, &rtype, resolver, ecs)).await?;
     Ok(axum::Json(
         serde_json::to_value(answer).expect("serializes"),
     ))
