@@ -68,11 +68,14 @@ pub enum ZoneCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum ChangeCommand {
-    /// Apply a change batch (Route 53 JSON: {"Changes": [...]} or {"ChangeBatch": {...}}).
+    /// Apply a change batch: Route 53's JSON, `{"Changes": [...]}` or
+    /// `{"HostedZoneId": .., "ChangeBatch": {...}}`.
     Apply {
-        /// Hosted zone id or name.
-        zone: String,
         file: std::path::PathBuf,
+        /// Hosted zone id or name (default: the file's HostedZoneId, else the hosted zone that
+        /// holds the first change's name).
+        #[arg(long)]
+        zone: Option<String>,
         /// Wait until the change is INSYNC (both answer paths serve it).
         #[arg(long)]
         wait: bool,
@@ -197,6 +200,25 @@ impl Client {
             .find(|z| z["Name"].as_str() == Some(name.as_str()))
             .and_then(|z| z["Id"].as_str().map(String::from))
             .with_context(|| format!("no hosted zone named {name}"))
+    }
+}
+
+impl Client {
+    /// The id of the hosted zone that holds `name` (the longest matching origin).
+    async fn zone_holding(&self, name: &str) -> anyhow::Result<String> {
+        let name = crate::store::absolute_lower(name);
+        let zones = self
+            .call(Method::GET, "/2013-04-01/hostedzone", None)
+            .await?;
+        zones["HostedZones"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|z| Some((z["Name"].as_str()?, z["Id"].as_str()?)))
+            .filter(|(origin, _)| name == *origin || name.ends_with(&format!(".{origin}")))
+            .max_by_key(|(origin, _)| origin.len())
+            .map(|(_, id)| id.to_string())
+            .with_context(|| format!("no hosted zone holds {name}; name one with --zone"))
     }
 }
 
@@ -476,14 +498,26 @@ fn encode(s: &str) -> String {
 pub async fn change(args: &ApiArgs, command: ChangeCommand) -> anyhow::Result<()> {
     let client = Client::new(args)?;
     match command {
-        ChangeCommand::Apply { zone, file, wait } => {
-            let batch = read_json(&file)?;
+        ChangeCommand::Apply { file, zone, wait } => {
+            let mut batch = read_json(&file)?;
+            let named = batch
+                .as_object_mut()
+                .and_then(|o| o.remove("HostedZoneId"))
+                .and_then(|v| v.as_str().map(String::from));
             let body = if batch.get("ChangeBatch").is_some() {
                 batch
             } else {
                 json!({ "ChangeBatch": batch })
             };
-            let id = client.zone_id(&zone).await?;
+            let id = match zone.or(named) {
+                Some(zone) => client.zone_id(&zone).await?,
+                None => {
+                    let name = body["ChangeBatch"]["Changes"][0]["ResourceRecordSet"]["Name"]
+                        .as_str()
+                        .context("no --zone, and the batch's first change has no Name")?;
+                    client.zone_holding(name).await?
+                }
+            };
             let mut v = client
                 .call(
                     Method::POST,

@@ -813,13 +813,7 @@ fn the_cli_drives_the_api() {
     .unwrap();
     let out = cli(
         &api,
-        &[
-            "change",
-            "apply",
-            "cli.test",
-            batch.to_str().unwrap(),
-            "--wait",
-        ],
+        &["change", "apply", batch.to_str().unwrap(), "--wait"],
     );
     assert!(
         out.contains("INSYNC") && out.contains("from the CLI"),
