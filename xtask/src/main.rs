@@ -199,7 +199,10 @@ fn run(ifaces: &[String], mode: &str, release: bool, extra: &[String]) -> anyhow
          \n  ip netns exec {c} dig @{SERVER_V6} www.example.com AAAA   # XDP fast path, IPv6\
          \n  ip netns exec {c} dig @{SERVER_V4} example.com MX         # userspace server\
          \n  ip netns exec {s} curl -s http://{METRICS_ADDR}/metrics   # counters per path\
-         \n\nCtrl-C stops the service and removes the namespaces."
+         \n  ip netns exec {s} {bin} zone records example.com         # the control API (CLI)\
+         \n\nThe demo's store ({store}) goes with the namespaces.\
+         \nCtrl-C stops the service and removes the namespaces.",
+        store = bed.store(),
     );
     // Wait for Ctrl-C (or the daemon exiting); the testbed's Drop stops it and cleans up.
     install_stop_handler();
