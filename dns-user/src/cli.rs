@@ -295,6 +295,9 @@ fn serve(args: &ConfigArgs) -> anyhow::Result<()> {
     let control = Arc::new(Control::open(settings.clone())?);
     let catalog = control.catalog();
     let checks = control.health_checks();
+    // Loading a large store leaves much freed memory in the allocator: give it back.
+    // SAFETY: malloc_trim only releases free heap memory.
+    unsafe { libc::malloc_trim(0) };
     runtime()?.block_on(async move {
         // Bind first: an address in use is reported before anything is attached.
         let listeners = crate::server::bind(&settings.listen, settings.udp_workers)?;

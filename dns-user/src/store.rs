@@ -22,6 +22,8 @@ const ZONES: TableDefinition<&str, &[u8]> = TableDefinition::new("zones");
 const RRSETS: TableDefinition<&str, &[u8]> = TableDefinition::new("rrsets");
 const CHECKS: TableDefinition<&str, &[u8]> = TableDefinition::new("health_checks");
 const CHANGES: TableDefinition<&str, &[u8]> = TableDefinition::new("changes");
+/// redb's page cache (its default is 1 GiB).
+const STORE_CACHE_BYTES: usize = 32 << 20;
 
 /// The store could not be opened, read or written; what was being written is not stored.
 #[derive(Debug, thiserror::Error)]
@@ -243,7 +245,11 @@ impl Store {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| open_err(boxed(redb::StorageError::Io(e))))?;
         }
-        let db = Database::create(path).map_err(|e| open_err(boxed(e)))?;
+        // Everything is read once into memory; the page cache only serves writes.
+        let db = redb::Builder::new()
+            .set_cache_size(STORE_CACHE_BYTES)
+            .create(path)
+            .map_err(|e| open_err(boxed(e)))?;
         // Every table exists from the first open on, so reads never meet a missing one.
         let txn = db.begin_write().map_err(|e| open_err(boxed(e)))?;
         for table in [ZONES, RRSETS, CHECKS, CHANGES] {
