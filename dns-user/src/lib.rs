@@ -1,13 +1,16 @@
 //! dns-user: the daemon of the XDP-accelerated authoritative DNS service.
 //!
 //! ```text
-//!  zone files / config ──> zone ──> answer::Catalog ──┬──> server (UDP/TCP) ──> answer::respond
-//!                                                     └──> compile ──> maps::MapWriter ──> BPF maps
+//!  config / zone files ──import──┐
+//!  HTTP API (api) ──change──> control ──> store (redb, fsync)
+//!                                  └──> zone ──> answer::Catalog ──┬──> server (UDP/TCP) ──> answer::respond
+//!                                                                  └──> compile ──> maps::MapWriter ──> BPF maps
 //!  packet ──> XDP (dns-ebpf) ──hit──> XDP_TX
 //!                 └──────────miss/other──> XDP_PASS ──> kernel stack ──> server
 //! ```
 //!
-//! Pure parts (no kernel, no network): [`zone`], [`answer`], [`compile`], [`config`].
+//! Pure parts (no kernel, no network): [`zone`], [`answer`], [`compile`], [`config`],
+//! [`policy`], [`route53`].
 
 pub mod answer;
 pub mod api;

@@ -1,18 +1,18 @@
 //! What is being served: the catalog and the health state the userspace server answers from,
-//! and the XDP answer maps compiled from both. A reload and a health change are the only two
-//! ways either changes, and both come through here, one at a time:
+//! and the XDP answer maps compiled from both. A publication by the control plane (a change
+//! batch, a reload: [`crate::control`]) and a health change are the only two ways either
+//! changes, and both come through here, one at a time:
 //!
 //! ```text
-//!   reload ──> catalog(next, health) ──> compile all ──> MapWriter::install ──┐
-//!   health change ──> health(latest) ──> compile::policy_changes ──> apply ──┤
-//!                                                                          ▼
-//!                                       userspace switches (ArcSwap store), same moment
+//!   control plane ──> replace(next, health) ──> compile all ──> MapWriter::install ──┐
+//!   health change ──> health(latest) ──> compile::policy_changes ──> apply ─────────┤
+//!                                                                                 ▼
+//!                                              userspace switches (ArcSwap store), same moment
 //! ```
 //!
-//! The maps go first: if they cannot take a reload, nothing changes. If they cannot take a
-//! health change, the fast path is turned off (every query goes up to userspace, which has the
-//! new health) rather than leave XDP answering with the old health; the next reload that
-//! installs cleanly turns it back on.
+//! The maps go first. If they cannot take a change (full), the fast path is turned off
+//! (every query goes up to userspace, which has the change) rather than leave XDP answering
+//! the old data; the next publication that installs cleanly turns it back on.
 
 use std::sync::{Arc, Mutex};
 
@@ -51,25 +51,6 @@ impl Published {
         // The table is only needed until the maps hold it (it is large for big zones).
         let (table, report) = compile::compile(catalog, health);
         writer.install(&table)?;
-        Ok(report)
-    }
-
-    /// Reload: serves `next` with `health` (read under the lock, so it is the latest).
-    /// Nothing changes if the maps cannot take it.
-    pub fn catalog(
-        &self,
-        next: Catalog,
-        health: impl FnOnce() -> Arc<HealthState>,
-    ) -> Result<Option<CompileReport>, MapWriteError> {
-        let mut writer = self.writer.lock().expect("writer lock");
-        let health = health();
-        let mut report = None;
-        if let Some(writer) = writer.as_mut() {
-            report = Some(Self::install_initial(writer, &next, &health)?);
-            writer.set_enabled(true)?;
-        }
-        self.catalog.store(Arc::new(next));
-        self.health.store(health);
         Ok(report)
     }
 
