@@ -262,6 +262,15 @@ fn s(v: &Value) -> String {
     }
 }
 
+/// Prints `v` as the API sent it with `--json`, else as `render` lays it out.
+fn show(args: &ApiArgs, v: &Value, render: impl FnOnce(&Value)) {
+    if args.json {
+        print_json(v);
+    } else {
+        render(v);
+    }
+}
+
 fn print_json(v: &Value) {
     println!(
         "{}",
@@ -371,23 +380,19 @@ pub async fn zone(args: &ApiArgs, command: ZoneCommand) -> anyhow::Result<()> {
             let v = client
                 .call(Method::GET, "/2013-04-01/hostedzone", None)
                 .await?;
-            if args.json {
-                print_json(&v);
-            } else {
+            show(args, &v, |v| {
                 let zones = v["HostedZones"].as_array().cloned().unwrap_or_default();
                 table(&zones_header, zone_rows(&zones));
-            }
+            });
         }
         ZoneCommand::Get { zone } => {
             let id = client.zone_id(&zone).await?;
             let v = client
                 .call(Method::GET, &format!("/2013-04-01/hostedzone/{id}"), None)
                 .await?;
-            if args.json {
-                print_json(&v);
-            } else {
+            show(args, &v, |v| {
                 table(&zones_header, zone_rows(&[v["HostedZone"].clone()]));
-            }
+            });
         }
         ZoneCommand::Create {
             name,
@@ -401,13 +406,11 @@ pub async fn zone(args: &ApiArgs, command: ZoneCommand) -> anyhow::Result<()> {
             let v = client
                 .call(Method::POST, "/2013-04-01/hostedzone", Some(body))
                 .await?;
-            if args.json {
-                print_json(&v);
-            } else {
+            show(args, &v, |v| {
                 table(&zones_header, zone_rows(&[v["HostedZone"].clone()]));
                 println!();
                 table(&CHANGE_HEADER, change_rows(&v["ChangeInfo"]));
-            }
+            });
         }
         ZoneCommand::Delete { zone } => {
             let id = client.zone_id(&zone).await?;
@@ -418,11 +421,9 @@ pub async fn zone(args: &ApiArgs, command: ZoneCommand) -> anyhow::Result<()> {
                     None,
                 )
                 .await?;
-            if args.json {
-                print_json(&v);
-            } else {
+            show(args, &v, |v| {
                 table(&CHANGE_HEADER, change_rows(&v["ChangeInfo"]));
-            }
+            });
         }
         ZoneCommand::Records {
             zone,
@@ -538,21 +539,17 @@ pub async fn change(args: &ApiArgs, command: ChangeCommand) -> anyhow::Result<()
                         .await?;
                 }
             }
-            if args.json {
-                print_json(&v);
-            } else {
+            show(args, &v, |v| {
                 table(&CHANGE_HEADER, change_rows(&v["ChangeInfo"]));
-            }
+            });
         }
         ChangeCommand::Get { id } => {
             let v = client
                 .call(Method::GET, &format!("/2013-04-01/change/{id}"), None)
                 .await?;
-            if args.json {
-                print_json(&v);
-            } else {
+            show(args, &v, |v| {
                 table(&CHANGE_HEADER, change_rows(&v["ChangeInfo"]));
-            }
+            });
         }
     }
     Ok(())
@@ -593,22 +590,18 @@ pub async fn health(args: &ApiArgs, command: CheckCommand) -> anyhow::Result<()>
             let v = client
                 .call(Method::GET, "/2013-04-01/healthcheck", None)
                 .await?;
-            if args.json {
-                print_json(&v);
-            } else {
+            show(args, &v, |v| {
                 let checks = v["HealthChecks"].as_array().cloned().unwrap_or_default();
                 table(&CHECK_HEADER, check_rows(&checks));
-            }
+            });
         }
         CheckCommand::Get { id } => {
             let v = client
                 .call(Method::GET, &format!("/2013-04-01/healthcheck/{id}"), None)
                 .await?;
-            if args.json {
-                print_json(&v);
-            } else {
-                table(&CHECK_HEADER, one(&v));
-            }
+            show(args, &v, |v| {
+                table(&CHECK_HEADER, one(v));
+            });
         }
         CheckCommand::Create {
             file,
@@ -620,11 +613,9 @@ pub async fn health(args: &ApiArgs, command: CheckCommand) -> anyhow::Result<()>
             let v = client
                 .call(Method::POST, "/2013-04-01/healthcheck", Some(body))
                 .await?;
-            if args.json {
-                print_json(&v);
-            } else {
-                table(&CHECK_HEADER, one(&v));
-            }
+            show(args, &v, |v| {
+                table(&CHECK_HEADER, one(v));
+            });
         }
         CheckCommand::Update { id, file } => {
             let patch = read_json(&file)?;
@@ -635,11 +626,9 @@ pub async fn health(args: &ApiArgs, command: CheckCommand) -> anyhow::Result<()>
                     Some(patch),
                 )
                 .await?;
-            if args.json {
-                print_json(&v);
-            } else {
-                table(&CHECK_HEADER, one(&v));
-            }
+            show(args, &v, |v| {
+                table(&CHECK_HEADER, one(v));
+            });
         }
         CheckCommand::Delete { id } => {
             let v = client
@@ -649,11 +638,7 @@ pub async fn health(args: &ApiArgs, command: CheckCommand) -> anyhow::Result<()>
                     None,
                 )
                 .await?;
-            if args.json {
-                print_json(&v);
-            } else {
-                println!("deleted health check {id}");
-            }
+            show(args, &v, |_| println!("deleted health check {id}"));
         }
         CheckCommand::Status { id, observations } => {
             let v = client.call(Method::GET, "/health-checks", None).await?;
@@ -759,9 +744,7 @@ pub async fn test_answer(args: &ApiArgs, t: TestAnswerArgs) -> anyhow::Result<()
             None,
         )
         .await?;
-    if args.json {
-        print_json(&v);
-    } else {
+    show(args, &v, |v| {
         println!(
             "{} {} -> {}",
             s(&v["RecordName"]),
@@ -771,6 +754,6 @@ pub async fn test_answer(args: &ApiArgs, t: TestAnswerArgs) -> anyhow::Result<()
         for d in v["RecordData"].as_array().into_iter().flatten() {
             println!("  {}", s(d));
         }
-    }
+    });
     Ok(())
 }

@@ -484,17 +484,14 @@ impl Control {
         let sets = default_sets(&origin);
         let built = build_zone(&g, &zone, &sets).map_err(ControlError::invalid)?;
         let change = next_change(&mut g, comment, &zone.id);
+        let mut view = view_of(g.store.state(), &zone);
+        view.resource_record_set_count = sets.len();
         let mut write = Write::default();
         write
             .put_zone(zone.clone())
             .replace_sets(&zone.id, sets)
             .put_change(change.clone());
-        g.store.commit(write)?;
-        g.built.insert(zone.id.clone(), built);
-        accept(&mut g, &change);
-        let view = view_of(g.store.state(), &zone);
-        drop(g);
-        self.wake.notify_all();
+        let change = self.commit_change(g, write, &zone.id, Some(built), change)?;
         Ok((view, change))
     }
 
@@ -540,8 +537,24 @@ impl Control {
         let change = next_change(&mut g, Some(format!("delete {}", zone.name)), id);
         let mut write = Write::default();
         write.delete_zone(id).put_change(change.clone());
+        self.commit_change(g, write, id, None, change)
+    }
+
+    /// Stores `write` (with `change` in it), serves `built` as zone `zone_id` (`None`: the
+    /// zone is gone) and wakes the publisher, which owes `change` an INSYNC.
+    fn commit_change(
+        &self,
+        mut g: MutexGuard<'_, Inner>,
+        write: Write,
+        zone_id: &str,
+        built: Option<Zone>,
+        change: ChangeInfo,
+    ) -> Result<ChangeInfo, ControlError> {
         g.store.commit(write)?;
-        g.built.remove(id);
+        match built {
+            Some(zone) => g.built.insert(zone_id.to_string(), zone),
+            None => g.built.remove(zone_id),
+        };
         accept(&mut g, &change);
         drop(g);
         self.wake.notify_all();
@@ -589,12 +602,7 @@ impl Control {
             .put_zone(zone)
             .replace_sets(zone_id, sets)
             .put_change(change.clone());
-        g.store.commit(write)?;
-        g.built.insert(zone_id.to_string(), built);
-        accept(&mut g, &change);
-        drop(g);
-        self.wake.notify_all();
-        Ok(change)
+        self.commit_change(g, write, zone_id, Some(built), change)
     }
 
     /// ListResourceRecordSets, in Route 53's order, from `start`.
