@@ -225,13 +225,6 @@ pub fn respond_with(
         Ok(m) => m,
         Err(_) => return encode(&error_response(&raw, opcode, ResponseCode::FormErr)),
     };
-    if let Some(zone) = request
-        .queries
-        .first()
-        .and_then(|q| catalog.find(&LowerName::new(q.name())))
-    {
-        catalog.count(zone);
-    }
     let response = answer_message(catalog, health, options, &raw, &request, client, rng);
     let bytes = encode(&response)?;
     let limit = match (transport, &request.edns) {
@@ -308,6 +301,7 @@ fn answer_message(
         response.metadata.response_code = ResponseCode::Refused;
         return response;
     };
+    catalog.count(zone);
     // RFC 7871: the client's subnet when the query carries one, else the source address.
     let ecs = request
         .edns
