@@ -191,11 +191,12 @@ pub fn render(source: &MetricsSource) -> String {
         }
     }
     if let Some(monitor) = &source.health {
+        let statuses = monitor.status();
         out.push_str(
             "# HELP dns_health_check_healthy Effective status of each health check (1 healthy).\n",
         );
         out.push_str("# TYPE dns_health_check_healthy gauge\n");
-        for check in monitor.status() {
+        for check in &statuses {
             let _ = writeln!(
                 out,
                 "dns_health_check_healthy{{id=\"{}\",type=\"{}\"}} {}",
@@ -206,7 +207,7 @@ pub fn render(source: &MetricsSource) -> String {
         }
         out.push_str("# HELP dns_health_check_probe_seconds Duration of health-check probes.\n");
         out.push_str("# TYPE dns_health_check_probe_seconds summary\n");
-        for check in monitor.status() {
+        for check in &statuses {
             let id = escape(&check.id);
             let _ = writeln!(
                 out,
@@ -223,7 +224,7 @@ pub fn render(source: &MetricsSource) -> String {
             "# HELP dns_health_check_last_probe_seconds Duration of each check's last probe.\n",
         );
         out.push_str("# TYPE dns_health_check_last_probe_seconds gauge\n");
-        for check in monitor.status() {
+        for check in &statuses {
             if let Some(last) = check.latency.last_secs {
                 let _ = writeln!(
                     out,
