@@ -481,7 +481,11 @@ impl Control {
             imported_from: None,
             import_digest: None,
         };
-        let sets = default_sets(&origin);
+        let name = Name::from_ascii(&origin).expect("checked above");
+        let sets: Vec<ResourceRecordSet> = crate::hosted_zone_defaults(&name)
+            .iter()
+            .map(|r| route53::from_record(&name, r))
+            .collect();
         let built = build_zone(&g, &zone, &sets).map_err(ControlError::invalid)?;
         let change = next_change(&mut g, comment, &zone.id);
         let mut view = view_of(g.store.state(), &zone);
@@ -807,7 +811,11 @@ impl Control {
                 id: id.to_string(),
             });
         }
-        if let Some(user) = check_users(state, id).first() {
+        let sets = state
+            .rrsets
+            .iter()
+            .flat_map(|(zone, sets)| sets.values().map(move |s| (zone.as_str(), s)));
+        if let Some(user) = check_users(sets, state.checks.values(), id).first() {
             return Err(ControlError::Refused {
                 code: "HealthCheckInUse",
                 message: format!("health check {id} is in use by {user}"),
@@ -925,34 +933,6 @@ fn forget_old_changes(store: &mut Store) -> Result<(), StoreError> {
     store.commit(write)
 }
 
-/// The SOA and NS a new hosted zone starts with (absolute names, as Route 53 lists them).
-fn default_sets(origin: &str) -> Vec<ResourceRecordSet> {
-    let set = |rtype: &str, ttl: i64, value: String| ResourceRecordSet {
-        name: origin.to_string(),
-        rtype: rtype.into(),
-        set_identifier: None,
-        weight: None,
-        region: None,
-        geo_location: None,
-        geo_proximity_location: None,
-        failover: None,
-        multi_value_answer: None,
-        cidr_routing_config: None,
-        ttl: Some(ttl),
-        resource_records: Some(vec![route53::ValueJson { value }]),
-        alias_target: None,
-        health_check_id: None,
-    };
-    vec![
-        set(
-            "SOA",
-            900,
-            format!("ns1.{origin} hostmaster.{origin} 1 7200 900 1209600 86400"),
-        ),
-        set("NS", 172800, format!("ns1.{origin}")),
-    ]
-}
-
 /// Route 53's spelling of an RCODE (NOERROR, NXDOMAIN, ...).
 fn rcode_name(rcode: hickory_proto::op::ResponseCode) -> String {
     use hickory_proto::op::ResponseCode as R;
@@ -1045,19 +1025,21 @@ fn set_specs(g: &mut Inner, specs: Vec<CheckSpec>) {
 }
 
 /// Who uses check `id`: record sets and calculated checks.
-fn check_users(state: &State, id: &str) -> Vec<String> {
+fn check_users<'a>(
+    sets: impl Iterator<Item = (&'a str, &'a ResourceRecordSet)>,
+    checks: impl Iterator<Item = &'a StoredCheck>,
+    id: &str,
+) -> Vec<String> {
     let mut users = Vec::new();
-    for (zone_id, sets) in &state.rrsets {
-        for s in sets.values() {
-            if s.health_check_id.as_deref() == Some(id) {
-                users.push(format!(
-                    "record set {} {} in hosted zone {zone_id}",
-                    s.name, s.rtype
-                ));
-            }
+    for (zone_id, s) in sets {
+        if s.health_check_id.as_deref() == Some(id) {
+            users.push(format!(
+                "record set {} {} in hosted zone {zone_id}",
+                s.name, s.rtype
+            ));
         }
     }
-    for c in state.checks.values() {
+    for c in checks {
         let children = c.health_check_config.get("ChildHealthChecks");
         if children
             .and_then(|v| v.as_array())
@@ -1231,7 +1213,7 @@ pub fn import_sets(
     }
     if !sets.iter().any(|s| s.rtype.eq_ignore_ascii_case("SOA")) {
         sets.extend(
-            crate::hosted_zone_defaults()
+            crate::hosted_zone_defaults(&spec.origin)
                 .iter()
                 .map(|r| route53::from_record(&spec.origin, r)),
         );
@@ -1283,7 +1265,7 @@ fn import(
 ) -> Result<HashSet<String>, (HashSet<String>, ImportError)> {
     let fail = |e: ImportError| (HashSet::new(), e);
     let mut problems = Vec::new();
-    let state = g.store.state().clone();
+    let state = g.store.state();
     let mut write = Write::default();
 
     // Health checks first: the zones are validated against them.
@@ -1371,27 +1353,20 @@ fn import(
         zones_by_name.remove(&z.name);
     }
 
-    // Checks the config dropped go unless something still uses them.
-    let mut candidate = state.clone();
-    candidate.checks = checks.clone();
-    for (id, sets) in &next_sets {
-        candidate.rrsets.insert(
-            id.clone(),
-            sets.iter()
-                .map(|s| {
-                    (
-                        store::sort_key(&s.name, &s.rtype, s.set_identifier.as_deref()),
-                        route53::normalize(s.clone()),
-                    )
-                })
-                .collect(),
-        );
-    }
-    for z in &removed_zones {
-        candidate.rrsets.remove(&z.id);
-    }
+    // Checks the config dropped go unless something still uses them: the record sets as
+    // they will be (imported zones' new sets, removed zones' none) and the remaining checks.
+    let removed: HashSet<&str> = removed_zones.iter().map(|z| z.id.as_str()).collect();
+    let candidate_checks = checks.clone();
     for id in &dropped {
-        let users = check_users(&candidate, id);
+        let stored = state
+            .rrsets
+            .iter()
+            .filter(|(zone, _)| !removed.contains(zone.as_str()) && !next_sets.contains_key(*zone))
+            .flat_map(|(zone, sets)| sets.values().map(move |s| (zone.as_str(), s)));
+        let imported = next_sets
+            .iter()
+            .flat_map(|(zone, sets)| sets.iter().map(move |s| (zone.as_str(), s)));
+        let users = check_users(stored.chain(imported), candidate_checks.values(), id);
         match users.first() {
             None => {
                 checks.remove(id);

@@ -104,13 +104,24 @@ enum Parsed {
     Records(u32, Vec<hickory_proto::rr::Record>),
 }
 
-/// Record sets a new Route 53 hosted zone starts with (a batch-only zone has no SOA or NS).
-pub fn hosted_zone_defaults() -> Vec<config::RecordSection> {
-    let record = |rtype: &str, ttl: u32, value: &str| config::RecordSection {
+/// Record sets a new Route 53 hosted zone `origin` starts with (a batch-only zone has no SOA
+/// or NS): an SOA and an NS naming `ns1.<origin>`, absolute, as Route 53 lists them.
+pub fn hosted_zone_defaults(origin: &hickory_proto::rr::Name) -> Vec<config::RecordSection> {
+    let mut origin = origin.clone();
+    origin.set_fqdn(true);
+    let under = |label: &str| {
+        if origin.is_root() {
+            format!("{label}.")
+        } else {
+            format!("{label}.{origin}")
+        }
+    };
+    let (ns, mbox) = (under("ns1"), under("hostmaster"));
+    let record = |rtype: &str, ttl: u32, value: String| config::RecordSection {
         name: "@".into(),
         rtype: rtype.into(),
         ttl: Some(ttl),
-        values: vec![value.into()],
+        values: vec![value],
         alias: None,
         set_id: None,
         health_check: None,
@@ -123,8 +134,8 @@ pub fn hosted_zone_defaults() -> Vec<config::RecordSection> {
         cidr: None,
     };
     vec![
-        record("SOA", 900, "ns1 hostmaster 1 7200 900 1209600 86400"),
-        record("NS", 172800, "ns1"),
+        record("SOA", 900, format!("{ns} {mbox} 1 7200 900 1209600 86400")),
+        record("NS", 172800, ns.clone()),
     ]
 }
 
@@ -172,7 +183,7 @@ pub fn load_zone(spec: &ZoneSpec, regions: &Regions) -> Result<Zone, ZoneError> 
             .any(|(_, r)| r.rtype.eq_ignore_ascii_case("SOA"));
     let defaults;
     if spec.source.is_none() && !spec.route53.is_empty() && !has_soa {
-        defaults = hosted_zone_defaults();
+        defaults = hosted_zone_defaults(&spec.origin);
         inputs.extend(
             defaults
                 .iter()
