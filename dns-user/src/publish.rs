@@ -73,14 +73,7 @@ impl Published {
                         tracing::error!("turning the fast path on: {e}");
                     }
                 }
-                Err(e) => {
-                    tracing::error!(
-                        "change not written to the XDP maps ({e}); fast path off, userspace answers everything"
-                    );
-                    if let Err(e) = writer.set_enabled(false) {
-                        tracing::error!("turning the fast path off failed: {e}");
-                    }
-                }
+                Err(e) => fast_path_off(writer, "change", &e),
             }
         }
         self.catalog.store(Arc::new(next));
@@ -99,14 +92,7 @@ impl Published {
             let change = compile::policy_changes(&catalog, &health, writer.installed());
             match writer.apply(&change) {
                 Ok(s) => stats = Some(s),
-                Err(e) => {
-                    tracing::error!(
-                        "health change not written to the XDP maps ({e}); fast path off, userspace answers everything"
-                    );
-                    if let Err(e) = writer.set_enabled(false) {
-                        tracing::error!("turning the fast path off failed: {e}");
-                    }
-                }
+                Err(e) => fast_path_off(writer, "health change", &e),
             }
         }
         self.health.store(health);
@@ -135,5 +121,16 @@ impl Published {
             Some(writer) => writer.set_enabled(enabled),
             None => Ok(()),
         }
+    }
+}
+
+/// `what` could not be written to the maps: the fast path goes transparent, so userspace
+/// (which gets it) answers everything rather than XDP answering without it.
+fn fast_path_off(writer: &mut MapWriter, what: &str, e: &MapWriteError) {
+    tracing::error!(
+        "{what} not written to the XDP maps ({e}); fast path off, userspace answers everything"
+    );
+    if let Err(e) = writer.set_enabled(false) {
+        tracing::error!("turning the fast path off failed: {e}");
     }
 }
