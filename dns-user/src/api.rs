@@ -1,19 +1,19 @@
 //! The HTTP control API (axum): Route 53's hosted-zone, change and health-check calls as
 //! JSON under `/2013-04-01/`, plus `/metrics`. Documented in `docs/openapi.yaml`.
 //!
-//! Every request body is parsed strictly (unknown fields are errors) before anything is
-//! touched; every refusal is `{"Error": {"Code", "Message", "Problems"}}` with 400 (bad
-//! input), 404 (no such thing), 409 (already exists) or 500 (the store failed). When a
-//! token is configured, every request needs `Authorization: Bearer TOKEN`.
+//! Every request passes [`crate::http`]'s front door first (browser guard, bearer token when
+//! one is configured, timeouts, size and connection limits). Every request body is parsed
+//! strictly (unknown fields are errors) before anything is touched; every refusal is
+//! `{"Error": {"Code", "Message", "Problems"}}` with 400 (bad input), 404 (no such thing), 409
+//! (already exists) or 500 (the store failed).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
@@ -27,7 +27,8 @@ use crate::route53::ChangeBatch;
 pub struct ApiState {
     pub control: Arc<Control>,
     pub metrics: Arc<MetricsSource>,
-    pub token: Option<String>,
+    /// The front door: names, token, limits.
+    pub guard: Arc<crate::http::Guard>,
 }
 
 type Shared = State<Arc<ApiState>>;
@@ -37,8 +38,7 @@ pub struct ApiError(StatusCode, String, String, Vec<String>);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"Error": {"Code": self.1, "Message": self.2, "Problems": self.3}});
-        (self.0, axum::Json(body)).into_response()
+        crate::http::error(self.0, &self.1, &self.2, &self.3)
     }
 }
 
@@ -373,36 +373,10 @@ async fn test_answer(
     ))
 }
 
-/// Refuses requests without the configured bearer token.
-async fn authorize(State(s): Shared, headers: HeaderMap, request: Request, next: Next) -> Response {
-    if let Some(token) = &s.token {
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        if !same(given.as_bytes(), token.as_bytes()) {
-            return ApiError(
-                StatusCode::UNAUTHORIZED,
-                "AccessDenied".into(),
-                "a valid bearer token is required".into(),
-                Vec::new(),
-            )
-            .into_response();
-        }
-    }
-    next.run(request).await
-}
-
-/// Compares without stopping at the first difference.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// The API's routes.
 pub fn router(state: Arc<ApiState>) -> Router {
     let metrics = state.metrics.clone();
-    Router::new()
+    let routes = Router::new()
         .route("/2013-04-01/hostedzone", get(list_zones).post(create_zone))
         .route(
             "/2013-04-01/hostedzone/{id}",
@@ -423,17 +397,9 @@ pub fn router(state: Arc<ApiState>) -> Router {
         )
         .route("/2013-04-01/healthcheck/{id}/status", get(check_status))
         .route("/2013-04-01/testdnsanswer", get(test_answer))
-        .merge(crate::metrics::router(metrics))
-        .fallback(|| async {
-            ApiError(
-                StatusCode::NOT_FOUND,
-                "NotFound".into(),
-                "no such API call".into(),
-                Vec::new(),
-            )
-        })
-        .layer(middleware::from_fn_with_state(state.clone(), authorize))
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(crate::metrics::router(metrics, true));
+    crate::http::guarded(routes, state.guard.clone())
 }
 
 /// Binds the API (before anything is served, so an address in use is reported at start).
@@ -445,8 +411,8 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
 
 /// Serves the API on `listener` until the task is dropped.
 pub async fn serve(listener: tokio::net::TcpListener, state: Arc<ApiState>) -> anyhow::Result<()> {
-    axum::serve(listener, router(state)).await?;
-    Ok(())
+    let limits = state.guard.limits.clone();
+    crate::http::serve(listener, router(state), limits).await
 }
 
 #[cfg(test)]

@@ -424,7 +424,8 @@ fn serve(args: &ConfigArgs) -> anyhow::Result<()> {
             published: Some(published.clone()),
         });
         if let Some(addr) = settings.metrics {
-            tasks.spawn(crate::metrics::serve(addr, source.clone()));
+            let api_guard = settings.api.as_ref().map(api_guard);
+            tasks.spawn(crate::metrics::serve(addr, source.clone(), api_guard));
             tracing::info!("metrics on http://{addr}/metrics, health checks on http://{addr}/health-checks");
         }
         if let (Some(listener), Some(api)) = (api_listener, &settings.api) {
@@ -432,7 +433,7 @@ fn serve(args: &ConfigArgs) -> anyhow::Result<()> {
             let state = Arc::new(crate::api::ApiState {
                 control: control.clone(),
                 metrics: source.clone(),
-                token: api.token.clone(),
+                guard: api_guard(api),
             });
             tasks.spawn(crate::api::serve(listener, state));
             tracing::info!(
@@ -518,6 +519,15 @@ fn reload(args: &ConfigArgs, running: &Settings, control: &Control) {
             " (with errors above)"
         }
     );
+}
+
+/// The API's front door from its settings.
+fn api_guard(api: &crate::config::ApiSettings) -> Arc<crate::http::Guard> {
+    Arc::new(crate::http::Guard {
+        server_names: api.server_names.clone(),
+        token: api.token.clone(),
+        limits: api.limits.clone(),
+    })
 }
 
 /// A pid file that is removed when dropped.

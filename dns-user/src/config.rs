@@ -22,11 +22,8 @@ const EMBEDDED_FILES: &[(&str, &str)] = &[(
 /// Configuration errors.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{path}: cannot read config: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("cannot read config: {0}")]
+    Read(#[from] crate::files::FileError),
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("{0}")]
@@ -285,8 +282,19 @@ pub struct ApiSection {
     pub enabled: bool,
     /// Bearer token every API request must carry (required off loopback).
     pub token: Option<String>,
-    /// File holding the token (its first line), instead of `token`.
+    /// File holding the token (its first line), instead of `token`; refused when group or
+    /// others may read it.
     pub token_file: Option<PathBuf>,
+    /// Host names clients reach the API by, besides IP literals and `localhost`; any other
+    /// `Host` is refused (DNS rebinding).
+    #[serde(default)]
+    pub server_names: Vec<String>,
+    /// Connections served at once (API and metrics listeners each).
+    #[serde(default = "default_api_connections")]
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers, and again its body (ms).
+    #[serde(default = "default_api_read_timeout_ms")]
+    pub read_timeout_ms: u64,
 }
 
 impl Default for ApiSection {
@@ -296,8 +304,19 @@ impl Default for ApiSection {
             enabled: true,
             token: None,
             token_file: None,
+            server_names: Vec::new(),
+            max_connections: default_api_connections(),
+            read_timeout_ms: default_api_read_timeout_ms(),
         }
     }
+}
+
+fn default_api_connections() -> usize {
+    crate::http::Limits::default().max_connections
+}
+
+fn default_api_read_timeout_ms() -> u64 {
+    crate::http::Limits::default().read_timeout.as_millis() as u64
 }
 
 fn default_api_listen() -> SocketAddr {
@@ -313,6 +332,9 @@ fn default_true() -> bool {
 pub struct ApiSettings {
     pub listen: SocketAddr,
     pub token: Option<String>,
+    /// Extra host names (lower case).
+    pub server_names: Vec<String>,
+    pub limits: crate::http::Limits,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -635,10 +657,7 @@ pub fn resolve(path: Option<&Path>, overrides: &Overrides) -> Result<Settings, C
     );
     let (file, base_dir, embedded) = match path {
         Some(p) => {
-            let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
-                path: p.to_path_buf(),
-                source,
-            })?;
+            let text = crate::files::read_text(p, crate::files::MAX_SMALL_FILE)?;
             let file = parse(&text, p)?;
             (
                 file,
@@ -752,9 +771,8 @@ fn settings_from(
             (Some(t), None) => Some(t.clone()),
             (None, Some(f)) => {
                 let path = base_dir.join(f);
-                let text = std::fs::read_to_string(&path).map_err(|e| {
-                    ConfigError::Invalid(format!("api.token_file {}: {e}", path.display()))
-                })?;
+                let text = crate::files::read_secret(&path)
+                    .map_err(|e| ConfigError::Invalid(format!("api.token_file: {e}")))?;
                 Some(text.lines().next().unwrap_or("").trim().to_string())
             }
             (None, None) => None,
@@ -762,9 +780,25 @@ fn settings_from(
         if token.as_deref().is_some_and(str::is_empty) {
             return Err(ConfigError::Invalid("api: the token is empty".into()));
         }
+        if file.api.max_connections == 0 || file.api.read_timeout_ms == 0 {
+            return Err(ConfigError::Invalid(
+                "api: max_connections and read_timeout_ms must be more than 0".into(),
+            ));
+        }
         Some(ApiSettings {
             listen: overrides.api_listen.unwrap_or(file.api.listen),
             token,
+            server_names: file
+                .api
+                .server_names
+                .iter()
+                .map(|n| n.trim_end_matches('.').to_ascii_lowercase())
+                .collect(),
+            limits: crate::http::Limits {
+                max_connections: file.api.max_connections,
+                read_timeout: std::time::Duration::from_millis(file.api.read_timeout_ms),
+                ..crate::http::Limits::default()
+            },
         })
     };
 

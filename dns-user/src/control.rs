@@ -907,7 +907,7 @@ impl Control {
                 .iter()
                 .filter(|r| r.record_type() == qtype || qtype == RecordType::ANY)
                 .map(|r| {
-                    let text = zone::presentation(r.record_type(), &r.data);
+                    let text = crate::rdata::presentation(r.record_type(), &r.data);
                     text.split_once(' ')
                         .map_or(text.clone(), |(_, v)| v.to_string())
                 })
@@ -1144,22 +1144,21 @@ pub fn import_sets(
     regions: &crate::Regions,
 ) -> Result<Vec<ResourceRecordSet>, String> {
     let mut sets: Vec<ResourceRecordSet> = Vec::new();
-    let text = match &spec.source {
-        Some(ZoneSource::File(path)) => Some((
-            std::fs::read_to_string(path)
-                .map_err(|e| format!("{}: cannot read zone file: {e}", path.display()))?,
-            path.clone(),
+    let records = match &spec.source {
+        Some(ZoneSource::File(path)) => Some(zone::read_zone_file(&spec.origin, path)),
+        Some(ZoneSource::Embedded { name, text }) => Some(zone::parse_zone_text(
+            &spec.origin,
+            text,
+            std::path::Path::new(name),
         )),
-        Some(ZoneSource::Embedded { name, text }) => Some((text.to_string(), PathBuf::from(name))),
         None => None,
     };
-    if let Some((text, path)) = text {
-        let records =
-            zone::parse_zone_text(&spec.origin, &text, &path).map_err(|e| e.to_string())?;
+    if let Some(records) = records {
+        let records = records.map_err(|e| e.to_string())?;
         let mut index: HashMap<(String, String), usize> = HashMap::new();
         for (record, _) in records {
             // "TYPE rdata": the type as the zone-file parser reads it, then the data.
-            let text = zone::presentation(record.record_type(), &record.data);
+            let text = crate::rdata::presentation(record.record_type(), &record.data);
             let (rtype, value) = text.split_once(' ').unwrap_or((&text, ""));
             let key = (
                 record.name.to_ascii().to_ascii_lowercase(),
@@ -1198,8 +1197,8 @@ pub fn import_sets(
             .map(|r| route53::from_record(&spec.origin, r)),
     );
     for path in &spec.route53 {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+        let text = crate::files::read_text(path, crate::files::MAX_SMALL_FILE)
+            .map_err(|e| format!("cannot read: {e}"))?;
         let batch: ChangeBatch = serde_json::from_str(&text)
             .map_err(|e| format!("{}: malformed change batch: {e}", path.display()))?;
         let applied = route53::apply_to(Vec::new(), &batch, regions, None).map_err(|p| {

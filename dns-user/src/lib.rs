@@ -19,12 +19,15 @@ pub mod client;
 pub mod compile;
 pub mod config;
 pub mod control;
+pub mod files;
 pub mod health;
+pub mod http;
 pub mod location;
 pub mod maps;
 pub mod metrics;
 pub mod policy;
 pub mod publish;
+pub mod rdata;
 pub mod route53;
 pub mod rrl;
 pub mod server;
@@ -143,14 +146,7 @@ pub fn hosted_zone_defaults(origin: &hickory_proto::rr::Name) -> Vec<config::Rec
 /// `regions` resolves geoproximity region names.
 pub fn load_zone(spec: &ZoneSpec, regions: &Regions) -> Result<Zone, ZoneError> {
     let (mut records, source) = match &spec.source {
-        Some(ZoneSource::File(path)) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| Place::whole(path).error(format!("cannot read zone file: {e}")))?;
-            (
-                zone::parse_zone_text(&spec.origin, &text, path)?,
-                path.as_path(),
-            )
-        }
+        Some(ZoneSource::File(path)) => (zone::read_zone_file(&spec.origin, path)?, path.as_path()),
         Some(ZoneSource::Embedded { name, text }) => {
             let path = Path::new(name);
             (zone::parse_zone_text(&spec.origin, text, path)?, path)

@@ -247,33 +247,71 @@ fn escape(value: &str) -> String {
 
 /// Serves `/metrics` and `/health-checks` (JSON: every check's status and recent
 /// observations) on `addr` until the task is dropped.
-pub async fn serve(addr: SocketAddr, source: Arc<MetricsSource>) -> anyhow::Result<()> {
+///
+/// `/health-checks` (targets and probe results) is served here only behind the API's token, or,
+/// when the API has none, only on a loopback address: the metrics listener may face a network
+/// the API does not. `/metrics` needs no token.
+pub async fn serve(
+    addr: SocketAddr,
+    source: Arc<MetricsSource>,
+    api: Option<Arc<crate::http::Guard>>,
+) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen for metrics on {addr}: {e}"))?;
-    axum::serve(listener, router::<()>(source)).await?;
-    Ok(())
+    let open = crate::http::Guard {
+        server_names: api
+            .as_ref()
+            .map(|g| g.server_names.clone())
+            .unwrap_or_default(),
+        ..crate::http::Guard::default()
+    };
+    let mut routes = router::<()>(source.clone(), false);
+    let health_guard = match api {
+        Some(g) if g.token.is_some() => Some(g),
+        _ if addr.ip().is_loopback() => Some(Arc::new(open.clone())),
+        _ => None,
+    };
+    if let Some(g) = health_guard {
+        routes = routes.merge(
+            health_router(source)
+                .route_layer(axum::middleware::from_fn_with_state(g, crate::http::guard)),
+        );
+    }
+    let routes = crate::http::guarded(routes, Arc::new(open));
+    crate::http::serve(listener, routes, crate::http::Limits::default()).await
 }
 
-/// The `/metrics` and `/health-checks` routes (also part of the API).
-pub fn router<S: Clone + Send + Sync + 'static>(source: Arc<MetricsSource>) -> Router<S> {
+/// The `/health-checks` route: every check's target and last results.
+fn health_router<S: Clone + Send + Sync + 'static>(source: Arc<MetricsSource>) -> Router<S> {
     let health = source.health.clone();
-    Router::new()
-        .route(
-            "/metrics",
-            get(move || {
-                let source = source.clone();
-                async move { render(&source) }
-            }),
-        )
-        .route(
-            "/health-checks",
-            get(move || {
-                let health = health.clone();
-                async move {
-                    let status = health.map(|m| m.status()).unwrap_or_default();
-                    axum::Json(status)
-                }
-            }),
-        )
+    Router::new().route(
+        "/health-checks",
+        get(move || {
+            let health = health.clone();
+            async move {
+                let status = health.map(|m| m.status()).unwrap_or_default();
+                axum::Json(status)
+            }
+        }),
+    )
+}
+
+/// The `/metrics` route, and `/health-checks` with `health` (the API serves both).
+pub fn router<S: Clone + Send + Sync + 'static>(
+    source: Arc<MetricsSource>,
+    health: bool,
+) -> Router<S> {
+    let metrics = Router::new().route("/metrics", {
+        let source = source.clone();
+        get(move || {
+            let source = source.clone();
+            async move { render(&source) }
+        })
+    });
+    if health {
+        metrics.merge(health_router(source))
+    } else {
+        metrics
+    }
 }

@@ -136,8 +136,8 @@ pub fn load(
         file: file.clone(),
         problems,
     };
-    let text =
-        std::fs::read_to_string(path).map_err(|e| fail(vec![format!("cannot read: {e}")]))?;
+    let text = crate::files::read_text(path, crate::files::MAX_SMALL_FILE)
+        .map_err(|e| fail(vec![format!("cannot read: {e}")]))?;
     parse(&text, regions).map_err(fail)
 }
 

@@ -1,18 +1,19 @@
 //! Zone data: the in-memory model of one hosted zone, and loading it from RFC 1035 zone files.
 //!
-//! The file front end here owns what hickory's parser does not report: where an entry starts
-//! (file and line), `$ORIGIN`, `$TTL`, `$INCLUDE` and owner inheritance. Each resource record is
-//! then handed to hickory-proto's parser for its RDATA, so every error names file and line.
+//! The file front end here owns where an entry starts (file and line), `$ORIGIN`, `$TTL`,
+//! `$INCLUDE` and owner inheritance. Each resource record's data is then read by its type's
+//! RDATA parser ([`crate::rdata`]), so every error names file and line. `$INCLUDE` is read only
+//! in a zone file the operator's config names ([`read_zone_file`]), relative to it, as a
+//! bounded regular file; zone text from anywhere else cannot name a file.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
-use hickory_proto::serialize::txt::Parser;
-
 use crate::policy;
+use crate::rdata::{self, TYPE_SPF};
+use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
 
 /// Deepest `$INCLUDE` nesting accepted.
 const MAX_INCLUDE_DEPTH: usize = 8;
@@ -179,7 +180,7 @@ impl Zone {
                         out,
                         "{name} {} IN {}",
                         set.ttl,
-                        presentation(set.rtype, rdata)
+                        rdata::presentation(set.rtype, rdata)
                     );
                 }
             }
@@ -597,8 +598,9 @@ pub fn parse_config_record(
     let origin = fqdn(origin.clone());
     let owner = parse_name(name, &origin, place)?;
     let rtype = parse_type(rtype).ok_or_else(|| place.error(format!("unknown type {rtype}")))?;
-    parse_record(&owner, ttl, rtype, value, &origin)
-        .map_err(|e| place.error(format!("bad {rtype} record: {e}")))
+    let data = rdata::parse_value(rtype, value, &origin)
+        .map_err(|e| place.error(format!("bad {rtype} record: {e}")))?;
+    Ok(Record::from_rdata(owner, ttl, data))
 }
 
 /// Parses a `[[zone.record]]` owner name (relative, `@` or absolute) and type.
@@ -664,17 +666,37 @@ fn fqdn(mut name: Name) -> Name {
     name
 }
 
-/// Parses zone-file text (RFC 1035 section 5) into records, each with its file and line.
+/// Parses zone-file text (RFC 1035 section 5) into records, each with its file and line
+/// (`path` names it in errors). `$INCLUDE` is refused: only [`read_zone_file`] reads files.
 pub fn parse_zone_text(
     origin: &Name,
     text: &str,
     path: &Path,
+) -> Result<Vec<(Record, Place)>, ZoneError> {
+    parse_zone(origin, text, path, false)
+}
+
+/// Reads and parses the zone file at `path`, which the operator's config names: a regular
+/// file of at most [`crate::files::MAX_ZONE_FILE`] bytes, its `$INCLUDE`s resolved relative
+/// to the including file and read the same way.
+pub fn read_zone_file(origin: &Name, path: &Path) -> Result<Vec<(Record, Place)>, ZoneError> {
+    let text = crate::files::read_text(path, crate::files::MAX_ZONE_FILE)
+        .map_err(|e| Place::whole(path).error(format!("cannot read zone file: {e}")))?;
+    parse_zone(origin, &text, path, true)
+}
+
+fn parse_zone(
+    origin: &Name,
+    text: &str,
+    path: &Path,
+    includes: bool,
 ) -> Result<Vec<(Record, Place)>, ZoneError> {
     let mut state = FileState {
         origin: fqdn(origin.clone()),
         default_ttl: None,
         last_ttl: None,
         last_owner: None,
+        includes,
     };
     let mut out = Vec::new();
     parse_into(&mut state, text, path, 0, &mut out)?;
@@ -686,6 +708,8 @@ struct FileState {
     default_ttl: Option<u32>,
     last_ttl: Option<u32>,
     last_owner: Option<Name>,
+    /// Whether `$INCLUDE` may read files (a zone file named by the config).
+    includes: bool,
 }
 
 fn parse_into(
@@ -724,6 +748,10 @@ fn parse_into(
                     state.default_ttl = Some(parse_ttl(ttl, &place)?);
                 }
                 "$INCLUDE" => {
+                    if !state.includes {
+                        return Err(place
+                            .error("$INCLUDE is read only in zone files that the config names"));
+                    }
                     if depth >= MAX_INCLUDE_DEPTH {
                         return Err(place.error("$INCLUDE nested too deeply"));
                     }
@@ -731,9 +759,8 @@ fn parse_into(
                         .get(1)
                         .ok_or_else(|| place.error("$INCLUDE needs a file"))?;
                     let file = path.parent().unwrap_or(Path::new(".")).join(file);
-                    let included = std::fs::read_to_string(&file).map_err(|e| {
-                        place.error(format!("cannot read $INCLUDE {}: {e}", file.display()))
-                    })?;
+                    let included = crate::files::read_text(&file, crate::files::MAX_ZONE_FILE)
+                        .map_err(|e| place.error(format!("cannot read $INCLUDE: {e}")))?;
                     // The included file may change its origin; the parent's is restored after
                     // (RFC 1035 section 5.1).
                     let saved_origin = state.origin.clone();
@@ -794,9 +821,9 @@ fn parse_into(
         if rest.is_empty() {
             return Err(place.error(format!("{rtype} record has no data")));
         }
-        let record = parse_record(&owner, ttl, rtype, &rest.join(" "), &state.origin)
+        let data = rdata::parse_tokens(rtype, rest, &state.origin)
             .map_err(|e| place.error(format!("bad {rtype} record: {e}")))?;
-        out.push((record, place));
+        out.push((Record::from_rdata(owner, ttl, data), place));
     }
     Ok(())
 }
@@ -813,9 +840,6 @@ fn parse_ttl(text: &str, place: &Place) -> Result<u32, ZoneError> {
         .map_err(|e| place.error(format!("bad TTL {text}: {e}")))
 }
 
-/// RR type 99 (RFC 7208 section 3.1; TXT syntax). hickory has no variant for it.
-pub const TYPE_SPF: u16 = 99;
-
 /// An RR type from its mnemonic, RFC 3597's `TYPEnnn`, or `SPF`.
 pub fn parse_type(token: &str) -> Option<RecordType> {
     let upper = token.to_ascii_uppercase();
@@ -829,296 +853,6 @@ pub fn parse_type(token: &str) -> Option<RecordType> {
         return Some(RecordType::from(TYPE_SPF));
     }
     upper.parse().ok()
-}
-
-/// `TYPE RDATA` in zone-file syntax.
-/// `rdata` in zone-file syntax that [`parse_config_record`] reads back to the same data.
-pub fn presentation(rtype: RecordType, rdata: &RData) -> String {
-    use hickory_proto::serialize::binary::BinEncodable;
-    match rdata {
-        RData::Unknown { rdata, .. } => {
-            let bytes = &rdata.anything;
-            let hex = |b: &[u8]| -> String { b.iter().map(|b| format!("{b:02X}")).collect() };
-            match u16::from(rtype) {
-                // RFC 4034 section 5.3: key tag, algorithm, digest type, digest.
-                _ if rtype == RecordType::DS && bytes.len() > 4 => format!(
-                    "DS {} {} {} {}",
-                    u16::from_be_bytes([bytes[0], bytes[1]]),
-                    bytes[2],
-                    bytes[3],
-                    hex(&bytes[4..])
-                ),
-                TYPE_SPF => format!("SPF \\# {} {}", bytes.len(), hex(bytes)),
-                code => format!("TYPE{code} \\# {} {}", bytes.len(), hex(bytes)),
-            }
-        }
-        RData::TXT(txt) => {
-            let strings: Vec<String> = txt
-                .txt_data
-                .iter()
-                .map(|s| {
-                    let mut q = String::from("\"");
-                    for &b in s.iter() {
-                        match b {
-                            b'"' | b'\\' => {
-                                q.push('\\');
-                                q.push(b as char);
-                            }
-                            0x20..=0x7e => q.push(b as char),
-                            _ => q.push_str(&format!("\\{b:03}")),
-                        }
-                    }
-                    q.push('"');
-                    q
-                })
-                .collect();
-            format!("TXT {}", strings.join(" "))
-        }
-        other => match other.to_bytes() {
-            // Types whose Display is not zone-file syntax fall back to the generic form.
-            Ok(bytes) if !display_round_trips(rtype) => {
-                let hex: String = bytes.iter().map(|b| format!("{b:02X}")).collect();
-                format!("TYPE{} \\# {} {hex}", u16::from(rtype), bytes.len())
-            }
-            _ => format!("{rtype} {other}"),
-        },
-    }
-}
-
-/// Types whose hickory Display output is accepted back by the zone parser unchanged.
-fn display_round_trips(rtype: RecordType) -> bool {
-    matches!(
-        rtype,
-        RecordType::A
-            | RecordType::AAAA
-            | RecordType::NS
-            | RecordType::CNAME
-            | RecordType::PTR
-            | RecordType::MX
-            | RecordType::SOA
-            | RecordType::SRV
-            | RecordType::CAA
-            | RecordType::NAPTR
-            | RecordType::SSHFP
-            | RecordType::TLSA
-            | RecordType::SVCB
-            | RecordType::HTTPS
-    )
-}
-
-/// True for types hickory has no text parser for: they need RFC 3597 generic RDATA.
-fn is_opaque(rtype: RecordType) -> bool {
-    matches!(rtype, RecordType::Unknown(_))
-}
-
-/// RDATA in RFC 3597 section 5 generic form: `\# <length> <hex>...`.
-fn parse_generic_rdata(rtype: RecordType, text: &str) -> Result<RData, String> {
-    use hickory_proto::serialize::binary::{BinDecoder, Restrict};
-    let mut parts = text.split_whitespace();
-    parts.next(); // the \# token
-    let len: u16 = parts
-        .next()
-        .ok_or("\\# needs a length")?
-        .parse()
-        .map_err(|e| format!("bad \\# length: {e}"))?;
-    let hex: String = parts.collect();
-    if hex.len() % 2 != 0 {
-        return Err("odd number of hex digits".into());
-    }
-    let bytes = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16))
-        .collect::<Result<Vec<u8>, _>>()
-        .map_err(|e| format!("bad hex: {e}"))?;
-    if bytes.len() != usize::from(len) {
-        return Err(format!(
-            "\\# length {len} but {} bytes of data",
-            bytes.len()
-        ));
-    }
-    if bytes.is_empty() {
-        return Err("empty RDATA is not supported".into());
-    }
-    let mut decoder = BinDecoder::new(&bytes);
-    let rdata = RData::read(&mut decoder, rtype, Restrict::new(len)).map_err(|e| e.to_string())?;
-    if !decoder.is_empty() {
-        return Err("trailing bytes after the RDATA".into());
-    }
-    Ok(rdata)
-}
-
-/// Parses one record's RDATA, relative names resolved at `origin`: RFC 3597 generic form for
-/// any type, SPF as TXT text, everything else through hickory's zone parser.
-fn parse_record(
-    owner: &Name,
-    ttl: u32,
-    rtype: RecordType,
-    rdata: &str,
-    origin: &Name,
-) -> Result<Record, String> {
-    if rdata.starts_with("\\#") {
-        return Ok(Record::from_rdata(
-            owner.clone(),
-            ttl,
-            parse_generic_rdata(rtype, rdata)?,
-        ));
-    }
-    if rtype == RecordType::TXT || u16::from(rtype) == TYPE_SPF {
-        let strings = parse_character_strings(rdata)?;
-        let txt =
-            hickory_proto::rr::rdata::TXT::from_bytes(strings.iter().map(Vec::as_slice).collect());
-        let rdata = if rtype == RecordType::TXT {
-            RData::TXT(txt)
-        } else {
-            use hickory_proto::serialize::binary::BinEncodable;
-            let bytes = RData::TXT(txt).to_bytes().map_err(|e| e.to_string())?;
-            RData::Unknown {
-                code: rtype,
-                rdata: hickory_proto::rr::rdata::NULL::with(bytes),
-            }
-        };
-        return Ok(Record::from_rdata(owner.clone(), ttl, rdata));
-    }
-    if rtype == RecordType::DS {
-        let rdata = RData::Unknown {
-            code: rtype,
-            rdata: hickory_proto::rr::rdata::NULL::with(parse_ds_text(rdata)?),
-        };
-        return Ok(Record::from_rdata(owner.clone(), ttl, rdata));
-    }
-    if is_opaque(rtype) {
-        return Err(format!(
-            "type {} has no text form here: use RFC 3597 syntax (\\# <length> <hex>)",
-            u16::from(rtype)
-        ));
-    }
-    if rtype == RecordType::SVCB || rtype == RecordType::HTTPS {
-        // hickory makes a relative TargetName absolute without the origin; do it here.
-        let mut parts: Vec<&str> = rdata.split_whitespace().collect();
-        let target;
-        if let Some(t) = parts.get(1).filter(|t| **t != "." && !t.ends_with('.')) {
-            target = format!("{t}.{origin}");
-            parts[1] = &target;
-            return parse_hickory(owner, ttl, rtype, &parts.join(" "), origin);
-        }
-    }
-    parse_hickory(owner, ttl, rtype, rdata, origin)
-}
-
-/// RFC 1035 section 5.1 <character-string>s: quoted or bare, with `\\X` and `\\DDD` escapes,
-/// each at most 255 bytes.
-fn parse_character_strings(text: &str) -> Result<Vec<Vec<u8>>, String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i].is_ascii_whitespace() {
-            i += 1;
-            continue;
-        }
-        let quoted = bytes[i] == b'"';
-        if quoted {
-            i += 1;
-        }
-        let mut s = Vec::new();
-        loop {
-            let Some(&b) = bytes.get(i) else {
-                if quoted {
-                    return Err("unterminated quoted string".into());
-                }
-                break;
-            };
-            if quoted && b == b'"' {
-                i += 1;
-                break;
-            }
-            if !quoted && b.is_ascii_whitespace() {
-                break;
-            }
-            if b == b'\\' {
-                let digits = bytes
-                    .get(i + 1..i + 4)
-                    .filter(|d| d.iter().all(u8::is_ascii_digit));
-                if let Some(d) = digits {
-                    let value: u16 = std::str::from_utf8(d)
-                        .expect("digits")
-                        .parse()
-                        .expect("digits");
-                    s.push(
-                        u8::try_from(value).map_err(|_| format!("escape \\{value} is over 255"))?,
-                    );
-                    i += 4;
-                } else {
-                    s.push(*bytes.get(i + 1).ok_or("escape at the end of the data")?);
-                    i += 2;
-                }
-                continue;
-            }
-            s.push(b);
-            i += 1;
-        }
-        if s.len() > 255 {
-            return Err(format!(
-                "a character-string is {} bytes (at most 255)",
-                s.len()
-            ));
-        }
-        out.push(s);
-    }
-    if out.is_empty() {
-        return Err("no character-strings".into());
-    }
-    Ok(out)
-}
-
-/// DS presentation format (RFC 4034 section 5.3): key tag, algorithm, digest type, digest in
-/// hex (white space allowed). Kept as wire bytes: hickory parses DS only with its DNSSEC
-/// feature, which this server does not need.
-fn parse_ds_text(text: &str) -> Result<Vec<u8>, String> {
-    let mut parts = text.split_whitespace();
-    let mut field = |name: &str| parts.next().ok_or(format!("DS needs a {name}"));
-    let key_tag: u16 = field("key tag")?
-        .parse()
-        .map_err(|e| format!("key tag: {e}"))?;
-    let algorithm: u8 = field("algorithm")?
-        .parse()
-        .map_err(|e| format!("algorithm: {e}"))?;
-    let digest_type: u8 = field("digest type")?
-        .parse()
-        .map_err(|e| format!("digest type: {e}"))?;
-    let hex: String = parts.collect();
-    if hex.is_empty() || hex.len() % 2 != 0 {
-        return Err("DS digest must be an even number of hex digits".into());
-    }
-    let mut out = key_tag.to_be_bytes().to_vec();
-    out.extend_from_slice(&[algorithm, digest_type]);
-    for i in (0..hex.len()).step_by(2) {
-        out.push(u8::from_str_radix(&hex[i..i + 2], 16).map_err(|e| format!("digest: {e}"))?);
-    }
-    Ok(out)
-}
-
-fn parse_hickory(
-    owner: &Name,
-    ttl: u32,
-    rtype: RecordType,
-    rdata: &str,
-    origin: &Name,
-) -> Result<Record, String> {
-    let text = format!("{owner} {ttl} IN {rtype} {rdata}\n");
-    let (_, sets) = Parser::new(text, None, Some(origin.clone()))
-        .parse()
-        .map_err(|e| e.to_string())?;
-    let mut records = sets.into_values().flat_map(|set| {
-        set.records_without_rrsigs()
-            .cloned()
-            .collect::<Vec<Record>>()
-    });
-    let record = records.next().ok_or("no record parsed")?;
-    if records.next().is_some() {
-        return Err("more than one record in one entry".into());
-    }
-    Ok(record)
 }
 
 /// One logical entry of a zone file: the tokens of one line, or of several joined by
@@ -1393,6 +1127,28 @@ mod tests {
         assert!(err.message.contains("length 4 but 2 bytes"), "{err}");
         let err = load(&format!("{BASE}g IN TYPE65534 hello\n")).unwrap_err();
         assert!(err.message.contains("RFC 3597"), "{err}");
+    }
+
+    #[test]
+    fn includes_are_read_only_from_config_zone_files_relative_to_them() {
+        let dir = std::env::temp_dir().join(format!("dns-zone-include-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        std::fs::write(dir.join("sub/hosts"), "www 60 IN A 192.0.2.1\n").unwrap();
+        let main = dir.join("main.zone");
+        std::fs::write(&main, format!("{BASE}$INCLUDE sub/hosts\n")).unwrap();
+        let records = read_zone_file(&origin(), &main).unwrap();
+        assert!(records.iter().any(|(r, p)| r.record_type() == RecordType::A
+            && r.name.to_ascii() == "www.example.com."
+            && p.file.ends_with("sub/hosts")));
+        // Text that does not come from a config zone file names no file.
+        let err =
+            parse_zone_text(&origin(), &format!("{BASE}$INCLUDE sub/hosts\n"), &main).unwrap_err();
+        assert!(err.message.contains("only in zone files"), "{err}");
+        // A device or a FIFO is never read.
+        std::fs::write(&main, format!("{BASE}$INCLUDE /dev/zero\n")).unwrap();
+        let err = read_zone_file(&origin(), &main).unwrap_err();
+        assert!(err.message.contains("not a regular file"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

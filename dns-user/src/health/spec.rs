@@ -330,7 +330,8 @@ pub fn read_json(path: &Path) -> Result<Vec<(String, HealthCheckConfig)>, SpecEr
     let fail = |m: String| SpecError {
         problems: vec![format!("{}: {m}", path.display())],
     };
-    let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+    let text = crate::files::read_text(path, crate::files::MAX_SMALL_FILE)
+        .map_err(|e| fail(format!("cannot read: {e}")))?;
     let entries: Vec<HealthCheckEntry> =
         serde_json::from_str(&text).map_err(|e| fail(e.to_string()))?;
     Ok(entries.into_iter().map(|e| (e.id, e.config)).collect())
