@@ -171,6 +171,9 @@ pub struct ServerSection {
     /// Most concurrent TCP connections.
     #[serde(default = "default_tcp_max")]
     pub tcp_max_connections: usize,
+    /// Most concurrent TCP connections from one client (an IPv4 address, an IPv6 /64).
+    #[serde(default = "default_tcp_max_per_client")]
+    pub tcp_max_per_client: usize,
     /// UDP worker threads (one SO_REUSEPORT socket each) per address; 0 = one per CPU.
     #[serde(default)]
     pub udp_workers: usize,
@@ -186,6 +189,7 @@ impl Default for ServerSection {
             edns_udp_size: default_edns_udp_size(),
             tcp_idle_timeout_secs: default_tcp_idle(),
             tcp_max_connections: default_tcp_max(),
+            tcp_max_per_client: default_tcp_max_per_client(),
             udp_workers: 0,
             transfer_allow: Vec::new(),
         }
@@ -540,6 +544,10 @@ fn default_listen() -> Vec<SocketAddr> {
 fn default_edns_udp_size() -> u16 {
     1232
 }
+fn default_tcp_max_per_client() -> usize {
+    64
+}
+
 fn default_tcp_idle() -> u64 {
     10
 }
@@ -610,6 +618,7 @@ pub struct Settings {
     pub edns_udp_size: u16,
     pub tcp_idle_timeout_secs: u64,
     pub tcp_max_connections: usize,
+    pub tcp_max_per_client: usize,
     /// Resolved: at least 1.
     pub udp_workers: usize,
     pub interfaces: Vec<String>,
@@ -811,6 +820,7 @@ fn settings_from(
         edns_udp_size: overrides.edns_udp_size.unwrap_or(file.server.edns_udp_size),
         tcp_idle_timeout_secs: file.server.tcp_idle_timeout_secs,
         tcp_max_connections: file.server.tcp_max_connections,
+        tcp_max_per_client: file.server.tcp_max_per_client,
         udp_workers: match file.server.udp_workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
@@ -890,8 +900,11 @@ fn validate(s: &Settings) -> Result<(), ConfigError> {
             s.edns_udp_size
         ));
     }
-    if s.tcp_max_connections == 0 || s.tcp_idle_timeout_secs == 0 {
-        return invalid("server.tcp_max_connections and tcp_idle_timeout_secs must be > 0".into());
+    if s.tcp_max_connections == 0 || s.tcp_max_per_client == 0 || s.tcp_idle_timeout_secs == 0 {
+        return invalid(
+            "server.tcp_max_connections, tcp_max_per_client and tcp_idle_timeout_secs must be > 0"
+                .into(),
+        );
     }
     if s.heartbeat_timeout
         .is_some_and(|t| t < std::time::Duration::from_millis(100))

@@ -30,6 +30,8 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+use crate::server::{WarnEvery, accept};
+
 /// How a listener holds connections and reads requests.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
@@ -246,25 +248,17 @@ pub fn guarded(router: Router, guard: Arc<Guard>) -> Router {
 /// Serves `router` on `listener` within `limits` until the task is dropped.
 pub async fn serve(listener: TcpListener, router: Router, limits: Limits) -> anyhow::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let (accept_warn, cap_warn) = (WarnEvery::new(), WarnEvery::new());
     let mut backoff = Duration::ZERO;
     loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(accepted) => {
-                backoff = Duration::ZERO;
-                accepted
-            }
-            Err(e) => {
-                backoff = (backoff * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
-                tracing::warn!("HTTP accept: {e}; retrying in {backoff:?}");
-                tokio::time::sleep(backoff).await;
-                continue;
-            }
-        };
+        let (stream, peer) = accept(&listener, &mut backoff, &accept_warn).await;
         let Ok(permit) = slots.clone().try_acquire_owned() else {
-            tracing::warn!(
-                "HTTP connection from {peer} closed: {} connections already open",
-                limits.max_connections
-            );
+            cap_warn.warn(|| {
+                format!(
+                    "HTTP connection from {peer} closed: {} connections already open",
+                    limits.max_connections
+                )
+            });
             continue;
         };
         let service = TowerToHyperService::new(router.clone());

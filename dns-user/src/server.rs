@@ -1,7 +1,13 @@
 //! The userspace authoritative server: UDP and TCP (RFC 7766 framing) on the configured
 //! addresses, every query answered by [`crate::answer::respond`].
+//!
+//! A TCP connection is held only while it makes progress both ways: a query must arrive, and
+//! each response must be written, within the idle timeout, so a client that pipelines queries
+//! and never reads its responses is dropped like one that sends nothing. Connections are capped
+//! in all and per client (an IPv4 address, an IPv6 /64); `accept` errors are backed off and
+//! logged at warn.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -78,6 +84,8 @@ pub struct Shared {
     pub stats: Arc<ServerStats>,
     pub tcp_idle: Duration,
     pub tcp_slots: Arc<Semaphore>,
+    /// Open TCP connections per client.
+    pub tcp_clients: Arc<ClientSlots>,
     /// Response rate limiting of UDP responses; `None` = off.
     pub limiter: Option<crate::rrl::Limiter>,
     /// Client networks allowed zone transfers over TCP.
@@ -189,27 +197,171 @@ fn serve_udp(socket: &std::net::UdpSocket, shared: &Shared) {
     }
 }
 
-async fn serve_tcp(listener: TcpListener, shared: Arc<Shared>) {
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::debug!("tcp accept: {e}");
-                continue;
+/// Open connections per client, capped.
+#[derive(Debug)]
+pub struct ClientSlots {
+    max: usize,
+    open: std::sync::Mutex<std::collections::HashMap<IpAddr, usize>>,
+}
+
+/// A client's connection slot, given back when dropped.
+pub struct ClientSlot {
+    slots: Arc<ClientSlots>,
+    client: IpAddr,
+}
+
+impl ClientSlots {
+    pub fn new(max: usize) -> ClientSlots {
+        ClientSlots {
+            max,
+            open: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    /// The client a peer counts as: its IPv4 address, or its IPv6 /64.
+    fn client(peer: IpAddr) -> IpAddr {
+        match peer {
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => IpAddr::V6(std::net::Ipv6Addr::from_bits(
+                    v6.to_bits() & !u128::from(u64::MAX),
+                )),
+            },
+            v4 => v4,
+        }
+    }
+
+    /// A slot for `peer`, unless its client has `max` connections open already.
+    pub fn take(self: &Arc<Self>, peer: IpAddr) -> Option<ClientSlot> {
+        let client = Self::client(peer);
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let n = open.entry(client).or_insert(0);
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(ClientSlot {
+            slots: self.clone(),
+            client,
+        })
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut open = self.slots.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.client) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.client);
             }
-        };
+        }
+    }
+}
+
+/// Logs at warn at most once a second per site, counting what it held back.
+pub struct WarnEvery {
+    last: std::sync::Mutex<Option<std::time::Instant>>,
+    held: AtomicU64,
+}
+
+impl WarnEvery {
+    pub const fn new() -> WarnEvery {
+        WarnEvery {
+            last: std::sync::Mutex::new(None),
+            held: AtomicU64::new(0),
+        }
+    }
+
+    pub fn warn(&self, message: impl FnOnce() -> String) {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        if last.is_some_and(|t| now.duration_since(t) < Duration::from_secs(1)) {
+            self.held.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        *last = Some(now);
+        let held = self.held.swap(0, Ordering::Relaxed);
+        if held > 0 {
+            tracing::warn!("{} ({held} more like it in the last second)", message());
+        } else {
+            tracing::warn!("{}", message());
+        }
+    }
+}
+
+impl Default for WarnEvery {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Accepts the next connection; on an error (out of file descriptors, say) waits a growing
+/// while (10 ms to 1 s) instead of spinning, and says so at warn.
+pub async fn accept(
+    listener: &TcpListener,
+    backoff: &mut Duration,
+    warn: &WarnEvery,
+) -> (TcpStream, SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok(accepted) => {
+                *backoff = Duration::ZERO;
+                return accepted;
+            }
+            Err(e) => {
+                *backoff = (*backoff * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
+                let wait = *backoff;
+                warn.warn(|| {
+                    format!(
+                        "accept on {:?}: {e}; retrying in {wait:?}",
+                        listener.local_addr().ok()
+                    )
+                });
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+}
+
+async fn serve_tcp(listener: TcpListener, shared: Arc<Shared>) {
+    let (accept_warn, cap_warn) = (WarnEvery::new(), WarnEvery::new());
+    let mut backoff = Duration::ZERO;
+    loop {
+        let (stream, peer) = accept(&listener, &mut backoff, &accept_warn).await;
         let Ok(permit) = shared.tcp_slots.clone().try_acquire_owned() else {
-            tracing::debug!("tcp connection from {peer} refused: connection limit reached");
+            cap_warn
+                .warn(|| format!("TCP connection from {peer} refused: connection limit reached"));
             continue; // dropping the stream closes it
+        };
+        let Some(client_slot) = shared.tcp_clients.take(peer.ip()) else {
+            cap_warn
+                .warn(|| format!("TCP connection from {peer} refused: per-client limit reached"));
+            continue;
         };
         let shared = shared.clone();
         tokio::spawn(async move {
-            let _permit = permit;
+            let _slots = (permit, client_slot);
             if let Err(e) = serve_tcp_connection(stream, peer.ip(), &shared).await {
                 tracing::debug!("tcp {peer}: {e}");
             }
         });
     }
+}
+
+/// Writes one framed response within the idle timeout (a client that does not read is
+/// dropped).
+async fn write_framed(
+    stream: &mut TcpStream,
+    response: &[u8],
+    idle: Duration,
+) -> std::io::Result<()> {
+    let mut framed = Vec::with_capacity(response.len() + 2);
+    framed.extend_from_slice(&(response.len() as u16).to_be_bytes());
+    framed.extend_from_slice(response);
+    tokio::time::timeout(idle, stream.write_all(&framed))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "client does not read"))?
 }
 
 /// RFC 1035 section 4.2.2 framing; queries are answered in order until EOF or idle timeout.
@@ -237,10 +389,7 @@ async fn serve_tcp_connection(
         ) {
             for r in stream_of {
                 shared.stats.record(Transport::Tcp, Some(&r));
-                let mut framed = Vec::with_capacity(r.len() + 2);
-                framed.extend_from_slice(&(r.len() as u16).to_be_bytes());
-                framed.extend_from_slice(&r);
-                stream.write_all(&framed).await?;
+                write_framed(&mut stream, &r, shared.tcp_idle).await?;
             }
             continue;
         }
@@ -254,9 +403,29 @@ async fn serve_tcp_connection(
         );
         shared.stats.record(Transport::Tcp, response.as_deref());
         let Some(r) = response else { continue };
-        let mut framed = Vec::with_capacity(r.len() + 2);
-        framed.extend_from_slice(&(r.len() as u16).to_be_bytes());
-        framed.extend_from_slice(&r);
-        stream.write_all(&framed).await?;
+        write_framed(&mut stream, &r, shared.tcp_idle).await?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clients_are_capped_by_address_and_ipv6_slash_64() {
+        let slots = Arc::new(ClientSlots::new(2));
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let held = [slots.take(a).unwrap(), slots.take(a).unwrap()];
+        assert!(slots.take(a).is_none());
+        assert!(slots.take("::ffff:192.0.2.1".parse().unwrap()).is_none());
+        assert!(slots.take("192.0.2.2".parse().unwrap()).is_some());
+        drop(held);
+        assert!(slots.take(a).is_some());
+        let one = slots.take("2001:db8::1".parse().unwrap()).unwrap();
+        let two = slots.take("2001:db8::ffff:2".parse().unwrap()).unwrap();
+        assert!(slots.take("2001:db8::3".parse().unwrap()).is_none());
+        assert!(slots.take("2001:db8:0:1::3".parse().unwrap()).is_some());
+        drop((one, two));
+        assert!(slots.open.lock().unwrap().is_empty(), "every slot was given back");
     }
 }
