@@ -301,6 +301,15 @@ async fn delete_check(
     Ok(axum::Json(json!({})))
 }
 
+/// A status report: the probe's detail, led by its result unless it already says it.
+fn report(result: &str, detail: &str) -> String {
+    if detail.starts_with(result) {
+        detail.to_string()
+    } else {
+        format!("{result}: {detail}")
+    }
+}
+
 async fn check_status(
     State(s): Shared,
     Path(id): Path<String>,
@@ -310,11 +319,11 @@ async fn check_status(
         .observations
         .iter()
         .map(|o| {
-            json!({"Region": "local", "StatusReport": {"Status": format!("{}: {}", o.result, o.detail), "CheckedTime": o.at}})
+            json!({"Region": "local", "StatusReport": {"Status": report(&o.result, &o.detail), "CheckedTime": o.at}})
         })
         .collect();
     let last_failure = status.last_failure.as_ref().map(|f| {
-        json!({"Region": "local", "StatusReport": {"Status": format!("Failure: {}", f.detail), "CheckedTime": f.at}})
+        json!({"Region": "local", "StatusReport": {"Status": report("Failure", &f.detail), "CheckedTime": f.at}})
     });
     Ok(axum::Json(json!({
         "HealthCheckObservations": observations,

@@ -138,6 +138,10 @@ struct ConfigArgs {
     /// shape (repeatable; added to the config's `[health_check.ID]` tables).
     #[arg(long = "health-checks", value_name = "PATH")]
     health_checks: Vec<PathBuf>,
+    /// A network health checks may probe although it is loopback, link-local, ... (repeatable;
+    /// added to health.allow_networks).
+    #[arg(long = "health-allow", value_name = "CIDR")]
+    health_allow: Vec<ipnet::IpNet>,
     /// Write the server's PID here (for `dns-user reload`); removed on exit.
     #[arg(long, value_name = "PATH")]
     pid_file: Option<PathBuf>,
@@ -176,6 +180,7 @@ impl ConfigArgs {
             edns_udp_size: self.edns_udp_size,
             metrics: self.metrics,
             health_check_files: self.health_checks.clone(),
+            health_allow_networks: self.health_allow.clone(),
             store: self.store.clone(),
             api_listen: self.api_listen,
             no_api: self.no_api,
@@ -195,6 +200,13 @@ pub fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_)) {
+        // A command whose output pipe closes (`| head`) ends quietly, as other Unix tools do
+        // (status 141), instead of panicking in println!. Sockets are unaffected: Rust sends
+        // with MSG_NOSIGNAL. The daemon keeps SIGPIPE ignored.
+        // SAFETY: signal(2) with the default disposition, before any thread starts.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     let result = match cli.command {
         Command::Serve(args) => serve(&args),
         Command::CheckConfig(args) => check_config(&args),
@@ -313,7 +325,7 @@ fn serve(args: &ConfigArgs) -> anyhow::Result<()> {
         let hook = publisher.clone();
         let monitor = Arc::new(Monitor::start(
             checks.clone(),
-            Arc::new(NetProber::new()),
+            Arc::new(NetProber::new(settings.health.clone())),
             Arc::new(move |latest: &dyn Fn() -> Arc<HealthState>| {
                 if let Some(p) = hook.get() {
                     p.health(latest);
@@ -427,7 +439,12 @@ fn serve(args: &ConfigArgs) -> anyhow::Result<()> {
         if let Some(addr) = settings.metrics {
             let api_guard = settings.api.as_ref().map(api_guard);
             tasks.spawn(crate::metrics::serve(addr, source.clone(), api_guard));
-            tracing::info!("metrics on http://{addr}/metrics, health checks on http://{addr}/health-checks");
+            tracing::info!("metrics on http://{addr}/metrics");
+            if !addr.ip().is_loopback() {
+                tracing::warn!(
+                    "metrics.listen {addr} is not a loopback address: /metrics answers anyone who reaches it; /health-checks there needs the API's token"
+                );
+            }
         }
         if let (Some(listener), Some(api)) = (api_listener, &settings.api) {
             let addr = listener.local_addr()?;
@@ -536,8 +553,8 @@ struct PidFile(PathBuf);
 
 impl PidFile {
     fn create(path: &std::path::Path) -> anyhow::Result<PidFile> {
-        std::fs::write(path, format!("{}\n", std::process::id()))
-            .with_context(|| format!("writing pid file {}", path.display()))?;
+        crate::files::write_no_follow(path, format!("{}\n", std::process::id()).as_bytes())
+            .context("writing the pid file")?;
         Ok(PidFile(path.to_path_buf()))
     }
 }
@@ -549,8 +566,7 @@ impl Drop for PidFile {
 }
 
 fn reload_signal(pid_file: &std::path::Path) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(pid_file)
-        .with_context(|| format!("reading {}", pid_file.display()))?;
+    let text = crate::files::read_text(pid_file, 64).context("reading the pid file")?;
     let pid: libc::pid_t = text
         .trim()
         .parse()

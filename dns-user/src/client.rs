@@ -232,19 +232,19 @@ fn read_json(path: &Path) -> anyhow::Result<Value> {
     serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))
 }
 
-/// Prints rows as aligned columns under `header`.
+/// Prints rows as aligned columns under `header`, control characters escaped.
 fn table(header: &[&str], rows: Vec<Vec<String>>) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
+            *w = (*w).max(crate::text::escape(cell).chars().count());
         }
     }
     let line = |cells: Vec<String>| {
         let out: Vec<String> = cells
             .iter()
             .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
+            .map(|(c, w)| format!("{:<w$}", crate::text::escape(c)))
             .collect();
         println!("{}", out.join("  ").trim_end());
     };
@@ -254,10 +254,11 @@ fn table(header: &[&str], rows: Vec<Vec<String>>) {
     }
 }
 
+/// A value for display, control characters escaped.
 fn s(v: &Value) -> String {
     match v {
         Value::Null => "-".into(),
-        Value::String(s) => s.clone(),
+        Value::String(s) => crate::text::escape(s).into_owned(),
         other => other.to_string(),
     }
 }
@@ -689,14 +690,15 @@ pub fn print_status(checks: &[crate::health::monitor::CheckStatus], observations
             })
             .collect(),
     );
+    let e = crate::text::escape;
     for c in checks {
         println!();
         match &c.last_failure {
-            Some(f) => println!("{}: last failure {}: {}", c.id, f.at, f.detail),
-            None => println!("{}: last failure: none", c.id),
+            Some(f) => println!("{}: last failure {}: {}", e(&c.id), e(&f.at), e(&f.detail)),
+            None => println!("{}: last failure: none", e(&c.id)),
         }
         for o in c.observations.iter().take(observations) {
-            println!("  {} {}", o.at, o.detail);
+            println!("  {} {}", e(&o.at), e(&o.detail));
         }
     }
 }

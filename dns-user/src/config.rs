@@ -50,9 +50,37 @@ pub struct ConfigFile {
     pub store: StoreSection,
     #[serde(default)]
     pub api: ApiSection,
+    #[serde(default)]
+    pub health: HealthSection,
     /// `[health_check.ID]`: Route 53 HealthCheckConfig fields in snake_case.
     #[serde(default, rename = "health_check")]
     pub health_checks: std::collections::BTreeMap<String, crate::health::spec::HealthCheckConfig>,
+}
+
+/// `[health]`: what health checks may do.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthSection {
+    /// Networks health checks may probe although they are loopback, link-local, unspecified,
+    /// broadcast, multicast or metadata addresses (refused by default).
+    #[serde(default)]
+    pub allow_networks: Vec<ipnet::IpNet>,
+    /// Most health checks (config and API together); Route 53's default is 200.
+    #[serde(default = "default_max_checks")]
+    pub max_checks: usize,
+}
+
+impl Default for HealthSection {
+    fn default() -> Self {
+        Self {
+            allow_networks: Vec::new(),
+            max_checks: default_max_checks(),
+        }
+    }
+}
+
+fn default_max_checks() -> usize {
+    crate::health::targets::DEFAULT_MAX_CHECKS
 }
 
 /// Location data for latency, geolocation, geoproximity and IP-based routing, by client prefix.
@@ -603,6 +631,8 @@ pub struct Overrides {
     pub metrics: Option<SocketAddr>,
     /// `--health-checks PATH`: JSON lists of Route 53 health checks.
     pub health_check_files: Vec<PathBuf>,
+    /// `--health-allow CIDR`: added to `health.allow_networks`.
+    pub health_allow_networks: Vec<ipnet::IpNet>,
     /// `--store PATH`: replaces `store.path`.
     pub store: Option<PathBuf>,
     /// `--api ADDR:PORT`: replaces `api.listen`.
@@ -636,6 +666,8 @@ pub struct Settings {
     pub health_checks: Vec<crate::health::spec::CheckSpec>,
     /// The same checks as written, for the store.
     pub health_check_configs: Vec<(String, crate::health::spec::HealthCheckConfig)>,
+    /// What health checks may probe, and how many there may be.
+    pub health: crate::health::targets::TargetPolicy,
     /// The store file.
     pub store: PathBuf,
     /// The control API; `None` = off.
@@ -761,7 +793,18 @@ fn settings_from(
                 .map_err(|e| ConfigError::Invalid(e.to_string()))?,
         );
     }
+    let health = crate::health::targets::TargetPolicy {
+        allow_networks: file
+            .health
+            .allow_networks
+            .iter()
+            .chain(&overrides.health_allow_networks)
+            .copied()
+            .collect(),
+        max_checks: file.health.max_checks,
+    };
     let health_checks = crate::health::spec::build(checks.clone())
+        .and_then(|specs| crate::health::spec::check_targets(&specs, &health).map(|()| specs))
         .map_err(|e| ConfigError::Invalid(e.to_string()))?;
     let store = match (&overrides.store, &file.store.path) {
         (Some(p), _) => p.clone(),
@@ -845,6 +888,7 @@ fn settings_from(
         regions: file.location.regions.clone(),
         health_checks,
         health_check_configs: checks,
+        health,
         store,
         api,
         transfer_allow: file.server.transfer_allow.clone(),

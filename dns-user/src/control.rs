@@ -448,10 +448,16 @@ impl Control {
         comment: Option<String>,
     ) -> Result<(ZoneView, ChangeInfo), ControlError> {
         let origin = parse_zone_name(name)?;
-        if caller_reference.is_empty() || caller_reference.len() > 128 {
+        if caller_reference.is_empty()
+            || caller_reference.chars().count() > 128
+            || caller_reference.chars().any(char::is_control)
+        {
             return Err(ControlError::invalid(
-                "CallerReference must be 1 to 128 characters",
+                "CallerReference must be 1 to 128 printable characters",
             ));
+        }
+        if let Some(c) = &comment {
+            route53::check_comment(c).map_err(ControlError::invalid)?;
         }
         let mut g = self.lock();
         let state = g.store.state();
@@ -571,42 +577,49 @@ impl Control {
         zone_id: &str,
         batch: &ChangeBatch,
     ) -> Result<ChangeInfo, ControlError> {
-        let mut g = self.lock();
-        let zone = zone_by_id(g.store.state(), zone_id)?.clone();
-        let current = g.store.state().sets(zone_id);
-        let mut problems = Vec::new();
-        for (i, c) in batch.changes.iter().enumerate() {
-            let name = store::absolute_lower(&c.resource_record_set.name);
-            if name != zone.name && !name.ends_with(&format!(".{}", zone.name)) {
-                problems.push(format!(
-                    "change #{} ({} {}): the name is not in zone {}",
-                    i + 1,
-                    c.action,
-                    c.resource_record_set.name,
-                    zone.name
-                ));
+        // Route 53's size limits first: they bound all the work below.
+        route53::check_limits(batch)
+            .map_err(|problems| ControlError::InvalidChangeBatch { problems })?;
+        // Validated against a snapshot, outside the lock that answers and other calls need;
+        // committed only if neither the zone nor the checks changed meanwhile (else again).
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let (zone, current, settings, known, checks_version) = {
+                let g = self.lock();
+                let zone = zone_by_id(g.store.state(), zone_id)?.clone();
+                let known: HashSet<String> = g.specs.iter().map(|c| c.id.clone()).collect();
+                (
+                    zone,
+                    g.store.state().sets(zone_id),
+                    g.settings.clone(),
+                    known,
+                    g.checks_version,
+                )
+            };
+            let (sets, built) = validate_batch(&zone, current, batch, &settings, &known)?;
+            let mut g = self.lock();
+            let now = zone_by_id(g.store.state(), zone_id)?;
+            if (now.version != zone.version || g.checks_version != checks_version) && attempts < 5 {
+                continue;
             }
+            if now.version != zone.version || g.checks_version != checks_version {
+                return Err(ControlError::Refused {
+                    code: "PriorRequestNotComplete",
+                    message: "the zone kept changing while this batch was validated: try again"
+                        .into(),
+                });
+            }
+            let change = next_change(&mut g, batch.comment.clone(), zone_id);
+            let mut zone = zone;
+            zone.version += 1;
+            let mut write = Write::default();
+            write
+                .put_zone(zone)
+                .replace_sets(zone_id, sets)
+                .put_change(change.clone());
+            return self.commit_change(g, write, zone_id, Some(built), change);
         }
-        let next = route53::apply_to(current, batch, &g.settings.regions, Some(&zone.name));
-        let sets = match next {
-            Ok(sets) if problems.is_empty() => sets,
-            Ok(_) => return Err(ControlError::InvalidChangeBatch { problems }),
-            Err(more) => {
-                problems.extend(more);
-                return Err(ControlError::InvalidChangeBatch { problems });
-            }
-        };
-        let built = build_zone(&g, &zone, &sets)
-            .map_err(|e| ControlError::InvalidChangeBatch { problems: vec![e] })?;
-        let change = next_change(&mut g, batch.comment.clone(), zone_id);
-        let mut zone = zone;
-        zone.version += 1;
-        let mut write = Write::default();
-        write
-            .put_zone(zone)
-            .replace_sets(zone_id, sets)
-            .put_change(change.clone());
-        self.commit_change(g, write, zone_id, Some(built), change)
     }
 
     /// ListResourceRecordSets, in Route 53's order, from `start`.
@@ -678,9 +691,12 @@ impl Control {
         caller_reference: &str,
         config: serde_json::Value,
     ) -> Result<StoredCheck, ControlError> {
-        if caller_reference.is_empty() || caller_reference.len() > 64 {
+        if caller_reference.is_empty()
+            || caller_reference.chars().count() > 64
+            || caller_reference.chars().any(char::is_control)
+        {
             return Err(ControlError::invalid(
-                "CallerReference must be 1 to 64 characters",
+                "CallerReference must be 1 to 64 printable characters",
             ));
         }
         let g = self.lock();
@@ -716,9 +732,25 @@ impl Control {
         mut g: MutexGuard<'_, Inner>,
         check: StoredCheck,
     ) -> Result<StoredCheck, ControlError> {
+        let is_new = !g.store.state().checks.contains_key(&check.id);
         let mut checks = g.store.state().checks.clone();
         checks.insert(check.id.clone(), check.clone());
+        let policy = &g.settings.health;
+        if is_new && checks.len() > policy.max_checks {
+            return Err(ControlError::Refused {
+                code: "TooManyHealthChecks",
+                message: format!(
+                    "at most {} health checks ([health] max_checks)",
+                    policy.max_checks
+                ),
+            });
+        }
         let specs = validate_checks(&checks)?;
+        // The stored checks were allowed when they were made; this one must be now.
+        if let Some(spec) = specs.iter().find(|s| s.id == check.id) {
+            crate::health::spec::check_targets(std::slice::from_ref(spec), policy)
+                .map_err(|e| ControlError::invalid(e.problems.join("\n")))?;
+        }
         let mut write = Write::default();
         write.put_check(check.clone());
         g.store.commit(write)?;
@@ -967,7 +999,8 @@ fn catalog_of(g: &mut Inner) -> Catalog {
 }
 
 fn parse_zone_name(name: &str) -> Result<String, ControlError> {
-    let origin = store::absolute_lower(name.trim());
+    let origin = crate::zone::canonical_name(name.trim())
+        .map_err(|e| ControlError::invalid(format!("Name {e}")))?;
     let parsed = Name::from_ascii(&origin)
         .map_err(|e| ControlError::invalid(format!("Name {name:?}: {e}")))?;
     if parsed.is_root() || parsed.num_labels() < 1 || name.trim().is_empty() {
@@ -1065,6 +1098,43 @@ fn validate_checks(checks: &BTreeMap<String, StoredCheck>) -> Result<Vec<CheckSp
         return Err(ControlError::invalid(problems.join("\n")));
     }
     crate::health::spec::build(configs).map_err(|e| ControlError::invalid(e.problems.join("\n")))
+}
+
+/// `batch` applied to the record sets `current` of `zone`: every problem listed (names
+/// outside the zone, Route 53's rules), then the zone built as it will be served.
+fn validate_batch(
+    zone: &HostedZone,
+    current: Vec<ResourceRecordSet>,
+    batch: &ChangeBatch,
+    settings: &Settings,
+    known: &HashSet<String>,
+) -> Result<(Vec<ResourceRecordSet>, Zone), ControlError> {
+    let mut problems = Vec::new();
+    let suffix = format!(".{}", zone.name);
+    for (i, c) in batch.changes.iter().enumerate() {
+        let name = store::absolute_lower(&c.resource_record_set.name);
+        if name != zone.name && !name.ends_with(&suffix) {
+            problems.push(format!(
+                "change #{} ({} {}): the name is not in zone {}",
+                i + 1,
+                crate::text::escape(&c.action),
+                crate::text::escape(&c.resource_record_set.name),
+                zone.name
+            ));
+        }
+    }
+    let sets = match route53::apply_to(current, batch, &settings.regions, Some(&zone.name)) {
+        Ok(sets) if problems.is_empty() => sets,
+        Ok(_) => return Err(ControlError::InvalidChangeBatch { problems }),
+        Err(more) => {
+            problems.extend(more);
+            return Err(ControlError::InvalidChangeBatch { problems });
+        }
+    };
+    let known: HashSet<&str> = known.iter().map(String::as_str).collect();
+    let built = build_zone_with(settings, zone, &sets, &known)
+        .map_err(|e| ControlError::InvalidChangeBatch { problems: vec![e] })?;
+    Ok((sets, built))
 }
 
 /// The zone `zone` with record sets `sets`, built as it will be served.

@@ -32,6 +32,7 @@ pub mod route53;
 pub mod rrl;
 pub mod server;
 pub mod store;
+pub mod text;
 pub mod transfer;
 pub mod xdp;
 pub mod zone;

@@ -6,6 +6,7 @@
 //! is listed. Each ResourceRecordSet becomes a `[[zone.record]]` ([`RecordSection`]), so
 //! batches and the config share one validation path.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -166,7 +167,7 @@ pub type SetKey = (String, String, Option<String>);
 /// `set`'s identity ([`SetKey`]).
 pub fn set_key(set: &ResourceRecordSet) -> SetKey {
     (
-        absolute(&set.name).to_ascii_lowercase(),
+        crate::store::absolute_lower(&set.name),
         set.rtype.to_ascii_uppercase(),
         set.set_identifier.clone(),
     )
@@ -174,12 +175,73 @@ pub fn set_key(set: &ResourceRecordSet) -> SetKey {
 
 /// `set` as stored: the name absolute and lower case, the type upper case.
 pub fn normalize(mut set: ResourceRecordSet) -> ResourceRecordSet {
-    set.name = absolute(&set.name).to_ascii_lowercase();
+    set.name = crate::store::absolute_lower(&set.name);
     set.rtype = set.rtype.to_ascii_uppercase();
     if let Some(alias) = &mut set.alias_target {
-        alias.dns_name = absolute(&alias.dns_name).to_ascii_lowercase();
+        alias.dns_name = crate::store::absolute_lower(&alias.dns_name);
     }
     set
+}
+
+/// Route 53's limits on one change batch.
+pub const MAX_BATCH_RECORDS: usize = 1000;
+pub const MAX_BATCH_VALUE_CHARS: usize = 32_000;
+pub const MAX_COMMENT: usize = 256;
+pub const MAX_SET_IDENTIFIER: usize = 128;
+
+/// Route 53's size limits on a batch, checked before anything else (they bound the work the
+/// rest of the validation does): at most 1,000 ResourceRecord elements and 32,000 characters
+/// of values, an UPSERT counting twice; a comment of at most 256 characters.
+pub fn check_limits(batch: &ChangeBatch) -> Result<(), Vec<String>> {
+    let mut problems = Vec::new();
+    if let Some(c) = &batch.comment {
+        check_comment(c).unwrap_or_else(|e| problems.push(e));
+    }
+    let (mut records, mut chars) = (0usize, 0usize);
+    for change in &batch.changes {
+        let weight = if change.action == "UPSERT" { 2 } else { 1 };
+        let values = change
+            .resource_record_set
+            .resource_records
+            .as_deref()
+            .unwrap_or_default();
+        records += weight * values.len();
+        chars += weight
+            * values
+                .iter()
+                .map(|v| v.value.chars().count())
+                .sum::<usize>();
+    }
+    if records > MAX_BATCH_RECORDS {
+        problems.push(format!(
+            "the batch has {records} ResourceRecord elements (an UPSERT counts twice): at most {MAX_BATCH_RECORDS}"
+        ));
+    }
+    if chars > MAX_BATCH_VALUE_CHARS {
+        problems.push(format!(
+            "the batch has {chars} characters of values (an UPSERT counts twice): at most {MAX_BATCH_VALUE_CHARS}"
+        ));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
+}
+
+/// A comment (of a hosted zone or a change batch): at most 256 characters, no control
+/// characters.
+pub fn check_comment(comment: &str) -> Result<(), String> {
+    if comment.chars().count() > MAX_COMMENT {
+        return Err(format!(
+            "Comment has {} characters: at most {MAX_COMMENT}",
+            comment.chars().count()
+        ));
+    }
+    if comment.chars().any(char::is_control) {
+        return Err("Comment has a control character".into());
+    }
+    Ok(())
 }
 
 fn absolute(name: &str) -> String {
@@ -200,7 +262,15 @@ pub fn apply_to(
     regions: &crate::Regions,
     apex: Option<&str>,
 ) -> Result<Vec<ResourceRecordSet>, Vec<String>> {
-    let mut sets: Vec<ResourceRecordSet> = sets.into_iter().map(normalize).collect();
+    check_limits(batch)?;
+    // The sets in order (None: deleted), indexed by key: each change is one lookup.
+    let mut sets: Vec<Option<ResourceRecordSet>> =
+        sets.into_iter().map(|s| Some(normalize(s))).collect();
+    let mut index: HashMap<SetKey, usize> = sets
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| s.as_ref().map(|s| (set_key(s), i)))
+        .collect();
     let mut problems = Vec::new();
     if batch.changes.is_empty() {
         problems.push("the batch has no changes".into());
@@ -211,15 +281,26 @@ pub fn apply_to(
             "change #{} ({} {} {}{})",
             i + 1,
             change.action,
-            rrs.name,
-            rrs.rtype,
+            crate::text::escape(&rrs.name),
+            crate::text::escape(&rrs.rtype),
             rrs.set_identifier
                 .as_deref()
                 .map(|s| format!(" {s:?}"))
                 .unwrap_or_default()
         );
+        if let Err(e) = crate::zone::canonical_name(&change.resource_record_set.name) {
+            problems.push(format!("{at}: Name {e}"));
+        }
+        if let Some(id) = &rrs.set_identifier {
+            let n = id.chars().count();
+            if n == 0 || n > MAX_SET_IDENTIFIER || id.chars().any(char::is_control) {
+                problems.push(format!(
+                    "{at}: SetIdentifier must be 1 to {MAX_SET_IDENTIFIER} printable characters"
+                ));
+            }
+        }
         let key = set_key(&rrs);
-        let existing = sets.iter().position(|s| set_key(s) == key);
+        let existing = index.get(&key).copied();
         let apex_only = apex.is_some_and(|apex| {
             key.1 == "SOA" || (key.1 == "NS" && key.0 == apex.to_ascii_lowercase())
         });
@@ -228,17 +309,22 @@ pub fn apply_to(
                 "{at}: the zone's SOA and apex NS record sets can only be changed with UPSERT"
             )),
             ("CREATE", Some(_)) => problems.push(format!("{at}: the record set already exists")),
-            ("CREATE", None) | ("UPSERT", None) => sets.push(rrs.clone()),
-            ("UPSERT", Some(i)) => sets[i] = rrs.clone(),
-            ("DELETE", Some(i)) if sets[i] == rrs => {
-                sets.remove(i);
+            ("CREATE", None) | ("UPSERT", None) => {
+                index.insert(key, sets.len());
+                sets.push(Some(rrs.clone()));
+            }
+            ("UPSERT", Some(i)) => sets[i] = Some(rrs.clone()),
+            ("DELETE", Some(i)) if sets[i].as_ref() == Some(&rrs) => {
+                sets[i] = None;
+                index.remove(&key);
             }
             ("DELETE", Some(_)) => problems.push(format!(
                 "{at}: DELETE must match the existing record set exactly"
             )),
             ("DELETE", None) => problems.push(format!("{at}: no such record set to delete")),
             (other, _) => problems.push(format!(
-                "{at}: unknown action {other:?} (CREATE, DELETE, UPSERT)"
+                "{at}: unknown action {:?} (CREATE, DELETE, UPSERT)",
+                crate::text::escape(other)
             )),
         }
         if let Err(e) = to_record(&rrs, regions) {
@@ -246,7 +332,7 @@ pub fn apply_to(
         }
     }
     if problems.is_empty() {
-        Ok(sets)
+        Ok(sets.into_iter().flatten().collect())
     } else {
         Err(problems)
     }

@@ -426,6 +426,9 @@ mod tests {
         assert!(slots.take("2001:db8::3".parse().unwrap()).is_none());
         assert!(slots.take("2001:db8:0:1::3".parse().unwrap()).is_some());
         drop((one, two));
-        assert!(slots.open.lock().unwrap().is_empty(), "every slot was given back");
+        assert!(
+            slots.open.lock().unwrap().is_empty(),
+            "every slot was given back"
+        );
     }
 }

@@ -142,12 +142,15 @@ impl State {
 
 /// `name` absolute and lower case.
 pub fn absolute_lower(name: &str) -> String {
-    let name = name.to_ascii_lowercase();
-    if name.ends_with('.') {
-        name
-    } else {
-        format!("{name}.")
-    }
+    crate::zone::canonical_name(name).unwrap_or_else(|_| {
+        // Not a valid IDN: kept recognisable; validation refuses it where it matters.
+        let name = name.to_ascii_lowercase();
+        if name.ends_with('.') {
+            name
+        } else {
+            format!("{name}.")
+        }
+    })
 }
 
 /// Route 53's list order: the name with its labels reversed (`org.example.www`), then type,
@@ -242,9 +245,28 @@ impl Store {
             path: path.to_path_buf(),
             source: e,
         };
+        // Zones and health-check targets are the operator's business: the file is private to
+        // the daemon's user (0600, in a directory created 0700), whatever the umask.
+        let private = |e: crate::files::FileError| {
+            open_err(boxed(redb::StorageError::Io(std::io::Error::other(
+                e.to_string(),
+            ))))
+        };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| open_err(boxed(redb::StorageError::Io(e))))?;
+            crate::files::create_private_dir(dir).map_err(private)?;
         }
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(path)
+                .map_err(|e| open_err(boxed(redb::StorageError::Io(e))))?;
+        }
+        crate::files::make_private(path).map_err(private)?;
         // Everything is read once into memory; the page cache only serves writes.
         let db = redb::Builder::new()
             .set_cache_size(STORE_CACHE_BYTES)

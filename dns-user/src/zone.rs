@@ -661,6 +661,26 @@ impl Place {
     }
 }
 
+/// A domain name as it is stored and compared: absolute, lower-case ASCII, an
+/// internationalized name as its A-labels (`bücher.test` and `BÜCHER.test` are
+/// `xn--bcher-kva.test.`). Escapes (`\052`) are kept as written. A non-ASCII name that is
+/// not a valid IDN is refused.
+pub fn canonical_name(name: &str) -> Result<String, String> {
+    let ascii = if name.is_ascii() {
+        name.to_ascii_lowercase()
+    } else {
+        Name::from_utf8(name)
+            .map_err(|e| format!("{name:?} is not a valid internationalized domain name: {e}"))?
+            .to_ascii()
+            .to_ascii_lowercase()
+    };
+    Ok(if ascii.ends_with('.') {
+        ascii
+    } else {
+        format!("{ascii}.")
+    })
+}
+
 fn fqdn(mut name: Name) -> Name {
     name.set_fqdn(true);
     name
@@ -1127,6 +1147,31 @@ mod tests {
         assert!(err.message.contains("length 4 but 2 bytes"), "{err}");
         let err = load(&format!("{BASE}g IN TYPE65534 hello\n")).unwrap_err();
         assert!(err.message.contains("RFC 3597"), "{err}");
+    }
+
+    #[test]
+    fn names_are_stored_in_one_canonical_spelling() {
+        for spelling in [
+            "bücher.t.test.",
+            "BÜCHER.t.test",
+            "xn--bcher-kva.t.test.",
+            "XN--BCHER-KVA.T.TEST",
+        ] {
+            assert_eq!(
+                canonical_name(spelling).unwrap(),
+                "xn--bcher-kva.t.test.",
+                "{spelling}"
+            );
+        }
+        assert_eq!(
+            canonical_name("WWW.Example.COM").unwrap(),
+            "www.example.com."
+        );
+        assert_eq!(
+            canonical_name("\\052.example.com.").unwrap(),
+            "\\052.example.com."
+        );
+        assert!(canonical_name("a\u{0}ü.test").is_err());
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use dns_user::health::probe::{NetProber, Outcome, Prober};
 use dns_user::health::spec::{self, CheckSpec, HealthCheckConfig, MetricConfig};
+use dns_user::health::targets::TargetPolicy;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -122,8 +123,16 @@ fn http(kind: &str, addr: SocketAddr) -> HealthCheckConfig {
     }
 }
 
+/// The servers here are on loopback, which health checks may probe only when allowed.
+fn loopback_allowed() -> TargetPolicy {
+    TargetPolicy {
+        allow_networks: vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()],
+        ..TargetPolicy::default()
+    }
+}
+
 async fn probe(spec: &CheckSpec) -> Outcome {
-    NetProber::new().probe(spec).await
+    NetProber::new(loopback_allowed()).probe(spec).await
 }
 
 fn healthy(o: &Outcome) -> bool {
@@ -567,14 +576,26 @@ async fn metric_checks_against_a_prometheus_api() {
         Outcome::NoData(_)
     ));
     let s = server(
-        prometheus(r#"{"status":"error","error":"bad query"}"#),
+        prometheus(r#"{"status":"error","error":"INTERNAL-SECRET db_password=hunter2"}"#),
         None,
     )
     .await;
-    assert!(matches!(
-        probe(&metric(s.addr, alert.clone())).await,
-        Outcome::NoData(_)
-    ));
+    let o = probe(&metric(s.addr, alert.clone())).await;
+    assert!(matches!(o, Outcome::NoData(_)), "{o:?}");
+    assert!(
+        !detail(&o).contains("SECRET"),
+        "remote text reflected: {o:?}"
+    );
+    let s = server(
+        prometheus(r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"leaked-value-xyz"]}]}}"#),
+        None,
+    )
+    .await;
+    let o = probe(&metric(s.addr, alert.clone())).await;
+    assert!(
+        !detail(&o).contains("leaked"),
+        "remote text reflected: {o:?}"
+    );
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -596,4 +617,45 @@ async fn a_tcp_check_of_a_listening_port_then_a_closed_one() {
     drop(listener);
     let _ = TcpStream::connect(addr).await; // nothing listens any more
     assert!(!healthy(&probe(&spec).await));
+}
+
+/// With the default policy, loopback, link-local (the metadata address) and names that
+/// resolve to loopback are never connected to, at every probe: a server listening there sees
+/// no connection.
+#[tokio::test]
+async fn private_service_addresses_are_never_probed_by_default() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let strict = NetProber::new(TargetPolicy::default());
+    let by_name = check(HealthCheckConfig {
+        check_type: "TCP".into(),
+        fqdn: Some("localhost".into()),
+        port: Some(addr.port()),
+        ..Default::default()
+    });
+    for spec in [
+        check(http("HTTP", addr)),
+        check(HealthCheckConfig {
+            check_type: "TCP".into(),
+            ip_address: Some(addr.ip()),
+            port: Some(addr.port()),
+            ..Default::default()
+        }),
+        by_name,
+        check(http("HTTP", "169.254.169.254:80".parse().unwrap())),
+    ] {
+        let o = strict.probe(&spec).await;
+        assert!(!healthy(&o), "{o:?}");
+        assert!(
+            detail(&o).contains("may not probe") || detail(&o).contains("may probe"),
+            "{o:?}"
+        );
+    }
+    let accepted = tokio::time::timeout(Duration::from_millis(200), listener.accept()).await;
+    assert!(accepted.is_err(), "a refused target was connected to");
+    // And a definition naming such an address is refused where checks are made.
+    let specs = vec![check(http("HTTP", addr))];
+    let err = spec::check_targets(&specs, &TargetPolicy::default()).unwrap_err();
+    assert!(err.to_string().contains("loopback"), "{err}");
+    assert!(spec::check_targets(&specs, &loopback_allowed()).is_ok());
 }

@@ -2,187 +2,25 @@
 //! call, invalid input refused with nothing applied, concurrent batches, pagination, the
 //! bearer token, durability across `kill -9`, and the CLI driving it all.
 
-use std::net::UdpSocket;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use dns_tests::api::{call, call_with, host_curl};
-use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_dns-user-under-test");
+mod common;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use common::{BIN, Daemon, a, create, free_port, temp_dir};
 
-/// A daemon on loopback (XDP off) with its store in `dir`.
-struct Daemon {
-    child: Child,
-    port: u16,
-    api: String,
-}
-
-impl Daemon {
-    fn start(dir: &Path, port: u16, api_port: u16, extra: &[&str]) -> Daemon {
-        let store = dir.join("store.redb");
-        let child = Command::new(BIN)
-            .args([
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--xdp-mode",
-                "off",
-                "--api",
-                &format!("127.0.0.1:{api_port}"),
-                "--store",
-                store.to_str().unwrap(),
-            ])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let daemon = Daemon {
-            child,
-            port,
-            api: format!("http://127.0.0.1:{api_port}/2013-04-01"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while call(&host_curl, "GET", &daemon.url("/hostedzone"), None)
-            .map(|(s, _)| s != 200)
-            .unwrap_or(true)
-        {
-            assert!(Instant::now() < deadline, "the API did not come up");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        daemon
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.api)
-    }
-
-    fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let body = body.map(|b| b.to_string());
-        call(&host_curl, method, &self.url(path), body.as_deref()).unwrap()
-    }
-
-    fn raw(&self, method: &str, path: &str, body: &str) -> (u16, Value) {
-        call(&host_curl, method, &self.url(path), Some(body)).unwrap()
-    }
-
-    /// Sends SIGKILL and reaps the process.
-    fn kill9(mut self) {
-        // SAFETY: signalling the child this test started, by its PID.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGKILL) };
-        let _ = self.child.wait();
-        std::mem::forget(self);
-    }
-
-    fn ask(&self, name: &str, rtype: RecordType) -> Message {
-        let mut q = Message::new(0x1234, MessageType::Query, OpCode::Query);
-        q.add_query(Query::query(Name::from_ascii(name).unwrap(), rtype));
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-        socket
-            .set_read_timeout(Some(Duration::from_secs(2)))
-            .unwrap();
-        socket
-            .send_to(&q.to_vec().unwrap(), ("127.0.0.1", self.port))
-            .unwrap();
-        let mut buf = [0u8; 4096];
-        let (n, _) = socket.recv_from(&mut buf).unwrap();
-        Message::from_vec(&buf[..n]).unwrap()
-    }
-
-    /// The data of the answers of `rtype`, sorted.
-    fn answer(&self, name: &str, rtype: RecordType) -> Vec<String> {
-        let m = self.ask(name, rtype);
-        let mut v: Vec<String> = m
-            .answers
-            .iter()
-            .filter(|r| r.record_type() == rtype)
-            .map(|r| r.data.to_string())
-            .collect();
-        v.sort();
-        v
-    }
-
-    /// Polls the change until INSYNC.
-    fn wait_insync(&self, change: &str) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let (status, v) = self.call("GET", &format!("/change/{change}"), None);
-            assert_eq!(status, 200, "{v}");
-            if v["ChangeInfo"]["Status"] == "INSYNC" {
-                return;
-            }
-            assert!(Instant::now() < deadline, "change {change} never INSYNC");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn create_zone(&self, name: &str) -> String {
-        let (status, v) = self.call(
-            "POST",
-            "/hostedzone",
-            Some(json!({"Name": name, "CallerReference": format!("ref-{name}")})),
-        );
-        assert_eq!(status, 201, "{v}");
-        self.wait_insync(v["ChangeInfo"]["Id"].as_str().unwrap());
-        v["HostedZone"]["Id"].as_str().unwrap().to_string()
-    }
-
-    /// Applies `changes` (a list of Route 53 changes) and returns the change id.
-    fn change(&self, zone: &str, changes: Value) -> (u16, Value) {
-        self.call(
-            "POST",
-            &format!("/hostedzone/{zone}/rrset"),
-            Some(json!({"ChangeBatch": {"Changes": changes}})),
-        )
-    }
-
-    fn sets(&self, zone: &str) -> Value {
-        let (status, v) = self.call("GET", &format!("/hostedzone/{zone}/rrset"), None);
-        assert_eq!(status, 200, "{v}");
-        v["ResourceRecordSets"].clone()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        // SAFETY: signalling the child this test started, by its PID.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        let _ = self.child.wait();
-    }
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("dnsx-api-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn a(name: &str, ttl: u32, values: &[&str]) -> Value {
-    json!({"Name": name, "Type": "A", "TTL": ttl,
-           "ResourceRecords": values.iter().map(|v| json!({"Value": v})).collect::<Vec<_>>()})
-}
-
-fn create(set: Value) -> Value {
-    json!({"Action": "CREATE", "ResourceRecordSet": set})
-}
+/// The health checks made here probe loopback ports, which must be allowed.
+const LOOPBACK_CHECKS: &[&str] = &["--health-allow", "127.0.0.0/8"];
 
 #[test]
 fn every_api_call_over_http() {
     let dir = temp_dir("calls");
-    let d = Daemon::start(&dir, free_port(), free_port(), &[]);
+    let d = Daemon::start(&dir, free_port(), free_port(), LOOPBACK_CHECKS);
 
     // Hosted zones: the embedded example was imported; a new one starts with SOA and NS.
     let (status, v) = d.call("GET", "/hostedzone", None);
@@ -428,7 +266,7 @@ fn every_api_call_over_http() {
 #[test]
 fn invalid_input_is_refused_precisely_and_changes_nothing() {
     let dir = temp_dir("invalid");
-    let d = Daemon::start(&dir, free_port(), free_port(), &[]);
+    let d = Daemon::start(&dir, free_port(), free_port(), LOOPBACK_CHECKS);
     let zone = d.create_zone("bad.test");
     let (status, v) = d.change(
         &zone,
@@ -559,7 +397,7 @@ fn invalid_input_is_refused_precisely_and_changes_nothing() {
 #[test]
 fn concurrent_batches_to_one_zone() {
     let dir = temp_dir("concurrent");
-    let d = Daemon::start(&dir, free_port(), free_port(), &[]);
+    let d = Daemon::start(&dir, free_port(), free_port(), LOOPBACK_CHECKS);
     let zone = d.create_zone("conc.test");
     // 16 batches of distinct names and 8 racing to create the same name, all at once.
     let results: Vec<(String, u16, Value)> = std::thread::scope(|s| {
@@ -634,7 +472,7 @@ fn concurrent_batches_to_one_zone() {
 fn acknowledged_changes_survive_kill_9() {
     let dir = temp_dir("durable");
     let (port, api_port) = (free_port(), free_port());
-    let d = Daemon::start(&dir, port, api_port, &[]);
+    let d = Daemon::start(&dir, port, api_port, LOOPBACK_CHECKS);
     let zone = d.create_zone("durable.test");
     let (status, v) = d.call(
         "POST",
@@ -680,7 +518,7 @@ fn acknowledged_changes_survive_kill_9() {
     d.kill9();
 
     let started = Instant::now();
-    let d = Daemon::start(&dir, port, api_port, &[]);
+    let d = Daemon::start(&dir, port, api_port, LOOPBACK_CHECKS);
     eprintln!("restart after kill -9: API up in {:?}", started.elapsed());
     for (name, address, change) in &acknowledged {
         assert_eq!(d.answer(name, RecordType::A), [address.as_str()], "{name}");
@@ -785,7 +623,7 @@ fn cli(api: &str, args: &[&str]) -> String {
 fn the_cli_drives_the_api() {
     let dir = temp_dir("cli");
     let (port, api_port) = (free_port(), free_port());
-    let d = Daemon::start(&dir, port, api_port, &[]);
+    let d = Daemon::start(&dir, port, api_port, LOOPBACK_CHECKS);
     let api = format!("http://127.0.0.1:{api_port}");
 
     let out = cli(&api, &["zone", "create", "cli.test"]);

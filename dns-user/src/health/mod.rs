@@ -15,12 +15,14 @@
 //! children are (a disabled child counts as healthy; 0 = always healthy, more than the children
 //! = always unhealthy).
 //!
-//! Around it: [`spec`] (definitions, validated), [`probe`] (one observation over the network),
+//! Around it: [`spec`] (definitions, validated), [`targets`] (which addresses may be probed),
+//! [`probe`] (one observation over the network),
 //! [`monitor`] (scheduling, the owner of all check states, change notification).
 
 pub mod monitor;
 pub mod probe;
 pub mod spec;
+pub mod targets;
 
 use std::collections::{HashMap, VecDeque};
 use std::time::SystemTime;

@@ -8,6 +8,11 @@
 //! - TCP: a connection within 10 s.
 //! - METRIC: a Prometheus `/api/v1/query` instant query; no data or no answer is
 //!   "insufficient data", which the check's InsufficientDataHealthStatus resolves.
+//!
+//! Every address is checked against the [`TargetPolicy`] before it is connected to, an FQDN's
+//! at every probe after resolving it. What a probe reports is our own fixed wording plus
+//! status codes and addresses, never text from the remote side (a check must not be a way to
+//! read a service the daemon can reach).
 
 use std::future::Future;
 use std::io::Write as _;
@@ -27,6 +32,7 @@ use tokio::net::TcpStream;
 use tokio::time::timeout;
 
 use super::spec::{CheckKind, CheckSpec, Endpoint, HttpCheck, MetricCheck, MetricSource};
+use super::targets::TargetPolicy;
 
 /// Bytes of the (decompressed) body a search string must appear in.
 pub const SEARCH_WINDOW: usize = 5120;
@@ -51,19 +57,14 @@ pub trait Prober: Send + Sync + 'static {
     fn probe<'a>(&'a self, spec: &'a CheckSpec) -> BoxFuture<'a, Outcome>;
 }
 
-/// Probes over the network.
+/// Probes over the network, only to addresses `policy` allows.
 pub struct NetProber {
     tls: tokio_rustls::TlsConnector,
-}
-
-impl Default for NetProber {
-    fn default() -> Self {
-        Self::new()
-    }
+    policy: TargetPolicy,
 }
 
 impl NetProber {
-    pub fn new() -> Self {
+    pub fn new(policy: TargetPolicy) -> Self {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
@@ -73,6 +74,7 @@ impl NetProber {
             .with_no_client_auth();
         Self {
             tls: tokio_rustls::TlsConnector::from(Arc::new(config)),
+            policy,
         }
     }
 }
@@ -81,12 +83,12 @@ impl Prober for NetProber {
     fn probe<'a>(&'a self, spec: &'a CheckSpec) -> BoxFuture<'a, Outcome> {
         Box::pin(async move {
             match &spec.kind {
-                CheckKind::Http(h) => http(&self.tls, h).await,
+                CheckKind::Http(h) => http(&self.tls, h, &self.policy).await,
                 CheckKind::Tcp {
                     endpoint,
                     connect_timeout,
-                } => tcp(endpoint, *connect_timeout).await,
-                CheckKind::Metric(m) => metric(&self.tls, m).await,
+                } => tcp(endpoint, *connect_timeout, &self.policy).await,
+                CheckKind::Metric(m) => metric(&self.tls, m, &self.policy).await,
                 CheckKind::Calculated { .. } => {
                     Outcome::Unhealthy("a calculated check has no probe".into())
                 }
@@ -98,8 +100,8 @@ impl Prober for NetProber {
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
-async fn tcp(endpoint: &Endpoint, limit: Duration) -> Outcome {
-    match timeout(limit, connect_tcp(endpoint)).await {
+async fn tcp(endpoint: &Endpoint, limit: Duration, policy: &TargetPolicy) -> Outcome {
+    match timeout(limit, connect_tcp(endpoint, Some(policy))).await {
         Err(_) => Outcome::Unhealthy(timed_out("connecting", limit)),
         Ok(Err(e)) => Outcome::Unhealthy(e),
         Ok(Ok((_, addr))) => Outcome::Healthy(format!("Success: TCP connection to {addr}")),
@@ -113,9 +115,12 @@ fn timed_out(stage: &str, limit: Duration) -> String {
     )
 }
 
-/// The endpoint's address: its IP, else the first address its name resolves to.
-async fn address(endpoint: &Endpoint) -> Result<SocketAddr, String> {
+/// The endpoint's address: its IP, else the first address its name resolves to that
+/// `policy` allows (none: any).
+async fn address(endpoint: &Endpoint, policy: Option<&TargetPolicy>) -> Result<SocketAddr, String> {
+    let allowed = |ip: IpAddr| policy.map_or(Ok(()), |p| p.check(ip));
     if let Some(ip) = endpoint.ip {
+        allowed(ip).map_err(|e| format!("Failure: {e}"))?;
         return Ok(SocketAddr::new(ip, endpoint.port));
     }
     let name = endpoint
@@ -128,14 +133,25 @@ async fn address(endpoint: &Endpoint) -> Result<SocketAddr, String> {
         .collect();
     // Like Route 53, IPv4 first.
     addrs.sort_by_key(|a| a.is_ipv6());
-    addrs
+    let first = addrs
         .first()
         .copied()
-        .ok_or_else(|| format!("Failure: {name} has no address"))
+        .ok_or_else(|| format!("Failure: {name} has no address"))?;
+    addrs
+        .iter()
+        .copied()
+        .find(|a| allowed(a.ip()).is_ok())
+        .ok_or_else(|| {
+            let why = allowed(first.ip()).err().unwrap_or_default();
+            format!("Failure: {name} resolves to no address health checks may probe: {why}")
+        })
 }
 
-async fn connect_tcp(endpoint: &Endpoint) -> Result<(TcpStream, SocketAddr), String> {
-    let addr = address(endpoint).await?;
+async fn connect_tcp(
+    endpoint: &Endpoint,
+    policy: Option<&TargetPolicy>,
+) -> Result<(TcpStream, SocketAddr), String> {
+    let addr = address(endpoint, policy).await?;
     let stream = TcpStream::connect(addr)
         .await
         .map_err(|e| format!("Failure: connecting to {addr}: {e}"))?;
@@ -147,8 +163,9 @@ async fn connect_tcp(endpoint: &Endpoint) -> Result<(TcpStream, SocketAddr), Str
 async fn connect(
     tls: Option<(&tokio_rustls::TlsConnector, Option<&str>)>,
     endpoint: &Endpoint,
+    policy: Option<&TargetPolicy>,
 ) -> Result<(Box<dyn Io>, SocketAddr), String> {
-    let (stream, addr) = connect_tcp(endpoint).await?;
+    let (stream, addr) = connect_tcp(endpoint, policy).await?;
     let Some((connector, sni)) = tls else {
         return Ok((Box::new(stream), addr));
     };
@@ -192,7 +209,7 @@ struct Fetched {
 #[allow(clippy::too_many_arguments)]
 async fn fetch(
     tls: Option<(&tokio_rustls::TlsConnector, Option<&str>)>,
-    endpoint: &Endpoint,
+    (endpoint, policy): (&Endpoint, Option<&TargetPolicy>),
     host: &str,
     path: &str,
     read: BodyRead,
@@ -200,7 +217,7 @@ async fn fetch(
     status_timeout: Duration,
     body_timeout: Duration,
 ) -> Result<Fetched, String> {
-    let (io, addr) = match timeout(connect_timeout, connect(tls, endpoint)).await {
+    let (io, addr) = match timeout(connect_timeout, connect(tls, endpoint, policy)).await {
         Err(_) => return Err(timed_out("connecting", connect_timeout)),
         Ok(r) => r?,
     };
@@ -330,7 +347,7 @@ fn status_text(status: hyper::StatusCode) -> String {
     }
 }
 
-async fn http(tls: &tokio_rustls::TlsConnector, h: &HttpCheck) -> Outcome {
+async fn http(tls: &tokio_rustls::TlsConnector, h: &HttpCheck, policy: &TargetPolicy) -> Outcome {
     let read = if h.search.is_some() {
         BodyRead::Prefix(SEARCH_WINDOW)
     } else {
@@ -338,7 +355,7 @@ async fn http(tls: &tokio_rustls::TlsConnector, h: &HttpCheck) -> Outcome {
     };
     let fetched = fetch(
         h.tls.then_some((tls, h.sni.as_deref())),
-        &h.endpoint,
+        (&h.endpoint, Some(policy)),
         &h.host,
         &h.path,
         read,
@@ -377,7 +394,11 @@ async fn http(tls: &tokio_rustls::TlsConnector, h: &HttpCheck) -> Outcome {
     }
 }
 
-async fn metric(tls: &tokio_rustls::TlsConnector, m: &MetricCheck) -> Outcome {
+async fn metric(
+    tls: &tokio_rustls::TlsConnector,
+    m: &MetricCheck,
+    policy: &TargetPolicy,
+) -> Outcome {
     let uri: hyper::Uri = match m.url.parse() {
         Ok(u) => u,
         Err(e) => return Outcome::NoData(format!("PrometheusUrl: {e}")),
@@ -412,7 +433,7 @@ async fn metric(tls: &tokio_rustls::TlsConnector, m: &MetricCheck) -> Outcome {
     let sni = (https && endpoint.fqdn.is_some()).then_some(host);
     let fetched = fetch(
         https.then_some((tls, sni)),
-        &endpoint,
+        (&endpoint, Some(policy)),
         authority,
         &path,
         BodyRead::Whole(MAX_API_RESPONSE),
@@ -472,19 +493,17 @@ pub fn judge(source: &MetricSource, values: &[f64]) -> Outcome {
 
 /// The sample values of a Prometheus instant-query response (vector or scalar).
 pub fn vector_values(body: &[u8]) -> Result<Vec<f64>, String> {
-    let v: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| format!("metrics API response is not JSON: {e}"))?;
+    // Reasons are fixed texts: nothing of the remote body is reflected.
+    let v: serde_json::Value =
+        serde_json::from_slice(body).map_err(|_| "metrics API response is not JSON".to_string())?;
     if v["status"] != "success" {
-        return Err(format!(
-            "metrics API error: {}",
-            v["error"].as_str().unwrap_or("status is not success")
-        ));
+        return Err("metrics API answered with an error status".into());
     }
     let sample = |pair: &serde_json::Value| -> Result<f64, String> {
         pair.get(1)
             .and_then(|s| s.as_str())
             .and_then(|s| s.parse::<f64>().ok())
-            .ok_or_else(|| format!("metrics API sample {pair} is not [time, \"value\"]"))
+            .ok_or_else(|| "metrics API sample is not [time, \"value\"]".to_string())
     };
     let data = &v["data"];
     match data["resultType"].as_str() {
@@ -495,9 +514,7 @@ pub fn vector_values(body: &[u8]) -> Result<Vec<f64>, String> {
             .map(|series| sample(&series["value"]))
             .collect(),
         Some("scalar") => Ok(vec![sample(&data["result"])?]),
-        other => Err(format!(
-            "metrics API result type {other:?} is not vector or scalar"
-        )),
+        _ => Err("metrics API result type is not vector or scalar".into()),
     }
 }
 
@@ -512,7 +529,7 @@ pub async fn http_get(addr: SocketAddr, path: &str, limit: Duration) -> Result<V
     let host = addr.to_string();
     let fetched = fetch(
         None,
-        &endpoint,
+        (&endpoint, None),
         &host,
         path,
         BodyRead::Whole(MAX_API_RESPONSE),
@@ -591,7 +608,11 @@ mod tests {
         let scalar = br#"{"status":"success","data":{"resultType":"scalar","result":[1,"2"]}}"#;
         assert_eq!(vector_values(scalar).unwrap(), vec![2.0]);
         let error = br#"{"status":"error","errorType":"bad_data","error":"parse error"}"#;
-        assert!(vector_values(error).unwrap_err().contains("parse error"));
+        let reason = vector_values(error).unwrap_err();
+        assert!(
+            reason.contains("error status") && !reason.contains("parse error"),
+            "{reason}"
+        );
         assert!(vector_values(b"<html>").is_err());
     }
 

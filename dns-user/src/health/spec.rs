@@ -16,6 +16,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::targets::TargetPolicy;
+
 /// Route 53's defaults.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
 pub const DEFAULT_FAILURE_THRESHOLD: u8 = 3;
@@ -310,6 +312,27 @@ impl CheckSpec {
     }
 
     /// Ids of the checks this one depends on.
+    /// The address the check's definition names, if it names one (not a domain name).
+    pub fn target_ip(&self) -> Option<IpAddr> {
+        match &self.kind {
+            CheckKind::Http(HttpCheck { endpoint, .. }) | CheckKind::Tcp { endpoint, .. } => {
+                endpoint.ip
+            }
+            CheckKind::Metric(m) => m
+                .url
+                .split_once("://")
+                .map(|(_, rest)| rest.split('/').next().unwrap_or(""))
+                .and_then(|authority| {
+                    let host = match authority.strip_prefix('[') {
+                        Some(v6) => v6.split(']').next().unwrap_or(""),
+                        None => authority.split(':').next().unwrap_or(""),
+                    };
+                    host.parse().ok()
+                }),
+            CheckKind::Calculated { .. } => None,
+        }
+    }
+
     pub fn children(&self) -> &[String] {
         match &self.kind {
             CheckKind::Calculated { children, .. } => children,
@@ -335,6 +358,29 @@ pub fn read_json(path: &Path) -> Result<Vec<(String, HealthCheckConfig)>, SpecEr
     let entries: Vec<HealthCheckEntry> =
         serde_json::from_str(&text).map_err(|e| fail(e.to_string()))?;
     Ok(entries.into_iter().map(|e| (e.id, e.config)).collect())
+}
+
+/// Checks that `specs` are no more than `policy` allows and that the addresses they name
+/// may be probed. All problems are reported.
+pub fn check_targets(specs: &[CheckSpec], policy: &TargetPolicy) -> Result<(), SpecError> {
+    let mut problems = Vec::new();
+    if specs.len() > policy.max_checks {
+        problems.push(format!(
+            "{} health checks: at most {} ([health] max_checks)",
+            specs.len(),
+            policy.max_checks
+        ));
+    }
+    for spec in specs {
+        if let Some(Err(e)) = spec.target_ip().map(|ip| policy.check(ip)) {
+            problems.push(format!("health check {}: {e}", spec.id));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(SpecError { problems })
+    }
 }
 
 /// Validates every check together (ids unique, calculated children exist and are not
