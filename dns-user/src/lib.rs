@@ -113,11 +113,13 @@ enum Parsed {
 pub fn hosted_zone_defaults(origin: &hickory_proto::rr::Name) -> Vec<config::RecordSection> {
     let mut origin = origin.clone();
     origin.set_fqdn(true);
+    // As A-labels: Display would write an IDN's Unicode form.
+    let ascii = origin.to_ascii();
     let under = |label: &str| {
         if origin.is_root() {
             format!("{label}.")
         } else {
-            format!("{label}.{origin}")
+            format!("{label}.{ascii}")
         }
     };
     let (ns, mbox) = (under("ns1"), under("hostmaster"));

@@ -51,7 +51,8 @@ pub fn parse_value(rtype: RecordType, value: &str, origin: &Name) -> Result<RDat
     parse_tokens(rtype, &tokens, origin)
 }
 
-/// Splits a value into tokens, quoted strings (quotes and escapes kept) as one token.
+/// Splits a value into tokens: bare words, and quoted strings (quotes and escapes kept) that
+/// stand alone, as RFC 1035 character-strings do (`"a b"`, not `x"a b"` or `"a"b`).
 fn value_tokens(value: &str) -> Result<Vec<&str>, RdataError> {
     if let Some(c) = value.chars().find(|&c| is_control(c)) {
         return Err(RdataError::ControlCharacter(c));
@@ -63,25 +64,48 @@ fn value_tokens(value: &str) -> Result<Vec<&str>, RdataError> {
         match bytes[i] {
             b' ' | b'\t' => i += 1,
             c @ (b'(' | b')' | b';') => return Err(RdataError::Syntax(char::from(c))),
+            b'"' => {
+                let start = i;
+                i += 1;
+                loop {
+                    match bytes.get(i) {
+                        None => return Err(RdataError::Unterminated),
+                        Some(b'\\') => i += 2,
+                        Some(b'"') => break,
+                        Some(_) => i += 1,
+                    }
+                }
+                i += 1;
+                if bytes.get(i).is_some_and(|b| !matches!(b, b' ' | b'\t')) {
+                    return Err(RdataError::Syntax('"'));
+                }
+                tokens.push(&value[start..i]);
+            }
             _ => {
                 let start = i;
-                let mut quoted = false;
-                while i < bytes.len() {
+                while i < bytes.len() && !matches!(bytes[i], b' ' | b'\t') {
                     match bytes[i] {
+                        // The RDATA parsers split at white space, escaped or not.
+                        b'\\' if matches!(bytes.get(i + 1), Some(b' ' | b'\t')) => {
+                            return Err(RdataError::Invalid(
+                                "an escaped space outside quotes: write it as \\032".into(),
+                            ));
+                        }
                         b'\\' => i += 1,
-                        b'"' => quoted = !quoted,
-                        b' ' | b'\t' if !quoted => break,
-                        c @ (b'(' | b')' | b';') if !quoted => {
+                        c @ (b'(' | b')' | b';' | b'"') => {
                             return Err(RdataError::Syntax(char::from(c)));
                         }
                         _ => {}
                     }
                     i += 1;
                 }
-                if quoted {
-                    return Err(RdataError::Unterminated);
+                let token = &value[start..i.min(bytes.len())];
+                if !token.is_ascii() {
+                    return Err(RdataError::Invalid(format!(
+                        "{token:?}: outside quotes a value is ASCII (an internationalized name as its xn-- A-labels)"
+                    )));
                 }
-                tokens.push(&value[start..i.min(bytes.len())]);
+                tokens.push(token);
             }
         }
     }
@@ -158,6 +182,11 @@ pub fn parse_tokens<S: AsRef<str>>(
     let Some((arity, names)) = shape(rtype) else {
         return Err(RdataError::NoTextForm(u16::from(rtype)));
     };
+    // A CAA value is printable ASCII without escapes (RFC 8659 section 4.1.1); hickory's
+    // writer would not escape a backslash back.
+    if rtype == RecordType::CAA && tokens.get(2).is_some_and(|v| v.contains('\\')) {
+        return Err(RdataError::Invalid("a CAA value has no escapes".into()));
+    }
     match arity {
         Arity::Exactly(n, expected) | Arity::AtLeast(n, expected)
             if tokens.len() < n || (matches!(arity, Arity::Exactly(..)) && tokens.len() != n) =>
@@ -169,6 +198,19 @@ pub fn parse_tokens<S: AsRef<str>>(
             });
         }
         _ => {}
+    }
+    if let Some(rdata) = parse_own(rtype, &tokens, origin)? {
+        return Ok(rdata);
+    }
+    // The rest go through hickory's RDATA parsers, whose tokenizer knows no escapes outside
+    // quotes: there are none to give it.
+    if let Some(t) = tokens
+        .iter()
+        .find(|t| !t.starts_with('"') && t.contains('\\'))
+    {
+        return Err(RdataError::Invalid(format!(
+            "{t:?}: {rtype} data has no escapes outside quotes"
+        )));
     }
     let absolute: Vec<String> = tokens
         .iter()
@@ -184,11 +226,68 @@ pub fn parse_tokens<S: AsRef<str>>(
     RData::try_from_str(rtype, &absolute.join(" ")).map_err(|e| RdataError::Invalid(e.to_string()))
 }
 
+/// The types whose fields are addresses, numbers and names, read here (names by hickory's
+/// name parser, which knows RFC 1035 escapes); `None` for the others.
+fn parse_own(
+    rtype: RecordType,
+    tokens: &[&str],
+    origin: &Name,
+) -> Result<Option<RData>, RdataError> {
+    use hickory_proto::rr::rdata::{A, AAAA, ANAME, CNAME, MX, NS, PTR, SOA, SRV};
+    let invalid = |m: String| RdataError::Invalid(m);
+    let name = |i: usize| -> Result<Name, RdataError> {
+        let t = tokens[i];
+        if t == "@" {
+            return Ok(origin.clone());
+        }
+        Name::parse(t, Some(origin))
+            .map_err(|e| invalid(format!("{t:?} is not a domain name: {e}")))
+    };
+    let number = |i: usize| -> Result<u16, RdataError> {
+        tokens[i]
+            .parse()
+            .map_err(|_| invalid(format!("{:?} is not a number 0..65535", tokens[i])))
+    };
+    let ttl = |i: usize| -> Result<u32, RdataError> {
+        hickory_proto::serialize::txt::parse_ttl(tokens[i])
+            .map_err(|_| invalid(format!("{:?} is not a time value", tokens[i])))
+    };
+    let signed = |i: usize| -> Result<i32, RdataError> {
+        i32::try_from(ttl(i)?).map_err(|_| invalid(format!("{:?} is over 2^31-1", tokens[i])))
+    };
+    Ok(Some(match rtype {
+        RecordType::A => RData::A(A(tokens[0]
+            .parse()
+            .map_err(|_| invalid(format!("{:?} is not an IPv4 address", tokens[0])))?)),
+        RecordType::AAAA => {
+            RData::AAAA(AAAA(tokens[0].parse().map_err(|_| {
+                invalid(format!("{:?} is not an IPv6 address", tokens[0]))
+            })?))
+        }
+        RecordType::CNAME => RData::CNAME(CNAME(name(0)?)),
+        RecordType::NS => RData::NS(NS(name(0)?)),
+        RecordType::PTR => RData::PTR(PTR(name(0)?)),
+        RecordType::ANAME => RData::ANAME(ANAME(name(0)?)),
+        RecordType::MX => RData::MX(MX::new(number(0)?, name(1)?)),
+        RecordType::SRV => RData::SRV(SRV::new(number(0)?, number(1)?, number(2)?, name(3)?)),
+        RecordType::SOA => RData::SOA(SOA::new(
+            name(0)?,
+            name(1)?,
+            ttl(2)?,
+            signed(3)?,
+            signed(4)?,
+            signed(5)?,
+            ttl(6)?,
+        )),
+        _ => return Ok(None),
+    }))
+}
+
 /// A name token made absolute: `@` is the origin, a name without a final (unescaped) dot is
 /// relative to it.
 fn absolute_name(token: &str, origin: &Name) -> String {
     if token == "@" {
-        return origin.to_string();
+        return origin.to_ascii();
     }
     let escaped_dot = token.ends_with("\\.") && !token.ends_with("\\\\.");
     if token.ends_with('.') && !escaped_dot {
@@ -197,7 +296,7 @@ fn absolute_name(token: &str, origin: &Name) -> String {
     if origin.is_root() {
         format!("{token}.")
     } else {
-        let origin = origin.to_string();
+        let origin = origin.to_ascii();
         let origin = origin.strip_suffix('.').unwrap_or(&origin);
         format!("{token}.{origin}.")
     }
@@ -388,6 +487,28 @@ pub fn presentation(rtype: RecordType, rdata: &RData) -> String {
                 .collect();
             format!("TXT {}", strings.join(" "))
         }
+        RData::CNAME(n) => format!("CNAME {}", n.0.to_ascii()),
+        RData::NS(n) => format!("NS {}", n.0.to_ascii()),
+        RData::PTR(n) => format!("PTR {}", n.0.to_ascii()),
+        RData::ANAME(n) => format!("ANAME {}", n.0.to_ascii()),
+        RData::MX(mx) => format!("MX {} {}", mx.preference, mx.exchange.to_ascii()),
+        RData::SRV(srv) => format!(
+            "SRV {} {} {} {}",
+            srv.priority,
+            srv.weight,
+            srv.port,
+            srv.target.to_ascii()
+        ),
+        RData::SOA(soa) => format!(
+            "SOA {} {} {} {} {} {} {}",
+            soa.mname.to_ascii(),
+            soa.rname.to_ascii(),
+            soa.serial,
+            soa.refresh,
+            soa.retry,
+            soa.expire,
+            soa.minimum
+        ),
         other => match other.to_bytes() {
             // Types whose Display is not zone-file syntax fall back to the generic form.
             Ok(bytes) if !display_round_trips(rtype) => {
@@ -441,6 +562,10 @@ mod tests {
             (RecordType::A, "192.0.2.1 garbage trailing"),
             (RecordType::A, "192.0.2.1 ; comment"),
             (RecordType::A, "( 192.0.2.1 )"),
+            (RecordType::CAA, "0 issue [\"ca.example\""),
+            (RecordType::TXT, "\"a\"b"),
+            (RecordType::NS, "4\\ .84"),
+            (RecordType::MX, "0 bücher.example."),
             (RecordType::A, "$INCLUDE /etc/passwd"),
             (RecordType::TXT, "\"a\" $INCLUDE /etc/passwd"),
             (RecordType::TXT, "\"a\"\n$INCLUDE x"),

@@ -167,7 +167,8 @@ impl Zone {
     /// Aliases appear as the records they answer with.
     pub fn to_zone_file(&self) -> String {
         use std::fmt::Write as _;
-        let mut out = format!("$ORIGIN {}\n", self.origin);
+        // Names as A-labels with escapes (Display writes an IDN's Unicode form).
+        let mut out = format!("$ORIGIN {}\n", self.origin.to_ascii());
         let apex = LowerName::new(&self.origin);
         let mut nodes: Vec<(&LowerName, &Vec<RrSet>)> = self.nodes.iter().collect();
         nodes.sort_by(|a, b| (*a.0 != apex, a.0).cmp(&(*b.0 != apex, b.0))); // apex first, then canonical order
@@ -178,7 +179,8 @@ impl Zone {
                 for rdata in &set.rdatas {
                     let _ = writeln!(
                         out,
-                        "{name} {} IN {}",
+                        "{} {} IN {}",
+                        Name::from(name).to_ascii(),
                         set.ttl,
                         rdata::presentation(set.rtype, rdata)
                     );

@@ -12,7 +12,13 @@ use anyhow::{Context, bail};
 use crate::workspace;
 
 /// The targets (fuzz/fuzz_targets/<name>.rs).
-pub const TARGETS: &[&str] = &["respond", "zone_file", "config", "change_batch"];
+pub const TARGETS: &[&str] = &[
+    "respond",
+    "zone_file",
+    "config",
+    "change_batch",
+    "rdata_value",
+];
 
 fn cargo_fuzz(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
     let status = Command::new(env!("CARGO"))
