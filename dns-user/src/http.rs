@@ -71,8 +71,24 @@ pub fn error(status: StatusCode, code: &str, message: &str, problems: &[String])
     (status, axum::Json(body)).into_response()
 }
 
-fn refuse(message: &str) -> Response {
-    error(StatusCode::FORBIDDEN, "AccessDenied", message, &[])
+/// Why the front door turned a request away.
+#[derive(Debug)]
+struct Refusal {
+    status: StatusCode,
+    message: String,
+}
+
+impl Refusal {
+    fn response(&self) -> Response {
+        error(self.status, "AccessDenied", &self.message, &[])
+    }
+}
+
+fn refuse(message: &str) -> Refusal {
+    Refusal {
+        status: StatusCode::FORBIDDEN,
+        message: message.to_string(),
+    }
 }
 
 /// The host part of a `Host` header (or of an origin's authority), lower case, no port.
@@ -110,7 +126,7 @@ impl Guard {
     }
 
     /// Why the request must be refused before anything reads it, if it must.
-    fn check_headers(&self, method: &Method, headers: &HeaderMap) -> Result<(), Response> {
+    fn check_headers(&self, method: &Method, headers: &HeaderMap) -> Result<(), Refusal> {
         let text = |name| {
             headers
                 .get(name)
@@ -170,12 +186,10 @@ impl Guard {
                 .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
                 .map_or("", |(_, t)| t.trim());
             if !same_bytes(given.as_bytes(), token.as_bytes()) {
-                return Err(error(
-                    StatusCode::UNAUTHORIZED,
-                    "AccessDenied",
-                    "a valid bearer token is required",
-                    &[],
-                ));
+                return Err(Refusal {
+                    status: StatusCode::UNAUTHORIZED,
+                    message: "a valid bearer token is required".into(),
+                });
             }
         }
         Ok(())
@@ -191,7 +205,7 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
 /// timeout and the size limit, before the handler runs.
 pub async fn guard(State(guard): State<Arc<Guard>>, request: Request, next: Next) -> Response {
     if let Err(refusal) = guard.check_headers(request.method(), request.headers()) {
-        return refusal;
+        return refusal.response();
     }
     let (parts, body) = request.into_parts();
     let limits = &guard.limits;

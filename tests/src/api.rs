@@ -32,11 +32,30 @@ pub fn call_with(
     if let Some(a) = &auth {
         args.extend(["-H", a]);
     }
+    // A large body goes through a file: the command line has a length limit.
+    static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let mut file = None;
+    let from_file;
     if let Some(b) = body {
-        args.extend(["-H", "Content-Type: application/json", "--data-binary", b]);
+        args.extend(["-H", "Content-Type: application/json", "--data-binary"]);
+        if b.len() > 64 * 1024 {
+            let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let path =
+                std::env::temp_dir().join(format!("dnsx-body-{}-{n}.json", std::process::id()));
+            std::fs::write(&path, b).context("writing the request body")?;
+            from_file = format!("@{}", path.display());
+            args.push(&from_file);
+            file = Some(path);
+        } else {
+            args.push(b);
+        }
     }
     args.push(url);
-    let out = curl(&args)?;
+    let out = curl(&args);
+    if let Some(path) = file {
+        let _ = std::fs::remove_file(path);
+    }
+    let out = out?;
     let (json, status) = out.rsplit_once('\n').context("no status line")?;
     let status: u16 = status.trim().parse().context("status")?;
     let value = if json.trim().is_empty() {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use dns_tests::api::{call, host_curl};
+use dns_tests::api::{call, call_with, host_curl};
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RecordType};
 use serde_json::{Value, json};
@@ -27,10 +27,33 @@ pub struct Daemon {
     pub child: Child,
     pub port: u16,
     pub api: String,
+    /// The bearer token calls carry, if the daemon wants one.
+    pub token: Option<String>,
 }
 
 impl Daemon {
     pub fn start(dir: &Path, port: u16, api_port: u16, extra: &[&str]) -> Daemon {
+        Self::start_inner(dir, port, api_port, None, extra)
+    }
+
+    /// A daemon whose API wants `token` (set in the config among `extra`).
+    pub fn start_with_token(
+        dir: &Path,
+        port: u16,
+        api_port: u16,
+        token: &str,
+        extra: &[&str],
+    ) -> Daemon {
+        Self::start_inner(dir, port, api_port, Some(token.to_string()), extra)
+    }
+
+    fn start_inner(
+        dir: &Path,
+        port: u16,
+        api_port: u16,
+        token: Option<String>,
+        extra: &[&str],
+    ) -> Daemon {
         let store = dir.join("store.redb");
         let child = Command::new(BIN)
             .args([
@@ -53,11 +76,18 @@ impl Daemon {
             child,
             port,
             api: format!("http://127.0.0.1:{api_port}/2013-04-01"),
+            token,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
-        while call(&host_curl, "GET", &daemon.url("/hostedzone"), None)
-            .map(|(s, _)| s != 200)
-            .unwrap_or(true)
+        while call_with(
+            &host_curl,
+            "GET",
+            &daemon.url("/hostedzone"),
+            None,
+            daemon.token.as_deref(),
+        )
+        .map(|(s, _)| s != 200)
+        .unwrap_or(true)
         {
             assert!(Instant::now() < deadline, "the API did not come up");
             std::thread::sleep(Duration::from_millis(50));
@@ -71,7 +101,14 @@ impl Daemon {
 
     pub fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         let body = body.map(|b| b.to_string());
-        call(&host_curl, method, &self.url(path), body.as_deref()).unwrap()
+        call_with(
+            &host_curl,
+            method,
+            &self.url(path),
+            body.as_deref(),
+            self.token.as_deref(),
+        )
+        .unwrap()
     }
 
     pub fn raw(&self, method: &str, path: &str, body: &str) -> (u16, Value) {
