@@ -177,10 +177,11 @@ impl Client {
         if message.is_empty() {
             message = value.to_string();
         }
+        // Printed to the operator's terminal: nothing in it may be a control sequence.
         Err(ClientError::Api {
             status: status.as_u16(),
-            code: error["Code"].as_str().unwrap_or("Error").to_string(),
-            message,
+            code: crate::text::escape(error["Code"].as_str().unwrap_or("Error")).into_owned(),
+            message: crate::text::escape(&message).into_owned(),
         })
     }
 
