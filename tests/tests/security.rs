@@ -746,14 +746,48 @@ fn cli_commands_end_quietly_into_a_closed_pipe() {
     let api = d.api.trim_end_matches("/2013-04-01").to_string();
     let store = dir.join("cli.redb");
     let store = store.to_str().unwrap();
-    let commands: Vec<Vec<&str>> = vec![
-        vec!["zone", "list", "--api-url", &api],
-        vec!["zone", "list", "--json", "--api-url", &api],
-        vec!["zone", "records", &zone, "--api-url", &api],
-        vec!["health", "list", "--api-url", &api],
-        vec!["export", "example.com.", "--store", store],
-        vec!["check-config", "--store", store],
+    let batch = dir.join("batch.json");
+    std::fs::write(
+        &batch,
+        json!({"Changes": [create(a("www.pipe.test.", 60, &["192.0.2.1"]))]}).to_string(),
+    )
+    .unwrap();
+    let check = dir.join("check.json");
+    std::fs::write(
+        &check,
+        json!({"Type": "TCP", "IPAddress": "192.0.2.9", "Port": 80, "Disabled": true}).to_string(),
+    )
+    .unwrap();
+    let (batch, check) = (batch.to_str().unwrap(), check.to_str().unwrap());
+    let (_, v) = d.change(
+        &zone,
+        json!([create(a("c.pipe.test.", 60, &["192.0.2.2"]))]),
+    );
+    let change = v["ChangeInfo"]["Id"].as_str().unwrap().to_string();
+    // Every subcommand that prints, with a table and with --json.
+    let mut commands: Vec<Vec<&str>> = vec![
+        vec!["zone", "list"],
+        vec!["zone", "get", &zone],
+        vec!["zone", "records", &zone],
+        vec!["zone", "create", "pipe2.test"],
+        vec!["change", "get", &change],
+        vec!["change", "apply", batch, "--zone", &zone],
+        vec!["health", "list"],
+        vec!["health", "create", check],
+        vec!["health", "status"],
+        vec!["test-answer", "www.pipe.test."],
     ];
+    let json_too: Vec<Vec<&str>> = commands
+        .iter()
+        .filter(|c| !c.contains(&"create") && !c.contains(&"apply"))
+        .map(|c| [c.as_slice(), &["--json"]].concat())
+        .collect();
+    commands.extend(json_too);
+    for c in &mut commands {
+        c.extend(["--api-url", api.as_str()]);
+    }
+    commands.push(vec!["export", "example.com.", "--store", store]);
+    commands.push(vec!["check-config", "--store", store]);
     for args in commands {
         let mut child = Command::new(BIN)
             .args(&args)
