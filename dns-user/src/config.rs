@@ -22,8 +22,9 @@ const EMBEDDED_FILES: &[(&str, &str)] = &[(
 /// Configuration errors.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    // Not a `source`: the message carries it, printed once in error chains.
     #[error("cannot read config: {0}")]
-    Read(#[from] crate::files::FileError),
+    Read(crate::files::FileError),
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("{0}")]
@@ -698,7 +699,8 @@ pub fn resolve(path: Option<&Path>, overrides: &Overrides) -> Result<Settings, C
     );
     let (file, base_dir, embedded) = match path {
         Some(p) => {
-            let text = crate::files::read_text(p, crate::files::MAX_SMALL_FILE)?;
+            let text = crate::files::read_text(p, crate::files::MAX_SMALL_FILE)
+                .map_err(ConfigError::Read)?;
             let file = parse(&text, p)?;
             (
                 file,

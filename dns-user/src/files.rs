@@ -16,10 +16,11 @@ pub const MAX_SMALL_FILE: u64 = 64 << 20;
 /// File errors, each naming its path.
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
-    #[error("{}: {source}", path.display())]
+    // The I/O error is part of the message, not a `source`: printed once in error chains.
+    #[error("{}: {error}", path.display())]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{}: not a regular file", path.display())]
     NotRegular { path: PathBuf },
@@ -35,9 +36,9 @@ pub enum FileError {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> FileError + '_ {
-    move |source| FileError::Io {
+    move |error| FileError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 

@@ -26,7 +26,8 @@ const MAX_UDP_MESSAGE: usize = 65_535;
 /// Server errors.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error("cannot listen on {proto} {addr}: {source}")]
+    // The I/O error is the source: printed once, by the error chain.
+    #[error("cannot listen on {proto} {addr}")]
     Bind {
         proto: &'static str,
         addr: SocketAddr,
