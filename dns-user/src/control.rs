@@ -581,34 +581,26 @@ impl Control {
         route53::check_limits(batch)
             .map_err(|problems| ControlError::InvalidChangeBatch { problems })?;
         // Validated against a snapshot, outside the lock that answers and other calls need;
-        // committed only if neither the zone nor the checks changed meanwhile (else again).
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            let (zone, current, settings, known, checks_version) = {
-                let g = self.lock();
+        // committed only if neither the zone nor the checks changed meanwhile. After a few
+        // such races the batch is validated under the lock, so it always gets an answer.
+        for attempt in 1.. {
+            let locked = attempt > 3;
+            let snapshot = |g: &Inner| -> Result<_, ControlError> {
                 let zone = zone_by_id(g.store.state(), zone_id)?.clone();
                 let known: HashSet<String> = g.specs.iter().map(|c| c.id.clone()).collect();
-                (
-                    zone,
-                    g.store.state().sets(zone_id),
-                    g.settings.clone(),
-                    known,
-                    g.checks_version,
-                )
+                let current = g.store.state().sets(zone_id);
+                Ok((zone, current, g.settings.clone(), known, g.checks_version))
+            };
+            let mut held = locked.then(|| self.lock());
+            let (zone, current, settings, known, checks_version) = match &held {
+                Some(g) => snapshot(g)?,
+                None => snapshot(&self.lock())?,
             };
             let (sets, built) = validate_batch(&zone, current, batch, &settings, &known)?;
-            let mut g = self.lock();
+            let mut g = held.take().unwrap_or_else(|| self.lock());
             let now = zone_by_id(g.store.state(), zone_id)?;
-            if (now.version != zone.version || g.checks_version != checks_version) && attempts < 5 {
-                continue;
-            }
             if now.version != zone.version || g.checks_version != checks_version {
-                return Err(ControlError::Refused {
-                    code: "PriorRequestNotComplete",
-                    message: "the zone kept changing while this batch was validated: try again"
-                        .into(),
-                });
+                continue;
             }
             let change = next_change(&mut g, batch.comment.clone(), zone_id);
             let mut zone = zone;
@@ -620,6 +612,7 @@ impl Control {
                 .put_change(change.clone());
             return self.commit_change(g, write, zone_id, Some(built), change);
         }
+        unreachable!("the locked attempt always commits or fails")
     }
 
     /// ListResourceRecordSets, in Route 53's order, from `start`.
