@@ -45,6 +45,7 @@ pub fn fuzz(seconds: u32) -> anyhow::Result<()> {
             std::fs::copy(entry.path(), scratch.join(entry.file_name()))?;
         }
         let regressions = dir.join("regressions").join(target);
+        std::fs::create_dir_all(&regressions)?;
         let max_time = format!("-max_total_time={seconds}");
         println!("fuzz: {target} for {seconds} s");
         let outcome = cargo_fuzz(
