@@ -1231,7 +1231,13 @@ pub fn import_sets(
                 value: value.to_string(),
             };
             match index.get(&key) {
-                Some(&i) => sets[i].resource_records.get_or_insert_default().push(value),
+                Some(&i) => {
+                    // One TTL per RRset: the lowest of its records (RFC 2181 section 5.2), as
+                    // the zone-file road serves it.
+                    let ttl = i64::from(record.ttl);
+                    sets[i].ttl = Some(sets[i].ttl.map_or(ttl, |t| t.min(ttl)));
+                    sets[i].resource_records.get_or_insert_default().push(value);
+                }
                 None => {
                     index.insert(key.clone(), sets.len());
                     sets.push(ResourceRecordSet {
@@ -1568,6 +1574,35 @@ mod tests {
         assert_eq!(contents(&control.catalog()), contents(&direct));
         let zone = control.list_zones().remove(0);
         assert!(zone.imported_from.unwrap().contains("example.com.zone"));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn an_rrset_with_mixed_ttls_is_imported_with_the_lowest() {
+        let d = dir("ttls");
+        let zone_file = d.join("t.zone");
+        std::fs::write(
+            &zone_file,
+            "$TTL 60\n@ IN SOA ns1 host 1 2 3 4 5\n@ IN NS ns1\nns1 IN A 192.0.2.53\n\
+             www 300 IN A 192.0.2.1\nwww 30 IN A 192.0.2.2\nwww 120 IN A 192.0.2.3\n",
+        )
+        .unwrap();
+        let zones = format!(
+            "[[zone]]\norigin = \"t.test.\"\nfile = \"{}\"\n",
+            zone_file.display()
+        );
+        let s = settings(&d, &zones);
+        let direct = crate::load_catalog_for(&s).unwrap();
+        let control = Control::open(s).unwrap();
+        assert_eq!(contents(&control.catalog()), contents(&direct));
+        let www = hickory_proto::rr::LowerName::new(&Name::from_ascii("www.t.test.").unwrap());
+        let catalog = control.catalog();
+        let set = catalog
+            .find(&www)
+            .unwrap()
+            .rrset(&www, RecordType::A)
+            .unwrap();
+        assert_eq!((set.ttl, set.rdatas.len()), (30, 3));
         std::fs::remove_dir_all(&d).unwrap();
     }
 
