@@ -1577,6 +1577,49 @@ mod tests {
         std::fs::remove_dir_all(&d).unwrap();
     }
 
+    /// check-config (the config road) and serve (the store road) accept the same configs and
+    /// serve the same RRsets: every example, and a records-only zone without an SOA.
+    #[test]
+    fn check_config_and_serve_agree() {
+        let d = dir("agree");
+        let nosoa = d.join("nosoa.toml");
+        std::fs::write(
+            &nosoa,
+            "[[zone]]\norigin = \"nosoa.test\"\n[[zone.record]]\nname = \"www\"\ntype = \"A\"\nttl = 60\nvalues = [\"192.0.2.1\"]\n",
+        )
+        .unwrap();
+        let examples = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples"));
+        let mut configs: Vec<std::path::PathBuf> = std::fs::read_dir(examples)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        configs.sort();
+        configs.push(nosoa);
+        for (i, config) in configs.iter().enumerate() {
+            let overrides = Overrides {
+                store: Some(d.join(format!("store-{i}.redb"))),
+                ..Overrides::default()
+            };
+            let s = crate::config::resolve(Some(config), &overrides).unwrap();
+            let direct = crate::load_catalog_for(&s);
+            let served = Control::open(s).map(|c| c.catalog());
+            match (direct, served) {
+                (Ok(direct), Ok(served)) => {
+                    assert_eq!(contents(&served), contents(&direct), "{}", config.display());
+                }
+                (Err(e), Err(f)) => panic!("{}: both refuse: {e} / {f}", config.display()),
+                (direct, served) => panic!(
+                    "{}: check-config {:?}, serve {:?}",
+                    config.display(),
+                    direct.err().map(|e| e.to_string()),
+                    served.err().map(|e| e.to_string())
+                ),
+            }
+        }
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
     #[test]
     fn an_rrset_with_mixed_ttls_is_imported_with_the_lowest() {
         let d = dir("ttls");

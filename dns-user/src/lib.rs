@@ -181,7 +181,9 @@ pub fn load_zone(spec: &ZoneSpec, regions: &Regions) -> Result<Zone, ZoneError> 
             .iter()
             .any(|(_, r)| r.rtype.eq_ignore_ascii_case("SOA"));
     let defaults;
-    if spec.source.is_none() && !spec.route53.is_empty() && !has_soa {
+    // As the import into the store does: any zone without an SOA gets the defaults a new
+    // hosted zone has (check-config and serve must agree).
+    if !has_soa {
         defaults = hosted_zone_defaults(&spec.origin);
         inputs.extend(
             defaults
