@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::answer::Catalog;
-use crate::config::{RecordSection, Settings, ZoneSource, ZoneSpec};
+use crate::config::{Settings, ZoneSource, ZoneSpec};
 use crate::health::monitor::{CheckStatus, Monitor};
 use crate::health::spec::{CheckSpec, HealthCheckConfig};
 use crate::publish::Published;
@@ -1142,22 +1142,21 @@ fn build_zone_with(
     sets: &[ResourceRecordSet],
     known: &HashSet<&str>,
 ) -> Result<Zone, String> {
-    let records: Vec<RecordSection> = sets
-        .iter()
-        .map(|s| {
-            route53::to_record(s, &settings.regions)
-                .map_err(|e| format!("record set {} {}: {e}", s.name, s.rtype))
-        })
-        .collect::<Result<_, _>>()?;
     let origin = Name::from_ascii(&zone.name).map_err(|e| format!("zone {}: {e}", zone.name))?;
-    let spec = ZoneSpec {
-        origin,
-        source: None,
-        records,
-        config: PathBuf::from(format!("hosted zone {}", zone.id)),
-        route53: Vec::new(),
-    };
-    crate::load_zone_known(&spec, &settings.regions, known).map_err(|e| e.to_string())
+    let label = PathBuf::from(format!("hosted zone {}", zone.id));
+    let place = crate::zone::Place::whole(&label);
+    let sourced: Vec<crate::SourcedSet> = sets
+        .iter()
+        .enumerate()
+        .map(|(i, s)| crate::SourcedSet {
+            set: s.clone(),
+            place: place.clone(),
+            record: Some((i + 1, s.name.clone())),
+        })
+        .collect();
+    let built = crate::build_zone(&origin, &sourced, &settings.regions, &label)
+        .map_err(|e| e.to_string())?;
+    crate::check_known_checks(built, known, &place).map_err(|e| e.to_string())
 }
 
 /// Rebuilds every stored zone with the current settings (regions, locations) and checks,
@@ -1200,93 +1199,14 @@ fn rebuild_all(g: &mut Inner, fresh: &HashSet<String>, strict: bool) -> Result<(
     }
 }
 
-/// The record sets a config zone declares: its zone file (one set per name and type), its
-/// `[[zone.record]]`s and its change batches, plus a default SOA and NS when it has none.
+/// The record sets a config zone declares ([`crate::zone_record_sets`]), as stored.
 pub fn import_sets(
     spec: &ZoneSpec,
     regions: &crate::Regions,
 ) -> Result<Vec<ResourceRecordSet>, String> {
-    let mut sets: Vec<ResourceRecordSet> = Vec::new();
-    let records = match &spec.source {
-        Some(ZoneSource::File(path)) => Some(zone::read_zone_file(&spec.origin, path)),
-        Some(ZoneSource::Embedded { name, text }) => Some(zone::parse_zone_text(
-            &spec.origin,
-            text,
-            std::path::Path::new(name),
-        )),
-        None => None,
-    };
-    if let Some(records) = records {
-        let records = records.map_err(|e| e.to_string())?;
-        let mut index: HashMap<(String, String), usize> = HashMap::new();
-        for (record, _) in records {
-            // "TYPE rdata": the type as the zone-file parser reads it, then the data.
-            let text = crate::rdata::presentation(record.record_type(), &record.data);
-            let (rtype, value) = text.split_once(' ').unwrap_or((&text, ""));
-            let key = (
-                record.name.to_ascii().to_ascii_lowercase(),
-                rtype.to_string(),
-            );
-            let value = route53::ValueJson {
-                value: value.to_string(),
-            };
-            match index.get(&key) {
-                Some(&i) => {
-                    // One TTL per RRset: the lowest of its records (RFC 2181 section 5.2), as
-                    // the zone-file road serves it.
-                    let ttl = i64::from(record.ttl);
-                    sets[i].ttl = Some(sets[i].ttl.map_or(ttl, |t| t.min(ttl)));
-                    sets[i].resource_records.get_or_insert_default().push(value);
-                }
-                None => {
-                    index.insert(key.clone(), sets.len());
-                    sets.push(ResourceRecordSet {
-                        name: key.0,
-                        rtype: key.1.clone(),
-                        set_identifier: None,
-                        weight: None,
-                        region: None,
-                        geo_location: None,
-                        geo_proximity_location: None,
-                        failover: None,
-                        multi_value_answer: None,
-                        cidr_routing_config: None,
-                        ttl: Some(i64::from(record.ttl)),
-                        resource_records: Some(vec![value]),
-                        alias_target: None,
-                        health_check_id: None,
-                    });
-                }
-            }
-        }
-    }
-    sets.extend(
-        spec.records
-            .iter()
-            .map(|r| route53::from_record(&spec.origin, r)),
-    );
-    for path in &spec.route53 {
-        let text = crate::files::read_text(path, crate::files::MAX_SMALL_FILE)
-            .map_err(|e| format!("cannot read: {e}"))?;
-        let batch: ChangeBatch = serde_json::from_str(&text)
-            .map_err(|e| format!("{}: malformed change batch: {e}", path.display()))?;
-        let applied = route53::apply_to(Vec::new(), &batch, regions, None).map_err(|p| {
-            format!(
-                "{}: invalid change batch:\n  {}",
-                path.display(),
-                p.join("\n  ")
-            )
-        })?;
-        sets.extend(applied);
-    }
-    if !sets.iter().any(|s| s.rtype.eq_ignore_ascii_case("SOA")) {
-        sets.extend(
-            crate::hosted_zone_defaults(&spec.origin)
-                .iter()
-                .map(|r| route53::from_record(&spec.origin, r)),
-        );
-    }
-    Ok(sets)
+    crate::zone_record_sets(spec, regions)
+        .map(|sets| sets.into_iter().map(|s| s.set).collect())
+        .map_err(|e| e.to_string())
 }
 
 /// What happens to a zone whose import failed.

@@ -1,10 +1,11 @@
 //! dns-user: the daemon of the XDP-accelerated authoritative DNS service.
 //!
 //! ```text
-//!  config / zone files ──import──┐
-//!  HTTP API (api) ──change──> control ──> store (redb, fsync)
-//!                                  └──> zone ──> answer::Catalog ──┬──> server (UDP/TCP) ──> answer::respond
-//!                                                                  └──> compile ──> maps::MapWriter ──> BPF maps
+//!  zone files, [[zone.record]], --route53 ──> zone_record_sets ──import──┐  (ResourceRecordSet:
+//!  HTTP API (api) ──change──> control ─────────────────────────> store (redb, fsync)  the one form)
+//!  record sets ──> build_zone (the one road; check-config and export take it too)
+//!                      └──> zone ──> answer::Catalog ──┬──> server (UDP/TCP) ──> answer::respond
+//!                                                      └──> compile ──> maps::MapWriter ──> BPF maps
 //!  packet ──> XDP (dns-ebpf) ──hit──> XDP_TX
 //!                 └──────────miss/other──> XDP_PASS ──> kernel stack ──> server
 //! ```
@@ -75,6 +76,21 @@ pub fn load_zone_known(
     known: &std::collections::HashSet<&str>,
 ) -> Result<Zone, ZoneError> {
     let zone = load_zone(spec, regions)?;
+    let place = spec
+        .route53
+        .first()
+        .filter(|_| spec.records.is_empty())
+        .map_or_else(|| Place::whole(&spec.config), |p| Place::whole(p));
+    check_known_checks(zone, known, &place)
+}
+
+/// `zone` if every HealthCheckId its record sets name is in `known` (Route 53:
+/// NoSuchHealthCheck), else every unknown one, at `place`.
+pub fn check_known_checks(
+    zone: Zone,
+    known: &std::collections::HashSet<&str>,
+    place: &Place,
+) -> Result<Zone, ZoneError> {
     let mut unknown: Vec<String> = zone
         .policy_groups()
         .flat_map(|(name, rtype, sets)| {
@@ -89,14 +105,9 @@ pub fn load_zone_known(
         return Ok(zone);
     }
     unknown.sort();
-    let place = spec
-        .route53
-        .first()
-        .filter(|_| spec.records.is_empty())
-        .map_or_else(|| Place::whole(&spec.config), |p| Place::whole(p));
     Err(place.error(format!(
         "zone {}: unknown health checks:\n  {}",
-        spec.origin,
+        zone.origin(),
         unknown.join("\n  ")
     )))
 }
@@ -145,65 +156,153 @@ pub fn hosted_zone_defaults(origin: &hickory_proto::rr::Name) -> Vec<config::Rec
     ]
 }
 
-/// Loads one zone: its file (if any), its config records and aliases, and its change batches;
-/// `regions` resolves geoproximity region names.
-pub fn load_zone(spec: &ZoneSpec, regions: &Regions) -> Result<Zone, ZoneError> {
-    let (mut records, source) = match &spec.source {
-        Some(ZoneSource::File(path)) => (zone::read_zone_file(&spec.origin, path)?, path.as_path()),
+/// A record set in the one form every input takes (Route 53's `ResourceRecordSet`), with
+/// where it came from, for its problems.
+#[derive(Clone, Debug)]
+pub struct SourcedSet {
+    pub set: route53::ResourceRecordSet,
+    /// The zone file and line of its first record, or the config / batch file as a whole.
+    pub place: Place,
+    /// For config records and batch sets: the record's number (1-based, in the zone's
+    /// order) and its name as written.
+    pub record: Option<(usize, String)>,
+}
+
+/// The record sets a config zone declares, each converted once to the record-set form: its
+/// zone file (one set per name and type, the lowest TTL of its records), its
+/// `[[zone.record]]`s, its change batches, and a new hosted zone's default SOA and NS when it
+/// has no SOA. The same sets are imported into the store and, by [`load_zone`], served
+/// directly: both roads start here.
+pub fn zone_record_sets(spec: &ZoneSpec, regions: &Regions) -> Result<Vec<SourcedSet>, ZoneError> {
+    let mut out: Vec<SourcedSet> = Vec::new();
+    let records = match &spec.source {
+        Some(ZoneSource::File(path)) => zone::read_zone_file(&spec.origin, path)?,
         Some(ZoneSource::Embedded { name, text }) => {
-            let path = Path::new(name);
-            (zone::parse_zone_text(&spec.origin, text, path)?, path)
+            zone::parse_zone_text(&spec.origin, text, Path::new(name))?
         }
-        None => (Vec::new(), spec.config.as_path()),
+        None => Vec::new(),
     };
-    let mut aliases = Vec::new();
-    let mut policies = Vec::new();
-    // Config records, then each change batch's record sets, through one path.
-    let mut inputs: Vec<(&Path, std::borrow::Cow<'_, config::RecordSection>)> = spec
+    let mut index: std::collections::HashMap<(String, String), usize> =
+        std::collections::HashMap::new();
+    for (record, place) in records {
+        // "TYPE rdata": the type as the zone-file parser reads it, then the data.
+        let text = rdata::presentation(record.record_type(), &record.data);
+        let (rtype, value) = text.split_once(' ').unwrap_or((&text, ""));
+        let key = (
+            record.name.to_ascii().to_ascii_lowercase(),
+            rtype.to_string(),
+        );
+        let value = route53::ValueJson {
+            value: value.to_string(),
+        };
+        let ttl = i64::from(record.ttl);
+        match index.get(&key) {
+            Some(&i) => {
+                // One TTL per RRset: the lowest of its records (RFC 2181 section 5.2).
+                let set = &mut out[i].set;
+                set.ttl = Some(set.ttl.map_or(ttl, |t| t.min(ttl)));
+                set.resource_records.get_or_insert_default().push(value);
+            }
+            None => {
+                index.insert(key.clone(), out.len());
+                out.push(SourcedSet {
+                    set: route53::ResourceRecordSet::records(key.0, key.1, ttl, vec![value]),
+                    place,
+                    record: None,
+                });
+            }
+        }
+    }
+    let mut numbered: Vec<(route53::ResourceRecordSet, Place, String)> = spec
         .records
         .iter()
-        .map(|r| (spec.config.as_path(), std::borrow::Cow::Borrowed(r)))
+        .map(|r| {
+            (
+                route53::from_record(&spec.origin, r),
+                Place::whole(&spec.config),
+                r.name.clone(),
+            )
+        })
         .collect();
-    for batch in &spec.route53 {
-        let sets = route53::load(batch, regions).map_err(|e| {
-            let problems = e.problems.join("\n  ");
-            Place::whole(batch).error(format!("invalid change batch:\n  {problems}"))
-        })?;
-        inputs.extend(
-            sets.into_iter()
-                .map(|r| (batch.as_path(), std::borrow::Cow::Owned(r))),
-        );
-    }
-    let has_soa = records
-        .iter()
-        .any(|(r, _)| r.record_type() == hickory_proto::rr::RecordType::SOA)
-        || inputs
-            .iter()
-            .any(|(_, r)| r.rtype.eq_ignore_ascii_case("SOA"));
-    let defaults;
-    // As the import into the store does: any zone without an SOA gets the defaults a new
-    // hosted zone has (check-config and serve must agree).
-    if !has_soa {
-        defaults = hosted_zone_defaults(&spec.origin);
-        inputs.extend(
-            defaults
-                .iter()
-                .map(|r| (spec.config.as_path(), std::borrow::Cow::Borrowed(r))),
-        );
-    }
-    for (i, (file, r)) in inputs.iter().enumerate() {
-        let r: &config::RecordSection = r;
-        let place = Place::whole(file);
-        let at = |e: ZoneError| {
+    for path in &spec.route53 {
+        let place = Place::whole(path);
+        let applied = route53::load(path, regions).map_err(|e| {
             place.error(format!(
-                "zone {} record #{} ({} {}): {}",
-                spec.origin,
-                i + 1,
-                r.name,
-                r.rtype,
-                e.message
+                "invalid change batch:\n  {}",
+                e.problems.join("\n  ")
             ))
+        })?;
+        numbered.extend(applied.into_iter().map(|s| {
+            let name = s.name.clone();
+            (s, place.clone(), name)
+        }));
+    }
+    let has_soa = out
+        .iter()
+        .map(|s| &s.set)
+        .chain(numbered.iter().map(|(s, _, _)| s))
+        .any(|s| s.rtype.eq_ignore_ascii_case("SOA"));
+    if !has_soa {
+        numbered.extend(hosted_zone_defaults(&spec.origin).iter().map(|r| {
+            (
+                route53::from_record(&spec.origin, r),
+                Place::whole(&spec.config),
+                r.name.clone(),
+            )
+        }));
+    }
+    out.extend(
+        numbered
+            .into_iter()
+            .enumerate()
+            .map(|(i, (set, place, name))| SourcedSet {
+                set,
+                place,
+                record: Some((i + 1, name)),
+            }),
+    );
+    Ok(out)
+}
+
+/// Loads one zone: its file (if any), its config records and aliases, and its change batches,
+/// through the record-set form ([`zone_record_sets`], [`build_zone`]); `regions` resolves
+/// geoproximity region names.
+pub fn load_zone(spec: &ZoneSpec, regions: &Regions) -> Result<Zone, ZoneError> {
+    let source = match &spec.source {
+        Some(ZoneSource::File(path)) => path.as_path(),
+        Some(ZoneSource::Embedded { name, .. }) => Path::new(name),
+        None => spec.config.as_path(),
+    };
+    build_zone(
+        &spec.origin,
+        &zone_record_sets(spec, regions)?,
+        regions,
+        source,
+    )
+}
+
+/// The one road from record sets to a served [`Zone`]: each set's routing policy, alias or
+/// records read once; `source` names the zone in zone-wide problems (no SOA).
+pub fn build_zone(
+    origin: &hickory_proto::rr::Name,
+    sets: &[SourcedSet],
+    regions: &Regions,
+    source: &Path,
+) -> Result<Zone, ZoneError> {
+    let mut records = Vec::new();
+    let mut aliases = Vec::new();
+    let mut policies = Vec::new();
+    for sourced in sets {
+        let place = &sourced.place;
+        let at = |e: ZoneError| match &sourced.record {
+            Some((n, name)) => place.error(format!(
+                "zone {origin} record #{n} ({name} {}): {}",
+                sourced.set.rtype, e.message
+            )),
+            None => e,
         };
+        let r = route53::to_record(&sourced.set, regions).map_err(|e| at(place.error(e)))?;
+        let r = &r;
         // What the record set answers with: an alias, or records (TTL and values).
         let target = match &r.alias {
             Some(alias) => {
@@ -214,12 +313,12 @@ pub fn load_zone(spec: &ZoneSpec, regions: &Regions) -> Result<Zone, ZoneError> 
                 }
                 Parsed::Alias(
                     zone::parse_config_alias(
-                        &spec.origin,
+                        origin,
                         &r.name,
                         &r.rtype,
                         &alias.target,
                         alias.evaluate_target_health,
-                        &place,
+                        place,
                     )
                     .map_err(at)?,
                 )
@@ -232,9 +331,7 @@ pub fn load_zone(spec: &ZoneSpec, regions: &Regions) -> Result<Zone, ZoneError> 
                 let parsed = r
                     .values
                     .iter()
-                    .map(|v| {
-                        zone::parse_config_record(&spec.origin, &r.name, &r.rtype, ttl, v, &place)
-                    })
+                    .map(|v| zone::parse_config_record(origin, &r.name, &r.rtype, ttl, v, place))
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(at)?;
                 Parsed::Records(ttl, parsed)
@@ -243,8 +340,7 @@ pub fn load_zone(spec: &ZoneSpec, regions: &Regions) -> Result<Zone, ZoneError> 
         match r.policy(regions).map_err(|m| at(place.error(m)))? {
             Some(policy) => {
                 let (name, rtype) =
-                    zone::parse_owner_and_type(&spec.origin, &r.name, &r.rtype, &place)
-                        .map_err(at)?;
+                    zone::parse_owner_and_type(origin, &r.name, &r.rtype, place).map_err(at)?;
                 let target = match target {
                     Parsed::Alias(a) => policy::Target::Alias {
                         name: LowerName::new(&a.target),
@@ -276,7 +372,7 @@ pub fn load_zone(spec: &ZoneSpec, regions: &Regions) -> Result<Zone, ZoneError> 
             },
         }
     }
-    Zone::from_records(spec.origin.clone(), records, aliases, policies, source)
+    Zone::from_records(origin.clone(), records, aliases, policies, source)
 }
 
 #[cfg(test)]

@@ -72,6 +72,28 @@ pub struct ResourceRecordSet {
     pub health_check_id: Option<String>,
 }
 
+impl ResourceRecordSet {
+    /// A simple record set: `name` (absolute), `rtype`, `ttl` and its values.
+    pub fn records(name: String, rtype: String, ttl: i64, values: Vec<ValueJson>) -> Self {
+        ResourceRecordSet {
+            name,
+            rtype,
+            set_identifier: None,
+            weight: None,
+            region: None,
+            geo_location: None,
+            geo_proximity_location: None,
+            failover: None,
+            multi_value_answer: None,
+            cidr_routing_config: None,
+            ttl: Some(ttl),
+            resource_records: Some(values),
+            alias_target: None,
+            health_check_id: None,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct GeoLocationJson {
@@ -131,7 +153,7 @@ pub struct AliasJson {
 pub fn load(
     path: &Path,
     regions: &crate::Regions,
-) -> Result<Vec<RecordSection>, InvalidChangeBatch> {
+) -> Result<Vec<ResourceRecordSet>, InvalidChangeBatch> {
     let file = path.display().to_string();
     let fail = |problems: Vec<String>| InvalidChangeBatch {
         file: file.clone(),
@@ -139,7 +161,9 @@ pub fn load(
     };
     let text = crate::files::read_text(path, crate::files::MAX_SMALL_FILE)
         .map_err(|e| fail(vec![format!("cannot read: {e}")]))?;
-    parse(&text, regions).map_err(fail)
+    let batch: ChangeBatch =
+        serde_json::from_str(&text).map_err(|e| fail(vec![format!("malformed JSON: {e}")]))?;
+    apply_to(Vec::new(), &batch, regions, None).map_err(fail)
 }
 
 /// Parses a change batch's JSON text and applies it to an empty zone ([`apply`]).
