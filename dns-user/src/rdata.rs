@@ -187,6 +187,17 @@ pub fn parse_tokens<S: AsRef<str>>(
     if rtype == RecordType::CAA && tokens.get(2).is_some_and(|v| v.contains('\\')) {
         return Err(RdataError::Invalid("a CAA value has no escapes".into()));
     }
+    // A CAA tag is 1 to 15 ASCII letters and digits (RFC 8659 section 4.1), never quoted.
+    if rtype == RecordType::CAA
+        && tokens.get(1).is_some_and(|t| {
+            t.is_empty() || t.len() > 15 || !t.bytes().all(|b| b.is_ascii_alphanumeric())
+        })
+    {
+        return Err(RdataError::Invalid(format!(
+            "CAA tag {:?} is not 1 to 15 letters and digits",
+            tokens[1]
+        )));
+    }
     match arity {
         Arity::Exactly(n, expected) | Arity::AtLeast(n, expected)
             if tokens.len() < n || (matches!(arity, Arity::Exactly(..)) && tokens.len() != n) =>
@@ -520,6 +531,26 @@ pub fn presentation(rtype: RecordType, rdata: &RData) -> String {
     }
 }
 
+/// Whether this module both reads and writes `rtype`'s text form (the rest go through
+/// hickory-proto's parsers and writers).
+pub fn own_text_form(rtype: RecordType) -> bool {
+    matches!(
+        rtype,
+        RecordType::A
+            | RecordType::AAAA
+            | RecordType::CNAME
+            | RecordType::NS
+            | RecordType::PTR
+            | RecordType::ANAME
+            | RecordType::MX
+            | RecordType::SRV
+            | RecordType::SOA
+            | RecordType::TXT
+            | RecordType::DS
+            | RecordType::Unknown(_)
+    ) || u16::from(rtype) == TYPE_SPF
+}
+
 /// Types whose hickory Display output is accepted back by [`parse_tokens`] unchanged.
 fn display_round_trips(rtype: RecordType) -> bool {
     matches!(
@@ -566,6 +597,7 @@ mod tests {
             (RecordType::TXT, "\"a\"b"),
             (RecordType::NS, "4\\ .84"),
             (RecordType::MX, "0 bücher.example."),
+            (RecordType::CAA, "0 \" issue\" \"ca.example\""),
             (RecordType::A, "$INCLUDE /etc/passwd"),
             (RecordType::TXT, "\"a\" $INCLUDE /etc/passwd"),
             (RecordType::TXT, "\"a\"\n$INCLUDE x"),

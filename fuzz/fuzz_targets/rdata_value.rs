@@ -1,6 +1,8 @@
 //! Any text as one record value of any type (`TYPE\0VALUE`): parsing never panics; a value with
 //! a control character (a second line, so a `$INCLUDE`) or a bare `$directive` is always
-//! refused; an accepted value is written back in a form that reads back to the same data.
+//! refused; an accepted value of a type whose text form this crate reads and writes itself is
+//! written back in a form that reads back to the same data. (CAA, NAPTR, SSHFP, TLSA, SVCB,
+//! HTTPS and HINFO are read and written by hickory-proto; their round trip is not asserted.)
 #![no_main]
 
 use dns_user::rdata::{parse_value, presentation};
@@ -30,6 +32,9 @@ fuzz_target!(|data: &[u8]| {
     let Ok(rdata) = parsed else {
         return;
     };
+    if !dns_user::rdata::own_text_form(rtype) {
+        return;
+    }
     let shown = presentation(rtype, &rdata);
     let (shown_type, fields) = shown.split_once(' ').expect("TYPE DATA");
     let again_type = dns_user::zone::parse_type(shown_type).expect("a known type");
