@@ -61,6 +61,30 @@ fn open_regular(path: &Path) -> Result<(File, std::fs::Metadata), FileError> {
 /// Reads a regular text file of at most `limit` bytes.
 pub fn read_text(path: &Path, limit: u64) -> Result<String, FileError> {
     let (file, meta) = open_regular(path)?;
+    read_opened(path, file, &meta, limit)
+}
+
+/// Reads a secret (a token, a key): like [`read_text`], refused when group or others may read
+/// or write it. The mode is checked on the file that is read (one open).
+pub fn read_secret(path: &Path) -> Result<String, FileError> {
+    let (file, meta) = open_regular(path)?;
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(FileError::Exposed {
+            path: path.to_path_buf(),
+            mode,
+        });
+    }
+    read_opened(path, file, &meta, MAX_SMALL_FILE)
+}
+
+/// The text of an opened regular file, at most `limit` bytes.
+fn read_opened(
+    path: &Path,
+    file: File,
+    meta: &std::fs::Metadata,
+    limit: u64,
+) -> Result<String, FileError> {
     let too_large = || FileError::TooLarge {
         path: path.to_path_buf(),
         limit,
@@ -79,20 +103,6 @@ pub fn read_text(path: &Path, limit: u64) -> Result<String, FileError> {
     String::from_utf8(bytes).map_err(|_| FileError::NotText {
         path: path.to_path_buf(),
     })
-}
-
-/// Reads a secret (a token, a key): like [`read_text`], refused when group or others may read
-/// or write it.
-pub fn read_secret(path: &Path) -> Result<String, FileError> {
-    let (_, meta) = open_regular(path)?;
-    let mode = meta.mode() & 0o7777;
-    if mode & 0o077 != 0 {
-        return Err(FileError::Exposed {
-            path: path.to_path_buf(),
-            mode,
-        });
-    }
-    read_text(path, MAX_SMALL_FILE)
 }
 
 /// Creates `dir` and its missing parents, the ones created 0700.
