@@ -1145,13 +1145,13 @@ fn build_zone_with(
     let origin = Name::from_ascii(&zone.name).map_err(|e| format!("zone {}: {e}", zone.name))?;
     let label = PathBuf::from(format!("hosted zone {}", zone.id));
     let place = crate::zone::Place::whole(&label);
-    let sourced: Vec<crate::SourcedSet> = sets
+    let sourced: Vec<crate::SourcedSet<'_>> = sets
         .iter()
         .enumerate()
         .map(|(i, s)| crate::SourcedSet {
-            set: s.clone(),
+            set: std::borrow::Cow::Borrowed(s),
             place: place.clone(),
-            record: Some((i + 1, s.name.clone())),
+            record: Some((i + 1, std::borrow::Cow::Borrowed(s.name.as_str()))),
         })
         .collect();
     let built = crate::build_zone(&origin, &sourced, &settings.regions, &label)
@@ -1205,7 +1205,7 @@ pub fn import_sets(
     regions: &crate::Regions,
 ) -> Result<Vec<ResourceRecordSet>, String> {
     crate::zone_record_sets(spec, regions)
-        .map(|sets| sets.into_iter().map(|s| s.set).collect())
+        .map(|sets| sets.into_iter().map(|s| s.set.into_owned()).collect())
         .map_err(|e| e.to_string())
 }
 

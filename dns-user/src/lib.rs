@@ -38,6 +38,7 @@ pub mod transfer;
 pub mod xdp;
 pub mod zone;
 
+use std::borrow::Cow;
 use std::path::Path;
 
 use config::{ZoneSource, ZoneSpec};
@@ -158,14 +159,15 @@ pub fn hosted_zone_defaults(origin: &hickory_proto::rr::Name) -> Vec<config::Rec
 
 /// A record set in the one form every input takes (Route 53's `ResourceRecordSet`), with
 /// where it came from, for its problems.
+/// Borrowed where the sets are already stored (the store road builds from its own copy).
 #[derive(Clone, Debug)]
-pub struct SourcedSet {
-    pub set: route53::ResourceRecordSet,
+pub struct SourcedSet<'a> {
+    pub set: Cow<'a, route53::ResourceRecordSet>,
     /// The zone file and line of its first record, or the config / batch file as a whole.
     pub place: Place,
     /// For config records and batch sets: the record's number (1-based, in the zone's
     /// order) and its name as written.
-    pub record: Option<(usize, String)>,
+    pub record: Option<(usize, Cow<'a, str>)>,
 }
 
 /// The record sets a config zone declares, each converted once to the record-set form: its
@@ -173,8 +175,11 @@ pub struct SourcedSet {
 /// `[[zone.record]]`s, its change batches, and a new hosted zone's default SOA and NS when it
 /// has no SOA. The same sets are imported into the store and, by [`load_zone`], served
 /// directly: both roads start here.
-pub fn zone_record_sets(spec: &ZoneSpec, regions: &Regions) -> Result<Vec<SourcedSet>, ZoneError> {
-    let mut out: Vec<SourcedSet> = Vec::new();
+pub fn zone_record_sets(
+    spec: &ZoneSpec,
+    regions: &Regions,
+) -> Result<Vec<SourcedSet<'static>>, ZoneError> {
+    let mut out: Vec<SourcedSet<'static>> = Vec::new();
     let records = match &spec.source {
         Some(ZoneSource::File(path)) => zone::read_zone_file(&spec.origin, path)?,
         Some(ZoneSource::Embedded { name, text }) => {
@@ -199,14 +204,19 @@ pub fn zone_record_sets(spec: &ZoneSpec, regions: &Regions) -> Result<Vec<Source
         match index.get(&key) {
             Some(&i) => {
                 // One TTL per RRset: the lowest of its records (RFC 2181 section 5.2).
-                let set = &mut out[i].set;
+                let set = out[i].set.to_mut();
                 set.ttl = Some(set.ttl.map_or(ttl, |t| t.min(ttl)));
                 set.resource_records.get_or_insert_default().push(value);
             }
             None => {
                 index.insert(key.clone(), out.len());
                 out.push(SourcedSet {
-                    set: route53::ResourceRecordSet::records(key.0, key.1, ttl, vec![value]),
+                    set: Cow::Owned(route53::ResourceRecordSet::records(
+                        key.0,
+                        key.1,
+                        ttl,
+                        vec![value],
+                    )),
                     place,
                     record: None,
                 });
@@ -239,7 +249,7 @@ pub fn zone_record_sets(spec: &ZoneSpec, regions: &Regions) -> Result<Vec<Source
     }
     let has_soa = out
         .iter()
-        .map(|s| &s.set)
+        .map(|s| s.set.as_ref())
         .chain(numbered.iter().map(|(s, _, _)| s))
         .any(|s| s.rtype.eq_ignore_ascii_case("SOA"));
     if !has_soa {
@@ -256,9 +266,9 @@ pub fn zone_record_sets(spec: &ZoneSpec, regions: &Regions) -> Result<Vec<Source
             .into_iter()
             .enumerate()
             .map(|(i, (set, place, name))| SourcedSet {
-                set,
+                set: Cow::Owned(set),
                 place,
-                record: Some((i + 1, name)),
+                record: Some((i + 1, Cow::Owned(name))),
             }),
     );
     Ok(out)
@@ -285,7 +295,7 @@ pub fn load_zone(spec: &ZoneSpec, regions: &Regions) -> Result<Zone, ZoneError> 
 /// records read once; `source` names the zone in zone-wide problems (no SOA).
 pub fn build_zone(
     origin: &hickory_proto::rr::Name,
-    sets: &[SourcedSet],
+    sets: &[SourcedSet<'_>],
     regions: &Regions,
     source: &Path,
 ) -> Result<Zone, ZoneError> {
