@@ -448,14 +448,7 @@ impl Control {
         comment: Option<String>,
     ) -> Result<(ZoneView, ChangeInfo), ControlError> {
         let origin = parse_zone_name(name)?;
-        if caller_reference.is_empty()
-            || caller_reference.chars().count() > 128
-            || caller_reference.chars().any(char::is_control)
-        {
-            return Err(ControlError::invalid(
-                "CallerReference must be 1 to 128 printable characters",
-            ));
-        }
+        check_caller_reference(caller_reference, 128)?;
         if let Some(c) = &comment {
             route53::check_comment(c).map_err(ControlError::invalid)?;
         }
@@ -684,14 +677,7 @@ impl Control {
         caller_reference: &str,
         config: serde_json::Value,
     ) -> Result<StoredCheck, ControlError> {
-        if caller_reference.is_empty()
-            || caller_reference.chars().count() > 64
-            || caller_reference.chars().any(char::is_control)
-        {
-            return Err(ControlError::invalid(
-                "CallerReference must be 1 to 64 printable characters",
-            ));
-        }
+        check_caller_reference(caller_reference, 64)?;
         let g = self.lock();
         if let Some(c) = g
             .store
@@ -989,6 +975,18 @@ fn catalog_of(g: &mut Inner) -> Catalog {
     Catalog::new(g.built.values().cloned())
         .with_locations(g.settings.locations.clone())
         .with_zone_counters(counters)
+}
+
+/// A CallerReference: 1 to `max` printable characters (Route 53: 128 for hosted zones, 64
+/// for health checks).
+fn check_caller_reference(reference: &str, max: usize) -> Result<(), ControlError> {
+    let n = reference.chars().count();
+    if n == 0 || n > max || reference.chars().any(char::is_control) {
+        return Err(ControlError::invalid(format!(
+            "CallerReference must be 1 to {max} printable characters"
+        )));
+    }
+    Ok(())
 }
 
 fn parse_zone_name(name: &str) -> Result<String, ControlError> {
