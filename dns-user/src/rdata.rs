@@ -123,17 +123,22 @@ enum Arity {
     AtLeast(usize, &'static str),
 }
 
-/// Fields of each type with a text form here, and which of them are domain names.
+/// Fields of each type with a text form here, and which of them are domain names that must be
+/// made absolute before hickory's parser reads them.
 fn shape(rtype: RecordType) -> Option<(Arity, &'static [usize])> {
     use Arity::{AtLeast, Exactly};
     Some(match rtype {
-        RecordType::A | RecordType::AAAA => (Exactly(1, "1"), &[]),
-        RecordType::CNAME | RecordType::NS | RecordType::PTR | RecordType::ANAME => {
-            (Exactly(1, "1"), &[0])
-        }
-        RecordType::MX => (Exactly(2, "2"), &[1]),
-        RecordType::SRV => (Exactly(4, "4"), &[3]),
-        RecordType::SOA => (Exactly(7, "7"), &[0, 1]),
+        // Read by `parse_own`, which resolves their names itself.
+        RecordType::A
+        | RecordType::AAAA
+        | RecordType::CNAME
+        | RecordType::NS
+        | RecordType::PTR
+        | RecordType::ANAME => (Exactly(1, "1"), &[]),
+        RecordType::MX => (Exactly(2, "2"), &[]),
+        RecordType::SRV => (Exactly(4, "4"), &[]),
+        RecordType::SOA => (Exactly(7, "7"), &[]),
+        // Read by hickory: names at these positions are made absolute first.
         RecordType::CAA => (Exactly(3, "3"), &[]),
         RecordType::NAPTR => (Exactly(6, "6"), &[5]),
         RecordType::SSHFP => (Exactly(3, "3"), &[]),
