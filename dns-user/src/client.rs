@@ -190,7 +190,7 @@ impl Client {
         if !zone.contains('.') {
             return Ok(zone.to_string());
         }
-        let name = crate::store::absolute_lower(zone);
+        let name = crate::zone::absolute_lower(zone);
         let zones = self
             .call(Method::GET, "/2013-04-01/hostedzone", None)
             .await?;
@@ -207,7 +207,7 @@ impl Client {
 impl Client {
     /// The id of the hosted zone that holds `name` (the longest matching origin).
     async fn zone_holding(&self, name: &str) -> anyhow::Result<String> {
-        let name = crate::store::absolute_lower(name);
+        let name = crate::zone::absolute_lower(name);
         let zones = self
             .call(Method::GET, "/2013-04-01/hostedzone", None)
             .await?;
@@ -224,7 +224,7 @@ impl Client {
 }
 
 fn caller_reference(given: Option<String>) -> String {
-    given.unwrap_or_else(|| format!("cli-{}", crate::store::new_id("")))
+    given.unwrap_or_else(|| format!("cli-{}", crate::control::store::new_id("")))
 }
 
 fn read_json(path: &Path) -> anyhow::Result<Value> {

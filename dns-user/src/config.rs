@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use hickory_proto::rr::Name;
 use serde::Deserialize;
 
+use crate::fastpath::xdp::AttachMode;
 use crate::location::{GeoInfo, Locations};
-use crate::policy::{FailoverRole, GeoLocation, Policy};
-use crate::xdp::AttachMode;
+use crate::zone::records::{self, ResourceRecordSet};
 
 /// The embedded default configuration (`cargo xtask run`, `dns-user serve` without --config).
 pub const DEFAULT_CONFIG: &str = include_str!("../../examples/default.toml");
@@ -99,7 +99,7 @@ pub struct LocationSection {
     pub maxmind: Option<PathBuf>,
     /// `[location.regions]`: region name -> [latitude, longitude], for geoproximity by region.
     #[serde(default)]
-    pub regions: crate::Regions,
+    pub regions: crate::location::Regions,
     /// `[location.cidr_collections.NAME]`: location name -> CIDR blocks, for IP-based routing.
     #[serde(default)]
     pub cidr_collections:
@@ -258,7 +258,7 @@ fn default_heartbeat_timeout_ms() -> u64 {
     2000
 }
 
-/// Response rate limiting (see [`crate::rrl`]).
+/// Response rate limiting (see [`crate::server::rrl`]).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RrlSection {
@@ -470,97 +470,68 @@ pub struct AliasSection {
 }
 
 impl RecordSection {
-    /// The routing policy this record set declares: `None` for a simple record set (no
-    /// set_id, no routing field). Errors say what is wrong, in Route 53's terms.
-    pub fn policy(&self, regions: &crate::Regions) -> Result<Option<Policy>, String> {
-        let mut policies = Vec::new();
-        if let Some(weight) = self.weight {
-            policies.push(Policy::Weighted { weight });
-        }
-        if let Some(role) = &self.failover {
-            policies.push(Policy::Failover(match role.to_ascii_uppercase().as_str() {
-                "PRIMARY" => FailoverRole::Primary,
-                "SECONDARY" => FailoverRole::Secondary,
-                other => {
-                    return Err(format!(
-                        "failover must be PRIMARY or SECONDARY, not {other:?}"
-                    ));
-                }
-            }));
-        }
-        if let Some(region) = &self.region {
-            policies.push(Policy::Latency {
-                region: region.clone(),
-            });
-        }
-        if let Some(g) = &self.geolocation {
-            policies.push(Policy::Geolocation(g.location()?));
-        }
-        if let Some(g) = &self.geoproximity {
-            if !(-99..=99).contains(&g.bias) {
-                return Err(format!("geoproximity bias {} is outside -99..99", g.bias));
+    /// This `[[zone.record]]` of zone `origin` in the one record-set form (Route 53's
+    /// `ResourceRecordSet`, as stored): names absolute, relative ones under `origin`.
+    pub fn to_record_set(&self, origin: &Name) -> ResourceRecordSet {
+        let origin = crate::zone::absolute_lower(&origin.to_ascii());
+        let full = |n: &str| -> String {
+            if n == "@" {
+                origin.clone()
+            } else if n.ends_with('.') || origin == "." {
+                crate::zone::absolute_lower(n)
+            } else {
+                crate::zone::absolute_lower(&format!("{n}.{origin}"))
             }
-            let (lat, lon) = match (g.lat, g.lon, &g.region) {
-                (Some(lat), Some(lon), None) => (lat, lon),
-                (None, None, Some(region)) => match regions.get(region) {
-                    Some([lat, lon]) => (*lat, *lon),
-                    None => {
-                        return Err(format!(
-                            "region {region:?} has no coordinates in [location.regions]"
-                        ));
-                    }
+        };
+        records::normalize(ResourceRecordSet {
+            name: full(&self.name),
+            rtype: self.rtype.clone(),
+            set_identifier: self.set_id.clone(),
+            weight: self.weight.map(i64::from),
+            region: self.region.clone(),
+            geo_location: self.geolocation.as_ref().map(|g| records::GeoLocationJson {
+                continent_code: g.continent.clone(),
+                country_code: if g.default {
+                    Some("*".into())
+                } else {
+                    g.country.clone()
                 },
-                _ => return Err("geoproximity takes lat and lon, or a region".into()),
-            };
-            if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lon) {
-                return Err(format!(
-                    "geoproximity coordinates {lat}, {lon} are out of range"
-                ));
-            }
-            policies.push(Policy::Geoproximity {
-                lat,
-                lon,
-                bias: g.bias,
-            });
-        }
-        if self.multivalue == Some(true) {
-            policies.push(Policy::MultiValue);
-        }
-        if let Some(c) = &self.cidr {
-            policies.push(Policy::IpBased {
-                collection: c.collection.clone(),
-                location: c.location.clone(),
-            });
-        }
-        match (policies.len(), &self.set_id) {
-            (0, None) => Ok(None),
-            (0, Some(_)) => Err("set_id without a routing policy (weight, failover, region, geolocation, geoproximity, multivalue or cidr)".into()),
-            (1, Some(id)) if id.is_empty() || id.len() > 128 => {
-                Err("set_id must be 1..128 characters".into())
-            }
-            (1, Some(_)) => Ok(policies.pop()),
-            (1, None) => Err("a routing policy needs a set_id".into()),
-            _ => Err("more than one routing policy on one record set".into()),
-        }
-    }
-}
-
-impl GeolocationSection {
-    fn location(&self) -> Result<GeoLocation, String> {
-        const CONTINENTS: [&str; 7] = ["AF", "AN", "AS", "EU", "NA", "OC", "SA"];
-        let code = |s: &str| s.to_ascii_uppercase();
-        match (&self.continent, &self.country, &self.subdivision, self.default) {
-            (None, None, None, true) => Ok(GeoLocation::Default),
-            (Some(c), None, None, false) if CONTINENTS.contains(&code(c).as_str()) => {
-                Ok(GeoLocation::Continent(code(c)))
-            }
-            (Some(c), None, None, false) => Err(format!("unknown continent {c:?} (AF AN AS EU NA OC SA)")),
-            (None, Some(c), None, false) if c.len() == 2 => Ok(GeoLocation::Country(code(c))),
-            (None, Some(c), Some(s), false) if c.len() == 2 && !s.is_empty() => {
-                Ok(GeoLocation::Subdivision { country: code(c), subdivision: code(s) })
-            }
-            _ => Err("geolocation is one of { continent }, { country }, { country, subdivision } or { default = true }".into()),
-        }
+                subdivision_code: g.subdivision.clone(),
+            }),
+            geo_proximity_location: self
+                .geoproximity
+                .as_ref()
+                .map(|g| records::GeoProximityJson {
+                    aws_region: g.region.clone(),
+                    coordinates: match (g.lat, g.lon) {
+                        (Some(lat), Some(lon)) => Some(records::CoordinatesJson {
+                            latitude: lat.to_string(),
+                            longitude: lon.to_string(),
+                        }),
+                        _ => None,
+                    },
+                    bias: (g.bias != 0).then_some(i64::from(g.bias)),
+                }),
+            failover: self.failover.clone(),
+            multi_value_answer: self.multivalue,
+            cidr_routing_config: self.cidr.as_ref().map(|c| records::CidrJson {
+                collection_id: c.collection.clone(),
+                location_name: c.location.clone(),
+            }),
+            ttl: self.ttl.map(i64::from),
+            resource_records: (!self.values.is_empty()).then(|| {
+                self.values
+                    .iter()
+                    .map(|v| records::ValueJson { value: v.clone() })
+                    .collect()
+            }),
+            alias_target: self.alias.as_ref().map(|a| records::AliasJson {
+                hosted_zone_id: None,
+                dns_name: full(&a.target),
+                evaluate_target_health: a.evaluate_target_health,
+            }),
+            health_check_id: self.health_check.clone(),
+        })
     }
 }
 
@@ -662,7 +633,7 @@ pub struct Settings {
     /// Location data for the routing policies.
     pub locations: Locations,
     /// Named regions' coordinates, for geoproximity by region in change batches.
-    pub regions: crate::Regions,
+    pub regions: crate::location::Regions,
     /// Health checks (config tables, then `--health-checks` files), validated together.
     pub health_checks: Vec<crate::health::spec::CheckSpec>,
     /// The same checks as written, for the store.
@@ -674,7 +645,7 @@ pub struct Settings {
     /// The control API; `None` = off.
     pub api: Option<ApiSettings>,
     /// Response rate limiting; `None` = off.
-    pub rrl: Option<crate::rrl::RrlConfig>,
+    pub rrl: Option<crate::server::rrl::RrlConfig>,
     /// Client networks allowed zone transfers.
     pub transfer_allow: Vec<ipnet::IpNet>,
 }
@@ -896,7 +867,7 @@ fn settings_from(
         transfer_allow: file.server.transfer_allow.clone(),
         rrl: match overrides.rrl_rate.unwrap_or(file.rrl.responses_per_second) {
             0 => None,
-            rate => Some(crate::rrl::RrlConfig {
+            rate => Some(crate::server::rrl::RrlConfig {
                 responses_per_second: rate,
                 burst: file.rrl.burst,
                 slip: file.rrl.slip,

@@ -14,6 +14,9 @@ use ipnet::IpNet;
 
 use crate::policy::{CidrCollections, ClientLocation, LatencySource};
 
+/// Named regions' coordinates (`[location.regions]`), for geoproximity by region.
+pub type Regions = std::collections::HashMap<String, [f64; 2]>;
+
 /// What is known about the clients of one prefix.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct GeoInfo {

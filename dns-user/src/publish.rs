@@ -18,10 +18,10 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 
-use crate::answer::Catalog;
-use crate::compile::{self, CompileReport};
+use crate::fastpath::compile::{self, CompileReport};
+use crate::fastpath::maps::{InstallStats, MapWriteError, MapWriter};
 use crate::health::HealthState;
-use crate::maps::{InstallStats, MapWriteError, MapWriter};
+use crate::zone::Catalog;
 
 /// The served state.
 pub struct Published {

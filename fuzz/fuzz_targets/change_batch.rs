@@ -8,5 +8,5 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let _ = dns_user::route53::parse(text, &dns_user::Regions::new());
+    let _ = dns_user::zone::records::parse(text, &dns_user::location::Regions::new());
 });

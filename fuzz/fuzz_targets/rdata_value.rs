@@ -5,7 +5,7 @@
 //! HTTPS and HINFO are read and written by hickory-proto; their round trip is not asserted.)
 #![no_main]
 
-use dns_user::rdata::{parse_value, presentation};
+use dns_user::zone::rdata::{parse_value, presentation};
 use hickory_proto::rr::Name;
 use libfuzzer_sys::fuzz_target;
 
@@ -32,7 +32,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(rdata) = parsed else {
         return;
     };
-    if !dns_user::rdata::own_text_form(rtype) {
+    if !dns_user::zone::rdata::own_text_form(rtype) {
         return;
     }
     let shown = presentation(rtype, &rdata);

@@ -5,14 +5,15 @@
 use std::net::IpAddr;
 use std::sync::LazyLock;
 
-use dns_user::answer::{AnswerOptions, Catalog, Transport, respond};
+use dns_user::server::answer::{AnswerOptions, Transport, respond};
+use dns_user::zone::Catalog;
 use dns_user::health::HealthState;
 use libfuzzer_sys::fuzz_target;
 
 /// The embedded default config's zone plus every routing policy of the examples.
 static CATALOG: LazyLock<Catalog> = LazyLock::new(|| {
     let settings = dns_user::config::resolve(None, &Default::default()).expect("default config");
-    dns_user::load_catalog_for(&settings).expect("default zone")
+    dns_user::control::import::catalog(&settings).expect("default zone")
 });
 
 fuzz_target!(|data: &[u8]| {

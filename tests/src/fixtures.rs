@@ -723,13 +723,13 @@ pub fn multivalue_records() -> String {
 /// The policy zone's catalog, with the listed health checks down.
 pub fn policy_catalog(
     health_checks_down: &[&str],
-) -> (dns_user::answer::Catalog, dns_user::health::HealthState) {
+) -> (dns_user::zone::Catalog, dns_user::health::HealthState) {
     let dir = std::env::temp_dir().join(format!("dns-xdp-policies-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("policies.toml");
     std::fs::write(&path, policy_config()).unwrap();
     let settings = dns_user::config::resolve(Some(&path), &Default::default()).unwrap();
-    let catalog = dns_user::load_catalog_for(&settings).unwrap();
+    let catalog = dns_user::control::import::catalog(&settings).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     let health = dns_user::health::HealthState(
         health_checks_down

@@ -4,8 +4,8 @@
 use std::net::IpAddr;
 use std::path::Path;
 
-use dns_user::answer::Catalog;
-use dns_user::zone::{Place, Zone, parse_config_alias, parse_zone_text};
+use dns_user::zone::Catalog;
+use dns_user::zone::{Alias, Place, Zone, parse_zone_text};
 use hickory_proto::rr::Name;
 
 pub use crate::testbed::{CLIENT_V4, CLIENT_V6, SERVER_V4, SERVER_V6};
@@ -43,7 +43,13 @@ pub fn catalog() -> Catalog {
     let aliases = ["A", "AAAA"]
         .iter()
         .map(|t| {
-            let alias = parse_config_alias(&origin(), "lb", t, "www", false, &place).unwrap();
+            let name = |n: &str| Name::from_ascii(n).unwrap();
+            let alias = Alias {
+                name: name("lb.example.com."),
+                rtype: t.parse().unwrap(),
+                target: name("www.example.com."),
+                evaluate_target_health: false,
+            };
             (alias, place.clone())
         })
         .collect();

@@ -105,7 +105,7 @@ fn start_with(server_extra: &str) -> Server {
 }
 
 fn query(name: &str, qtype: RecordType, edns: Option<u16>) -> Vec<u8> {
-    dns_user::answer::build_query(
+    dns_user::server::answer::build_query(
         0x1234,
         &Name::from_ascii(name).unwrap(),
         qtype,

@@ -154,7 +154,7 @@ fn query_until(
         let mut id: u16 = 0;
         while start.elapsed() < limit {
             id = id.wrapping_add(1);
-            let q = dns_user::answer::build_query(id, &qname, RecordType::A, None);
+            let q = dns_user::server::answer::build_query(id, &qname, RecordType::A, None);
             socket.send_to(&q, (SERVER_V4, 53)).unwrap();
             phase.queries += 1;
             let mut buf = [0u8; 1500];

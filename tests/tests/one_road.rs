@@ -4,9 +4,9 @@
 //! some down.
 
 use dns_tests::fixtures::{multivalue_records, policy_config};
-use dns_user::compile::compile;
 use dns_user::config::{Overrides, resolve};
 use dns_user::control::Control;
+use dns_user::fastpath::compile::compile;
 use dns_user::health::HealthState;
 
 fn both_roads(tag: &str, config: &str, down: &[&str]) {
@@ -20,7 +20,7 @@ fn both_roads(tag: &str, config: &str, down: &[&str]) {
         ..Overrides::default()
     };
     let settings = resolve(Some(&path), &overrides).unwrap();
-    let direct = dns_user::load_catalog_for(&settings).unwrap();
+    let direct = dns_user::control::import::catalog(&settings).unwrap();
     let served = Control::open(settings).unwrap().catalog();
     let health = HealthState(down.iter().map(|id| (id.to_string(), false)).collect());
     let (a, _) = compile(&direct, &health);

@@ -72,7 +72,7 @@ fn a_malformed_packet_storm_leaves_the_daemon_up_and_answering() {
     let daemon = bed
         .start_service(BIN, "native", &["--zone-file", &zone_arg], false)
         .unwrap();
-    let valid = dns_user::answer::build_query(
+    let valid = dns_user::server::answer::build_query(
         7,
         &Name::from_ascii("www.example.com.").unwrap(),
         RecordType::A,
@@ -184,7 +184,7 @@ fn storm_round(bed: &Testbed, sockets: &Sockets, valid: &[u8]) -> (u64, f64, f64
                     .enumerate()
                     {
                         id = id.wrapping_add(1);
-                        let q = dns_user::answer::build_query(
+                        let q = dns_user::server::answer::build_query(
                             id,
                             &Name::from_ascii(name).unwrap(),
                             qtype,

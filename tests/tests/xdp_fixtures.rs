@@ -13,12 +13,13 @@ use aya::programs::{TestRun, TestRunOptions};
 use dns_common::{Counter, PROGRAM_NAME, TYPE_A};
 use dns_tests::fixtures::{Expect, fixtures, q};
 use dns_tests::frame::*;
-use dns_user::answer::{AnswerOptions, Catalog, Transport, respond};
-use dns_user::compile::{Change, Delta, Tables, compile, key, render};
+use dns_user::fastpath::compile::{Change, Delta, Tables, compile, key, render};
+use dns_user::fastpath::maps::{MapWriteError, MapWriter};
+use dns_user::fastpath::xdp::{self, LoadOptions};
 use dns_user::health::HealthState;
-use dns_user::maps::{MapWriteError, MapWriter};
 use dns_user::metrics::XdpCounters;
-use dns_user::xdp::{self, LoadOptions};
+use dns_user::server::answer::{AnswerOptions, Transport, respond};
+use dns_user::zone::Catalog;
 use dns_user::zone::RrSet;
 use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{LowerName, Name, RData, RecordType};
@@ -46,7 +47,7 @@ impl Harness {
         max_entries: u32,
         grow_at_head: bool,
         fixed_draw: Option<u32>,
-        rrl: Option<dns_user::rrl::RrlConfig>,
+        rrl: Option<dns_user::server::rrl::RrlConfig>,
     ) -> Harness {
         let mut ebpf = xdp::load(&LoadOptions {
             port: 53,
@@ -384,15 +385,15 @@ fn every_routing_policy_answers_in_xdp_exactly_as_userspace() {
                     );
                     let entry = h.writer.installed().answers[&k];
                     let mut rng = match entry.policy_ref() {
-                        Some(r) => dns_user::compile::SlotRandom::new(
+                        Some(r) => dns_user::fastpath::compile::SlotRandom::new(
                             &k,
                             name.starts_with("mv."),
                             draw % r.slots,
                             r.slots,
                         ),
-                        None => dns_user::compile::SlotRandom::new(&k, false, 0, 1),
+                        None => dns_user::fastpath::compile::SlotRandom::new(&k, false, 0, 1),
                     };
-                    let userspace = dns_user::answer::respond_with(
+                    let userspace = dns_user::server::answer::respond_with(
                         &h.catalog,
                         &health,
                         &AnswerOptions {
@@ -443,7 +444,7 @@ fn q_edns_payload(name: &str, qtype: u16, option: &[u8]) -> Vec<u8> {
 #[test]
 fn a_stale_heartbeat_makes_the_fast_path_transparent() {
     let mut h = Harness::new(catalog(), 1024);
-    let mut beat = dns_user::maps::HeartbeatWriter::take(&mut h.ebpf).unwrap();
+    let mut beat = dns_user::fastpath::maps::HeartbeatWriter::take(&mut h.ebpf).unwrap();
     let input = Frame::query(false).build(&q("www.example.com", TYPE_A));
     beat.beat(Some(std::time::Duration::from_millis(200)))
         .unwrap();
@@ -470,7 +471,7 @@ fn a_stale_heartbeat_makes_the_fast_path_transparent() {
 /// dropped; another /24 is unaffected. The amplification an attacker gets is bounded.
 #[test]
 fn rate_limited_prefixes_get_the_rate_then_slips_and_drops() {
-    let rrl = dns_user::rrl::RrlConfig {
+    let rrl = dns_user::server::rrl::RrlConfig {
         responses_per_second: 5,
         burst: 3,
         slip: 2,
@@ -497,7 +498,7 @@ fn rate_limited_prefixes_get_the_rate_then_slips_and_drops() {
                     );
                     // Exactly what the userspace limiter sends for a slip, in a frame with
                     // valid checksums.
-                    let expected = dns_user::rrl::truncate(&h.userspace(&query)).unwrap();
+                    let expected = dns_user::server::rrl::truncate(&h.userspace(&query)).unwrap();
                     assert_eq!(out, attacker.response().build(&expected));
                     slipped += 1;
                 } else {

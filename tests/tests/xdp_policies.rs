@@ -21,9 +21,9 @@ use std::time::{Duration, Instant};
 use dns_common::{AnswerSet, PolicyRef, VariantKey};
 use dns_tests::fixtures::ZONE_HEAD;
 use dns_tests::{SERVER_V4, Side, Testbed, metric};
-use dns_user::compile::{Change, Delta, key, render_records};
-use dns_user::maps::{HeartbeatWriter, MapWriter};
-use dns_user::xdp::{self, AttachMode, LoadOptions};
+use dns_user::fastpath::compile::{Change, Delta, key, render_records};
+use dns_user::fastpath::maps::{HeartbeatWriter, MapWriter};
+use dns_user::fastpath::xdp::{self, AttachMode, LoadOptions};
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{LowerName, Name, RData, RecordType};
 
@@ -82,7 +82,7 @@ fn sample(bed: &Testbed, name: &str, count: usize) -> Result<Vec<Vec<Ipv4Addr>>,
         for i in 0..count {
             let id = i as u16;
             socket
-                .send(&dns_user::answer::build_query(
+                .send(&dns_user::server::answer::build_query(
                     id,
                     &qname,
                     RecordType::A,

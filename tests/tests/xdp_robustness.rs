@@ -13,12 +13,13 @@ use aya::programs::{TestRun, TestRunOptions};
 use dns_common::PROGRAM_NAME;
 use dns_tests::fixtures::{ecs, fixtures, policy_catalog, q, q_edns};
 use dns_tests::frame::{Frame, XDP_PASS, XDP_TX, fold, sum16, udp_checksum};
-use dns_user::answer::{AnswerOptions, Catalog, Transport, respond_with};
-use dns_user::compile::{SlotRandom, compile, key};
+use dns_user::fastpath::compile::{SlotRandom, compile, key};
+use dns_user::fastpath::maps::MapWriter;
+use dns_user::fastpath::xdp::{self, LoadOptions};
 use dns_user::health::HealthState;
-use dns_user::maps::MapWriter;
 use dns_user::policy::RandomSource;
-use dns_user::xdp::{self, LoadOptions};
+use dns_user::server::answer::{AnswerOptions, Transport, respond_with};
+use dns_user::zone::Catalog;
 use hickory_proto::rr::LowerName;
 
 const SEED: u64 = 0x0005_eed0_fd05;

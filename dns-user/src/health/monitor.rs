@@ -458,6 +458,14 @@ fn record(board: &mut Board, result: ProbeResult) -> bool {
 
 /// Effective statuses of `checks` (calculated ones from their children), with why each
 /// calculated one is what it is.
+/// The health `specs` start with, before any check has data: the state a fresh monitor
+/// publishes first (healthy, an inverted check unhealthy, a disabled one healthy, calculated
+/// checks from those).
+pub fn at_start(specs: &[CheckSpec]) -> HealthState {
+    let states: Vec<CheckState> = specs.iter().map(|s| CheckState::new(s.inverted)).collect();
+    HealthState(statuses(specs.iter().zip(&states)).0)
+}
+
 fn statuses<'a>(
     checks: impl Iterator<Item = (&'a CheckSpec, &'a CheckState)> + Clone,
 ) -> (HashMap<String, bool>, HashMap<String, String>) {

@@ -136,7 +136,7 @@ fn first_answer(bed: &Testbed, want: &'static str, limit: Duration) -> anyhow::R
         let mut buf = [0u8; 512];
         while start.elapsed() < limit {
             id = id.wrapping_add(1);
-            let q = dns_user::answer::build_query(id, &name, RecordType::A, None);
+            let q = dns_user::server::answer::build_query(id, &name, RecordType::A, None);
             socket.send_to(&q, (SERVER_V4, 53))?;
             if let Ok(n) = socket.recv(&mut buf) {
                 let at = SystemTime::now();

@@ -126,7 +126,8 @@ pub fn probe(
         while Instant::now() < end {
             let (name, qtype) = &names[i % names.len()];
             let id = (i % 65536) as u16;
-            let q = dns_user::answer::build_query(id, &Name::from_ascii(name)?, *qtype, None);
+            let q =
+                dns_user::server::answer::build_query(id, &Name::from_ascii(name)?, *qtype, None);
             let sent = Instant::now();
             socket.send(&q)?;
             loop {
@@ -163,8 +164,12 @@ pub fn probe(
 /// Waits until the server answers a query from the client namespace.
 pub fn wait_answering(bed: &mut Testbed, pid: u32, timeout: Duration) -> anyhow::Result<Duration> {
     let start = Instant::now();
-    let q =
-        dns_user::answer::build_query(1, &Name::from_ascii("example.com.")?, RecordType::SOA, None);
+    let q = dns_user::server::answer::build_query(
+        1,
+        &Name::from_ascii("example.com.")?,
+        RecordType::SOA,
+        None,
+    );
     loop {
         let answered = bed.run_in(Side::Client, || {
             let socket = UdpSocket::bind("0.0.0.0:0").ok()?;

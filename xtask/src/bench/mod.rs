@@ -26,9 +26,9 @@ use dns_common::PROGRAM_NAME;
 use dns_tests::fixtures::{Expect, fixtures};
 use dns_tests::frame::catalog;
 use dns_tests::{Side, Testbed, metric};
-use dns_user::compile::compile;
-use dns_user::maps::MapWriter;
-use dns_user::xdp::{self, LoadOptions};
+use dns_user::fastpath::compile::compile;
+use dns_user::fastpath::maps::MapWriter;
+use dns_user::fastpath::xdp::{self, LoadOptions};
 use hickory_proto::rr::RecordType;
 
 use crate::{build_daemon, require_root, workspace};
@@ -485,9 +485,13 @@ fn map_update_throughput(work: &Workload) -> anyhow::Result<Updates> {
         config: PathBuf::from("<bench>"),
         route53: Vec::new(),
     };
-    let zone = dns_user::load_zone(&spec, &dns_user::Regions::new())?;
+    let zone = dns_user::control::import::zone(
+        &spec,
+        &dns_user::location::Regions::new(),
+        &Default::default(),
+    )?;
     let (table, _) = compile(
-        &dns_user::answer::Catalog::new([zone]),
+        &dns_user::zone::Catalog::new([zone]),
         &dns_user::health::HealthState::default(),
     );
     let capacity = work.entries + 64;

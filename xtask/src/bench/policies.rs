@@ -9,9 +9,9 @@ use dns_common::{PROGRAM_NAME, TYPE_A, TYPE_AAAA};
 use dns_tests::fixtures::{ecs, policy_catalog, policy_config, q_edns};
 use dns_tests::frame::Frame;
 use dns_tests::{SERVER_V4, Side, Testbed, metric};
-use dns_user::compile::compile;
-use dns_user::maps::MapWriter;
-use dns_user::xdp::{self, LoadOptions};
+use dns_user::fastpath::compile::compile;
+use dns_user::fastpath::maps::MapWriter;
+use dns_user::fastpath::xdp::{self, LoadOptions};
 
 const RUNS: u32 = 5_000;
 const ANSWERED: &str = "dns_xdp_packets_total{action=\"tx\",reason=\"answered\"}";

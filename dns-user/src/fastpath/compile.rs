@@ -1,5 +1,5 @@
 //! The map compiler: catalog in, the exact contents of the XDP answer maps out. Pure; the map
-//! writer ([`crate::maps`]) installs what this returns.
+//! writer ([`crate::fastpath::maps`]) installs what this returns.
 //!
 //! An entry exists for every (name, A|AAAA) whose userspace answer is exactly "these records,
 //! AA, nothing else": a name that owns the data, is authoritative (not at or below a delegation)
@@ -36,10 +36,10 @@ use dns_common::{
 use hickory_proto::rr::{LowerName, Name, RData, RecordType};
 use ipnet::IpNet;
 
-use crate::answer::Catalog;
 use crate::health::HealthState;
 use crate::location::Locations;
 use crate::policy;
+use crate::zone::Catalog;
 use crate::zone::{RrSet, Zone};
 
 /// The desired contents of one answer map buffer.

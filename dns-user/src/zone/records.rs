@@ -3,17 +3,16 @@
 //!
 //! A batch is validated whole before anything is used: CREATE of a record set that exists
 //! fails, DELETE must match an existing set exactly, UPSERT creates or replaces; every problem
-//! is listed. Each ResourceRecordSet becomes a `[[zone.record]]` ([`RecordSection`]), so
-//! batches and the config share one validation path.
+//! is listed. A ResourceRecordSet is the one form every record set takes (config records, zone
+//! files and API changes are converted to it at the edge); [`check`] reads its TTL and routing
+//! policy once, with Route 53's rules.
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{
-    AliasSection, CidrSection, GeolocationSection, GeoproximitySection, RecordSection,
-};
+use crate::policy::{FailoverRole, GeoLocation, Policy};
 
 /// A change batch could not be used; nothing of it was applied.
 #[derive(Debug, thiserror::Error)]
@@ -152,7 +151,7 @@ pub struct AliasJson {
 /// `regions` gives the coordinates of named regions (GeoProximityLocation.AWSRegion).
 pub fn load(
     path: &Path,
-    regions: &crate::Regions,
+    regions: &crate::location::Regions,
 ) -> Result<Vec<ResourceRecordSet>, InvalidChangeBatch> {
     let file = path.display().to_string();
     let fail = |problems: Vec<String>| InvalidChangeBatch {
@@ -166,23 +165,14 @@ pub fn load(
     apply_to(Vec::new(), &batch, regions, None).map_err(fail)
 }
 
-/// Parses a change batch's JSON text and applies it to an empty zone ([`apply`]).
-pub fn parse(text: &str, regions: &crate::Regions) -> Result<Vec<RecordSection>, Vec<String>> {
+/// Parses a change batch's JSON text and applies it to an empty zone, listing every problem.
+pub fn parse(
+    text: &str,
+    regions: &crate::location::Regions,
+) -> Result<Vec<ResourceRecordSet>, Vec<String>> {
     let batch: ChangeBatch =
         serde_json::from_str(text).map_err(|e| vec![format!("malformed JSON: {e}")])?;
-    apply(&batch, regions)
-}
-
-/// Applies `batch` to an empty zone, listing every problem.
-pub fn apply(
-    batch: &ChangeBatch,
-    regions: &crate::Regions,
-) -> Result<Vec<RecordSection>, Vec<String>> {
-    let sets = apply_to(Vec::new(), batch, regions, None)?;
-    Ok(sets
-        .iter()
-        .map(|s| to_record(s, regions).expect("validated by apply_to"))
-        .collect())
+    apply_to(Vec::new(), &batch, regions, None)
 }
 
 /// The identity of a record set in its zone: name (lower case, absolute), type, set id.
@@ -191,7 +181,7 @@ pub type SetKey = (String, String, Option<String>);
 /// `set`'s identity ([`SetKey`]).
 pub fn set_key(set: &ResourceRecordSet) -> SetKey {
     (
-        crate::store::absolute_lower(&set.name),
+        crate::zone::absolute_lower(&set.name),
         set.rtype.to_ascii_uppercase(),
         set.set_identifier.clone(),
     )
@@ -199,10 +189,10 @@ pub fn set_key(set: &ResourceRecordSet) -> SetKey {
 
 /// `set` as stored: the name absolute and lower case, the type upper case.
 pub fn normalize(mut set: ResourceRecordSet) -> ResourceRecordSet {
-    set.name = crate::store::absolute_lower(&set.name);
+    set.name = crate::zone::absolute_lower(&set.name);
     set.rtype = set.rtype.to_ascii_uppercase();
     if let Some(alias) = &mut set.alias_target {
-        alias.dns_name = crate::store::absolute_lower(&alias.dns_name);
+        alias.dns_name = crate::zone::absolute_lower(&alias.dns_name);
     }
     set
 }
@@ -268,14 +258,6 @@ pub fn check_comment(comment: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn absolute(name: &str) -> String {
-    if name.ends_with('.') {
-        name.to_string()
-    } else {
-        format!("{name}.")
-    }
-}
-
 /// Applies `batch` to a zone's record sets `sets`, listing every problem: CREATE of a set
 /// that exists, DELETE that does not match a set exactly, unknown actions, out-of-range
 /// values. With `apex`, the zone's SOA and apex NS cannot be created or deleted (only
@@ -283,7 +265,7 @@ fn absolute(name: &str) -> String {
 pub fn apply_to(
     sets: Vec<ResourceRecordSet>,
     batch: &ChangeBatch,
-    regions: &crate::Regions,
+    regions: &crate::location::Regions,
     apex: Option<&str>,
 ) -> Result<Vec<ResourceRecordSet>, Vec<String>> {
     check_limits(batch)?;
@@ -351,7 +333,7 @@ pub fn apply_to(
                 crate::text::escape(other)
             )),
         }
-        if let Err(e) = to_record(&rrs, regions) {
+        if let Err(e) = check(&rrs, regions) {
             problems.push(format!("{at}: {e}"));
         }
     }
@@ -362,71 +344,20 @@ pub fn apply_to(
     }
 }
 
-/// A `[[zone.record]]` of zone `origin` as a ResourceRecordSet (the store's form).
-pub fn from_record(origin: &hickory_proto::rr::Name, r: &RecordSection) -> ResourceRecordSet {
-    let origin = origin.to_ascii();
-    let origin = absolute(&origin);
-    let full = |n: &str| -> String {
-        if n == "@" {
-            origin.clone()
-        } else if n.ends_with('.') {
-            n.to_string()
-        } else if origin == "." {
-            format!("{n}.")
-        } else {
-            format!("{n}.{origin}")
-        }
-    };
-    normalize(ResourceRecordSet {
-        name: full(&r.name),
-        rtype: r.rtype.clone(),
-        set_identifier: r.set_id.clone(),
-        weight: r.weight.map(i64::from),
-        region: r.region.clone(),
-        geo_location: r.geolocation.as_ref().map(|g| GeoLocationJson {
-            continent_code: g.continent.clone(),
-            country_code: if g.default {
-                Some("*".into())
-            } else {
-                g.country.clone()
-            },
-            subdivision_code: g.subdivision.clone(),
-        }),
-        geo_proximity_location: r.geoproximity.as_ref().map(|g| GeoProximityJson {
-            aws_region: g.region.clone(),
-            coordinates: match (g.lat, g.lon) {
-                (Some(lat), Some(lon)) => Some(CoordinatesJson {
-                    latitude: lat.to_string(),
-                    longitude: lon.to_string(),
-                }),
-                _ => None,
-            },
-            bias: (g.bias != 0).then_some(i64::from(g.bias)),
-        }),
-        failover: r.failover.clone(),
-        multi_value_answer: r.multivalue,
-        cidr_routing_config: r.cidr.as_ref().map(|c| CidrJson {
-            collection_id: c.collection.clone(),
-            location_name: c.location.clone(),
-        }),
-        ttl: r.ttl.map(i64::from),
-        resource_records: (!r.values.is_empty()).then(|| {
-            r.values
-                .iter()
-                .map(|v| ValueJson { value: v.clone() })
-                .collect()
-        }),
-        alias_target: r.alias.as_ref().map(|a| AliasJson {
-            hosted_zone_id: None,
-            dns_name: full(&a.target),
-            evaluate_target_health: a.evaluate_target_health,
-        }),
-        health_check_id: r.health_check.clone(),
-    })
+/// What a record set's routing fields say, range-checked and read once.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Checked {
+    /// The TTL of a set of records (an alias has none).
+    pub ttl: Option<u32>,
+    /// `None` for a simple record set.
+    pub policy: Option<Policy>,
 }
 
-/// One ResourceRecordSet as a `[[zone.record]]`, range-checked.
-pub fn to_record(s: &ResourceRecordSet, regions: &crate::Regions) -> Result<RecordSection, String> {
+/// Reads `s`'s TTL and routing policy with Route 53's rules, or says what is wrong:
+/// out-of-range TTL, weight or bias, a geoproximity region without coordinates, an alias with
+/// a TTL or records, a policy without a SetIdentifier (or the reverse), two policies at once.
+/// `regions` gives named regions' coordinates (GeoProximityLocation.AWSRegion).
+pub fn check(s: &ResourceRecordSet, regions: &crate::location::Regions) -> Result<Checked, String> {
     let ttl = match s.ttl {
         Some(t) if !(0..=i64::from(i32::MAX)).contains(&t) => {
             return Err(format!("TTL {t} is out of range"));
@@ -441,73 +372,117 @@ pub fn to_record(s: &ResourceRecordSet, regions: &crate::Regions) -> Result<Reco
     };
     let geoproximity = match &s.geo_proximity_location {
         None => None,
-        Some(g) => {
-            let bias = g.bias.unwrap_or(0);
-            if !(-99..=99).contains(&bias) {
-                return Err(format!("bias {bias} is outside -99..99"));
-            }
-            let (lat, lon) = match (&g.aws_region, &g.coordinates) {
-                (Some(region), None) => {
-                    let [lat, lon] = regions.get(region).ok_or_else(|| {
-                        format!("region {region:?} has no coordinates in [location.regions]")
-                    })?;
-                    (*lat, *lon)
-                }
-                (None, Some(c)) => (
-                    c.latitude
-                        .parse()
-                        .map_err(|_| format!("bad latitude {:?}", c.latitude))?,
-                    c.longitude
-                        .parse()
-                        .map_err(|_| format!("bad longitude {:?}", c.longitude))?,
-                ),
-                _ => return Err("GeoProximityLocation needs AWSRegion or Coordinates".into()),
-            };
-            Some(GeoproximitySection {
-                lat: Some(lat),
-                lon: Some(lon),
-                region: None,
-                bias: bias as i8,
-            })
-        }
+        Some(g) => Some(geoproximity(g, regions)?),
     };
-    let record = RecordSection {
-        name: absolute(&s.name),
-        rtype: s.rtype.clone(),
-        ttl,
-        values: s
-            .resource_records
-            .iter()
-            .flatten()
-            .map(|v| v.value.clone())
-            .collect(),
-        alias: s.alias_target.as_ref().map(|a| AliasSection {
-            target: absolute(&a.dns_name),
-            evaluate_target_health: a.evaluate_target_health,
-        }),
-        set_id: s.set_identifier.clone(),
-        health_check: s.health_check_id.clone(),
-        weight,
-        failover: s.failover.clone(),
-        region: s.region.clone(),
-        geolocation: s.geo_location.as_ref().map(|g| GeolocationSection {
-            continent: g.continent_code.clone(),
-            country: g.country_code.clone().filter(|c| c != "*"),
-            subdivision: g.subdivision_code.clone(),
-            default: g.country_code.as_deref() == Some("*"),
-        }),
-        geoproximity,
-        multivalue: s.multi_value_answer,
-        cidr: s.cidr_routing_config.as_ref().map(|c| CidrSection {
-            collection: c.collection_id.clone(),
-            location: c.location_name.clone(),
-        }),
-    };
-    if record.alias.is_some() && (record.ttl.is_some() || !record.values.is_empty()) {
+    if s.alias_target.is_some()
+        && (ttl.is_some() || s.resource_records.as_ref().is_some_and(|r| !r.is_empty()))
+    {
         return Err("an alias has no TTL or ResourceRecords".into());
     }
-    record.policy(regions)?;
-    Ok(record)
+    let mut policies = Vec::new();
+    if let Some(weight) = weight {
+        policies.push(Policy::Weighted { weight });
+    }
+    if let Some(role) = &s.failover {
+        policies.push(Policy::Failover(match role.to_ascii_uppercase().as_str() {
+            "PRIMARY" => FailoverRole::Primary,
+            "SECONDARY" => FailoverRole::Secondary,
+            other => {
+                return Err(format!(
+                    "failover must be PRIMARY or SECONDARY, not {other:?}"
+                ));
+            }
+        }));
+    }
+    if let Some(region) = &s.region {
+        policies.push(Policy::Latency {
+            region: region.clone(),
+        });
+    }
+    if let Some(g) = &s.geo_location {
+        policies.push(Policy::Geolocation(geolocation(g)?));
+    }
+    if let Some(g) = geoproximity {
+        policies.push(g);
+    }
+    if s.multi_value_answer == Some(true) {
+        policies.push(Policy::MultiValue);
+    }
+    if let Some(c) = &s.cidr_routing_config {
+        policies.push(Policy::IpBased {
+            collection: c.collection_id.clone(),
+            location: c.location_name.clone(),
+        });
+    }
+    let policy = match (policies.len(), &s.set_identifier) {
+        (0, None) => None,
+        (0, Some(_)) => return Err("set_id without a routing policy (weight, failover, region, geolocation, geoproximity, multivalue or cidr)".into()),
+        (1, Some(id)) if id.is_empty() || id.len() > 128 => {
+            return Err("set_id must be 1..128 characters".into());
+        }
+        (1, Some(_)) => policies.pop(),
+        (1, None) => return Err("a routing policy needs a set_id".into()),
+        _ => return Err("more than one routing policy on one record set".into()),
+    };
+    Ok(Checked { ttl, policy })
+}
+
+/// A GeoProximityLocation: coordinates (given, or of a named region) and a bias.
+fn geoproximity(
+    g: &GeoProximityJson,
+    regions: &crate::location::Regions,
+) -> Result<Policy, String> {
+    let bias = g.bias.unwrap_or(0);
+    if !(-99..=99).contains(&bias) {
+        return Err(format!("bias {bias} is outside -99..99"));
+    }
+    let (lat, lon) = match (&g.aws_region, &g.coordinates) {
+        (Some(region), None) => {
+            let [lat, lon] = regions.get(region).ok_or_else(|| {
+                format!("region {region:?} has no coordinates in [location.regions]")
+            })?;
+            (*lat, *lon)
+        }
+        (None, Some(c)) => (
+            c.latitude
+                .parse()
+                .map_err(|_| format!("bad latitude {:?}", c.latitude))?,
+            c.longitude
+                .parse()
+                .map_err(|_| format!("bad longitude {:?}", c.longitude))?,
+        ),
+        _ => return Err("GeoProximityLocation needs AWSRegion or Coordinates".into()),
+    };
+    if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lon) {
+        return Err(format!(
+            "geoproximity coordinates {lat}, {lon} are out of range"
+        ));
+    }
+    Ok(Policy::Geoproximity {
+        lat,
+        lon,
+        bias: bias as i8,
+    })
+}
+
+/// A GeoLocation: a continent, a country, a country's subdivision, or the default (`*`).
+fn geolocation(g: &GeoLocationJson) -> Result<GeoLocation, String> {
+    const CONTINENTS: [&str; 7] = ["AF", "AN", "AS", "EU", "NA", "OC", "SA"];
+    let code = |s: &str| s.to_ascii_uppercase();
+    let default = g.country_code.as_deref() == Some("*");
+    let country = g.country_code.as_ref().filter(|c| *c != "*");
+    match (&g.continent_code, country, &g.subdivision_code, default) {
+        (None, None, None, true) => Ok(GeoLocation::Default),
+        (Some(c), None, None, false) if CONTINENTS.contains(&code(c).as_str()) => {
+            Ok(GeoLocation::Continent(code(c)))
+        }
+        (Some(c), None, None, false) => Err(format!("unknown continent {c:?} (AF AN AS EU NA OC SA)")),
+        (None, Some(c), None, false) if c.len() == 2 => Ok(GeoLocation::Country(code(c))),
+        (None, Some(c), Some(s), false) if c.len() == 2 && !s.is_empty() => {
+            Ok(GeoLocation::Subdivision { country: code(c), subdivision: code(s) })
+        }
+        _ => Err("geolocation is one of { continent }, { country }, { country, subdivision } or { default = true }".into()),
+    }
 }
 
 #[cfg(test)]
@@ -520,14 +495,14 @@ mod tests {
         serde_json::from_str(json).unwrap()
     }
 
-    const SAMPLE: &str = include_str!("../../examples/route53-batch.json");
+    const SAMPLE: &str = include_str!("../../../examples/route53-batch.json");
 
     #[test]
     fn create_upsert_delete_leave_the_expected_sets() {
-        let sets = apply(&batch(SAMPLE), &HashMap::new()).unwrap();
+        let sets = apply_to(Vec::new(), &batch(SAMPLE), &HashMap::new(), None).unwrap();
         let names: Vec<String> = sets
             .iter()
-            .map(|s| format!("{} {} {:?}", s.name, s.rtype, s.set_id))
+            .map(|s| format!("{} {} {:?}", s.name, s.rtype, s.set_identifier))
             .collect();
         assert_eq!(sets.len(), 6, "{names:?}");
         assert!(
@@ -549,7 +524,7 @@ mod tests {
           {"Action": "REPLACE", "ResourceRecordSet": {"Name": "e.example.org.", "Type": "A", "TTL": 60, "ResourceRecords": [{"Value": "192.0.2.1"}]}},
           {"Action": "CREATE", "ResourceRecordSet": {"Name": "f.example.org.", "Type": "A", "SetIdentifier": "z", "GeoProximityLocation": {"AWSRegion": "mars-1"}, "TTL": 60, "ResourceRecords": [{"Value": "192.0.2.1"}]}}
         ]}"#;
-        let problems = apply(&batch(bad), &HashMap::new()).unwrap_err();
+        let problems = apply_to(Vec::new(), &batch(bad), &HashMap::new(), None).unwrap_err();
         let all = problems.join("\n");
         for expected in [
             "change #1",
@@ -576,9 +551,15 @@ mod tests {
     fn named_regions_resolve_through_the_configured_coordinates() {
         let json = r#"{"Changes": [{"Action": "CREATE", "ResourceRecordSet": {"Name": "g.example.org.", "Type": "A", "SetIdentifier": "r", "GeoProximityLocation": {"AWSRegion": "us-west-2", "Bias": -20}, "TTL": 60, "ResourceRecords": [{"Value": "192.0.2.1"}]}}]}"#;
         let regions = HashMap::from([("us-west-2".to_string(), [45.52, -122.68])]);
-        let sets = apply(&batch(json), &regions).unwrap();
-        let g = sets[0].geoproximity.as_ref().unwrap();
-        assert_eq!((g.lat, g.lon, g.bias), (Some(45.52), Some(-122.68), -20));
+        let sets = apply_to(Vec::new(), &batch(json), &regions, None).unwrap();
+        assert_eq!(
+            check(&sets[0], &regions).unwrap().policy,
+            Some(Policy::Geoproximity {
+                lat: 45.52,
+                lon: -122.68,
+                bias: -20
+            })
+        );
     }
 
     #[test]

@@ -1,11 +1,15 @@
 //! The userspace authoritative server: UDP and TCP (RFC 7766 framing) on the configured
-//! addresses, every query answered by [`crate::answer::respond`].
+//! addresses, every query answered by [`crate::server::answer::respond`].
 //!
 //! A TCP connection is held only while it makes progress both ways: a query must arrive, and
 //! each response must be written, within the idle timeout, so a client that pipelines queries
 //! and never reads its responses is dropped like one that sends nothing. Connections are capped
 //! in all and per client (an IPv4 address, an IPv6 /64); `accept` errors are backed off and
 //! logged at warn.
+
+pub mod answer;
+pub mod rrl;
+pub mod transfer;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -17,8 +21,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
-use crate::answer::{AnswerOptions, Transport, respond};
 use crate::publish::Published;
+use crate::server::answer::{AnswerOptions, Transport, respond};
 
 /// Largest DNS message over UDP we read.
 const MAX_UDP_MESSAGE: usize = 65_535;
@@ -88,7 +92,7 @@ pub struct Shared {
     /// Open TCP connections per client.
     pub tcp_clients: Arc<ClientSlots>,
     /// Response rate limiting of UDP responses; `None` = off.
-    pub limiter: Option<crate::rrl::Limiter>,
+    pub limiter: Option<crate::server::rrl::Limiter>,
     /// Client networks allowed zone transfers over TCP.
     pub transfer_allow: Vec<ipnet::IpNet>,
 }
@@ -184,9 +188,9 @@ fn serve_udp(socket: &std::net::UdpSocket, shared: &Shared) {
         shared.stats.record(Transport::Udp, response.as_deref());
         let response = match (&shared.limiter, response) {
             (Some(limiter), Some(r)) => match limiter.check(peer.ip()) {
-                crate::rrl::Decision::Send => Some(r),
-                crate::rrl::Decision::Slip => crate::rrl::truncate(&r),
-                crate::rrl::Decision::Drop => None,
+                crate::server::rrl::Decision::Send => Some(r),
+                crate::server::rrl::Decision::Slip => crate::server::rrl::truncate(&r),
+                crate::server::rrl::Decision::Drop => None,
             },
             (_, r) => r,
         };
@@ -382,7 +386,7 @@ async fn serve_tcp_connection(
         tokio::time::timeout(shared.tcp_idle, stream.read_exact(&mut message))
             .await
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "message body"))??;
-        if let Some(stream_of) = crate::transfer::respond(
+        if let Some(stream_of) = crate::server::transfer::respond(
             &shared.published.catalog.load(),
             &message,
             peer,

@@ -19,6 +19,19 @@
 //! the zone is rebuilt exactly as it will be served: policy mixing, alias loops, unknown
 //! health checks, bad values), so what is stored always loads.
 
+pub mod api;
+pub mod import;
+mod publisher;
+pub mod store;
+mod views;
+
+use publisher::catalog_of;
+pub use publisher::{INSYNC_BUCKETS, InsyncStats};
+pub use views::{PageStart, RecordSetPage, TestAnswer, ZoneConfigView, ZoneView};
+use views::{rcode_name, view_of};
+
+use import::{import, rebuild_all};
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -26,19 +39,15 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use hickory_proto::rr::{Name, RecordType};
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
-use crate::answer::Catalog;
-use crate::config::{Settings, ZoneSource, ZoneSpec};
+use crate::config::Settings;
 use crate::health::monitor::{CheckStatus, Monitor};
 use crate::health::spec::{CheckSpec, HealthCheckConfig};
 use crate::publish::Published;
-use crate::route53::{self, ChangeBatch, ResourceRecordSet};
-use crate::store::{
-    self, ChangeInfo, ChangeStatus, HostedZone, State, Store, StoreError, StoredCheck, Write,
-};
+use crate::zone::Catalog;
+use crate::zone::records::{self, ChangeBatch, ResourceRecordSet};
 use crate::zone::{self, Zone};
+use store::{ChangeInfo, ChangeStatus, HostedZone, State, Store, StoreError, StoredCheck, Write};
 
 /// Why a control request was refused; nothing of it was applied.
 #[derive(Debug, thiserror::Error)]
@@ -86,46 +95,6 @@ impl ControlError {
 #[error("{0}")]
 pub struct ImportError(pub String);
 
-/// Change-to-INSYNC times, for `/metrics`: a histogram in seconds.
-#[derive(Debug, Default)]
-pub struct InsyncStats {
-    inner: Mutex<Histogram>,
-}
-
-#[derive(Debug, Default)]
-struct Histogram {
-    buckets: [u64; INSYNC_BUCKETS.len()],
-    count: u64,
-    sum: f64,
-}
-
-/// Upper bounds (seconds) of the INSYNC histogram.
-pub const INSYNC_BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
-
-impl InsyncStats {
-    fn observe(&self, d: Duration) {
-        let mut h = self.inner.lock().expect("insync stats");
-        let s = d.as_secs_f64();
-        for (i, le) in INSYNC_BUCKETS.iter().enumerate() {
-            if s <= *le {
-                h.buckets[i] += 1;
-            }
-        }
-        h.count += 1;
-        h.sum += s;
-    }
-
-    /// (cumulative bucket counts, count, sum).
-    pub fn snapshot(&self) -> (Vec<(f64, u64)>, u64, f64) {
-        let h = self.inner.lock().expect("insync stats");
-        (
-            INSYNC_BUCKETS.iter().copied().zip(h.buckets).collect(),
-            h.count,
-            h.sum,
-        )
-    }
-}
-
 struct Inner {
     store: Store,
     settings: Arc<Settings>,
@@ -158,69 +127,11 @@ pub struct Control {
     pub insync: InsyncStats,
 }
 
-/// A hosted zone as the API shows it.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct ZoneView {
-    pub id: String,
-    pub name: String,
-    pub caller_reference: String,
-    pub config: ZoneConfigView,
-    pub resource_record_set_count: usize,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub imported_from: Option<String>,
-}
-
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct ZoneConfigView {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub comment: Option<String>,
-    pub private_zone: bool,
-}
-
-/// One page of ListResourceRecordSets.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct RecordSetPage {
-    pub resource_record_sets: Vec<ResourceRecordSet>,
-    pub is_truncated: bool,
-    pub max_items: usize,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub next_record_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub next_record_type: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub next_record_identifier: Option<String>,
-}
-
-/// Where a ListResourceRecordSets page starts.
-#[derive(Clone, Debug, Default, Deserialize)]
-pub struct PageStart {
-    pub name: Option<String>,
-    #[serde(rename = "type")]
-    pub rtype: Option<String>,
-    pub identifier: Option<String>,
-    pub max_items: Option<usize>,
-}
-
 /// Changes kept in the history (the oldest are forgotten at start).
 pub const KEPT_CHANGES: usize = 10_000;
 
 /// Most record sets on one page (Route 53: 300).
 pub const MAX_PAGE: usize = 300;
-
-/// TestDNSAnswer's result.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct TestAnswer {
-    pub nameserver: String,
-    pub record_name: String,
-    pub record_type: String,
-    pub record_data: Vec<String>,
-    pub response_code: String,
-    pub protocol: String,
-}
 
 impl Control {
     /// Opens the store and imports the config's zones and health checks into it; every
@@ -240,7 +151,7 @@ impl Control {
             published_sequence: 0,
             pending: BTreeMap::new(),
             zone_slots: HashMap::new(),
-            zone_hits: crate::answer::ZoneCounters::new_hits(),
+            zone_hits: crate::zone::ZoneCounters::new_hits(),
             requested: 0,
             completed: 0,
             stop: false,
@@ -316,92 +227,6 @@ impl Control {
         self.lock().store.state().zones.len()
     }
 
-    /// Starts publishing to `published` (which serves [`catalog`](Self::catalog) and whose
-    /// monitor runs [`health_checks`](Self::health_checks)) on a thread of its own.
-    pub fn start_publisher(
-        self: &Arc<Self>,
-        published: Arc<Published>,
-        monitor: Arc<Monitor>,
-    ) -> std::io::Result<std::thread::JoinHandle<()>> {
-        let _ = self.serving.set((published, monitor));
-        {
-            // The initial catalog and checks are already being served.
-            let mut g = self.lock();
-            g.published_checks_version = g.checks_version;
-        }
-        let this = self.clone();
-        std::thread::Builder::new()
-            .name("dns-publisher".into())
-            .spawn(move || this.publish_loop())
-    }
-
-    /// Stops the publisher thread after its current publication.
-    pub fn stop(&self) {
-        self.lock().stop = true;
-        self.wake.notify_all();
-    }
-
-    fn publish_loop(&self) {
-        let (published, monitor) = self.serving.get().expect("set before the thread starts");
-        loop {
-            let (catalog, checks, sequence, requested) = {
-                let mut g = self.lock();
-                while !g.stop
-                    && g.requested == g.completed
-                    && g.published_sequence == g.last_sequence
-                    && g.published_checks_version == g.checks_version
-                    && g.pending.is_empty()
-                {
-                    g = self.wake.wait(g).expect("control lock");
-                }
-                if g.stop {
-                    return;
-                }
-                let requested = g.requested;
-                let checks = (g.published_checks_version != g.checks_version)
-                    .then(|| (g.specs.clone(), g.checks_version));
-                (catalog_of(&mut g), checks, g.last_sequence, requested)
-            };
-            match checks {
-                Some((specs, version)) => {
-                    // As a reload: the new checks' health first, then the monitor switches.
-                    let preview = Arc::new(monitor.preview(&specs));
-                    published.replace(catalog, || preview);
-                    monitor.reconfigure(specs);
-                    published.health(&|| monitor.health());
-                    self.lock().published_checks_version = version;
-                }
-                None => {
-                    published.replace(catalog, || monitor.health());
-                }
-            }
-            self.mark_insync(sequence);
-            self.lock().completed = requested;
-            self.done.notify_all();
-        }
-    }
-
-    /// Every change up to `sequence` is served by both paths now.
-    fn mark_insync(&self, sequence: u64) {
-        let mut g = self.lock();
-        g.published_sequence = g.published_sequence.max(sequence);
-        let done: Vec<u64> = g.pending.range(..=sequence).map(|(s, _)| *s).collect();
-        let mut write = Write::default();
-        for s in done {
-            let (id, accepted) = g.pending.remove(&s).expect("listed");
-            self.insync.observe(accepted.elapsed());
-            if let Some(c) = g.store.state().changes.get(&id) {
-                let mut c = c.clone();
-                c.status = ChangeStatus::Insync;
-                write.put_change(c);
-            }
-        }
-        // Not synced: after a crash every change is published again at start anyway.
-        if let Err(e) = g.store.commit_lazily(write) {
-            tracing::error!("recording INSYNC: {e}");
-        }
-    }
-
     /// Re-imports the config after a reload (SIGHUP). A zone or check that fails keeps its
     /// stored version; the failures are returned (and logged by the caller).
     pub fn reload(&self, settings: Settings) -> Vec<String> {
@@ -450,7 +275,7 @@ impl Control {
         let origin = parse_zone_name(name)?;
         check_caller_reference(caller_reference, 128)?;
         if let Some(c) = &comment {
-            route53::check_comment(c).map_err(ControlError::invalid)?;
+            records::check_comment(c).map_err(ControlError::invalid)?;
         }
         let mut g = self.lock();
         let state = g.store.state();
@@ -481,10 +306,7 @@ impl Control {
             import_digest: None,
         };
         let name = Name::from_ascii(&origin).expect("checked above");
-        let sets: Vec<ResourceRecordSet> = crate::hosted_zone_defaults(&name)
-            .iter()
-            .map(|r| route53::from_record(&name, r))
-            .collect();
+        let sets: Vec<ResourceRecordSet> = crate::zone::build::default_sets(&name);
         let built = build_zone(&g, &zone, &sets).map_err(ControlError::invalid)?;
         let change = next_change(&mut g, comment, &zone.id);
         let mut view = view_of(g.store.state(), &zone);
@@ -571,7 +393,7 @@ impl Control {
         batch: &ChangeBatch,
     ) -> Result<ChangeInfo, ControlError> {
         // Route 53's size limits first: they bound all the work below.
-        route53::check_limits(batch)
+        records::check_limits(batch)
             .map_err(|problems| ControlError::InvalidChangeBatch { problems })?;
         // Validated against a snapshot, outside the lock that answers and other calls need;
         // committed only if neither the zone nor the checks changed meanwhile. After a few
@@ -869,7 +691,7 @@ impl Control {
     ) -> Result<TestAnswer, ControlError> {
         use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
         use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
-        let qname = Name::from_ascii(store::absolute_lower(name))
+        let qname = Name::from_ascii(crate::zone::absolute_lower(name))
             .map_err(|e| ControlError::invalid(format!("recordname {name:?}: {e}")))?;
         let qtype = zone::parse_type(&rtype.to_ascii_uppercase())
             .ok_or_else(|| ControlError::invalid(format!("recordtype {rtype:?} is unknown")))?;
@@ -898,12 +720,12 @@ impl Control {
             message: "the server is not serving yet".into(),
         })?;
         let client = resolver.unwrap_or(IpAddr::from([127, 0, 0, 1]));
-        let reply = crate::answer::respond(
+        let reply = crate::server::answer::respond(
             &published.catalog.load(),
             &published.health.load(),
             &Default::default(),
             &bytes,
-            crate::answer::Transport::Tcp,
+            crate::server::answer::Transport::Tcp,
             client,
         )
         .ok_or_else(|| ControlError::invalid("the query was not answered"))?;
@@ -918,7 +740,7 @@ impl Control {
                 .iter()
                 .filter(|r| r.record_type() == qtype || qtype == RecordType::ANY)
                 .map(|r| {
-                    let text = crate::rdata::presentation(r.record_type(), &r.data);
+                    let text = crate::zone::rdata::presentation(r.record_type(), &r.data);
                     text.split_once(' ')
                         .map_or(text.clone(), |(_, v)| v.to_string())
                 })
@@ -942,39 +764,6 @@ fn forget_old_changes(store: &mut Store) -> Result<(), StoreError> {
         write.forget_change(id);
     }
     store.commit(write)
-}
-
-/// Route 53's spelling of an RCODE (NOERROR, NXDOMAIN, ...).
-fn rcode_name(rcode: hickory_proto::op::ResponseCode) -> String {
-    use hickory_proto::op::ResponseCode as R;
-    match rcode {
-        R::NoError => "NOERROR".into(),
-        R::FormErr => "FORMERR".into(),
-        R::ServFail => "SERVFAIL".into(),
-        R::NXDomain => "NXDOMAIN".into(),
-        R::NotImp => "NOTIMP".into(),
-        R::Refused => "REFUSED".into(),
-        other => format!("RCODE{}", u16::from(other)),
-    }
-}
-
-/// The catalog the built zones make, counting into the control plane's per-zone counters.
-fn catalog_of(g: &mut Inner) -> Catalog {
-    for zone in g.built.values() {
-        let name = hickory_proto::rr::LowerName::new(zone.origin());
-        if !g.zone_slots.contains_key(&name) {
-            // Slot 0 is "other"; slots are not reused while the daemon runs.
-            let slot = g.zone_slots.len() as u32 + 1;
-            g.zone_slots.insert(name, slot);
-        }
-    }
-    let counters = Arc::new(crate::answer::ZoneCounters {
-        slots: g.zone_slots.clone(),
-        hits: g.zone_hits.clone(),
-    });
-    Catalog::new(g.built.values().cloned())
-        .with_locations(g.settings.locations.clone())
-        .with_zone_counters(counters)
 }
 
 /// A CallerReference: 1 to `max` printable characters (Route 53: 128 for hosted zones, 64
@@ -1008,20 +797,6 @@ fn zone_by_id<'a>(state: &'a State, id: &str) -> Result<&'a HostedZone, ControlE
         what: "hosted zone",
         id: id.to_string(),
     })
-}
-
-fn view_of(state: &State, z: &HostedZone) -> ZoneView {
-    ZoneView {
-        id: z.id.clone(),
-        name: z.name.clone(),
-        caller_reference: z.caller_reference.clone(),
-        config: ZoneConfigView {
-            comment: z.comment.clone(),
-            private_zone: false,
-        },
-        resource_record_set_count: state.rrsets.get(&z.id).map_or(0, BTreeMap::len),
-        imported_from: z.imported_from.clone(),
-    }
 }
 
 /// A new PENDING change with the next sequence number.
@@ -1103,7 +878,7 @@ fn validate_batch(
     let mut problems = Vec::new();
     let suffix = format!(".{}", zone.name);
     for (i, c) in batch.changes.iter().enumerate() {
-        let name = store::absolute_lower(&c.resource_record_set.name);
+        let name = crate::zone::absolute_lower(&c.resource_record_set.name);
         if name != zone.name && !name.ends_with(&suffix) {
             problems.push(format!(
                 "change #{} ({} {}): the name is not in zone {}",
@@ -1114,7 +889,7 @@ fn validate_batch(
             ));
         }
     }
-    let sets = match route53::apply_to(current, batch, &settings.regions, Some(&zone.name)) {
+    let sets = match records::apply_to(current, batch, &settings.regions, Some(&zone.name)) {
         Ok(sets) if problems.is_empty() => sets,
         Ok(_) => return Err(ControlError::InvalidChangeBatch { problems }),
         Err(more) => {
@@ -1143,299 +918,18 @@ fn build_zone_with(
     let origin = Name::from_ascii(&zone.name).map_err(|e| format!("zone {}: {e}", zone.name))?;
     let label = PathBuf::from(format!("hosted zone {}", zone.id));
     let place = crate::zone::Place::whole(&label);
-    let sourced: Vec<crate::SourcedSet<'_>> = sets
+    let sourced: Vec<crate::zone::build::SourcedSet<'_>> = sets
         .iter()
         .enumerate()
-        .map(|(i, s)| crate::SourcedSet {
+        .map(|(i, s)| crate::zone::build::SourcedSet {
             set: std::borrow::Cow::Borrowed(s),
             place: place.clone(),
             record: Some((i + 1, std::borrow::Cow::Borrowed(s.name.as_str()))),
         })
         .collect();
-    let built = crate::build_zone(&origin, &sourced, &settings.regions, &label)
+    let built = crate::zone::build::build(&origin, &sourced, &settings.regions, &label)
         .map_err(|e| e.to_string())?;
-    crate::check_known_checks(built, known, &place).map_err(|e| e.to_string())
-}
-
-/// Rebuilds every stored zone with the current settings (regions, locations) and checks,
-/// but those in `fresh` (just built by the import).
-fn rebuild_all(g: &mut Inner, fresh: &HashSet<String>, strict: bool) -> Result<(), ImportError> {
-    let known: HashSet<&str> = g.specs.iter().map(|c| c.id.as_str()).collect();
-    let mut built = HashMap::new();
-    let mut problems = Vec::new();
-    for zone in g.store.state().zones.values() {
-        if fresh.contains(&zone.id)
-            && let Some(z) = g.built.get(&zone.id)
-        {
-            built.insert(zone.id.clone(), z.clone());
-            continue;
-        }
-        let sets = g.store.state().sets(&zone.id);
-        match build_zone_with(&g.settings, zone, &sets, &known) {
-            Ok(z) => {
-                built.insert(zone.id.clone(), z);
-            }
-            Err(e) => {
-                problems.push(e);
-                if let Some(old) = g.built.get(&zone.id) {
-                    built.insert(zone.id.clone(), old.clone());
-                }
-            }
-        }
-    }
-    if strict && !problems.is_empty() {
-        return Err(ImportError(problems.join("\n")));
-    }
-    g.built = built;
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(ImportError(format!(
-            "zones kept at their last good version:\n  {}",
-            problems.join("\n  ")
-        )))
-    }
-}
-
-/// The record sets a config zone declares ([`crate::zone_record_sets`]), as stored.
-pub fn import_sets(
-    spec: &ZoneSpec,
-    regions: &crate::Regions,
-) -> Result<Vec<ResourceRecordSet>, String> {
-    crate::zone_record_sets(spec, regions)
-        .map(|sets| sets.into_iter().map(|s| s.set.into_owned()).collect())
-        .map_err(|e| e.to_string())
-}
-
-/// What happens to a zone whose import failed.
-fn kept(strict: bool) -> &'static str {
-    if strict {
-        ""
-    } else {
-        "; keeping its last good version"
-    }
-}
-
-fn digest(value: &impl Serialize) -> String {
-    let bytes = serde_json::to_vec(value).expect("serializes");
-    Sha256::digest(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-fn describe(spec: &ZoneSpec) -> String {
-    let mut from = Vec::new();
-    match &spec.source {
-        Some(ZoneSource::File(p)) => from.push(format!("zone file {}", p.display())),
-        Some(ZoneSource::Embedded { name, .. }) => from.push(format!("embedded {name}")),
-        None => {}
-    }
-    if !spec.records.is_empty() {
-        from.push(format!("records in {}", spec.config.display()));
-    }
-    for p in &spec.route53 {
-        from.push(format!("change batch {}", p.display()));
-    }
-    from.join(", ")
-}
-
-/// Imports the config's zones and health checks (see the module docs). `strict`: any problem
-/// fails the whole import; otherwise the failing zones and checks keep their stored versions
-/// and the problems are returned after the rest is imported. Returns the ids of the zones it
-/// built (already in `g.built`).
-fn import(
-    g: &mut Inner,
-    settings: &Settings,
-    strict: bool,
-) -> Result<HashSet<String>, (HashSet<String>, ImportError)> {
-    let fail = |e: ImportError| (HashSet::new(), e);
-    let mut problems = Vec::new();
-    let state = g.store.state();
-    let mut write = Write::default();
-
-    // Health checks first: the zones are validated against them.
-    let mut checks = state.checks.clone();
-    let configured: HashSet<&str> = settings
-        .health_check_configs
-        .iter()
-        .map(|(id, _)| id.as_str())
-        .collect();
-    for (id, config) in &settings.health_check_configs {
-        let json = serde_json::to_value(config).expect("serializes");
-        let d = digest(&json);
-        let old = checks.get(id);
-        if old.is_some_and(|c| c.import_digest.as_deref() == Some(d.as_str())) {
-            continue;
-        }
-        let check = StoredCheck {
-            id: id.clone(),
-            caller_reference: old
-                .map_or_else(|| format!("import:{id}"), |c| c.caller_reference.clone()),
-            health_check_config: json,
-            health_check_version: old.map_or(1, |c| c.health_check_version + 1),
-            imported_from: Some("config".into()),
-            import_digest: Some(d),
-        };
-        checks.insert(id.clone(), check);
-    }
-    let dropped: Vec<String> = checks
-        .values()
-        .filter(|c| c.imported_from.is_some() && !configured.contains(c.id.as_str()))
-        .map(|c| c.id.clone())
-        .collect();
-
-    // Zones.
-    let mut zones_by_name: HashMap<String, HostedZone> = state
-        .zones
-        .values()
-        .map(|z| (z.name.clone(), z.clone()))
-        .collect();
-    let mut next_sets: HashMap<String, Vec<ResourceRecordSet>> = HashMap::new();
-    let mut configured_zones = HashSet::new();
-    for spec in &settings.zones {
-        let name = store::absolute_lower(&spec.origin.to_ascii());
-        configured_zones.insert(name.clone());
-        let sets = match import_sets(spec, &settings.regions) {
-            Ok(s) => s,
-            Err(e) => {
-                problems.push(format!("zone {name} failed ({e}){}", kept(strict)));
-                continue;
-            }
-        };
-        let mut sorted: Vec<&ResourceRecordSet> = sets.iter().collect();
-        sorted.sort_by_key(|s| store::sort_key(&s.name, &s.rtype, s.set_identifier.as_deref()));
-        let d = digest(&sorted);
-        let zone = match zones_by_name.get(&name) {
-            Some(z) if z.import_digest.as_deref() == Some(d.as_str()) => continue,
-            Some(z) => {
-                let mut z = z.clone();
-                z.version += 1;
-                z
-            }
-            None => HostedZone {
-                id: store::new_id("Z"),
-                name: name.clone(),
-                caller_reference: format!("import:{name}"),
-                comment: None,
-                created_at: store::now(),
-                version: 1,
-                imported_from: None,
-                import_digest: None,
-            },
-        };
-        let mut zone = zone;
-        zone.imported_from = Some(describe(spec));
-        zone.import_digest = Some(d);
-        zones_by_name.insert(name.clone(), zone.clone());
-        next_sets.insert(zone.id.clone(), sets);
-    }
-    let removed_zones: Vec<HostedZone> = zones_by_name
-        .values()
-        .filter(|z| z.imported_from.is_some() && !configured_zones.contains(&z.name))
-        .cloned()
-        .collect();
-    for z in &removed_zones {
-        zones_by_name.remove(&z.name);
-    }
-
-    // Checks the config dropped go unless something still uses them: the record sets as
-    // they will be (imported zones' new sets, removed zones' none) and the remaining checks.
-    let removed: HashSet<&str> = removed_zones.iter().map(|z| z.id.as_str()).collect();
-    let candidate_checks = checks.clone();
-    for id in &dropped {
-        let stored = state
-            .rrsets
-            .iter()
-            .filter(|(zone, _)| !removed.contains(zone.as_str()) && !next_sets.contains_key(*zone))
-            .flat_map(|(zone, sets)| sets.values().map(move |s| (zone.as_str(), s)));
-        let imported = next_sets
-            .iter()
-            .flat_map(|(zone, sets)| sets.iter().map(move |s| (zone.as_str(), s)));
-        let users = check_users(stored.chain(imported), candidate_checks.values(), id);
-        match users.first() {
-            None => {
-                checks.remove(id);
-            }
-            Some(user) => {
-                problems.push(format!(
-                    "health check {id} left the config but is still used by {user}: kept"
-                ));
-            }
-        }
-    }
-    let specs = match validate_checks(&checks) {
-        Ok(s) => s,
-        Err(e) => {
-            // Keep the stored checks; zones are validated against those.
-            problems.push(e.to_string());
-            checks = state.checks.clone();
-            validate_checks(&checks).map_err(|e| fail(ImportError(e.to_string())))?
-        }
-    };
-    let known: HashSet<&str> = specs.iter().map(|c| c.id.as_str()).collect();
-    let mut accepted = Vec::new();
-    for (id, sets) in next_sets {
-        let zone = zones_by_name
-            .values()
-            .find(|z| z.id == id)
-            .expect("inserted above")
-            .clone();
-        match build_zone_with(settings, &zone, &sets, &known) {
-            Ok(built) => accepted.push((zone, sets, built)),
-            Err(e) => problems.push(format!("zone {} failed ({e}){}", zone.name, kept(strict))),
-        }
-    }
-    if strict && !problems.is_empty() {
-        return Err(fail(ImportError(problems.join("\n"))));
-    }
-    for c in checks.values() {
-        if state.checks.get(&c.id) != Some(c) {
-            write.put_check(c.clone());
-        }
-    }
-    for id in state.checks.keys() {
-        if !checks.contains_key(id) {
-            write.delete_check(id);
-        }
-    }
-    let mut fresh = HashSet::new();
-    let mut built_zones = Vec::new();
-    for (zone, sets, built) in accepted {
-        fresh.insert(zone.id.clone());
-        built_zones.push((zone.id.clone(), built));
-        tracing::info!(
-            "imported zone {} ({} record sets) from {}",
-            zone.name,
-            sets.len(),
-            zone.imported_from.as_deref().unwrap_or("?")
-        );
-        let change = next_change(g, Some(format!("import of {}", zone.name)), &zone.id);
-        g.last_sequence = change.sequence;
-        g.pending
-            .insert(change.sequence, (change.id.clone(), Instant::now()));
-        write
-            .put_zone(zone.clone())
-            .replace_sets(&zone.id, sets)
-            .put_change(change);
-    }
-    for z in &removed_zones {
-        tracing::info!("zone {} left the config: removed from the store", z.name);
-        write.delete_zone(&z.id);
-    }
-    g.store
-        .commit(write)
-        .map_err(|e| fail(ImportError(e.to_string())))?;
-    g.specs = specs;
-    for z in &removed_zones {
-        g.built.remove(&z.id);
-    }
-    g.built.extend(built_zones);
-    if problems.is_empty() {
-        Ok(fresh)
-    } else {
-        Err((fresh, ImportError(problems.join("\n"))))
-    }
+    crate::zone::build::check_known_checks(built, known, &place).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -1487,7 +981,7 @@ mod tests {
              [[zone.record]]\nname = \"w\"\ntype = \"A\"\nset_id = \"a\"\nweight = 3\nttl = 30\nvalues = [\"192.0.2.7\"]\n"
         );
         let s = settings(&d, &zones);
-        let direct = crate::load_catalog_for(&s).unwrap();
+        let direct = import::catalog(&s).unwrap();
         let control = Control::open(s).unwrap();
         assert_eq!(contents(&control.catalog()), contents(&direct));
         let zone = control.list_zones().remove(0);
@@ -1520,7 +1014,7 @@ mod tests {
                 ..Overrides::default()
             };
             let s = crate::config::resolve(Some(config), &overrides).unwrap();
-            let direct = crate::load_catalog_for(&s);
+            let direct = import::catalog(&s);
             let served = Control::open(s).map(|c| c.catalog());
             match (direct, served) {
                 (Ok(direct), Ok(served)) => {
@@ -1553,7 +1047,7 @@ mod tests {
             zone_file.display()
         );
         let s = settings(&d, &zones);
-        let direct = crate::load_catalog_for(&s).unwrap();
+        let direct = import::catalog(&s).unwrap();
         let control = Control::open(s).unwrap();
         assert_eq!(contents(&control.catalog()), contents(&direct));
         let www = hickory_proto::rr::LowerName::new(&Name::from_ascii("www.t.test.").unwrap());

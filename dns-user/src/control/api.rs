@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 
 use crate::control::{Control, ControlError, PageStart};
 use crate::metrics::MetricsSource;
-use crate::route53::ChangeBatch;
+use crate::zone::records::ChangeBatch;
 
 /// What the API serves from.
 pub struct ApiState {
@@ -367,7 +367,7 @@ async fn test_answer(
     if let Some(zone) = &q.hostedzoneid {
         let zone_id = zone.clone();
         let zone = read(&s, move |c| c.get_zone(&zone_id)).await?;
-        let name = crate::store::absolute_lower(&q.recordname);
+        let name = crate::zone::absolute_lower(&q.recordname);
         if name != zone.name && !name.ends_with(&format!(".{}", zone.name)) {
             return Err(bad(format!(
                 "recordname {} is not in hosted zone {}",
@@ -430,7 +430,7 @@ mod tests {
     #[test]
     fn the_openapi_file_documents_every_route() {
         let source = include_str!("api.rs");
-        let spec = include_str!("../../docs/openapi.yaml");
+        let spec = include_str!("../../../docs/openapi.yaml");
         let paths = |text: &'static str| {
             text.split(".route(")
                 .skip(1)
@@ -439,7 +439,7 @@ mod tests {
                 .filter(|path| path.starts_with('/'))
         };
         let mut routes: Vec<&str> = paths(source)
-            .chain(paths(include_str!("metrics.rs")))
+            .chain(paths(include_str!("../metrics.rs")))
             .collect();
         routes.sort();
         let mut documented: Vec<&str> = spec

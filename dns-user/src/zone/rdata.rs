@@ -577,6 +577,21 @@ fn display_round_trips(rtype: RecordType) -> bool {
     )
 }
 
+/// An RR type from its mnemonic, RFC 3597's `TYPEnnn`, or `SPF`.
+pub fn parse_type(token: &str) -> Option<RecordType> {
+    let upper = token.to_ascii_uppercase();
+    if let Some(code) = upper
+        .strip_prefix("TYPE")
+        .and_then(|n| n.parse::<u16>().ok())
+    {
+        return Some(RecordType::from(code));
+    }
+    if upper == "SPF" {
+        return Some(RecordType::from(TYPE_SPF));
+    }
+    upper.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

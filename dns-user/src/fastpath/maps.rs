@@ -33,7 +33,7 @@ use dns_common::{
     HEARTBEAT_MAP, Heartbeat, VARIANT_MAPS, VariantKey,
 };
 
-use crate::compile::{Change, Delta, Tables};
+use crate::fastpath::compile::{Change, Delta, Tables};
 
 /// Map writer errors. Nothing a reader sees has changed when one is returned.
 #[derive(Debug, thiserror::Error)]

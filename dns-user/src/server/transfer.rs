@@ -14,7 +14,7 @@ use hickory_proto::rr::{LowerName, Record, RecordType};
 use hickory_proto::serialize::binary::BinEncodable as _;
 use ipnet::IpNet;
 
-use crate::answer::Catalog;
+use crate::zone::Catalog;
 
 /// Largest message of a transfer stream (well under TCP's 65,535, as servers do).
 const MAX_MESSAGE: usize = 16_384;
@@ -105,7 +105,7 @@ mod tests {
     }
 
     fn axfr() -> Vec<u8> {
-        crate::answer::build_query(
+        crate::server::answer::build_query(
             7,
             &Name::from_ascii("example.com.").unwrap(),
             RecordType::AXFR,

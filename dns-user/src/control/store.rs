@@ -15,7 +15,8 @@ use std::path::{Path, PathBuf};
 use redb::{Database, Durability, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-use crate::route53::{ResourceRecordSet, set_key};
+use crate::zone::absolute_lower;
+use crate::zone::records::{ResourceRecordSet, set_key};
 
 const ZONES: TableDefinition<&str, &[u8]> = TableDefinition::new("zones");
 /// Key: zone id, `\x1f`, [`sort_key`].
@@ -138,19 +139,6 @@ impl State {
     pub fn last_sequence(&self) -> u64 {
         self.changes.values().map(|c| c.sequence).max().unwrap_or(0)
     }
-}
-
-/// `name` absolute and lower case.
-pub fn absolute_lower(name: &str) -> String {
-    crate::zone::canonical_name(name).unwrap_or_else(|_| {
-        // Not a valid IDN: kept recognisable; validation refuses it where it matters.
-        let name = name.to_ascii_lowercase();
-        if name.ends_with('.') {
-            name
-        } else {
-            format!("{name}.")
-        }
-    })
 }
 
 /// Route 53's list order: the name with its labels reversed (`org.example.www`), then type,

@@ -1,0 +1,430 @@
+//! The config's zones into the store: each zone's sources (zone file, `[[zone.record]]`s,
+//! `--route53` batches) converted once to record sets ([`record_sets`]), imported when their
+//! digest changed, and built by the one road ([`crate::zone::build`]). `check-config` and
+//! `export` build the same sets directly ([`catalog`]), so what they accept is what `serve`
+//! serves.
+
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::*;
+use crate::config::{Settings, ZoneSource, ZoneSpec};
+use crate::location::Regions;
+use crate::zone::build::{self, SourcedSet};
+use crate::zone::records::{self, ResourceRecordSet};
+use crate::zone::{Catalog, Place, Zone, ZoneError, rdata};
+
+/// Every zone of `settings` built from its record sets, with its location data: the catalog
+/// `check-config` and `export` check and print. The first problem (with file and line) stops
+/// it and nothing is used.
+pub fn catalog(settings: &Settings) -> Result<Catalog, ZoneError> {
+    let known: HashSet<&str> = settings
+        .health_checks
+        .iter()
+        .map(|c| c.id.as_str())
+        .collect();
+    let zones = settings
+        .zones
+        .iter()
+        .map(|spec| zone(spec, &settings.regions, &known))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Catalog::new(zones).with_locations(settings.locations.clone()))
+}
+
+/// One config zone built from its record sets ([`record_sets`], [`build::build`]), whose
+/// record sets may only name the health checks `known`.
+pub fn zone(spec: &ZoneSpec, regions: &Regions, known: &HashSet<&str>) -> Result<Zone, ZoneError> {
+    let source = match &spec.source {
+        Some(ZoneSource::File(path)) => path.as_path(),
+        Some(ZoneSource::Embedded { name, .. }) => Path::new(name),
+        None => spec.config.as_path(),
+    };
+    let zone = build::build(&spec.origin, &record_sets(spec, regions)?, regions, source)?;
+    let place = spec
+        .route53
+        .first()
+        .filter(|_| spec.records.is_empty())
+        .map_or_else(|| Place::whole(&spec.config), |p| Place::whole(p));
+    build::check_known_checks(zone, known, &place)
+}
+
+/// The record sets a config zone declares, each converted once to the record-set form: its
+/// zone file (one set per name and type, the lowest TTL of its records), its
+/// `[[zone.record]]`s, its change batches, and a new hosted zone's default SOA and NS when it
+/// has no SOA. The same sets are imported into the store and, by [`catalog`], checked
+/// directly: both roads start here.
+pub fn record_sets(
+    spec: &ZoneSpec,
+    regions: &Regions,
+) -> Result<Vec<SourcedSet<'static>>, ZoneError> {
+    let mut out: Vec<SourcedSet<'static>> = Vec::new();
+    let records = match &spec.source {
+        Some(ZoneSource::File(path)) => crate::zone::read_zone_file(&spec.origin, path)?,
+        Some(ZoneSource::Embedded { name, text }) => {
+            crate::zone::parse_zone_text(&spec.origin, text, Path::new(name))?
+        }
+        None => Vec::new(),
+    };
+    let mut index: HashMap<(String, String), usize> = HashMap::new();
+    for (record, place) in records {
+        // "TYPE rdata": the type as the zone-file parser reads it, then the data.
+        let text = rdata::presentation(record.record_type(), &record.data);
+        let (rtype, value) = text.split_once(' ').unwrap_or((&text, ""));
+        let key = (
+            record.name.to_ascii().to_ascii_lowercase(),
+            rtype.to_string(),
+        );
+        let value = records::ValueJson {
+            value: value.to_string(),
+        };
+        let ttl = i64::from(record.ttl);
+        match index.get(&key) {
+            Some(&i) => {
+                // One TTL per RRset: the lowest of its records (RFC 2181 section 5.2).
+                let set = out[i].set.to_mut();
+                set.ttl = Some(set.ttl.map_or(ttl, |t| t.min(ttl)));
+                set.resource_records.get_or_insert_default().push(value);
+            }
+            None => {
+                index.insert(key.clone(), out.len());
+                out.push(SourcedSet {
+                    set: Cow::Owned(ResourceRecordSet::records(key.0, key.1, ttl, vec![value])),
+                    place,
+                    record: None,
+                });
+            }
+        }
+    }
+    let mut numbered: Vec<(ResourceRecordSet, Place, String)> = spec
+        .records
+        .iter()
+        .map(|r| {
+            (
+                r.to_record_set(&spec.origin),
+                Place::whole(&spec.config),
+                r.name.clone(),
+            )
+        })
+        .collect();
+    for path in &spec.route53 {
+        let place = Place::whole(path);
+        let applied = records::load(path, regions).map_err(|e| {
+            place.error(format!(
+                "invalid change batch:\n  {}",
+                e.problems.join("\n  ")
+            ))
+        })?;
+        numbered.extend(applied.into_iter().map(|s| {
+            let name = s.name.clone();
+            (s, place.clone(), name)
+        }));
+    }
+    let has_soa = out
+        .iter()
+        .map(|s| s.set.as_ref())
+        .chain(numbered.iter().map(|(s, _, _)| s))
+        .any(|s| s.rtype.eq_ignore_ascii_case("SOA"));
+    if !has_soa {
+        numbered.extend(build::default_sets(&spec.origin).into_iter().map(|s| {
+            let name = s.name.clone();
+            (s, Place::whole(&spec.config), name)
+        }));
+    }
+    out.extend(
+        numbered
+            .into_iter()
+            .enumerate()
+            .map(|(i, (set, place, name))| SourcedSet {
+                set: Cow::Owned(set),
+                place,
+                record: Some((i + 1, Cow::Owned(name))),
+            }),
+    );
+    Ok(out)
+}
+
+/// Rebuilds every stored zone with the current settings (regions, locations) and checks,
+/// but those in `fresh` (just built by the import).
+pub(super) fn rebuild_all(
+    g: &mut Inner,
+    fresh: &HashSet<String>,
+    strict: bool,
+) -> Result<(), ImportError> {
+    let known: HashSet<&str> = g.specs.iter().map(|c| c.id.as_str()).collect();
+    let mut built = HashMap::new();
+    let mut problems = Vec::new();
+    for zone in g.store.state().zones.values() {
+        if fresh.contains(&zone.id)
+            && let Some(z) = g.built.get(&zone.id)
+        {
+            built.insert(zone.id.clone(), z.clone());
+            continue;
+        }
+        let sets = g.store.state().sets(&zone.id);
+        match build_zone_with(&g.settings, zone, &sets, &known) {
+            Ok(z) => {
+                built.insert(zone.id.clone(), z);
+            }
+            Err(e) => {
+                problems.push(e);
+                if let Some(old) = g.built.get(&zone.id) {
+                    built.insert(zone.id.clone(), old.clone());
+                }
+            }
+        }
+    }
+    if strict && !problems.is_empty() {
+        return Err(ImportError(problems.join("\n")));
+    }
+    g.built = built;
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ImportError(format!(
+            "zones kept at their last good version:\n  {}",
+            problems.join("\n  ")
+        )))
+    }
+}
+
+/// The record sets a config zone declares ([`record_sets`]), as stored.
+pub fn import_sets(spec: &ZoneSpec, regions: &Regions) -> Result<Vec<ResourceRecordSet>, String> {
+    record_sets(spec, regions)
+        .map(|sets| sets.into_iter().map(|s| s.set.into_owned()).collect())
+        .map_err(|e| e.to_string())
+}
+
+/// What happens to a zone whose import failed.
+fn kept(strict: bool) -> &'static str {
+    if strict {
+        ""
+    } else {
+        "; keeping its last good version"
+    }
+}
+
+fn digest(value: &impl Serialize) -> String {
+    let bytes = serde_json::to_vec(value).expect("serializes");
+    Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn describe(spec: &ZoneSpec) -> String {
+    let mut from = Vec::new();
+    match &spec.source {
+        Some(ZoneSource::File(p)) => from.push(format!("zone file {}", p.display())),
+        Some(ZoneSource::Embedded { name, .. }) => from.push(format!("embedded {name}")),
+        None => {}
+    }
+    if !spec.records.is_empty() {
+        from.push(format!("records in {}", spec.config.display()));
+    }
+    for p in &spec.route53 {
+        from.push(format!("change batch {}", p.display()));
+    }
+    from.join(", ")
+}
+
+/// Imports the config's zones and health checks (see the module docs). `strict`: any problem
+/// fails the whole import; otherwise the failing zones and checks keep their stored versions
+/// and the problems are returned after the rest is imported. Returns the ids of the zones it
+/// built (already in `g.built`).
+pub(super) fn import(
+    g: &mut Inner,
+    settings: &Settings,
+    strict: bool,
+) -> Result<HashSet<String>, (HashSet<String>, ImportError)> {
+    let fail = |e: ImportError| (HashSet::new(), e);
+    let mut problems = Vec::new();
+    let state = g.store.state();
+    let mut write = Write::default();
+
+    // Health checks first: the zones are validated against them.
+    let mut checks = state.checks.clone();
+    let configured: HashSet<&str> = settings
+        .health_check_configs
+        .iter()
+        .map(|(id, _)| id.as_str())
+        .collect();
+    for (id, config) in &settings.health_check_configs {
+        let json = serde_json::to_value(config).expect("serializes");
+        let d = digest(&json);
+        let old = checks.get(id);
+        if old.is_some_and(|c| c.import_digest.as_deref() == Some(d.as_str())) {
+            continue;
+        }
+        let check = StoredCheck {
+            id: id.clone(),
+            caller_reference: old
+                .map_or_else(|| format!("import:{id}"), |c| c.caller_reference.clone()),
+            health_check_config: json,
+            health_check_version: old.map_or(1, |c| c.health_check_version + 1),
+            imported_from: Some("config".into()),
+            import_digest: Some(d),
+        };
+        checks.insert(id.clone(), check);
+    }
+    let dropped: Vec<String> = checks
+        .values()
+        .filter(|c| c.imported_from.is_some() && !configured.contains(c.id.as_str()))
+        .map(|c| c.id.clone())
+        .collect();
+
+    // Zones.
+    let mut zones_by_name: HashMap<String, HostedZone> = state
+        .zones
+        .values()
+        .map(|z| (z.name.clone(), z.clone()))
+        .collect();
+    let mut next_sets: HashMap<String, Vec<ResourceRecordSet>> = HashMap::new();
+    let mut configured_zones = HashSet::new();
+    for spec in &settings.zones {
+        let name = crate::zone::absolute_lower(&spec.origin.to_ascii());
+        configured_zones.insert(name.clone());
+        let sets = match import_sets(spec, &settings.regions) {
+            Ok(s) => s,
+            Err(e) => {
+                problems.push(format!("zone {name} failed ({e}){}", kept(strict)));
+                continue;
+            }
+        };
+        let mut sorted: Vec<&ResourceRecordSet> = sets.iter().collect();
+        sorted.sort_by_key(|s| store::sort_key(&s.name, &s.rtype, s.set_identifier.as_deref()));
+        let d = digest(&sorted);
+        let zone = match zones_by_name.get(&name) {
+            Some(z) if z.import_digest.as_deref() == Some(d.as_str()) => continue,
+            Some(z) => {
+                let mut z = z.clone();
+                z.version += 1;
+                z
+            }
+            None => HostedZone {
+                id: store::new_id("Z"),
+                name: name.clone(),
+                caller_reference: format!("import:{name}"),
+                comment: None,
+                created_at: store::now(),
+                version: 1,
+                imported_from: None,
+                import_digest: None,
+            },
+        };
+        let mut zone = zone;
+        zone.imported_from = Some(describe(spec));
+        zone.import_digest = Some(d);
+        zones_by_name.insert(name.clone(), zone.clone());
+        next_sets.insert(zone.id.clone(), sets);
+    }
+    let removed_zones: Vec<HostedZone> = zones_by_name
+        .values()
+        .filter(|z| z.imported_from.is_some() && !configured_zones.contains(&z.name))
+        .cloned()
+        .collect();
+    for z in &removed_zones {
+        zones_by_name.remove(&z.name);
+    }
+
+    // Checks the config dropped go unless something still uses them: the record sets as
+    // they will be (imported zones' new sets, removed zones' none) and the remaining checks.
+    let removed: HashSet<&str> = removed_zones.iter().map(|z| z.id.as_str()).collect();
+    let candidate_checks = checks.clone();
+    for id in &dropped {
+        let stored = state
+            .rrsets
+            .iter()
+            .filter(|(zone, _)| !removed.contains(zone.as_str()) && !next_sets.contains_key(*zone))
+            .flat_map(|(zone, sets)| sets.values().map(move |s| (zone.as_str(), s)));
+        let imported = next_sets
+            .iter()
+            .flat_map(|(zone, sets)| sets.iter().map(move |s| (zone.as_str(), s)));
+        let users = check_users(stored.chain(imported), candidate_checks.values(), id);
+        match users.first() {
+            None => {
+                checks.remove(id);
+            }
+            Some(user) => {
+                problems.push(format!(
+                    "health check {id} left the config but is still used by {user}: kept"
+                ));
+            }
+        }
+    }
+    let specs = match validate_checks(&checks) {
+        Ok(s) => s,
+        Err(e) => {
+            // Keep the stored checks; zones are validated against those.
+            problems.push(e.to_string());
+            checks = state.checks.clone();
+            validate_checks(&checks).map_err(|e| fail(ImportError(e.to_string())))?
+        }
+    };
+    let known: HashSet<&str> = specs.iter().map(|c| c.id.as_str()).collect();
+    let mut accepted = Vec::new();
+    for (id, sets) in next_sets {
+        let zone = zones_by_name
+            .values()
+            .find(|z| z.id == id)
+            .expect("inserted above")
+            .clone();
+        match build_zone_with(settings, &zone, &sets, &known) {
+            Ok(built) => accepted.push((zone, sets, built)),
+            Err(e) => problems.push(format!("zone {} failed ({e}){}", zone.name, kept(strict))),
+        }
+    }
+    if strict && !problems.is_empty() {
+        return Err(fail(ImportError(problems.join("\n"))));
+    }
+    for c in checks.values() {
+        if state.checks.get(&c.id) != Some(c) {
+            write.put_check(c.clone());
+        }
+    }
+    for id in state.checks.keys() {
+        if !checks.contains_key(id) {
+            write.delete_check(id);
+        }
+    }
+    let mut fresh = HashSet::new();
+    let mut built_zones = Vec::new();
+    for (zone, sets, built) in accepted {
+        fresh.insert(zone.id.clone());
+        built_zones.push((zone.id.clone(), built));
+        tracing::info!(
+            "imported zone {} ({} record sets) from {}",
+            zone.name,
+            sets.len(),
+            zone.imported_from.as_deref().unwrap_or("?")
+        );
+        let change = next_change(g, Some(format!("import of {}", zone.name)), &zone.id);
+        g.last_sequence = change.sequence;
+        g.pending
+            .insert(change.sequence, (change.id.clone(), Instant::now()));
+        write
+            .put_zone(zone.clone())
+            .replace_sets(&zone.id, sets)
+            .put_change(change);
+    }
+    for z in &removed_zones {
+        tracing::info!("zone {} left the config: removed from the store", z.name);
+        write.delete_zone(&z.id);
+    }
+    g.store
+        .commit(write)
+        .map_err(|e| fail(ImportError(e.to_string())))?;
+    g.specs = specs;
+    for z in &removed_zones {
+        g.built.remove(&z.id);
+    }
+    g.built.extend(built_zones);
+    if problems.is_empty() {
+        Ok(fresh)
+    } else {
+        Err((fresh, ImportError(problems.join("\n"))))
+    }
+}

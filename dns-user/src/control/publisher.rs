@@ -1,0 +1,155 @@
+//! The publisher: one thread that takes what the control plane accepted (stored changes,
+//! reloads, new health checks) to [`Published`], one publication at a time, and marks the
+//! changes it carried INSYNC.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::*;
+
+/// Change-to-INSYNC times, for `/metrics`: a histogram in seconds.
+#[derive(Debug, Default)]
+pub struct InsyncStats {
+    inner: Mutex<Histogram>,
+}
+
+#[derive(Debug, Default)]
+struct Histogram {
+    buckets: [u64; INSYNC_BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+/// Upper bounds (seconds) of the INSYNC histogram.
+pub const INSYNC_BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+
+impl InsyncStats {
+    fn observe(&self, d: Duration) {
+        let mut h = self.inner.lock().expect("insync stats");
+        let s = d.as_secs_f64();
+        for (i, le) in INSYNC_BUCKETS.iter().enumerate() {
+            if s <= *le {
+                h.buckets[i] += 1;
+            }
+        }
+        h.count += 1;
+        h.sum += s;
+    }
+
+    /// (cumulative bucket counts, count, sum).
+    pub fn snapshot(&self) -> (Vec<(f64, u64)>, u64, f64) {
+        let h = self.inner.lock().expect("insync stats");
+        (
+            INSYNC_BUCKETS.iter().copied().zip(h.buckets).collect(),
+            h.count,
+            h.sum,
+        )
+    }
+}
+
+impl Control {
+    /// Starts publishing to `published` (which serves [`catalog`](Self::catalog) and whose
+    /// monitor runs [`health_checks`](Self::health_checks)) on a thread of its own.
+    pub fn start_publisher(
+        self: &Arc<Self>,
+        published: Arc<Published>,
+        monitor: Arc<Monitor>,
+    ) -> std::io::Result<std::thread::JoinHandle<()>> {
+        let _ = self.serving.set((published, monitor));
+        {
+            // The initial catalog and checks are already being served.
+            let mut g = self.lock();
+            g.published_checks_version = g.checks_version;
+        }
+        let this = self.clone();
+        std::thread::Builder::new()
+            .name("dns-publisher".into())
+            .spawn(move || this.publish_loop())
+    }
+
+    /// Stops the publisher thread after its current publication.
+    pub fn stop(&self) {
+        self.lock().stop = true;
+        self.wake.notify_all();
+    }
+
+    fn publish_loop(&self) {
+        let (published, monitor) = self.serving.get().expect("set before the thread starts");
+        loop {
+            let (catalog, checks, sequence, requested) = {
+                let mut g = self.lock();
+                while !g.stop
+                    && g.requested == g.completed
+                    && g.published_sequence == g.last_sequence
+                    && g.published_checks_version == g.checks_version
+                    && g.pending.is_empty()
+                {
+                    g = self.wake.wait(g).expect("control lock");
+                }
+                if g.stop {
+                    return;
+                }
+                let requested = g.requested;
+                let checks = (g.published_checks_version != g.checks_version)
+                    .then(|| (g.specs.clone(), g.checks_version));
+                (catalog_of(&mut g), checks, g.last_sequence, requested)
+            };
+            match checks {
+                Some((specs, version)) => {
+                    // As a reload: the new checks' health first, then the monitor switches.
+                    let preview = Arc::new(monitor.preview(&specs));
+                    published.replace(catalog, || preview);
+                    monitor.reconfigure(specs);
+                    published.health(&|| monitor.health());
+                    self.lock().published_checks_version = version;
+                }
+                None => {
+                    published.replace(catalog, || monitor.health());
+                }
+            }
+            self.mark_insync(sequence);
+            self.lock().completed = requested;
+            self.done.notify_all();
+        }
+    }
+
+    /// Every change up to `sequence` is served by both paths now.
+    fn mark_insync(&self, sequence: u64) {
+        let mut g = self.lock();
+        g.published_sequence = g.published_sequence.max(sequence);
+        let done: Vec<u64> = g.pending.range(..=sequence).map(|(s, _)| *s).collect();
+        let mut write = Write::default();
+        for s in done {
+            let (id, accepted) = g.pending.remove(&s).expect("listed");
+            self.insync.observe(accepted.elapsed());
+            if let Some(c) = g.store.state().changes.get(&id) {
+                let mut c = c.clone();
+                c.status = ChangeStatus::Insync;
+                write.put_change(c);
+            }
+        }
+        // Not synced: after a crash every change is published again at start anyway.
+        if let Err(e) = g.store.commit_lazily(write) {
+            tracing::error!("recording INSYNC: {e}");
+        }
+    }
+}
+
+/// The catalog the built zones make, counting into the control plane's per-zone counters.
+pub(super) fn catalog_of(g: &mut Inner) -> Catalog {
+    for zone in g.built.values() {
+        let name = hickory_proto::rr::LowerName::new(zone.origin());
+        if !g.zone_slots.contains_key(&name) {
+            // Slot 0 is "other"; slots are not reused while the daemon runs.
+            let slot = g.zone_slots.len() as u32 + 1;
+            g.zone_slots.insert(name, slot);
+        }
+    }
+    let counters = Arc::new(crate::zone::ZoneCounters {
+        slots: g.zone_slots.clone(),
+        hits: g.zone_hits.clone(),
+    });
+    Catalog::new(g.built.values().cloned())
+        .with_locations(g.settings.locations.clone())
+        .with_zone_counters(counters)
+}

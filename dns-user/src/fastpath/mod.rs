@@ -1,0 +1,7 @@
+//! The fast path's userspace side: the compiler that turns the catalog into the exact contents
+//! of the XDP maps ([`compile`]), the writer that installs them with a double-buffer protocol
+//! ([`maps`]), and the loader that attaches the program and reads its counters ([`xdp`]).
+
+pub mod compile;
+pub mod maps;
+pub mod xdp;

@@ -1,0 +1,554 @@
+//! The one road from record sets to a served [`Zone`]: [`build`] reads each Route 53
+//! `ResourceRecordSet` once (its TTL and routing policy by [`records::check`], its records by
+//! their type's RDATA parser, or its alias target) and assembles the zone with the rules a zone
+//! must satisfy (RFC 1034/2181 and Route 53's policy-group rules).
+
+use std::borrow::Cow;
+
+use super::file::parse_name;
+use super::records::{self, ResourceRecordSet};
+use super::*;
+use crate::location::Regions;
+
+/// A record set in the one form every input takes (Route 53's `ResourceRecordSet`), with
+/// where it came from, for its problems.
+/// Borrowed where the sets are already stored (the store road builds from its own copy).
+#[derive(Clone, Debug)]
+pub struct SourcedSet<'a> {
+    pub set: Cow<'a, ResourceRecordSet>,
+    /// The zone file and line of its first record, or the config / batch file as a whole.
+    pub place: Place,
+    /// For config records and batch sets: the record's number (1-based, in the zone's
+    /// order) and its name as written.
+    pub record: Option<(usize, Cow<'a, str>)>,
+}
+
+/// Record sets a new Route 53 hosted zone `origin` starts with (a zone declared without an
+/// SOA, or created by the API): an SOA and an NS naming `ns1.<origin>`, absolute, as Route 53
+/// lists them.
+pub fn default_sets(origin: &Name) -> Vec<ResourceRecordSet> {
+    let apex = absolute_lower(&origin.to_ascii());
+    let under = |label: &str| absolute_lower(&format!("{label}.{}", apex.trim_end_matches('.')));
+    let (ns, mbox) = (under("ns1"), under("hostmaster"));
+    let set = |rtype: &str, ttl: i64, value: String| {
+        ResourceRecordSet::records(
+            apex.clone(),
+            rtype.into(),
+            ttl,
+            vec![records::ValueJson { value }],
+        )
+    };
+    vec![
+        set("SOA", 900, format!("{ns} {mbox} 1 7200 900 1209600 86400")),
+        set("NS", 172800, ns.clone()),
+    ]
+}
+
+/// What a record set answers with, read.
+enum Body {
+    Alias(Alias),
+    /// TTL and one record per value.
+    Records(u32, Vec<Record>),
+}
+
+/// Builds the zone `origin` from its record sets: each read once, then assembled by
+/// [`Zone::from_records`]. `regions` resolves geoproximity region names; `source` names the
+/// zone in zone-wide problems (no SOA).
+pub fn build(
+    origin: &Name,
+    sets: &[SourcedSet<'_>],
+    regions: &Regions,
+    source: &Path,
+) -> Result<Zone, ZoneError> {
+    let origin = &fqdn(origin.clone());
+    let mut records = Vec::new();
+    let mut aliases = Vec::new();
+    let mut policies = Vec::new();
+    for sourced in sets {
+        let (s, place) = (sourced.set.as_ref(), &sourced.place);
+        let at = |message: String| match &sourced.record {
+            Some((n, name)) => place.error(format!(
+                "zone {origin} record #{n} ({name} {}): {message}",
+                s.rtype
+            )),
+            None => place.error(message),
+        };
+        let checked = records::check(s, regions).map_err(at)?;
+        let name = parse_name(&s.name, &Name::root(), place).map_err(|e| at(e.message))?;
+        let rtype = parse_type(&s.rtype).ok_or_else(|| at(format!("unknown type {}", s.rtype)))?;
+        let body = match &s.alias_target {
+            Some(alias) => Body::Alias(Alias {
+                name: name.clone(),
+                rtype,
+                target: parse_name(&alias.dns_name, &Name::root(), place)
+                    .map_err(|e| at(e.message))?,
+                evaluate_target_health: alias.evaluate_target_health,
+            }),
+            None => {
+                let ttl = checked.ttl.ok_or_else(|| at("ttl is required".into()))?;
+                let values = s.resource_records.as_deref().unwrap_or_default();
+                if values.is_empty() {
+                    return Err(at("values is empty".into()));
+                }
+                let parsed = values
+                    .iter()
+                    .map(|v| {
+                        rdata::parse_value(rtype, &v.value, origin)
+                            .map(|data| Record::from_rdata(name.clone(), ttl, data))
+                            .map_err(|e| at(format!("bad {rtype} record: {e}")))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Body::Records(ttl, parsed)
+            }
+        };
+        match checked.policy {
+            Some(policy) => {
+                let target = match body {
+                    Body::Alias(a) => policy::Target::Alias {
+                        name: LowerName::new(&a.target),
+                        evaluate_target_health: a.evaluate_target_health,
+                    },
+                    Body::Records(ttl, parsed) => policy::Target::Records {
+                        ttl,
+                        rdatas: parsed.into_iter().map(|rec| rec.data).collect(),
+                    },
+                };
+                let set = policy::RecordSet {
+                    set_id: s.set_identifier.clone(),
+                    policy,
+                    health_check: s.health_check_id.clone(),
+                    target,
+                };
+                policies.push((PolicySet { name, rtype, set }, place.clone()));
+            }
+            None if s.health_check_id.is_some() => {
+                return Err(at(
+                    "health_check needs a routing policy (a simple record cannot have one)".into(),
+                ));
+            }
+            None => match body {
+                Body::Alias(a) => aliases.push((a, place.clone())),
+                Body::Records(_, parsed) => {
+                    records.extend(parsed.into_iter().map(|rec| (rec, place.clone())));
+                }
+            },
+        }
+    }
+    Zone::from_records(origin.clone(), records, aliases, policies, source)
+}
+
+/// `zone` if every HealthCheckId its record sets name is in `known` (Route 53:
+/// NoSuchHealthCheck), else every unknown one, at `place`.
+pub fn check_known_checks(
+    zone: Zone,
+    known: &HashSet<&str>,
+    place: &Place,
+) -> Result<Zone, ZoneError> {
+    let mut unknown: Vec<String> = zone
+        .policy_groups()
+        .flat_map(|(name, rtype, sets)| {
+            sets.iter().filter_map(move |s| {
+                let id = s.health_check.as_deref()?;
+                (!known.contains(id))
+                    .then(|| format!("{name} {rtype}: HealthCheckId {id} is not defined"))
+            })
+        })
+        .collect();
+    if unknown.is_empty() {
+        return Ok(zone);
+    }
+    unknown.sort();
+    Err(place.error(format!(
+        "zone {}: unknown health checks:\n  {}",
+        zone.origin(),
+        unknown.join("\n  ")
+    )))
+}
+
+impl Zone {
+    /// Builds a zone from records and aliases, checking what a zone must satisfy. `place` says
+    /// where each came from, for error messages.
+    pub fn from_records(
+        origin: Name,
+        records: Vec<(Record, Place)>,
+        aliases: Vec<(Alias, Place)>,
+        policies: Vec<(PolicySet, Place)>,
+        source: &Path,
+    ) -> Result<Zone, ZoneError> {
+        let origin = fqdn(origin);
+        let apex = LowerName::new(&origin);
+        let mut nodes: HashMap<LowerName, Vec<RrSet>> = HashMap::new();
+        let mut first_place: HashMap<(LowerName, RecordType), Place> = HashMap::new();
+        for (record, place) in records {
+            let owner = LowerName::new(&record.name);
+            let err = |message: String| place.error(message);
+            if !apex.zone_of(&owner) {
+                return Err(err(format!(
+                    "{} is outside the zone {}",
+                    record.name, origin
+                )));
+            }
+            if record.dns_class != DNSClass::IN {
+                return Err(err(format!("class {} is not served", record.dns_class)));
+            }
+            let rtype = record.record_type();
+            let sets = nodes.entry(owner.clone()).or_default();
+            match sets.iter_mut().find(|s| s.rtype == rtype) {
+                Some(set) => {
+                    // RFC 2181 section 5.2: one TTL per RRset; use the lowest. Duplicates go.
+                    set.ttl = set.ttl.min(record.ttl);
+                    if !set.rdatas.contains(&record.data) {
+                        set.rdatas.push(record.data.clone());
+                    }
+                }
+                None => {
+                    first_place.insert((owner.clone(), rtype), place);
+                    sets.push(RrSet {
+                        rtype,
+                        ttl: record.ttl,
+                        rdatas: vec![record.data.clone()],
+                    });
+                }
+            }
+        }
+
+        let mut groups = policy_groups(&apex, &nodes, policies)?;
+        let policy_keys: HashSet<(LowerName, RecordType)> = groups.keys().cloned().collect();
+        for (key, set) in
+            materialize_aliases(&apex, &mut nodes, &mut first_place, aliases, &policy_keys)?
+        {
+            groups.insert(key, vec![set]);
+        }
+        for (owner, _) in groups.keys() {
+            nodes.entry(owner.clone()).or_default(); // a policy-routed name exists
+        }
+        let alias_targets = check_engine_aliases(&groups, &nodes)?;
+        for ((owner, rtype), sets) in &groups {
+            let clash = *rtype == RecordType::CNAME
+                && (!nodes[owner].is_empty()
+                    || groups.keys().any(|(o, t)| o == owner && t != rtype))
+                || groups.contains_key(&(owner.clone(), RecordType::CNAME))
+                    && *rtype != RecordType::CNAME;
+            if clash {
+                return Err(sets[0].1.error(format!(
+                    "{owner} has a CNAME and other data (RFC 1034 3.6.2)"
+                )));
+            }
+        }
+        let policies: HashMap<(LowerName, RecordType), Vec<policy::RecordSet>> = groups
+            .into_iter()
+            .map(|(k, sets)| (k, sets.into_iter().map(|(s, _)| s).collect()))
+            .collect();
+
+        let place_of = |owner: &LowerName, rtype: RecordType| {
+            first_place
+                .get(&(owner.clone(), rtype))
+                .cloned()
+                .unwrap_or_else(|| Place::whole(source))
+        };
+        for (owner, sets) in &nodes {
+            if sets.iter().any(|s| s.rtype == RecordType::CNAME) {
+                let place = place_of(owner, RecordType::CNAME);
+                if *owner == apex {
+                    return Err(place.error("a CNAME cannot be at the zone apex (RFC 1912 2.4)"));
+                }
+                if sets.len() > 1 {
+                    return Err(place.error(format!(
+                        "{owner} has a CNAME and other data (RFC 1034 3.6.2)"
+                    )));
+                }
+                if sets[0].rdatas.len() > 1 {
+                    return Err(place.error(format!("{owner} has more than one CNAME")));
+                }
+            }
+            if let Some(soa) = sets.iter().find(|s| s.rtype == RecordType::SOA) {
+                let place = place_of(owner, RecordType::SOA);
+                if *owner != apex {
+                    return Err(place.error(format!("SOA at {owner} is not at the zone apex")));
+                }
+                if soa.rdatas.len() > 1 {
+                    return Err(place.error("more than one SOA record at the apex"));
+                }
+            }
+        }
+        if !nodes
+            .get(&apex)
+            .is_some_and(|sets| sets.iter().any(|s| s.rtype == RecordType::SOA))
+        {
+            return Err(Place::whole(source).error(format!("zone {origin} has no SOA record")));
+        }
+
+        let mut empty_non_terminals = HashSet::new();
+        for owner in nodes.keys() {
+            let mut n = owner.base_name();
+            while apex.zone_of(&n) && n != apex {
+                if !nodes.contains_key(&n) {
+                    empty_non_terminals.insert(n.clone());
+                }
+                n = n.base_name();
+            }
+        }
+        let cuts = nodes
+            .iter()
+            .filter(|(name, sets)| **name != apex && sets.iter().any(|s| s.rtype == RecordType::NS))
+            .map(|(name, _)| name.clone())
+            .collect();
+        Ok(Zone {
+            origin,
+            nodes,
+            empty_non_terminals,
+            cuts,
+            policies,
+            alias_targets,
+        })
+    }
+}
+
+/// Validates aliases and adds each as an RRset holding its target's data. Rejected: a CNAME
+/// alias at the apex, an alias beside records of its own type, a target outside the zone or
+/// without records of that type, and loops.
+/// Aliases whose target is a routing-policy group are not materialized: they are returned as
+/// simple engine groups, resolved per query.
+fn materialize_aliases(
+    apex: &LowerName,
+    nodes: &mut HashMap<LowerName, Vec<RrSet>>,
+    first_place: &mut HashMap<(LowerName, RecordType), Place>,
+    aliases: Vec<(Alias, Place)>,
+    policy_keys: &HashSet<(LowerName, RecordType)>,
+) -> Result<Vec<EngineAlias>, ZoneError> {
+    let mut engine = Vec::new();
+    let mut by_key: BTreeMap<(LowerName, RecordType), (LowerName, Place)> = BTreeMap::new();
+    for (alias, place) in aliases {
+        let owner = LowerName::new(&alias.name);
+        let target = LowerName::new(&alias.target);
+        if !apex.zone_of(&owner) {
+            return Err(place.error(format!("{} is outside the zone {apex}", alias.name)));
+        }
+        if !apex.zone_of(&target) {
+            return Err(place.error(format!(
+                "alias target {} is outside the zone {apex}",
+                alias.target
+            )));
+        }
+        if alias.rtype == RecordType::CNAME && owner == *apex {
+            return Err(place.error("a CNAME alias cannot be at the zone apex"));
+        }
+        let key = (owner.clone(), alias.rtype);
+        let clash = nodes
+            .get(&owner)
+            .is_some_and(|sets| sets.iter().any(|s| s.rtype == alias.rtype));
+        if clash || by_key.contains_key(&key) || policy_keys.contains(&key) {
+            return Err(place.error(format!(
+                "alias {owner} {} conflicts with other {} data at that name",
+                alias.rtype, alias.rtype
+            )));
+        }
+        by_key.insert(key, (target, place));
+    }
+    let mut resolved = Vec::new();
+    for ((owner, rtype), (target, place)) in &by_key {
+        let mut chain = vec![owner.clone()];
+        let mut at = target.clone();
+        let set = loop {
+            if chain.contains(&at) {
+                chain.push(at);
+                let path: Vec<String> = chain.iter().map(ToString::to_string).collect();
+                return Err(place.error(format!("alias loop: {}", path.join(" -> "))));
+            }
+            if let Some(set) = nodes
+                .get(&at)
+                .and_then(|sets| sets.iter().find(|s| s.rtype == *rtype))
+            {
+                break Some(set.clone());
+            }
+            match by_key.get(&(at.clone(), *rtype)) {
+                Some((next, _)) => {
+                    chain.push(at);
+                    at = next.clone();
+                }
+                None if policy_keys.contains(&(at.clone(), *rtype)) => break None,
+                None => {
+                    return Err(place.error(format!(
+                        "alias target {at} has no {rtype} records in this zone"
+                    )));
+                }
+            }
+        };
+        match set {
+            Some(set) => resolved.push((owner.clone(), set, place.clone())),
+            // The chain ends in a policy group: the engine resolves this alias per query.
+            None => engine.push((
+                (owner.clone(), *rtype),
+                (
+                    policy::RecordSet {
+                        set_id: None,
+                        policy: policy::Policy::Simple,
+                        health_check: None,
+                        target: policy::Target::Alias {
+                            name: target.clone(),
+                            evaluate_target_health: false,
+                        },
+                    },
+                    place.clone(),
+                ),
+            )),
+        }
+    }
+    for (owner, set, place) in resolved {
+        first_place.insert((owner.clone(), set.rtype), place);
+        nodes.entry(owner).or_default().push(set);
+    }
+    Ok(engine)
+}
+
+type EngineAlias = ((LowerName, RecordType), (policy::RecordSet, Place));
+type Groups = HashMap<(LowerName, RecordType), Vec<(policy::RecordSet, Place)>>;
+
+/// Groups routing-policy record sets by name and type and checks Route 53's rules: one
+/// policy per group, no simple records beside it, unique set ids and locations, limits.
+fn policy_groups(
+    apex: &LowerName,
+    nodes: &HashMap<LowerName, Vec<RrSet>>,
+    sets: Vec<(PolicySet, Place)>,
+) -> Result<Groups, ZoneError> {
+    use policy::{FailoverRole, Policy};
+    use std::mem::discriminant;
+    let mut groups: Groups = HashMap::new();
+    for (p, place) in sets {
+        let owner = LowerName::new(&p.name);
+        if !apex.zone_of(&owner) {
+            return Err(place.error(format!("{} is outside the zone {apex}", p.name)));
+        }
+        if nodes
+            .get(&owner)
+            .is_some_and(|s| s.iter().any(|s| s.rtype == p.rtype))
+        {
+            return Err(place.error(format!(
+                "{owner} {} mixes a routing policy with simple records",
+                p.rtype
+            )));
+        }
+        groups
+            .entry((owner, p.rtype))
+            .or_default()
+            .push((p.set, place));
+    }
+    for ((owner, rtype), sets) in &groups {
+        let (first, place) = &sets[0];
+        let err = |m: String| Err(place.error(format!("{owner} {rtype}: {m}")));
+        if sets
+            .iter()
+            .any(|(s, _)| discriminant(&s.policy) != discriminant(&first.policy))
+        {
+            return err("mixes routing policies (one policy per name and type)".into());
+        }
+        let mut ids = HashSet::new();
+        let mut locations = HashSet::new();
+        for (s, _) in sets {
+            if !ids.insert(s.set_id.clone()) {
+                return err(format!(
+                    "duplicate set_id {:?}",
+                    s.set_id.as_deref().unwrap_or("")
+                ));
+            }
+            let location = match &s.policy {
+                Policy::Failover(FailoverRole::Primary) => Some("PRIMARY".to_string()),
+                Policy::Failover(FailoverRole::Secondary) => Some("SECONDARY".to_string()),
+                Policy::Latency { region } => Some(region.clone()),
+                Policy::Geolocation(g) => Some(format!("{g:?}")),
+                Policy::IpBased {
+                    collection,
+                    location,
+                } => Some(format!("{collection}/{location}")),
+                _ => None,
+            };
+            if let Some(l) = location
+                && !locations.insert(l.clone())
+            {
+                return err(format!("two record sets for {l}"));
+            }
+            if matches!(s.policy, Policy::MultiValue)
+                && (matches!(s.target, policy::Target::Alias { .. })
+                    || matches!(*rtype, RecordType::NS | RecordType::CNAME))
+            {
+                return err("multivalue answers cannot be aliases, NS or CNAME".into());
+            }
+        }
+        let limit = match first.policy {
+            Policy::Weighted { .. } => 100,
+            Policy::Geoproximity { .. } => 30,
+            _ => usize::MAX,
+        };
+        if sets.len() > limit {
+            return err(format!("more than {limit} record sets"));
+        }
+    }
+    Ok(groups)
+}
+
+/// Every alias in a policy group must point at something of its type in the zone, without
+/// loops. Returns the plain RRsets they point at, as simple record sets for the engine.
+fn check_engine_aliases(
+    groups: &Groups,
+    nodes: &HashMap<LowerName, Vec<RrSet>>,
+) -> Result<HashMap<(LowerName, RecordType), Vec<policy::RecordSet>>, ZoneError> {
+    /// Follows the aliases of group `at`; `path` is the chain of groups that led here.
+    fn walk(
+        at: &LowerName,
+        rtype: RecordType,
+        place: &Place,
+        groups: &Groups,
+        nodes: &HashMap<LowerName, Vec<RrSet>>,
+        path: &mut Vec<LowerName>,
+        targets: &mut HashMap<(LowerName, RecordType), Vec<policy::RecordSet>>,
+    ) -> Result<(), ZoneError> {
+        if path.contains(at) {
+            let p: Vec<String> = path.iter().chain([at]).map(ToString::to_string).collect();
+            return Err(place.error(format!("alias loop: {}", p.join(" -> "))));
+        }
+        if let Some(sets) = groups.get(&(at.clone(), rtype)) {
+            path.push(at.clone());
+            for (set, _) in sets {
+                if let policy::Target::Alias { name, .. } = &set.target {
+                    walk(name, rtype, place, groups, nodes, path, targets)?;
+                }
+            }
+            path.pop();
+            return Ok(());
+        }
+        let Some(plain) = nodes
+            .get(at)
+            .and_then(|s| s.iter().find(|s| s.rtype == rtype))
+        else {
+            return Err(place.error(format!(
+                "alias target {at} has no {rtype} records in this zone"
+            )));
+        };
+        targets.insert(
+            (at.clone(), rtype),
+            vec![policy::RecordSet {
+                set_id: None,
+                policy: policy::Policy::Simple,
+                health_check: None,
+                target: policy::Target::Records {
+                    ttl: plain.ttl,
+                    rdatas: plain.rdatas.clone(),
+                },
+            }],
+        );
+        Ok(())
+    }
+    let mut targets = HashMap::new();
+    for ((owner, rtype), sets) in groups {
+        walk(
+            owner,
+            *rtype,
+            &sets[0].1,
+            groups,
+            nodes,
+            &mut Vec::new(),
+            &mut targets,
+        )?;
+    }
+    Ok(targets)
+}
