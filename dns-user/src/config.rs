@@ -258,7 +258,7 @@ fn default_heartbeat_timeout_ms() -> u64 {
     2000
 }
 
-/// Response rate limiting (see [`crate::server::rrl`]).
+/// Response rate limiting (see [`crate::rrl`]).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RrlSection {
@@ -645,7 +645,7 @@ pub struct Settings {
     /// The control API; `None` = off.
     pub api: Option<ApiSettings>,
     /// Response rate limiting; `None` = off.
-    pub rrl: Option<crate::server::rrl::RrlConfig>,
+    pub rrl: Option<crate::rrl::RrlConfig>,
     /// Client networks allowed zone transfers.
     pub transfer_allow: Vec<ipnet::IpNet>,
 }
@@ -867,7 +867,7 @@ fn settings_from(
         transfer_allow: file.server.transfer_allow.clone(),
         rrl: match overrides.rrl_rate.unwrap_or(file.rrl.responses_per_second) {
             0 => None,
-            rate => Some(crate::server::rrl::RrlConfig {
+            rate => Some(crate::rrl::RrlConfig {
                 responses_per_second: rate,
                 burst: file.rrl.burst,
                 slip: file.rrl.slip,

@@ -127,7 +127,7 @@ pub fn serve(settings: Settings, pid_file: Option<&Path>, reread: Reread) -> any
             tcp_idle: Duration::from_secs(settings.tcp_idle_timeout_secs),
             tcp_slots: Arc::new(Semaphore::new(settings.tcp_max_connections)),
             tcp_clients: Arc::new(crate::server::ClientSlots::new(settings.tcp_max_per_client)),
-            limiter: settings.rrl.map(crate::server::rrl::Limiter::new),
+            limiter: settings.rrl.map(crate::rrl::Limiter::new),
             transfer_allow: settings.transfer_allow.clone(),
         });
         if let Some(r) = settings.rrl {

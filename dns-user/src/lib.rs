@@ -1,17 +1,31 @@
 //! dns-user: the daemon of the XDP-accelerated authoritative DNS service.
 //!
+//! The data path, by folder (README copies this diagram; each module's own zooms in):
+//!
 //! ```text
-//!  zone files, [[zone.record]], --route53 ──> zone_record_sets ──import──┐  (ResourceRecordSet:
-//!  HTTP API (api) ──change──> control ─────────────────────────> store (redb, fsync)  the one form)
-//!  record sets ──> build_zone (the one road; check-config and export take it too)
-//!                      └──> zone ──> answer::Catalog ──┬──> server (UDP/TCP) ──> answer::respond
-//!                                                      └──> compile ──> maps::MapWriter ──> BPF maps
-//!  packet ──> XDP (dns-ebpf) ──hit──> XDP_TX
-//!                 └──────────miss/other──> XDP_PASS ──> kernel stack ──> server
+//! edges: every input converted once to the one form, zone/records.rs ResourceRecordSet
+//!   config.rs [[zone]], zone/file.rs (RFC 1035), --route53    control/api.rs (HTTP), client.rs
+//!        │ control/import.rs (only sources that changed)           │ change batches
+//!        ▼                                                         ▼
+//! control/   mod.rs: a batch validated whole ──> store.rs (redb, fsync) ──> PENDING
+//!        │   publisher.rs: one publication at a time ──> INSYNC
+//!        ▼ record sets
+//! zone/      build.rs (the one road) ──> Zone (mod.rs) ──> Catalog (catalog.rs)
+//!        │                      health/ (probes, monitor) ──> HealthState
+//!        ▼ Catalog + HealthState
+//! publish.rs Published, the served state: XDP maps first, then userspace
+//!        ├──> fastpath/  compile.rs (pure) ──> Tables ──> maps.rs (MapWriter) ──> BPF maps
+//!        └──> server/    UDP, TCP ──> answer.rs (policy.rs, location.rs), transfer.rs, rrl.rs
+//!
+//! packet ──> dns-ebpf: gate ─> parse ─> lookup (BPF maps) ─> rrl ─> respond ──> XDP_TX
+//!                └── anything else, or not fully understood ──> XDP_PASS ──> kernel ──> server/
 //! ```
 //!
-//! Pure parts (no kernel, no network): [`zone`], [`answer`], [`compile`], [`config`],
-//! [`policy`], [`route53`].
+//! Pure parts (no kernel, no network): [`zone`], [`server::answer`], [`fastpath::compile`],
+//! [`policy`], [`config`]. A module imports only from the layers below its own (the test
+//! `tests/layers.rs` holds it to this): `text`, `files` → `policy`, `location`, `rrl` → `health` →
+//! `zone` → `fastpath` → `publish` → `server` → `http`, `config` → `control`, `metrics` →
+//! `daemon`, `cli`, `client`.
 
 pub mod cli;
 pub mod client;
@@ -26,6 +40,7 @@ pub mod location;
 pub mod metrics;
 pub mod policy;
 pub mod publish;
+pub mod rrl;
 pub mod server;
 pub mod text;
 pub mod zone;

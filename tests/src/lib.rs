@@ -10,3 +10,32 @@ pub use testbed::{
     CLIENT_V4, CLIENT_V6, METRICS_ADDR, Process, SERVER_V4, SERVER_V6, Side, Testbed, a_addresses,
     metric,
 };
+
+/// A loopback port free for both TCP and UDP, for a server a test starts. Chosen below the
+/// kernel's ephemeral range (32768 and up by default), so no client socket of a concurrently
+/// running test can take it between this check and the server's bind; other tests pick at
+/// random from 20,000 ports and check the same way.
+pub fn free_port() -> u16 {
+    use std::net::{TcpListener, UdpSocket};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static STATE: AtomicU64 = AtomicU64::new(0);
+    let seed = u64::from(std::process::id()) << 32
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos().into());
+    for _ in 0..1000 {
+        // SplitMix64 over a per-process seed: tests in one process and in several spread out.
+        let mut z = STATE
+            .fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed)
+            .wrapping_add(seed);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        let port = 12_000 + ((z ^ (z >> 31)) % 20_000) as u16;
+        let tcp = TcpListener::bind(("127.0.0.1", port));
+        let udp = UdpSocket::bind(("127.0.0.1", port));
+        if tcp.is_ok() && udp.is_ok() {
+            return port;
+        }
+    }
+    panic!("no loopback port free for TCP and UDP in 12000..32000");
+}

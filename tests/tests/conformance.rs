@@ -73,11 +73,7 @@ fn start_with(server_extra: &str) -> Server {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("parent.zone"), PARENT).unwrap();
     std::fs::write(dir.join("child.zone"), CHILD).unwrap();
-    let port = UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = dns_tests::free_port();
     std::fs::write(
         dir.join("dns.toml"),
         format!(

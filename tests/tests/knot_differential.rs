@@ -88,14 +88,6 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn wait_until_answering(port: u16, child: &mut Child, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -111,7 +103,7 @@ fn wait_until_answering(port: u16, child: &mut Child, what: &str) {
 }
 
 fn start_knot(dir: &Path, zone_file: &Path) -> Server {
-    let port = free_port();
+    let port = dns_tests::free_port();
     let conf = dir.join("knot.conf");
     std::fs::write(
         &conf,
@@ -136,7 +128,7 @@ fn start_knot(dir: &Path, zone_file: &Path) -> Server {
 }
 
 fn start_ours(zone_file: &Path) -> Server {
-    let port = free_port();
+    let port = dns_tests::free_port();
     let mut child = Command::new(BIN)
         .args([
             "serve",

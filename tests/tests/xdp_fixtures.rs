@@ -47,7 +47,7 @@ impl Harness {
         max_entries: u32,
         grow_at_head: bool,
         fixed_draw: Option<u32>,
-        rrl: Option<dns_user::server::rrl::RrlConfig>,
+        rrl: Option<dns_user::rrl::RrlConfig>,
     ) -> Harness {
         let mut ebpf = xdp::load(&LoadOptions {
             port: 53,
@@ -471,7 +471,7 @@ fn a_stale_heartbeat_makes_the_fast_path_transparent() {
 /// dropped; another /24 is unaffected. The amplification an attacker gets is bounded.
 #[test]
 fn rate_limited_prefixes_get_the_rate_then_slips_and_drops() {
-    let rrl = dns_user::server::rrl::RrlConfig {
+    let rrl = dns_user::rrl::RrlConfig {
         responses_per_second: 5,
         burst: 3,
         slip: 2,
@@ -498,7 +498,7 @@ fn rate_limited_prefixes_get_the_rate_then_slips_and_drops() {
                     );
                     // Exactly what the userspace limiter sends for a slip, in a frame with
                     // valid checksums.
-                    let expected = dns_user::server::rrl::truncate(&h.userspace(&query)).unwrap();
+                    let expected = dns_user::rrl::truncate(&h.userspace(&query)).unwrap();
                     assert_eq!(out, attacker.response().build(&expected));
                     slipped += 1;
                 } else {

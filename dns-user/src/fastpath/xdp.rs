@@ -74,7 +74,7 @@ pub struct LoadOptions {
     /// Test hook: `Some(d)` makes every random slot choice draw `d` (production: `None`).
     pub fixed_draw: Option<u32>,
     /// Response rate limiting; `None` = off.
-    pub rrl: Option<crate::server::rrl::RrlConfig>,
+    pub rrl: Option<crate::rrl::RrlConfig>,
 }
 
 impl Default for LoadOptions {

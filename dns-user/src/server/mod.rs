@@ -8,7 +8,6 @@
 //! logged at warn.
 
 pub mod answer;
-pub mod rrl;
 pub mod transfer;
 
 use std::net::{IpAddr, SocketAddr};
@@ -92,7 +91,7 @@ pub struct Shared {
     /// Open TCP connections per client.
     pub tcp_clients: Arc<ClientSlots>,
     /// Response rate limiting of UDP responses; `None` = off.
-    pub limiter: Option<crate::server::rrl::Limiter>,
+    pub limiter: Option<crate::rrl::Limiter>,
     /// Client networks allowed zone transfers over TCP.
     pub transfer_allow: Vec<ipnet::IpNet>,
 }
@@ -188,9 +187,9 @@ fn serve_udp(socket: &std::net::UdpSocket, shared: &Shared) {
         shared.stats.record(Transport::Udp, response.as_deref());
         let response = match (&shared.limiter, response) {
             (Some(limiter), Some(r)) => match limiter.check(peer.ip()) {
-                crate::server::rrl::Decision::Send => Some(r),
-                crate::server::rrl::Decision::Slip => crate::server::rrl::truncate(&r),
-                crate::server::rrl::Decision::Drop => None,
+                crate::rrl::Decision::Send => Some(r),
+                crate::rrl::Decision::Slip => crate::rrl::truncate(&r),
+                crate::rrl::Decision::Drop => None,
             },
             (_, r) => r,
         };

@@ -14,13 +14,7 @@ use serde_json::{Value, json};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_dns-user-under-test");
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use dns_tests::free_port;
 
 /// A daemon on loopback (XDP off) with its store in `dir`.
 pub struct Daemon {

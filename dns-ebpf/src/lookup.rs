@@ -1,0 +1,131 @@
+//! Lookup: the gate (fast path on, heartbeat fresh, which buffer is active), the answer for
+//! the parsed key in ANSWERS_{active}, and for a routing-policy group its variant (the
+//! client's cell by LPM in CELLS_{active}, a random slot, VARIANTS_{active}).
+
+use crate::maps::*;
+use crate::parse::*;
+use aya_ebpf::{
+    helpers::generated::{bpf_get_prandom_u32, bpf_ktime_get_ns},
+    maps::lpm_trie::Key,
+};
+use dns_common::{
+    AnswerKey, AnswerSet, CONTROL_ENABLED, Counter, MAX_SLOTS, V4_MAPPED_PREFIX, VariantKey,
+};
+
+/// The gate: the fast path is on and its heartbeat fresh. Returns the active buffer (0 or 1);
+/// otherwise everything passes up, counted by why.
+#[inline(always)]
+pub(crate) fn active_buffer() -> Result<u32, Counter> {
+    let control = CONTROL.get(0).ok_or(Counter::HelperError)?;
+    if control.flags & CONTROL_ENABLED == 0 {
+        return Err(Counter::Disabled);
+    }
+    let beat = HEARTBEAT.get(0).ok_or(Counter::HelperError)?;
+    if beat.max_age_ns != 0 {
+        // SAFETY: helper without arguments.
+        let now = unsafe { bpf_ktime_get_ns() };
+        if now > beat.at_ns && now - beat.at_ns > beat.max_age_ns {
+            return Err(Counter::Stale);
+        }
+    }
+    Ok(control.active & 1)
+}
+
+/// The answer for the parsed query `q` (key `key`) in buffer `active`: the entry in
+/// ANSWERS_{active}, or for a routing-policy group its variant for this client. A miss passes
+/// up.
+#[inline(always)]
+pub(crate) fn lookup(
+    q: &Query,
+    key: &AnswerKey,
+    active: u32,
+) -> Result<&'static AnswerSet, Counter> {
+    let set = if active == 0 {
+        ANSWERS_0.get_ptr(key)
+    } else {
+        ANSWERS_1.get_ptr(key)
+    }
+    .ok_or(Counter::Miss)?;
+    // SAFETY: a map value pointer from the lookup above. The map writer never modifies a buffer
+    // that readers may be using (see dns-user's map writer), so the value is immutable for us.
+    let set = unsafe { &*set };
+    match set.policy_ref() {
+        Some(policy) => variant(&q.client, q.is_v6, q.ecs.as_ref(), active, policy),
+        None => Ok(set),
+    }
+}
+
+/// A routing-policy group's answer for this client: the client's cell (if the group is
+/// located), a random slot, the variant there. No variant: pass up.
+#[inline(always)]
+pub(crate) fn variant(
+    client: &[u8; 16],
+    is_v6: bool,
+    ecs: Option<&Ecs>,
+    active: u32,
+    policy: dns_common::PolicyRef,
+) -> Result<&'static AnswerSet, Counter> {
+    if policy.slots == 0 || policy.slots > MAX_SLOTS {
+        return Err(Counter::Miss);
+    }
+    let mut cell = 0;
+    if policy.located != 0 {
+        // The client: its ECS prefix if it sent one (source prefix > 0), else its address.
+        let mut addr = [0u8; 16];
+        let prefix_len: u32;
+        match ecs {
+            Some(e) if e.source_prefix > 0 => {
+                if e.family == ECS_FAMILY_V4 {
+                    addr[..12].copy_from_slice(&V4_MAPPED_PREFIX);
+                    addr[12..].copy_from_slice(&e.addr[..4]);
+                    prefix_len = 96 + u32::from(e.source_prefix);
+                } else {
+                    addr = e.addr;
+                    prefix_len = u32::from(e.source_prefix);
+                }
+            }
+            _ => {
+                addr = *client;
+                prefix_len = 128;
+            }
+        }
+        let v6_client = match ecs {
+            Some(e) if e.source_prefix > 0 => e.family == ECS_FAMILY_V6,
+            _ => is_v6,
+        };
+        if v6_client && addr[..12] == V4_MAPPED_PREFIX {
+            return Err(Counter::Miss); // IPv4-mapped IPv6: userspace's business
+        }
+        let key = Key::new(prefix_len, addr);
+        let found = if active == 0 {
+            CELLS_0.get(&key)
+        } else {
+            CELLS_1.get(&key)
+        };
+        if let Some(c) = found {
+            cell = *c;
+        }
+    }
+    // SAFETY: read-only global set by the loader.
+    let fixed = unsafe { core::ptr::read_volatile(&FIXED_DRAW) };
+    let draw = if fixed != 0 {
+        fixed - 1
+    } else {
+        // SAFETY: helper without arguments.
+        unsafe { bpf_get_prandom_u32() }
+    };
+    let key = VariantKey {
+        group: policy.group,
+        cell,
+        slot: draw % policy.slots,
+        _pad: 0,
+    };
+    let found = if active == 0 {
+        VARIANTS_0.get_ptr(&key)
+    } else {
+        VARIANTS_1.get_ptr(&key)
+    }
+    .ok_or(Counter::Miss)?;
+    // SAFETY: as for the answer maps: the value is immutable while readable.
+    Ok(unsafe { &*found })
+}
