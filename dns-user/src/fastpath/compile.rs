@@ -58,6 +58,70 @@ pub struct Tables {
     pub answers: AnswerTable,
     pub variants: VariantTable,
     pub cells: CellTable,
+    /// Derived from `answers`, for [`compile_touched`]: which group ids are taken.
+    groups: GroupIds,
+}
+
+/// The routing-policy entries of an answer table, by group id.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct GroupIds {
+    by_id: HashMap<u32, AnswerKey>,
+    /// Entries whose id is not their key's [`base_id`] (moved on by a collision).
+    probed: usize,
+    /// Entries whose answer depends on the client's location cell.
+    located: usize,
+}
+
+impl GroupIds {
+    fn of(answers: &AnswerTable) -> GroupIds {
+        let mut ids = GroupIds::default();
+        for (k, v) in answers {
+            ids.add(k, v);
+        }
+        ids
+    }
+
+    fn add(&mut self, k: &AnswerKey, v: &AnswerSet) {
+        if let Some(p) = v.policy_ref() {
+            self.by_id.insert(p.group, *k);
+            self.probed += usize::from(p.group != base_id(k));
+            self.located += usize::from(p.located != 0);
+        }
+    }
+
+    fn remove(&mut self, k: &AnswerKey, v: &AnswerSet) {
+        if let Some(p) = v.policy_ref() {
+            self.by_id.remove(&p.group);
+            self.probed -= usize::from(p.group != base_id(k));
+            self.located -= usize::from(p.located != 0);
+        }
+    }
+}
+
+impl Tables {
+    /// The tables with `change` applied, as the map writer applies it to the maps.
+    pub fn apply(&mut self, change: &Change) {
+        for (k, v) in &change.answers.upserts {
+            if let Some(old) = self.answers.insert(*k, *v) {
+                self.groups.remove(k, &old);
+            }
+            self.groups.add(k, v);
+        }
+        for k in &change.answers.deletes {
+            if let Some(old) = self.answers.remove(k) {
+                self.groups.remove(k, &old);
+            }
+        }
+        merge(&mut self.variants, &change.variants);
+        merge(&mut self.cells, &change.cells);
+    }
+}
+
+fn merge<K: Copy + Eq + std::hash::Hash, V: Copy>(table: &mut HashMap<K, V>, delta: &Delta<K, V>) {
+    table.extend(delta.upserts.iter().copied());
+    for key in &delta.deletes {
+        table.remove(key);
+    }
 }
 
 /// What the compiler left out, for logs and metrics.
@@ -110,6 +174,7 @@ pub fn compile(catalog: &Catalog, health: &HealthState) -> (Tables, CompileRepor
     report.entries = table.len();
     report.variants = policies.variants.len();
     let tables = Tables {
+        groups: GroupIds::of(&table),
         answers: table,
         variants: policies.variants,
         cells: if policies.located {
@@ -352,144 +417,348 @@ fn gcd(a: u64, b: u64) -> u64 {
     if b == 0 { a } else { gcd(b, a % b) }
 }
 
-/// Compiles every A/AAAA routing-policy group that answers from its zone.
-fn compile_policies(catalog: &Catalog, health: &HealthState, cells: &Cells) -> Policies {
-    let mut out = Policies::default();
-    let mut ids: HashSet<u32> = HashSet::new();
-    let locations = catalog.locations();
-    for zone in catalog.zones() {
-        let zone_slot = catalog.zone_slot(zone.origin());
-        let groups: Vec<_> = zone
-            .policy_groups()
-            .filter(|(name, rtype, _)| {
-                matches!(*rtype, RecordType::A | RecordType::AAAA)
-                    && !name.is_wildcard()
-                    && answers_here(catalog, zone, name)
+/// One routing-policy group compiled, before it has a group id.
+enum Compiled {
+    /// Left to userspace (several random draws, or location without usable cells).
+    Passed,
+    /// One answer whatever the client: an ordinary entry, no indirection (or none at all).
+    Entry(Box<Option<AnswerSet>>),
+    /// A policy entry: answers per (cell, slot).
+    Policy {
+        slots: u32,
+        located: bool,
+        zone_slot: u32,
+        variants: Vec<(u32, u32, AnswerSet)>,
+    },
+}
+
+impl Compiled {
+    /// The policy entry and its variants under group id `group`.
+    fn finish(
+        slots: u32,
+        located: bool,
+        zone_slot: u32,
+        variants: &[(u32, u32, AnswerSet)],
+        group: u32,
+    ) -> (AnswerSet, Vec<(VariantKey, AnswerSet)>) {
+        let mut entry = AnswerSet::policy(PolicyRef {
+            group,
+            slots,
+            located: u32::from(located),
+        });
+        entry.zone = zone_slot;
+        let variants = variants
+            .iter()
+            .map(|(cell, slot, value)| {
+                let key = VariantKey {
+                    group,
+                    cell: *cell,
+                    slot: *slot,
+                    _pad: 0,
+                };
+                (key, *value)
             })
             .collect();
-        for (name, rtype, sets) in groups {
-            let k = key(name, rtype);
-            let located = policy::is_located(sets, rtype, zone);
-            if located && !cells.usable {
-                out.passed += 1;
-                continue;
-            }
-            let run = |cell: usize, rng: &mut dyn policy::RandomSource| {
-                let (addr, len) = cells.reps[cell];
-                let client = locations.locate(addr, len);
-                let ctx = policy::Context {
-                    health,
-                    client: &client,
-                    latency: locations,
-                    cidr: &locations.cidr,
-                    groups: zone,
-                };
-                policy::answer(sets, rtype, &ctx, rng)
-            };
-            let cell_count = if located { cells.len() } else { 1 };
-            let multivalue = sets.iter().all(|s| s.policy == policy::Policy::MultiValue);
-            // How each cell draws: not at all, once below(n), or (multivalue) a shuffle.
-            let mut slots: u64 = 1;
-            let mut compilable = true;
-            for cell in 0..cell_count {
-                let mut probe = Probe::default();
-                run(cell, &mut probe);
-                match probe.0.as_slice() {
-                    [] => {}
-                    [n, ..] if multivalue => slots = u64::from(multivalue_slots(*n)),
-                    [n] => slots = (slots / gcd(slots, *n) * n).min(u64::from(MAX_SLOTS)),
-                    _ => compilable = false,
-                }
-            }
-            if !compilable {
-                out.passed += 1;
-                continue;
-            }
-            let slots = slots as u32;
-            let group = {
-                let mut id = fnv1a64(&k.name) as u32 ^ u32::from(k.qtype);
-                while !ids.insert(id) {
-                    id = id.wrapping_add(1);
-                }
-                id
-            };
-            // Each cell's answer per slot (None: no answer, or too large: userspace).
-            let mut by_cell: Vec<Vec<Option<AnswerSet>>> = Vec::with_capacity(cell_count);
-            for cell in 0..cell_count {
-                let mut row = Vec::with_capacity(slots as usize);
-                for slot in 0..slots {
-                    let mut rng = SlotRandom::new(&k, multivalue, slot, slots);
-                    let answer = run(cell, &mut rng);
-                    if let SlotRandom::Scaled { calls, .. } = rng
-                        && calls > 1
-                    {
-                        compilable = false; // a draw the probe did not reach
-                    }
-                    if answer.records.is_empty() {
-                        row.push(None); // NOERROR without an answer: userspace says it
-                        continue;
-                    }
-                    let rendered =
-                        render_records(rtype, answer.records.iter().map(|(ttl, r)| (*ttl, r)));
-                    if rendered.is_none() {
-                        out.too_large += 1;
-                    }
-                    row.push(rendered.map(|mut value| {
-                        value.kind = if answer.located {
-                            KIND_LOCATED
-                        } else {
-                            KIND_ANSWER
-                        };
-                        value.zone = zone_slot;
-                        value
-                    }));
-                }
-                by_cell.push(row);
-            }
-            if !compilable {
-                out.passed += 1;
-                continue;
-            }
-            // The smallest ring with the same shares: weights 75/25 need 4 slots, not 100.
-            let slots = if multivalue {
-                slots
-            } else {
-                smallest_ring(&by_cell, slots)
-            };
-            let step = (by_cell.first().map_or(1, Vec::len) as u32 / slots).max(1);
-            let mut variants = Vec::new();
-            for (cell, row) in by_cell.iter().enumerate() {
-                for slot in 0..slots {
-                    if let Some(value) = row[(slot * step) as usize] {
-                        let key = VariantKey {
-                            group,
-                            cell: cell as u32,
-                            slot,
-                            _pad: 0,
-                        };
-                        variants.push((key, value));
-                    }
-                }
-            }
-            if !located && slots == 1 {
-                // One answer whatever the client: an ordinary entry, no indirection.
-                if let Some((_, value)) = variants.pop() {
-                    out.answers.insert(k, value);
-                }
-                continue;
-            }
-            out.located |= located;
-            out.variants.extend(variants);
-            let mut entry = AnswerSet::policy(PolicyRef {
-                group,
-                slots,
-                located: u32::from(located),
-            });
-            entry.zone = zone_slot;
-            out.answers.insert(k, entry);
+        (entry, variants)
+    }
+}
+
+/// The group id a key gets when no other group has the same one: a hash of the name and type.
+fn base_id(k: &AnswerKey) -> u32 {
+    fnv1a64(&k.name) as u32 ^ u32::from(k.qtype)
+}
+
+/// Compiles the A/AAAA routing-policy group `sets` at `name` of `zone`: the policy engine
+/// runs for each (cell, slot) with `health`. Also returns how many answers were too large.
+fn compile_group(
+    catalog: &Catalog,
+    zone: &Zone,
+    (name, rtype, sets): (&LowerName, RecordType, &[policy::RecordSet]),
+    health: &HealthState,
+    cells: &Cells,
+) -> (Compiled, usize) {
+    let k = key(name, rtype);
+    let zone_slot = catalog.zone_slot(zone.origin());
+    let locations = catalog.locations();
+    let located = policy::is_located(sets, rtype, zone);
+    if located && !cells.usable {
+        return (Compiled::Passed, 0);
+    }
+    let run = |cell: usize, rng: &mut dyn policy::RandomSource| {
+        let (addr, len) = cells.reps[cell];
+        let client = locations.locate(addr, len);
+        let ctx = policy::Context {
+            health,
+            client: &client,
+            latency: locations,
+            cidr: &locations.cidr,
+            groups: zone,
+        };
+        policy::answer(sets, rtype, &ctx, rng)
+    };
+    let cell_count = if located { cells.len() } else { 1 };
+    let multivalue = sets.iter().all(|s| s.policy == policy::Policy::MultiValue);
+    // How each cell draws: not at all, once below(n), or (multivalue) a shuffle.
+    let mut slots: u64 = 1;
+    for cell in 0..cell_count {
+        let mut probe = Probe::default();
+        run(cell, &mut probe);
+        match probe.0.as_slice() {
+            [] => {}
+            [n, ..] if multivalue => slots = u64::from(multivalue_slots(*n)),
+            [n] => slots = (slots / gcd(slots, *n) * n).min(u64::from(MAX_SLOTS)),
+            _ => return (Compiled::Passed, 0),
         }
     }
+    let slots = slots as u32;
+    let mut too_large = 0;
+    // Each cell's answer per slot (None: no answer, or too large: userspace).
+    let mut by_cell: Vec<Vec<Option<AnswerSet>>> = Vec::with_capacity(cell_count);
+    for cell in 0..cell_count {
+        let mut row = Vec::with_capacity(slots as usize);
+        for slot in 0..slots {
+            let mut rng = SlotRandom::new(&k, multivalue, slot, slots);
+            let answer = run(cell, &mut rng);
+            if let SlotRandom::Scaled { calls, .. } = rng
+                && calls > 1
+            {
+                return (Compiled::Passed, too_large); // a draw the probe did not reach
+            }
+            if answer.records.is_empty() {
+                row.push(None); // NOERROR without an answer: userspace says it
+                continue;
+            }
+            let rendered = render_records(rtype, answer.records.iter().map(|(ttl, r)| (*ttl, r)));
+            if rendered.is_none() {
+                too_large += 1;
+            }
+            row.push(rendered.map(|mut value| {
+                value.kind = if answer.located {
+                    KIND_LOCATED
+                } else {
+                    KIND_ANSWER
+                };
+                value.zone = zone_slot;
+                value
+            }));
+        }
+        by_cell.push(row);
+    }
+    // The smallest ring with the same shares: weights 75/25 need 4 slots, not 100.
+    let slots = if multivalue {
+        slots
+    } else {
+        smallest_ring(&by_cell, slots)
+    };
+    let step = (by_cell.first().map_or(1, Vec::len) as u32 / slots).max(1);
+    let mut variants = Vec::new();
+    for (cell, row) in by_cell.iter().enumerate() {
+        for slot in 0..slots {
+            if let Some(value) = row[(slot * step) as usize] {
+                variants.push((cell as u32, slot, value));
+            }
+        }
+    }
+    if !located && slots == 1 {
+        return (
+            Compiled::Entry(Box::new(variants.pop().map(|(_, _, v)| v))),
+            too_large,
+        );
+    }
+    let compiled = Compiled::Policy {
+        slots,
+        located,
+        zone_slot,
+        variants,
+    };
+    (compiled, too_large)
+}
+
+/// The A/AAAA routing-policy groups of `zone` the fast path may answer: not wildcards, and
+/// answered from this zone.
+fn fast_groups<'z>(
+    catalog: &Catalog,
+    zone: &'z Zone,
+) -> impl Iterator<Item = (&'z LowerName, RecordType, &'z [policy::RecordSet])> {
+    zone.policy_groups().filter(move |(name, rtype, _)| {
+        matches!(*rtype, RecordType::A | RecordType::AAAA)
+            && !name.is_wildcard()
+            && answers_here(catalog, zone, name)
+    })
+}
+
+/// Compiles every A/AAAA routing-policy group that answers from its zone. Group ids go to
+/// the groups in key order (each its [`base_id`], or the next free one), so the same groups
+/// get the same ids however they are found.
+fn compile_policies(catalog: &Catalog, health: &HealthState, cells: &Cells) -> Policies {
+    let mut out = Policies::default();
+    let mut needing_ids = Vec::new();
+    for zone in catalog.zones() {
+        for group in fast_groups(catalog, zone) {
+            let k = key(group.0, group.1);
+            let (compiled, too_large) = compile_group(catalog, zone, group, health, cells);
+            out.too_large += too_large;
+            match compiled {
+                Compiled::Passed => out.passed += 1,
+                Compiled::Entry(value) => {
+                    if let Some(value) = *value {
+                        out.answers.insert(k, value);
+                    }
+                }
+                Compiled::Policy {
+                    slots,
+                    located,
+                    zone_slot,
+                    variants,
+                } => needing_ids.push((k, slots, located, zone_slot, variants)),
+            }
+        }
+    }
+    needing_ids.sort_by_key(|g| (g.0.name, g.0.qtype));
+    let mut ids: HashSet<u32> = HashSet::new();
+    for (k, slots, located, zone_slot, variants) in needing_ids {
+        let mut group = base_id(&k);
+        while !ids.insert(group) {
+            group = group.wrapping_add(1);
+        }
+        let (entry, variants) = Compiled::finish(slots, located, zone_slot, &variants, group);
+        out.located |= located;
+        out.variants.extend(variants);
+        out.answers.insert(k, entry);
+    }
     out
+}
+
+/// The map change after changes to zones of `catalog` that may have changed the answers at
+/// the names `touched` (zone origin, names, as [`Zone::rebuild`] reports them): their entries and
+/// routing-policy groups compiled again, against what is `installed`, costing what they cost.
+/// When a group id would collide (ids are assigned over all groups, see
+/// [`compile_policies`]), it falls back to a full compile and diff. The flag says which
+/// was done (true: only the touched names). Either way, `installed` with the change applied
+/// equals [`compile`] of `catalog`.
+pub fn compile_touched(
+    catalog: &Catalog,
+    health: &HealthState,
+    touched: &[(LowerName, HashSet<LowerName>)],
+    installed: &Tables,
+) -> (Change, bool) {
+    let full = || {
+        let (tables, _) = compile(catalog, health);
+        (Change::between(installed, &tables), false)
+    };
+    if installed.groups.probed > 0 {
+        return full();
+    }
+    let cells = Cells::of(catalog.locations());
+    let mut answers: HashMap<AnswerKey, AnswerSet> = HashMap::new();
+    let mut variants: HashMap<VariantKey, AnswerSet> = HashMap::new();
+    let mut old_keys: HashSet<AnswerKey> = HashSet::new();
+    let mut new_ids: HashSet<u32> = HashSet::new();
+    let mut located_groups = 0usize;
+    for (origin, names) in touched {
+        let Some(zone) = catalog.zone(origin) else {
+            return full();
+        };
+        for (name, rtype) in names
+            .iter()
+            .flat_map(|n| [(n, RecordType::A), (n, RecordType::AAAA)])
+        {
+            let k = key(name, rtype);
+            old_keys.insert(k);
+            let here = catalog.find(name).is_some_and(|z| z.origin() == zone.origin())
+                && answers_here(catalog, zone, name);
+            if !here {
+                continue;
+            }
+            if let Some(sets) = zone.policy_group(name, rtype) {
+                if name.is_wildcard() {
+                    continue;
+                }
+                match compile_group(catalog, zone, (name, rtype, sets), health, &cells).0 {
+                    Compiled::Passed => {}
+                    Compiled::Entry(value) => {
+                        if let Some(value) = *value {
+                            answers.insert(k, value);
+                        }
+                    }
+                    Compiled::Policy {
+                        slots,
+                        located,
+                        zone_slot,
+                        variants: found,
+                    } => {
+                        let group = base_id(&k);
+                        let taken = installed.groups.by_id.get(&group).is_some_and(|o| *o != k);
+                        if taken || !new_ids.insert(group) {
+                            return full();
+                        }
+                        let (entry, found) =
+                            Compiled::finish(slots, located, zone_slot, &found, group);
+                        located_groups += usize::from(located);
+                        answers.insert(k, entry);
+                        variants.extend(found);
+                    }
+                }
+            } else if let Some(set) = zone.rrset(name, rtype)
+                && let Some(mut value) = render(set)
+            {
+                value.zone = catalog.zone_slot(zone.origin());
+                answers.insert(k, value);
+            }
+        }
+    }
+    let mut change = Change::default();
+    // Entries and variants of the touched keys as installed.
+    let mut old_variants: Vec<VariantKey> = Vec::new();
+    let mut located_before = 0usize;
+    for k in &old_keys {
+        let Some(old) = installed.answers.get(k) else {
+            continue;
+        };
+        if !answers.contains_key(k) {
+            change.answers.deletes.push(*k);
+        }
+        if let Some(p) = old.policy_ref() {
+            located_before += usize::from(p.located != 0);
+            let cell_count = if p.located != 0 { cells.len() } else { 1 } as u32;
+            for cell in 0..cell_count {
+                for slot in 0..p.slots {
+                    let vk = VariantKey {
+                        group: p.group,
+                        cell,
+                        slot,
+                        _pad: 0,
+                    };
+                    if installed.variants.contains_key(&vk) {
+                        old_variants.push(vk);
+                    }
+                }
+            }
+        }
+    }
+    change.answers.upserts = answers
+        .iter()
+        .filter(|(k, v)| installed.answers.get(k) != Some(v))
+        .map(|(k, v)| (*k, *v))
+        .collect();
+    change.variants.upserts = variants
+        .iter()
+        .filter(|(k, v)| installed.variants.get(k) != Some(v))
+        .map(|(k, v)| (*k, *v))
+        .collect();
+    change.variants.deletes = old_variants
+        .into_iter()
+        .filter(|k| !variants.contains_key(k))
+        .collect();
+    // The cells are installed while any compiled group depends on location.
+    let located_after = installed.groups.located - located_before + located_groups;
+    let cells_wanted = if located_after > 0 {
+        cells.table
+    } else {
+        CellTable::new()
+    };
+    change.cells = Delta::between(&installed.cells, &cells_wanted);
+    (change, true)
 }
 
 /// The map change that makes the routing-policy entries match `health`, against what is

@@ -204,9 +204,7 @@ impl MapWriter {
         if let Err(e) = waited {
             tracing::warn!("grace period wait failed, old buffers left for a full rewrite: {e}");
         }
-        merge(&mut self.installed.answers, &change.answers);
-        merge(&mut self.installed.variants, &change.variants);
-        merge(&mut self.installed.cells, &change.cells);
+        self.installed.apply(change);
         Ok(stats)
     }
 
@@ -299,16 +297,6 @@ fn check<K: Eq + std::hash::Hash, V>(
 }
 
 /// Applies `delta` to the writer's record of the maps: upserts, then deletes (as `write`).
-fn merge<K: Copy + Eq + std::hash::Hash, V: Copy>(
-    table: &mut std::collections::HashMap<K, V>,
-    delta: &Delta<K, V>,
-) {
-    table.extend(delta.upserts.iter().copied());
-    for key in &delta.deletes {
-        table.remove(key);
-    }
-}
-
 fn removed(r: Result<(), MapError>) -> Result<(), MapWriteError> {
     match r {
         Ok(()) | Err(MapError::KeyNotFound) => Ok(()),

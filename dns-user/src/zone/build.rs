@@ -51,15 +51,28 @@ enum Body {
     Records(u32, Vec<Record>),
 }
 
-/// Builds the zone `origin` from its record sets: each read once, then assembled by
-/// [`Zone::from_records`]. `regions` resolves geoproximity region names; `source` names the
-/// zone in zone-wide problems (no SOA).
+/// Builds the zone `origin` from its record sets: each read once, then assembled with the
+/// rules a zone must satisfy. `regions` resolves geoproximity region names; `source` names
+/// the zone in zone-wide problems (no SOA).
 pub fn build(
     origin: &Name,
     sets: &[SourcedSet<'_>],
     regions: &Regions,
     source: &Path,
 ) -> Result<Zone, ZoneError> {
+    let inputs = read(origin, sets, regions)?;
+    Zone::from_records(
+        origin.clone(),
+        inputs.records,
+        inputs.aliases,
+        inputs.policies,
+        source,
+    )
+}
+
+/// Reads record sets into what a zone is assembled from: each set's routing policy, alias
+/// target or records, once.
+fn read(origin: &Name, sets: &[SourcedSet<'_>], regions: &Regions) -> Result<Inputs, ZoneError> {
     let origin = &fqdn(origin.clone());
     let mut records = Vec::new();
     let mut aliases = Vec::new();
@@ -134,7 +147,11 @@ pub fn build(
             },
         }
     }
-    Zone::from_records(origin.clone(), records, aliases, policies, source)
+    Ok(Inputs {
+        records,
+        aliases,
+        policies,
+    })
 }
 
 /// `zone` if every HealthCheckId its record sets name is in `known` (Route 53:
@@ -165,9 +182,46 @@ pub fn check_known_checks(
     )))
 }
 
+/// What lets [`Zone::rebuild`] redo only the names a change touches. Derived from the rest of
+/// the zone while it is assembled; equal for equal zones.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(super) struct Index {
+    /// Owner -> the types of its routing-policy groups (engine aliases included).
+    group_types: HashMap<LowerName, Vec<RecordType>>,
+    /// Name -> how many owner names lie strictly below it (for empty non-terminals).
+    below: HashMap<LowerName, u32>,
+    /// Owner -> the names its aliases point at (plain aliases and alias members of groups).
+    depends_on: HashMap<LowerName, Vec<LowerName>>,
+    /// Target -> the owners whose data follow it: the reverse of `depends_on`.
+    dependents: HashMap<LowerName, HashSet<LowerName>>,
+    /// Policy group -> the plain RRsets its alias walk reaches (keys of `alias_targets`).
+    reaches: HashMap<(LowerName, RecordType), Vec<(LowerName, RecordType)>>,
+    /// `alias_targets` key -> how many groups reach it.
+    alias_target_refs: HashMap<(LowerName, RecordType), u32>,
+}
+
+/// A zone's record sets, read: what [`Zone`] is assembled from.
+#[derive(Default)]
+struct Inputs {
+    records: Vec<(Record, Place)>,
+    aliases: Vec<(Alias, Place)>,
+    policies: Vec<(PolicySet, Place)>,
+}
+
+impl Inputs {
+    /// Every owner name the inputs have data at.
+    fn owners(&self) -> HashSet<LowerName> {
+        let records = self.records.iter().map(|(r, _)| LowerName::new(&r.name));
+        let aliases = self.aliases.iter().map(|(a, _)| LowerName::new(&a.name));
+        let policies = self.policies.iter().map(|(p, _)| LowerName::new(&p.name));
+        records.chain(aliases).chain(policies).collect()
+    }
+}
+
 impl Zone {
-    /// Builds a zone from records and aliases, checking what a zone must satisfy. `place` says
-    /// where each came from, for error messages.
+    /// Builds a zone from records, aliases and routing-policy sets, checking what a zone must
+    /// satisfy. `place` says where each came from, for error messages; `source` names the
+    /// zone in zone-wide ones (no SOA).
     pub fn from_records(
         origin: Name,
         records: Vec<(Record, Place)>,
@@ -175,11 +229,141 @@ impl Zone {
         policies: Vec<(PolicySet, Place)>,
         source: &Path,
     ) -> Result<Zone, ZoneError> {
-        let origin = fqdn(origin);
+        let inputs = Inputs {
+            records,
+            aliases,
+            policies,
+        };
+        let names = inputs.owners();
+        let mut zone = Zone {
+            origin: fqdn(origin),
+            nodes: HashMap::new(),
+            empty_non_terminals: HashSet::new(),
+            cuts: HashSet::new(),
+            policies: HashMap::new(),
+            alias_targets: HashMap::new(),
+            index: Index::default(),
+        };
+        zone.assemble(&names, inputs, source)?;
+        Ok(zone)
+    }
+
+    /// This zone after a change to the record sets at the names `changed`: `sets_at(name)`
+    /// gives every record set at `name` afterwards, in the store's order. Only those names
+    /// and the names whose data follow theirs (aliases, alias members of policy groups) are
+    /// read and assembled again, with the same rules as a full [`build`]; the result equals
+    /// a full build of the same record sets. Nothing of `self` changes.
+    ///
+    /// Also returns the names whose answers may differ: those assembled again, and every name
+    /// below a delegation point that appeared or went.
+    pub fn rebuild(
+        &self,
+        changed: &HashSet<LowerName>,
+        sets_at: &dyn Fn(&LowerName) -> Vec<SourcedSet<'static>>,
+        regions: &Regions,
+        source: &Path,
+    ) -> Result<(Zone, HashSet<LowerName>), ZoneError> {
+        let touched = self.dependents_of(changed);
+        let sets: Vec<SourcedSet<'static>> = touched.iter().flat_map(sets_at).collect();
+        let inputs = read(&self.origin, &sets, regions)?;
+        if let Some(stray) = inputs.owners().into_iter().find(|o| !touched.contains(o)) {
+            // A set handed in for a name that did not change: its name is outside `changed`.
+            return Err(Place::whole(source).error(format!(
+                "{stray}: a record set outside the changed names"
+            )));
+        }
+        let mut zone = self.clone();
+        zone.forget(&touched);
+        zone.assemble(&touched, inputs, source)?;
+        let mut answers = touched.clone();
+        for cut in touched.iter().filter(|n| self.cuts.contains(*n) != zone.cuts.contains(*n)) {
+            answers.extend(
+                zone.nodes
+                    .keys()
+                    .filter(|n| *n != cut && cut.zone_of(n))
+                    .cloned(),
+            );
+        }
+        Ok((zone, answers))
+    }
+
+    /// `names` and every owner whose data follow one of them, transitively.
+    fn dependents_of(&self, names: &HashSet<LowerName>) -> HashSet<LowerName> {
+        let mut all = names.clone();
+        let mut queue: Vec<LowerName> = names.iter().cloned().collect();
+        while let Some(n) = queue.pop() {
+            for owner in self.index.dependents.get(&n).into_iter().flatten() {
+                if all.insert(owner.clone()) {
+                    queue.push(owner.clone());
+                }
+            }
+        }
+        all
+    }
+
+    /// Removes everything at `names`, keeping the index true for what remains.
+    fn forget(&mut self, names: &HashSet<LowerName>) {
+        for n in names {
+            if self.nodes.remove(n).is_some() {
+                self.count_below(n, -1);
+            }
+            self.cuts.remove(n);
+            for rtype in self.index.group_types.remove(n).unwrap_or_default() {
+                let key = (n.clone(), rtype);
+                self.policies.remove(&key);
+                for reached in self.index.reaches.remove(&key).unwrap_or_default() {
+                    self.release_alias_target(&reached);
+                }
+            }
+            for target in self.index.depends_on.remove(n).unwrap_or_default() {
+                if let Some(owners) = self.index.dependents.get_mut(&target) {
+                    owners.remove(n);
+                    if owners.is_empty() {
+                        self.index.dependents.remove(&target);
+                    }
+                }
+            }
+        }
+    }
+
+    fn release_alias_target(&mut self, key: &(LowerName, RecordType)) {
+        if let Some(refs) = self.index.alias_target_refs.get_mut(key) {
+            *refs -= 1;
+            if *refs == 0 {
+                self.index.alias_target_refs.remove(key);
+                self.alias_targets.remove(key);
+            }
+        }
+    }
+
+    /// Adds `delta` to the count of names below each ancestor of `name` inside the zone.
+    fn count_below(&mut self, name: &LowerName, delta: i32) {
+        let apex = LowerName::new(&self.origin);
+        let mut n = name.clone();
+        while n != apex && apex.zone_of(&n) && !n.is_root() {
+            n = n.base_name();
+            let count = self.index.below.entry(n.clone()).or_default();
+            *count = count.checked_add_signed(delta).expect("counts stay consistent");
+            if *count == 0 {
+                self.index.below.remove(&n);
+            }
+        }
+    }
+
+    /// Assembles the data at `names` (absent from the zone) from `inputs` (all the data at
+    /// those names), with the rest of the zone as it is, and checks every rule for them.
+    fn assemble(
+        &mut self,
+        names: &HashSet<LowerName>,
+        inputs: Inputs,
+        source: &Path,
+    ) -> Result<(), ZoneError> {
+        let origin = self.origin.clone();
         let apex = LowerName::new(&origin);
-        let mut nodes: HashMap<LowerName, Vec<RrSet>> = HashMap::new();
         let mut first_place: HashMap<(LowerName, RecordType), Place> = HashMap::new();
-        for (record, place) in records {
+        let nodes = &mut self.nodes;
+        let mut fresh: HashMap<LowerName, Vec<RrSet>> = HashMap::new();
+        for (record, place) in inputs.records {
             let owner = LowerName::new(&record.name);
             let err = |message: String| place.error(message);
             if !apex.zone_of(&owner) {
@@ -192,7 +376,7 @@ impl Zone {
                 return Err(err(format!("class {} is not served", record.dns_class)));
             }
             let rtype = record.record_type();
-            let sets = nodes.entry(owner.clone()).or_default();
+            let sets = fresh.entry(owner.clone()).or_default();
             match sets.iter_mut().find(|s| s.rtype == rtype) {
                 Some(set) => {
                     // RFC 2181 section 5.2: one TTL per RRset; use the lowest. Duplicates go.
@@ -211,18 +395,33 @@ impl Zone {
                 }
             }
         }
+        nodes.extend(fresh);
 
-        let mut groups = policy_groups(&apex, &nodes, policies)?;
-        let policy_keys: HashSet<(LowerName, RecordType)> = groups.keys().cloned().collect();
-        for (key, set) in
-            materialize_aliases(&apex, &mut nodes, &mut first_place, aliases, &policy_keys)?
-        {
+        let mut groups = policy_groups(&apex, nodes, inputs.policies)?;
+        let old_groups = &self.policies;
+        let is_group = |key: &(LowerName, RecordType)| {
+            groups.contains_key(key) || old_groups.contains_key(key)
+        };
+        let engine = materialize_aliases(&apex, nodes, &mut first_place, &inputs.aliases, &is_group)?;
+        let mut depends_on: HashMap<LowerName, Vec<LowerName>> = HashMap::new();
+        for (alias, _) in &inputs.aliases {
+            depends_on
+                .entry(LowerName::new(&alias.name))
+                .or_default()
+                .push(LowerName::new(&alias.target));
+        }
+        for (key, set) in engine {
             groups.insert(key, vec![set]);
         }
-        for (owner, _) in groups.keys() {
+        for ((owner, _), sets) in &groups {
             nodes.entry(owner.clone()).or_default(); // a policy-routed name exists
+            for (set, _) in sets {
+                if let policy::Target::Alias { name, .. } = &set.target {
+                    depends_on.entry(owner.clone()).or_default().push(name.clone());
+                }
+            }
         }
-        let alias_targets = check_engine_aliases(&groups, &nodes)?;
+        let reaches = check_engine_aliases(&groups, old_groups, nodes)?;
         for ((owner, rtype), sets) in &groups {
             let clash = *rtype == RecordType::CNAME
                 && (!nodes[owner].is_empty()
@@ -235,10 +434,6 @@ impl Zone {
                 )));
             }
         }
-        let policies: HashMap<(LowerName, RecordType), Vec<policy::RecordSet>> = groups
-            .into_iter()
-            .map(|(k, sets)| (k, sets.into_iter().map(|(s, _)| s).collect()))
-            .collect();
 
         let place_of = |owner: &LowerName, rtype: RecordType| {
             first_place
@@ -246,7 +441,10 @@ impl Zone {
                 .cloned()
                 .unwrap_or_else(|| Place::whole(source))
         };
-        for (owner, sets) in &nodes {
+        for owner in names {
+            let Some(sets) = nodes.get(owner) else {
+                continue;
+            };
             if sets.iter().any(|s| s.rtype == RecordType::CNAME) {
                 let place = place_of(owner, RecordType::CNAME);
                 if *owner == apex {
@@ -278,29 +476,62 @@ impl Zone {
             return Err(Place::whole(source).error(format!("zone {origin} has no SOA record")));
         }
 
-        let mut empty_non_terminals = HashSet::new();
-        for owner in nodes.keys() {
-            let mut n = owner.base_name();
-            while apex.zone_of(&n) && n != apex {
-                if !nodes.contains_key(&n) {
-                    empty_non_terminals.insert(n.clone());
+        // Valid: record what was assembled.
+        for ((owner, rtype), sets) in groups {
+            let types = self.index.group_types.entry(owner.clone()).or_default();
+            let at = types.partition_point(|t| *t < rtype);
+            types.insert(at, rtype);
+            self.policies
+                .insert((owner, rtype), sets.into_iter().map(|(s, _)| s).collect());
+        }
+        for (group, reached) in reaches {
+            for (key, set) in &reached {
+                *self.index.alias_target_refs.entry(key.clone()).or_default() += 1;
+                self.alias_targets.insert(key.clone(), vec![set.clone()]);
+            }
+            self.index
+                .reaches
+                .insert(group, reached.into_iter().map(|(k, _)| k).collect());
+        }
+        for (owner, mut targets) in depends_on {
+            targets.sort();
+            targets.dedup();
+            for target in &targets {
+                self.index
+                    .dependents
+                    .entry(target.clone())
+                    .or_default()
+                    .insert(owner.clone());
+            }
+            self.index.depends_on.insert(owner, targets);
+        }
+        for owner in names {
+            if self.nodes.contains_key(owner) {
+                self.count_below(owner, 1);
+            }
+        }
+        for owner in names {
+            let is_cut = *owner != apex
+                && self.nodes.get(owner).is_some_and(|sets| {
+                    sets.iter().any(|s| s.rtype == RecordType::NS)
+                });
+            if is_cut {
+                self.cuts.insert(owner.clone());
+            }
+            // The name itself and its ancestors may have become, or stopped being, empty
+            // non-terminals.
+            let mut n = owner.clone();
+            while n != apex && apex.zone_of(&n) {
+                let ent = !self.nodes.contains_key(&n) && self.index.below.contains_key(&n);
+                if ent {
+                    self.empty_non_terminals.insert(n.clone());
+                } else {
+                    self.empty_non_terminals.remove(&n);
                 }
                 n = n.base_name();
             }
         }
-        let cuts = nodes
-            .iter()
-            .filter(|(name, sets)| **name != apex && sets.iter().any(|s| s.rtype == RecordType::NS))
-            .map(|(name, _)| name.clone())
-            .collect();
-        Ok(Zone {
-            origin,
-            nodes,
-            empty_non_terminals,
-            cuts,
-            policies,
-            alias_targets,
-        })
+        Ok(())
     }
 }
 
@@ -313,8 +544,8 @@ fn materialize_aliases(
     apex: &LowerName,
     nodes: &mut HashMap<LowerName, Vec<RrSet>>,
     first_place: &mut HashMap<(LowerName, RecordType), Place>,
-    aliases: Vec<(Alias, Place)>,
-    policy_keys: &HashSet<(LowerName, RecordType)>,
+    aliases: &[(Alias, Place)],
+    is_group: &dyn Fn(&(LowerName, RecordType)) -> bool,
 ) -> Result<Vec<EngineAlias>, ZoneError> {
     let mut engine = Vec::new();
     let mut by_key: BTreeMap<(LowerName, RecordType), (LowerName, Place)> = BTreeMap::new();
@@ -337,13 +568,13 @@ fn materialize_aliases(
         let clash = nodes
             .get(&owner)
             .is_some_and(|sets| sets.iter().any(|s| s.rtype == alias.rtype));
-        if clash || by_key.contains_key(&key) || policy_keys.contains(&key) {
+        if clash || by_key.contains_key(&key) || is_group(&key) {
             return Err(place.error(format!(
                 "alias {owner} {} conflicts with other {} data at that name",
                 alias.rtype, alias.rtype
             )));
         }
-        by_key.insert(key, (target, place));
+        by_key.insert(key, (target, place.clone()));
     }
     let mut resolved = Vec::new();
     for ((owner, rtype), (target, place)) in &by_key {
@@ -366,7 +597,7 @@ fn materialize_aliases(
                     chain.push(at);
                     at = next.clone();
                 }
-                None if policy_keys.contains(&(at.clone(), *rtype)) => break None,
+                None if is_group(&(at.clone(), *rtype)) => break None,
                 None => {
                     return Err(place.error(format!(
                         "alias target {at} has no {rtype} records in this zone"
@@ -486,69 +717,96 @@ fn policy_groups(
     Ok(groups)
 }
 
-/// Every alias in a policy group must point at something of its type in the zone, without
-/// loops. Returns the plain RRsets they point at, as simple record sets for the engine.
+/// What each policy group's alias walk reaches: the plain RRsets its aliases (and those of
+/// the groups they lead to) end at, as simple record sets for the engine.
+type Reaches = HashMap<(LowerName, RecordType), Vec<((LowerName, RecordType), policy::RecordSet)>>;
+
+/// Every alias in a policy group of `groups` must point at something of its type in the zone,
+/// without loops; groups outside `groups` are the zone's `others`. Returns what each group of
+/// `groups` reaches.
 fn check_engine_aliases(
     groups: &Groups,
+    others: &HashMap<(LowerName, RecordType), Vec<policy::RecordSet>>,
     nodes: &HashMap<LowerName, Vec<RrSet>>,
-) -> Result<HashMap<(LowerName, RecordType), Vec<policy::RecordSet>>, ZoneError> {
-    /// Follows the aliases of group `at`; `path` is the chain of groups that led here.
-    fn walk(
-        at: &LowerName,
-        rtype: RecordType,
-        place: &Place,
-        groups: &Groups,
-        nodes: &HashMap<LowerName, Vec<RrSet>>,
-        path: &mut Vec<LowerName>,
-        targets: &mut HashMap<(LowerName, RecordType), Vec<policy::RecordSet>>,
-    ) -> Result<(), ZoneError> {
-        if path.contains(at) {
-            let p: Vec<String> = path.iter().chain([at]).map(ToString::to_string).collect();
-            return Err(place.error(format!("alias loop: {}", p.join(" -> "))));
-        }
-        if let Some(sets) = groups.get(&(at.clone(), rtype)) {
-            path.push(at.clone());
-            for (set, _) in sets {
-                if let policy::Target::Alias { name, .. } = &set.target {
-                    walk(name, rtype, place, groups, nodes, path, targets)?;
-                }
+) -> Result<Reaches, ZoneError> {
+    struct Walk<'a> {
+        groups: &'a Groups,
+        others: &'a HashMap<(LowerName, RecordType), Vec<policy::RecordSet>>,
+        nodes: &'a HashMap<LowerName, Vec<RrSet>>,
+        place: &'a Place,
+    }
+    impl Walk<'_> {
+        /// Follows the aliases of group `at`; `path` is the chain of groups that led here.
+        fn walk(
+            &self,
+            at: &LowerName,
+            rtype: RecordType,
+            path: &mut Vec<LowerName>,
+            reached: &mut Vec<((LowerName, RecordType), policy::RecordSet)>,
+        ) -> Result<(), ZoneError> {
+            if path.contains(at) {
+                let p: Vec<String> = path.iter().chain([at]).map(ToString::to_string).collect();
+                return Err(self.place.error(format!("alias loop: {}", p.join(" -> "))));
             }
-            path.pop();
-            return Ok(());
+            let key = (at.clone(), rtype);
+            let targets: Option<Vec<&LowerName>> = match self.groups.get(&key) {
+                Some(sets) => Some(sets.iter().filter_map(|(s, _)| alias_name(s)).collect()),
+                None => self
+                    .others
+                    .get(&key)
+                    .map(|sets| sets.iter().filter_map(alias_name).collect()),
+            };
+            if let Some(targets) = targets {
+                path.push(at.clone());
+                for name in targets {
+                    self.walk(name, rtype, path, reached)?;
+                }
+                path.pop();
+                return Ok(());
+            }
+            let Some(plain) = self
+                .nodes
+                .get(at)
+                .and_then(|s| s.iter().find(|s| s.rtype == rtype))
+            else {
+                return Err(self.place.error(format!(
+                    "alias target {at} has no {rtype} records in this zone"
+                )));
+            };
+            if !reached.iter().any(|(k, _)| *k == key) {
+                reached.push((
+                    key,
+                    policy::RecordSet {
+                        set_id: None,
+                        policy: policy::Policy::Simple,
+                        health_check: None,
+                        target: policy::Target::Records {
+                            ttl: plain.ttl,
+                            rdatas: plain.rdatas.clone(),
+                        },
+                    },
+                ));
+            }
+            Ok(())
         }
-        let Some(plain) = nodes
-            .get(at)
-            .and_then(|s| s.iter().find(|s| s.rtype == rtype))
-        else {
-            return Err(place.error(format!(
-                "alias target {at} has no {rtype} records in this zone"
-            )));
-        };
-        targets.insert(
-            (at.clone(), rtype),
-            vec![policy::RecordSet {
-                set_id: None,
-                policy: policy::Policy::Simple,
-                health_check: None,
-                target: policy::Target::Records {
-                    ttl: plain.ttl,
-                    rdatas: plain.rdatas.clone(),
-                },
-            }],
-        );
-        Ok(())
     }
-    let mut targets = HashMap::new();
+    fn alias_name(set: &policy::RecordSet) -> Option<&LowerName> {
+        match &set.target {
+            policy::Target::Alias { name, .. } => Some(name),
+            policy::Target::Records { .. } => None,
+        }
+    }
+    let mut out = Reaches::new();
     for ((owner, rtype), sets) in groups {
-        walk(
-            owner,
-            *rtype,
-            &sets[0].1,
+        let walk = Walk {
             groups,
+            others,
             nodes,
-            &mut Vec::new(),
-            &mut targets,
-        )?;
+            place: &sets[0].1,
+        };
+        let mut reached = Vec::new();
+        walk.walk(owner, *rtype, &mut Vec::new(), &mut reached)?;
+        out.insert((owner.clone(), *rtype), reached);
     }
-    Ok(targets)
+    Ok(out)
 }

@@ -69,6 +69,58 @@ pub struct Zone {
     policies: HashMap<(LowerName, RecordType), Vec<policy::RecordSet>>,
     /// Plain RRsets that engine aliases point to, as simple record sets.
     alias_targets: HashMap<(LowerName, RecordType), Vec<policy::RecordSet>>,
+    /// What lets a change rebuild only the names it touches ([`Zone::rebuild`]); all of it
+    /// follows from the fields above.
+    index: build::Index,
+}
+
+impl PartialEq for Zone {
+    /// The same data, however it was built (a full build or a rebuild of what changed).
+    fn eq(&self, other: &Self) -> bool {
+        self.differences(other).is_empty()
+    }
+}
+
+impl Zone {
+    /// What differs between two zones, by part (for tests that compare two roads).
+    pub fn differences(&self, other: &Zone) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut part = |name: &str, same: bool, detail: &dyn Fn() -> String| {
+            if !same {
+                out.push(format!("{name}: {}", detail()));
+            }
+        };
+        part("origin", self.origin == other.origin, &|| String::new());
+        part("nodes", self.nodes == other.nodes, &|| {
+            let mut names: Vec<_> = self.nodes.keys().chain(other.nodes.keys()).collect();
+            names.sort();
+            names.dedup();
+            names
+                .into_iter()
+                .filter(|n| self.nodes.get(*n) != other.nodes.get(*n))
+                .map(|n| format!("{n}: {:?} / {:?}", self.nodes.get(n), other.nodes.get(n)))
+                .collect::<Vec<_>>()
+                .join("; ")
+        });
+        part(
+            "empty non-terminals",
+            self.empty_non_terminals == other.empty_non_terminals,
+            &|| format!("{:?} / {:?}", self.empty_non_terminals, other.empty_non_terminals),
+        );
+        part("cuts", self.cuts == other.cuts, &|| {
+            format!("{:?} / {:?}", self.cuts, other.cuts)
+        });
+        part("policies", self.policies == other.policies, &|| {
+            format!("{:?} / {:?}", self.policies, other.policies)
+        });
+        part("alias targets", self.alias_targets == other.alias_targets, &|| {
+            format!("{:?} / {:?}", self.alias_targets, other.alias_targets)
+        });
+        part("index", self.index == other.index, &|| {
+            format!("{:?} / {:?}", self.index, other.index)
+        });
+        out
+    }
 }
 
 /// A record set with a routing policy, from the config or a Route 53 change batch.

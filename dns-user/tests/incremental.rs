@@ -1,0 +1,257 @@
+//! A change costs what it touches, and gives what a full rebuild gives: for random sequences
+//! of change batches over a small zone (plain records, CNAMEs, a delegation, aliases and
+//! their chains, weighted and failover groups with alias members), the zone rebuilt from the
+//! names a batch touched ([`Zone::rebuild`]) equals the zone built from all its record sets,
+//! and the fast-path tables patched with the change compiled for those names equal the
+//! tables compiled from scratch, entry for entry. A batch the full build refuses is refused
+//! by the rebuild too.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+
+use hickory_proto::rr::{LowerName, Name};
+
+use dns_user::control::store::sort_key;
+use dns_user::fastpath::compile::{compile, compile_touched};
+use dns_user::health::HealthState;
+use dns_user::location::Regions;
+use dns_user::policy::{RandomSource, SplitMix64};
+use dns_user::zone::build::{SourcedSet, build};
+use dns_user::zone::records::{
+    AliasJson, ResourceRecordSet, ValueJson, check as check_set, set_key,
+};
+use dns_user::zone::{Catalog, Place, Zone};
+
+const ORIGIN: &str = "example.test.";
+const NAMES: &[&str] = &[
+    "example.test.",
+    "a.example.test.",
+    "b.example.test.",
+    "c.example.test.",
+    "x.a.example.test.",
+    "y.x.a.example.test.",
+    "sub.example.test.",
+    "n.sub.example.test.",
+    "w.example.test.",
+];
+
+struct Gen(SplitMix64);
+
+impl Gen {
+    fn below(&mut self, n: usize) -> usize {
+        self.0.below(n as u64) as usize
+    }
+
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len())]
+    }
+
+    fn values(&mut self, rtype: &str) -> Vec<ValueJson> {
+        let n = 1 + self.below(2);
+        (0..n)
+            .map(|i| {
+                let k = self.below(5) + i;
+                let value = match rtype {
+                    "A" => format!("192.0.2.{}", k + 1),
+                    "AAAA" => format!("2001:db8::{}", k + 1),
+                    "TXT" => format!("\"t{k}\""),
+                    "MX" => format!("{} mail{k}.example.net.", 10 + k),
+                    "NS" => format!("ns{k}.example.net."),
+                    _ => unreachable!(),
+                };
+                ValueJson { value }
+            })
+            .collect()
+    }
+
+    /// A random record set at a random name.
+    fn set(&mut self) -> ResourceRecordSet {
+        let name = self.pick(NAMES).to_string();
+        let ttl = [60, 300][self.below(2)];
+        match self.below(10) {
+            0..=2 => {
+                let rtype = self.pick(&["A", "AAAA", "TXT", "MX"]);
+                ResourceRecordSet::records(name, rtype.into(), ttl, self.values(rtype))
+            }
+            3 => ResourceRecordSet::records(
+                name,
+                "CNAME".into(),
+                ttl,
+                vec![ValueJson {
+                    value: self.pick(NAMES).into(),
+                }],
+            ),
+            4 => ResourceRecordSet::records(
+                "sub.example.test.".into(),
+                "NS".into(),
+                ttl,
+                self.values("NS"),
+            ),
+            5 => {
+                let mut set = ResourceRecordSet::records(name, "A".into(), ttl, Vec::new());
+                set.ttl = None;
+                set.resource_records = None;
+                set.alias_target = Some(AliasJson {
+                    hosted_zone_id: None,
+                    dns_name: self.pick(NAMES).into(),
+                    evaluate_target_health: self.below(2) == 0,
+                });
+                set
+            }
+            6..=7 => {
+                let id = ["one", "two", "three"][self.below(3)];
+                let mut set =
+                    ResourceRecordSet::records(name, "A".into(), ttl, self.values("A"));
+                set.set_identifier = Some(id.into());
+                set.weight = Some(self.below(4) as i64);
+                if self.below(3) == 0 {
+                    set.ttl = None;
+                    set.resource_records = None;
+                    set.alias_target = Some(AliasJson {
+                        hosted_zone_id: None,
+                        dns_name: self.pick(NAMES).into(),
+                        evaluate_target_health: true,
+                    });
+                }
+                set
+            }
+            _ => {
+                let (id, role) = [("p", "PRIMARY"), ("s", "SECONDARY")][self.below(2)];
+                let rtype = self.pick(&["A", "AAAA"]);
+                let mut set = ResourceRecordSet::records(name, rtype.into(), ttl, self.values(rtype));
+                set.set_identifier = Some(id.into());
+                set.failover = Some(role.into());
+                set
+            }
+        }
+    }
+}
+
+fn key_of(set: &ResourceRecordSet) -> String {
+    let (name, rtype, id) = set_key(set);
+    sort_key(&name, &rtype, id.as_deref())
+}
+
+fn sourced(set: &ResourceRecordSet) -> SourcedSet<'static> {
+    SourcedSet {
+        set: Cow::Owned(set.clone()),
+        place: Place::whole(Path::new("test")),
+        record: None,
+    }
+}
+
+fn full(sets: &BTreeMap<String, ResourceRecordSet>) -> Result<Zone, String> {
+    let sourced: Vec<SourcedSet<'static>> = sets.values().map(sourced).collect();
+    build(
+        &Name::from_ascii(ORIGIN).unwrap(),
+        &sourced,
+        &Regions::new(),
+        Path::new("test"),
+    )
+    .map_err(|e| e.to_string())
+}
+
+#[test]
+fn a_rebuild_of_what_a_batch_touched_equals_a_full_build() {
+    let origin = Name::from_ascii(ORIGIN).unwrap();
+    let health = HealthState::default();
+    let (mut accepted, mut refused, mut incremental_compiles) = (0, 0, 0);
+    for seed in 0..40u64 {
+        let mut g = Gen(SplitMix64(seed));
+        let mut sets: BTreeMap<String, ResourceRecordSet> = BTreeMap::new();
+        for set in [
+            ResourceRecordSet::records(
+                ORIGIN.into(),
+                "SOA".into(),
+                900,
+                vec![ValueJson {
+                    value: "ns1.example.test. hostmaster.example.test. 1 7200 900 1209600 86400"
+                        .into(),
+                }],
+            ),
+            ResourceRecordSet::records(
+                ORIGIN.into(),
+                "NS".into(),
+                900,
+                vec![ValueJson {
+                    value: "ns1.example.test.".into(),
+                }],
+            ),
+        ] {
+            sets.insert(key_of(&set), set);
+        }
+        let mut zone = full(&sets).unwrap();
+        let mut tables = compile(&Catalog::new([zone.clone()]), &health).0;
+        for step in 0..60 {
+            // A batch: one to three UPSERTs or DELETEs.
+            let mut next = sets.clone();
+            let mut changed: HashSet<LowerName> = HashSet::new();
+            for _ in 0..1 + g.below(3) {
+                let set = g.set();
+                if check_set(&set, &Regions::new()).is_err() {
+                    continue;
+                }
+                let key = key_of(&set);
+                if g.below(4) == 0 && key != key_of(&sets.values().next().unwrap().clone()) {
+                    next.remove(&key);
+                } else {
+                    next.insert(key, set.clone());
+                }
+                changed.insert(LowerName::new(&Name::from_ascii(&set.name).unwrap()));
+            }
+            let sets_at = |name: &LowerName| -> Vec<SourcedSet<'static>> {
+                next.values()
+                    .filter(|s| LowerName::new(&Name::from_ascii(&s.name).unwrap()) == *name)
+                    .map(sourced)
+                    .collect()
+            };
+            let expected = full(&next);
+            let rebuilt = zone.rebuild(&changed, &sets_at, &Regions::new(), Path::new("test"));
+            match (expected, rebuilt) {
+                (Ok(expected), Ok((rebuilt, touched))) => {
+                    let differences = rebuilt.differences(&expected);
+                    assert!(
+                        differences.is_empty(),
+                        "seed {seed} step {step}: the rebuild (left) differs from a full build \
+                         (right):\n{}",
+                        differences.join("\n")
+                    );
+                    let catalog = Catalog::new([rebuilt.clone()]);
+                    let (change, incremental) = compile_touched(
+                        &catalog,
+                        &health,
+                        &[(LowerName::new(&origin), touched)],
+                        &tables,
+                    );
+                    tables.apply(&change);
+                    let (from_scratch, _) = compile(&catalog, &health);
+                    assert!(
+                        tables == from_scratch,
+                        "seed {seed} step {step}: patched tables differ from a full compile"
+                    );
+                    incremental_compiles += usize::from(incremental);
+                    zone = rebuilt;
+                    sets = next;
+                    accepted += 1;
+                }
+                (Err(_), Err(_)) => refused += 1,
+                (Ok(_), Err(e)) => {
+                    panic!("seed {seed} step {step}: the full build accepts, the rebuild refuses: {e}")
+                }
+                (Err(e), Ok(_)) => {
+                    panic!("seed {seed} step {step}: the full build refuses ({e}), the rebuild accepts")
+                }
+            }
+        }
+    }
+    eprintln!(
+        "{accepted} batches accepted ({incremental_compiles} compiled incrementally), {refused} refused"
+    );
+    // The sequences exercise both outcomes, and the incremental compile (not its fallback).
+    assert!(accepted > 400 && refused > 200, "{accepted} accepted, {refused} refused");
+    assert!(
+        incremental_compiles * 10 > accepted * 9,
+        "{incremental_compiles} of {accepted} compiled incrementally"
+    );
+}
