@@ -1,5 +1,5 @@
 //! Route 53 routing policies, as a pure function of (record sets, health state, client
-//! location, random source). Semantics: `shared/notes/route53-semantics.md`.
+//! location, random source). Semantics: `docs/route53-semantics.md`.
 //!
 //! ```text
 //!   group of record sets (one name+type, one policy)
@@ -451,8 +451,7 @@ fn geo_specificity(g: &GeoLocation, c: &ClientLocation) -> Option<u8> {
 
 /// Route 53's bias. Positive: distance * (1 - bias/100), expanding the resource's region.
 /// Negative: distance / (1 + bias/100) with bias < 0 (so -50 doubles the distance), shrinking it,
-/// as Route 53 documents ("a negative bias shrinks the region"). shared/notes writes |bias| in
-/// the negative case, which would expand the region instead; that reads as a slip.
+/// as Route 53 documents ("a negative bias shrinks the region"; see `docs/route53-semantics.md`).
 pub fn biased_distance(distance: f64, bias: i8) -> f64 {
     let b = f64::from(bias) / 100.0;
     if bias >= 0 {

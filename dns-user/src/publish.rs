@@ -5,6 +5,7 @@
 //!
 //! ```text
 //!   control plane ──> replace(next, health) ──> compile all ──> MapWriter::install ──┐
+//!   change batches ──> replace_touched ──> compile::compile_touched ──> apply ───────┤
 //!   health change ──> health(latest) ──> compile::policy_changes ──> apply ─────────┤
 //!                                                                                 ▼
 //!                                              userspace switches (ArcSwap store), same moment
@@ -14,9 +15,11 @@
 //! (every query goes up to userspace, which has the change) rather than leave XDP answering
 //! the old data; the next publication that installs cleanly turns it back on.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
+use hickory_proto::rr::LowerName;
 
 use crate::fastpath::compile::{self, CompileReport};
 use crate::fastpath::maps::{InstallStats, MapWriteError, MapWriter};
@@ -79,6 +82,33 @@ impl Published {
         self.catalog.store(Arc::new(next));
         self.health.store(health);
         report
+    }
+
+    /// Change batches from the control plane: serves `next`, in which only the names `touched`
+    /// (zone origin, names) may answer differently, with `health` (read under the lock). The
+    /// maps get only those names' entries ([`compile::compile_touched`]); otherwise as
+    /// [`replace`](Self::replace).
+    pub fn replace_touched(
+        &self,
+        next: Catalog,
+        touched: &[(LowerName, HashSet<LowerName>)],
+        health: impl FnOnce() -> Arc<HealthState>,
+    ) {
+        let mut writer = self.writer.lock().expect("writer lock");
+        let health = health();
+        if let Some(writer) = writer.as_mut() {
+            let (change, _) = compile::compile_touched(&next, &health, touched, writer.installed());
+            match writer.apply(&change) {
+                Ok(_) => {
+                    if let Err(e) = writer.set_enabled(true) {
+                        tracing::error!("turning the fast path on: {e}");
+                    }
+                }
+                Err(e) => fast_path_off(writer, "change", &e),
+            }
+        }
+        self.catalog.store(Arc::new(next));
+        self.health.store(health);
     }
 
     /// Health changed: rewrites the affected map entries, then switches userspace. `latest`

@@ -12,16 +12,18 @@ use std::path::Path;
 
 use hickory_proto::rr::{LowerName, Name};
 
+use dns_user::config::{Overrides, resolve_text};
 use dns_user::control::store::sort_key;
+use dns_user::control::{Control, PageStart};
 use dns_user::fastpath::compile::{compile, compile_touched};
 use dns_user::health::HealthState;
 use dns_user::location::Regions;
 use dns_user::policy::{RandomSource, SplitMix64};
 use dns_user::zone::build::{SourcedSet, build};
 use dns_user::zone::records::{
-    AliasJson, ResourceRecordSet, ValueJson, check as check_set, set_key,
+    AliasJson, Change, ChangeBatch, ResourceRecordSet, ValueJson, check as check_set, set_key,
 };
-use dns_user::zone::{Catalog, Place, Zone};
+use dns_user::zone::{Catalog, Where, Zone};
 
 const ORIGIN: &str = "example.test.";
 const NAMES: &[&str] = &[
@@ -101,8 +103,7 @@ impl Gen {
             }
             6..=7 => {
                 let id = ["one", "two", "three"][self.below(3)];
-                let mut set =
-                    ResourceRecordSet::records(name, "A".into(), ttl, self.values("A"));
+                let mut set = ResourceRecordSet::records(name, "A".into(), ttl, self.values("A"));
                 set.set_identifier = Some(id.into());
                 set.weight = Some(self.below(4) as i64);
                 if self.below(3) == 0 {
@@ -119,7 +120,8 @@ impl Gen {
             _ => {
                 let (id, role) = [("p", "PRIMARY"), ("s", "SECONDARY")][self.below(2)];
                 let rtype = self.pick(&["A", "AAAA"]);
-                let mut set = ResourceRecordSet::records(name, rtype.into(), ttl, self.values(rtype));
+                let mut set =
+                    ResourceRecordSet::records(name, rtype.into(), ttl, self.values(rtype));
                 set.set_identifier = Some(id.into());
                 set.failover = Some(role.into());
                 set
@@ -133,10 +135,14 @@ fn key_of(set: &ResourceRecordSet) -> String {
     sort_key(&name, &rtype, id.as_deref())
 }
 
+fn test_file() -> Where {
+    Where::file(Path::new("test"))
+}
+
 fn sourced(set: &ResourceRecordSet) -> SourcedSet<'static> {
     SourcedSet {
         set: Cow::Owned(set.clone()),
-        place: Place::whole(Path::new("test")),
+        place: test_file(),
         record: None,
     }
 }
@@ -147,7 +153,7 @@ fn full(sets: &BTreeMap<String, ResourceRecordSet>) -> Result<Zone, String> {
         &Name::from_ascii(ORIGIN).unwrap(),
         &sourced,
         &Regions::new(),
-        Path::new("test"),
+        &test_file(),
     )
     .map_err(|e| e.to_string())
 }
@@ -207,7 +213,7 @@ fn a_rebuild_of_what_a_batch_touched_equals_a_full_build() {
                     .collect()
             };
             let expected = full(&next);
-            let rebuilt = zone.rebuild(&changed, &sets_at, &Regions::new(), Path::new("test"));
+            let rebuilt = zone.rebuild(&changed, &sets_at, &Regions::new(), &test_file());
             match (expected, rebuilt) {
                 (Ok(expected), Ok((rebuilt, touched))) => {
                     let differences = rebuilt.differences(&expected);
@@ -237,10 +243,14 @@ fn a_rebuild_of_what_a_batch_touched_equals_a_full_build() {
                 }
                 (Err(_), Err(_)) => refused += 1,
                 (Ok(_), Err(e)) => {
-                    panic!("seed {seed} step {step}: the full build accepts, the rebuild refuses: {e}")
+                    panic!(
+                        "seed {seed} step {step}: the full build accepts, the rebuild refuses: {e}"
+                    )
                 }
                 (Err(e), Ok(_)) => {
-                    panic!("seed {seed} step {step}: the full build refuses ({e}), the rebuild accepts")
+                    panic!(
+                        "seed {seed} step {step}: the full build refuses ({e}), the rebuild accepts"
+                    )
                 }
             }
         }
@@ -249,9 +259,111 @@ fn a_rebuild_of_what_a_batch_touched_equals_a_full_build() {
         "{accepted} batches accepted ({incremental_compiles} compiled incrementally), {refused} refused"
     );
     // The sequences exercise both outcomes, and the incremental compile (not its fallback).
-    assert!(accepted > 400 && refused > 200, "{accepted} accepted, {refused} refused");
+    assert!(
+        accepted > 400 && refused > 200,
+        "{accepted} accepted, {refused} refused"
+    );
     assert!(
         incremental_compiles * 10 > accepted * 9,
         "{incremental_compiles} of {accepted} compiled incrementally"
     );
+}
+
+/// The same through the control plane: batches validated against what they touch, stored,
+/// and published a few at a time as the publisher does; every publication serves the zone a
+/// full build of the stored record sets gives, and its patched tables equal a full compile.
+#[test]
+fn the_control_plane_publishes_what_a_full_rebuild_serves() {
+    let dir = std::env::temp_dir().join(format!("dns-incremental-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let settings = resolve_text(
+        "[store]\npath = \"store.redb\"\n",
+        &dir.join("dns.toml"),
+        &Overrides::default(),
+    )
+    .unwrap();
+    let control = Control::open(settings).unwrap();
+    let (zone, _) = control.create_zone("example.test", "r", None).unwrap();
+    let origin = LowerName::new(&Name::from_ascii(ORIGIN).unwrap());
+    let health = HealthState::default();
+    let mut installed = compile(&control.take_publication().catalog, &health).0;
+    let stored = || {
+        let page = PageStart {
+            max_items: Some(300),
+            ..PageStart::default()
+        };
+        let sets = control.list_record_sets(&zone.id, &page).unwrap();
+        assert!(!sets.is_truncated);
+        sets.resource_record_sets
+    };
+    let mut g = Gen(SplitMix64(7));
+    let (mut accepted, mut refused, mut incremental) = (0, 0, 0);
+    for step in 0..400 {
+        let existing = stored();
+        let mut changes = Vec::new();
+        for _ in 0..1 + g.below(3) {
+            if g.below(4) == 0 {
+                let set = existing[g.below(existing.len())].clone();
+                if set.rtype != "SOA" && !(set.rtype == "NS" && set.name == ORIGIN) {
+                    let action = "DELETE".into();
+                    changes.push(Change {
+                        action,
+                        resource_record_set: set,
+                    });
+                }
+            } else {
+                let action = "UPSERT".into();
+                changes.push(Change {
+                    action,
+                    resource_record_set: g.set(),
+                });
+            }
+        }
+        if changes.is_empty() {
+            continue;
+        }
+        let batch = ChangeBatch {
+            comment: None,
+            changes,
+        };
+        match control.change_record_sets(&zone.id, &batch) {
+            Ok(_) => accepted += 1,
+            Err(_) => refused += 1,
+        }
+        if g.below(3) != 0 && step != 399 {
+            continue; // batches pile up until the next publication
+        }
+        let publication = control.take_publication();
+        match &publication.touched {
+            Some(touched) => {
+                let (change, only_touched) =
+                    compile_touched(&publication.catalog, &health, touched, &installed);
+                incremental += usize::from(only_touched);
+                installed.apply(&change);
+            }
+            None => installed = compile(&publication.catalog, &health).0,
+        }
+        let expected = full(&stored().into_iter().map(|s| (key_of(&s), s)).collect()).unwrap();
+        let served = publication.catalog.zone(&origin).unwrap();
+        let differences = served.differences(&expected);
+        assert!(
+            differences.is_empty(),
+            "step {step}: served (left) and a full build (right) differ:\n{}",
+            differences.join("\n")
+        );
+        assert!(
+            installed == compile(&publication.catalog, &health).0,
+            "step {step}: the published tables differ from a full compile"
+        );
+    }
+    eprintln!(
+        "{accepted} batches accepted, {refused} refused, {incremental} publications compiled incrementally"
+    );
+    assert!(
+        accepted > 150 && refused > 50,
+        "{accepted} accepted, {refused} refused"
+    );
+    assert!(incremental > 50, "{incremental} incremental publications");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

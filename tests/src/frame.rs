@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use dns_user::zone::Catalog;
-use dns_user::zone::{Alias, Place, Zone, parse_zone_text};
+use dns_user::zone::{Alias, Where, Zone, parse_zone_text};
 use hickory_proto::rr::Name;
 
 pub use crate::testbed::{CLIENT_V4, CLIENT_V6, SERVER_V4, SERVER_V6};
@@ -39,7 +39,7 @@ pub fn origin() -> Name {
 pub fn catalog() -> Catalog {
     let path = Path::new("test.zone");
     let records = parse_zone_text(&origin(), TEST_ZONE, path).unwrap();
-    let place = Place::whole(Path::new("test.toml"));
+    let place = Where::file(Path::new("test.toml"));
     let aliases = ["A", "AAAA"]
         .iter()
         .map(|t| {

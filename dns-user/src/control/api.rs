@@ -33,12 +33,19 @@ pub struct ApiState {
 
 type Shared = State<Arc<ApiState>>;
 
-/// An API error response.
-pub struct ApiError(StatusCode, String, String, Vec<String>);
+/// An API error response, in Route 53's terms.
+pub struct ApiError {
+    pub status: StatusCode,
+    /// Route 53's error code (`InvalidChangeBatch`, `NoSuchHostedZone`, ...).
+    pub code: &'static str,
+    pub message: String,
+    /// Each problem of an invalid change batch.
+    pub problems: Vec<String>,
+}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        crate::http::error(self.0, &self.1, &self.2, &self.3)
+        crate::http::error(self.status, self.code, &self.message, &self.problems)
     }
 }
 
@@ -59,17 +66,22 @@ impl From<ControlError> for ApiError {
         if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!("API: {e}");
         }
-        ApiError(status, e.code().to_string(), e.to_string(), problems)
+        ApiError {
+            status,
+            code: e.code(),
+            message: e.to_string(),
+            problems,
+        }
     }
 }
 
 fn bad(message: impl Into<String>) -> ApiError {
-    ApiError(
-        StatusCode::BAD_REQUEST,
-        "InvalidInput".into(),
-        message.into(),
-        Vec::new(),
-    )
+    ApiError {
+        status: StatusCode::BAD_REQUEST,
+        code: "InvalidInput",
+        message: message.into(),
+        problems: Vec::new(),
+    }
 }
 
 /// Parses a JSON body strictly.
@@ -83,13 +95,11 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| {
-            ApiError(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "InternalError".into(),
-                e.to_string(),
-                Vec::new(),
-            )
+        .map_err(|e| ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "InternalError",
+            message: e.to_string(),
+            problems: Vec::new(),
         })?
         .map_err(ApiError::from)
 }
@@ -203,13 +213,10 @@ async fn change_sets(
     Path(id): Path<String>,
     bytes: Bytes,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let req: ChangeRequest = body(&bytes).map_err(|e| {
-        ApiError(
-            e.0,
-            "InvalidChangeBatch".into(),
-            e.2.clone(),
-            vec![e.2.clone()],
-        )
+    let req: ChangeRequest = body(&bytes).map_err(|e| ApiError {
+        code: "InvalidChangeBatch",
+        problems: vec![e.message.clone()],
+        ..e
     })?;
     let control = s.control.clone();
     let change = blocking(move || control.change_record_sets(&id, &req.change_batch)).await?;

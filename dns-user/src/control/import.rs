@@ -7,6 +7,7 @@
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -16,12 +17,12 @@ use crate::config::{Settings, ZoneSource, ZoneSpec};
 use crate::location::Regions;
 use crate::zone::build::{self, SourcedSet};
 use crate::zone::records::{self, ResourceRecordSet};
-use crate::zone::{Catalog, Place, Zone, ZoneError, rdata};
+use crate::zone::{Catalog, Problem, Where, Zone, rdata};
 
 /// Every zone of `settings` built from its record sets, with its location data: the catalog
 /// `check-config` and `export` check and print. The first problem (with file and line) stops
 /// it and nothing is used.
-pub fn catalog(settings: &Settings) -> Result<Catalog, ZoneError> {
+pub fn catalog(settings: &Settings) -> Result<Catalog, Problem> {
     let known: HashSet<&str> = settings
         .health_checks
         .iter()
@@ -37,19 +38,24 @@ pub fn catalog(settings: &Settings) -> Result<Catalog, ZoneError> {
 
 /// One config zone built from its record sets ([`record_sets`], [`build::build`]), whose
 /// record sets may only name the health checks `known`.
-pub fn zone(spec: &ZoneSpec, regions: &Regions, known: &HashSet<&str>) -> Result<Zone, ZoneError> {
+pub fn zone(spec: &ZoneSpec, regions: &Regions, known: &HashSet<&str>) -> Result<Zone, Problem> {
     let source = match &spec.source {
         Some(ZoneSource::File(path)) => path.as_path(),
         Some(ZoneSource::Embedded { name, .. }) => Path::new(name),
         None => spec.config.as_path(),
     };
-    let zone = build::build(&spec.origin, &record_sets(spec, regions)?, regions, source)?;
+    let zone = build::build(
+        &spec.origin,
+        &record_sets(spec, regions)?,
+        regions,
+        &Where::file(source),
+    )?;
     let place = spec
         .route53
         .first()
         .filter(|_| spec.records.is_empty())
-        .map_or_else(|| Place::whole(&spec.config), |p| Place::whole(p));
-    build::check_known_checks(zone, known, &place)
+        .map_or_else(|| Where::file(&spec.config), |p| Where::file(p));
+    build::check_known_checks(zone, known, &place, None)
 }
 
 /// The record sets a config zone declares, each converted once to the record-set form: its
@@ -60,7 +66,7 @@ pub fn zone(spec: &ZoneSpec, regions: &Regions, known: &HashSet<&str>) -> Result
 pub fn record_sets(
     spec: &ZoneSpec,
     regions: &Regions,
-) -> Result<Vec<SourcedSet<'static>>, ZoneError> {
+) -> Result<Vec<SourcedSet<'static>>, Problem> {
     let mut out: Vec<SourcedSet<'static>> = Vec::new();
     let records = match &spec.source {
         Some(ZoneSource::File(path)) => crate::zone::read_zone_file(&spec.origin, path)?,
@@ -99,19 +105,19 @@ pub fn record_sets(
             }
         }
     }
-    let mut numbered: Vec<(ResourceRecordSet, Place, String)> = spec
+    let mut numbered: Vec<(ResourceRecordSet, Where, String)> = spec
         .records
         .iter()
         .map(|r| {
             (
                 r.to_record_set(&spec.origin),
-                Place::whole(&spec.config),
+                Where::file(&spec.config),
                 r.name.clone(),
             )
         })
         .collect();
     for path in &spec.route53 {
-        let place = Place::whole(path);
+        let place = Where::file(path);
         let applied = records::load(path, regions).map_err(|e| {
             place.error(format!(
                 "invalid change batch:\n  {}",
@@ -131,7 +137,7 @@ pub fn record_sets(
     if !has_soa {
         numbered.extend(build::default_sets(&spec.origin).into_iter().map(|s| {
             let name = s.name.clone();
-            (s, Place::whole(&spec.config), name)
+            (s, Where::file(&spec.config), name)
         }));
     }
     out.extend(
@@ -167,10 +173,10 @@ pub(super) fn rebuild_all(
         let sets = g.store.state().sets(&zone.id);
         match build_zone_with(&g.settings, zone, &sets, &known) {
             Ok(z) => {
-                built.insert(zone.id.clone(), z);
+                built.insert(zone.id.clone(), Arc::new(z));
             }
             Err(e) => {
-                problems.push(e);
+                problems.push(e.to_string());
                 if let Some(old) = g.built.get(&zone.id) {
                     built.insert(zone.id.clone(), old.clone());
                 }
@@ -178,13 +184,14 @@ pub(super) fn rebuild_all(
         }
     }
     if strict && !problems.is_empty() {
-        return Err(ImportError(problems.join("\n")));
+        return Err(ImportError { problems });
     }
     g.built = built;
+    g.publish_all = true;
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(ImportError(format!(
+        Err(ImportError::one(format!(
             "zones kept at their last good version:\n  {}",
             problems.join("\n  ")
         )))
@@ -361,7 +368,7 @@ pub(super) fn import(
             // Keep the stored checks; zones are validated against those.
             problems.push(e.to_string());
             checks = state.checks.clone();
-            validate_checks(&checks).map_err(|e| fail(ImportError(e.to_string())))?
+            validate_checks(&checks).map_err(|e| fail(ImportError::one(e)))?
         }
     };
     let known: HashSet<&str> = specs.iter().map(|c| c.id.as_str()).collect();
@@ -378,7 +385,7 @@ pub(super) fn import(
         }
     }
     if strict && !problems.is_empty() {
-        return Err(fail(ImportError(problems.join("\n"))));
+        return Err(fail(ImportError { problems }));
     }
     for c in checks.values() {
         if state.checks.get(&c.id) != Some(c) {
@@ -394,7 +401,7 @@ pub(super) fn import(
     let mut built_zones = Vec::new();
     for (zone, sets, built) in accepted {
         fresh.insert(zone.id.clone());
-        built_zones.push((zone.id.clone(), built));
+        built_zones.push((zone.id.clone(), Arc::new(built)));
         tracing::info!(
             "imported zone {} ({} record sets) from {}",
             zone.name,
@@ -416,15 +423,16 @@ pub(super) fn import(
     }
     g.store
         .commit(write)
-        .map_err(|e| fail(ImportError(e.to_string())))?;
+        .map_err(|e| fail(ImportError::one(e)))?;
     g.specs = specs;
     for z in &removed_zones {
         g.built.remove(&z.id);
     }
     g.built.extend(built_zones);
+    g.publish_all = true;
     if problems.is_empty() {
         Ok(fresh)
     } else {
-        Err((fresh, ImportError(problems.join("\n"))))
+        Err((fresh, ImportError { problems }))
     }
 }

@@ -2,10 +2,10 @@
 //! [`Store`] and published to both answer paths.
 //!
 //! ```text
-//!  API / config import ──> validate (whole batch, zone rebuilt) ──> Store::commit (fsync)
-//!        │  ChangeInfo PENDING                                            │
-//!        ▼                                                                ▼
-//!  publisher thread ──> Published::replace (XDP maps, then userspace) ──> INSYNC
+//!  API / config import ──> validate (whole batch, touched names rebuilt) ──> Store::commit (fsync)
+//!        │  ChangeInfo PENDING                                                   │
+//!        ▼                                                                       ▼
+//!  publisher thread ──> Published::replace[_touched] (XDP maps, then userspace) ──> INSYNC
 //! ```
 //!
 //! One source of truth: the server answers from the store's zones. Zones and health checks
@@ -16,8 +16,10 @@
 //! restarts until its source file changes.
 //!
 //! A change is validated completely before it is stored (Route 53's change-batch rules, then
-//! the zone is rebuilt exactly as it will be served: policy mixing, alias loops, unknown
-//! health checks, bad values), so what is stored always loads.
+//! the names it touches and those that follow them are assembled again exactly as they will be
+//! served, [`Zone::rebuild`]: policy mixing, alias loops, unknown health checks, bad values),
+//! so what is stored always loads. It costs what the batch touches, apart from copying the
+//! zone's model (one `Zone` clone per batch).
 
 pub mod api;
 pub mod import;
@@ -26,28 +28,58 @@ pub mod store;
 mod views;
 
 use publisher::catalog_of;
-pub use publisher::{INSYNC_BUCKETS, InsyncStats};
+pub use publisher::{INSYNC_BUCKETS, InsyncStats, Publication};
 pub use views::{PageStart, RecordSetPage, TestAnswer, ZoneConfigView, ZoneView};
 use views::{rcode_name, view_of};
 
 use import::{import, rebuild_all};
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
-use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::rr::{LowerName, Name, RecordType};
 
 use crate::config::Settings;
 use crate::health::monitor::{CheckStatus, Monitor};
 use crate::health::spec::{CheckSpec, HealthCheckConfig};
 use crate::publish::Published;
 use crate::zone::Catalog;
-use crate::zone::records::{self, ChangeBatch, ResourceRecordSet};
-use crate::zone::{self, Zone};
+use crate::zone::build::SourcedSet;
+use crate::zone::records::{self, ChangeBatch, ResourceRecordSet, SetKey};
+use crate::zone::{self, Problem, Where, Zone};
 use store::{ChangeInfo, ChangeStatus, HostedZone, State, Store, StoreError, StoredCheck, Write};
+
+/// What the control plane keeps, as a request names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    HostedZone,
+    Change,
+    HealthCheck,
+}
+
+impl Kind {
+    /// Route 53's error code when one is missing.
+    pub fn missing_code(self) -> &'static str {
+        match self {
+            Kind::HostedZone => "NoSuchHostedZone",
+            Kind::Change => "NoSuchChange",
+            Kind::HealthCheck => "NoSuchHealthCheck",
+        }
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Kind::HostedZone => "hosted zone",
+            Kind::Change => "change",
+            Kind::HealthCheck => "health check",
+        })
+    }
+}
 
 /// Why a control request was refused; nothing of it was applied.
 #[derive(Debug, thiserror::Error)]
@@ -57,7 +89,7 @@ pub enum ControlError {
     #[error("invalid change batch:\n  {}", problems.join("\n  "))]
     InvalidChangeBatch { problems: Vec<String> },
     #[error("no such {what} {id}")]
-    NotFound { what: &'static str, id: String },
+    NotFound { what: Kind, id: String },
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
     #[error("{message}")]
@@ -78,12 +110,7 @@ impl ControlError {
         match self {
             ControlError::InvalidInput { .. } => "InvalidInput",
             ControlError::InvalidChangeBatch { .. } => "InvalidChangeBatch",
-            ControlError::NotFound { what, .. } => match *what {
-                "hosted zone" => "NoSuchHostedZone",
-                "change" => "NoSuchChange",
-                "health check" => "NoSuchHealthCheck",
-                _ => "NotFound",
-            },
+            ControlError::NotFound { what, .. } => what.missing_code(),
             ControlError::Conflict { code, .. } | ControlError::Refused { code, .. } => code,
             ControlError::Store(_) => "InternalError",
         }
@@ -92,14 +119,28 @@ impl ControlError {
 
 /// A config zone or check that could not be imported (startup refuses them all).
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ImportError(pub String);
+#[error("{}", problems.join("\n"))]
+pub struct ImportError {
+    pub problems: Vec<String>,
+}
+
+impl ImportError {
+    fn one(problem: impl ToString) -> ImportError {
+        ImportError {
+            problems: vec![problem.to_string()],
+        }
+    }
+}
 
 struct Inner {
     store: Store,
     settings: Arc<Settings>,
     /// Zone id -> the zone as served (built when its sets were validated).
-    built: HashMap<String, Zone>,
+    built: HashMap<String, Arc<Zone>>,
+    /// Since the last publication: the names change batches touched (zone origin, names),
+    /// and whether anything else changed the zones (then everything is compiled again).
+    touched: Vec<(LowerName, HashSet<LowerName>)>,
+    publish_all: bool,
     /// The store's health checks, validated.
     specs: Vec<CheckSpec>,
     checks_version: u64,
@@ -137,13 +178,15 @@ impl Control {
     /// Opens the store and imports the config's zones and health checks into it; every
     /// problem is an error (the daemon does not start on a config it cannot serve).
     pub fn open(settings: Settings) -> Result<Control, ImportError> {
-        let mut store = Store::open(&settings.store).map_err(|e| ImportError(e.to_string()))?;
-        forget_old_changes(&mut store).map_err(|e| ImportError(e.to_string()))?;
+        let mut store = Store::open(&settings.store).map_err(ImportError::one)?;
+        forget_old_changes(&mut store).map_err(ImportError::one)?;
         let last_sequence = store.state().last_sequence();
         let mut inner = Inner {
             store,
             settings: Arc::new(settings),
             built: HashMap::new(),
+            touched: Vec::new(),
+            publish_all: false,
             specs: Vec::new(),
             checks_version: 1,
             published_checks_version: 0,
@@ -237,12 +280,12 @@ impl Control {
         let fresh = match import(&mut g, &settings, false) {
             Ok(fresh) => fresh,
             Err((fresh, e)) => {
-                problems.push(e.0);
+                problems.extend(e.problems);
                 fresh
             }
         };
         if let Err(e) = rebuild_all(&mut g, &fresh, false) {
-            problems.push(e.0);
+            problems.extend(e.problems);
         }
         // Published even without a stored change: locations or regions may have changed.
         g.checks_version += 1;
@@ -307,7 +350,9 @@ impl Control {
         };
         let name = Name::from_ascii(&origin).expect("checked above");
         let sets: Vec<ResourceRecordSet> = crate::zone::build::default_sets(&name);
-        let built = build_zone(&g, &zone, &sets).map_err(ControlError::invalid)?;
+        let built =
+            build_zone(&g, &zone, &sets).map_err(|e| ControlError::invalid(e.to_string()))?;
+        let built = Some(Arc::new(built));
         let change = next_change(&mut g, comment, &zone.id);
         let mut view = view_of(g.store.state(), &zone);
         view.resource_record_set_count = sets.len();
@@ -316,7 +361,7 @@ impl Control {
             .put_zone(zone.clone())
             .replace_sets(&zone.id, sets)
             .put_change(change.clone());
-        let change = self.commit_change(g, write, &zone.id, Some(built), change)?;
+        let change = self.commit_change(g, write, &zone.id, built, change, None)?;
         Ok((view, change))
     }
 
@@ -362,20 +407,29 @@ impl Control {
         let change = next_change(&mut g, Some(format!("delete {}", zone.name)), id);
         let mut write = Write::default();
         write.delete_zone(id).put_change(change.clone());
-        self.commit_change(g, write, id, None, change)
+        self.commit_change(g, write, id, None, change, None)
     }
 
     /// Stores `write` (with `change` in it), serves `built` as zone `zone_id` (`None`: the
-    /// zone is gone) and wakes the publisher, which owes `change` an INSYNC.
+    /// zone is gone) and wakes the publisher, which owes `change` an INSYNC. `touched`: the
+    /// only names whose answers may differ (else the publisher compiles everything).
     fn commit_change(
         &self,
         mut g: MutexGuard<'_, Inner>,
         write: Write,
         zone_id: &str,
-        built: Option<Zone>,
+        built: Option<Arc<Zone>>,
         change: ChangeInfo,
+        touched: Option<HashSet<LowerName>>,
     ) -> Result<ChangeInfo, ControlError> {
         g.store.commit(write)?;
+        match (&built, touched) {
+            (Some(zone), Some(names)) => {
+                let origin = LowerName::new(zone.origin());
+                g.touched.push((origin, names));
+            }
+            _ => g.publish_all = true,
+        }
         match built {
             Some(zone) => g.built.insert(zone_id.to_string(), zone),
             None => g.built.remove(zone_id),
@@ -395,37 +449,33 @@ impl Control {
         // Route 53's size limits first: they bound all the work below.
         records::check_limits(batch)
             .map_err(|problems| ControlError::InvalidChangeBatch { problems })?;
-        // Validated against a snapshot, outside the lock that answers and other calls need;
-        // committed only if neither the zone nor the checks changed meanwhile. After a few
-        // such races the batch is validated under the lock, so it always gets an answer.
+        // Validated against a snapshot of what the batch touches, outside the lock that
+        // answers and other calls need; committed only if neither the zone nor the checks
+        // changed meanwhile. After a few such races the batch is validated under the lock, so
+        // it always gets an answer.
         for attempt in 1.. {
             let locked = attempt > 3;
-            let snapshot = |g: &Inner| -> Result<_, ControlError> {
-                let zone = zone_by_id(g.store.state(), zone_id)?.clone();
-                let known: HashSet<String> = g.specs.iter().map(|c| c.id.clone()).collect();
-                let current = g.store.state().sets(zone_id);
-                Ok((zone, current, g.settings.clone(), known, g.checks_version))
-            };
             let mut held = locked.then(|| self.lock());
-            let (zone, current, settings, known, checks_version) = match &held {
-                Some(g) => snapshot(g)?,
-                None => snapshot(&self.lock())?,
+            let snapshot = match &held {
+                Some(g) => Snapshot::take(g, zone_id, batch)?,
+                None => Snapshot::take(&self.lock(), zone_id, batch)?,
             };
-            let (sets, built) = validate_batch(&zone, current, batch, &settings, &known)?;
+            let validated = snapshot.validate(batch)?;
             let mut g = held.take().unwrap_or_else(|| self.lock());
             let now = zone_by_id(g.store.state(), zone_id)?;
-            if now.version != zone.version || g.checks_version != checks_version {
+            if now.version != snapshot.zone.version || g.checks_version != snapshot.checks_version {
                 continue;
             }
             let change = next_change(&mut g, batch.comment.clone(), zone_id);
-            let mut zone = zone;
+            let mut zone = snapshot.zone;
             zone.version += 1;
             let mut write = Write::default();
             write
                 .put_zone(zone)
-                .replace_sets(zone_id, sets)
+                .change_sets(zone_id, validated.changes)
                 .put_change(change.clone());
-            return self.commit_change(g, write, zone_id, Some(built), change);
+            let built = Some(Arc::new(validated.zone));
+            return self.commit_change(g, write, zone_id, built, change, Some(validated.touched));
         }
         unreachable!("the locked attempt always commits or fails")
     }
@@ -487,7 +537,7 @@ impl Control {
             .get(id)
             .cloned()
             .ok_or_else(|| ControlError::NotFound {
-                what: "change",
+                what: Kind::Change,
                 id: id.to_string(),
             })
     }
@@ -573,7 +623,7 @@ impl Control {
             .get(id)
             .cloned()
             .ok_or_else(|| ControlError::NotFound {
-                what: "health check",
+                what: Kind::HealthCheck,
                 id: id.to_string(),
             })
     }
@@ -593,7 +643,7 @@ impl Control {
                 .get(id)
                 .cloned()
                 .ok_or_else(|| ControlError::NotFound {
-                    what: "health check",
+                    what: Kind::HealthCheck,
                     id: id.to_string(),
                 })?;
         let mut patch = patch;
@@ -640,7 +690,7 @@ impl Control {
         let state = g.store.state();
         if !state.checks.contains_key(id) {
             return Err(ControlError::NotFound {
-                what: "health check",
+                what: Kind::HealthCheck,
                 id: id.to_string(),
             });
         }
@@ -794,7 +844,7 @@ fn parse_zone_name(name: &str) -> Result<String, ControlError> {
 fn zone_by_id<'a>(state: &'a State, id: &str) -> Result<&'a HostedZone, ControlError> {
     let id = id.strip_prefix("/hostedzone/").unwrap_or(id);
     state.zones.get(id).ok_or_else(|| ControlError::NotFound {
-        what: "hosted zone",
+        what: Kind::HostedZone,
         id: id.to_string(),
     })
 }
@@ -866,45 +916,174 @@ fn validate_checks(checks: &BTreeMap<String, StoredCheck>) -> Result<Vec<CheckSp
     crate::health::spec::build(configs).map_err(|e| ControlError::invalid(e.problems.join("\n")))
 }
 
-/// `batch` applied to the record sets `current` of `zone`: every problem listed (names
-/// outside the zone, Route 53's rules), then the zone built as it will be served.
-fn validate_batch(
-    zone: &HostedZone,
-    current: Vec<ResourceRecordSet>,
-    batch: &ChangeBatch,
-    settings: &Settings,
-    known: &HashSet<String>,
-) -> Result<(Vec<ResourceRecordSet>, Zone), ControlError> {
-    let mut problems = Vec::new();
-    let suffix = format!(".{}", zone.name);
-    for (i, c) in batch.changes.iter().enumerate() {
-        let name = crate::zone::absolute_lower(&c.resource_record_set.name);
-        if name != zone.name && !name.ends_with(&suffix) {
-            problems.push(format!(
-                "change #{} ({} {}): the name is not in zone {}",
-                i + 1,
-                crate::text::escape(&c.action),
-                crate::text::escape(&c.resource_record_set.name),
-                zone.name
-            ));
+/// What a change batch is validated against, copied under the lock: the zone as served and
+/// the record sets the batch touches or that follow them (aliases). Costs what the batch
+/// touches, whatever the zone's size.
+struct Snapshot {
+    zone: HostedZone,
+    built: Arc<Zone>,
+    settings: Arc<Settings>,
+    known: HashSet<String>,
+    checks_version: u64,
+    /// The zone's record sets at the keys the batch names.
+    existing: HashMap<SetKey, ResourceRecordSet>,
+    /// The zone's record sets at each name the batch touches or that follows one.
+    at: HashMap<LowerName, Vec<ResourceRecordSet>>,
+}
+
+/// A batch validated: what to store, the zone as it will be served, and the names whose
+/// answers may differ.
+struct Validated {
+    changes: Vec<(SetKey, Option<ResourceRecordSet>)>,
+    zone: Zone,
+    touched: HashSet<LowerName>,
+}
+
+impl Snapshot {
+    fn take(g: &Inner, zone_id: &str, batch: &ChangeBatch) -> Result<Snapshot, ControlError> {
+        let state = g.store.state();
+        let zone = zone_by_id(state, zone_id)?.clone();
+        let built = match g.built.get(zone_id) {
+            Some(built) => built.clone(),
+            // Not served (its last import failed): the batch is checked against a full build.
+            None => Arc::new(
+                build_zone(g, &zone, &state.sets(zone_id))
+                    .map_err(|e| ControlError::invalid(e.to_string()))?,
+            ),
+        };
+        let mut existing = HashMap::new();
+        let mut changed = HashSet::new();
+        for c in &batch.changes {
+            let key = records::set_key(&records::normalize(c.resource_record_set.clone()));
+            if let Some(set) = state.set(zone_id, &key) {
+                existing.insert(key.clone(), set.clone());
+            }
+            if let Some(name) = lower_name(&key.0) {
+                changed.insert(name);
+            }
         }
+        let at = built
+            .dependents_of(&changed)
+            .into_iter()
+            .map(|name| {
+                let sets = state.sets_at(zone_id, &Name::from(name.clone()).to_ascii());
+                (name, sets)
+            })
+            .collect();
+        Ok(Snapshot {
+            zone,
+            built,
+            settings: g.settings.clone(),
+            known: g.specs.iter().map(|c| c.id.clone()).collect(),
+            checks_version: g.checks_version,
+            existing,
+            at,
+        })
     }
-    let sets = match records::apply_to(current, batch, &settings.regions, Some(&zone.name)) {
-        Ok(sets) if problems.is_empty() => sets,
-        Ok(_) => return Err(ControlError::InvalidChangeBatch { problems }),
-        Err(more) => {
-            problems.extend(more);
-            return Err(ControlError::InvalidChangeBatch { problems });
+
+    /// The batch applied: every problem listed (names outside the zone, Route 53's rules),
+    /// then the names it touches assembled again as they will be served ([`Zone::rebuild`]).
+    fn validate(&self, batch: &ChangeBatch) -> Result<Validated, ControlError> {
+        let zone = &self.zone;
+        let invalid = |problems| ControlError::InvalidChangeBatch { problems };
+        let mut problems = Vec::new();
+        let suffix = format!(".{}", zone.name);
+        for (i, c) in batch.changes.iter().enumerate() {
+            let name = crate::zone::absolute_lower(&c.resource_record_set.name);
+            if name != zone.name && !name.ends_with(&suffix) {
+                problems.push(format!(
+                    "change #{} ({} {}): the name is not in zone {}",
+                    i + 1,
+                    crate::text::escape(&c.action),
+                    crate::text::escape(&c.resource_record_set.name),
+                    zone.name
+                ));
+            }
         }
-    };
-    let known: HashSet<&str> = known.iter().map(String::as_str).collect();
-    let built = build_zone_with(settings, zone, &sets, &known)
-        .map_err(|e| ControlError::InvalidChangeBatch { problems: vec![e] })?;
-    Ok((sets, built))
+        let existing = |k: &SetKey| self.existing.get(k).cloned();
+        let changes = match records::apply_changes(
+            &existing,
+            batch,
+            &self.settings.regions,
+            Some(&zone.name),
+        ) {
+            Ok(changes) if problems.is_empty() => changes,
+            Ok(_) => return Err(invalid(problems)),
+            Err(more) => {
+                problems.extend(more);
+                return Err(invalid(problems));
+            }
+        };
+        let place = Where::HostedZone {
+            id: zone.id.clone(),
+        };
+        // A set the batch wrote is named by the change that wrote it.
+        let mut by_change: HashMap<SetKey, Where> = HashMap::new();
+        for (i, c) in batch.changes.iter().enumerate() {
+            let key = records::set_key(&records::normalize(c.resource_record_set.clone()));
+            by_change.insert(
+                key,
+                Where::Change {
+                    zone: zone.id.clone(),
+                    number: i + 1,
+                },
+            );
+        }
+        let changed: HashSet<LowerName> = changes
+            .iter()
+            .filter_map(|(k, _)| lower_name(&k.0))
+            .collect();
+        let sets_at = |name: &LowerName| -> Vec<SourcedSet<'static>> {
+            let mut sets: Vec<ResourceRecordSet> = self
+                .at
+                .get(name)
+                .into_iter()
+                .flatten()
+                .filter(|s| !changes.iter().any(|(k, _)| *k == records::set_key(s)))
+                .cloned()
+                .collect();
+            sets.extend(
+                changes
+                    .iter()
+                    .filter_map(|(_, s)| s.clone())
+                    .filter(|s| lower_name(&s.name).as_ref() == Some(name)),
+            );
+            sets.sort_by_cached_key(|s| {
+                store::sort_key(&s.name, &s.rtype, s.set_identifier.as_deref())
+            });
+            sets.into_iter()
+                .map(|set| SourcedSet {
+                    place: by_change
+                        .get(&records::set_key(&set))
+                        .unwrap_or(&place)
+                        .clone(),
+                    set: Cow::Owned(set),
+                    record: None,
+                })
+                .collect()
+        };
+        let (rebuilt, touched) = self
+            .built
+            .rebuild(&changed, &sets_at, &self.settings.regions, &place)
+            .map_err(|e| invalid(vec![e.to_string()]))?;
+        let known: HashSet<&str> = self.known.iter().map(String::as_str).collect();
+        let zone = crate::zone::build::check_known_checks(rebuilt, &known, &place, Some(&touched))
+            .map_err(|e| invalid(vec![e.to_string()]))?;
+        Ok(Validated {
+            changes,
+            zone,
+            touched,
+        })
+    }
+}
+
+/// A stored name (absolute, lower case) as a DNS name.
+fn lower_name(name: &str) -> Option<LowerName> {
+    Name::from_ascii(name).ok().map(|n| LowerName::new(&n))
 }
 
 /// The zone `zone` with record sets `sets`, built as it will be served.
-fn build_zone(g: &Inner, zone: &HostedZone, sets: &[ResourceRecordSet]) -> Result<Zone, String> {
+fn build_zone(g: &Inner, zone: &HostedZone, sets: &[ResourceRecordSet]) -> Result<Zone, Problem> {
     let known: HashSet<&str> = g.specs.iter().map(|c| c.id.as_str()).collect();
     build_zone_with(&g.settings, zone, sets, &known)
 }
@@ -914,10 +1093,12 @@ fn build_zone_with(
     zone: &HostedZone,
     sets: &[ResourceRecordSet],
     known: &HashSet<&str>,
-) -> Result<Zone, String> {
-    let origin = Name::from_ascii(&zone.name).map_err(|e| format!("zone {}: {e}", zone.name))?;
-    let label = PathBuf::from(format!("hosted zone {}", zone.id));
-    let place = crate::zone::Place::whole(&label);
+) -> Result<Zone, Problem> {
+    let place = Where::HostedZone {
+        id: zone.id.clone(),
+    };
+    let origin = Name::from_ascii(&zone.name)
+        .map_err(|e| place.error(format!("zone {}: {e}", zone.name)))?;
     let sourced: Vec<crate::zone::build::SourcedSet<'_>> = sets
         .iter()
         .enumerate()
@@ -927,13 +1108,14 @@ fn build_zone_with(
             record: Some((i + 1, std::borrow::Cow::Borrowed(s.name.as_str()))),
         })
         .collect();
-    let built = crate::zone::build::build(&origin, &sourced, &settings.regions, &label)
-        .map_err(|e| e.to_string())?;
-    crate::zone::build::check_known_checks(built, known, &place).map_err(|e| e.to_string())
+    let built = crate::zone::build::build(&origin, &sourced, &settings.regions, &place)?;
+    crate::zone::build::check_known_checks(built, known, &place, None)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
     use crate::config::{Overrides, resolve_text};
 

@@ -2,8 +2,11 @@
 //! reloads, new health checks) to [`Published`], one publication at a time, and marks the
 //! changes it carried INSYNC.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use hickory_proto::rr::LowerName;
 
 use super::*;
 
@@ -76,7 +79,7 @@ impl Control {
     fn publish_loop(&self) {
         let (published, monitor) = self.serving.get().expect("set before the thread starts");
         loop {
-            let (catalog, checks, sequence, requested) = {
+            let (catalog, checks, sequence, requested, touched) = {
                 let mut g = self.lock();
                 while !g.stop
                     && g.requested == g.completed
@@ -92,7 +95,8 @@ impl Control {
                 let requested = g.requested;
                 let checks = (g.published_checks_version != g.checks_version)
                     .then(|| (g.specs.clone(), g.checks_version));
-                (catalog_of(&mut g), checks, g.last_sequence, requested)
+                let Publication { catalog, touched } = take_publication(&mut g);
+                (catalog, checks, g.last_sequence, requested, touched)
             };
             match checks {
                 Some((specs, version)) => {
@@ -103,9 +107,14 @@ impl Control {
                     published.health(&|| monitor.health());
                     self.lock().published_checks_version = version;
                 }
-                None => {
-                    published.replace(catalog, || monitor.health());
-                }
+                None => match touched {
+                    Some(touched) => {
+                        published.replace_touched(catalog, &touched, || monitor.health())
+                    }
+                    None => {
+                        published.replace(catalog, || monitor.health());
+                    }
+                },
             }
             self.mark_insync(sequence);
             self.lock().completed = requested;
@@ -135,6 +144,32 @@ impl Control {
     }
 }
 
+/// What the next publication serves.
+pub struct Publication {
+    pub catalog: Catalog,
+    /// The only names whose answers may differ from the last publication (zone origin,
+    /// names), when only change batches happened since; `None`: anything may differ.
+    pub touched: Option<Vec<(LowerName, HashSet<LowerName>)>>,
+}
+
+impl Control {
+    /// Takes what the next publication serves, as the publisher thread does (for a
+    /// publisher of one's own, in tests: the thread must not be running).
+    pub fn take_publication(&self) -> Publication {
+        take_publication(&mut self.lock())
+    }
+}
+
+fn take_publication(g: &mut Inner) -> Publication {
+    // Only the names batches touched, unless anything else changed the zones.
+    let touched = std::mem::take(&mut g.touched);
+    let all = std::mem::replace(&mut g.publish_all, false);
+    Publication {
+        catalog: catalog_of(g),
+        touched: (!all && !touched.is_empty()).then_some(touched),
+    }
+}
+
 /// The catalog the built zones make, counting into the control plane's per-zone counters.
 pub(super) fn catalog_of(g: &mut Inner) -> Catalog {
     for zone in g.built.values() {
@@ -149,7 +184,7 @@ pub(super) fn catalog_of(g: &mut Inner) -> Catalog {
         slots: g.zone_slots.clone(),
         hits: g.zone_hits.clone(),
     });
-    Catalog::new(g.built.values().cloned())
+    Catalog::of_shared(g.built.values().cloned())
         .with_locations(g.settings.locations.clone())
         .with_zone_counters(counters)
 }

@@ -16,7 +16,7 @@ use redb::{Database, Durability, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use crate::zone::absolute_lower;
-use crate::zone::records::{ResourceRecordSet, set_key};
+use crate::zone::records::{ResourceRecordSet, SetKey, set_key};
 
 const ZONES: TableDefinition<&str, &[u8]> = TableDefinition::new("zones");
 /// Key: zone id, `\x1f`, [`sort_key`].
@@ -135,6 +135,25 @@ impl State {
             .unwrap_or_default()
     }
 
+    /// A zone's record set with the identity `key`.
+    pub fn set(&self, zone_id: &str, key: &SetKey) -> Option<&ResourceRecordSet> {
+        let sort = sort_key(&key.0, &key.1, key.2.as_deref());
+        self.rrsets.get(zone_id)?.get(&sort)
+    }
+
+    /// A zone's record sets at `name` (absolute, lower case), in Route 53's list order.
+    pub fn sets_at(&self, zone_id: &str, name: &str) -> Vec<ResourceRecordSet> {
+        let Some(sets) = self.rrsets.get(zone_id) else {
+            return Vec::new();
+        };
+        // The sort key starts with the reversed name and a separator: one contiguous range.
+        let prefix = name_prefix(name);
+        sets.range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .map(|(_, s)| s.clone())
+            .collect()
+    }
+
     /// The highest change sequence accepted.
     pub fn last_sequence(&self) -> u64 {
         self.changes.values().map(|c| c.sequence).max().unwrap_or(0)
@@ -144,14 +163,19 @@ impl State {
 /// Route 53's list order: the name with its labels reversed (`org.example.www`), then type,
 /// then set identifier.
 pub fn sort_key(name: &str, rtype: &str, set_id: Option<&str>) -> String {
-    let name = absolute_lower(name);
-    let reversed: Vec<&str> = name.trim_end_matches('.').rsplit('.').collect();
     format!(
-        "{}\x1f{}\x1f{}",
-        reversed.join("."),
+        "{}{}\x1f{}",
+        name_prefix(name),
         rtype.to_ascii_uppercase(),
         set_id.unwrap_or("")
     )
+}
+
+/// The start every [`sort_key`] of a name shares: its labels reversed, then a separator.
+fn name_prefix(name: &str) -> String {
+    let name = absolute_lower(name);
+    let reversed: Vec<&str> = name.trim_end_matches('.').rsplit('.').collect();
+    format!("{}\x1f", reversed.join("."))
 }
 
 fn set_sort_key(set: &ResourceRecordSet) -> String {
@@ -165,6 +189,8 @@ pub struct Write {
     zones: Vec<(String, Option<HostedZone>)>,
     /// Zone id -> its complete new record sets (`None`: the zone and its sets are gone).
     sets: Vec<(String, Option<Vec<ResourceRecordSet>>)>,
+    /// (zone id, sort key, the set there afterwards; `None`: deleted).
+    set_changes: Vec<(String, String, Option<ResourceRecordSet>)>,
     checks: Vec<(String, Option<StoredCheck>)>,
     changes: Vec<ChangeInfo>,
     forget: Vec<String>,
@@ -186,6 +212,19 @@ impl Write {
     /// Makes `sets` the zone's complete record sets (only the differences are written).
     pub fn replace_sets(&mut self, zone_id: &str, sets: Vec<ResourceRecordSet>) -> &mut Self {
         self.sets.push((zone_id.to_string(), Some(sets)));
+        self
+    }
+
+    /// Changes the zone's record sets at the keys of `changes` only (`None`: deleted).
+    pub fn change_sets(
+        &mut self,
+        zone_id: &str,
+        changes: Vec<(SetKey, Option<ResourceRecordSet>)>,
+    ) -> &mut Self {
+        for (key, set) in changes {
+            let sort = sort_key(&key.0, &key.1, key.2.as_deref());
+            self.set_changes.push((zone_id.to_string(), sort, set));
+        }
         self
     }
 
@@ -213,6 +252,7 @@ impl Write {
     pub fn is_empty(&self) -> bool {
         self.zones.is_empty()
             && self.sets.is_empty()
+            && self.set_changes.is_empty()
             && self.checks.is_empty()
             && self.changes.is_empty()
             && self.forget.is_empty()
@@ -407,6 +447,19 @@ impl Store {
                 }
                 next_sets.insert(zone_id.clone(), new);
             }
+            for (zone_id, sort, set) in &write.set_changes {
+                let row = format!("{zone_id}\x1f{sort}");
+                match set {
+                    Some(set) => {
+                        rrsets
+                            .insert(row.as_str(), to_json(set).as_slice())
+                            .map_err(boxed)?;
+                    }
+                    None => {
+                        rrsets.remove(row.as_str()).map_err(boxed)?;
+                    }
+                }
+            }
             let mut checks = txn.open_table(CHECKS).map_err(boxed)?;
             for (id, check) in &write.checks {
                 match check {
@@ -442,6 +495,13 @@ impl Store {
             match sets {
                 Some(s) => self.state.rrsets.insert(id, s),
                 None => self.state.rrsets.remove(&id),
+            };
+        }
+        for (id, sort, set) in write.set_changes {
+            let sets = self.state.rrsets.entry(id).or_default();
+            match set {
+                Some(set) => sets.insert(sort, set),
+                None => sets.remove(&sort),
             };
         }
         for (id, check) in write.checks {

@@ -665,7 +665,9 @@ pub fn compile_touched(
         {
             let k = key(name, rtype);
             old_keys.insert(k);
-            let here = catalog.find(name).is_some_and(|z| z.origin() == zone.origin())
+            let here = catalog
+                .find(name)
+                .is_some_and(|z| z.origin() == zone.origin())
                 && answers_here(catalog, zone, name);
             if !here {
                 continue;

@@ -17,7 +17,7 @@ use crate::location::Regions;
 pub struct SourcedSet<'a> {
     pub set: Cow<'a, ResourceRecordSet>,
     /// The zone file and line of its first record, or the config / batch file as a whole.
-    pub place: Place,
+    pub place: Where,
     /// For config records and batch sets: the record's number (1-based, in the zone's
     /// order) and its name as written.
     pub record: Option<(usize, Cow<'a, str>)>,
@@ -58,21 +58,14 @@ pub fn build(
     origin: &Name,
     sets: &[SourcedSet<'_>],
     regions: &Regions,
-    source: &Path,
-) -> Result<Zone, ZoneError> {
-    let inputs = read(origin, sets, regions)?;
-    Zone::from_records(
-        origin.clone(),
-        inputs.records,
-        inputs.aliases,
-        inputs.policies,
-        source,
-    )
+    source: &Where,
+) -> Result<Zone, Problem> {
+    Zone::from_inputs(origin.clone(), read(origin, sets, regions)?, source)
 }
 
 /// Reads record sets into what a zone is assembled from: each set's routing policy, alias
 /// target or records, once.
-fn read(origin: &Name, sets: &[SourcedSet<'_>], regions: &Regions) -> Result<Inputs, ZoneError> {
+fn read(origin: &Name, sets: &[SourcedSet<'_>], regions: &Regions) -> Result<Inputs, Problem> {
     let origin = &fqdn(origin.clone());
     let mut records = Vec::new();
     let mut aliases = Vec::new();
@@ -155,14 +148,17 @@ fn read(origin: &Name, sets: &[SourcedSet<'_>], regions: &Regions) -> Result<Inp
 }
 
 /// `zone` if every HealthCheckId its record sets name is in `known` (Route 53:
-/// NoSuchHealthCheck), else every unknown one, at `place`.
+/// NoSuchHealthCheck), else every unknown one, at `place`. With `only`, the groups at those
+/// names are checked (the others were before).
 pub fn check_known_checks(
     zone: Zone,
     known: &HashSet<&str>,
-    place: &Place,
-) -> Result<Zone, ZoneError> {
+    place: &Where,
+    only: Option<&HashSet<LowerName>>,
+) -> Result<Zone, Problem> {
     let mut unknown: Vec<String> = zone
         .policy_groups()
+        .filter(|(name, _, _)| only.is_none_or(|names| names.contains(*name)))
         .flat_map(|(name, rtype, sets)| {
             sets.iter().filter_map(move |s| {
                 let id = s.health_check.as_deref()?;
@@ -203,9 +199,9 @@ pub(super) struct Index {
 /// A zone's record sets, read: what [`Zone`] is assembled from.
 #[derive(Default)]
 struct Inputs {
-    records: Vec<(Record, Place)>,
-    aliases: Vec<(Alias, Place)>,
-    policies: Vec<(PolicySet, Place)>,
+    records: Vec<(Record, Where)>,
+    aliases: Vec<(Alias, Where)>,
+    policies: Vec<(PolicySet, Where)>,
 }
 
 impl Inputs {
@@ -224,16 +220,21 @@ impl Zone {
     /// zone in zone-wide ones (no SOA).
     pub fn from_records(
         origin: Name,
-        records: Vec<(Record, Place)>,
-        aliases: Vec<(Alias, Place)>,
-        policies: Vec<(PolicySet, Place)>,
+        records: Vec<(Record, Where)>,
+        aliases: Vec<(Alias, Where)>,
+        policies: Vec<(PolicySet, Where)>,
         source: &Path,
-    ) -> Result<Zone, ZoneError> {
+    ) -> Result<Zone, Problem> {
         let inputs = Inputs {
             records,
             aliases,
             policies,
         };
+        Zone::from_inputs(origin, inputs, &Where::file(source))
+    }
+
+    /// Builds a zone from its inputs; `source` names it in zone-wide problems.
+    fn from_inputs(origin: Name, inputs: Inputs, source: &Where) -> Result<Zone, Problem> {
         let names = inputs.owners();
         let mut zone = Zone {
             origin: fqdn(origin),
@@ -261,22 +262,23 @@ impl Zone {
         changed: &HashSet<LowerName>,
         sets_at: &dyn Fn(&LowerName) -> Vec<SourcedSet<'static>>,
         regions: &Regions,
-        source: &Path,
-    ) -> Result<(Zone, HashSet<LowerName>), ZoneError> {
+        source: &Where,
+    ) -> Result<(Zone, HashSet<LowerName>), Problem> {
         let touched = self.dependents_of(changed);
         let sets: Vec<SourcedSet<'static>> = touched.iter().flat_map(sets_at).collect();
         let inputs = read(&self.origin, &sets, regions)?;
         if let Some(stray) = inputs.owners().into_iter().find(|o| !touched.contains(o)) {
             // A set handed in for a name that did not change: its name is outside `changed`.
-            return Err(Place::whole(source).error(format!(
-                "{stray}: a record set outside the changed names"
-            )));
+            return Err(source.error(format!("{stray}: a record set outside the changed names")));
         }
         let mut zone = self.clone();
         zone.forget(&touched);
         zone.assemble(&touched, inputs, source)?;
         let mut answers = touched.clone();
-        for cut in touched.iter().filter(|n| self.cuts.contains(*n) != zone.cuts.contains(*n)) {
+        for cut in touched
+            .iter()
+            .filter(|n| self.cuts.contains(*n) != zone.cuts.contains(*n))
+        {
             answers.extend(
                 zone.nodes
                     .keys()
@@ -287,8 +289,9 @@ impl Zone {
         Ok((zone, answers))
     }
 
-    /// `names` and every owner whose data follow one of them, transitively.
-    fn dependents_of(&self, names: &HashSet<LowerName>) -> HashSet<LowerName> {
+    /// `names` and every owner whose data follow one of them, transitively: what
+    /// [`rebuild`](Self::rebuild) asks `sets_at` for.
+    pub fn dependents_of(&self, names: &HashSet<LowerName>) -> HashSet<LowerName> {
         let mut all = names.clone();
         let mut queue: Vec<LowerName> = names.iter().cloned().collect();
         while let Some(n) = queue.pop() {
@@ -343,7 +346,9 @@ impl Zone {
         while n != apex && apex.zone_of(&n) && !n.is_root() {
             n = n.base_name();
             let count = self.index.below.entry(n.clone()).or_default();
-            *count = count.checked_add_signed(delta).expect("counts stay consistent");
+            *count = count
+                .checked_add_signed(delta)
+                .expect("counts stay consistent");
             if *count == 0 {
                 self.index.below.remove(&n);
             }
@@ -356,11 +361,11 @@ impl Zone {
         &mut self,
         names: &HashSet<LowerName>,
         inputs: Inputs,
-        source: &Path,
-    ) -> Result<(), ZoneError> {
+        source: &Where,
+    ) -> Result<(), Problem> {
         let origin = self.origin.clone();
         let apex = LowerName::new(&origin);
-        let mut first_place: HashMap<(LowerName, RecordType), Place> = HashMap::new();
+        let mut first_place: HashMap<(LowerName, RecordType), Where> = HashMap::new();
         let nodes = &mut self.nodes;
         let mut fresh: HashMap<LowerName, Vec<RrSet>> = HashMap::new();
         for (record, place) in inputs.records {
@@ -402,7 +407,8 @@ impl Zone {
         let is_group = |key: &(LowerName, RecordType)| {
             groups.contains_key(key) || old_groups.contains_key(key)
         };
-        let engine = materialize_aliases(&apex, nodes, &mut first_place, &inputs.aliases, &is_group)?;
+        let engine =
+            materialize_aliases(&apex, nodes, &mut first_place, &inputs.aliases, &is_group)?;
         let mut depends_on: HashMap<LowerName, Vec<LowerName>> = HashMap::new();
         for (alias, _) in &inputs.aliases {
             depends_on
@@ -417,7 +423,10 @@ impl Zone {
             nodes.entry(owner.clone()).or_default(); // a policy-routed name exists
             for (set, _) in sets {
                 if let policy::Target::Alias { name, .. } = &set.target {
-                    depends_on.entry(owner.clone()).or_default().push(name.clone());
+                    depends_on
+                        .entry(owner.clone())
+                        .or_default()
+                        .push(name.clone());
                 }
             }
         }
@@ -439,7 +448,7 @@ impl Zone {
             first_place
                 .get(&(owner.clone(), rtype))
                 .cloned()
-                .unwrap_or_else(|| Place::whole(source))
+                .unwrap_or_else(|| source.clone())
         };
         for owner in names {
             let Some(sets) = nodes.get(owner) else {
@@ -473,10 +482,16 @@ impl Zone {
             .get(&apex)
             .is_some_and(|sets| sets.iter().any(|s| s.rtype == RecordType::SOA))
         {
-            return Err(Place::whole(source).error(format!("zone {origin} has no SOA record")));
+            return Err(source.error(format!("zone {origin} has no SOA record")));
         }
 
-        // Valid: record what was assembled.
+        // Valid: record what was assembled. A node's RRsets in type order, whatever order
+        // its record sets came in (the store's, a zone file's, a batch's).
+        for owner in names {
+            if let Some(sets) = self.nodes.get_mut(owner) {
+                sets.sort_by_key(|s| u16::from(s.rtype));
+            }
+        }
         for ((owner, rtype), sets) in groups {
             let types = self.index.group_types.entry(owner.clone()).or_default();
             let at = types.partition_point(|t| *t < rtype);
@@ -512,9 +527,10 @@ impl Zone {
         }
         for owner in names {
             let is_cut = *owner != apex
-                && self.nodes.get(owner).is_some_and(|sets| {
-                    sets.iter().any(|s| s.rtype == RecordType::NS)
-                });
+                && self
+                    .nodes
+                    .get(owner)
+                    .is_some_and(|sets| sets.iter().any(|s| s.rtype == RecordType::NS));
             if is_cut {
                 self.cuts.insert(owner.clone());
             }
@@ -543,12 +559,12 @@ impl Zone {
 fn materialize_aliases(
     apex: &LowerName,
     nodes: &mut HashMap<LowerName, Vec<RrSet>>,
-    first_place: &mut HashMap<(LowerName, RecordType), Place>,
-    aliases: &[(Alias, Place)],
+    first_place: &mut HashMap<(LowerName, RecordType), Where>,
+    aliases: &[(Alias, Where)],
     is_group: &dyn Fn(&(LowerName, RecordType)) -> bool,
-) -> Result<Vec<EngineAlias>, ZoneError> {
+) -> Result<Vec<EngineAlias>, Problem> {
     let mut engine = Vec::new();
-    let mut by_key: BTreeMap<(LowerName, RecordType), (LowerName, Place)> = BTreeMap::new();
+    let mut by_key: BTreeMap<(LowerName, RecordType), (LowerName, Where)> = BTreeMap::new();
     for (alias, place) in aliases {
         let owner = LowerName::new(&alias.name);
         let target = LowerName::new(&alias.target);
@@ -632,16 +648,16 @@ fn materialize_aliases(
     Ok(engine)
 }
 
-type EngineAlias = ((LowerName, RecordType), (policy::RecordSet, Place));
-type Groups = HashMap<(LowerName, RecordType), Vec<(policy::RecordSet, Place)>>;
+type EngineAlias = ((LowerName, RecordType), (policy::RecordSet, Where));
+type Groups = HashMap<(LowerName, RecordType), Vec<(policy::RecordSet, Where)>>;
 
 /// Groups routing-policy record sets by name and type and checks Route 53's rules: one
 /// policy per group, no simple records beside it, unique set ids and locations, limits.
 fn policy_groups(
     apex: &LowerName,
     nodes: &HashMap<LowerName, Vec<RrSet>>,
-    sets: Vec<(PolicySet, Place)>,
-) -> Result<Groups, ZoneError> {
+    sets: Vec<(PolicySet, Where)>,
+) -> Result<Groups, Problem> {
     use policy::{FailoverRole, Policy};
     use std::mem::discriminant;
     let mut groups: Groups = HashMap::new();
@@ -728,12 +744,12 @@ fn check_engine_aliases(
     groups: &Groups,
     others: &HashMap<(LowerName, RecordType), Vec<policy::RecordSet>>,
     nodes: &HashMap<LowerName, Vec<RrSet>>,
-) -> Result<Reaches, ZoneError> {
+) -> Result<Reaches, Problem> {
     struct Walk<'a> {
         groups: &'a Groups,
         others: &'a HashMap<(LowerName, RecordType), Vec<policy::RecordSet>>,
         nodes: &'a HashMap<LowerName, Vec<RrSet>>,
-        place: &'a Place,
+        place: &'a Where,
     }
     impl Walk<'_> {
         /// Follows the aliases of group `at`; `path` is the chain of groups that led here.
@@ -743,7 +759,7 @@ fn check_engine_aliases(
             rtype: RecordType,
             path: &mut Vec<LowerName>,
             reached: &mut Vec<((LowerName, RecordType), policy::RecordSet)>,
-        ) -> Result<(), ZoneError> {
+        ) -> Result<(), Problem> {
             if path.contains(at) {
                 let p: Vec<String> = path.iter().chain([at]).map(ToString::to_string).collect();
                 return Err(self.place.error(format!("alias loop: {}", p.join(" -> "))));

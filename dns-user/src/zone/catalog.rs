@@ -2,6 +2,7 @@
 //! data their routing policies use and the per-zone counters.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use hickory_proto::rr::LowerName;
 
@@ -11,7 +12,9 @@ use crate::location::Locations;
 /// The zones this server is authoritative for, found by longest suffix.
 #[derive(Clone, Debug, Default)]
 pub struct Catalog {
-    zones: BTreeMap<LowerName, Zone>,
+    /// Shared with the control plane, which keeps each zone as served: a catalog of new
+    /// zones costs a pointer per zone.
+    zones: BTreeMap<LowerName, Arc<Zone>>,
     /// Location data for the routing policies (reloaded with the zones).
     locations: Locations,
     /// Each zone's slot in the per-zone counters (XDP and userspace), and the userspace ones.
@@ -50,7 +53,12 @@ impl ZoneCounters {
 impl Catalog {
     /// A catalog of `zones`. A later zone with the same origin replaces an earlier one.
     pub fn new(zones: impl IntoIterator<Item = Zone>) -> Self {
-        let zones: BTreeMap<LowerName, Zone> = zones
+        Self::of_shared(zones.into_iter().map(Arc::new))
+    }
+
+    /// A catalog of `zones`, shared. A later zone with the same origin replaces an earlier one.
+    pub fn of_shared(zones: impl IntoIterator<Item = Arc<Zone>>) -> Self {
+        let zones: BTreeMap<LowerName, Arc<Zone>> = zones
             .into_iter()
             .map(|z| (LowerName::new(z.origin()), z))
             .collect();
@@ -106,7 +114,7 @@ impl Catalog {
         let mut n = name.clone();
         loop {
             if let Some(zone) = self.zones.get(&n) {
-                return Some(zone);
+                return Some(zone.as_ref());
             }
             if n.is_root() {
                 return None;
@@ -117,12 +125,12 @@ impl Catalog {
 
     /// The zone whose apex is exactly `origin`.
     pub fn zone(&self, origin: &LowerName) -> Option<&Zone> {
-        self.zones.get(origin)
+        self.zones.get(origin).map(Arc::as_ref)
     }
 
     /// All zones.
     pub fn zones(&self) -> impl Iterator<Item = &Zone> {
-        self.zones.values()
+        self.zones.values().map(Arc::as_ref)
     }
 
     /// Location data for the routing policies.

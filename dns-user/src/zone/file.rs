@@ -10,16 +10,16 @@ pub fn parse_zone_text(
     origin: &Name,
     text: &str,
     path: &Path,
-) -> Result<Vec<(Record, Place)>, ZoneError> {
+) -> Result<Vec<(Record, Where)>, Problem> {
     parse_zone(origin, text, path, false)
 }
 
 /// Reads and parses the zone file at `path`, which the operator's config names: a regular
 /// file of at most [`crate::files::MAX_ZONE_FILE`] bytes, its `$INCLUDE`s resolved relative
 /// to the including file and read the same way.
-pub fn read_zone_file(origin: &Name, path: &Path) -> Result<Vec<(Record, Place)>, ZoneError> {
+pub fn read_zone_file(origin: &Name, path: &Path) -> Result<Vec<(Record, Where)>, Problem> {
     let text = crate::files::read_text(path, crate::files::MAX_ZONE_FILE)
-        .map_err(|e| Place::whole(path).error(format!("cannot read zone file: {e}")))?;
+        .map_err(|e| Where::file(path).error(format!("cannot read zone file: {e}")))?;
     parse_zone(origin, &text, path, true)
 }
 
@@ -28,7 +28,7 @@ fn parse_zone(
     text: &str,
     path: &Path,
     includes: bool,
-) -> Result<Vec<(Record, Place)>, ZoneError> {
+) -> Result<Vec<(Record, Where)>, Problem> {
     let mut state = FileState {
         origin: fqdn(origin.clone()),
         default_ttl: None,
@@ -55,16 +55,18 @@ fn parse_into(
     text: &str,
     path: &Path,
     depth: usize,
-    out: &mut Vec<(Record, Place)>,
-) -> Result<(), ZoneError> {
+    out: &mut Vec<(Record, Where)>,
+) -> Result<(), Problem> {
     let shared_path: Arc<Path> = Arc::from(path);
-    for entry in entries(text).map_err(|(line, message)| ZoneError {
-        file: path.to_path_buf(),
-        line,
+    for entry in entries(text).map_err(|(line, message)| Problem {
+        at: Where::File {
+            path: shared_path.clone(),
+            line,
+        },
         message,
     })? {
-        let place = Place {
-            file: shared_path.clone(),
+        let place = Where::File {
+            path: shared_path.clone(),
             line: entry.line,
         };
         let tokens = &entry.tokens;
@@ -166,14 +168,14 @@ fn parse_into(
     Ok(())
 }
 
-pub(super) fn parse_name(text: &str, origin: &Name, place: &Place) -> Result<Name, ZoneError> {
+pub(super) fn parse_name(text: &str, origin: &Name, place: &Where) -> Result<Name, Problem> {
     if text == "@" {
         return Ok(origin.clone());
     }
     Name::parse(text, Some(origin)).map_err(|e| place.error(format!("bad name {text}: {e}")))
 }
 
-fn parse_ttl(text: &str, place: &Place) -> Result<u32, ZoneError> {
+fn parse_ttl(text: &str, place: &Where) -> Result<u32, Problem> {
     hickory_proto::serialize::txt::parse_ttl(text)
         .map_err(|e| place.error(format!("bad TTL {text}: {e}")))
 }

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use crate::policy;
@@ -25,23 +25,61 @@ pub use catalog::{Catalog, ZoneCounters};
 pub use file::{parse_zone_text, read_zone_file};
 pub use rdata::parse_type;
 
-/// A zone loading error, with the place it was found.
-#[derive(Debug, thiserror::Error)]
-pub struct ZoneError {
-    /// File the problem is in (or `<config>` for records from the config).
-    pub file: PathBuf,
-    /// 1-based line of the entry; 0 when the problem is about the zone as a whole.
-    pub line: usize,
+/// A problem with zone data, and where it is: the one error type of loading and building
+/// zones, shared by the config, the store and the API.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{at}: {message}")]
+pub struct Problem {
+    pub at: Where,
     /// What is wrong.
     pub message: String,
 }
 
-impl fmt::Display for ZoneError {
+/// Where zone data came from, for its problems.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Where {
+    /// A file the operator named (zone file, config, change batch), at a line (1-based; 0:
+    /// the file as a whole). The path is shared by every record of a file.
+    File { path: Arc<Path>, line: usize },
+    /// A hosted zone's stored record sets.
+    HostedZone { id: String },
+    /// A change of a change batch sent to a hosted zone (1-based, in the batch's order).
+    Change { zone: String, number: usize },
+}
+
+impl fmt::Display for Where {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.line == 0 {
-            write!(f, "{}: {}", self.file.display(), self.message)
-        } else {
-            write!(f, "{}:{}: {}", self.file.display(), self.line, self.message)
+        match self {
+            Where::File { path, line: 0 } => write!(f, "{}", path.display()),
+            Where::File { path, line } => write!(f, "{}:{line}", path.display()),
+            Where::HostedZone { id } => write!(f, "hosted zone {id}"),
+            Where::Change { zone, number } => write!(f, "hosted zone {zone}, change #{number}"),
+        }
+    }
+}
+
+impl Where {
+    /// A file as a whole.
+    pub fn file(path: &Path) -> Where {
+        Where::File {
+            path: Arc::from(path),
+            line: 0,
+        }
+    }
+
+    /// The line, for a place in a file (0 otherwise).
+    pub fn line(&self) -> usize {
+        match self {
+            Where::File { line, .. } => *line,
+            _ => 0,
+        }
+    }
+
+    /// A problem here.
+    pub fn error(&self, message: impl Into<String>) -> Problem {
+        Problem {
+            at: self.clone(),
+            message: message.into(),
         }
     }
 }
@@ -58,7 +96,7 @@ pub struct RrSet {
 #[derive(Clone, Debug)]
 pub struct Zone {
     origin: Name,
-    /// Owner (lower-cased) -> RRsets at that name. Hashed: ordered maps of names spend their
+    /// Owner (lower-cased) -> RRsets at that name, in type order. Hashed: ordered maps of names spend their
     /// time in label-by-label comparisons.
     nodes: HashMap<LowerName, Vec<RrSet>>,
     /// Names that exist only because something below them exists (empty non-terminals).
@@ -105,7 +143,12 @@ impl Zone {
         part(
             "empty non-terminals",
             self.empty_non_terminals == other.empty_non_terminals,
-            &|| format!("{:?} / {:?}", self.empty_non_terminals, other.empty_non_terminals),
+            &|| {
+                format!(
+                    "{:?} / {:?}",
+                    self.empty_non_terminals, other.empty_non_terminals
+                )
+            },
         );
         part("cuts", self.cuts == other.cuts, &|| {
             format!("{:?} / {:?}", self.cuts, other.cuts)
@@ -113,9 +156,11 @@ impl Zone {
         part("policies", self.policies == other.policies, &|| {
             format!("{:?} / {:?}", self.policies, other.policies)
         });
-        part("alias targets", self.alias_targets == other.alias_targets, &|| {
-            format!("{:?} / {:?}", self.alias_targets, other.alias_targets)
-        });
+        part(
+            "alias targets",
+            self.alias_targets == other.alias_targets,
+            &|| format!("{:?} / {:?}", self.alias_targets, other.alias_targets),
+        );
         part("index", self.index == other.index, &|| {
             format!("{:?} / {:?}", self.index, other.index)
         });
@@ -261,32 +306,6 @@ pub struct Alias {
     pub evaluate_target_health: bool,
 }
 
-/// Where a record came from (the path is shared by every record of a file).
-#[derive(Clone, Debug)]
-pub struct Place {
-    pub file: Arc<Path>,
-    pub line: usize,
-}
-
-impl Place {
-    /// A place with no line: the file (or config) as a whole.
-    pub fn whole(file: &Path) -> Place {
-        Place {
-            file: Arc::from(file),
-            line: 0,
-        }
-    }
-
-    /// An error at this place.
-    pub fn error(&self, message: impl Into<String>) -> ZoneError {
-        ZoneError {
-            file: self.file.to_path_buf(),
-            line: self.line,
-            message: message.into(),
-        }
-    }
-}
-
 /// A domain name as it is stored and compared: absolute, lower-case ASCII, an
 /// internationalized name as its A-labels (`bücher.test` and `BÜCHER.test` are
 /// `xn--bcher-kva.test.`). Escapes (`\052`) are kept as written. A non-ASCII name that is
@@ -333,7 +352,7 @@ mod tests {
         Name::from_ascii("example.com.").unwrap()
     }
 
-    fn load(text: &str) -> Result<Zone, ZoneError> {
+    fn load(text: &str) -> Result<Zone, Problem> {
         let path = Path::new("test.zone");
         let records = parse_zone_text(&origin(), text, path)?;
         Zone::from_records(origin(), records, Vec::new(), Vec::new(), path)
@@ -361,7 +380,7 @@ mod tests {
     #[test]
     fn errors_name_the_line() {
         let err = load(&format!("{BASE}www IN A 999.1.1.1\n")).unwrap_err();
-        assert_eq!(err.line, 5, "{err}");
+        assert_eq!(err.at.line(), 5, "{err}");
         assert!(
             err.to_string().starts_with("test.zone:5: bad A record"),
             "{err}"
@@ -372,38 +391,38 @@ mod tests {
     fn bad_owner_names_name_their_line() {
         let long = "a".repeat(64);
         let err = load(&format!("{BASE}{long} IN A 192.0.2.1\n")).unwrap_err();
-        assert_eq!(err.line, 5, "{err}");
+        assert_eq!(err.at.line(), 5, "{err}");
         assert!(err.message.contains("bad name"), "{err}");
         let err = load(&format!(
             "{BASE}www IN A 192.0.2.1 ; ok\nx..y IN A 192.0.2.1\n"
         ))
         .unwrap_err();
-        assert_eq!(err.line, 6, "{err}");
+        assert_eq!(err.at.line(), 6, "{err}");
     }
 
     #[test]
     fn unbalanced_parenthesis_names_its_line() {
         let err = load("$TTL 1\n@ IN SOA ns1 host ( 1 2 3 4 5\n").unwrap_err();
-        assert_eq!(err.line, 2, "{err}");
+        assert_eq!(err.at.line(), 2, "{err}");
     }
 
     #[test]
     fn rejects_cname_with_other_data_and_out_of_zone_and_missing_soa() {
         let err = load(&format!("{BASE}x IN CNAME www\nx IN A 192.0.2.1\n")).unwrap_err();
         assert!(err.message.contains("CNAME and other data"), "{err}");
-        assert_eq!(err.line, 5);
+        assert_eq!(err.at.line(), 5);
         let err = load(&format!("{BASE}www.example.net. IN A 192.0.2.1\n")).unwrap_err();
         assert!(err.message.contains("outside the zone"), "{err}");
         let err = load("$TTL 1\nwww IN A 192.0.2.1\n").unwrap_err();
         assert!(err.message.contains("no SOA"), "{err}");
     }
 
-    fn with_aliases(aliases: &[(&str, &str, &str)]) -> Result<Zone, ZoneError> {
+    fn with_aliases(aliases: &[(&str, &str, &str)]) -> Result<Zone, Problem> {
         let path = Path::new("test.zone");
         let text =
             format!("{BASE}www 60 IN A 192.0.2.1\nwww 120 IN AAAA 2001:db8::1\nc IN CNAME www\n");
         let records = parse_zone_text(&origin(), &text, path)?;
-        let place = Place::whole(Path::new("cfg.toml"));
+        let place = Where::file(Path::new("cfg.toml"));
         let aliases = aliases
             .iter()
             .map(|(n, t, target)| {
@@ -518,7 +537,7 @@ mod tests {
         let records = read_zone_file(&origin(), &main).unwrap();
         assert!(records.iter().any(|(r, p)| r.record_type() == RecordType::A
             && r.name.to_ascii() == "www.example.com."
-            && p.file.ends_with("sub/hosts")));
+            && matches!(p, Where::File { path, .. } if path.ends_with("sub/hosts"))));
         // Text that does not come from a config zone file names no file.
         let err =
             parse_zone_text(&origin(), &format!("{BASE}$INCLUDE sub/hosts\n"), &main).unwrap_err();

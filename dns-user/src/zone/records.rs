@@ -258,25 +258,63 @@ pub fn check_comment(comment: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Applies `batch` to a zone's record sets `sets`, listing every problem: CREATE of a set
-/// that exists, DELETE that does not match a set exactly, unknown actions, out-of-range
-/// values. With `apex`, the zone's SOA and apex NS cannot be created or deleted (only
-/// UPSERT), as in Route 53. Nothing is applied unless everything is valid.
+/// Applies `batch` to a zone's record sets `sets`, listing every problem ([`apply_changes`]).
+/// Returns the zone's record sets afterwards: `sets` in their order, replaced or removed
+/// where the batch says, then the sets it creates.
 pub fn apply_to(
     sets: Vec<ResourceRecordSet>,
     batch: &ChangeBatch,
     regions: &crate::location::Regions,
     apex: Option<&str>,
 ) -> Result<Vec<ResourceRecordSet>, Vec<String>> {
-    check_limits(batch)?;
-    // The sets in order (None: deleted), indexed by key: each change is one lookup.
-    let mut sets: Vec<Option<ResourceRecordSet>> =
-        sets.into_iter().map(|s| Some(normalize(s))).collect();
-    let mut index: HashMap<SetKey, usize> = sets
+    let sets: Vec<ResourceRecordSet> = sets.into_iter().map(normalize).collect();
+    let index: HashMap<SetKey, usize> = sets
         .iter()
         .enumerate()
-        .filter_map(|(i, s)| s.as_ref().map(|s| (set_key(s), i)))
+        .map(|(i, s)| (set_key(s), i))
         .collect();
+    let changes = apply_changes(
+        &|k| index.get(k).map(|i| sets[*i].clone()),
+        batch,
+        regions,
+        apex,
+    )?;
+    let mut changed: HashMap<SetKey, Option<ResourceRecordSet>> = HashMap::new();
+    let mut created = Vec::new();
+    for (key, set) in changes {
+        if !index.contains_key(&key)
+            && let Some(set) = &set
+        {
+            created.push(set.clone());
+        }
+        changed.insert(key, set);
+    }
+    Ok(sets
+        .into_iter()
+        .filter_map(|s| match changed.get(&set_key(&s)) {
+            Some(replacement) => replacement.clone(),
+            None => Some(s),
+        })
+        .chain(created)
+        .collect())
+}
+
+/// Applies `batch` to a zone whose record set at a key is `existing(key)`, listing every
+/// problem: CREATE of a set that exists, DELETE that does not match a set exactly, unknown
+/// actions, out-of-range values. With `apex`, the zone's SOA and apex NS cannot be created or
+/// deleted (only UPSERT), as in Route 53. Nothing is applied unless everything is valid.
+/// Returns the record set the batch leaves at each key it touches (`None`: deleted), in the
+/// order first touched; it costs what the batch holds, whatever the zone's size.
+pub fn apply_changes(
+    existing: &dyn Fn(&SetKey) -> Option<ResourceRecordSet>,
+    batch: &ChangeBatch,
+    regions: &crate::location::Regions,
+    apex: Option<&str>,
+) -> Result<Vec<(SetKey, Option<ResourceRecordSet>)>, Vec<String>> {
+    check_limits(batch)?;
+    // What the batch has done so far, over what exists.
+    let mut order: Vec<SetKey> = Vec::new();
+    let mut overlay: HashMap<SetKey, Option<ResourceRecordSet>> = HashMap::new();
     let mut problems = Vec::new();
     if batch.changes.is_empty() {
         problems.push("the batch has no changes".into());
@@ -306,24 +344,25 @@ pub fn apply_to(
             }
         }
         let key = set_key(&rrs);
-        let existing = index.get(&key).copied();
+        let current = match overlay.get(&key) {
+            Some(set) => set.clone(),
+            None => existing(&key).map(normalize),
+        };
         let apex_only = apex.is_some_and(|apex| {
             key.1 == "SOA" || (key.1 == "NS" && key.0 == apex.to_ascii_lowercase())
         });
-        match (change.action.as_str(), existing) {
+        let mut set = |key: &SetKey, value: Option<ResourceRecordSet>| {
+            if overlay.insert(key.clone(), value).is_none() {
+                order.push(key.clone());
+            }
+        };
+        match (change.action.as_str(), current) {
             ("CREATE" | "DELETE", _) if apex_only => problems.push(format!(
                 "{at}: the zone's SOA and apex NS record sets can only be changed with UPSERT"
             )),
             ("CREATE", Some(_)) => problems.push(format!("{at}: the record set already exists")),
-            ("CREATE", None) | ("UPSERT", None) => {
-                index.insert(key, sets.len());
-                sets.push(Some(rrs.clone()));
-            }
-            ("UPSERT", Some(i)) => sets[i] = Some(rrs.clone()),
-            ("DELETE", Some(i)) if sets[i].as_ref() == Some(&rrs) => {
-                sets[i] = None;
-                index.remove(&key);
-            }
+            ("CREATE" | "UPSERT", _) => set(&key, Some(rrs.clone())),
+            ("DELETE", Some(current)) if current == rrs => set(&key, None),
             ("DELETE", Some(_)) => problems.push(format!(
                 "{at}: DELETE must match the existing record set exactly"
             )),
@@ -338,7 +377,13 @@ pub fn apply_to(
         }
     }
     if problems.is_empty() {
-        Ok(sets.into_iter().flatten().collect())
+        Ok(order
+            .into_iter()
+            .map(|k| {
+                let set = overlay.remove(&k).expect("ordered keys are in the overlay");
+                (k, set)
+            })
+            .collect())
     } else {
         Err(problems)
     }
