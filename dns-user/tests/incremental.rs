@@ -144,6 +144,7 @@ fn sourced(set: &ResourceRecordSet) -> SourcedSet<'static> {
         set: Cow::Owned(set.clone()),
         place: test_file(),
         record: None,
+        checked: None,
     }
 }
 

@@ -101,6 +101,7 @@ pub fn record_sets(
                     set: Cow::Owned(ResourceRecordSet::records(key.0, key.1, ttl, vec![value])),
                     place,
                     record: None,
+                    checked: None,
                 });
             }
         }
@@ -148,6 +149,7 @@ pub fn record_sets(
                 set: Cow::Owned(set),
                 place,
                 record: Some((i + 1, Cow::Owned(name))),
+                checked: None,
             }),
     );
     Ok(out)

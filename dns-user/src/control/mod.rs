@@ -1031,34 +1031,37 @@ impl Snapshot {
         }
         let changed: HashSet<LowerName> = changes
             .iter()
-            .filter_map(|(k, _)| lower_name(&k.0))
+            .filter_map(|c| lower_name(&c.key.0))
             .collect();
         let sets_at = |name: &LowerName| -> Vec<SourcedSet<'static>> {
-            let mut sets: Vec<ResourceRecordSet> = self
+            let mut sets: Vec<(ResourceRecordSet, Option<records::Checked>)> = self
                 .at
                 .get(name)
                 .into_iter()
                 .flatten()
-                .filter(|s| !changes.iter().any(|(k, _)| *k == records::set_key(s)))
-                .cloned()
+                .filter(|s| !changes.iter().any(|c| c.key == records::set_key(s)))
+                .map(|s| (s.clone(), None))
                 .collect();
+            // The batch's own sets, read when it was applied.
             sets.extend(
                 changes
                     .iter()
-                    .filter_map(|(_, s)| s.clone())
-                    .filter(|s| lower_name(&s.name).as_ref() == Some(name)),
+                    .filter_map(|c| c.set.clone())
+                    .filter(|(s, _)| lower_name(&s.name).as_ref() == Some(name))
+                    .map(|(s, checked)| (s, Some(checked))),
             );
-            sets.sort_by_cached_key(|s| {
+            sets.sort_by_cached_key(|(s, _)| {
                 store::sort_key(&s.name, &s.rtype, s.set_identifier.as_deref())
             });
             sets.into_iter()
-                .map(|set| SourcedSet {
+                .map(|(set, checked)| SourcedSet {
                     place: by_change
                         .get(&records::set_key(&set))
                         .unwrap_or(&place)
                         .clone(),
                     set: Cow::Owned(set),
                     record: None,
+                    checked,
                 })
                 .collect()
         };
@@ -1069,6 +1072,10 @@ impl Snapshot {
         let known: HashSet<&str> = self.known.iter().map(String::as_str).collect();
         let zone = crate::zone::build::check_known_checks(rebuilt, &known, &place, Some(&touched))
             .map_err(|e| invalid(vec![e.to_string()]))?;
+        let changes = changes
+            .into_iter()
+            .map(|c| (c.key, c.set.map(|(set, _)| set)))
+            .collect();
         Ok(Validated {
             changes,
             zone,
@@ -1106,6 +1113,7 @@ fn build_zone_with(
             set: std::borrow::Cow::Borrowed(s),
             place: place.clone(),
             record: Some((i + 1, std::borrow::Cow::Borrowed(s.name.as_str()))),
+            checked: None,
         })
         .collect();
     let built = crate::zone::build::build(&origin, &sourced, &settings.regions, &place)?;

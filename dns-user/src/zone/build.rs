@@ -21,6 +21,9 @@ pub struct SourcedSet<'a> {
     /// For config records and batch sets: the record's number (1-based, in the zone's
     /// order) and its name as written.
     pub record: Option<(usize, Cow<'a, str>)>,
+    /// Its TTL and routing policy, when already read (an API batch's sets are read when the
+    /// batch is applied): read once.
+    pub checked: Option<records::Checked>,
 }
 
 /// Record sets a new Route 53 hosted zone `origin` starts with (a zone declared without an
@@ -79,7 +82,10 @@ fn read(origin: &Name, sets: &[SourcedSet<'_>], regions: &Regions) -> Result<Inp
             )),
             None => place.error(message),
         };
-        let checked = records::check(s, regions).map_err(at)?;
+        let checked = match &sourced.checked {
+            Some(checked) => checked.clone(),
+            None => records::check(s, regions).map_err(at)?,
+        };
         let name = parse_name(&s.name, &Name::root(), place).map_err(|e| at(e.message))?;
         let rtype = parse_type(&s.rtype).ok_or_else(|| at(format!("unknown type {}", s.rtype)))?;
         let body = match &s.alias_target {

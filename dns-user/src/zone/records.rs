@@ -281,7 +281,8 @@ pub fn apply_to(
     )?;
     let mut changed: HashMap<SetKey, Option<ResourceRecordSet>> = HashMap::new();
     let mut created = Vec::new();
-    for (key, set) in changes {
+    for Applied { key, set } in changes {
+        let set = set.map(|(set, _)| set);
         if !index.contains_key(&key)
             && let Some(set) = &set
         {
@@ -303,18 +304,19 @@ pub fn apply_to(
 /// problem: CREATE of a set that exists, DELETE that does not match a set exactly, unknown
 /// actions, out-of-range values. With `apex`, the zone's SOA and apex NS cannot be created or
 /// deleted (only UPSERT), as in Route 53. Nothing is applied unless everything is valid.
-/// Returns the record set the batch leaves at each key it touches (`None`: deleted), in the
-/// order first touched; it costs what the batch holds, whatever the zone's size.
+/// Returns what the batch leaves at each key it touches, in the order first touched; it
+/// costs what the batch holds, whatever the zone's size.
 pub fn apply_changes(
     existing: &dyn Fn(&SetKey) -> Option<ResourceRecordSet>,
     batch: &ChangeBatch,
     regions: &crate::location::Regions,
     apex: Option<&str>,
-) -> Result<Vec<(SetKey, Option<ResourceRecordSet>)>, Vec<String>> {
+) -> Result<Vec<Applied>, Vec<String>> {
     check_limits(batch)?;
     // What the batch has done so far, over what exists.
     let mut order: Vec<SetKey> = Vec::new();
     let mut overlay: HashMap<SetKey, Option<ResourceRecordSet>> = HashMap::new();
+    let mut read: HashMap<SetKey, Checked> = HashMap::new();
     let mut problems = Vec::new();
     if batch.changes.is_empty() {
         problems.push("the batch has no changes".into());
@@ -372,21 +374,35 @@ pub fn apply_changes(
                 crate::text::escape(other)
             )),
         }
-        if let Err(e) = check(&rrs, regions) {
-            problems.push(format!("{at}: {e}"));
+        match check(&rrs, regions) {
+            Ok(checked) => {
+                read.insert(key, checked);
+            }
+            Err(e) => problems.push(format!("{at}: {e}")),
         }
     }
     if problems.is_empty() {
         Ok(order
             .into_iter()
-            .map(|k| {
-                let set = overlay.remove(&k).expect("ordered keys are in the overlay");
-                (k, set)
+            .map(|key| {
+                let set = overlay
+                    .remove(&key)
+                    .expect("ordered keys are in the overlay");
+                let set = set.map(|s| (s, read[&key].clone()));
+                Applied { key, set }
             })
             .collect())
     } else {
         Err(problems)
     }
+}
+
+/// What a change batch leaves at one key: the record set with its TTL and routing policy
+/// read ([`check`]), or `None` (deleted).
+#[derive(Clone, Debug)]
+pub struct Applied {
+    pub key: SetKey,
+    pub set: Option<(ResourceRecordSet, Checked)>,
 }
 
 /// What a record set's routing fields say, range-checked and read once.
