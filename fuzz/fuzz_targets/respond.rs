@@ -5,9 +5,9 @@
 use std::net::IpAddr;
 use std::sync::LazyLock;
 
+use dns_user::health::HealthState;
 use dns_user::server::answer::{AnswerOptions, Transport, respond};
 use dns_user::zone::Catalog;
-use dns_user::health::HealthState;
 use libfuzzer_sys::fuzz_target;
 
 /// The embedded default config's zone plus every routing policy of the examples.
