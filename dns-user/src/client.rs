@@ -265,6 +265,23 @@ fn s(v: &Value) -> String {
 }
 
 /// Prints `v` as the API sent it with `--json`, else as `render` lays it out.
+/// GETs a list at `path` and prints its `key` array as a table (or the reply as JSON).
+async fn list(
+    args: &ApiArgs,
+    client: &Client,
+    path: &str,
+    key: &str,
+    header: &[&str],
+    rows: fn(&[Value]) -> Vec<Vec<String>>,
+) -> anyhow::Result<()> {
+    let v = client.call(Method::GET, path, None).await?;
+    show(args, &v, |v| {
+        let items = v[key].as_array().cloned().unwrap_or_default();
+        table(header, rows(&items));
+    });
+    Ok(())
+}
+
 fn show(args: &ApiArgs, v: &Value, render: impl FnOnce(&Value)) {
     if args.json {
         print_json(v);
@@ -379,13 +396,8 @@ pub async fn zone(args: &ApiArgs, command: ZoneCommand) -> anyhow::Result<()> {
     let zones_header = ["ID", "NAME", "RECORD SETS", "SOURCE"];
     match command {
         ZoneCommand::List => {
-            let v = client
-                .call(Method::GET, "/2013-04-01/hostedzone", None)
-                .await?;
-            show(args, &v, |v| {
-                let zones = v["HostedZones"].as_array().cloned().unwrap_or_default();
-                table(&zones_header, zone_rows(&zones));
-            });
+            let path = "/2013-04-01/hostedzone";
+            list(args, &client, path, "HostedZones", &zones_header, zone_rows).await?;
         }
         ZoneCommand::Get { zone } => {
             let id = client.zone_id(&zone).await?;
@@ -589,13 +601,16 @@ pub async fn health(args: &ApiArgs, command: CheckCommand) -> anyhow::Result<()>
     let one = |v: &Value| check_rows(&[v["HealthCheck"].clone()]);
     match command {
         CheckCommand::List => {
-            let v = client
-                .call(Method::GET, "/2013-04-01/healthcheck", None)
-                .await?;
-            show(args, &v, |v| {
-                let checks = v["HealthChecks"].as_array().cloned().unwrap_or_default();
-                table(&CHECK_HEADER, check_rows(&checks));
-            });
+            let path = "/2013-04-01/healthcheck";
+            list(
+                args,
+                &client,
+                path,
+                "HealthChecks",
+                &CHECK_HEADER,
+                check_rows,
+            )
+            .await?;
         }
         CheckCommand::Get { id } => {
             let v = client

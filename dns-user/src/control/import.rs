@@ -17,7 +17,7 @@ use crate::config::{Settings, ZoneSource, ZoneSpec};
 use crate::location::Regions;
 use crate::zone::build::{self, SourcedSet};
 use crate::zone::records::{self, ResourceRecordSet};
-use crate::zone::{Catalog, Problem, Where, Zone, rdata};
+use crate::zone::{Catalog, Problem, Where, Zone};
 
 /// Every zone of `settings` built from its record sets, with its location data: the catalog
 /// `check-config` and `export` check and print. The first problem (with file and line) stops
@@ -67,7 +67,6 @@ pub fn record_sets(
     spec: &ZoneSpec,
     regions: &Regions,
 ) -> Result<Vec<SourcedSet<'static>>, Problem> {
-    let mut out: Vec<SourcedSet<'static>> = Vec::new();
     let records = match &spec.source {
         Some(ZoneSource::File(path)) => crate::zone::read_zone_file(&spec.origin, path)?,
         Some(ZoneSource::Embedded { name, text }) => {
@@ -75,37 +74,7 @@ pub fn record_sets(
         }
         None => Vec::new(),
     };
-    let mut index: HashMap<(String, String), usize> = HashMap::new();
-    for (record, place) in records {
-        // "TYPE rdata": the type as the zone-file parser reads it, then the data.
-        let text = rdata::presentation(record.record_type(), &record.data);
-        let (rtype, value) = text.split_once(' ').unwrap_or((&text, ""));
-        let key = (
-            record.name.to_ascii().to_ascii_lowercase(),
-            rtype.to_string(),
-        );
-        let value = records::ValueJson {
-            value: value.to_string(),
-        };
-        let ttl = i64::from(record.ttl);
-        match index.get(&key) {
-            Some(&i) => {
-                // One TTL per RRset: the lowest of its records (RFC 2181 section 5.2).
-                let set = out[i].set.to_mut();
-                set.ttl = Some(set.ttl.map_or(ttl, |t| t.min(ttl)));
-                set.resource_records.get_or_insert_default().push(value);
-            }
-            None => {
-                index.insert(key.clone(), out.len());
-                out.push(SourcedSet {
-                    set: Cow::Owned(ResourceRecordSet::records(key.0, key.1, ttl, vec![value])),
-                    place,
-                    record: None,
-                    checked: None,
-                });
-            }
-        }
-    }
+    let mut out = crate::zone::file::record_sets(records);
     let mut numbered: Vec<(ResourceRecordSet, Where, String)> = spec
         .records
         .iter()

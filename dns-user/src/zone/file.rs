@@ -1,5 +1,9 @@
 //! The RFC 1035 zone-file reader.
 
+use std::borrow::Cow;
+
+use super::build::SourcedSet;
+use super::records::{self, ResourceRecordSet};
 use super::*;
 
 /// Deepest `$INCLUDE` nesting accepted.
@@ -16,6 +20,45 @@ pub fn parse_zone_text(
 
 /// Reads and parses the zone file at `path`, which the operator's config names: a regular
 /// file of at most [`crate::files::MAX_ZONE_FILE`] bytes, its `$INCLUDE`s resolved relative
+/// A zone file's records in the one record-set form: one set per name and type, in the
+/// order first seen, with the lowest TTL of its records; each set at the file and line of its
+/// first record.
+pub fn record_sets(records: Vec<(Record, Where)>) -> Vec<SourcedSet<'static>> {
+    let mut out: Vec<SourcedSet<'static>> = Vec::new();
+    let mut index: HashMap<(String, String), usize> = HashMap::new();
+    for (record, place) in records {
+        // "TYPE rdata": the type as the zone-file parser reads it, then the data.
+        let text = rdata::presentation(record.record_type(), &record.data);
+        let (rtype, value) = text.split_once(' ').unwrap_or((&text, ""));
+        let key = (
+            record.name.to_ascii().to_ascii_lowercase(),
+            rtype.to_string(),
+        );
+        let value = records::ValueJson {
+            value: value.to_string(),
+        };
+        let ttl = i64::from(record.ttl);
+        match index.get(&key) {
+            Some(&i) => {
+                // One TTL per RRset: the lowest of its records (RFC 2181 section 5.2).
+                let set = out[i].set.to_mut();
+                set.ttl = Some(set.ttl.map_or(ttl, |t| t.min(ttl)));
+                set.resource_records.get_or_insert_default().push(value);
+            }
+            None => {
+                index.insert(key.clone(), out.len());
+                out.push(SourcedSet {
+                    set: Cow::Owned(ResourceRecordSet::records(key.0, key.1, ttl, vec![value])),
+                    place,
+                    record: None,
+                    checked: None,
+                });
+            }
+        }
+    }
+    out
+}
+
 /// to the including file and read the same way.
 pub fn read_zone_file(origin: &Name, path: &Path) -> Result<Vec<(Record, Where)>, Problem> {
     let text = crate::files::read_text(path, crate::files::MAX_ZONE_FILE)
