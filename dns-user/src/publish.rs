@@ -97,7 +97,12 @@ impl Published {
         let mut writer = self.writer.lock().expect("writer lock");
         let health = health();
         if let Some(writer) = writer.as_mut() {
-            let (change, _) = compile::compile_touched(&next, &health, touched, writer.installed());
+            // The maps hold the last publication's health: groups following a check that
+            // changed since are compiled again too.
+            let mut touched = touched.to_vec();
+            touched.extend(compile::health_touched(&next, &self.health.load(), &health));
+            let (change, _) =
+                compile::compile_touched(&next, &health, &touched, writer.installed());
             match writer.apply(&change) {
                 Ok(_) => {
                     if let Err(e) = writer.set_enabled(true) {
@@ -119,7 +124,8 @@ impl Published {
         let mut stats = None;
         if let Some(writer) = writer.as_mut() {
             let catalog = self.catalog.load();
-            let change = compile::policy_changes(&catalog, &health, writer.installed());
+            let before = self.health.load();
+            let change = compile::policy_changes(&catalog, &before, &health, writer.installed());
             match writer.apply(&change) {
                 Ok(s) => stats = Some(s),
                 Err(e) => fast_path_off(writer, "health change", &e),

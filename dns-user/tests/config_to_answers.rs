@@ -591,7 +591,7 @@ fn policy_groups_compile_with_the_health_state_and_change_only_where_it_matters(
         "failover: one answer, an ordinary entry"
     );
     let down = HealthState([("hc-primary".to_string(), false)].into());
-    let change = policy_changes(&catalog, &down, &table);
+    let change = policy_changes(&catalog, &HealthState::default(), &down, &table);
     assert_eq!(
         change.answers.upserts,
         vec![(f, entry("192.0.2.11"))],
@@ -600,7 +600,7 @@ fn policy_groups_compile_with_the_health_state_and_change_only_where_it_matters(
     assert!(change.answers.deletes.is_empty() && change.variants.is_empty());
     let (after, _) = compile(&catalog, &down);
     assert_eq!(after.answers.get(&f), Some(&entry("192.0.2.11")));
-    assert!(policy_changes(&catalog, &down, &after).is_empty());
+    assert!(policy_changes(&catalog, &down, &down, &after).is_empty());
     // The userspace answer agrees.
     assert_eq!(
         address(&ask_with(&catalog, &down, "f.example.net.")),

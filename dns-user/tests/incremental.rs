@@ -15,10 +15,10 @@ use hickory_proto::rr::{LowerName, Name};
 use dns_user::config::{Overrides, resolve_text};
 use dns_user::control::store::sort_key;
 use dns_user::control::{Control, PageStart};
-use dns_user::fastpath::compile::{compile, compile_touched};
+use dns_user::fastpath::compile::{compile, compile_touched, policy_changes};
 use dns_user::health::HealthState;
 use dns_user::location::Regions;
-use dns_user::policy::{RandomSource, SplitMix64};
+use dns_user::policy::{Health, RandomSource, SplitMix64};
 use dns_user::zone::build::{SourcedSet, build};
 use dns_user::zone::records::{
     AliasJson, Change, ChangeBatch, ResourceRecordSet, ValueJson, check as check_set, set_key,
@@ -67,6 +67,11 @@ impl Gen {
             .collect()
     }
 
+    /// A health check for a routing-policy set, or none.
+    fn check(&mut self) -> Option<String> {
+        [None, Some("hc1"), Some("hc2")][self.below(3)].map(String::from)
+    }
+
     /// A random record set at a random name.
     fn set(&mut self) -> ResourceRecordSet {
         let name = self.pick(NAMES).to_string();
@@ -106,6 +111,7 @@ impl Gen {
                 let mut set = ResourceRecordSet::records(name, "A".into(), ttl, self.values("A"));
                 set.set_identifier = Some(id.into());
                 set.weight = Some(self.below(4) as i64);
+                set.health_check_id = self.check();
                 if self.below(3) == 0 {
                     set.ttl = None;
                     set.resource_records = None;
@@ -124,6 +130,7 @@ impl Gen {
                     ResourceRecordSet::records(name, rtype.into(), ttl, self.values(rtype));
                 set.set_identifier = Some(id.into());
                 set.failover = Some(role.into());
+                set.health_check_id = self.check();
                 set
             }
         }
@@ -162,8 +169,7 @@ fn full(sets: &BTreeMap<String, ResourceRecordSet>) -> Result<Zone, String> {
 #[test]
 fn a_rebuild_of_what_a_batch_touched_equals_a_full_build() {
     let origin = Name::from_ascii(ORIGIN).unwrap();
-    let health = HealthState::default();
-    let (mut accepted, mut refused, mut incremental_compiles) = (0, 0, 0);
+    let (mut accepted, mut refused, mut incremental_compiles, mut flips) = (0, 0, 0, 0);
     for seed in 0..40u64 {
         let mut g = Gen(SplitMix64(seed));
         let mut sets: BTreeMap<String, ResourceRecordSet> = BTreeMap::new();
@@ -189,8 +195,22 @@ fn a_rebuild_of_what_a_batch_touched_equals_a_full_build() {
             sets.insert(key_of(&set), set);
         }
         let mut zone = full(&sets).unwrap();
+        let mut health = HealthState::default();
         let mut tables = compile(&Catalog::new([zone.clone()]), &health).0;
         for step in 0..60 {
+            // Now and then a health check flips: only the groups following it are compiled.
+            if g.below(3) == 0 {
+                let before = health.clone();
+                let id = ["hc1", "hc2"][g.below(2)];
+                health.0.insert(id.into(), !before.is_healthy(id));
+                let catalog = Catalog::new([zone.clone()]);
+                tables.apply(&policy_changes(&catalog, &before, &health, &tables));
+                assert!(
+                    tables == compile(&catalog, &health).0,
+                    "seed {seed} step {step}: tables after {id} flipped differ from a full compile"
+                );
+                flips += 1;
+            }
             // A batch: one to three UPSERTs or DELETEs.
             let mut next = sets.clone();
             let mut changed: HashSet<LowerName> = HashSet::new();
@@ -257,13 +277,15 @@ fn a_rebuild_of_what_a_batch_touched_equals_a_full_build() {
         }
     }
     eprintln!(
-        "{accepted} batches accepted ({incremental_compiles} compiled incrementally), {refused} refused"
+        "{accepted} batches accepted ({incremental_compiles} compiled incrementally), \
+         {refused} refused, {flips} health flips"
     );
     // The sequences exercise both outcomes, and the incremental compile (not its fallback).
     assert!(
         accepted > 400 && refused > 200,
         "{accepted} accepted, {refused} refused"
     );
+    assert!(flips > 400, "{flips} health flips");
     assert!(
         incremental_compiles * 10 > accepted * 9,
         "{incremental_compiles} of {accepted} compiled incrementally"
@@ -362,7 +384,7 @@ fn the_control_plane_publishes_what_a_full_rebuild_serves() {
         "{accepted} batches accepted, {refused} refused, {incremental} publications compiled incrementally"
     );
     assert!(
-        accepted > 150 && refused > 50,
+        accepted > 100 && refused > 100,
         "{accepted} accepted, {refused} refused"
     );
     assert!(incremental > 50, "{incremental} incremental publications");

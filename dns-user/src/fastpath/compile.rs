@@ -24,7 +24,8 @@
 //!
 //! Groups that need more than one random draw per answer (a weighted alias into another
 //! random group) or a MaxMind database for location stay out: XDP passes them up. A health
-//! change recompiles the policy part ([`policy_changes`]); only what changed is written.
+//! change recompiles the groups that follow the checks that changed ([`policy_changes`]); a
+//! change batch the names it touched ([`compile_touched`]); only what changed is written.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
@@ -655,7 +656,12 @@ pub fn compile_touched(
     let mut old_keys: HashSet<AnswerKey> = HashSet::new();
     let mut new_ids: HashSet<u32> = HashSet::new();
     let mut located_groups = 0usize;
+    // One entry per zone, each name once.
+    let mut by_zone: HashMap<&LowerName, HashSet<&LowerName>> = HashMap::new();
     for (origin, names) in touched {
+        by_zone.entry(origin).or_default().extend(names);
+    }
+    for (origin, names) in by_zone {
         let Some(zone) = catalog.zone(origin) else {
             return full();
         };
@@ -763,29 +769,39 @@ pub fn compile_touched(
     (change, true)
 }
 
-/// The map change that makes the routing-policy entries match `health`, against what is
-/// `installed`: only entries whose answer changed.
-pub fn policy_changes(catalog: &Catalog, health: &HealthState, installed: &Tables) -> Change {
-    let cells = Cells::of(catalog.locations());
-    let policies = compile_policies(catalog, health, &cells);
-    let mut change = Change::default();
-    for (k, v) in &policies.answers {
-        if installed.answers.get(k) != Some(v) {
-            change.answers.upserts.push((*k, *v));
-        }
+/// The map change after health went from `before` (what `installed` was compiled with) to
+/// `health`: the routing-policy groups that name a check whose status changed, and those that
+/// follow them (aliases into them), compiled again ([`compile_touched`]); only entries whose
+/// answer changed are written.
+pub fn policy_changes(
+    catalog: &Catalog,
+    before: &HealthState,
+    health: &HealthState,
+    installed: &Tables,
+) -> Change {
+    let touched = health_touched(catalog, before, health);
+    if touched.is_empty() {
+        return Change::default();
     }
-    // A group that stopped compiling (e.g. its draws changed) leaves the maps.
-    let policy_keys: HashSet<AnswerKey> = catalog
+    compile_touched(catalog, health, &touched, installed).0
+}
+
+/// The names of each zone of `catalog` whose answers may differ between `before` and
+/// `health` (zone origin, names), for [`compile_touched`].
+pub fn health_touched(
+    catalog: &Catalog,
+    before: &HealthState,
+    health: &HealthState,
+) -> Vec<(LowerName, HashSet<LowerName>)> {
+    let changed = health.changed_from(before);
+    if changed.is_empty() {
+        return Vec::new();
+    }
+    catalog
         .zones()
-        .flat_map(|z| z.policy_groups().map(|(name, rtype, _)| key(name, rtype)))
-        .collect();
-    for k in installed.answers.keys() {
-        if policy_keys.contains(k) && !policies.answers.contains_key(k) {
-            change.answers.deletes.push(*k);
-        }
-    }
-    change.variants = Delta::between(&installed.variants, &policies.variants);
-    change
+        .map(|z| (LowerName::new(z.origin()), z.following_checks(&changed)))
+        .filter(|(_, names)| !names.is_empty())
+        .collect()
 }
 
 /// Upserts and deletes for one map.

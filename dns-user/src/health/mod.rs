@@ -24,7 +24,7 @@ pub mod probe;
 pub mod spec;
 pub mod targets;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::SystemTime;
 
 /// Observations kept per check (like GetHealthCheckStatus's per-checker results).
@@ -132,6 +132,20 @@ pub fn calculated(children: &[bool], threshold: u16, inverted: bool) -> bool {
 /// Effective health by check id, for the policy engine.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HealthState(pub HashMap<String, bool>);
+
+impl HealthState {
+    /// The checks whose status differs from `before` (a check a state does not know counts
+    /// as healthy, as the policy engine reads it).
+    pub fn changed_from(&self, before: &HealthState) -> HashSet<String> {
+        use crate::policy::Health;
+        self.0
+            .keys()
+            .chain(before.0.keys())
+            .filter(|id| self.is_healthy(id) != before.is_healthy(id))
+            .cloned()
+            .collect()
+    }
+}
 
 impl crate::policy::Health for HealthState {
     fn is_healthy(&self, check_id: &str) -> bool {

@@ -189,17 +189,19 @@ pub fn check_known_checks(
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(super) struct Index {
     /// Owner -> the types of its routing-policy groups (engine aliases included).
-    group_types: HashMap<LowerName, Vec<RecordType>>,
+    group_types: Map<LowerName, Vec<RecordType>>,
     /// Name -> how many owner names lie strictly below it (for empty non-terminals).
-    below: HashMap<LowerName, u32>,
+    below: Map<LowerName, u32>,
     /// Owner -> the names its aliases point at (plain aliases and alias members of groups).
-    depends_on: HashMap<LowerName, Vec<LowerName>>,
+    depends_on: Map<LowerName, Vec<LowerName>>,
     /// Target -> the owners whose data follow it: the reverse of `depends_on`.
-    dependents: HashMap<LowerName, HashSet<LowerName>>,
+    dependents: Map<LowerName, Set<LowerName>>,
     /// Policy group -> the plain RRsets its alias walk reaches (keys of `alias_targets`).
-    reaches: HashMap<(LowerName, RecordType), Vec<(LowerName, RecordType)>>,
+    reaches: Map<(LowerName, RecordType), Vec<(LowerName, RecordType)>>,
     /// `alias_targets` key -> how many groups reach it.
-    alias_target_refs: HashMap<(LowerName, RecordType), u32>,
+    alias_target_refs: Map<(LowerName, RecordType), u32>,
+    /// Health check id -> the owners of the policy groups whose record sets name it.
+    checks: Map<String, Set<LowerName>>,
 }
 
 /// A zone's record sets, read: what [`Zone`] is assembled from.
@@ -244,11 +246,11 @@ impl Zone {
         let names = inputs.owners();
         let mut zone = Zone {
             origin: fqdn(origin),
-            nodes: HashMap::new(),
-            empty_non_terminals: HashSet::new(),
-            cuts: HashSet::new(),
-            policies: HashMap::new(),
-            alias_targets: HashMap::new(),
+            nodes: Map::new(),
+            empty_non_terminals: Set::new(),
+            cuts: Set::new(),
+            policies: Map::new(),
+            alias_targets: Map::new(),
             index: Index::default(),
         };
         zone.assemble(&names, inputs, source)?;
@@ -310,6 +312,17 @@ impl Zone {
         all
     }
 
+    /// The owners whose answers follow the health of the checks `ids`: the policy groups
+    /// that name one of them, and every owner whose data follow those (aliases into them).
+    pub fn following_checks(&self, ids: &HashSet<String>) -> HashSet<LowerName> {
+        let owners: HashSet<LowerName> = ids
+            .iter()
+            .filter_map(|id| self.index.checks.get(id))
+            .flat_map(|owners| owners.iter().cloned())
+            .collect();
+        self.dependents_of(&owners)
+    }
+
     /// Removes everything at `names`, keeping the index true for what remains.
     fn forget(&mut self, names: &HashSet<LowerName>) {
         for n in names {
@@ -319,7 +332,17 @@ impl Zone {
             self.cuts.remove(n);
             for rtype in self.index.group_types.remove(n).unwrap_or_default() {
                 let key = (n.clone(), rtype);
-                self.policies.remove(&key);
+                for set in self.policies.remove(&key).unwrap_or_default() {
+                    let Some(id) = set.health_check else {
+                        continue;
+                    };
+                    if let Some(owners) = self.index.checks.get_mut(&id) {
+                        owners.remove(n);
+                        if owners.is_empty() {
+                            self.index.checks.remove(&id);
+                        }
+                    }
+                }
                 for reached in self.index.reaches.remove(&key).unwrap_or_default() {
                     self.release_alias_target(&reached);
                 }
@@ -502,6 +525,13 @@ impl Zone {
             let types = self.index.group_types.entry(owner.clone()).or_default();
             let at = types.partition_point(|t| *t < rtype);
             types.insert(at, rtype);
+            for id in sets.iter().filter_map(|(s, _)| s.health_check.clone()) {
+                self.index
+                    .checks
+                    .entry(id)
+                    .or_default()
+                    .insert(owner.clone());
+            }
             self.policies
                 .insert((owner, rtype), sets.into_iter().map(|(s, _)| s).collect());
         }
@@ -564,7 +594,7 @@ impl Zone {
 /// simple engine groups, resolved per query.
 fn materialize_aliases(
     apex: &LowerName,
-    nodes: &mut HashMap<LowerName, Vec<RrSet>>,
+    nodes: &mut Map<LowerName, Vec<RrSet>>,
     first_place: &mut HashMap<(LowerName, RecordType), Where>,
     aliases: &[(Alias, Where)],
     is_group: &dyn Fn(&(LowerName, RecordType)) -> bool,
@@ -661,7 +691,7 @@ type Groups = HashMap<(LowerName, RecordType), Vec<(policy::RecordSet, Where)>>;
 /// policy per group, no simple records beside it, unique set ids and locations, limits.
 fn policy_groups(
     apex: &LowerName,
-    nodes: &HashMap<LowerName, Vec<RrSet>>,
+    nodes: &Map<LowerName, Vec<RrSet>>,
     sets: Vec<(PolicySet, Where)>,
 ) -> Result<Groups, Problem> {
     use policy::{FailoverRole, Policy};
@@ -748,13 +778,13 @@ type Reaches = HashMap<(LowerName, RecordType), Vec<((LowerName, RecordType), po
 /// `groups` reaches.
 fn check_engine_aliases(
     groups: &Groups,
-    others: &HashMap<(LowerName, RecordType), Vec<policy::RecordSet>>,
-    nodes: &HashMap<LowerName, Vec<RrSet>>,
+    others: &Map<(LowerName, RecordType), Vec<policy::RecordSet>>,
+    nodes: &Map<LowerName, Vec<RrSet>>,
 ) -> Result<Reaches, Problem> {
     struct Walk<'a> {
         groups: &'a Groups,
-        others: &'a HashMap<(LowerName, RecordType), Vec<policy::RecordSet>>,
-        nodes: &'a HashMap<LowerName, Vec<RrSet>>,
+        others: &'a Map<(LowerName, RecordType), Vec<policy::RecordSet>>,
+        nodes: &'a Map<LowerName, Vec<RrSet>>,
         place: &'a Where,
     }
     impl Walk<'_> {

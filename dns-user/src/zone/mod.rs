@@ -92,21 +92,27 @@ pub struct RrSet {
     pub rdatas: Vec<RData>,
 }
 
+/// The maps a zone is made of: persistent (a clone shares everything, an update copies the
+/// path to what it changes), so a change builds the next version of a zone in what it touches
+/// while the current one is served.
+pub(crate) type Map<K, V> = imbl::HashMap<K, V>;
+pub(crate) type Set<T> = imbl::HashSet<T>;
+
 /// All data of one hosted zone.
 #[derive(Clone, Debug)]
 pub struct Zone {
     origin: Name,
     /// Owner (lower-cased) -> RRsets at that name, in type order. Hashed: ordered maps of names spend their
     /// time in label-by-label comparisons.
-    nodes: HashMap<LowerName, Vec<RrSet>>,
+    nodes: Map<LowerName, Vec<RrSet>>,
     /// Names that exist only because something below them exists (empty non-terminals).
-    empty_non_terminals: HashSet<LowerName>,
+    empty_non_terminals: Set<LowerName>,
     /// Delegation points: names below the apex with an NS RRset.
-    cuts: HashSet<LowerName>,
+    cuts: Set<LowerName>,
     /// Route 53 routing-policy groups, answered by the policy engine: (owner, type) -> sets.
-    policies: HashMap<(LowerName, RecordType), Vec<policy::RecordSet>>,
+    policies: Map<(LowerName, RecordType), Vec<policy::RecordSet>>,
     /// Plain RRsets that engine aliases point to, as simple record sets.
-    alias_targets: HashMap<(LowerName, RecordType), Vec<policy::RecordSet>>,
+    alias_targets: Map<(LowerName, RecordType), Vec<policy::RecordSet>>,
     /// What lets a change rebuild only the names it touches ([`Zone::rebuild`]); all of it
     /// follows from the fields above.
     index: build::Index,
