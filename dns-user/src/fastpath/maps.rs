@@ -54,6 +54,8 @@ pub enum MapWriteError {
     GracePeriod(io::Error),
     #[error("reading CLOCK_MONOTONIC failed: {0}")]
     Clock(io::Error),
+    #[error("writing a batch of map entries failed: {0}")]
+    Batch(io::Error),
 }
 
 /// What one [`MapWriter::install`] changed.
@@ -313,12 +315,8 @@ fn write(buffer: &mut Buffer, change: &Change) -> Result<(), MapWriteError> {
     for (k, v) in &change.cells.upserts {
         buffer.cells.insert(&lpm_key(k), v, 0)?;
     }
-    for (k, v) in &change.variants.upserts {
-        buffer.variants.insert(k, v, 0)?;
-    }
-    for (k, v) in &change.answers.upserts {
-        buffer.answers.insert(k, v, 0)?;
-    }
+    update_batch(&mut buffer.variants, &change.variants.upserts)?;
+    update_batch(&mut buffer.answers, &change.answers.upserts)?;
     for k in &change.answers.deletes {
         removed(buffer.answers.remove(k))?;
     }
@@ -380,6 +378,7 @@ struct GracePeriod {
 
 const BPF_MAP_CREATE: libc::c_long = 0;
 const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
+const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
 const BPF_MAP_TYPE_ARRAY: u32 = 2;
 const BPF_MAP_TYPE_ARRAY_OF_MAPS: u32 = 12;
 
@@ -403,6 +402,60 @@ struct MapUpdateAttr {
     key: u64,
     value: u64,
     flags: u64,
+}
+
+/// `union bpf_attr` for the BPF_MAP_*_BATCH commands.
+#[repr(C)]
+struct MapBatchAttr {
+    in_batch: u64,
+    out_batch: u64,
+    keys: u64,
+    values: u64,
+    /// In: entries given; out: entries done.
+    count: u32,
+    map_fd: u32,
+    elem_flags: u64,
+    flags: u64,
+}
+
+/// Entries per BPF_MAP_UPDATE_BATCH call (the kernel copies them one by one; this bounds the
+/// staging arrays).
+const BATCH: usize = 4096;
+
+/// Writes `entries` into the hash map `map`, many per bpf() call (BPF_MAP_UPDATE_BATCH, Linux
+/// 5.6): one syscall per entry was most of the cost of large installs. A kernel without batch
+/// operations gets them one at a time.
+fn update_batch<K: aya::Pod, V: aya::Pod>(
+    map: &mut HashMap<MapData, K, V>,
+    entries: &[(K, V)],
+) -> Result<(), MapWriteError> {
+    use aya::maps::IterableMap;
+    use std::os::fd::AsFd;
+    let fd = map.map().fd().as_fd().as_raw_fd() as u32;
+    for chunk in entries.chunks(BATCH) {
+        let keys: Vec<K> = chunk.iter().map(|(k, _)| *k).collect();
+        let values: Vec<V> = chunk.iter().map(|(_, v)| *v).collect();
+        let attr = MapBatchAttr {
+            in_batch: 0,
+            out_batch: 0,
+            keys: keys.as_ptr() as u64,
+            values: values.as_ptr() as u64,
+            count: chunk.len() as u32,
+            map_fd: fd,
+            elem_flags: 0,
+            flags: 0,
+        };
+        match bpf(BPF_MAP_UPDATE_BATCH, &attr) {
+            Ok(_) => {}
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP)) => {
+                for (k, v) in chunk {
+                    map.insert(k, v, 0)?;
+                }
+            }
+            Err(e) => return Err(MapWriteError::Batch(e)),
+        }
+    }
+    Ok(())
 }
 
 fn bpf<T>(cmd: libc::c_long, attr: &T) -> io::Result<libc::c_long> {
