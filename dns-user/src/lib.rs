@@ -15,7 +15,7 @@
 //!        ▼ Catalog + HealthState
 //! publish.rs Published, the served state: XDP maps first, then userspace
 //!        ├──> fastpath/  compile.rs (pure) ──> Tables ──> maps.rs (MapWriter) ──> BPF maps
-//!        └──> server/    UDP, TCP ──> answer.rs (policy.rs, location.rs), transfer.rs, rrl.rs
+//!        └──> server/    UDP, TCP ──> answer.rs (policy.rs, location.rs), transfer.rs; rrl.rs
 //!
 //! packet ──> dns-ebpf: gate ─> parse ─> lookup (BPF maps) ─> rrl ─> respond ──> XDP_TX
 //!                └── anything else, or not fully understood ──> XDP_PASS ──> kernel ──> server/
