@@ -65,23 +65,9 @@ impl Published {
         next: Catalog,
         health: impl FnOnce() -> Arc<HealthState>,
     ) -> Option<CompileReport> {
-        let mut writer = self.writer.lock().expect("writer lock");
-        let health = health();
-        let mut report = None;
-        if let Some(writer) = writer.as_mut() {
-            match Self::install_initial(writer, &next, &health) {
-                Ok(r) => {
-                    report = Some(r);
-                    if let Err(e) = writer.set_enabled(true) {
-                        tracing::error!("turning the fast path on: {e}");
-                    }
-                }
-                Err(e) => fast_path_off(writer, "change", &e),
-            }
-        }
-        self.catalog.store(Arc::new(next));
-        self.health.store(health);
-        report
+        self.publish(next, health, |writer, next, _, health| {
+            Self::install_initial(writer, next, health)
+        })
     }
 
     /// Change batches from the control plane: serves `next`, in which only the names `touched`
@@ -94,17 +80,37 @@ impl Published {
         touched: &[(LowerName, HashSet<LowerName>)],
         health: impl FnOnce() -> Arc<HealthState>,
     ) {
-        let mut writer = self.writer.lock().expect("writer lock");
-        let health = health();
-        if let Some(writer) = writer.as_mut() {
+        self.publish(next, health, |writer, next, before, health| {
             // The maps hold the last publication's health: groups following a check that
             // changed since are compiled again too.
             let mut touched = touched.to_vec();
-            touched.extend(compile::health_touched(&next, &self.health.load(), &health));
-            let (change, _) =
-                compile::compile_touched(&next, &health, &touched, writer.installed());
-            match writer.apply(&change) {
-                Ok(_) => {
+            touched.extend(compile::health_touched(next, before, health));
+            let (change, _) = compile::compile_touched(next, health, &touched, writer.installed());
+            writer.apply(&change)
+        });
+    }
+
+    /// Serves `next` with `health`: `write` brings the maps (if any) to it from what they hold
+    /// (compiled with the previous health, given too), then userspace switches. If the maps
+    /// cannot take it, the fast path goes transparent.
+    fn publish<T>(
+        &self,
+        next: Catalog,
+        health: impl FnOnce() -> Arc<HealthState>,
+        write: impl FnOnce(
+            &mut MapWriter,
+            &Catalog,
+            &HealthState,
+            &HealthState,
+        ) -> Result<T, MapWriteError>,
+    ) -> Option<T> {
+        let mut writer = self.writer.lock().expect("writer lock");
+        let health = health();
+        let mut written = None;
+        if let Some(writer) = writer.as_mut() {
+            match write(writer, &next, &self.health.load(), &health) {
+                Ok(t) => {
+                    written = Some(t);
                     if let Err(e) = writer.set_enabled(true) {
                         tracing::error!("turning the fast path on: {e}");
                     }
@@ -114,6 +120,7 @@ impl Published {
         }
         self.catalog.store(Arc::new(next));
         self.health.store(health);
+        written
     }
 
     /// Health changed: rewrites the affected map entries, then switches userspace. `latest`
