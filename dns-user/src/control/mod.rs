@@ -954,7 +954,7 @@ impl Snapshot {
         let mut existing = HashMap::new();
         let mut changed = HashSet::new();
         for c in &batch.changes {
-            let key = records::set_key(&records::normalize(c.resource_record_set.clone()));
+            let key = records::set_key(&c.resource_record_set);
             if let Some(set) = state.set(zone_id, &key) {
                 existing.insert(key.clone(), set.clone());
             }
@@ -1018,38 +1018,42 @@ impl Snapshot {
             id: zone.id.clone(),
         };
         // A set the batch wrote is named by the change that wrote it.
-        let mut by_change: HashMap<SetKey, Where> = HashMap::new();
-        for (i, c) in batch.changes.iter().enumerate() {
-            let key = records::set_key(&records::normalize(c.resource_record_set.clone()));
-            by_change.insert(
-                key,
-                Where::Change {
+        let by_change: HashMap<SetKey, Where> = batch
+            .changes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let at = Where::Change {
                     zone: zone.id.clone(),
                     number: i + 1,
-                },
-            );
-        }
-        let changed: HashSet<LowerName> = changes
-            .iter()
-            .filter_map(|c| lower_name(&c.key.0))
+                };
+                (records::set_key(&c.resource_record_set), at)
+            })
             .collect();
+        // What the batch leaves, by name: its own sets, read when it was applied.
+        let changed_keys: HashSet<&SetKey> = changes.iter().map(|c| &c.key).collect();
+        let mut written: HashMap<LowerName, Vec<(ResourceRecordSet, Option<records::Checked>)>> =
+            HashMap::new();
+        for c in &changes {
+            let Some(name) = lower_name(&c.key.0) else {
+                continue;
+            };
+            let sets = written.entry(name).or_default();
+            if let Some((set, checked)) = &c.set {
+                sets.push((set.clone(), Some(checked.clone())));
+            }
+        }
+        let changed: HashSet<LowerName> = written.keys().cloned().collect();
         let sets_at = |name: &LowerName| -> Vec<SourcedSet<'static>> {
             let mut sets: Vec<(ResourceRecordSet, Option<records::Checked>)> = self
                 .at
                 .get(name)
                 .into_iter()
                 .flatten()
-                .filter(|s| !changes.iter().any(|c| c.key == records::set_key(s)))
+                .filter(|s| !changed_keys.contains(&records::set_key(s)))
                 .map(|s| (s.clone(), None))
                 .collect();
-            // The batch's own sets, read when it was applied.
-            sets.extend(
-                changes
-                    .iter()
-                    .filter_map(|c| c.set.clone())
-                    .filter(|(s, _)| lower_name(&s.name).as_ref() == Some(name))
-                    .map(|(s, checked)| (s, Some(checked))),
-            );
+            sets.extend(written.get(name).into_iter().flatten().cloned());
             sets.sort_by_cached_key(|(s, _)| {
                 store::sort_key(&s.name, &s.rtype, s.set_identifier.as_deref())
             });
