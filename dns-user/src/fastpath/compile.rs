@@ -671,11 +671,7 @@ pub fn compile_touched(
         {
             let k = key(name, rtype);
             old_keys.insert(k);
-            let here = catalog
-                .find(name)
-                .is_some_and(|z| z.origin() == zone.origin())
-                && answers_here(catalog, zone, name);
-            if !here {
+            if !answers_here(catalog, zone, name) {
                 continue;
             }
             if let Some(sets) = zone.policy_group(name, rtype) {

@@ -204,6 +204,20 @@ pub(super) struct Index {
     checks: Map<String, Set<LowerName>>,
 }
 
+/// Removes `owner` from the owners kept under `key`, and the key once it has none.
+fn unlink<K: std::hash::Hash + Eq + Clone>(
+    map: &mut Map<K, Set<LowerName>>,
+    key: &K,
+    owner: &LowerName,
+) {
+    if let Some(owners) = map.get_mut(key) {
+        owners.remove(owner);
+        if owners.is_empty() {
+            map.remove(key);
+        }
+    }
+}
+
 /// A zone's record sets, read: what [`Zone`] is assembled from.
 #[derive(Default)]
 struct Inputs {
@@ -333,14 +347,8 @@ impl Zone {
             for rtype in self.index.group_types.remove(n).unwrap_or_default() {
                 let key = (n.clone(), rtype);
                 for set in self.policies.remove(&key).unwrap_or_default() {
-                    let Some(id) = set.health_check else {
-                        continue;
-                    };
-                    if let Some(owners) = self.index.checks.get_mut(&id) {
-                        owners.remove(n);
-                        if owners.is_empty() {
-                            self.index.checks.remove(&id);
-                        }
+                    if let Some(id) = set.health_check {
+                        unlink(&mut self.index.checks, &id, n);
                     }
                 }
                 for reached in self.index.reaches.remove(&key).unwrap_or_default() {
@@ -348,12 +356,7 @@ impl Zone {
                 }
             }
             for target in self.index.depends_on.remove(n).unwrap_or_default() {
-                if let Some(owners) = self.index.dependents.get_mut(&target) {
-                    owners.remove(n);
-                    if owners.is_empty() {
-                        self.index.dependents.remove(&target);
-                    }
-                }
+                unlink(&mut self.index.dependents, &target, n);
             }
         }
     }
