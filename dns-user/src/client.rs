@@ -1,15 +1,22 @@
-//! The CLI's side of the control API: `dns-user zone|change|health|test-answer` call the
-//! running server over HTTP (reqwest) and print readable tables, or the JSON with `--json`.
+//! The CLI's side of the control API: `dns-user zone|change|health|test-answer` speak Route
+//! 53's REST-XML protocol to the running server (reqwest, typed with [`crate::route53::shapes`],
+//! signed with SigV4 when credentials are given) and print readable tables, or the response as
+//! JSON with `--json`.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
-/// Where the API is and how to authenticate.
+use crate::route53::shapes::{self as wire, Xmlns};
+use crate::route53::sigv4::{self, Credentials};
+use crate::route53::{bare_id, plain_name};
+
+/// Where the API is and how to sign requests.
 #[derive(Args, Debug, Clone)]
 pub struct ApiArgs {
     /// The server's control API.
@@ -20,15 +27,26 @@ pub struct ApiArgs {
         global = true
     )]
     pub url: String,
-    /// Bearer token (or the DNS_USER_API_TOKEN environment variable).
+    /// Access key id to sign requests with (SigV4); needed when the server has access keys.
+    #[arg(long, env = "AWS_ACCESS_KEY_ID", global = true)]
+    pub access_key_id: Option<String>,
+    /// Its secret.
     #[arg(
         long,
-        env = "DNS_USER_API_TOKEN",
+        env = "AWS_SECRET_ACCESS_KEY",
         hide_env_values = true,
         global = true
     )]
-    pub token: Option<String>,
-    /// Print the API's JSON instead of a table.
+    pub secret_access_key: Option<String>,
+    /// Region named in the signature's scope (any; the server reads it from the request).
+    #[arg(
+        long,
+        env = "AWS_DEFAULT_REGION",
+        default_value = "us-east-1",
+        global = true
+    )]
+    pub region: String,
+    /// Print the response as JSON instead of a table.
     #[arg(long, global = true)]
     pub json: bool,
 }
@@ -127,98 +145,199 @@ pub enum ClientError {
         #[source]
         source: reqwest::Error,
     },
+    #[error("{url}: the server's reply is not what Route 53 sends: {problem}")]
+    Reply { url: String, problem: String },
 }
 
 /// A client of one server's API.
 pub struct Client {
     base: String,
-    token: Option<String>,
+    credentials: Option<Credentials>,
+    region: String,
     http: reqwest::Client,
 }
 
 impl Client {
     pub fn new(args: &ApiArgs) -> anyhow::Result<Client> {
+        let credentials = match (&args.access_key_id, &args.secret_access_key) {
+            (Some(id), Some(secret)) => Some(Credentials {
+                access_key_id: id.clone(),
+                secret_access_key: secret.clone(),
+            }),
+            (None, None) => None,
+            _ => anyhow::bail!("give both an access key id and its secret, or neither"),
+        };
         Ok(Client {
             base: args.url.trim_end_matches('/').to_string(),
-            token: args.token.clone(),
+            credentials,
+            region: args.region.clone(),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .build()?,
         })
     }
 
-    /// Calls `path` (under the API root) and returns the JSON body of a success.
-    pub async fn call(
+    /// Sends a request for `path` (under the API root), signed when the client has
+    /// credentials: the status and body of the reply.
+    async fn send(
         &self,
         method: Method,
         path: &str,
-        body: Option<Value>,
-    ) -> Result<Value, ClientError> {
+        body: Option<String>,
+    ) -> Result<(reqwest::StatusCode, bytes::Bytes), ClientError> {
         let url = format!("{}{path}", self.base);
         let http = |source| ClientError::Http {
             url: url.clone(),
             source,
         };
-        let mut request = self.http.request(method, &url);
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
+        let reply = |problem: String| ClientError::Reply {
+            url: url.clone(),
+            problem: crate::text::escape(&problem).into_owned(),
+        };
+        let body = body.unwrap_or_default();
+        let mut request = self
+            .http
+            .request(method.clone(), &url)
+            .body(body.clone())
+            .build()
+            .map_err(http)?;
+        if !body.is_empty() {
+            request.headers_mut().insert(
+                reqwest::header::CONTENT_TYPE,
+                reqwest::header::HeaderValue::from_static("text/xml"),
+            );
         }
-        if let Some(body) = body {
-            request = request.json(&body);
+        if let Some(credentials) = &self.credentials {
+            let host = request
+                .url()
+                .host_str()
+                .map(|h| match request.url().port() {
+                    Some(p) => format!("{h}:{p}"),
+                    None => h.to_string(),
+                })
+                .unwrap_or_default();
+            let url = request.url();
+            let uri: axum::http::Uri = match url.query() {
+                Some(q) => format!("{}?{q}", url.path()),
+                None => url.path().to_string(),
+            }
+            .parse()
+            .map_err(|_| reply(format!("bad path {}", url.path())))?;
+            let headers = request.headers_mut();
+            headers.insert(
+                reqwest::header::HOST,
+                host.parse()
+                    .map_err(|_| reply(format!("bad host {host}")))?,
+            );
+            sigv4::sign(
+                &method,
+                &uri,
+                headers,
+                body.as_bytes(),
+                credentials,
+                &self.region,
+                SystemTime::now(),
+            );
         }
-        let response = request.send().await.map_err(http)?;
+        let response = self.http.execute(request).await.map_err(http)?;
         let status = response.status();
-        let value: Value = response.json().await.map_err(http)?;
+        let bytes = response.bytes().await.map_err(http)?;
+        Ok((status, bytes))
+    }
+
+    /// Calls `path` (under the API root) with an optional XML body and reads the reply of a
+    /// success as `T`.
+    pub async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<String>,
+    ) -> Result<T, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let reply = |problem: String| ClientError::Reply {
+            url: url.clone(),
+            problem: crate::text::escape(&problem).into_owned(),
+        };
+        let (status, bytes) = self.send(method, path, body).await?;
         if status.is_success() {
-            return Ok(value);
+            return wire::from_xml(&bytes).map_err(reply);
         }
-        let error = &value["Error"];
-        let mut message = error["Message"].as_str().unwrap_or("").to_string();
-        if message.is_empty() {
-            message = value.to_string();
+        let error: wire::ErrorResponse = wire::from_xml(&bytes).map_err(|e| {
+            reply(format!(
+                "{status}: {e}: {}",
+                String::from_utf8_lossy(&bytes)
+            ))
+        })?;
+        let mut message = error.error.message;
+        for m in error.error.messages.iter().flat_map(|m| &m.items) {
+            message.push_str("\n  ");
+            message.push_str(m);
         }
         // Printed to the operator's terminal: nothing in it may be a control sequence.
         Err(ClientError::Api {
             status: status.as_u16(),
-            code: crate::text::escape(error["Code"].as_str().unwrap_or("Error")).into_owned(),
+            code: crate::text::escape(&error.error.code).into_owned(),
             message: crate::text::escape(&message).into_owned(),
         })
+    }
+
+    /// Every health check's state and recent probes (the server's `/health-checks`, JSON).
+    async fn status_list(&self) -> anyhow::Result<Vec<crate::health::monitor::CheckStatus>> {
+        let (status, bytes) = self.send(Method::GET, "/health-checks", None).await?;
+        if !status.is_success() {
+            let error: wire::ErrorResponse = wire::from_xml(&bytes)
+                .map_err(|e| anyhow::anyhow!("/health-checks: {status}: {e}"))?;
+            anyhow::bail!(
+                "{} ({status}): {}",
+                crate::text::escape(&error.error.code),
+                crate::text::escape(&error.error.message)
+            );
+        }
+        serde_json::from_slice(&bytes).context("the server's /health-checks is not a status list")
+    }
+
+    /// Every hosted zone (all pages).
+    async fn zones(&self) -> Result<Vec<wire::HostedZone>, ClientError> {
+        let mut zones = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let path = match &marker {
+                None => "/2013-04-01/hostedzone".to_string(),
+                Some(m) => format!("/2013-04-01/hostedzone?marker={}", encode(m)),
+            };
+            let page: wire::ListHostedZonesResponse = self.call(Method::GET, &path, None).await?;
+            zones.extend(page.hosted_zones.items);
+            match page.next_marker.filter(|_| page.is_truncated) {
+                Some(next) => marker = Some(next),
+                None => return Ok(zones),
+            }
+        }
     }
 
     /// A zone's id from its id or its name.
     async fn zone_id(&self, zone: &str) -> Result<String, anyhow::Error> {
         if !zone.contains('.') {
-            return Ok(zone.to_string());
+            return Ok(bare_id(zone).to_string());
         }
         let name = crate::zone::absolute_lower(zone);
-        let zones = self
-            .call(Method::GET, "/2013-04-01/hostedzone", None)
-            .await?;
-        zones["HostedZones"]
-            .as_array()
+        self.zones()
+            .await?
             .into_iter()
-            .flatten()
-            .find(|z| z["Name"].as_str() == Some(name.as_str()))
-            .and_then(|z| z["Id"].as_str().map(String::from))
+            .find(|z| crate::zone::absolute_lower(&plain_name(&z.name)) == name)
+            .map(|z| bare_id(&z.id).to_string())
             .with_context(|| format!("no hosted zone named {name}"))
     }
-}
 
-impl Client {
     /// The id of the hosted zone that holds `name` (the longest matching origin).
     async fn zone_holding(&self, name: &str) -> anyhow::Result<String> {
-        let name = crate::zone::absolute_lower(name);
-        let zones = self
-            .call(Method::GET, "/2013-04-01/hostedzone", None)
-            .await?;
-        zones["HostedZones"]
-            .as_array()
+        let name = crate::zone::absolute_lower(&plain_name(name));
+        self.zones()
+            .await?
             .into_iter()
-            .flatten()
-            .filter_map(|z| Some((z["Name"].as_str()?, z["Id"].as_str()?)))
+            .map(|z| (crate::zone::absolute_lower(&plain_name(&z.name)), z.id))
             .filter(|(origin, _)| name == *origin || name.ends_with(&format!(".{origin}")))
             .max_by_key(|(origin, _)| origin.len())
-            .map(|(_, id)| id.to_string())
+            .map(|(_, id)| bare_id(&id).to_string())
             .with_context(|| format!("no hosted zone holds {name}; name one with --zone"))
     }
 }
@@ -227,10 +346,11 @@ fn caller_reference(given: Option<String>) -> String {
     given.unwrap_or_else(|| format!("cli-{}", crate::control::store::new_id("")))
 }
 
-fn read_json(path: &Path) -> anyhow::Result<Value> {
+fn read_json<T: DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))
+    serde_json::from_str(&text)
+        .with_context(|| format!("{}: not the expected JSON", path.display()))
 }
 
 /// Prints rows as aligned columns under `header`, control characters escaped.
@@ -255,135 +375,130 @@ fn table(header: &[&str], rows: Vec<Vec<String>>) {
     }
 }
 
-/// A value for display, control characters escaped.
-fn s(v: &Value) -> String {
-    match v {
-        Value::Null => "-".into(),
-        Value::String(s) => crate::text::escape(s).into_owned(),
-        other => other.to_string(),
-    }
+/// A value for display, control characters escaped; `-` for none.
+fn s(v: Option<&str>) -> String {
+    v.map_or("-".into(), |v| crate::text::escape(v).into_owned())
 }
 
-/// Prints `v` as the API sent it with `--json`, else as `render` lays it out.
-/// GETs a list at `path` and prints its `key` array as a table (or the reply as JSON).
-async fn list(
-    args: &ApiArgs,
-    client: &Client,
-    path: &str,
-    key: &str,
-    header: &[&str],
-    rows: fn(&[Value]) -> Vec<Vec<String>>,
-) -> anyhow::Result<()> {
-    let v = client.call(Method::GET, path, None).await?;
-    show(args, &v, |v| {
-        let items = v[key].as_array().cloned().unwrap_or_default();
-        table(header, rows(&items));
-    });
-    Ok(())
-}
-
-fn show(args: &ApiArgs, v: &Value, render: impl FnOnce(&Value)) {
+/// Prints `reply` as JSON with `--json`, else as `render` lays it out.
+fn show<T: Serialize>(args: &ApiArgs, reply: &T, render: impl FnOnce(&T)) {
     if args.json {
-        print_json(v);
+        print_json(reply);
     } else {
-        render(v);
+        render(reply);
     }
 }
 
-fn print_json(v: &Value) {
+fn print_json<T: Serialize>(reply: &T) {
     println!(
         "{}",
-        serde_json::to_string_pretty(v).expect("JSON serializes")
+        serde_json::to_string_pretty(&wire::to_json(reply)).expect("JSON serializes")
     );
 }
 
-fn zone_rows(zones: &[Value]) -> Vec<Vec<String>> {
+const ZONE_HEADER: [&str; 4] = ["ID", "NAME", "RECORD SETS", "SOURCE"];
+
+fn zone_rows(zones: &[wire::HostedZone]) -> Vec<Vec<String>> {
     zones
         .iter()
         .map(|z| {
             vec![
-                s(&z["Id"]),
-                s(&z["Name"]),
-                s(&z["ResourceRecordSetCount"]),
-                z["ImportedFrom"]
-                    .as_str()
-                    .map_or("api".into(), |f| format!("import: {f}")),
+                s(Some(&z.id)),
+                s(Some(&z.name)),
+                z.resource_record_set_count.to_string(),
+                z.imported_from
+                    .as_deref()
+                    .map_or("api".into(), |f| format!("import: {}", s(Some(f)))),
             ]
         })
         .collect()
 }
 
-fn change_rows(change: &Value) -> Vec<Vec<String>> {
+const CHANGE_HEADER: [&str; 4] = ["ID", "STATUS", "SUBMITTED", "COMMENT"];
+
+fn change_rows(change: &wire::ChangeInfo) -> Vec<Vec<String>> {
     vec![vec![
-        s(&change["Id"]),
-        s(&change["Status"]),
-        s(&change["SubmittedAt"]),
-        s(&change["Comment"]),
+        s(Some(&change.id)),
+        s(Some(&change.status)),
+        s(Some(&change.submitted_at)),
+        s(change.comment.as_deref()),
     ]]
 }
 
-const CHANGE_HEADER: [&str; 4] = ["ID", "STATUS", "SUBMITTED", "COMMENT"];
-
 /// A record set's routing in a few words.
-fn routing(set: &Value) -> String {
+fn routing(set: &wire::ResourceRecordSet) -> String {
+    let json = |v: &dyn erased::Json| v.text();
     let mut parts = Vec::new();
-    if let Some(w) = set.get("Weight") {
+    if let Some(w) = set.weight {
         parts.push(format!("weight {w}"));
     }
-    if let Some(f) = set["Failover"].as_str() {
+    if let Some(f) = &set.failover {
         parts.push(f.to_lowercase());
     }
-    if let Some(r) = set["Region"].as_str() {
+    if let Some(r) = &set.region {
         parts.push(format!("latency {r}"));
     }
-    if let Some(g) = set.get("GeoLocation") {
-        parts.push(format!("geo {}", g));
+    if let Some(g) = &set.geo_location {
+        parts.push(format!("geo {}", json(g)));
     }
-    if let Some(g) = set.get("GeoProximityLocation") {
-        parts.push(format!("geoproximity {}", g));
+    if let Some(g) = &set.geo_proximity_location {
+        parts.push(format!("geoproximity {}", json(g)));
     }
-    if set["MultiValueAnswer"].as_bool() == Some(true) {
+    if set.multi_value_answer == Some(true) {
         parts.push("multivalue".into());
     }
-    if let Some(c) = set.get("CidrRoutingConfig") {
-        parts.push(format!("cidr {}", c));
+    if let Some(c) = &set.cidr_routing_config {
+        parts.push(format!("cidr {}", json(c)));
     }
-    if let Some(h) = set["HealthCheckId"].as_str() {
+    if let Some(h) = &set.health_check_id {
         parts.push(format!("check {h}"));
     }
     if parts.is_empty() {
         "simple".into()
     } else {
-        parts.join(", ")
+        crate::text::escape(&parts.join(", ")).into_owned()
     }
 }
 
-fn set_rows(sets: &[Value]) -> Vec<Vec<String>> {
+/// Compact JSON of a routing member, for the ROUTING column.
+mod erased {
+    pub trait Json {
+        fn text(&self) -> String;
+    }
+
+    impl<T: serde::Serialize> Json for T {
+        fn text(&self) -> String {
+            serde_json::to_string(self).expect("serializes")
+        }
+    }
+}
+
+fn set_rows(sets: &[wire::ResourceRecordSet]) -> Vec<Vec<String>> {
     sets.iter()
         .map(|r| {
-            let data = match r.get("AliasTarget") {
+            let data = match &r.alias_target {
                 Some(a) => format!(
                     "ALIAS {}{}",
-                    s(&a["DNSName"]),
-                    if a["EvaluateTargetHealth"].as_bool() == Some(true) {
+                    s(Some(&a.dns_name)),
+                    if a.evaluate_target_health {
                         " (evaluate health)"
                     } else {
                         ""
                     }
                 ),
-                None => r["ResourceRecords"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|v| s(&v["Value"]))
+                None => r
+                    .resource_records
+                    .iter()
+                    .flat_map(|v| &v.items)
+                    .map(|v| s(Some(&v.value)))
                     .collect::<Vec<_>>()
                     .join(" | "),
             };
             vec![
-                s(&r["Name"]),
-                s(&r["Type"]),
-                r.get("TTL").map_or("-".into(), s),
-                r.get("SetIdentifier").map_or("-".into(), s),
+                s(Some(&r.name)),
+                s(Some(&r.rtype)),
+                r.ttl.map_or("-".into(), |t| t.to_string()),
+                s(r.set_identifier.as_deref()),
                 routing(r),
                 data,
             ]
@@ -393,19 +508,36 @@ fn set_rows(sets: &[Value]) -> Vec<Vec<String>> {
 
 pub async fn zone(args: &ApiArgs, command: ZoneCommand) -> anyhow::Result<()> {
     let client = Client::new(args)?;
-    let zones_header = ["ID", "NAME", "RECORD SETS", "SOURCE"];
     match command {
         ZoneCommand::List => {
-            let path = "/2013-04-01/hostedzone";
-            list(args, &client, path, "HostedZones", &zones_header, zone_rows).await?;
+            let zones = client.zones().await?;
+            if args.json {
+                print_json(&wire::ListHostedZonesResponse {
+                    xmlns: Xmlns,
+                    max_items: zones.len() as u32,
+                    hosted_zones: zones.into(),
+                    marker: None,
+                    is_truncated: false,
+                    next_marker: None,
+                });
+            } else {
+                table(&ZONE_HEADER, zone_rows(&zones));
+            }
         }
         ZoneCommand::Get { zone } => {
             let id = client.zone_id(&zone).await?;
-            let v = client
+            let v: wire::GetHostedZoneResponse = client
                 .call(Method::GET, &format!("/2013-04-01/hostedzone/{id}"), None)
                 .await?;
             show(args, &v, |v| {
-                table(&zones_header, zone_rows(&[v["HostedZone"].clone()]));
+                table(
+                    &ZONE_HEADER,
+                    zone_rows(std::slice::from_ref(&v.hosted_zone)),
+                );
+                println!(
+                    "name servers: {}",
+                    s(Some(&v.delegation_set.name_servers.items.join(" ")))
+                );
             });
         }
         ZoneCommand::Create {
@@ -413,22 +545,36 @@ pub async fn zone(args: &ApiArgs, command: ZoneCommand) -> anyhow::Result<()> {
             caller_reference: reference,
             comment,
         } => {
-            let mut body = json!({"Name": name, "CallerReference": caller_reference(reference)});
-            if let Some(c) = comment {
-                body["HostedZoneConfig"] = json!({"Comment": c});
-            }
-            let v = client
-                .call(Method::POST, "/2013-04-01/hostedzone", Some(body))
+            let body = wire::CreateHostedZoneRequest {
+                xmlns: Xmlns,
+                name,
+                vpc: None,
+                caller_reference: caller_reference(reference),
+                hosted_zone_config: comment.map(|c| wire::HostedZoneConfig {
+                    comment: Some(c),
+                    private_zone: None,
+                }),
+                delegation_set_id: None,
+            };
+            let v: wire::CreateHostedZoneResponse = client
+                .call(
+                    Method::POST,
+                    "/2013-04-01/hostedzone",
+                    Some(wire::to_xml(&body)),
+                )
                 .await?;
             show(args, &v, |v| {
-                table(&zones_header, zone_rows(&[v["HostedZone"].clone()]));
+                table(
+                    &ZONE_HEADER,
+                    zone_rows(std::slice::from_ref(&v.hosted_zone)),
+                );
                 println!();
-                table(&CHANGE_HEADER, change_rows(&v["ChangeInfo"]));
+                table(&CHANGE_HEADER, change_rows(&v.change_info));
             });
         }
         ZoneCommand::Delete { zone } => {
             let id = client.zone_id(&zone).await?;
-            let v = client
+            let v: wire::DeleteHostedZoneResponse = client
                 .call(
                     Method::DELETE,
                     &format!("/2013-04-01/hostedzone/{id}"),
@@ -436,7 +582,7 @@ pub async fn zone(args: &ApiArgs, command: ZoneCommand) -> anyhow::Result<()> {
                 )
                 .await?;
             show(args, &v, |v| {
-                table(&CHANGE_HEADER, change_rows(&v["ChangeInfo"]));
+                table(&CHANGE_HEADER, change_rows(&v.change_info));
             });
         }
         ZoneCommand::Records {
@@ -449,8 +595,7 @@ pub async fn zone(args: &ApiArgs, command: ZoneCommand) -> anyhow::Result<()> {
             let id = client.zone_id(&zone).await?;
             let mut start = (name, rtype, identifier);
             let mut all = Vec::new();
-            let mut pages = Vec::new();
-            loop {
+            let last = loop {
                 let mut query = Vec::new();
                 if let Some(n) = &start.0 {
                     query.push(format!("name={}", encode(n)));
@@ -465,39 +610,41 @@ pub async fn zone(args: &ApiArgs, command: ZoneCommand) -> anyhow::Result<()> {
                     query.push(format!("maxitems={m}"));
                 }
                 let path = format!("/2013-04-01/hostedzone/{id}/rrset?{}", query.join("&"));
-                let v = client.call(Method::GET, &path, None).await?;
-                all.extend(
-                    v["ResourceRecordSets"]
-                        .as_array()
-                        .cloned()
-                        .unwrap_or_default(),
-                );
-                let more = v["IsTruncated"].as_bool() == Some(true);
+                let page: wire::ListResourceRecordSetsResponse =
+                    client.call(Method::GET, &path, None).await?;
+                all.extend(page.resource_record_sets.items.iter().cloned());
                 start = (
-                    v["NextRecordName"].as_str().map(String::from),
-                    v["NextRecordType"].as_str().map(String::from),
-                    v["NextRecordIdentifier"].as_str().map(String::from),
+                    page.next_record_name.clone(),
+                    page.next_record_type.clone(),
+                    page.next_record_identifier.clone(),
                 );
-                pages.push(v);
-                if !more || max_items.is_some() {
-                    break;
+                if !page.is_truncated || max_items.is_some() {
+                    break page;
                 }
-            }
+            };
             if args.json {
                 match max_items {
-                    Some(_) => print_json(&pages[0]),
-                    None => print_json(&json!({"ResourceRecordSets": all})),
+                    Some(_) => print_json(&last),
+                    None => print_json(&wire::ListResourceRecordSetsResponse {
+                        xmlns: Xmlns,
+                        max_items: all.len() as u32,
+                        resource_record_sets: all.into(),
+                        is_truncated: false,
+                        next_record_name: None,
+                        next_record_type: None,
+                        next_record_identifier: None,
+                    }),
                 }
             } else {
                 table(
                     &["NAME", "TYPE", "TTL", "SET ID", "ROUTING", "DATA"],
                     set_rows(&all),
                 );
-                if let Some(next) = pages.last().filter(|p| p["IsTruncated"] == true) {
+                if last.is_truncated {
                     println!(
                         "(more: --name {} --type {})",
-                        s(&next["NextRecordName"]),
-                        s(&next["NextRecordType"])
+                        s(last.next_record_name.as_deref()),
+                        s(last.next_record_type.as_deref())
                     );
                 }
             }
@@ -510,158 +657,208 @@ fn encode(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
+/// A change batch file: aws-cli's `--change-batch` JSON, or `--cli-input-json`'s with the
+/// zone's id beside it.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum BatchFile {
+    Input {
+        #[serde(rename = "HostedZoneId")]
+        hosted_zone_id: Option<String>,
+        #[serde(rename = "ChangeBatch")]
+        change_batch: crate::zone::records::ChangeBatch,
+    },
+    Batch(crate::zone::records::ChangeBatch),
+}
+
 pub async fn change(args: &ApiArgs, command: ChangeCommand) -> anyhow::Result<()> {
     let client = Client::new(args)?;
     match command {
         ChangeCommand::Apply { file, zone, wait } => {
-            let mut batch = read_json(&file)?;
-            let named = batch
-                .as_object_mut()
-                .and_then(|o| o.remove("HostedZoneId"))
-                .and_then(|v| v.as_str().map(String::from));
-            let body = if batch.get("ChangeBatch").is_some() {
-                batch
-            } else {
-                json!({ "ChangeBatch": batch })
+            let (named, batch) = match read_json::<BatchFile>(&file)? {
+                BatchFile::Input {
+                    hosted_zone_id,
+                    change_batch,
+                } => (hosted_zone_id, change_batch),
+                BatchFile::Batch(batch) => (None, batch),
             };
             let id = match zone.or(named) {
                 Some(zone) => client.zone_id(&zone).await?,
                 None => {
-                    let name = body["ChangeBatch"]["Changes"][0]["ResourceRecordSet"]["Name"]
-                        .as_str()
-                        .context("no --zone, and the batch's first change has no Name")?;
-                    client.zone_holding(name).await?
+                    let name = batch
+                        .changes
+                        .first()
+                        .map(|c| c.resource_record_set.name.clone())
+                        .context("no --zone, and the batch has no change")?;
+                    client.zone_holding(&name).await?
                 }
             };
-            let mut v = client
+            let body = wire::ChangeResourceRecordSetsRequest {
+                xmlns: Xmlns,
+                change_batch: batch.into(),
+            };
+            let v: wire::ChangeResourceRecordSetsResponse = client
                 .call(
                     Method::POST,
-                    &format!("/2013-04-01/hostedzone/{id}/rrset"),
-                    Some(body),
+                    &format!("/2013-04-01/hostedzone/{id}/rrset/"),
+                    Some(wire::to_xml(&body)),
                 )
                 .await?;
+            let mut change = v.change_info;
             if wait {
-                let change = s(&v["ChangeInfo"]["Id"]);
                 let deadline = Instant::now() + Duration::from_secs(60);
-                while v["ChangeInfo"]["Status"] != "INSYNC" {
+                while change.status != "INSYNC" {
                     if Instant::now() > deadline {
-                        anyhow::bail!("change {change} not INSYNC after 60 s");
+                        anyhow::bail!("change {} not INSYNC after 60 s", s(Some(&change.id)));
                     }
                     tokio::time::sleep(Duration::from_millis(20)).await;
-                    v = client
-                        .call(Method::GET, &format!("/2013-04-01/change/{change}"), None)
-                        .await?;
+                    let path = format!("/2013-04-01/change/{}", bare_id(&change.id));
+                    let v: wire::GetChangeResponse = client.call(Method::GET, &path, None).await?;
+                    change = v.change_info;
                 }
             }
+            let v = wire::GetChangeResponse {
+                xmlns: Xmlns,
+                change_info: change,
+            };
             show(args, &v, |v| {
-                table(&CHANGE_HEADER, change_rows(&v["ChangeInfo"]));
+                table(&CHANGE_HEADER, change_rows(&v.change_info));
             });
         }
         ChangeCommand::Get { id } => {
-            let v = client
-                .call(Method::GET, &format!("/2013-04-01/change/{id}"), None)
+            let v: wire::GetChangeResponse = client
+                .call(
+                    Method::GET,
+                    &format!("/2013-04-01/change/{}", bare_id(&id)),
+                    None,
+                )
                 .await?;
             show(args, &v, |v| {
-                table(&CHANGE_HEADER, change_rows(&v["ChangeInfo"]));
+                table(&CHANGE_HEADER, change_rows(&v.change_info));
             });
         }
     }
     Ok(())
 }
 
-fn check_rows(checks: &[Value]) -> Vec<Vec<String>> {
+const CHECK_HEADER: [&str; 4] = ["ID", "TYPE", "TARGET", "VERSION"];
+
+fn check_rows(checks: &[wire::HealthCheck]) -> Vec<Vec<String>> {
     checks
         .iter()
         .map(|c| {
-            let config = &c["HealthCheckConfig"];
-            let target = match (
-                config.get("IPAddress"),
-                config.get("FullyQualifiedDomainName"),
-            ) {
-                (Some(ip), _) => format!("{}:{}", s(ip), config.get("Port").map_or("-".into(), s)),
-                (None, Some(fqdn)) => s(fqdn),
-                (None, None) => config
-                    .get("ChildHealthChecks")
-                    .map_or("-".into(), |c| format!("children {c}")),
+            let config = &c.health_check_config;
+            let target = match (&config.ip_address, &config.fully_qualified_domain_name) {
+                (Some(ip), _) => format!(
+                    "{}:{}",
+                    s(Some(ip)),
+                    config.port.map_or("-".into(), |p| p.to_string())
+                ),
+                (None, Some(fqdn)) => s(Some(fqdn)),
+                (None, None) => config.child_health_checks.as_ref().map_or("-".into(), |c| {
+                    format!("children {}", s(Some(&c.items.join(","))))
+                }),
             };
             vec![
-                s(&c["Id"]),
-                s(&config["Type"]),
+                s(Some(&c.id)),
+                s(config.check_type.as_deref()),
                 target,
-                s(&c["HealthCheckVersion"]),
+                c.health_check_version.to_string(),
             ]
         })
         .collect()
 }
 
-const CHECK_HEADER: [&str; 4] = ["ID", "TYPE", "TARGET", "VERSION"];
-
 pub async fn health(args: &ApiArgs, command: CheckCommand) -> anyhow::Result<()> {
     let client = Client::new(args)?;
-    let one = |v: &Value| check_rows(&[v["HealthCheck"].clone()]);
+    let one = |v: &wire::HealthCheckResponse| check_rows(std::slice::from_ref(&v.health_check));
     match command {
         CheckCommand::List => {
-            let path = "/2013-04-01/healthcheck";
-            list(
-                args,
-                &client,
-                path,
-                "HealthChecks",
-                &CHECK_HEADER,
-                check_rows,
-            )
-            .await?;
+            let mut checks = Vec::new();
+            let mut marker: Option<String> = None;
+            loop {
+                let path = match &marker {
+                    None => "/2013-04-01/healthcheck".to_string(),
+                    Some(m) => format!("/2013-04-01/healthcheck?marker={}", encode(m)),
+                };
+                let page: wire::ListHealthChecksResponse =
+                    client.call(Method::GET, &path, None).await?;
+                checks.extend(page.health_checks.items);
+                match page.next_marker.filter(|_| page.is_truncated) {
+                    Some(next) => marker = Some(next),
+                    None => break,
+                }
+            }
+            if args.json {
+                print_json(&wire::ListHealthChecksResponse {
+                    xmlns: Xmlns,
+                    max_items: checks.len() as u32,
+                    health_checks: checks.into(),
+                    marker: None,
+                    is_truncated: false,
+                    next_marker: None,
+                });
+            } else {
+                table(&CHECK_HEADER, check_rows(&checks));
+            }
         }
         CheckCommand::Get { id } => {
-            let v = client
+            let v: wire::HealthCheckResponse = client
                 .call(Method::GET, &format!("/2013-04-01/healthcheck/{id}"), None)
                 .await?;
-            show(args, &v, |v| {
-                table(&CHECK_HEADER, one(v));
-            });
+            show(args, &v, |v| table(&CHECK_HEADER, one(v)));
         }
         CheckCommand::Create {
             file,
             caller_reference: reference,
         } => {
-            let config = read_json(&file)?;
-            let config = config.get("HealthCheckConfig").cloned().unwrap_or(config);
-            let body = json!({"CallerReference": caller_reference(reference), "HealthCheckConfig": config});
-            let v = client
-                .call(Method::POST, "/2013-04-01/healthcheck", Some(body))
+            let mut config: serde_json::Value = read_json(&file)?;
+            if let Some(inner) = config.get_mut("HealthCheckConfig") {
+                config = inner.take();
+            }
+            let config: wire::HealthCheckConfig =
+                wire::from_json(config).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let body = wire::CreateHealthCheckRequest {
+                xmlns: Xmlns,
+                caller_reference: caller_reference(reference),
+                health_check_config: config,
+            };
+            let v: wire::HealthCheckResponse = client
+                .call(
+                    Method::POST,
+                    "/2013-04-01/healthcheck",
+                    Some(wire::to_xml(&body)),
+                )
                 .await?;
-            show(args, &v, |v| {
-                table(&CHECK_HEADER, one(v));
-            });
+            show(args, &v, |v| table(&CHECK_HEADER, one(v)));
         }
         CheckCommand::Update { id, file } => {
-            let patch = read_json(&file)?;
-            let v = client
+            let update: wire::UpdateHealthCheckRequest = wire::from_json(read_json(&file)?)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let v: wire::HealthCheckResponse = client
                 .call(
                     Method::POST,
                     &format!("/2013-04-01/healthcheck/{id}"),
-                    Some(patch),
+                    Some(wire::to_xml(&update)),
                 )
                 .await?;
-            show(args, &v, |v| {
-                table(&CHECK_HEADER, one(v));
-            });
+            show(args, &v, |v| table(&CHECK_HEADER, one(v)));
         }
         CheckCommand::Delete { id } => {
-            let v = client
+            let v: wire::DeleteHealthCheckResponse = client
                 .call(
                     Method::DELETE,
                     &format!("/2013-04-01/healthcheck/{id}"),
                     None,
                 )
                 .await?;
-            show(args, &v, |_| println!("deleted health check {id}"));
+            show(args, &v, |_| {
+                println!("deleted health check {}", s(Some(&id)))
+            });
         }
         CheckCommand::Status { id, observations } => {
-            let v = client.call(Method::GET, "/health-checks", None).await?;
-            let mut checks: Vec<crate::health::monitor::CheckStatus> =
-                serde_json::from_value(v.clone())
-                    .context("the server's /health-checks is not a status list")?;
+            let checks: Vec<crate::health::monitor::CheckStatus> = client.status_list().await?;
+            let mut checks = checks;
             if let Some(id) = &id {
                 checks.retain(|c| &c.id == id);
                 if checks.is_empty() {
@@ -669,7 +866,7 @@ pub async fn health(args: &ApiArgs, command: CheckCommand) -> anyhow::Result<()>
                 }
             }
             if args.json {
-                print_json(&serde_json::to_value(&checks)?);
+                println!("{}", serde_json::to_string_pretty(&checks)?);
                 return Ok(());
             }
             print_status(&checks, observations);
@@ -755,7 +952,7 @@ pub async fn test_answer(args: &ApiArgs, t: TestAnswerArgs) -> anyhow::Result<()
     if let Some(zone) = &t.zone {
         query.push(format!("hostedzoneid={}", client.zone_id(zone).await?));
     }
-    let v = client
+    let v: wire::TestDnsAnswerResponse = client
         .call(
             Method::GET,
             &format!("/2013-04-01/testdnsanswer?{}", query.join("&")),
@@ -765,12 +962,12 @@ pub async fn test_answer(args: &ApiArgs, t: TestAnswerArgs) -> anyhow::Result<()
     show(args, &v, |v| {
         println!(
             "{} {} -> {}",
-            s(&v["RecordName"]),
-            s(&v["RecordType"]),
-            s(&v["ResponseCode"])
+            s(Some(&v.record_name)),
+            s(Some(&v.record_type)),
+            s(Some(&v.response_code))
         );
-        for d in v["RecordData"].as_array().into_iter().flatten() {
-            println!("  {}", s(d));
+        for d in &v.record_data.items {
+            println!("  {}", s(Some(d)));
         }
     });
     Ok(())

@@ -1,6 +1,7 @@
 //! Configuration: the TOML file (`deny_unknown_fields`), the embedded default, and CLI
 //! overrides, resolved into validated [`Settings`].
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -313,11 +314,13 @@ pub struct ApiSection {
     /// Serve the API at all.
     #[serde(default = "default_true")]
     pub enabled: bool,
-    /// Bearer token every API request must carry (required off loopback).
-    pub token: Option<String>,
-    /// File holding the token (its first line), instead of `token`; refused when group or
-    /// others may read it.
-    pub token_file: Option<PathBuf>,
+    /// Access key id -> secret access key: every API request must then be signed with one
+    /// (AWS Signature Version 4, as aws-cli, boto3 and Terraform sign). Required off loopback.
+    #[serde(default)]
+    pub access_keys: BTreeMap<String, String>,
+    /// A file of more access keys, one `ACCESS_KEY_ID SECRET_ACCESS_KEY` per line (`#`
+    /// comments); refused when group or others may read it.
+    pub access_keys_file: Option<PathBuf>,
     /// Host names clients reach the API by, besides IP literals and `localhost`; any other
     /// `Host` is refused (DNS rebinding).
     #[serde(default)]
@@ -335,8 +338,8 @@ impl Default for ApiSection {
         Self {
             listen: default_api_listen(),
             enabled: true,
-            token: None,
-            token_file: None,
+            access_keys: BTreeMap::new(),
+            access_keys_file: None,
             server_names: Vec::new(),
             max_connections: default_api_connections(),
             read_timeout_ms: default_api_read_timeout_ms(),
@@ -364,7 +367,8 @@ fn default_true() -> bool {
 #[derive(Clone, Debug, PartialEq)]
 pub struct ApiSettings {
     pub listen: SocketAddr,
-    pub token: Option<String>,
+    /// Access key id -> secret; empty: requests need no signature.
+    pub keys: crate::route53::sigv4::Keys,
     /// Extra host names (lower case).
     pub server_names: Vec<String>,
     pub limits: crate::http::Limits,
@@ -787,23 +791,36 @@ fn settings_from(
     let api = if overrides.no_api || !file.api.enabled {
         None
     } else {
-        let token = match (&file.api.token, &file.api.token_file) {
-            (Some(_), Some(_)) => {
-                return Err(ConfigError::Invalid(
-                    "api: token and token_file are exclusive".into(),
-                ));
+        let mut keys: crate::route53::sigv4::Keys =
+            file.api.access_keys.clone().into_iter().collect();
+        if let Some(f) = &file.api.access_keys_file {
+            let path = base_dir.join(f);
+            let text = crate::files::read_secret(&path)
+                .map_err(|e| ConfigError::Invalid(format!("api.access_keys_file: {e}")))?;
+            for (n, line) in text.lines().enumerate() {
+                let line = line.trim();
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                let mut words = line.split_whitespace();
+                let (Some(id), Some(secret), None) = (words.next(), words.next(), words.next())
+                else {
+                    return Err(ConfigError::Invalid(format!(
+                        "api.access_keys_file {} line {}: expected ACCESS_KEY_ID SECRET_ACCESS_KEY",
+                        path.display(),
+                        n + 1
+                    )));
+                };
+                keys.insert(id.to_string(), secret.to_string());
             }
-            (Some(t), None) => Some(t.clone()),
-            (None, Some(f)) => {
-                let path = base_dir.join(f);
-                let text = crate::files::read_secret(&path)
-                    .map_err(|e| ConfigError::Invalid(format!("api.token_file: {e}")))?;
-                Some(text.lines().next().unwrap_or("").trim().to_string())
-            }
-            (None, None) => None,
-        };
-        if token.as_deref().is_some_and(str::is_empty) {
-            return Err(ConfigError::Invalid("api: the token is empty".into()));
+        }
+        if keys
+            .iter()
+            .any(|(id, secret)| id.is_empty() || secret.is_empty())
+        {
+            return Err(ConfigError::Invalid(
+                "api: an access key id or secret is empty".into(),
+            ));
         }
         if file.api.max_connections == 0 || file.api.read_timeout_ms == 0 {
             return Err(ConfigError::Invalid(
@@ -812,7 +829,7 @@ fn settings_from(
         }
         Some(ApiSettings {
             listen: overrides.api_listen.unwrap_or(file.api.listen),
-            token,
+            keys,
             server_names: file
                 .api
                 .server_names
@@ -939,10 +956,10 @@ fn validate(s: &Settings) -> Result<(), ConfigError> {
     }
     if let Some(api) = &s.api
         && !api.listen.ip().is_loopback()
-        && api.token.is_none()
+        && api.keys.is_empty()
     {
         return invalid(format!(
-            "api.listen {} is not a loopback address: set api.token or api.token_file",
+            "api.listen {} is not a loopback address: set api.access_keys or api.access_keys_file",
             api.listen
         ));
     }

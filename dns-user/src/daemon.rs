@@ -175,7 +175,7 @@ pub fn serve(settings: Settings, pid_file: Option<&Path>, reread: Reread) -> any
             tracing::info!("metrics on http://{addr}/metrics");
             if !addr.ip().is_loopback() {
                 tracing::warn!(
-                    "metrics.listen {addr} is not a loopback address: /metrics answers anyone who reaches it; /health-checks there needs the API's token"
+                    "metrics.listen {addr} is not a loopback address: /metrics answers anyone who reaches it; /health-checks there needs a signature when the API has access keys"
                 );
             }
         }
@@ -189,7 +189,7 @@ pub fn serve(settings: Settings, pid_file: Option<&Path>, reread: Reread) -> any
             tasks.spawn(crate::control::api::serve(listener, state));
             tracing::info!(
                 "API on http://{addr}/2013-04-01/ ({})",
-                if api.token.is_some() { "bearer token required" } else { "no token: loopback only" }
+                if api.keys.is_empty() { "unsigned requests accepted: loopback only" } else { "SigV4 signatures required" }
             );
         }
         let _pid_file = pid_file.map(PidFile::create).transpose()?;
@@ -280,7 +280,7 @@ fn reload(
 fn api_guard(api: &crate::config::ApiSettings) -> Arc<crate::http::Guard> {
     Arc::new(crate::http::Guard {
         server_names: api.server_names.clone(),
-        token: api.token.clone(),
+        keys: Arc::new(api.keys.clone()),
         limits: api.limits.clone(),
     })
 }

@@ -12,8 +12,12 @@
 //!   `same-origin`/`none`; or when its body has a content type a browser may send cross-origin
 //!   without a preflight (`text/plain`, `application/x-www-form-urlencoded`,
 //!   `multipart/form-data`).
-//! - **Errors** are the API's envelope, `{"Error": {"Code", "Message", "Problems"}}`, for
-//!   every refusal here too (403, 404, 405, 408, 413).
+//! - **Signatures**: with access keys configured, every request must carry a valid AWS
+//!   Signature Version 4 ([`crate::route53::sigv4`]) made with one of them, checked over the
+//!   whole body; without keys any signature (or none) is accepted, which the config allows on
+//!   loopback only.
+//! - **Errors** are Route 53's XML `ErrorResponse`, for every refusal here too (403, 404, 405,
+//!   408, 413).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -59,16 +63,38 @@ pub struct Guard {
     /// Host names (lower case, no port) the listener answers to besides IP literals and
     /// `localhost`.
     pub server_names: Vec<String>,
-    /// Bearer token every request must carry; `None` = none needed.
-    pub token: Option<String>,
+    /// Access key id -> secret: requests must be signed with one (SigV4). Empty: any
+    /// signature or none is accepted.
+    pub keys: Arc<crate::route53::sigv4::Keys>,
     pub limits: Limits,
 }
 
-/// The error envelope of the API, for every refusal.
+/// Route 53's error envelope (`ErrorResponse`), for every refusal; `problems` are an invalid
+/// change batch's messages.
 pub fn error(status: StatusCode, code: &str, message: &str, problems: &[String]) -> Response {
-    let body =
-        serde_json::json!({"Error": {"Code": code, "Message": message, "Problems": problems}});
-    (status, axum::Json(body)).into_response()
+    use crate::route53::shapes::{ErrorDetail, ErrorResponse, Xmlns, to_xml};
+    let request_id = crate::route53::uuid();
+    let body = ErrorResponse {
+        xmlns: Xmlns,
+        error: ErrorDetail {
+            kind: if status.is_server_error() {
+                "Receiver"
+            } else {
+                "Sender"
+            }
+            .into(),
+            code: code.into(),
+            message: message.into(),
+            messages: (!problems.is_empty()).then(|| problems.to_vec().into()),
+        },
+        request_id: request_id.clone(),
+    };
+    let mut response =
+        (status, [(header::CONTENT_TYPE, "text/xml")], to_xml(&body)).into_response();
+    if let Ok(id) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-amzn-requestid", id);
+    }
+    response
 }
 
 /// Why the front door turned a request away.
@@ -176,33 +202,16 @@ impl Guard {
                 "text/plain" | "application/x-www-form-urlencoded" | "multipart/form-data"
             ) {
                 return Err(refuse(&format!(
-                    "content type {media} is refused: a browser sends it cross-origin; use application/json"
+                    "content type {media} is refused: a browser sends it cross-origin; send text/xml or none"
                 )));
-            }
-        }
-        if let Some(token) = &self.token {
-            let given = text(header::AUTHORIZATION)
-                .and_then(|v| v.split_once(' '))
-                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-                .map_or("", |(_, t)| t.trim());
-            if !same_bytes(given.as_bytes(), token.as_bytes()) {
-                return Err(Refusal {
-                    status: StatusCode::UNAUTHORIZED,
-                    message: "a valid bearer token is required".into(),
-                });
             }
         }
         Ok(())
     }
 }
 
-/// Compares without stopping at the first difference.
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// Middleware: the browser guard and the token, then the body read whole within the read
-/// timeout and the size limit, before the handler runs.
+/// Middleware: the browser guard, then the body read whole within the read timeout and the
+/// size limit, then the signature (with access keys configured), before the handler runs.
 pub async fn guard(State(guard): State<Arc<Guard>>, request: Request, next: Next) -> Response {
     if let Err(refusal) = guard.check_headers(request.method(), request.headers()) {
         return refusal.response();
@@ -240,6 +249,18 @@ pub async fn guard(State(guard): State<Arc<Guard>>, request: Request, next: Next
             return response;
         }
     };
+    if !guard.keys.is_empty()
+        && let Err(e) = crate::route53::sigv4::verify(
+            &parts.method,
+            &parts.uri,
+            &parts.headers,
+            &bytes,
+            &guard.keys,
+            std::time::SystemTime::now(),
+        )
+    {
+        return error(StatusCode::FORBIDDEN, e.code(), &e.to_string(), &[]);
+    }
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
 }
@@ -364,36 +385,5 @@ mod tests {
             &[host, json, ("sec-fetch-site", "cross-site")]
         ));
         assert!(allowed(&g, Method::GET, &[host]));
-    }
-
-    #[test]
-    fn the_token_scheme_is_case_insensitive() {
-        let g = Guard {
-            token: Some("s3cret".into()),
-            ..Guard::default()
-        };
-        let host = ("host", "127.0.0.1");
-        assert!(allowed(
-            &g,
-            Method::GET,
-            &[host, ("authorization", "Bearer s3cret")]
-        ));
-        assert!(allowed(
-            &g,
-            Method::GET,
-            &[host, ("authorization", "bearer s3cret")]
-        ));
-        for bad in [
-            "Bearer s3cre",
-            "Bearer s3cret1",
-            "Basic s3cret",
-            "s3cret",
-            "",
-        ] {
-            assert!(
-                !allowed(&g, Method::GET, &[host, ("authorization", bad)]),
-                "{bad}"
-            );
-        }
     }
 }

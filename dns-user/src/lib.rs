@@ -40,6 +40,7 @@ pub mod location;
 pub mod metrics;
 pub mod policy;
 pub mod publish;
+pub mod route53;
 pub mod rrl;
 pub mod server;
 pub mod text;

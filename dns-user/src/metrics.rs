@@ -248,9 +248,9 @@ fn escape(value: &str) -> String {
 /// Serves `/metrics` and `/health-checks` (JSON: every check's status and recent
 /// observations) on `addr` until the task is dropped.
 ///
-/// `/health-checks` (targets and probe results) is served here only behind the API's token, or,
-/// when the API has none, only on a loopback address: the metrics listener may face a network
-/// the API does not. `/metrics` needs no token.
+/// `/health-checks` (targets and probe results) is served here only behind the API's access
+/// keys (SigV4), or, when the API has none, only on a loopback address: the metrics listener
+/// may face a network the API does not. `/metrics` needs no signature.
 pub async fn serve(
     addr: SocketAddr,
     source: Arc<MetricsSource>,
@@ -268,7 +268,7 @@ pub async fn serve(
     };
     let mut routes = router::<()>(source.clone(), false);
     let health_guard = match api {
-        Some(g) if g.token.is_some() => Some(g),
+        Some(g) if !g.keys.is_empty() => Some(g),
         _ if addr.ip().is_loopback() => Some(Arc::new(open.clone())),
         _ => None,
     };

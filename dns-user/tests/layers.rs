@@ -14,7 +14,7 @@ const LAYERS: &[&[&str]] = &[
     &["fastpath"],
     &["publish"],
     &["server"],
-    &["http", "config"],
+    &["http", "config", "route53"],
     &["control", "metrics"],
     &["daemon", "cli", "client"],
 ];

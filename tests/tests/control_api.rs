@@ -1,18 +1,18 @@
 //! The control API over real HTTP against the real daemon (userspace path, loopback): every
 //! call, invalid input refused with nothing applied, concurrent batches, pagination, the
-//! bearer token, durability across `kill -9`, and the CLI driving it all.
+//! SigV4 access keys, durability across `kill -9`, and the CLI driving it all.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use dns_tests::api::{call, call_with, host_curl};
+use dns_tests::api::{Key, call, call_with, host_curl};
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 use serde_json::{Value, json};
 
 mod common;
 
-use common::{BIN, Daemon, a, create, free_port, temp_dir};
+use common::{BIN, Daemon, a, bare, create, free_port, temp_dir};
 
 /// The health checks made here probe loopback ports, which must be allowed.
 const LOOPBACK_CHECKS: &[&str] = &["--health-allow", "127.0.0.0/8"];
@@ -178,7 +178,17 @@ fn every_api_call_over_http() {
         let (status, v) = d.call("GET", &format!("/healthcheck/{check}/status"), None);
         if status == 200 && v["Status"] == "Unhealthy" {
             assert!(
-                v["LastFailureReason"]["StatusReport"]["Status"]
+                v["HealthCheckObservations"][0]["StatusReport"]["Status"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("Failure"),
+                "{v}"
+            );
+            let path = format!("/healthcheck/{check}/lastfailurereason");
+            let (status, v) = d.call("GET", &path, None);
+            assert_eq!(status, 200, "{v}");
+            assert!(
+                v["HealthCheckObservations"][0]["StatusReport"]["Status"]
                     .as_str()
                     .unwrap()
                     .starts_with("Failure"),
@@ -507,6 +517,7 @@ fn acknowledged_changes_survive_kill_9() {
             .find(|z| z["Name"] == "example.com.")
             .unwrap()["Id"]
             .as_str()
+            .map(bare)
             .unwrap()
             .to_string();
         d.change(
@@ -536,14 +547,14 @@ fn acknowledged_changes_survive_kill_9() {
 }
 
 #[test]
-fn a_token_is_required_when_configured_and_off_loopback() {
-    let dir = temp_dir("token");
+fn signatures_are_required_when_keys_are_configured_and_off_loopback() {
+    let dir = temp_dir("sigv4");
     let config = dir.join("dns.toml");
     let (port, api_port) = (free_port(), free_port());
     std::fs::write(
         &config,
         format!(
-            "[server]\nlisten = [\"127.0.0.1:{port}\"]\n[xdp]\nmode = \"off\"\n[api]\nlisten = \"127.0.0.1:{api_port}\"\ntoken = \"s3cret\"\n\
+            "[server]\nlisten = [\"127.0.0.1:{port}\"]\n[xdp]\nmode = \"off\"\n[api]\nlisten = \"127.0.0.1:{api_port}\"\n[api.access_keys]\nAKIDTEST = \"s3cret\"\n\
              [[zone]]\norigin = \"t.test.\"\n[[zone.record]]\nname = \"www\"\ntype = \"A\"\nttl = 60\nvalues = [\"192.0.2.1\"]\n"
         ),
     )
@@ -571,15 +582,73 @@ fn a_token_is_required_when_configured_and_off_loopback() {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    // Unsigned, signed with an unknown key or the wrong secret: refused, 403 with AWS's codes.
     let (status, v) = last.expect("API up");
-    assert_eq!((status, &v["Error"]["Code"]), (401, &json!("AccessDenied")));
-    let (status, _) = call_with(&host_curl, "GET", &url, None, Some("wrong")).unwrap();
-    assert_eq!(status, 401);
-    let (status, v) = call_with(&host_curl, "GET", &url, None, Some("s3cret")).unwrap();
+    assert_eq!(
+        (status, &v["Error"]["Code"]),
+        (403, &json!("IncompleteSignature"))
+    );
+    let key = |id, secret| Some(Key { id, secret });
+    let (status, v) = call_with(&host_curl, "GET", &url, None, key("OTHER", "s3cret")).unwrap();
+    assert_eq!(
+        (status, &v["Error"]["Code"]),
+        (403, &json!("InvalidClientTokenId"))
+    );
+    let (status, v) = call_with(&host_curl, "GET", &url, None, key("AKIDTEST", "wrong")).unwrap();
+    assert_eq!(
+        (status, &v["Error"]["Code"]),
+        (403, &json!("SignatureDoesNotMatch"))
+    );
+    // Signed by curl's own SigV4 with the right key: served, a body and a query included.
+    let (status, v) = call_with(&host_curl, "GET", &url, None, key("AKIDTEST", "s3cret")).unwrap();
     assert_eq!(
         (status, &v["HostedZones"][0]["Name"]),
-        (200, &json!("t.test."))
+        (200, &json!("t.test.")),
+        "{v}"
     );
+    let body = json!({"Name": "signed.test", "CallerReference": "signed"}).to_string();
+    let (status, v) = call_with(
+        &host_curl,
+        "POST",
+        &url,
+        Some(&body),
+        key("AKIDTEST", "s3cret"),
+    )
+    .unwrap();
+    assert_eq!(status, 201, "{v}");
+    let zone = v["HostedZone"]["Id"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap();
+    // (In sorted order: curl 7.88 signs the query as it is given, where SigV4 sorts it.)
+    let sets = format!(
+        "http://127.0.0.1:{api_port}/2013-04-01/hostedzone/{zone}/rrset?name=signed.test.&type=NS"
+    );
+    let (status, v) = call_with(&host_curl, "GET", &sets, None, key("AKIDTEST", "s3cret")).unwrap();
+    assert_eq!(status, 200, "{v}");
+    // The CLI signs too (the keys from the environment, as aws-cli takes them).
+    let api = format!("http://127.0.0.1:{api_port}");
+    let out = Command::new(BIN)
+        .args(["zone", "list", "--api-url", &api])
+        .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
+        .env("AWS_SECRET_ACCESS_KEY", "s3cret")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("signed.test."),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new(BIN)
+        .args(["zone", "list", "--api-url", &api])
+        .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
+        .env("AWS_SECRET_ACCESS_KEY", "wrong")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("SignatureDoesNotMatch"));
     // SAFETY: signalling the child this test started, by its PID.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
     let _ = child.wait();
@@ -598,7 +667,7 @@ fn a_token_is_required_when_configured_and_off_loopback() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
-        stderr.contains("is not a loopback address: set api.token"),
+        stderr.contains("is not a loopback address: set api.access_keys"),
         "{stderr}"
     );
     std::fs::remove_dir_all(&dir).unwrap();

@@ -25,7 +25,8 @@ fn api(bed: &Testbed, method: &str, path: &str, body: Option<Value>) -> (u16, Va
 fn wait_insync(bed: &Testbed, change: &str) -> Duration {
     let started = Instant::now();
     loop {
-        let (_, v) = api(bed, "GET", &format!("/change/{change}"), None);
+        let path = format!("/change/{}", dns_tests::api::bare(change));
+        let (_, v) = api(bed, "GET", &path, None);
         if v["ChangeInfo"]["Status"] == "INSYNC" {
             return started.elapsed();
         }
@@ -60,7 +61,7 @@ fn batches_applied_under_dnsperf_lose_nothing() {
     let mut bed = Testbed::create("dnsxlive").unwrap();
     let daemon = bed.start_service(BIN, "native", &[], false).unwrap();
     let (_, zones) = api(&bed, "GET", "/hostedzone", None);
-    let zone = zones["HostedZones"][0]["Id"].as_str().unwrap().to_string();
+    let zone = dns_tests::api::bare(zones["HostedZones"][0]["Id"].as_str().unwrap()).to_string();
     let rrset = format!("/hostedzone/{zone}/rrset");
     let (status, v) = api(
         &bed,

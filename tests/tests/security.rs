@@ -223,9 +223,15 @@ fn a_browser_cannot_drive_the_api() {
     let d = Daemon::start(&dir, free_port(), api_port, &[]);
     let zones = format!("http://127.0.0.1:{api_port}/2013-04-01/hostedzone");
     let checks = format!("http://127.0.0.1:{api_port}/2013-04-01/healthcheck");
-    let zone = r#"{"Name": "csrf.test", "CallerReference": "csrf"}"#;
-    let check = r#"{"CallerReference": "csrf", "HealthCheckConfig": {"Type": "TCP", "IPAddress": "192.0.2.9", "Port": 80, "Disabled": true}}"#;
-    let json_type = "Content-Type: application/json";
+    let zone = &dns_tests::api::to_xml(
+        "CreateHostedZoneRequest",
+        &json!({"Name": "csrf.test", "CallerReference": "csrf"}),
+    );
+    let check = &dns_tests::api::to_xml(
+        "CreateHealthCheckRequest",
+        &json!({"CallerReference": "csrf", "HealthCheckConfig": {"Type": "TCP", "IPAddress": "192.0.2.9", "Port": 80, "Disabled": true}}),
+    );
+    let json_type = "Content-Type: text/xml";
     let attacks: [&[&str]; 7] = [
         // The probe's request: a CORS-simple POST from a foreign origin, through a rebound name.
         &[
@@ -244,7 +250,7 @@ fn a_browser_cannot_drive_the_api() {
         for (url, body) in [(&zones, zone), (&checks, check)] {
             let (status, text) = request("POST", url, headers, Some(body));
             assert_eq!(status, 403, "{headers:?} {url}: {text}");
-            let v: Value = serde_json::from_str(&text).unwrap();
+            let v = dns_tests::api::from_xml(&text).unwrap();
             assert_eq!(v["Error"]["Code"], "AccessDenied", "{text}");
         }
     }
@@ -269,7 +275,7 @@ fn a_browser_cannot_drive_the_api() {
     // Refusals the router makes are in the API's error format too.
     let (status, text) = request("PUT", &zones, &[json_type], Some("{}"));
     assert_eq!(status, 405);
-    assert!(text.contains("\"Error\""), "{text}");
+    assert!(text.contains("<ErrorResponse"), "{text}");
     drop(d);
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -280,14 +286,14 @@ fn health_checks_cannot_probe_private_services() {
     let metrics_port = free_port();
     let cfg = config(
         &dir,
-        "[health]\nmax_checks = 3\n[api]\ntoken = \"s3cret\"\n",
+        "[health]\nmax_checks = 3\n[api.access_keys]\nAKIDTEST = \"s3cret\"\n",
     );
     let (port, api_port) = (free_port(), free_port());
-    let d = Daemon::start_with_token(
+    let d = Daemon::start_with_key(
         &dir,
         port,
         api_port,
-        "s3cret",
+        ("AKIDTEST", "s3cret"),
         &[
             "--config",
             cfg.to_str().unwrap(),
@@ -335,9 +341,10 @@ fn health_checks_cannot_probe_private_services() {
     let id = v["HealthCheck"]["Id"].as_str().unwrap().to_string();
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let (_, v) = d.call("GET", &format!("/healthcheck/{id}/status"), None);
-        let reason = v["LastFailureReason"]["StatusReport"]["Status"].to_string();
+        let (_, v) = d.call("GET", &format!("/healthcheck/{id}/lastfailurereason"), None);
+        let reason = v["HealthCheckObservations"][0]["StatusReport"]["Status"].to_string();
         if reason.contains("may not probe") || reason.contains("may probe") {
+            let (_, v) = d.call("GET", &format!("/healthcheck/{id}/status"), None);
             assert_eq!(v["Status"], "Unhealthy", "{v}");
             break;
         }
@@ -365,19 +372,22 @@ fn health_checks_cannot_probe_private_services() {
         (400, &json!("TooManyHealthChecks")),
         "{v}"
     );
-    // The metrics port serves /metrics to anyone, check targets only with the API's token.
+    // The metrics port serves /metrics to anyone, check targets only signed with the API's
+    // access keys.
     let base = format!("http://127.0.0.1:{metrics_port}");
     assert_eq!(request("GET", &format!("{base}/metrics"), &[], None).0, 200);
     assert_eq!(
         request("GET", &format!("{base}/health-checks"), &[], None).0,
-        401
+        403
     );
-    let (status, text) = request(
+    let (status, text) = dns_tests::api::call_with(
+        &dns_tests::api::host_curl,
         "GET",
         &format!("{base}/health-checks"),
-        &["Authorization: Bearer s3cret"],
         None,
-    );
+        d.key(),
+    )
+    .unwrap();
     assert_eq!(status, 200, "{text}");
     drop(d);
     std::fs::remove_dir_all(&dir).unwrap();
@@ -683,11 +693,11 @@ fn files_are_private_and_links_never_followed() {
     assert_eq!(mode(&dir.join("var")), 0o700, "created parent mode");
     drop(d);
 
-    // A token file others can read is refused; at 0600 it is used.
-    let token = dir.join("api.token");
-    std::fs::write(&token, "s3cret\n").unwrap();
+    // An access keys file others can read is refused; at 0600 it is used.
+    let token = dir.join("api.keys");
+    std::fs::write(&token, "# id secret\nAKIDTEST s3cret\n").unwrap();
     std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let cfg = config(&dir, "[api]\ntoken_file = \"api.token\"\n");
+    let cfg = config(&dir, "[api]\naccess_keys_file = \"api.keys\"\n");
     let check = |cfg: &Path| {
         Command::new(BIN)
             .args(["check-config", "--config", cfg.to_str().unwrap(), "--store"])

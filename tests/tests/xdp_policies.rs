@@ -396,7 +396,7 @@ fn a_killed_daemon_never_leaves_stale_answers_and_a_restart_serves_again_within_
     let api = "http://127.0.0.1:8053/2013-04-01";
     let (_, zones) =
         dns_tests::api::call(&curl, "GET", &format!("{api}/hostedzone"), None).unwrap();
-    let zone_id = zones["HostedZones"][0]["Id"].as_str().unwrap().to_string();
+    let zone_id = dns_tests::api::bare(zones["HostedZones"][0]["Id"].as_str().unwrap()).to_string();
     let batch = r#"{"ChangeBatch": {"Changes": [{"Action": "CREATE", "ResourceRecordSet":
         {"Name": "stored.example.com.", "Type": "A", "TTL": 60, "ResourceRecords": [{"Value": "192.0.2.222"}]}}]}}"#;
     let (status, v) = dns_tests::api::call(

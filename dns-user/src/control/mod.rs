@@ -356,6 +356,12 @@ impl Control {
         let change = next_change(&mut g, comment, &zone.id);
         let mut view = view_of(g.store.state(), &zone);
         view.resource_record_set_count = sets.len();
+        view.name_servers = sets
+            .iter()
+            .filter(|s| s.rtype == "NS")
+            .flat_map(|s| s.resource_records.iter().flatten())
+            .map(|v| v.value.clone())
+            .collect();
         let mut write = Write::default();
         write
             .put_zone(zone.clone())
@@ -380,6 +386,24 @@ impl Control {
         let state = g.store.state();
         let zone = zone_by_id(state, id)?;
         Ok(view_of(state, zone))
+    }
+
+    /// UpdateHostedZoneComment: sets (or, with `None`, removes) a zone's comment.
+    pub fn update_zone_comment(
+        &self,
+        id: &str,
+        comment: Option<String>,
+    ) -> Result<ZoneView, ControlError> {
+        if let Some(c) = &comment {
+            records::check_comment(c).map_err(ControlError::invalid)?;
+        }
+        let mut g = self.lock();
+        let mut zone = zone_by_id(g.store.state(), id)?.clone();
+        zone.comment = comment;
+        let mut write = Write::default();
+        write.put_zone(zone.clone());
+        g.store.commit(write)?;
+        Ok(view_of(g.store.state(), &zone))
     }
 
     /// Deletes a zone that holds only its SOA and apex NS (Route 53: HostedZoneNotEmpty).
@@ -466,9 +490,10 @@ impl Control {
             if now.version != snapshot.zone.version || g.checks_version != snapshot.checks_version {
                 continue;
             }
-            let change = next_change(&mut g, batch.comment.clone(), zone_id);
-            let mut zone = snapshot.zone;
+            // The zone as stored now (its comment may have changed meanwhile).
+            let mut zone = now.clone();
             zone.version += 1;
+            let change = next_change(&mut g, batch.comment.clone(), zone_id);
             let mut write = Write::default();
             write
                 .put_zone(zone)

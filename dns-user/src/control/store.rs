@@ -539,18 +539,7 @@ pub fn new_id(prefix: &str) -> String {
 
 /// A random UUID (version 4 layout), the form of Route 53's health check ids.
 pub fn new_uuid() -> String {
-    let mut b = random_bytes::<16>();
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    crate::route53::uuid()
 }
 
 fn random_bytes<const N: usize>() -> [u8; N] {

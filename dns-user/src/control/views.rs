@@ -18,6 +18,9 @@ pub struct ZoneView {
     pub resource_record_set_count: usize,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub imported_from: Option<String>,
+    /// The name servers the zone delegates to: its apex NS record set's values.
+    #[serde(default)]
+    pub name_servers: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -77,6 +80,11 @@ pub(super) fn view_of(state: &State, z: &HostedZone) -> ZoneView {
         },
         resource_record_set_count: state.rrsets.get(&z.id).map_or(0, BTreeMap::len),
         imported_from: z.imported_from.clone(),
+        name_servers: state
+            .set(&z.id, &(z.name.clone(), "NS".into(), None))
+            .and_then(|ns| ns.resource_records.as_ref())
+            .map(|values| values.iter().map(|v| v.value.clone()).collect())
+            .unwrap_or_default(),
     }
 }
 

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use dns_tests::api::{call, call_with, host_curl};
+pub use dns_tests::api::bare;
+use dns_tests::api::{Key, call, call_with, host_curl};
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RecordType};
 use serde_json::{Value, json};
@@ -21,8 +22,8 @@ pub struct Daemon {
     pub child: Child,
     pub port: u16,
     pub api: String,
-    /// The bearer token calls carry, if the daemon wants one.
-    pub token: Option<String>,
+    /// The access key (id, secret) calls are signed with, if the daemon wants one.
+    pub key: Option<(String, String)>,
 }
 
 impl Daemon {
@@ -30,22 +31,29 @@ impl Daemon {
         Self::start_inner(dir, port, api_port, None, extra)
     }
 
-    /// A daemon whose API wants `token` (set in the config among `extra`).
-    pub fn start_with_token(
+    /// A daemon whose API wants requests signed with `key` (id, secret; set in the config
+    /// among `extra`).
+    pub fn start_with_key(
         dir: &Path,
         port: u16,
         api_port: u16,
-        token: &str,
+        key: (&str, &str),
         extra: &[&str],
     ) -> Daemon {
-        Self::start_inner(dir, port, api_port, Some(token.to_string()), extra)
+        let key = (key.0.to_string(), key.1.to_string());
+        Self::start_inner(dir, port, api_port, Some(key), extra)
+    }
+
+    /// The key calls are signed with.
+    pub fn key(&self) -> Option<Key<'_>> {
+        self.key.as_ref().map(|(id, secret)| Key { id, secret })
     }
 
     fn start_inner(
         dir: &Path,
         port: u16,
         api_port: u16,
-        token: Option<String>,
+        key: Option<(String, String)>,
         extra: &[&str],
     ) -> Daemon {
         let store = dir.join("store.redb");
@@ -70,7 +78,7 @@ impl Daemon {
             child,
             port,
             api: format!("http://127.0.0.1:{api_port}/2013-04-01"),
-            token,
+            key,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while call_with(
@@ -78,7 +86,7 @@ impl Daemon {
             "GET",
             &daemon.url("/hostedzone"),
             None,
-            daemon.token.as_deref(),
+            daemon.key(),
         )
         .map(|(s, _)| s != 200)
         .unwrap_or(true)
@@ -100,7 +108,7 @@ impl Daemon {
             method,
             &self.url(path),
             body.as_deref(),
-            self.token.as_deref(),
+            self.key(),
         )
         .unwrap()
     }
@@ -147,6 +155,7 @@ impl Daemon {
 
     /// Polls the change until INSYNC.
     pub fn wait_insync(&self, change: &str) {
+        let change = bare(change);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let (status, v) = self.call("GET", &format!("/change/{change}"), None);
@@ -167,7 +176,7 @@ impl Daemon {
         );
         assert_eq!(status, 201, "{v}");
         self.wait_insync(v["ChangeInfo"]["Id"].as_str().unwrap());
-        v["HostedZone"]["Id"].as_str().unwrap().to_string()
+        bare(v["HostedZone"]["Id"].as_str().unwrap()).to_string()
     }
 
     /// Applies `changes` (a list of Route 53 changes) and returns the change id.

@@ -125,6 +125,7 @@ fn measure_insync(bed: &Testbed) -> anyhow::Result<Insync> {
     let (_, zones) = call("GET", "/hostedzone", None)?;
     let zone = zones["HostedZones"][0]["Id"]
         .as_str()
+        .map(dns_tests::api::bare)
         .context("no hosted zone")?
         .to_string();
     let before = metric_sum()?;
@@ -144,6 +145,7 @@ fn measure_insync(bed: &Testbed) -> anyhow::Result<Insync> {
         }
         let id = v["ChangeInfo"]["Id"]
             .as_str()
+            .map(dns_tests::api::bare)
             .context("no change id")?
             .to_string();
         loop {
