@@ -8,6 +8,7 @@
 //! Route 53's `ErrorResponse` with its status: 400 (bad input), 403 (signature), 404 (no such
 //! thing), 409 (already exists, version mismatch) or 500 (the store failed).
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
@@ -21,7 +22,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::control::store::{ChangeInfo, ChangeStatus, StoredCheck};
-use crate::control::{Control, ControlError, PageStart, ZoneView};
+use crate::control::{Control, ControlError, Kind, PageStart, ZoneView};
 use crate::metrics::MetricsSource;
 use crate::route53::shapes::{self as wire, Xmlns};
 use crate::route53::{api_name, bare_id, plain_name};
@@ -711,6 +712,111 @@ async fn check_last_failure(
     })
 }
 
+// ---- tags ----
+
+/// A tagged resource type from the path: `hostedzone` or `healthcheck`.
+fn tagged_kind(resource_type: &str) -> Result<Kind, ApiError> {
+    match resource_type {
+        "hostedzone" => Ok(Kind::HostedZone),
+        "healthcheck" => Ok(Kind::HealthCheck),
+        other => Err(bad(format!(
+            "resource type {other:?} is not hostedzone or healthcheck"
+        ))),
+    }
+}
+
+fn tag_set(resource_type: &str, id: &str, tags: BTreeMap<String, String>) -> wire::ResourceTagSet {
+    wire::ResourceTagSet {
+        resource_type: resource_type.to_string(),
+        resource_id: id.to_string(),
+        tags: tags
+            .into_iter()
+            .map(|(key, value)| wire::Tag {
+                key,
+                value: Some(value),
+            })
+            .collect::<Vec<_>>()
+            .into(),
+    }
+}
+
+async fn list_tags(
+    State(s): Shared,
+    Path((resource_type, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let kind = tagged_kind(&resource_type)?;
+    let id = bare_id(&id).to_string();
+    let tags = {
+        let id = id.clone();
+        call(&s, move |c| c.tags(kind, &id)).await?
+    };
+    ok(&wire::ListTagsForResourceResponse {
+        xmlns: Xmlns,
+        resource_tag_set: tag_set(&resource_type, &id, tags),
+    })
+}
+
+async fn change_tags(
+    State(s): Shared,
+    Path((resource_type, id)): Path<(String, String)>,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let kind = tagged_kind(&resource_type)?;
+    let req: wire::ChangeTagsForResourceRequest = body(&bytes)?;
+    let add = req
+        .add_tags
+        .map(|t| t.items)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|t| (t.key, t.value.unwrap_or_default()))
+        .collect();
+    let remove = req.remove_tag_keys.map(|k| k.items).unwrap_or_default();
+    let id = bare_id(&id).to_string();
+    call(&s, move |c| c.change_tags(kind, &id, add, remove)).await?;
+    ok(&wire::ChangeTagsForResourceResponse::default())
+}
+
+/// Most resources ListTagsForResources takes (Route 53: 10).
+const MAX_TAGGED: usize = 10;
+
+async fn list_tags_of_many(
+    State(s): Shared,
+    Path(resource_type): Path<String>,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let kind = tagged_kind(&resource_type)?;
+    let req: wire::ListTagsForResourcesRequest = body(&bytes)?;
+    let ids: Vec<String> = req
+        .resource_ids
+        .items
+        .iter()
+        .map(|id| bare_id(id).to_string())
+        .collect();
+    if ids.is_empty() || ids.len() > MAX_TAGGED {
+        return Err(bad(format!(
+            "ResourceIds must name 1..{MAX_TAGGED} resources"
+        )));
+    }
+    let sets = {
+        let ids = ids.clone();
+        call(&s, move |c| {
+            ids.iter()
+                .map(|id| c.tags(kind, id))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await?
+    };
+    ok(&wire::ListTagsForResourcesResponse {
+        xmlns: Xmlns,
+        resource_tag_sets: ids
+            .iter()
+            .zip(sets)
+            .map(|(id, tags)| tag_set(&resource_type, id, tags))
+            .collect::<Vec<_>>()
+            .into(),
+    })
+}
+
 // ---- TestDNSAnswer ----
 
 #[derive(Deserialize)]
@@ -818,6 +924,14 @@ pub fn router(state: Arc<ApiState>) -> Router {
             get(check_last_failure),
         )
         .route("/2013-04-01/testdnsanswer", get(test_answer))
+        .route(
+            "/2013-04-01/tags/{resource_type}/{id}",
+            get(list_tags).post(change_tags),
+        )
+        .route(
+            "/2013-04-01/tags/{resource_type}",
+            axum::routing::post(list_tags_of_many),
+        )
         .with_state(state.clone())
         .merge(crate::metrics::router(metrics, true));
     crate::http::guarded(routes, state.guard.clone())
@@ -884,6 +998,7 @@ mod tests {
             health_check_version: 1,
             imported_from: None,
             import_digest: None,
+            tags: Default::default(),
         };
         let shape = check_shape(&check).health_check_config;
         assert_eq!(shape.port, Some(8443));

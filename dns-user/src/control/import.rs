@@ -5,7 +5,7 @@
 //! serves.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -245,6 +245,7 @@ pub(super) fn import(
             health_check_version: old.map_or(1, |c| c.health_check_version + 1),
             imported_from: Some("config".into()),
             import_digest: Some(d),
+            tags: old.map(|c| c.tags.clone()).unwrap_or_default(),
         };
         checks.insert(id.clone(), check);
     }
@@ -291,6 +292,7 @@ pub(super) fn import(
                 version: 1,
                 imported_from: None,
                 import_digest: None,
+                tags: BTreeMap::new(),
             },
         };
         let mut zone = zone;

@@ -171,6 +171,10 @@ pub struct Control {
 /// Changes kept in the history (the oldest are forgotten at start).
 pub const KEPT_CHANGES: usize = 10_000;
 
+/// Most tags on one resource (Route 53: 50), and added or removed in one call (10).
+pub const MAX_TAGS: usize = 50;
+pub const MAX_TAGS_PER_CALL: usize = 10;
+
 /// Most record sets on one page (Route 53: 300).
 pub const MAX_PAGE: usize = 300;
 
@@ -347,6 +351,7 @@ impl Control {
             version: 1,
             imported_from: None,
             import_digest: None,
+            tags: BTreeMap::new(),
         };
         let name = Name::from_ascii(&origin).expect("checked above");
         let sets: Vec<ResourceRecordSet> = crate::zone::build::default_sets(&name);
@@ -569,6 +574,8 @@ impl Control {
 
     // ---- health checks ----
 
+    /// CreateHealthCheck; a CallerReference used before is the same check again when the
+    /// config is the same, else HealthCheckAlreadyExists.
     pub fn create_check(
         &self,
         caller_reference: &str,
@@ -583,10 +590,14 @@ impl Control {
             .values()
             .find(|c| c.caller_reference == caller_reference)
         {
+            // Route 53: the same request again (a client's retry) gets the same check.
+            if c.health_check_config == config {
+                return Ok(c.clone());
+            }
             return Err(ControlError::Conflict {
                 code: "HealthCheckAlreadyExists",
                 message: format!(
-                    "CallerReference {caller_reference:?} was already used (health check {})",
+                    "CallerReference {caller_reference:?} was already used, with another config (health check {})",
                     c.id
                 ),
             });
@@ -598,6 +609,7 @@ impl Control {
             health_check_version: 1,
             imported_from: None,
             import_digest: None,
+            tags: BTreeMap::new(),
         };
         self.put_check(g, check)
     }
@@ -753,6 +765,76 @@ impl Control {
             })
     }
 
+    // ---- tags ----
+
+    /// A hosted zone's or health check's tags.
+    pub fn tags(&self, kind: Kind, id: &str) -> Result<BTreeMap<String, String>, ControlError> {
+        let g = self.lock();
+        let state = g.store.state();
+        match kind {
+            Kind::HostedZone => Ok(zone_by_id(state, id)?.tags.clone()),
+            Kind::HealthCheck => Ok(check_by_id(state, id)?.tags.clone()),
+            Kind::Change => Err(ControlError::invalid("changes have no tags")),
+        }
+    }
+
+    /// ChangeTagsForResource: adds (or overwrites) `add` and removes `remove`, at once.
+    pub fn change_tags(
+        &self,
+        kind: Kind,
+        id: &str,
+        add: Vec<(String, String)>,
+        remove: Vec<String>,
+    ) -> Result<(), ControlError> {
+        if add.is_empty() && remove.is_empty() {
+            return Err(ControlError::invalid(
+                "AddTags or RemoveTagKeys must name at least one tag",
+            ));
+        }
+        if add.len() > MAX_TAGS_PER_CALL || remove.len() > MAX_TAGS_PER_CALL {
+            return Err(ControlError::invalid(format!(
+                "at most {MAX_TAGS_PER_CALL} tags may be added, and {MAX_TAGS_PER_CALL} removed, per call"
+            )));
+        }
+        for (key, value) in &add {
+            if key.is_empty() || key.chars().count() > 128 || value.chars().count() > 256 {
+                return Err(ControlError::invalid(format!(
+                    "tag {key:?}: a key is 1..128 characters and a value at most 256"
+                )));
+            }
+        }
+        let mut g = self.lock();
+        let state = g.store.state();
+        let apply = |tags: &mut BTreeMap<String, String>| -> Result<(), ControlError> {
+            for key in &remove {
+                tags.remove(key);
+            }
+            tags.extend(add.iter().cloned());
+            if tags.len() > MAX_TAGS {
+                return Err(ControlError::invalid(format!(
+                    "a resource has at most {MAX_TAGS} tags"
+                )));
+            }
+            Ok(())
+        };
+        let mut write = Write::default();
+        match kind {
+            Kind::HostedZone => {
+                let mut zone = zone_by_id(state, id)?.clone();
+                apply(&mut zone.tags)?;
+                write.put_zone(zone);
+            }
+            Kind::HealthCheck => {
+                let mut check = check_by_id(state, id)?.clone();
+                apply(&mut check.tags)?;
+                write.put_check(check);
+            }
+            Kind::Change => return Err(ControlError::invalid("changes have no tags")),
+        }
+        g.store.commit(write)?;
+        Ok(())
+    }
+
     // ---- TestDNSAnswer ----
 
     /// What the server answers now for `name`/`rtype` asked by `resolver` with an optional
@@ -870,6 +952,13 @@ fn zone_by_id<'a>(state: &'a State, id: &str) -> Result<&'a HostedZone, ControlE
     let id = id.strip_prefix("/hostedzone/").unwrap_or(id);
     state.zones.get(id).ok_or_else(|| ControlError::NotFound {
         what: Kind::HostedZone,
+        id: id.to_string(),
+    })
+}
+
+fn check_by_id<'a>(state: &'a State, id: &str) -> Result<&'a StoredCheck, ControlError> {
+    state.checks.get(id).ok_or_else(|| ControlError::NotFound {
+        what: Kind::HealthCheck,
         id: id.to_string(),
     })
 }

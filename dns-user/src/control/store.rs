@@ -69,6 +69,9 @@ pub struct HostedZone {
     /// Digest of the import the zone last took; an unchanged source is not imported again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub import_digest: Option<String>,
+    /// Route 53's tags (ChangeTagsForResource).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
 }
 
 /// A health check as stored.
@@ -84,6 +87,9 @@ pub struct StoredCheck {
     pub imported_from: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub import_digest: Option<String>,
+    /// Route 53's tags (ChangeTagsForResource).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
 }
 
 /// PENDING until both the userspace server and the XDP maps serve the change.
@@ -576,6 +582,7 @@ mod tests {
             version: 1,
             imported_from: None,
             import_digest: None,
+            tags: [("env".to_string(), "test".to_string())].into(),
         }
     }
 

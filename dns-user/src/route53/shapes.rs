@@ -66,7 +66,12 @@ pub fn to_xml<T: Serialize>(value: &T) -> String {
 
 /// Every list member (wrapper element -> item element): plain lists in JSON (boto3's and
 /// aws-cli's shape, the stored health-check configs), wrappers in XML.
-const LISTS: [(&str, &str); 13] = [
+const LISTS: [(&str, &str); 18] = [
+    ("Tags", "Tag"),
+    ("AddTags", "Tag"),
+    ("RemoveTagKeys", "Key"),
+    ("ResourceIds", "ResourceId"),
+    ("ResourceTagSets", "ResourceTagSet"),
     ("HostedZones", "HostedZone"),
     ("ResourceRecordSets", "ResourceRecordSet"),
     ("ResourceRecords", "ResourceRecord"),
@@ -724,6 +729,73 @@ pub struct HealthCheckObservationsResponse {
     /// the failure threshold, inversion and disabling (Route 53 shows it only in CloudWatch).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+}
+
+// ---- tags ----
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct Tag {
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+list!(Tags, "Tag", Tag);
+list!(TagKeys, "Key", String);
+list!(ResourceIds, "ResourceId", String);
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct ChangeTagsForResourceRequest {
+    #[serde(rename = "@xmlns", default)]
+    pub xmlns: Xmlns,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub add_tags: Option<Tags>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remove_tag_keys: Option<TagKeys>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct ChangeTagsForResourceResponse {
+    #[serde(rename = "@xmlns", default)]
+    pub xmlns: Xmlns,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct ResourceTagSet {
+    /// hostedzone | healthcheck.
+    pub resource_type: String,
+    pub resource_id: String,
+    pub tags: Tags,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct ListTagsForResourceResponse {
+    #[serde(rename = "@xmlns", default)]
+    pub xmlns: Xmlns,
+    pub resource_tag_set: ResourceTagSet,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct ListTagsForResourcesRequest {
+    #[serde(rename = "@xmlns", default)]
+    pub xmlns: Xmlns,
+    pub resource_ids: ResourceIds,
+}
+
+list!(ResourceTagSets, "ResourceTagSet", ResourceTagSet);
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct ListTagsForResourcesResponse {
+    #[serde(rename = "@xmlns", default)]
+    pub xmlns: Xmlns,
+    pub resource_tag_sets: ResourceTagSets,
 }
 
 // ---- TestDNSAnswer, DNSSEC ----
