@@ -238,6 +238,42 @@ while True:
 reason = c.get_health_check_last_failure_reason(HealthCheckId=hid)["HealthCheckObservations"]
 check(reason and reason[0]["StatusReport"]["Status"].startswith("Failure"), f"last failure {reason}")
 
+# ---- CIDR collections: IP-based routing tables ----
+col = c.create_cidr_collection(Name="boto3-offices", CallerReference="boto3-col")
+check(col["ResponseMetadata"]["HTTPStatusCode"] == 201, "CreateCidrCollection is 201")
+cid = col["Collection"]["Id"]
+check(col["Collection"]["Version"] == 1, f"{col['Collection']}")
+again = c.create_cidr_collection(Name="boto3-offices", CallerReference="boto3-col")
+check(again["Collection"]["Id"] == cid, "the same request again is the same collection")
+refused("CidrCollectionAlreadyExistsException", c.create_cidr_collection, Name="boto3-offices", CallerReference="other")
+ch = c.change_cidr_collection(Id=cid, CollectionVersion=1, Changes=[
+    {"LocationName": "office", "Action": "PUT", "CidrList": ["10.0.0.0/8", "2001:db8:1::/48"]},
+    {"LocationName": "lab", "Action": "PUT", "CidrList": ["172.16.0.0/12"]},
+])
+c.get_waiter("resource_record_sets_changed").wait(Id=ch["Id"], WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+refused("CidrCollectionVersionMismatchException", c.change_cidr_collection, Id=cid, CollectionVersion=1,
+        Changes=[{"LocationName": "lab", "Action": "DELETE_IF_EXISTS", "CidrList": ["172.16.0.0/12"]}])
+refused("InvalidInput", c.change_cidr_collection, Id=cid, Changes=[{"LocationName": "x", "Action": "PUT", "CidrList": ["10.0.0.1/8"]}])
+check([x["Name"] for x in c.list_cidr_collections()["CidrCollections"]] == ["boto3-offices"], "ListCidrCollections")
+check(sorted(l["LocationName"] for l in c.list_cidr_locations(CollectionId=cid)["CidrLocations"]) == ["lab", "office"], "ListCidrLocations")
+blocks = c.list_cidr_blocks(CollectionId=cid, LocationName="office")["CidrBlocks"]
+check(sorted(b["CidrBlock"] for b in blocks) == ["10.0.0.0/8", "2001:db8:1::/48"], f"ListCidrBlocks {blocks}")
+refused("NoSuchCidrLocationException", c.list_cidr_blocks, CollectionId=cid, LocationName="nowhere")
+r = c.change_resource_record_sets(HostedZoneId=zid, ChangeBatch={"Changes": [
+    {"Action": "CREATE", "ResourceRecordSet": {"Name": "ip.boto3.test", "Type": "A", "SetIdentifier": "office", "TTL": 60,
+     "CidrRoutingConfig": {"CollectionId": cid, "LocationName": "office"}, "ResourceRecords": rr("192.0.2.70")}},
+    {"Action": "CREATE", "ResourceRecordSet": {"Name": "ip.boto3.test", "Type": "A", "SetIdentifier": "default", "TTL": 60,
+     "CidrRoutingConfig": {"CollectionId": cid, "LocationName": "*"}, "ResourceRecords": rr("192.0.2.71")}},
+]})
+c.get_waiter("resource_record_sets_changed").wait(Id=r["ChangeInfo"]["Id"], WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+t = c.test_dns_answer(HostedZoneId=zid, RecordName="ip.boto3.test", RecordType="A", EDNS0ClientSubnetIP="10.9.0.0", EDNS0ClientSubnetMask="16")
+check(t["RecordData"] == ["192.0.2.70"], f"the office block routes to its record {t}")
+t = c.test_dns_answer(HostedZoneId=zid, RecordName="ip.boto3.test", RecordType="A", EDNS0ClientSubnetIP="198.51.100.0", EDNS0ClientSubnetMask="24")
+check(t["RecordData"] == ["192.0.2.71"], f"others get the default {t}")
+refused("CidrBlockInUseException", c.change_cidr_collection, Id=cid, Changes=[
+    {"LocationName": "office", "Action": "DELETE_IF_EXISTS", "CidrList": ["10.0.0.0/8", "2001:db8:1::/48"]}])
+refused("CidrCollectionInUseException", c.delete_cidr_collection, Id=cid)
+
 # Zone deletion: refused while not empty; the extra zones go, and their changes stay known.
 refused("HostedZoneNotEmpty", c.delete_hosted_zone, Id=zid)
 for extra_id in extra:

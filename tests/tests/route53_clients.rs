@@ -1,7 +1,7 @@
 //! Route 53's own clients, unchanged, drive the daemon: boto3 (every operation, paginators, the
 //! waiter, errors), aws-cli (the commands an operator types) and octoDNS with its Route 53
-//! provider (a zone with weighted, geolocation and failover dynamic records and health checks,
-//! synced, then synced again with nothing to change). Requests are signed with SigV4 and the
+//! provider (a zone with weighted, geolocation, failover and subnet dynamic records, health
+//! checks and a CIDR collection, synced, then synced again with nothing to change). Requests are signed with SigV4 and the
 //! daemon verifies them (it has access keys). What each client made is then asked over DNS.
 //!
 //! The clients come from `tests/clients/requirements.txt`, installed by `scripts/bootstrap`
@@ -125,6 +125,13 @@ fn boto3_drives_every_operation() {
         "the apex alias"
     );
     assert_eq!(d.answer("h249.boto3.test.", RecordType::A), ["192.0.2.50"]);
+    // IP-based routing through the CIDR collection boto3 made.
+    let office = Some(("10.9.0.0".parse().unwrap(), 16));
+    assert_eq!(
+        d.answer_from("ip.boto3.test.", RecordType::A, office),
+        ["192.0.2.70"]
+    );
+    assert_eq!(d.answer("ip.boto3.test.", RecordType::A), ["192.0.2.71"]);
     // The failover pair answers with one of its two (the primary's check probes a closed
     // port, inverted by the update: which one depends on how far the probes got).
     let f = d.answer("f.boto3.test.", RecordType::A);
@@ -169,7 +176,7 @@ fn octodns_syncs_dynamic_records_and_then_plans_nothing() {
         &["--config-file", "config.yaml", "--doit"],
         &config,
     );
-    assert!(first.contains("Creates=8"), "{first}");
+    assert!(first.contains("Creates=9"), "{first}");
     // A second sync reads everything back and finds it as it wants it.
     let second = run(&d, &dir, &sync, &["--config-file", "config.yaml"], &config);
     assert!(
@@ -194,6 +201,14 @@ fn octodns_syncs_dynamic_records_and_then_plans_nothing() {
         ["192.0.2.21", "192.0.2.22"].contains(&geo.first().map_or("", String::as_str)),
         "{geo:?}"
     );
+    // The subnet rule routes by the CIDR collection octoDNS made: clients in 10/8 (here, their
+    // EDNS Client Subnet) to one pool, everyone else to the other.
+    let inside = Some(("10.1.2.0".parse().unwrap(), 24));
+    assert_eq!(
+        d.answer_from("subnet.octo.test.", RecordType::A, inside),
+        ["192.0.2.41"]
+    );
+    assert_eq!(d.answer("subnet.octo.test.", RecordType::A), ["192.0.2.42"]);
     drop(d);
     std::fs::remove_dir_all(&dir).unwrap();
 }

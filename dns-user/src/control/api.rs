@@ -817,6 +817,166 @@ async fn list_tags_of_many(
     })
 }
 
+// ---- CIDR collections ----
+
+fn collection_shape(c: &crate::control::store::CidrCollection) -> wire::CidrCollection {
+    wire::CidrCollection {
+        arn: format!("arn:aws:route53:::cidrcollection/{}", c.id),
+        id: c.id.clone(),
+        name: c.name.clone(),
+        version: c.version,
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CidrQuery {
+    nexttoken: Option<String>,
+    maxresults: Option<String>,
+    location: Option<String>,
+}
+
+/// One page of `items` for a `nexttoken` (the offset of the page, as text) and
+/// `maxresults` (default and most: 100): the page and the next token.
+fn token_page<T>(items: Vec<T>, q: &CidrQuery) -> Result<(Vec<T>, Option<String>), ApiError> {
+    let max = max_items(q.maxresults.as_deref(), MAX_LIST, MAX_LIST)?;
+    let start = match &q.nexttoken {
+        None => 0,
+        Some(t) => t
+            .parse::<usize>()
+            .ok()
+            .filter(|&n| n <= items.len())
+            .ok_or_else(|| bad(format!("nexttoken {t:?} is not one this server gave")))?,
+    };
+    let total = items.len();
+    let page: Vec<T> = items.into_iter().skip(start).take(max).collect();
+    let end = start + page.len();
+    Ok((page, (end < total).then(|| end.to_string())))
+}
+
+async fn create_collection(State(s): Shared, bytes: Bytes) -> Result<Response, ApiError> {
+    let req: wire::CreateCidrCollectionRequest = body(&bytes)?;
+    let collection = call(&s, move |c| {
+        c.create_cidr_collection(&req.name, &req.caller_reference)
+    })
+    .await?;
+    let mut response = xml(
+        StatusCode::CREATED,
+        &wire::CreateCidrCollectionResponse {
+            xmlns: Xmlns,
+            collection: collection_shape(&collection),
+        },
+    );
+    let location = format!("/2013-04-01/cidrcollection/{}", collection.id);
+    response.headers_mut().insert(
+        header::LOCATION,
+        location.parse().expect("an id is a valid header"),
+    );
+    Ok(response)
+}
+
+async fn list_collections(
+    State(s): Shared,
+    q: Result<Query<CidrQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let q = query(q)?;
+    let all = call(&s, |c| Ok(c.cidr_collections())).await?;
+    let (page, next) = token_page(all, &q)?;
+    ok(&wire::ListCidrCollectionsResponse {
+        xmlns: Xmlns,
+        next_token: next,
+        cidr_collections: page.iter().map(collection_shape).collect::<Vec<_>>().into(),
+    })
+}
+
+async fn change_collection(
+    State(s): Shared,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let req: wire::ChangeCidrCollectionRequest = body(&bytes)?;
+    let changes: Vec<crate::control::CidrChange> = req
+        .changes
+        .items
+        .into_iter()
+        .map(|c| crate::control::CidrChange {
+            location: c.location_name,
+            action: c.action,
+            cidrs: c.cidr_list.items,
+        })
+        .collect();
+    let version = req.collection_version;
+    let change = call(&s, move |c| {
+        c.change_cidr_collection(&id, version, &changes)
+    })
+    .await?;
+    ok(&wire::ChangeCidrCollectionResponse {
+        xmlns: Xmlns,
+        id: format!("/change/{}", change.id),
+    })
+}
+
+async fn list_blocks(
+    State(s): Shared,
+    Path(id): Path<String>,
+    q: Result<Query<CidrQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let q = query(q)?;
+    let collection = call(&s, move |c| c.cidr_collection(&id)).await?;
+    if let Some(location) = &q.location
+        && !collection.locations.contains_key(location)
+    {
+        return Err(ApiError::from(ControlError::NotFound {
+            what: Kind::CidrLocation,
+            id: location.clone(),
+        }));
+    }
+    let blocks: Vec<wire::CidrBlockSummary> = collection
+        .locations
+        .iter()
+        .filter(|(name, _)| q.location.as_ref().is_none_or(|l| l == *name))
+        .flat_map(|(name, blocks)| {
+            blocks.iter().map(|b| wire::CidrBlockSummary {
+                cidr_block: b.clone(),
+                location_name: name.clone(),
+            })
+        })
+        .collect();
+    let (page, next) = token_page(blocks, &q)?;
+    ok(&wire::ListCidrBlocksResponse {
+        xmlns: Xmlns,
+        next_token: next,
+        cidr_blocks: page.into(),
+    })
+}
+
+async fn list_locations(
+    State(s): Shared,
+    Path(id): Path<String>,
+    q: Result<Query<CidrQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let q = query(q)?;
+    let collection = call(&s, move |c| c.cidr_collection(&id)).await?;
+    let names: Vec<wire::LocationSummary> = collection
+        .locations
+        .keys()
+        .map(|l| wire::LocationSummary {
+            location_name: l.clone(),
+        })
+        .collect();
+    let (page, next) = token_page(names, &q)?;
+    ok(&wire::ListCidrLocationsResponse {
+        xmlns: Xmlns,
+        next_token: next,
+        cidr_locations: page.into(),
+    })
+}
+
+async fn delete_collection(State(s): Shared, Path(id): Path<String>) -> Result<Response, ApiError> {
+    call(&s, move |c| c.delete_cidr_collection(&id)).await?;
+    ok(&wire::DeleteCidrCollectionResponse::default())
+}
+
 // ---- TestDNSAnswer ----
 
 #[derive(Deserialize)]
@@ -924,6 +1084,20 @@ pub fn router(state: Arc<ApiState>) -> Router {
             get(check_last_failure),
         )
         .route("/2013-04-01/testdnsanswer", get(test_answer))
+        .route(
+            "/2013-04-01/cidrcollection",
+            get(list_collections).post(create_collection),
+        )
+        .route(
+            "/2013-04-01/cidrcollection/{id}",
+            get(list_locations)
+                .post(change_collection)
+                .delete(delete_collection),
+        )
+        .route(
+            "/2013-04-01/cidrcollection/{id}/cidrblocks",
+            get(list_blocks),
+        )
         .route(
             "/2013-04-01/tags/{resource_type}/{id}",
             get(list_tags).post(change_tags),

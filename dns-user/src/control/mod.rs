@@ -50,7 +50,10 @@ use crate::zone::Catalog;
 use crate::zone::build::SourcedSet;
 use crate::zone::records::{self, ChangeBatch, ResourceRecordSet, SetKey};
 use crate::zone::{self, Problem, Where, Zone};
-use store::{ChangeInfo, ChangeStatus, HostedZone, State, Store, StoreError, StoredCheck, Write};
+use store::{
+    ChangeInfo, ChangeStatus, CidrCollection, HostedZone, State, Store, StoreError, StoredCheck,
+    Write,
+};
 
 /// What the control plane keeps, as a request names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,6 +61,8 @@ pub enum Kind {
     HostedZone,
     Change,
     HealthCheck,
+    CidrCollection,
+    CidrLocation,
 }
 
 impl Kind {
@@ -67,6 +72,8 @@ impl Kind {
             Kind::HostedZone => "NoSuchHostedZone",
             Kind::Change => "NoSuchChange",
             Kind::HealthCheck => "NoSuchHealthCheck",
+            Kind::CidrCollection => "NoSuchCidrCollectionException",
+            Kind::CidrLocation => "NoSuchCidrLocationException",
         }
     }
 }
@@ -77,6 +84,8 @@ impl std::fmt::Display for Kind {
             Kind::HostedZone => "hosted zone",
             Kind::Change => "change",
             Kind::HealthCheck => "health check",
+            Kind::CidrCollection => "CIDR collection",
+            Kind::CidrLocation => "CIDR location",
         })
     }
 }
@@ -170,6 +179,14 @@ pub struct Control {
 
 /// Changes kept in the history (the oldest are forgotten at start).
 pub const KEPT_CHANGES: usize = 10_000;
+
+/// One change of ChangeCidrCollection: PUT or DELETE_IF_EXISTS `cidrs` at `location`.
+#[derive(Clone, Debug)]
+pub struct CidrChange {
+    pub location: String,
+    pub action: String,
+    pub cidrs: Vec<String>,
+}
 
 /// Most tags on one resource (Route 53: 50), and added or removed in one call (10).
 pub const MAX_TAGS: usize = 50;
@@ -774,7 +791,7 @@ impl Control {
         match kind {
             Kind::HostedZone => Ok(zone_by_id(state, id)?.tags.clone()),
             Kind::HealthCheck => Ok(check_by_id(state, id)?.tags.clone()),
-            Kind::Change => Err(ControlError::invalid("changes have no tags")),
+            _ => Err(ControlError::invalid(format!("a {kind} has no tags"))),
         }
     }
 
@@ -829,8 +846,199 @@ impl Control {
                 apply(&mut check.tags)?;
                 write.put_check(check);
             }
-            Kind::Change => return Err(ControlError::invalid("changes have no tags")),
+            _ => return Err(ControlError::invalid(format!("a {kind} has no tags"))),
         }
+        g.store.commit(write)?;
+        Ok(())
+    }
+
+    // ---- CIDR collections ----
+
+    /// CreateCidrCollection: a new, empty collection. The same name and CallerReference
+    /// again is the same collection (a retry); the same name otherwise is refused.
+    pub fn create_cidr_collection(
+        &self,
+        name: &str,
+        caller_reference: &str,
+    ) -> Result<CidrCollection, ControlError> {
+        if name.is_empty()
+            || name.len() > 64
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+        {
+            return Err(ControlError::invalid(format!(
+                "collection name {name:?}: 1..64 characters of A-Z, a-z, 0-9, - and _"
+            )));
+        }
+        check_caller_reference(caller_reference, 64)?;
+        let mut g = self.lock();
+        if let Some(c) = g.store.state().cidr.values().find(|c| c.name == name) {
+            if c.caller_reference == caller_reference {
+                return Ok(c.clone());
+            }
+            return Err(ControlError::Refused {
+                code: "CidrCollectionAlreadyExistsException",
+                message: format!("a CIDR collection named {name} already exists ({})", c.id),
+            });
+        }
+        let collection = CidrCollection {
+            id: store::new_uuid(),
+            name: name.to_string(),
+            caller_reference: caller_reference.to_string(),
+            version: 1,
+            locations: BTreeMap::new(),
+        };
+        let mut write = Write::default();
+        write.put_collection(collection.clone());
+        g.store.commit(write)?;
+        Ok(collection)
+    }
+
+    pub fn cidr_collections(&self) -> Vec<CidrCollection> {
+        self.lock().store.state().cidr.values().cloned().collect()
+    }
+
+    pub fn cidr_collection(&self, id: &str) -> Result<CidrCollection, ControlError> {
+        collection_by_id(self.lock().store.state(), id).cloned()
+    }
+
+    /// ChangeCidrCollection: every change checked, then all applied as one change that
+    /// turns INSYNC when both answer paths route with it. `version`, when given, must be the
+    /// collection's. A location that record sets route to keeps at least one block.
+    pub fn change_cidr_collection(
+        &self,
+        id: &str,
+        version: Option<u64>,
+        changes: &[CidrChange],
+    ) -> Result<ChangeInfo, ControlError> {
+        if changes.is_empty() || changes.len() > 1000 {
+            return Err(ControlError::invalid("Changes must hold 1..1000 changes"));
+        }
+        let mut problems = Vec::new();
+        for (n, change) in changes.iter().enumerate() {
+            let n = n + 1;
+            let location = &change.location;
+            if location.is_empty()
+                || location.len() > 16
+                || !location
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+            {
+                problems.push(format!(
+                    "change #{n}: location name {location:?}: 1..16 characters of A-Z, a-z, 0-9, - and _ (not *)"
+                ));
+            }
+            if !matches!(change.action.as_str(), "PUT" | "DELETE_IF_EXISTS") {
+                problems.push(format!(
+                    "change #{n}: action {:?} is not PUT or DELETE_IF_EXISTS",
+                    change.action
+                ));
+            }
+            if change.cidrs.is_empty() || change.cidrs.len() > 1000 {
+                problems.push(format!("change #{n}: CidrList must hold 1..1000 blocks"));
+            }
+            for cidr in &change.cidrs {
+                match cidr.parse::<ipnet::IpNet>() {
+                    Ok(net) if net.trunc() == net => {}
+                    Ok(net) => problems.push(format!(
+                        "change #{n}: {cidr} has host bits set (the block is {})",
+                        net.trunc()
+                    )),
+                    Err(_) => problems.push(format!("change #{n}: {cidr:?} is not a CIDR block")),
+                }
+            }
+        }
+        if !problems.is_empty() {
+            return Err(ControlError::invalid(problems.join("; ")));
+        }
+        let mut g = self.lock();
+        let state = g.store.state();
+        let mut collection = collection_by_id(state, id)?.clone();
+        if let Some(v) = version
+            && v != collection.version
+        {
+            return Err(ControlError::Conflict {
+                code: "CidrCollectionVersionMismatchException",
+                message: format!(
+                    "CollectionVersion {v} is not the current version {}",
+                    collection.version
+                ),
+            });
+        }
+        for change in changes {
+            let blocks = collection
+                .locations
+                .entry(change.location.clone())
+                .or_default();
+            match change.action.as_str() {
+                "PUT" => {
+                    for cidr in &change.cidrs {
+                        let cidr = cidr.to_ascii_lowercase();
+                        if !blocks.contains(&cidr) {
+                            blocks.push(cidr);
+                        }
+                    }
+                }
+                _ => blocks.retain(|b| !change.cidrs.iter().any(|c| c.eq_ignore_ascii_case(b))),
+            }
+        }
+        collection.locations.retain(|_, blocks| !blocks.is_empty());
+        // A location record sets route to may not lose its last block.
+        for (zone, sets) in &state.rrsets {
+            for set in sets.values() {
+                if let Some(c) = &set.cidr_routing_config
+                    && c.collection_id == collection.id
+                    && c.location_name != "*"
+                    && !collection.locations.contains_key(&c.location_name)
+                {
+                    let zone = state
+                        .zones
+                        .get(zone)
+                        .map_or(zone.as_str(), |z| z.name.as_str());
+                    return Err(ControlError::Refused {
+                        code: "CidrBlockInUseException",
+                        message: format!(
+                            "location {} would have no blocks left, and {} {} in zone {zone} routes to it",
+                            c.location_name, set.name, set.rtype
+                        ),
+                    });
+                }
+            }
+        }
+        collection.version += 1;
+        let change = next_change(&mut g, None, &collection.id);
+        let mut write = Write::default();
+        write.put_collection(collection).put_change(change.clone());
+        g.store.commit(write)?;
+        g.publish_all = true;
+        accept(&mut g, &change);
+        drop(g);
+        self.wake.notify_all();
+        Ok(change)
+    }
+
+    /// DeleteCidrCollection; refused while a record set routes with it.
+    pub fn delete_cidr_collection(&self, id: &str) -> Result<(), ControlError> {
+        let mut g = self.lock();
+        let state = g.store.state();
+        let collection = collection_by_id(state, id)?;
+        let user = state.rrsets.values().flat_map(|s| s.values()).find(|s| {
+            s.cidr_routing_config
+                .as_ref()
+                .is_some_and(|c| c.collection_id == collection.id)
+        });
+        if let Some(set) = user {
+            return Err(ControlError::Refused {
+                code: "CidrCollectionInUseException",
+                message: format!(
+                    "CIDR collection {} is in use by {} {}",
+                    collection.id, set.name, set.rtype
+                ),
+            });
+        }
+        let mut write = Write::default();
+        write.delete_collection(id);
         g.store.commit(write)?;
         Ok(())
     }
@@ -952,6 +1160,13 @@ fn zone_by_id<'a>(state: &'a State, id: &str) -> Result<&'a HostedZone, ControlE
     let id = id.strip_prefix("/hostedzone/").unwrap_or(id);
     state.zones.get(id).ok_or_else(|| ControlError::NotFound {
         what: Kind::HostedZone,
+        id: id.to_string(),
+    })
+}
+
+fn collection_by_id<'a>(state: &'a State, id: &str) -> Result<&'a CidrCollection, ControlError> {
+    state.cidr.get(id).ok_or_else(|| ControlError::NotFound {
+        what: Kind::CidrCollection,
         id: id.to_string(),
     })
 }

@@ -184,7 +184,21 @@ pub(super) fn catalog_of(g: &mut Inner) -> Catalog {
         slots: g.zone_slots.clone(),
         hits: g.zone_hits.clone(),
     });
+    // The config's locations, and the CIDR collections made through the API (by id, as
+    // record sets name them).
+    let mut locations = g.settings.locations.clone();
+    for c in g.store.state().cidr.values() {
+        let blocks = c
+            .locations
+            .iter()
+            .map(|(location, blocks)| {
+                let nets = blocks.iter().filter_map(|b| b.parse().ok()).collect();
+                (location.clone(), nets)
+            })
+            .collect();
+        locations.cidr.collections.insert(c.id.clone(), blocks);
+    }
     Catalog::of_shared(g.built.values().cloned())
-        .with_locations(g.settings.locations.clone())
+        .with_locations(locations)
         .with_zone_counters(counters)
 }

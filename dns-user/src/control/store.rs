@@ -23,6 +23,7 @@ const ZONES: TableDefinition<&str, &[u8]> = TableDefinition::new("zones");
 const RRSETS: TableDefinition<&str, &[u8]> = TableDefinition::new("rrsets");
 const CHECKS: TableDefinition<&str, &[u8]> = TableDefinition::new("health_checks");
 const CHANGES: TableDefinition<&str, &[u8]> = TableDefinition::new("changes");
+const CIDR_COLLECTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("cidr_collections");
 /// redb's page cache (its default is 1 GiB).
 const STORE_CACHE_BYTES: usize = 32 << 20;
 
@@ -92,6 +93,19 @@ pub struct StoredCheck {
     pub tags: BTreeMap<String, String>,
 }
 
+/// A CIDR collection (IP-based routing): location name -> CIDR blocks, as given.
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CidrCollection {
+    /// A UUID, what record sets' `CidrRoutingConfig.CollectionId` names.
+    pub id: String,
+    pub name: String,
+    pub caller_reference: String,
+    /// 1 at creation, +1 per change.
+    pub version: u64,
+    pub locations: BTreeMap<String, Vec<String>>,
+}
+
 /// PENDING until both the userspace server and the XDP maps serve the change.
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -124,6 +138,8 @@ pub struct State {
     pub rrsets: HashMap<String, BTreeMap<String, ResourceRecordSet>>,
     pub checks: BTreeMap<String, StoredCheck>,
     pub changes: HashMap<String, ChangeInfo>,
+    /// CIDR collections by id.
+    pub cidr: BTreeMap<String, CidrCollection>,
 }
 
 impl State {
@@ -200,6 +216,7 @@ pub struct Write {
     checks: Vec<(String, Option<StoredCheck>)>,
     changes: Vec<ChangeInfo>,
     forget: Vec<String>,
+    cidr: Vec<(String, Option<CidrCollection>)>,
 }
 
 impl Write {
@@ -244,6 +261,16 @@ impl Write {
         self
     }
 
+    pub fn put_collection(&mut self, collection: CidrCollection) -> &mut Self {
+        self.cidr.push((collection.id.clone(), Some(collection)));
+        self
+    }
+
+    pub fn delete_collection(&mut self, id: &str) -> &mut Self {
+        self.cidr.push((id.to_string(), None));
+        self
+    }
+
     pub fn put_change(&mut self, change: ChangeInfo) -> &mut Self {
         self.changes.push(change);
         self
@@ -262,6 +289,7 @@ impl Write {
             && self.checks.is_empty()
             && self.changes.is_empty()
             && self.forget.is_empty()
+            && self.cidr.is_empty()
     }
 }
 
@@ -308,7 +336,7 @@ impl Store {
             .map_err(|e| open_err(boxed(e)))?;
         // Every table exists from the first open on, so reads never meet a missing one.
         let txn = db.begin_write().map_err(|e| open_err(boxed(e)))?;
-        for table in [ZONES, RRSETS, CHECKS, CHANGES] {
+        for table in [ZONES, RRSETS, CHECKS, CHANGES, CIDR_COLLECTIONS] {
             txn.open_table(table).map_err(|e| open_err(boxed(e)))?;
         }
         txn.commit().map_err(|e| open_err(boxed(e)))?;
@@ -381,6 +409,17 @@ impl Store {
             let change: ChangeInfo = serde_json::from_slice(v.value())
                 .map_err(|e| corrupt(format!("change {}", k.value()), e))?;
             state.changes.insert(k.value().to_string(), change);
+        }
+        for entry in txn
+            .open_table(CIDR_COLLECTIONS)
+            .map_err(boxed)?
+            .iter()
+            .map_err(boxed)?
+        {
+            let (k, v) = entry.map_err(boxed)?;
+            let collection: CidrCollection = serde_json::from_slice(v.value())
+                .map_err(|e| corrupt(format!("CIDR collection {}", k.value()), e))?;
+            state.cidr.insert(k.value().to_string(), collection);
         }
         Ok(state)
     }
@@ -488,6 +527,18 @@ impl Store {
             for id in &write.forget {
                 changes.remove(id.as_str()).map_err(boxed)?;
             }
+            let mut cidr = txn.open_table(CIDR_COLLECTIONS).map_err(boxed)?;
+            for (id, collection) in &write.cidr {
+                match collection {
+                    Some(c) => {
+                        cidr.insert(id.as_str(), to_json(c).as_slice())
+                            .map_err(boxed)?;
+                    }
+                    None => {
+                        cidr.remove(id.as_str()).map_err(boxed)?;
+                    }
+                }
+            }
         }
         txn.commit().map_err(boxed)?;
         // Stored: now visible.
@@ -521,6 +572,12 @@ impl Store {
         }
         for id in write.forget {
             self.state.changes.remove(&id);
+        }
+        for (id, collection) in write.cidr {
+            match collection {
+                Some(c) => self.state.cidr.insert(id, c),
+                None => self.state.cidr.remove(&id),
+            };
         }
         Ok(())
     }
@@ -591,6 +648,13 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("dns-store-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let path = dir.join("sub/store.redb");
+        let collection = CidrCollection {
+            id: "c1".into(),
+            name: "offices".into(),
+            caller_reference: "r".into(),
+            version: 2,
+            locations: [("hq".to_string(), vec!["10.0.0.0/8".to_string()])].into(),
+        };
         {
             let mut store = Store::open(&path).unwrap();
             let mut w = Write::default();
@@ -603,7 +667,8 @@ mod tests {
             );
             store.commit(w).unwrap();
             let mut w = Write::default();
-            w.replace_sets("Z1", vec![set("www.example.org.", "A", "192.0.2.2")]);
+            w.replace_sets("Z1", vec![set("www.example.org.", "A", "192.0.2.2")])
+                .put_collection(collection.clone());
             store.commit(w).unwrap();
             // A second open of the same file is refused while this one holds it.
             assert!(Store::open(&path).is_err());
@@ -612,6 +677,8 @@ mod tests {
         let sets = store.state().sets("Z1");
         assert_eq!(sets, vec![set("www.example.org.", "A", "192.0.2.2")]);
         assert_eq!(store.state().zone_named("EXAMPLE.org").unwrap().id, "Z1");
+        assert_eq!(store.state().zones["Z1"].tags["env"], "test");
+        assert_eq!(store.state().cidr["c1"], collection);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

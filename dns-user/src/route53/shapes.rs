@@ -66,7 +66,11 @@ pub fn to_xml<T: Serialize>(value: &T) -> String {
 
 /// Every list member (wrapper element -> item element): plain lists in JSON (boto3's and
 /// aws-cli's shape, the stored health-check configs), wrappers in XML.
-const LISTS: [(&str, &str); 18] = [
+const LISTS: [(&str, &str); 22] = [
+    ("CidrCollections", "member"),
+    ("CidrBlocks", "member"),
+    ("CidrLocations", "member"),
+    ("CidrList", "Cidr"),
     ("Tags", "Tag"),
     ("AddTags", "Tag"),
     ("RemoveTagKeys", "Key"),
@@ -796,6 +800,123 @@ pub struct ListTagsForResourcesResponse {
     #[serde(rename = "@xmlns", default)]
     pub xmlns: Xmlns,
     pub resource_tag_sets: ResourceTagSets,
+}
+
+// ---- CIDR collections (their lists' items are `member` elements) ----
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct CreateCidrCollectionRequest {
+    #[serde(rename = "@xmlns", default)]
+    pub xmlns: Xmlns,
+    pub name: String,
+    pub caller_reference: String,
+}
+
+/// A collection, as CreateCidrCollection and ListCidrCollections show it.
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct CidrCollection {
+    pub arn: String,
+    pub id: String,
+    pub name: String,
+    pub version: u64,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct CreateCidrCollectionResponse {
+    #[serde(rename = "@xmlns", default)]
+    pub xmlns: Xmlns,
+    pub collection: CidrCollection,
+}
+
+list!(CidrCollections, "member", CidrCollection);
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct ListCidrCollectionsResponse {
+    #[serde(rename = "@xmlns", default)]
+    pub xmlns: Xmlns,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    pub cidr_collections: CidrCollections,
+}
+
+list!(CidrList, "Cidr", String);
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct CidrCollectionChange {
+    pub location_name: String,
+    /// PUT | DELETE_IF_EXISTS.
+    pub action: String,
+    pub cidr_list: CidrList,
+}
+
+list!(CidrCollectionChanges, "member", CidrCollectionChange);
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct ChangeCidrCollectionRequest {
+    #[serde(rename = "@xmlns", default)]
+    pub xmlns: Xmlns,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collection_version: Option<u64>,
+    pub changes: CidrCollectionChanges,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct ChangeCidrCollectionResponse {
+    #[serde(rename = "@xmlns", default)]
+    pub xmlns: Xmlns,
+    /// A change id, for GetChange.
+    pub id: String,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct CidrBlockSummary {
+    pub cidr_block: String,
+    pub location_name: String,
+}
+
+list!(CidrBlocks, "member", CidrBlockSummary);
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct ListCidrBlocksResponse {
+    #[serde(rename = "@xmlns", default)]
+    pub xmlns: Xmlns,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    pub cidr_blocks: CidrBlocks,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct LocationSummary {
+    pub location_name: String,
+}
+
+list!(CidrLocations, "member", LocationSummary);
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct ListCidrLocationsResponse {
+    #[serde(rename = "@xmlns", default)]
+    pub xmlns: Xmlns,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    pub cidr_locations: CidrLocations,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct DeleteCidrCollectionResponse {
+    #[serde(rename = "@xmlns", default)]
+    pub xmlns: Xmlns,
 }
 
 // ---- TestDNSAnswer, DNSSEC ----

@@ -126,8 +126,26 @@ impl Daemon {
     }
 
     pub fn ask(&self, name: &str, rtype: RecordType) -> Message {
+        self.ask_from(name, rtype, None)
+    }
+
+    /// [`ask`](Self::ask) with an EDNS Client Subnet (address, prefix length).
+    pub fn ask_from(
+        &self,
+        name: &str,
+        rtype: RecordType,
+        subnet: Option<(std::net::IpAddr, u8)>,
+    ) -> Message {
+        use hickory_proto::op::Edns;
+        use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
         let mut q = Message::new(0x1234, MessageType::Query, OpCode::Query);
         q.add_query(Query::query(Name::from_ascii(name).unwrap(), rtype));
+        if let Some((addr, len)) = subnet {
+            let mut edns = Edns::new();
+            edns.options_mut()
+                .insert(EdnsOption::Subnet(ClientSubnet::new(addr, len, 0)));
+            q.set_edns(edns);
+        }
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
         socket
             .set_read_timeout(Some(Duration::from_secs(2)))
@@ -142,7 +160,17 @@ impl Daemon {
 
     /// The data of the answers of `rtype`, sorted.
     pub fn answer(&self, name: &str, rtype: RecordType) -> Vec<String> {
-        let m = self.ask(name, rtype);
+        self.answer_from(name, rtype, None)
+    }
+
+    /// [`answer`](Self::answer) with an EDNS Client Subnet.
+    pub fn answer_from(
+        &self,
+        name: &str,
+        rtype: RecordType,
+        subnet: Option<(std::net::IpAddr, u8)>,
+    ) -> Vec<String> {
+        let m = self.ask_from(name, rtype, subnet);
         let mut v: Vec<String> = m
             .answers
             .iter()
