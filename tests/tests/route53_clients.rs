@@ -4,6 +4,9 @@
 //! checks and a CIDR collection, synced, then synced again with nothing to change). Requests are signed with SigV4 and the
 //! daemon verifies them (it has access keys). What each client made is then asked over DNS.
 //!
+//! In the namespace testbed, with XDP attached, what boto3, aws-cli and octoDNS made is
+//! answered by the XDP program (its counters count every A/AAAA answer).
+//!
 //! The clients come from `tests/clients/requirements.txt`, installed by `scripts/bootstrap`
 //! into a virtualenv (`$DNS_XDP_VENV`, default `~/.cache/dns-xdp/venv`). Without it these
 //! tests fail: they are never skipped.
@@ -11,11 +14,15 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use hickory_proto::rr::RecordType;
+use std::time::Duration;
+
+use dns_tests::{SERVER_V4, Side, Testbed, metric};
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::{Name, RecordType};
 
 mod common;
 
-use common::{Daemon, free_port, temp_dir};
+use common::{BIN, Daemon, free_port, temp_dir};
 
 const KEY_ID: &str = "AKIDCLIENTS";
 const SECRET: &str = "clients-secret";
@@ -211,4 +218,93 @@ fn octodns_syncs_dynamic_records_and_then_plans_nothing() {
     assert_eq!(d.answer("subnet.octo.test.", RecordType::A), ["192.0.2.42"]);
     drop(d);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+const ANSWERED: &str = "dns_xdp_packets_total{action=\"tx\",reason=\"answered\"}";
+
+/// Asks `name`/`rtype` from the client namespace: the answers' data.
+fn ask(bed: &Testbed, name: &str, rtype: RecordType) -> Vec<String> {
+    let qname = Name::from_ascii(name).unwrap();
+    bed.run_in(Side::Client, move || {
+        let socket = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+        socket.connect((SERVER_V4, 53)).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        let query = dns_user::server::answer::build_query(7, &qname, rtype, None);
+        socket.send(&query).unwrap();
+        let mut buf = [0u8; 1500];
+        let n = socket.recv(&mut buf).unwrap();
+        let m = Message::from_vec(&buf[..n]).unwrap();
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{name}");
+        let mut data: Vec<String> = m.answers.iter().map(|r| r.data.to_string()).collect();
+        data.sort();
+        data
+    })
+    .unwrap()
+}
+
+#[test]
+fn what_the_clients_made_is_answered_by_xdp() {
+    let mut bed = Testbed::create("dnsrc").unwrap();
+    let _daemon = bed.start_service(BIN, "native", &[], false).unwrap();
+    let venv = venv();
+    let endpoint = "http://127.0.0.1:8053";
+    let work = temp_dir("xdp-clients");
+    let in_server = |program: &Path, args: &[&str], cwd: &Path| {
+        let out = bed
+            .command(Side::Server, program.to_str().unwrap())
+            .args(args)
+            .current_dir(cwd)
+            .env("ENDPOINT", endpoint)
+            .env("AWS_ENDPOINT_URL_ROUTE_53", endpoint)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("AWS_CONFIG_FILE", work.join("no-aws-config"))
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                work.join("no-aws-credentials"),
+            )
+            .env("AWS", venv.join("bin/aws"))
+            .env("WORK", &work)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{} {args:?}: {}{}",
+            program.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let script = clients_dir().join("xdp_records.py");
+    in_server(&venv.join("bin/python"), &[script.to_str().unwrap()], &work);
+    in_server(
+        &venv.join("bin/octodns-sync"),
+        &["--config-file", "config.yaml", "--doit"],
+        &clients_dir().join("octodns"),
+    );
+    let expected: [(&str, RecordType, &[&str]); 8] = [
+        ("boto3.fast.test.", RecordType::A, &["192.0.2.201"]),
+        ("boto3.fast.test.", RecordType::AAAA, &["2001:db8::201"]),
+        ("w.fast.test.", RecordType::A, &["192.0.2.202"]),
+        ("cli.fast.test.", RecordType::A, &["192.0.2.206"]),
+        ("www.octo.test.", RecordType::A, &["192.0.2.2", "192.0.2.3"]),
+        ("v6.octo.test.", RecordType::AAAA, &["2001:db8::2"]),
+        ("subnet.octo.test.", RecordType::A, &["192.0.2.42"]),
+        ("octo.test.", RecordType::A, &["192.0.2.1"]),
+    ];
+    let before = metric(&bed.metrics_page().unwrap(), ANSWERED).unwrap();
+    for (name, rtype, want) in expected {
+        assert_eq!(ask(&bed, name, rtype), want, "{name} {rtype}");
+    }
+    // The failover pair and octoDNS's weighted pool: one of their values.
+    let f = ask(&bed, "f.fast.test.", RecordType::A);
+    assert!(f == ["192.0.2.204"] || f == ["192.0.2.205"], "{f:?}");
+    let w = ask(&bed, "weighted.octo.test.", RecordType::A);
+    assert!(w == ["192.0.2.10"] || w == ["192.0.2.11"], "{w:?}");
+    let after = metric(&bed.metrics_page().unwrap(), ANSWERED).unwrap();
+    assert_eq!(after - before, 10, "every answer came from XDP");
+    std::fs::remove_dir_all(&work).unwrap();
 }
