@@ -210,6 +210,11 @@ pub struct ServerSection {
     /// Client networks allowed zone transfers (AXFR over TCP); empty = none (REFUSED).
     #[serde(default)]
     pub transfer_allow: Vec<ipnet::IpNet>,
+    /// The name servers hosted zones delegate to (Route 53's delegation set): the apex NS of
+    /// a zone created through the API or declared without an SOA, and its SOA's MNAME (the
+    /// first); what GetHostedZone reports. Empty: `ns1.<zone>`.
+    #[serde(default)]
+    pub name_servers: Vec<String>,
 }
 
 impl Default for ServerSection {
@@ -222,6 +227,7 @@ impl Default for ServerSection {
             tcp_max_per_client: default_tcp_max_per_client(),
             udp_workers: 0,
             transfer_allow: Vec::new(),
+            name_servers: Vec::new(),
         }
     }
 }
@@ -588,6 +594,8 @@ pub struct ZoneSpec {
     pub config: PathBuf,
     /// Route 53 change batches (JSON) whose record sets the zone also holds.
     pub route53: Vec<PathBuf>,
+    /// `server.name_servers` (absolute, lower case): the default SOA and NS name them.
+    pub name_servers: Vec<String>,
 }
 
 /// CLI overrides applied on top of the config file.
@@ -648,6 +656,8 @@ pub struct Settings {
     pub store: PathBuf,
     /// The control API; `None` = off.
     pub api: Option<ApiSettings>,
+    /// `server.name_servers`, absolute and lower case.
+    pub name_servers: Vec<String>,
     /// Response rate limiting; `None` = off.
     pub rrl: Option<crate::rrl::RrlConfig>,
     /// Client networks allowed zone transfers.
@@ -844,6 +854,19 @@ fn settings_from(
         })
     };
 
+    let mut name_servers = Vec::new();
+    for ns in &file.server.name_servers {
+        let name = crate::zone::canonical_name(ns)
+            .ok()
+            .filter(|n| Name::from_ascii(n).is_ok() && n != ".")
+            .ok_or_else(|| {
+                ConfigError::Invalid(format!("server.name_servers: {ns:?} is not a domain name"))
+            })?;
+        name_servers.push(name);
+    }
+    for zone in &mut zones {
+        zone.name_servers = name_servers.clone();
+    }
     let settings = Settings {
         listen: if overrides.listen.is_empty() {
             file.server.listen
@@ -874,6 +897,7 @@ fn settings_from(
         },
         metrics: overrides.metrics.or(file.metrics.listen),
         zones,
+        name_servers,
         locations: file.location.build(base_dir)?,
         regions: file.location.regions.clone(),
         health_checks,
@@ -919,6 +943,7 @@ fn push_zone(
         records,
         config: config.to_path_buf(),
         route53: Vec::new(),
+        name_servers: Vec::new(),
     });
     Ok(())
 }

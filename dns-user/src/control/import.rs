@@ -105,10 +105,14 @@ pub fn record_sets(
         .chain(numbered.iter().map(|(s, _, _)| s))
         .any(|s| s.rtype.eq_ignore_ascii_case("SOA"));
     if !has_soa {
-        numbered.extend(build::default_sets(&spec.origin).into_iter().map(|s| {
-            let name = s.name.clone();
-            (s, Where::file(&spec.config), name)
-        }));
+        numbered.extend(
+            build::default_sets(&spec.origin, &spec.name_servers)
+                .into_iter()
+                .map(|s| {
+                    let name = s.name.clone();
+                    (s, Where::file(&spec.config), name)
+                }),
+        );
     }
     out.extend(
         numbered

@@ -371,7 +371,8 @@ impl Control {
             tags: BTreeMap::new(),
         };
         let name = Name::from_ascii(&origin).expect("checked above");
-        let sets: Vec<ResourceRecordSet> = crate::zone::build::default_sets(&name);
+        let sets: Vec<ResourceRecordSet> =
+            crate::zone::build::default_sets(&name, &g.settings.name_servers);
         let built =
             build_zone(&g, &zone, &sets).map_err(|e| ControlError::invalid(e.to_string()))?;
         let built = Some(Arc::new(built));
@@ -1514,6 +1515,32 @@ mod tests {
 
     /// check-config (the config road) and serve (the store road) accept the same configs and
     /// serve the same RRsets: every example, and a records-only zone without an SOA.
+    #[test]
+    fn zones_delegate_to_the_configured_name_servers() {
+        let d = dir("delegation");
+        let zones = "[server]\nname_servers = [\"NS-1.Example.NET\", \"ns-2.example.net.\"]\n\
+                     [[zone]]\norigin = \"nosoa.test\"\n[[zone.record]]\nname = \"www\"\ntype = \"A\"\nttl = 60\nvalues = [\"192.0.2.1\"]\n";
+        let c = Control::open(settings(&d, zones)).unwrap();
+        let (zone, _) = c.create_zone("api.test", "r", None).unwrap();
+        let servers = ["ns-1.example.net.", "ns-2.example.net."];
+        assert_eq!(zone.name_servers, servers);
+        for id in [zone.id.as_str(), c.list_zones()[0].id.as_str()] {
+            let view = c.get_zone(id).unwrap();
+            assert_eq!(view.name_servers, servers, "{}", view.name);
+            let page = c.list_record_sets(id, &PageStart::default()).unwrap();
+            let soa = page
+                .resource_record_sets
+                .iter()
+                .find(|s| s.rtype == "SOA")
+                .unwrap();
+            let mname = &soa.resource_records.as_ref().unwrap()[0].value;
+            assert!(mname.starts_with("ns-1.example.net. "), "{mname}");
+        }
+        let bad = "[server]\nname_servers = [\"not a name\"]\n";
+        let text = format!("[store]\npath = \"store.redb\"\n{bad}");
+        assert!(resolve_text(&text, &d.join("dns.toml"), &Overrides::default()).is_err());
+    }
+
     #[test]
     fn check_config_and_serve_agree() {
         let d = dir("agree");

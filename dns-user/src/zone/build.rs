@@ -27,23 +27,35 @@ pub struct SourcedSet<'a> {
 }
 
 /// Record sets a new Route 53 hosted zone `origin` starts with (a zone declared without an
-/// SOA, or created by the API): an SOA and an NS naming `ns1.<origin>`, absolute, as Route 53
-/// lists them.
-pub fn default_sets(origin: &Name) -> Vec<ResourceRecordSet> {
+/// SOA, or created by the API): an SOA and an NS naming `name_servers` (the delegation set;
+/// none given: `ns1.<origin>`), absolute, as Route 53 lists them.
+pub fn default_sets(origin: &Name, name_servers: &[String]) -> Vec<ResourceRecordSet> {
     let apex = absolute_lower(&origin.to_ascii());
     let under = |label: &str| absolute_lower(&format!("{label}.{}", apex.trim_end_matches('.')));
-    let (ns, mbox) = (under("ns1"), under("hostmaster"));
-    let set = |rtype: &str, ttl: i64, value: String| {
+    let servers = if name_servers.is_empty() {
+        vec![under("ns1")]
+    } else {
+        name_servers.iter().map(|n| absolute_lower(n)).collect()
+    };
+    let mbox = under("hostmaster");
+    let set = |rtype: &str, ttl: i64, values: Vec<String>| {
         ResourceRecordSet::records(
             apex.clone(),
             rtype.into(),
             ttl,
-            vec![records::ValueJson { value }],
+            values
+                .into_iter()
+                .map(|value| records::ValueJson { value })
+                .collect(),
         )
     };
     vec![
-        set("SOA", 900, format!("{ns} {mbox} 1 7200 900 1209600 86400")),
-        set("NS", 172800, ns.clone()),
+        set(
+            "SOA",
+            900,
+            vec![format!("{} {mbox} 1 7200 900 1209600 86400", servers[0])],
+        ),
+        set("NS", 172800, servers),
     ]
 }
 

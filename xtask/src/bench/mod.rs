@@ -486,6 +486,7 @@ fn map_update_throughput(work: &Workload) -> anyhow::Result<Updates> {
         records: Vec::new(),
         config: PathBuf::from("<bench>"),
         route53: Vec::new(),
+        name_servers: Vec::new(),
     };
     let zone = dns_user::control::import::zone(
         &spec,
