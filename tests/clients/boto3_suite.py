@@ -131,6 +131,9 @@ listed = [
 ]
 check(hid in listed, "ListHealthChecks paginates")
 refused("NoSuchHealthCheck", c.get_health_check, HealthCheckId="00000000-0000-4000-8000-000000000000")
+spare = c.create_health_check(CallerReference="boto3-spare", HealthCheckConfig=dict(hc_config, Disabled=True))["HealthCheck"]["Id"]
+c.delete_health_check(HealthCheckId=spare)
+refused("NoSuchHealthCheck", c.delete_health_check, HealthCheckId=spare)
 
 # ---- tags ----
 c.change_tags_for_resource(
@@ -273,6 +276,9 @@ check(t["RecordData"] == ["192.0.2.71"], f"others get the default {t}")
 refused("CidrBlockInUseException", c.change_cidr_collection, Id=cid, Changes=[
     {"LocationName": "office", "Action": "DELETE_IF_EXISTS", "CidrList": ["10.0.0.0/8", "2001:db8:1::/48"]}])
 refused("CidrCollectionInUseException", c.delete_cidr_collection, Id=cid)
+spare = c.create_cidr_collection(Name="boto3-spare", CallerReference="boto3-spare")["Collection"]["Id"]
+c.delete_cidr_collection(Id=spare)
+refused("NoSuchCidrCollectionException", c.list_cidr_locations, CollectionId=spare)
 
 # Zone deletion: refused while not empty; the extra zones go, and their changes stay known.
 refused("HostedZoneNotEmpty", c.delete_hosted_zone, Id=zid)
