@@ -23,9 +23,9 @@
 //!
 //! Pure parts (no kernel, no network): [`zone`], [`server::answer`], [`fastpath::compile`],
 //! [`policy`], [`config`]. A module imports only from the layers below its own (the test
-//! `tests/layers.rs` holds it to this): `text`, `files` → `policy`, `location`, `rrl` → `health` →
-//! `zone` → `fastpath` → `publish` → `server` → `http`, `config` → `control`, `metrics` →
-//! `daemon`, `cli`, `client`.
+//! `tests/layers.rs` holds it to this): `text`, `files`, `progress` → `policy`, `location`,
+//! `rrl` → `health` → `zone` → `fastpath` → `publish` → `server` → `http`, `config`,
+//! `route53` → `control`, `metrics` → `daemon`, `cli`, `client`.
 
 pub mod cli;
 pub mod client;
@@ -39,6 +39,7 @@ pub mod http;
 pub mod location;
 pub mod metrics;
 pub mod policy;
+pub mod progress;
 pub mod publish;
 pub mod route53;
 pub mod rrl;

@@ -7,7 +7,7 @@ use std::path::Path;
 
 /// Bottom to top.
 const LAYERS: &[&[&str]] = &[
-    &["text", "files"],
+    &["text", "files", "progress"],
     &["policy", "location", "rrl"],
     &["health"],
     &["zone"],

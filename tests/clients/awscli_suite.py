@@ -9,20 +9,12 @@ WORK (a directory for batch files).
 import json
 import os
 import subprocess
-import sys
+
+from suite import check, passed
 
 ENDPOINT = os.environ["ENDPOINT"]
 AWS = os.environ["AWS"]
 WORK = os.environ["WORK"]
-checks = 0
-
-
-def check(condition, what):
-    global checks
-    checks += 1
-    if not condition:
-        print(f"FAILED: {what}", file=sys.stderr)
-        sys.exit(1)
 
 
 def aws(*args, ok=True):
@@ -81,4 +73,4 @@ aws("delete-health-check", "--health-check-id", hid)
 # An error: a non-zero exit status and Route 53's code in the message.
 err = aws("get-hosted-zone", "--id", "ZNOSUCHZONE", ok=False)
 check("NoSuchHostedZone" in err, err)
-print(f"aws-cli: {checks} checks passed")
+passed("aws-cli")

@@ -8,27 +8,20 @@ key the daemon has).
 """
 
 import os
-import sys
+import time
 
 import boto3
 import botocore.exceptions
 
+from suite import check, passed
+
 ENDPOINT = os.environ["ENDPOINT"]
-checks = 0
 
 
 def client(**kwargs):
     return boto3.client(
         "route53", endpoint_url=ENDPOINT, region_name="eu-west-1", **kwargs
     )
-
-
-def check(condition, what):
-    global checks
-    checks += 1
-    if not condition:
-        print(f"FAILED: {what}", file=sys.stderr)
-        sys.exit(1)
 
 
 def refused(code, call, *args, **kwargs):
@@ -229,8 +222,6 @@ t = c.test_dns_answer(HostedZoneId=zid, RecordName="nope.boto3.test", RecordType
 check(t["ResponseCode"] == "NXDOMAIN", f"NXDOMAIN {t}")
 
 # Health status: the check probes a closed port, so it fails with a reason.
-import time
-
 deadline = time.time() + 30
 while True:
     status = c.get_health_check_status(HealthCheckId=hid)["HealthCheckObservations"]
@@ -286,4 +277,4 @@ for extra_id in extra:
     d = c.delete_hosted_zone(Id=extra_id)
     c.get_waiter("resource_record_sets_changed").wait(Id=d["ChangeInfo"]["Id"], WaiterConfig={"Delay": 1, "MaxAttempts": 30})
 
-print(f"boto3: {checks} checks passed")
+passed("boto3")

@@ -4,6 +4,7 @@
 //! like boto3 scripts; the XML on the wire is what boto3 would send and parse.
 
 use anyhow::Context as _;
+use dns_user::route53::shapes::item_of;
 use serde_json::{Map, Value};
 
 /// Runs curl with the given arguments and returns its stdout.
@@ -20,23 +21,6 @@ pub fn host_curl(args: &[&str]) -> anyhow::Result<String> {
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
-
-/// Route 53's list members (wrapper element -> item element), from botocore's model.
-const LISTS: &[(&str, &str)] = &[
-    ("HostedZones", "HostedZone"),
-    ("ResourceRecordSets", "ResourceRecordSet"),
-    ("ResourceRecords", "ResourceRecord"),
-    ("Changes", "Change"),
-    ("HealthChecks", "HealthCheck"),
-    ("NameServers", "NameServer"),
-    ("HealthCheckObservations", "HealthCheckObservation"),
-    ("ChildHealthChecks", "ChildHealthCheck"),
-    ("Regions", "Region"),
-    ("RecordData", "RecordDataEntry"),
-    ("Messages", "Message"),
-    ("ResetElements", "ResettableElementName"),
-    ("KeySigningKeys", "member"),
-];
 
 /// Members boto3 reads as integers.
 const NUMBERS: &[&str] = &[
@@ -65,10 +49,6 @@ const BOOLEANS: &[&str] = &[
     "MeasureLatency",
     "EnableSNI",
 ];
-
-fn item_of(list: &str) -> Option<&'static str> {
-    LISTS.iter().find(|(l, _)| *l == list).map(|(_, i)| *i)
-}
 
 fn escape(text: &str) -> String {
     quick_xml::escape::escape(text).into_owned()

@@ -110,20 +110,22 @@ fn run(d: &Daemon, dir: &Path, program: &Path, args: &[&str], cwd: &Path) -> Str
     text
 }
 
-#[test]
-fn boto3_drives_every_operation() {
-    let dir = temp_dir("boto3");
+/// Runs the Python suite `script` (in `tests/clients/`) against a new daemon; the daemon,
+/// for what the suite made to be asked.
+fn suite(tag: &str, script: &str) -> (Daemon, PathBuf) {
+    let dir = temp_dir(tag);
     let d = daemon(&dir);
-    let script = clients_dir().join("boto3_suite.py");
-    let out = run(
-        &d,
-        &dir,
-        &venv().join("bin/python"),
-        &[script.to_str().unwrap()],
-        &dir,
-    );
+    let script = clients_dir().join(script);
+    let python = venv().join("bin/python");
+    let out = run(&d, &dir, &python, &[script.to_str().unwrap()], &dir);
     eprintln!("{out}");
     assert!(out.contains("checks passed"), "{out}");
+    (d, dir)
+}
+
+#[test]
+fn boto3_drives_every_operation() {
+    let (d, dir) = suite("boto3", "boto3_suite.py");
     // What boto3 made is served.
     assert_eq!(d.answer("www.boto3.test.", RecordType::A), ["192.0.2.2"]);
     assert_eq!(
@@ -149,18 +151,7 @@ fn boto3_drives_every_operation() {
 
 #[test]
 fn aws_cli_drives_the_common_commands() {
-    let dir = temp_dir("awscli");
-    let d = daemon(&dir);
-    let script = clients_dir().join("awscli_suite.py");
-    let out = run(
-        &d,
-        &dir,
-        &venv().join("bin/python"),
-        &[script.to_str().unwrap()],
-        &dir,
-    );
-    eprintln!("{out}");
-    assert!(out.contains("checks passed"), "{out}");
+    let (d, dir) = suite("awscli", "awscli_suite.py");
     assert_eq!(d.answer("www.awscli.test.", RecordType::A), ["192.0.2.101"]);
     assert_eq!(
         d.answer("www.awscli.test.", RecordType::AAAA),

@@ -108,6 +108,16 @@ fn ok<T: serde::Serialize>(value: &T) -> Result<Response, ApiError> {
     Ok(xml(StatusCode::OK, value))
 }
 
+/// A 201 with an XML body and `Location` (what Route 53's Create* calls answer).
+fn created<T: serde::Serialize>(value: &T, location: String) -> Result<Response, ApiError> {
+    let mut response = xml(StatusCode::CREATED, value);
+    response.headers_mut().insert(
+        header::LOCATION,
+        location.parse().expect("an id is a valid header"),
+    );
+    Ok(response)
+}
+
 /// Runs a control call (it may wait for the disk) off the async workers.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ControlError> + Send + 'static,
@@ -335,21 +345,15 @@ async fn create_zone(State(s): Shared, bytes: Bytes) -> Result<Response, ApiErro
         c.create_zone(&name, &req.caller_reference, config.comment)
     })
     .await?;
-    let mut response = xml(
-        StatusCode::CREATED,
+    created(
         &wire::CreateHostedZoneResponse {
             xmlns: Xmlns,
             hosted_zone: zone_shape(&zone),
             change_info: change_shape(&change),
             delegation_set: delegation(&zone),
         },
-    );
-    let location = format!("/2013-04-01/hostedzone/{}", zone.id);
-    response.headers_mut().insert(
-        header::LOCATION,
-        location.parse().expect("an id is a valid header"),
-    );
-    Ok(response)
+        format!("/2013-04-01/hostedzone/{}", zone.id),
+    )
 }
 
 #[derive(Deserialize)]
@@ -585,13 +589,10 @@ async fn create_check(State(s): Shared, bytes: Bytes) -> Result<Response, ApiErr
     let req: wire::CreateHealthCheckRequest = body(&bytes)?;
     let config = check_config_json(&req.health_check_config)?;
     let check = call(&s, move |c| c.create_check(&req.caller_reference, config)).await?;
-    let mut response = xml(StatusCode::CREATED, &check_response(&check));
-    let location = format!("/2013-04-01/healthcheck/{}", check.id);
-    response.headers_mut().insert(
-        header::LOCATION,
-        location.parse().expect("an id is a valid header"),
-    );
-    Ok(response)
+    created(
+        &check_response(&check),
+        format!("/2013-04-01/healthcheck/{}", check.id),
+    )
 }
 
 async fn list_checks(
@@ -860,19 +861,13 @@ async fn create_collection(State(s): Shared, bytes: Bytes) -> Result<Response, A
         c.create_cidr_collection(&req.name, &req.caller_reference)
     })
     .await?;
-    let mut response = xml(
-        StatusCode::CREATED,
+    created(
         &wire::CreateCidrCollectionResponse {
             xmlns: Xmlns,
             collection: collection_shape(&collection),
         },
-    );
-    let location = format!("/2013-04-01/cidrcollection/{}", collection.id);
-    response.headers_mut().insert(
-        header::LOCATION,
-        location.parse().expect("an id is a valid header"),
-    );
-    Ok(response)
+        format!("/2013-04-01/cidrcollection/{}", collection.id),
+    )
 }
 
 async fn list_collections(

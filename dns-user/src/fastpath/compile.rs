@@ -150,9 +150,11 @@ pub fn compile(catalog: &Catalog, health: &HealthState) -> (Tables, CompileRepor
         .sum();
     let mut table = AnswerTable::with_capacity(candidates);
     let mut report = CompileReport::default();
+    let progress = crate::progress::Progress::new("fast path: answers compiled", Some(candidates));
     for zone in catalog.zones() {
         let slot = catalog.zone_slot(zone.origin());
         for (name, sets) in zone.nodes() {
+            progress.update(table.len());
             if !answers_here(catalog, zone, name) {
                 continue;
             }
@@ -167,6 +169,7 @@ pub fn compile(catalog: &Catalog, health: &HealthState) -> (Tables, CompileRepor
             }
         }
     }
+    progress.finish(table.len());
     let cells = Cells::of(catalog.locations());
     let policies = compile_policies(catalog, health, &cells);
     report.too_large += policies.too_large;

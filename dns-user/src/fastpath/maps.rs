@@ -432,7 +432,10 @@ fn update_batch<K: aya::Pod, V: aya::Pod>(
     use aya::maps::IterableMap;
     use std::os::fd::AsFd;
     let fd = map.map().fd().as_fd().as_raw_fd() as u32;
-    for chunk in entries.chunks(BATCH) {
+    let progress =
+        crate::progress::Progress::new("fast path: map entries written", Some(entries.len()));
+    for (n, chunk) in entries.chunks(BATCH).enumerate() {
+        progress.update(n * BATCH);
         let keys: Vec<K> = chunk.iter().map(|(k, _)| *k).collect();
         let values: Vec<V> = chunk.iter().map(|(_, v)| *v).collect();
         let attr = MapBatchAttr {
@@ -455,6 +458,7 @@ fn update_batch<K: aya::Pod, V: aya::Pod>(
             Err(e) => return Err(MapWriteError::Batch(e)),
         }
     }
+    progress.finish(entries.len());
     Ok(())
 }
 

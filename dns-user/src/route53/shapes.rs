@@ -66,7 +66,7 @@ pub fn to_xml<T: Serialize>(value: &T) -> String {
 
 /// Every list member (wrapper element -> item element): plain lists in JSON (boto3's and
 /// aws-cli's shape, the stored health-check configs), wrappers in XML.
-const LISTS: [(&str, &str); 22] = [
+pub const LISTS: [(&str, &str); 22] = [
     ("CidrCollections", "member"),
     ("CidrBlocks", "member"),
     ("CidrLocations", "member"),
@@ -79,6 +79,7 @@ const LISTS: [(&str, &str); 22] = [
     ("HostedZones", "HostedZone"),
     ("ResourceRecordSets", "ResourceRecordSet"),
     ("ResourceRecords", "ResourceRecord"),
+    // (ChangeCidrCollection's `Changes` hold `member`s: not read or written as JSON here.)
     ("Changes", "Change"),
     ("HealthChecks", "HealthCheck"),
     ("NameServers", "NameServer"),
@@ -91,7 +92,8 @@ const LISTS: [(&str, &str); 22] = [
     ("KeySigningKeys", "member"),
 ];
 
-fn item_of(list: &str) -> Option<&'static str> {
+/// The item element of list member `list`.
+pub fn item_of(list: &str) -> Option<&'static str> {
     LISTS.iter().find(|(l, _)| *l == list).map(|(_, i)| *i)
 }
 

@@ -85,7 +85,12 @@ fn read(origin: &Name, sets: &[SourcedSet<'_>], regions: &Regions) -> Result<Inp
     let mut records = Vec::new();
     let mut aliases = Vec::new();
     let mut policies = Vec::new();
-    for sourced in sets {
+    let progress = crate::progress::Progress::new(
+        format!("zone {origin}: record sets read"),
+        Some(sets.len()),
+    );
+    for (done, sourced) in sets.iter().enumerate() {
+        progress.update(done);
         let (s, place) = (sourced.set.as_ref(), &sourced.place);
         let at = |message: String| match &sourced.record {
             Some((n, name)) => place.error(format!(
@@ -158,6 +163,7 @@ fn read(origin: &Name, sets: &[SourcedSet<'_>], regions: &Regions) -> Result<Inp
             },
         }
     }
+    progress.finish(sets.len());
     Ok(Inputs {
         records,
         aliases,
@@ -412,7 +418,12 @@ impl Zone {
         let mut first_place: HashMap<(LowerName, RecordType), Where> = HashMap::new();
         let nodes = &mut self.nodes;
         let mut fresh: HashMap<LowerName, Vec<RrSet>> = HashMap::new();
-        for (record, place) in inputs.records {
+        let progress = crate::progress::Progress::new(
+            format!("zone {origin}: records assembled"),
+            Some(inputs.records.len()),
+        );
+        for (done, (record, place)) in inputs.records.into_iter().enumerate() {
+            progress.update(done);
             let owner = LowerName::new(&record.name);
             let err = |message: String| place.error(message);
             if !apex.zone_of(&owner) {

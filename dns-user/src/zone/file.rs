@@ -101,6 +101,8 @@ fn parse_into(
     out: &mut Vec<(Record, Where)>,
 ) -> Result<(), Problem> {
     let shared_path: Arc<Path> = Arc::from(path);
+    let progress =
+        crate::progress::Progress::new(format!("zone file {}: records read", path.display()), None);
     for entry in entries(text).map_err(|(line, message)| Problem {
         at: Where::File {
             path: shared_path.clone(),
@@ -108,6 +110,7 @@ fn parse_into(
         },
         message,
     })? {
+        progress.update(out.len());
         let place = Where::File {
             path: shared_path.clone(),
             line: entry.line,
@@ -208,6 +211,7 @@ fn parse_into(
             .map_err(|e| place.error(format!("bad {rtype} record: {e}")))?;
         out.push((Record::from_rdata(owner, ttl, data), place));
     }
+    progress.finish(out.len());
     Ok(())
 }
 
