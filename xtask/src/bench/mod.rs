@@ -98,7 +98,15 @@ struct Insync {
     client: (Duration, Duration),
     /// Server side: acceptance -> both paths serve it (the daemon's histogram); mean.
     server_mean: Duration,
+    /// Batches of [`BIG_BATCH`] UPSERTs (new names, then changed values), client side:
+    /// POST sent -> INSYNC; median, max.
+    big: (Duration, Duration),
 }
+
+/// Changes in one large batch (Route 53's most records per batch).
+const BIG_BATCH: usize = 1000;
+/// Large batches applied.
+const BIG_BATCHES: usize = 3;
 
 /// Applies `BATCHES` one-record UPSERTs through the API in the server namespace and times
 /// each until INSYNC.
@@ -128,12 +136,9 @@ fn measure_insync(bed: &Testbed) -> anyhow::Result<Insync> {
         .map(dns_tests::api::bare)
         .context("no hosted zone")?
         .to_string();
-    let before = metric_sum()?;
-    let mut times = Vec::new();
-    for i in 0..BATCHES {
-        let body = serde_json::json!({"ChangeBatch": {"Changes": [{"Action": "UPSERT",
-            "ResourceRecordSet": {"Name": "insync.example.com.", "Type": "A", "TTL": 30,
-            "ResourceRecords": [{"Value": format!("192.0.2.{}", 100 + i)}]}}]}});
+    // POST a batch of `changes`, then poll GetChange every ms: the time to INSYNC.
+    let apply = |changes: Vec<serde_json::Value>| -> anyhow::Result<Duration> {
+        let body = serde_json::json!({"ChangeBatch": {"Changes": changes}});
         let started = Instant::now();
         let (status, v) = call(
             "POST",
@@ -151,22 +156,45 @@ fn measure_insync(bed: &Testbed) -> anyhow::Result<Insync> {
         loop {
             let (_, v) = call("GET", &format!("/change/{id}"), None)?;
             if v["ChangeInfo"]["Status"] == "INSYNC" {
-                break;
+                return Ok(started.elapsed());
             }
             if started.elapsed() > Duration::from_secs(30) {
                 bail!("change {id} not INSYNC after 30 s");
             }
             std::thread::sleep(Duration::from_millis(1));
         }
-        times.push(started.elapsed());
+    };
+    let upsert = |name: String, address: String| {
+        serde_json::json!({"Action": "UPSERT", "ResourceRecordSet": {"Name": name, "Type": "A",
+            "TTL": 30, "ResourceRecords": [{"Value": address}]}})
+    };
+    let before = metric_sum()?;
+    let mut times = Vec::new();
+    for i in 0..BATCHES {
+        let change = upsert("insync.example.com.".into(), format!("192.0.2.{}", 100 + i));
+        times.push(apply(vec![change])?);
     }
     let after = metric_sum()?;
     times.sort();
     let count = (after.1 - before.1).max(1.0);
+    let mut big = Vec::new();
+    for round in 0..BIG_BATCHES {
+        let changes = (0..BIG_BATCH)
+            .map(|i| {
+                upsert(
+                    format!("batch{i}.example.com."),
+                    format!("198.51.100.{}", round + 1),
+                )
+            })
+            .collect();
+        big.push(apply(changes)?);
+    }
+    big.sort();
     Ok(Insync {
         batches: BATCHES,
         client: (times[times.len() / 2], times[times.len() - 1]),
         server_mean: Duration::from_secs_f64((after.0 - before.0) / count),
+        big: (big[big.len() / 2], big[big.len() - 1]),
     })
 }
 
@@ -659,6 +687,12 @@ fn report(
                 md,
                 "| change-to-INSYNC: server (accepted -> XDP maps and userspace serve it, mean) | {:.1} ms |",
                 i.server_mean.as_secs_f64() * 1e3
+            )?;
+            writeln!(
+                md,
+                "| change-to-INSYNC, {BIG_BATCHES} batches of {BIG_BATCH} UPSERTs (new names, then new values): client (median / max) | {:.1} ms / {:.1} ms |",
+                i.big.0.as_secs_f64() * 1e3,
+                i.big.1.as_secs_f64() * 1e3
             )?;
         }
         writeln!(
