@@ -51,9 +51,16 @@ impl Published {
         catalog: &Catalog,
         health: &HealthState,
     ) -> Result<CompileReport, MapWriteError> {
-        // The table is only needed until the maps hold it (it is large for big zones).
+        // The table goes to the writer, which keeps it as what the maps hold: no copy of it
+        // (it is large for big zones).
         let (table, report) = compile::compile(catalog, health);
-        writer.install(&table)?;
+        writer.install_owned(table)?;
+        // What loading, building and compiling freed goes back to the system.
+        #[cfg(target_env = "gnu")]
+        // SAFETY: malloc_trim only returns free heap memory to the system.
+        unsafe {
+            libc::malloc_trim(0);
+        }
         Ok(report)
     }
 

@@ -60,7 +60,9 @@ impl Harness {
         .expect("loading the XDP program needs root (CAP_BPF); run the tests as root");
         let mut writer = MapWriter::new(&mut ebpf, max_entries).unwrap();
         let (table, _) = compile(&catalog, &HealthState::default());
-        writer.install(&table).unwrap();
+        // As the daemon starts: straight into the empty maps, the table kept as installed.
+        writer.install_owned(table.clone()).unwrap();
+        assert_eq!(writer.installed(), &table);
         writer.set_enabled(true).unwrap();
         let counters = XdpCounters::take(&mut ebpf).unwrap();
         Harness {
@@ -296,6 +298,36 @@ fn map_writer_applies_a_delta_without_a_full_table() {
         Err(MapWriteError::Capacity { .. })
     ));
     assert_eq!(h.writer.installed(), &before);
+}
+
+#[test]
+fn a_first_install_over_capacity_is_refused_whole() {
+    let (table, _) = compile(&catalog(), &HealthState::default());
+    let small = table.answers.len() as u32 - 1;
+    let mut ebpf = xdp::load(&LoadOptions {
+        max_entries: small,
+        ..Default::default()
+    })
+    .expect("loading the XDP program needs root (CAP_BPF); run the tests as root");
+    let mut writer = MapWriter::new(&mut ebpf, small).unwrap();
+    assert!(matches!(
+        writer.install_owned(table.clone()),
+        Err(MapWriteError::Capacity { .. })
+    ));
+    assert!(writer.installed().answers.is_empty(), "nothing installed");
+    // With room, the same table goes in.
+    let mut ebpf = xdp::load(&LoadOptions {
+        max_entries: small + 1,
+        ..Default::default()
+    })
+    .unwrap();
+    let mut writer = MapWriter::new(&mut ebpf, small + 1).unwrap();
+    let stats = writer.install_owned(table.clone()).unwrap();
+    assert_eq!(
+        stats.upserts,
+        table.answers.len() + table.variants.len() + table.cells.len()
+    );
+    assert_eq!(writer.installed(), &table);
 }
 
 #[test]

@@ -180,14 +180,66 @@ impl MapWriter {
         if change.is_empty() {
             return Ok(stats);
         }
+        self.switch(|buffer| write(buffer, change))?;
+        self.installed.apply(change);
+        Ok(stats)
+    }
 
+    /// Makes readers see exactly `tables`, which the writer then keeps as what is installed.
+    /// Into empty maps (the first install) the entries go straight from `tables`: no diff
+    /// and no copy of a table that is large for big zones. Otherwise as
+    /// [`install`](Self::install).
+    pub fn install_owned(&mut self, tables: Tables) -> Result<InstallStats, MapWriteError> {
+        let fresh = self.installed.answers.is_empty()
+            && self.installed.variants.is_empty()
+            && self.installed.cells.is_empty()
+            && !self.back_dirty;
+        if !fresh {
+            return self.install(&tables);
+        }
+        for (what, entries, capacity) in [
+            ("answer", tables.answers.len(), self.capacity.answers),
+            (
+                "routing-policy variant",
+                tables.variants.len(),
+                self.capacity.variants,
+            ),
+            ("location cell", tables.cells.len(), self.capacity.cells),
+        ] {
+            if entries > capacity as usize {
+                return Err(MapWriteError::Capacity {
+                    what,
+                    entries,
+                    capacity,
+                });
+            }
+        }
+        let stats = InstallStats {
+            upserts: tables.answers.len() + tables.variants.len() + tables.cells.len(),
+            deletes: 0,
+        };
+        if stats.upserts > 0 {
+            self.switch(|buffer| fill(buffer, &tables))?;
+        }
+        self.installed = tables;
+        Ok(stats)
+    }
+
+    /// The write protocol of the module docs: `write` brings the back buffer to the new
+    /// contents (after a full rewrite if it is stale), readers are switched to it, and after
+    /// a grace period the old front buffer gets the same writes. An error before the switch
+    /// changes nothing readers see.
+    fn switch(
+        &mut self,
+        write: impl Fn(&mut Buffer) -> Result<(), MapWriteError>,
+    ) -> Result<(), MapWriteError> {
         let front = (self.control.active & 1) as usize;
         let back = 1 - front;
         if self.back_dirty {
             rewrite_all(&mut self.buffers[back], &self.installed)?;
             self.back_dirty = false;
         }
-        if let Err(e) = write(&mut self.buffers[back], change) {
+        if let Err(e) = write(&mut self.buffers[back]) {
             self.back_dirty = true;
             return Err(e);
         }
@@ -201,13 +253,12 @@ impl MapWriter {
         }
         self.control = next;
         let waited = self.grace.wait();
-        let caught_up = waited.is_ok() && write(&mut self.buffers[front], change).is_ok();
+        let caught_up = waited.is_ok() && write(&mut self.buffers[front]).is_ok();
         self.back_dirty = !caught_up;
         if let Err(e) = waited {
             tracing::warn!("grace period wait failed, old buffers left for a full rewrite: {e}");
         }
-        self.installed.apply(change);
-        Ok(stats)
+        Ok(())
     }
 
     /// Turns the fast path on (answer from the maps) or off (pass every packet up).
@@ -315,8 +366,14 @@ fn write(buffer: &mut Buffer, change: &Change) -> Result<(), MapWriteError> {
     for (k, v) in &change.cells.upserts {
         buffer.cells.insert(&lpm_key(k), v, 0)?;
     }
-    update_batch(&mut buffer.variants, &change.variants.upserts)?;
-    update_batch(&mut buffer.answers, &change.answers.upserts)?;
+    update_batch(
+        &mut buffer.variants,
+        change.variants.upserts.iter().map(|(k, v)| (k, v)),
+    )?;
+    update_batch(
+        &mut buffer.answers,
+        change.answers.upserts.iter().map(|(k, v)| (k, v)),
+    )?;
     for k in &change.answers.deletes {
         removed(buffer.answers.remove(k))?;
     }
@@ -327,6 +384,15 @@ fn write(buffer: &mut Buffer, change: &Change) -> Result<(), MapWriteError> {
         removed(buffer.cells.remove(&lpm_key(k)))?;
     }
     Ok(())
+}
+
+/// Writes every entry of `tables` into an empty buffer, in [`write`]'s order.
+fn fill(buffer: &mut Buffer, tables: &Tables) -> Result<(), MapWriteError> {
+    for (k, v) in &tables.cells {
+        buffer.cells.insert(&lpm_key(k), v, 0)?;
+    }
+    update_batch(&mut buffer.variants, tables.variants.iter())?;
+    update_batch(&mut buffer.answers, tables.answers.iter())
 }
 
 /// Makes a (back) buffer hold exactly `tables`.
@@ -425,25 +491,32 @@ const BATCH: usize = 4096;
 /// Writes `entries` into the hash map `map`, many per bpf() call (BPF_MAP_UPDATE_BATCH, Linux
 /// 5.6): one syscall per entry was most of the cost of large installs. A kernel without batch
 /// operations gets them one at a time.
-fn update_batch<K: aya::Pod, V: aya::Pod>(
+fn update_batch<'a, K: aya::Pod + 'a, V: aya::Pod + 'a>(
     map: &mut HashMap<MapData, K, V>,
-    entries: &[(K, V)],
+    entries: impl ExactSizeIterator<Item = (&'a K, &'a V)>,
 ) -> Result<(), MapWriteError> {
     use aya::maps::IterableMap;
     use std::os::fd::AsFd;
     let fd = map.map().fd().as_fd().as_raw_fd() as u32;
-    let progress =
-        crate::progress::Progress::new("fast path: map entries written", Some(entries.len()));
-    for (n, chunk) in entries.chunks(BATCH).enumerate() {
-        progress.update(n * BATCH);
-        let keys: Vec<K> = chunk.iter().map(|(k, _)| *k).collect();
-        let values: Vec<V> = chunk.iter().map(|(_, v)| *v).collect();
+    let total = entries.len();
+    let progress = crate::progress::Progress::new("fast path: map entries written", Some(total));
+    let mut entries = entries.peekable();
+    let (mut keys, mut values) = (Vec::with_capacity(BATCH), Vec::with_capacity(BATCH));
+    let mut done = 0;
+    while entries.peek().is_some() {
+        progress.update(done);
+        keys.clear();
+        values.clear();
+        for (k, v) in entries.by_ref().take(BATCH) {
+            keys.push(*k);
+            values.push(*v);
+        }
         let attr = MapBatchAttr {
             in_batch: 0,
             out_batch: 0,
             keys: keys.as_ptr() as u64,
             values: values.as_ptr() as u64,
-            count: chunk.len() as u32,
+            count: keys.len() as u32,
             map_fd: fd,
             elem_flags: 0,
             flags: 0,
@@ -451,14 +524,15 @@ fn update_batch<K: aya::Pod, V: aya::Pod>(
         match bpf(BPF_MAP_UPDATE_BATCH, &attr) {
             Ok(_) => {}
             Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP)) => {
-                for (k, v) in chunk {
+                for (k, v) in keys.iter().zip(&values) {
                     map.insert(k, v, 0)?;
                 }
             }
             Err(e) => return Err(MapWriteError::Batch(e)),
         }
+        done += keys.len();
     }
-    progress.finish(entries.len());
+    progress.finish(total);
     Ok(())
 }
 

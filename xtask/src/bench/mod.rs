@@ -531,8 +531,9 @@ fn map_update_throughput(work: &Workload) -> anyhow::Result<Updates> {
         ..Default::default()
     })?;
     let mut writer = MapWriter::new(&mut ebpf, capacity)?;
+    let first = table.clone();
     let t = Instant::now();
-    writer.install(&table)?;
+    writer.install_owned(first)?;
     let full = t.elapsed();
     let mut changed = table.clone();
     let mut delta = 0;
