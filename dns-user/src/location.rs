@@ -37,6 +37,19 @@ pub struct Locations {
     pub maxmind: Option<Arc<maxminddb::Reader<Vec<u8>>>>,
 }
 
+/// Equal when every table is, and the MaxMind database is the same one loaded (a reload that
+/// reads it again counts as a change).
+impl PartialEq for Locations {
+    fn eq(&self, other: &Self) -> bool {
+        let same_db = match (&self.maxmind, &other.maxmind) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        };
+        same_db && self.geo == other.geo && self.latency == other.latency && self.cidr == other.cidr
+    }
+}
+
 /// The entry of the most specific prefix that contains the client's whole prefix.
 fn longest<T>(table: &[(IpNet, T)], addr: IpAddr, prefix_len: u8) -> Option<&T> {
     table

@@ -151,7 +151,7 @@ impl RandomSource for SplitMix64 {
 }
 
 /// Named CIDR collections: collection -> location -> blocks.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct CidrCollections {
     pub collections: HashMap<String, HashMap<String, Vec<IpNet>>>,
 }

@@ -390,3 +390,82 @@ fn the_control_plane_publishes_what_a_full_rebuild_serves() {
     assert!(incremental > 50, "{incremental} incremental publications");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A reload of a changed zone file costs what changed: the zone is rebuilt only at the names
+/// whose record sets differ (and what follows them), the publication names only those, and
+/// what is served equals a fresh build of the new file; an unchanged reload publishes
+/// nothing, and new locations publish everything.
+#[test]
+fn a_reload_rebuilds_and_publishes_only_what_the_file_changed() {
+    let dir = std::env::temp_dir().join(format!("dns-reload-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("example.test.zone");
+    let write_zone = |extra: &str, skip: usize, www: &str| {
+        let mut text = String::from(
+            "$TTL 300\n@ SOA ns1 hostmaster 1 7200 900 1209600 300\n@ NS ns1\nns1 A 192.0.2.53\n",
+        );
+        for i in 0..2000 {
+            if i != skip {
+                text.push_str(&format!("h{i} A 192.0.2.{}\n", i % 250));
+            }
+        }
+        text.push_str(&format!("www A {www}\nalias CNAME www\n{extra}"));
+        std::fs::write(&file, text).unwrap();
+    };
+    let config = |locations: &str| {
+        resolve_text(
+            &format!(
+                "[store]\npath = \"store.redb\"\n[[zone]]\norigin = \"{ORIGIN}\"\nfile = \"{}\"\n{locations}",
+                file.display()
+            ),
+            &dir.join("dns.toml"),
+            &Overrides::default(),
+        )
+        .unwrap()
+    };
+    write_zone("", usize::MAX, "192.0.2.1");
+    let control = Control::open(config("")).unwrap();
+    let origin = LowerName::new(&Name::from_ascii(ORIGIN).unwrap());
+    assert!(
+        control.take_publication().touched.is_none(),
+        "the start is whole"
+    );
+
+    // One value changed, one name gone, one new: only those names (and nothing far) go.
+    write_zone("new A 198.51.100.9\n", 7, "192.0.2.2");
+    assert!(control.reload(config("")).is_empty());
+    let publication = control.take_publication();
+    let touched = publication
+        .touched
+        .expect("a reload of a changed file is incremental");
+    let names: HashSet<String> = touched
+        .iter()
+        .filter(|(o, _)| *o == origin)
+        .flat_map(|(_, names)| names.iter().map(|n| n.to_string()))
+        .collect();
+    for name in ["www.example.test.", "h7.example.test.", "new.example.test."] {
+        assert!(names.contains(name), "{name} not in {names:?}");
+    }
+    assert!(names.len() < 10, "only what changed: {names:?}");
+    let expected = dns_user::control::import::catalog(&config("")).unwrap();
+    let served = publication.catalog.zone(&origin).unwrap();
+    let differences = served.differences(expected.zone(&origin).unwrap());
+    assert!(differences.is_empty(), "{}", differences.join("\n"));
+
+    // The same file again: nothing to publish.
+    assert!(control.reload(config("")).is_empty());
+    let publication = control.take_publication();
+    assert!(
+        publication
+            .touched
+            .as_ref()
+            .is_some_and(|t| t.iter().all(|(_, n)| n.is_empty())),
+        "an unchanged reload publishes nothing"
+    );
+    // New location data: everything may answer differently.
+    let located = "[location.cidr_collections.offices]\nhq = [\"10.0.0.0/8\"]\n";
+    assert!(control.reload(config(located)).is_empty());
+    assert!(control.take_publication().touched.is_none());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -17,6 +17,8 @@ use crate::config::{Settings, ZoneSource, ZoneSpec};
 use crate::location::Regions;
 use crate::zone::build::{self, SourcedSet};
 use crate::zone::records::{self, ResourceRecordSet};
+use hickory_proto::rr::LowerName;
+
 use crate::zone::{Catalog, Problem, Where, Zone};
 
 /// Every zone of `settings` built from its record sets, with its location data: the catalog
@@ -129,17 +131,19 @@ pub fn record_sets(
 }
 
 /// Rebuilds every stored zone with the current settings (regions, locations) and checks,
-/// but those in `fresh` (just built by the import).
+/// but those in `fresh` (just built by the import); with `unchanged` (the same regions and
+/// checks as the built zones had) only zones not built yet.
 pub(super) fn rebuild_all(
     g: &mut Inner,
     fresh: &HashSet<String>,
     strict: bool,
+    unchanged: bool,
 ) -> Result<(), ImportError> {
     let known: HashSet<&str> = g.specs.iter().map(|c| c.id.as_str()).collect();
     let mut built = HashMap::new();
     let mut problems = Vec::new();
     for zone in g.store.state().zones.values() {
-        if fresh.contains(&zone.id)
+        if (fresh.contains(&zone.id) || unchanged)
             && let Some(z) = g.built.get(&zone.id)
         {
             built.insert(zone.id.clone(), z.clone());
@@ -161,8 +165,13 @@ pub(super) fn rebuild_all(
     if strict && !problems.is_empty() {
         return Err(ImportError { problems });
     }
+    let rebuilt_any = built
+        .iter()
+        .any(|(id, z)| g.built.get(id).is_none_or(|old| !Arc::ptr_eq(old, z)));
     g.built = built;
-    g.publish_all = true;
+    if rebuilt_any {
+        g.publish_all = true;
+    }
     if problems.is_empty() {
         Ok(())
     } else {
@@ -178,6 +187,87 @@ pub fn import_sets(spec: &ZoneSpec, regions: &Regions) -> Result<Vec<ResourceRec
     record_sets(spec, regions)
         .map(|sets| sets.into_iter().map(|s| s.set.into_owned()).collect())
         .map_err(|e| e.to_string())
+}
+
+/// Zone `zone` with record sets `sets` in place of `old_sets`, from `old` (built from
+/// `old_sets`): only the names whose record sets differ, and the names that follow theirs,
+/// are read and assembled again ([`Zone::rebuild`], which equals a full build). Also returns
+/// the names whose answers may differ. `None` when more than a quarter of the names changed
+/// (a full build costs as much) or nothing did not.
+fn rebuild_zone_with(
+    settings: &Settings,
+    zone: &HostedZone,
+    old: &Zone,
+    old_sets: &BTreeMap<String, ResourceRecordSet>,
+    sets: &[ResourceRecordSet],
+    known: &HashSet<&str>,
+) -> Result<Option<(Zone, HashSet<LowerName>)>, Problem> {
+    let place = Where::HostedZone {
+        id: zone.id.clone(),
+    };
+    let mut new: Vec<(String, &ResourceRecordSet)> =
+        sets.iter().map(|s| (store::set_sort_key(s), s)).collect();
+    new.sort_by(|a, b| a.0.cmp(&b.0));
+    // The names where the sorted old and new sets differ.
+    let mut names: HashSet<&str> = HashSet::new();
+    let (mut o, mut n) = (old_sets.iter().peekable(), new.iter().peekable());
+    loop {
+        match (o.peek(), n.peek()) {
+            (Some((ok, os)), Some((nk, ns))) => match ok.as_str().cmp(nk.as_str()) {
+                std::cmp::Ordering::Less => {
+                    names.insert(os.name.as_str());
+                    o.next();
+                }
+                std::cmp::Ordering::Greater => {
+                    names.insert(ns.name.as_str());
+                    n.next();
+                }
+                std::cmp::Ordering::Equal => {
+                    if os != ns {
+                        names.insert(ns.name.as_str());
+                    }
+                    o.next();
+                    n.next();
+                }
+            },
+            (Some((_, os)), None) => {
+                names.insert(os.name.as_str());
+                o.next();
+            }
+            (None, Some((_, ns))) => {
+                names.insert(ns.name.as_str());
+                n.next();
+            }
+            (None, None) => break,
+        }
+    }
+    if names.len() * 4 > sets.len().max(1) {
+        return Ok(None);
+    }
+    let Some(changed) = names
+        .iter()
+        .map(|n| lower_name(n))
+        .collect::<Option<HashSet<LowerName>>>()
+    else {
+        return Ok(None);
+    };
+    let sets_at = |name: &LowerName| -> Vec<SourcedSet<'static>> {
+        let prefix = store::name_prefix(&name.to_string());
+        let start = new.partition_point(|(k, _)| k.as_str() < prefix.as_str());
+        new[start..]
+            .iter()
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .map(|(_, s)| SourcedSet {
+                set: Cow::Owned((*s).clone()),
+                place: place.clone(),
+                record: None,
+                checked: None,
+            })
+            .collect()
+    };
+    let (rebuilt, touched) = old.rebuild(&changed, &sets_at, &settings.regions, &place)?;
+    let zone = build::check_known_checks(rebuilt, known, &place, Some(&touched))?;
+    Ok(Some((zone, touched)))
 }
 
 /// What happens to a zone whose import failed.
@@ -216,11 +306,14 @@ fn describe(spec: &ZoneSpec) -> String {
 /// Imports the config's zones and health checks (see the module docs). `strict`: any problem
 /// fails the whole import; otherwise the failing zones and checks keep their stored versions
 /// and the problems are returned after the rest is imported. Returns the ids of the zones it
-/// built (already in `g.built`).
+/// built (already in `g.built`). With `same_regions` (the regions the built zones were built
+/// with) and the same health checks, a zone that was built before is rebuilt only where its
+/// record sets changed, and only those names are published.
 pub(super) fn import(
     g: &mut Inner,
     settings: &Settings,
     strict: bool,
+    same_regions: bool,
 ) -> Result<HashSet<String>, (HashSet<String>, ImportError)> {
     let fail = |e: ImportError| (HashSet::new(), e);
     let mut problems = Vec::new();
@@ -349,6 +442,10 @@ pub(super) fn import(
         }
     };
     let known: HashSet<&str> = specs.iter().map(|c| c.id.as_str()).collect();
+    // A zone built before with the same regions and checks is changed where its record sets
+    // differ; others are built whole.
+    let same_checks =
+        known.len() == g.specs.len() && g.specs.iter().all(|c| known.contains(c.id.as_str()));
     let mut accepted = Vec::new();
     for (id, sets) in next_sets {
         let zone = zones_by_name
@@ -356,9 +453,25 @@ pub(super) fn import(
             .find(|z| z.id == id)
             .expect("inserted above")
             .clone();
-        match build_zone_with(settings, &zone, &sets, &known) {
-            Ok(built) => accepted.push((zone, sets, built)),
-            Err(e) => problems.push(format!("zone {} failed ({e}){}", zone.name, kept(strict))),
+        let before = match (
+            same_regions && same_checks,
+            g.built.get(&id),
+            state.rrsets.get(&id),
+        ) {
+            (true, Some(built), Some(old_sets)) => Some((built, old_sets)),
+            _ => None,
+        };
+        let changed = before.and_then(|(built, old_sets)| {
+            rebuild_zone_with(settings, &zone, built, old_sets, &sets, &known)
+                .ok()
+                .flatten()
+        });
+        match changed {
+            Some((built, touched)) => accepted.push((zone, sets, built, Some(touched))),
+            None => match build_zone_with(settings, &zone, &sets, &known) {
+                Ok(built) => accepted.push((zone, sets, built, None)),
+                Err(e) => problems.push(format!("zone {} failed ({e}){}", zone.name, kept(strict))),
+            },
         }
     }
     if strict && !problems.is_empty() {
@@ -376,8 +489,14 @@ pub(super) fn import(
     }
     let mut fresh = HashSet::new();
     let mut built_zones = Vec::new();
-    for (zone, sets, built) in accepted {
+    let mut touched = Vec::new();
+    let mut whole = !removed_zones.is_empty();
+    for (zone, sets, built, names) in accepted {
         fresh.insert(zone.id.clone());
+        match names {
+            Some(names) => touched.push((LowerName::new(built.origin()), names)),
+            None => whole = true,
+        }
         built_zones.push((zone.id.clone(), Arc::new(built)));
         tracing::info!(
             "imported zone {} ({} record sets) from {}",
@@ -406,7 +525,11 @@ pub(super) fn import(
         g.built.remove(&z.id);
     }
     g.built.extend(built_zones);
-    g.publish_all = true;
+    if whole {
+        g.publish_all = true;
+    } else {
+        g.touched.extend(touched);
+    }
     if problems.is_empty() {
         Ok(fresh)
     } else {

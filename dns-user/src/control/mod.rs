@@ -221,8 +221,8 @@ impl Control {
             stop: false,
         };
         let settings = inner.settings.clone();
-        let fresh = import(&mut inner, &settings, true).map_err(|(_, e)| e)?;
-        rebuild_all(&mut inner, &fresh, true)?;
+        let fresh = import(&mut inner, &settings, true, false).map_err(|(_, e)| e)?;
+        rebuild_all(&mut inner, &fresh, true, false)?;
         // What the store still calls PENDING is published with everything else at start.
         let now = Instant::now();
         for c in inner.store.state().changes.values() {
@@ -296,20 +296,34 @@ impl Control {
     pub fn reload(&self, settings: Settings) -> Vec<String> {
         let mut g = self.lock();
         let settings = Arc::new(settings);
-        g.settings = settings.clone();
+        let previous = std::mem::replace(&mut g.settings, settings.clone());
+        let same_regions = previous.regions == settings.regions;
+        let previous_checks = g.specs.clone();
         let mut problems = Vec::new();
-        let fresh = match import(&mut g, &settings, false) {
+        let fresh = match import(&mut g, &settings, false, same_regions) {
             Ok(fresh) => fresh,
             Err((fresh, e)) => {
                 problems.extend(e.problems);
                 fresh
             }
         };
-        if let Err(e) = rebuild_all(&mut g, &fresh, false) {
+        // Zones that did not change keep their build unless what they are built with did.
+        let same_checks = previous_checks.len() == g.specs.len()
+            && previous_checks
+                .iter()
+                .zip(&g.specs)
+                .all(|(a, b)| a.id == b.id);
+        if let Err(e) = rebuild_all(&mut g, &fresh, false, same_regions && same_checks) {
             problems.extend(e.problems);
         }
-        // Published even without a stored change: locations or regions may have changed.
-        g.checks_version += 1;
+        // Published in any case (the reload returns when it is served): all of it when the
+        // locations changed, the checks' way when the checks did, else what changed.
+        if previous.locations != settings.locations {
+            g.publish_all = true;
+        }
+        if previous_checks != g.specs {
+            g.checks_version += 1;
+        }
         g.requested += 1;
         let want = g.requested;
         self.wake.notify_all();

@@ -148,7 +148,8 @@ impl Control {
 pub struct Publication {
     pub catalog: Catalog,
     /// The only names whose answers may differ from the last publication (zone origin,
-    /// names), when only change batches happened since; `None`: anything may differ.
+    /// names), when only changes to named record sets happened since (none: nothing
+    /// differs); `None`: anything may differ.
     pub touched: Option<Vec<(LowerName, HashSet<LowerName>)>>,
 }
 
@@ -166,7 +167,7 @@ fn take_publication(g: &mut Inner) -> Publication {
     let all = std::mem::replace(&mut g.publish_all, false);
     Publication {
         catalog: catalog_of(g),
-        touched: (!all && !touched.is_empty()).then_some(touched),
+        touched: (!all).then_some(touched),
     }
 }
 

@@ -194,13 +194,15 @@ pub fn sort_key(name: &str, rtype: &str, set_id: Option<&str>) -> String {
 }
 
 /// The start every [`sort_key`] of a name shares: its labels reversed, then a separator.
-fn name_prefix(name: &str) -> String {
+/// The start every [`sort_key`] of the sets at `name` shares (sets at one name are one range).
+pub fn name_prefix(name: &str) -> String {
     let name = absolute_lower(name);
     let reversed: Vec<&str> = name.trim_end_matches('.').rsplit('.').collect();
     format!("{}\x1f", reversed.join("."))
 }
 
-fn set_sort_key(set: &ResourceRecordSet) -> String {
+/// `set`'s [`sort_key`].
+pub fn set_sort_key(set: &ResourceRecordSet) -> String {
     let (name, rtype, id) = set_key(set);
     sort_key(&name, &rtype, id.as_deref())
 }
