@@ -502,11 +502,14 @@ fn rfc8482_4_2_any_gets_one_rrset() {
 #[test]
 fn rfc8906_8_2_unknown_opcode_type_and_malformed_queries() {
     let s = start();
-    // 8.2.6: an unknown opcode gets NOTIMP.
+    // 8.2.6: an unknown opcode gets NOTIMP, with RD copied and CD clear (as Knot answers).
     let mut q = query("www.example.com.", RecordType::A, None);
-    q[2] = (q[2] & 0x87) | (15 << 3);
+    q[2] = (q[2] & 0x87) | (15 << 3) | 0x01; // RD
+    q[3] |= 0x10; // CD
     let r = Message::from_vec(&udp(&s, &q).unwrap()).unwrap();
     assert_eq!(r.metadata.response_code, ResponseCode::NotImp);
+    assert!(r.metadata.recursion_desired, "RD copied");
+    assert!(!r.metadata.checking_disabled, "CD clear");
     // 8.2.2: an unknown type at an existing name is NODATA.
     let r = ask(&s, "www.example.com.", RecordType::Unknown(65000));
     assert_eq!(

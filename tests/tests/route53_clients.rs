@@ -70,18 +70,15 @@ fn daemon(dir: &Path) -> Daemon {
     )
 }
 
-/// Runs `program` with the clients' environment pointed at `d`; panics with its output on
-/// failure, returns its stdout and stderr.
-fn run(d: &Daemon, dir: &Path, program: &Path, args: &[&str], cwd: &Path) -> String {
-    let endpoint = d.api.trim_end_matches("/2013-04-01").to_string();
+/// Runs `command` with the clients' environment (`endpoint`, key `id`/`secret`, `dir` for
+/// files); panics with its output on failure, returns its stdout and stderr.
+fn run_client(mut command: Command, endpoint: &str, key: (&str, &str), dir: &Path) -> String {
     let venv = venv();
-    let out = Command::new(program)
-        .args(args)
-        .current_dir(cwd)
-        .env("ENDPOINT", &endpoint)
-        .env("AWS_ENDPOINT_URL_ROUTE_53", &endpoint)
-        .env("AWS_ACCESS_KEY_ID", KEY_ID)
-        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+    let out = command
+        .env("ENDPOINT", endpoint)
+        .env("AWS_ENDPOINT_URL_ROUTE_53", endpoint)
+        .env("AWS_ACCESS_KEY_ID", key.0)
+        .env("AWS_SECRET_ACCESS_KEY", key.1)
         .env("AWS_DEFAULT_REGION", "us-east-1")
         .env("AWS_PAGER", "")
         .env("AWS_CONFIG_FILE", dir.join("no-aws-config"))
@@ -102,12 +99,16 @@ fn run(d: &Daemon, dir: &Path, program: &Path, args: &[&str], cwd: &Path) -> Str
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(
-        out.status.success(),
-        "{} {args:?} failed:\n{text}",
-        program.display()
-    );
+    assert!(out.status.success(), "{command:?} failed:\n{text}");
     text
+}
+
+/// Runs `program` against `d`, signed with its key.
+fn run(d: &Daemon, dir: &Path, program: &Path, args: &[&str], cwd: &Path) -> String {
+    let endpoint = d.api.trim_end_matches("/2013-04-01");
+    let mut command = Command::new(program);
+    command.args(args).current_dir(cwd);
+    run_client(command, endpoint, (KEY_ID, SECRET), dir)
 }
 
 /// Runs the Python suite `script` (in `tests/clients/`) against a new daemon; the daemon,
@@ -243,31 +244,9 @@ fn what_the_clients_made_is_answered_by_xdp() {
     let endpoint = "http://127.0.0.1:8053";
     let work = temp_dir("xdp-clients");
     let in_server = |program: &Path, args: &[&str], cwd: &Path| {
-        let out = bed
-            .command(Side::Server, program.to_str().unwrap())
-            .args(args)
-            .current_dir(cwd)
-            .env("ENDPOINT", endpoint)
-            .env("AWS_ENDPOINT_URL_ROUTE_53", endpoint)
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_DEFAULT_REGION", "us-east-1")
-            .env("AWS_CONFIG_FILE", work.join("no-aws-config"))
-            .env(
-                "AWS_SHARED_CREDENTIALS_FILE",
-                work.join("no-aws-credentials"),
-            )
-            .env("AWS", venv.join("bin/aws"))
-            .env("WORK", &work)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{} {args:?}: {}{}",
-            program.display(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let mut command = bed.command(Side::Server, program.to_str().unwrap());
+        command.args(args).current_dir(cwd);
+        run_client(command, endpoint, ("test", "test"), &work)
     };
     let script = clients_dir().join("xdp_records.py");
     in_server(&venv.join("bin/python"), &[script.to_str().unwrap()], &work);

@@ -155,6 +155,9 @@ fn answer_message(
         }
     }
     if opcode != OpCode::Query {
+        // RD is copied (RFC 1035 4.1.1); CD only has a meaning for queries (RFC 4035 3.2.2),
+        // so an opcode we do not know gets it clear, as Knot answers.
+        response.metadata.checking_disabled = false;
         response.metadata.response_code = ResponseCode::NotImp;
         return response;
     }
