@@ -36,6 +36,11 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// Serves `settings` until SIGTERM or SIGINT; SIGHUP re-imports what `reread` returns. With
 /// `pid_file`, the process id is written there while it runs.
 pub fn serve(settings: Settings, pid_file: Option<&Path>, reread: Reread) -> anyhow::Result<()> {
+    // Before any thread exists: every thread after inherits only these.
+    let held = crate::privileges::drop_to_kept()?;
+    let mut names: Vec<String> = held.iter().map(|c| c.to_string()).collect();
+    names.sort();
+    tracing::info!("capabilities kept: {}", names.join(", "));
     // The store is the source of truth; the config's zones and checks are imported into it.
     let control = Arc::new(Control::open(settings.clone())?);
     let catalog = control.catalog();

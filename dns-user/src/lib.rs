@@ -25,7 +25,7 @@
 //! [`policy`], [`config`]. A module imports only from the layers below its own (the test
 //! `tests/layers.rs` holds it to this): `text`, `files`, `progress` → `policy`, `location`,
 //! `rrl` → `health` → `zone` → `fastpath` → `publish` → `server` → `http`, `config`,
-//! `route53` → `control`, `metrics` → `daemon`, `cli`, `client`.
+//! `route53` → `control`, `metrics` → `daemon`, `cli`, `client`, `privileges`.
 
 pub mod cli;
 pub mod client;
@@ -39,6 +39,7 @@ pub mod http;
 pub mod location;
 pub mod metrics;
 pub mod policy;
+pub mod privileges;
 pub mod progress;
 pub mod publish;
 pub mod route53;

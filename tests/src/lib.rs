@@ -39,3 +39,37 @@ pub fn free_port() -> u16 {
     }
     panic!("no loopback port free for TCP and UDP in 12000..32000");
 }
+
+/// The capabilities `serve` keeps (dns_user::privileges): CAP_NET_BIND_SERVICE (10),
+/// CAP_NET_ADMIN (12), CAP_PERFMON (38), CAP_BPF (39), as a /proc mask.
+pub const KEPT_CAPABILITIES: u64 = (1 << 10) | (1 << 12) | (1 << 38) | (1 << 39);
+
+/// Every thread of process `pid`: (thread id, CapInh, CapPrm, CapEff, CapBnd) from
+/// `/proc/PID/task/TID/status`.
+pub fn thread_capabilities(pid: u32) -> Vec<(String, [u64; 4])> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let path = entry.unwrap().path();
+        let Ok(status) = std::fs::read_to_string(path.join("status")) else {
+            continue; // the thread ended meanwhile
+        };
+        let field = |name: &str| {
+            let line = status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .unwrap_or_else(|| panic!("{name} in {}", path.display()));
+            u64::from_str_radix(line.trim(), 16).unwrap()
+        };
+        let tid = path.file_name().unwrap().to_string_lossy().into_owned();
+        out.push((
+            tid,
+            [
+                field("CapInh:"),
+                field("CapPrm:"),
+                field("CapEff:"),
+                field("CapBnd:"),
+            ],
+        ));
+    }
+    out
+}

@@ -239,7 +239,7 @@ fn ask(bed: &Testbed, name: &str, rtype: RecordType) -> Vec<String> {
 #[test]
 fn what_the_clients_made_is_answered_by_xdp() {
     let mut bed = Testbed::create("dnsrc").unwrap();
-    let _daemon = bed.start_service(BIN, "native", &[], false).unwrap();
+    let daemon = bed.start_service(BIN, "native", &[], false).unwrap();
     let venv = venv();
     let endpoint = "http://127.0.0.1:8053";
     let work = temp_dir("xdp-clients");
@@ -276,5 +276,13 @@ fn what_the_clients_made_is_answered_by_xdp() {
     assert!(w == ["192.0.2.10"] || w == ["192.0.2.11"], "{w:?}");
     let after = metric(&bed.metrics_page().unwrap(), ANSWERED).unwrap();
     assert_eq!(after - before, 10, "every answer came from XDP");
+    // All of it with only the capabilities the daemon keeps, in every thread.
+    for (tid, [_, permitted, effective, _]) in dns_tests::thread_capabilities(daemon.pid) {
+        assert_eq!(
+            (permitted, effective),
+            (dns_tests::KEPT_CAPABILITIES, dns_tests::KEPT_CAPABILITIES),
+            "thread {tid}"
+        );
+    }
     std::fs::remove_dir_all(&work).unwrap();
 }

@@ -823,3 +823,44 @@ fn cli_commands_end_quietly_into_a_closed_pipe() {
     drop(d);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn the_daemon_keeps_only_the_capabilities_it_uses() {
+    let dir = temp_dir("sec-caps");
+    let d = Daemon::start(&dir, free_port(), free_port(), &[]);
+    // A change through the API is stored, published and answered with them.
+    let zone = d.create_zone("caps.test");
+    let (status, v) = d.change(
+        &zone,
+        json!([{"Action": "CREATE", "ResourceRecordSet": {"Name": "www.caps.test.", "Type": "A",
+            "TTL": 60, "ResourceRecords": [{"Value": "192.0.2.1"}]}}]),
+    );
+    assert_eq!(status, 200, "{v}");
+    d.wait_insync(v["ChangeInfo"]["Id"].as_str().unwrap());
+    assert_eq!(d.answer("www.caps.test.", RecordType::A), ["192.0.2.1"]);
+    let threads = dns_tests::thread_capabilities(d.child.id());
+    assert!(
+        threads.len() > 2,
+        "the runtime's threads are there: {threads:?}"
+    );
+    for (tid, [inheritable, permitted, effective, bounding]) in threads {
+        assert_eq!(inheritable, 0, "thread {tid}");
+        assert_eq!(
+            permitted,
+            dns_tests::KEPT_CAPABILITIES,
+            "thread {tid}: {permitted:x}"
+        );
+        assert_eq!(
+            effective,
+            dns_tests::KEPT_CAPABILITIES,
+            "thread {tid}: {effective:x}"
+        );
+        assert_eq!(
+            bounding,
+            dns_tests::KEPT_CAPABILITIES,
+            "thread {tid}: {bounding:x}"
+        );
+    }
+    drop(d);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
