@@ -427,7 +427,6 @@ fn change_rows(change: &wire::ChangeInfo) -> Vec<Vec<String>> {
 
 /// A record set's routing in a few words.
 fn routing(set: &wire::ResourceRecordSet) -> String {
-    let json = |v: &dyn erased::Json| v.text();
     let mut parts = Vec::new();
     if let Some(w) = set.weight {
         parts.push(format!("weight {w}"));
@@ -439,16 +438,16 @@ fn routing(set: &wire::ResourceRecordSet) -> String {
         parts.push(format!("latency {r}"));
     }
     if let Some(g) = &set.geo_location {
-        parts.push(format!("geo {}", json(g)));
+        parts.push(format!("geo {}", compact(g)));
     }
     if let Some(g) = &set.geo_proximity_location {
-        parts.push(format!("geoproximity {}", json(g)));
+        parts.push(format!("geoproximity {}", compact(g)));
     }
     if set.multi_value_answer == Some(true) {
         parts.push("multivalue".into());
     }
     if let Some(c) = &set.cidr_routing_config {
-        parts.push(format!("cidr {}", json(c)));
+        parts.push(format!("cidr {}", compact(c)));
     }
     if let Some(h) = &set.health_check_id {
         parts.push(format!("check {h}"));
@@ -461,16 +460,8 @@ fn routing(set: &wire::ResourceRecordSet) -> String {
 }
 
 /// Compact JSON of a routing member, for the ROUTING column.
-mod erased {
-    pub trait Json {
-        fn text(&self) -> String;
-    }
-
-    impl<T: serde::Serialize> Json for T {
-        fn text(&self) -> String {
-            serde_json::to_string(self).expect("serializes")
-        }
-    }
+fn compact<T: Serialize>(member: &T) -> String {
+    serde_json::to_string(member).expect("serializes")
 }
 
 fn set_rows(sets: &[wire::ResourceRecordSet]) -> Vec<Vec<String>> {

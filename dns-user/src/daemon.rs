@@ -92,6 +92,10 @@ pub fn serve(settings: Settings, pid_file: Option<&Path>, reread: Reread) -> any
             })?;
             let mut w = MapWriter::new(&mut loaded, settings.max_entries)?;
             let report = Published::install_initial(&mut w, &catalog, &health)?;
+            // What compiling the first tables freed goes back too (start-up only: later
+            // publications reuse what they free).
+            // SAFETY: malloc_trim only releases free heap memory.
+            unsafe { libc::malloc_trim(0) };
             let mut beat = HeartbeatWriter::take(&mut loaded)?;
             beat.beat(settings.heartbeat_timeout)?;
             heartbeat = Some(beat);

@@ -55,12 +55,6 @@ impl Published {
         // (it is large for big zones).
         let (table, report) = compile::compile(catalog, health);
         writer.install_owned(table)?;
-        // What loading, building and compiling freed goes back to the system.
-        #[cfg(target_env = "gnu")]
-        // SAFETY: malloc_trim only returns free heap memory to the system.
-        unsafe {
-            libc::malloc_trim(0);
-        }
         Ok(report)
     }
 

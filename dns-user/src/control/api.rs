@@ -595,14 +595,18 @@ async fn create_check(State(s): Shared, bytes: Bytes) -> Result<Response, ApiErr
     )
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChecksQuery {
+    marker: Option<String>,
+    maxitems: Option<String>,
+}
+
 async fn list_checks(
     State(s): Shared,
-    q: Result<Query<ZonesQuery>, axum::extract::rejection::QueryRejection>,
+    q: Result<Query<ChecksQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let q = query(q)?;
-    if q.delegationsetid.is_some() || q.hostedzonetype.is_some() {
-        return Err(bad("ListHealthChecks takes marker and maxitems only"));
-    }
     let max = max_items(q.maxitems.as_deref(), MAX_LIST, MAX_LIST)?;
     let checks = call(&s, |c| Ok(c.list_checks())).await?;
     let (checks, next) = page(checks, |c| &c.id, q.marker.as_deref(), max)?;
