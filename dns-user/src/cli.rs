@@ -143,6 +143,10 @@ struct ConfigArgs {
     /// No control API.
     #[arg(long, conflicts_with = "api_listen")]
     no_api: bool,
+    /// Run as this user once started, with only the capabilities serving needs (replaces
+    /// server.user).
+    #[arg(long, value_name = "NAME")]
+    user: Option<String>,
 }
 
 fn parse_zone_file(s: &str) -> Result<(String, PathBuf), String> {
@@ -173,6 +177,7 @@ impl ConfigArgs {
             store: self.store.clone(),
             api_listen: self.api_listen,
             no_api: self.no_api,
+            user: self.user.clone(),
         };
         Ok(resolve(self.config.as_deref(), &overrides)?)
     }

@@ -215,6 +215,11 @@ pub struct ServerSection {
     /// first); what GetHostedZone reports. Empty: `ns1.<zone>`.
     #[serde(default)]
     pub name_servers: Vec<String>,
+    /// The user the daemon runs as once it has bound its sockets' capabilities (see
+    /// [`crate::privileges`]); unset = the user that started it. The store, its directory
+    /// and the files read on a reload must be that user's to read and write.
+    #[serde(default)]
+    pub user: Option<String>,
 }
 
 impl Default for ServerSection {
@@ -228,6 +233,7 @@ impl Default for ServerSection {
             udp_workers: 0,
             transfer_allow: Vec::new(),
             name_servers: Vec::new(),
+            user: None,
         }
     }
 }
@@ -623,6 +629,8 @@ pub struct Overrides {
     pub api_listen: Option<SocketAddr>,
     /// `--no-api`: no control API.
     pub no_api: bool,
+    /// `--user NAME`: replaces `server.user`.
+    pub user: Option<String>,
 }
 
 /// Validated settings the daemon runs with.
@@ -662,6 +670,8 @@ pub struct Settings {
     pub rrl: Option<crate::rrl::RrlConfig>,
     /// Client networks allowed zone transfers.
     pub transfer_allow: Vec<ipnet::IpNet>,
+    /// `server.user`, looked up.
+    pub run_as: Option<crate::privileges::RunAs>,
 }
 
 impl Settings {
@@ -906,6 +916,13 @@ fn settings_from(
         store,
         api,
         transfer_allow: file.server.transfer_allow.clone(),
+        run_as: overrides
+            .user
+            .as_deref()
+            .or(file.server.user.as_deref())
+            .map(crate::privileges::RunAs::lookup)
+            .transpose()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?,
         rrl: match overrides.rrl_rate.unwrap_or(file.rrl.responses_per_second) {
             0 => None,
             rate => Some(crate::rrl::RrlConfig {

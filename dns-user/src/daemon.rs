@@ -37,12 +37,29 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// `pid_file`, the process id is written there while it runs.
 pub fn serve(settings: Settings, pid_file: Option<&Path>, reread: Reread) -> anyhow::Result<()> {
     // Before any thread exists: every thread after inherits only these.
-    let held = crate::privileges::drop_to_kept()?;
+    let held = crate::privileges::drop_to_kept(settings.run_as.as_ref())?;
     let mut names: Vec<String> = held.iter().map(|c| c.to_string()).collect();
     names.sort();
-    tracing::info!("capabilities kept: {}", names.join(", "));
+    match &settings.run_as {
+        Some(user) => tracing::info!(
+            "running as user {} (uid {}, gid {}) with capabilities {}",
+            user.name,
+            user.uid,
+            user.gid,
+            names.join(", ")
+        ),
+        None => tracing::info!("capabilities kept: {}", names.join(", ")),
+    }
     // The store is the source of truth; the config's zones and checks are imported into it.
-    let control = Arc::new(Control::open(settings.clone())?);
+    let control = Arc::new(Control::open(settings.clone()).map_err(|e| {
+        let who = settings.run_as.as_ref().map(|u| {
+            format!(
+                " (user {} must be able to write the store and its directory)",
+                u.name
+            )
+        });
+        anyhow::anyhow!("{e:#}{}", who.unwrap_or_default())
+    })?);
     let catalog = control.catalog();
     let checks = control.health_checks();
     // Loading a large store leaves much freed memory in the allocator: give it back.
@@ -265,9 +282,10 @@ fn reload(
         || settings.metrics != running.metrics
         || settings.api != running.api
         || settings.store != running.store
+        || settings.run_as != running.run_as
     {
         tracing::warn!(
-            "reload: listen, xdp, edns, rrl, metrics, api and store settings take effect on restart only"
+            "reload: listen, xdp, edns, rrl, metrics, api, store and user settings take effect on restart only"
         );
     }
     let (zones, checks) = (settings.zones.len(), settings.health_checks.len());

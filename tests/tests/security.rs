@@ -864,3 +864,86 @@ fn the_daemon_keeps_only_the_capabilities_it_uses() {
     drop(d);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn server_user_runs_the_daemon_as_that_user_with_the_kept_capabilities() {
+    // Started as root with `--user nobody`: it becomes nobody (uid, primary group, no other
+    // groups) in every thread, keeps the four capabilities, and its store is nobody's, 0600.
+    use std::os::unix::fs::MetadataExt;
+    let dir = temp_dir("sec-user");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let chown = Command::new("chown")
+        .args(["nobody:", dir.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    let nobody = std::fs::metadata(&dir).unwrap();
+    let d = Daemon::start(&dir, free_port(), free_port(), &["--user", "nobody"]);
+    let zone = d.create_zone("user.test");
+    let (status, v) = d.change(
+        &zone,
+        json!([{"Action": "CREATE", "ResourceRecordSet": {"Name": "www.user.test.", "Type": "A",
+            "TTL": 60, "ResourceRecords": [{"Value": "192.0.2.7"}]}}]),
+    );
+    assert_eq!(status, 200, "{v}");
+    d.wait_insync(v["ChangeInfo"]["Id"].as_str().unwrap());
+    assert_eq!(d.answer("www.user.test.", RecordType::A), ["192.0.2.7"]);
+    let pid = d.child.id();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap()
+            .split_whitespace()
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(field("Uid:"), vec![nobody.uid().to_string(); 4]);
+    assert_eq!(field("Gid:"), vec![nobody.gid().to_string(); 4]);
+    assert_eq!(field("Groups:"), [nobody.gid().to_string()]);
+    for (tid, [inheritable, permitted, effective, bounding]) in dns_tests::thread_capabilities(pid)
+    {
+        assert_eq!(inheritable, 0, "thread {tid}");
+        assert_eq!(
+            (permitted, effective, bounding),
+            (
+                dns_tests::KEPT_CAPABILITIES,
+                dns_tests::KEPT_CAPABILITIES,
+                dns_tests::KEPT_CAPABILITIES
+            ),
+            "thread {tid}"
+        );
+    }
+    let store = std::fs::metadata(dir.join("store.redb")).unwrap();
+    assert_eq!((store.mode() & 0o7777, store.uid()), (0o600, nobody.uid()));
+    drop(d);
+
+    // A store the user cannot write, and a user that does not exist: one clear error each,
+    // nothing served.
+    let root_dir = temp_dir("sec-user-root");
+    for (args, expected) in [
+        (
+            vec!["--user", "nobody"],
+            "user nobody must be able to write the store",
+        ),
+        (
+            vec!["--user", "no-such-user-here"],
+            "server.user \"no-such-user-here\": no such user",
+        ),
+    ] {
+        let out = Command::new(BIN)
+            .args(["serve", "--xdp-mode", "off", "--no-api", "--listen"])
+            .arg(format!("127.0.0.1:{}", free_port()))
+            .arg("--store")
+            .arg(root_dir.join("store.redb"))
+            .args(&args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+    std::fs::remove_dir_all(&root_dir).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
