@@ -2,6 +2,7 @@
 //! `cargo xtask bench`.
 
 pub mod api;
+pub mod dashboard;
 pub mod fixtures;
 pub mod frame;
 pub mod testbed;

@@ -60,13 +60,14 @@ impl ServerStats {
         }
     }
 
-    /// (transport, rcode, count) for every non-zero counter.
+    /// (transport, rcode, count) for every non-zero counter, and NOERROR on both transports
+    /// always (a series that exists from the start, so that rates over it are never missing).
     pub fn responses(&self) -> Vec<(&'static str, u8, u64)> {
         let mut out = Vec::new();
         for (t, name) in [(0, "udp"), (1, "tcp")] {
             for rcode in 0..16u8 {
                 let n = self.responses[t][usize::from(rcode)].load(Ordering::Relaxed);
-                if n > 0 {
+                if n > 0 || rcode == 0 {
                     out.push((name, rcode, n));
                 }
             }
