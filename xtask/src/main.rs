@@ -6,6 +6,7 @@
 //! - `bench`: dnsperf through the XDP path and the userspace path, and BPF_PROG_TEST_RUN ns/query.
 
 mod bench;
+mod deb;
 mod fuzz;
 
 use std::path::{Path, PathBuf};
@@ -48,6 +49,16 @@ enum Cmd {
     /// fmt --check, clippy -D warnings (workspace, eBPF target, fuzz targets), the whole test
     /// suite, and every fuzz target for a bounded time.
     Test,
+    /// Builds the Debian package (binary, hardened systemd unit, /etc/dns-user/config.toml,
+    /// the `dns-user` system user): target/debian/dns-user_VERSION_ARCH.deb.
+    Deb {
+        /// Package this dns-user binary instead of building the release binary.
+        #[arg(long, value_name = "PATH")]
+        binary: Option<PathBuf>,
+        /// Directory the .deb is written to.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
     /// Builds the cargo-fuzz targets and runs each for a bounded time.
     Fuzz {
         /// Seconds per target.
@@ -89,6 +100,23 @@ fn main() -> ExitCode {
         }),
         Cmd::Test => test(),
         Cmd::Fuzz { seconds } => fuzz::fuzz(seconds),
+        Cmd::Deb { binary, out } => {
+            let out = out.unwrap_or_else(|| workspace().join("target/debian"));
+            let binary = match binary {
+                Some(b) => Ok(b),
+                None => build_daemon(true),
+            };
+            binary
+                .and_then(|binary| {
+                    std::fs::create_dir_all(&out)?;
+                    deb::deb(&deb::Options {
+                        binary,
+                        workspace: workspace(),
+                        out,
+                    })
+                })
+                .map(|path| println!("{}", path.display()))
+        }
         Cmd::Bench {
             zone_size,
             seconds,

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_dns-user-under-test");
 
+#[allow(unused_imports)]
 pub use dns_tests::free_port;
 
 /// A daemon on loopback (XDP off) with its store in `dir`.

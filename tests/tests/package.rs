@@ -1,0 +1,266 @@
+//! The Debian package (`cargo xtask deb`), installed on this machine for real: its files,
+//! user and modes, its systemd unit (verified by systemd-analyze), and the unit's command run
+//! as the unit runs it (its user, its capabilities, no new privileges) in a test namespace,
+//! with the configuration edited as an operator would: XDP attached, a change through the
+//! API answered by XDP. Purged at the end, the store with it. Needs root (dpkg, XDP).
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use dns_tests::{SERVER_V4, Side, Testbed, metric};
+
+mod common;
+
+use common::{BIN, temp_dir};
+
+// The package builder of `cargo xtask deb`, the same file.
+#[allow(dead_code)]
+#[path = "../../xtask/src/deb.rs"]
+mod deb;
+
+const UNIT: &str = "/lib/systemd/system/dns-user.service";
+const CONFIG: &str = "/etc/dns-user/config.toml";
+const STATE: &str = "/var/lib/dns-user";
+const ANSWERED: &str = "dns_xdp_packets_total{action=\"tx\",reason=\"answered\"}";
+
+/// The package, installed while this lives; purged when it drops (test failed or not).
+struct Installed;
+
+impl Installed {
+    fn install(deb: &Path) -> Installed {
+        purge(); // what an interrupted run left
+        let out = Command::new("dpkg").arg("-i").arg(deb).output().unwrap();
+        assert!(
+            out.status.success(),
+            "dpkg -i: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Installed
+    }
+}
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        purge();
+    }
+}
+
+fn purge() {
+    let _ = Command::new("dpkg")
+        .args(["--purge", deb::PACKAGE])
+        .output();
+}
+
+/// `Key=value` settings of a unit file (the last one wins, as in systemd for these keys).
+fn unit_setting(unit: &str, key: &str) -> String {
+    unit.lines()
+        .filter_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+        .next_back()
+        .unwrap_or_else(|| panic!("{key}= in the unit"))
+        .trim()
+        .to_string()
+}
+
+/// A capability list of the unit (`CAP_BPF CAP_...`) as setpriv takes it: `-all,+bpf,...`.
+fn setpriv_caps(unit: &str, key: &str) -> String {
+    let mut out = String::from("-all");
+    for cap in unit_setting(unit, key).split_whitespace() {
+        out.push_str(",+");
+        out.push_str(&cap.trim_start_matches("CAP_").to_ascii_lowercase());
+    }
+    out
+}
+
+fn id(flag: &str, user: &str) -> u32 {
+    let out = Command::new("id").args([flag, user]).output().unwrap();
+    assert!(out.status.success(), "no user {user}");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn mode_owner(path: &str) -> (u32, u32, u32) {
+    let meta = std::fs::metadata(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    (meta.mode() & 0o7777, meta.uid(), meta.gid())
+}
+
+#[test]
+fn the_package_installs_and_its_service_answers_through_xdp_as_its_user() {
+    let out = temp_dir("deb");
+    let deb = deb::deb(&deb::Options {
+        binary: PathBuf::from(BIN),
+        workspace: Path::new(env!("CARGO_MANIFEST_DIR")).join(".."),
+        out: out.clone(),
+    })
+    .unwrap();
+    let installed = Installed::install(&deb);
+
+    // The user, the private state directory, the configuration readable by the service only.
+    let (uid, gid) = (id("-u", "dns-user"), id("-g", "dns-user"));
+    assert_ne!(uid, 0);
+    assert_eq!(mode_owner(STATE), (0o700, uid, gid));
+    assert_eq!(mode_owner(CONFIG), (0o640, 0, gid));
+    assert_eq!(mode_owner("/usr/bin/dns-user").0, 0o755);
+
+    // The unit as systemd reads it, and its hardening as systemd scores it.
+    let verify = Command::new("systemd-analyze")
+        .args(["verify", UNIT])
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success() && verify.stderr.is_empty(),
+        "systemd-analyze verify: {}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    let security = Command::new("systemd-analyze")
+        .args(["security", "--offline=true", UNIT])
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&security.stdout).into_owned();
+    let exposure: f64 = report
+        .lines()
+        .find_map(|l| l.split("dns-user.service: ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure level in:\n{report}"));
+    assert!(
+        exposure <= 2.5,
+        "the unit's exposure level is {exposure} (systemd: 0 safest, 10 unsafe)"
+    );
+
+    // The operator's edit: serve the testbed's address, XDP on its interface.
+    let mut bed = Testbed::create("dnspkg").unwrap();
+    let config = std::fs::read_to_string(CONFIG).unwrap();
+    let edited = config
+        .replace(
+            r#"listen = ["127.0.0.1:53", "[::1]:53"]"#,
+            &format!(r#"listen = ["{SERVER_V4}:53"]"#),
+        )
+        .replace(
+            "interfaces = []",
+            &format!(r#"interfaces = ["{}"]"#, bed.server_if),
+        );
+    assert!(
+        edited.matches(SERVER_V4.to_string().as_str()).count() == 1
+            && edited.contains(&bed.server_if)
+    );
+    std::fs::write(CONFIG, edited).unwrap();
+
+    // Native XDP_TX on veth needs a program on the peer.
+    let client_if = bed.client_if.clone();
+    let pass = bed
+        .spawn(
+            Side::Client,
+            BIN,
+            &["xdp-pass", "--iface", &client_if, "--xdp-mode", "native"],
+            false,
+        )
+        .unwrap();
+    pass.wait_for(&mut bed, "pass program attached", Duration::from_secs(20))
+        .unwrap();
+
+    // The unit's command as systemd runs it: User=, Group=, AmbientCapabilities=,
+    // CapabilityBoundingSet=, NoNewPrivileges=.
+    let unit = std::fs::read_to_string(UNIT).unwrap();
+    assert_eq!(unit_setting(&unit, "NoNewPrivileges"), "yes");
+    let mut args = vec![
+        format!("--reuid={}", unit_setting(&unit, "User")),
+        format!("--regid={}", unit_setting(&unit, "Group")),
+        "--init-groups".to_string(),
+        format!("--inh-caps={}", setpriv_caps(&unit, "AmbientCapabilities")),
+        format!(
+            "--ambient-caps={}",
+            setpriv_caps(&unit, "AmbientCapabilities")
+        ),
+        format!(
+            "--bounding-set={}",
+            setpriv_caps(&unit, "CapabilityBoundingSet")
+        ),
+        "--no-new-privs".to_string(),
+        "--".to_string(),
+    ];
+    args.extend(
+        unit_setting(&unit, "ExecStart")
+            .split_whitespace()
+            .map(String::from),
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let daemon = bed.spawn(Side::Server, "setpriv", &args, false).unwrap();
+    daemon
+        .wait_for(&mut bed, "ready:", Duration::from_secs(30))
+        .unwrap();
+    let log = daemon.log().join("\n");
+    assert!(log.contains("XDP attached to"), "{log}");
+
+    // The operator's first zone, through the API with the installed CLI.
+    let cli = |args: &[&str]| bed.output(Side::Server, "/usr/bin/dns-user", args).unwrap();
+    cli(&["zone", "create", "pkg.test"]);
+    let batch = out.join("batch.json");
+    std::fs::write(
+        &batch,
+        r#"{"Changes": [{"Action": "CREATE", "ResourceRecordSet": {"Name": "www.pkg.test.",
+            "Type": "A", "TTL": 60, "ResourceRecords": [{"Value": "192.0.2.80"}]}}]}"#,
+    )
+    .unwrap();
+    cli(&["change", "apply", batch.to_str().unwrap(), "--wait"]);
+    let before = metric(&bed.metrics_page().unwrap(), ANSWERED).unwrap();
+    let dig = bed
+        .output(
+            Side::Client,
+            "dig",
+            &[
+                "+short",
+                "+tries=1",
+                &format!("@{SERVER_V4}"),
+                "www.pkg.test",
+                "A",
+            ],
+        )
+        .unwrap();
+    assert_eq!(dig.trim(), "192.0.2.80");
+    let after = metric(&bed.metrics_page().unwrap(), ANSWERED).unwrap();
+    assert_eq!(after - before, 1, "answered by XDP");
+
+    // Every thread runs as the package's user with the unit's capabilities, and the store it
+    // made is private to that user.
+    let status = std::fs::read_to_string(format!("/proc/{}/status", daemon.pid)).unwrap();
+    let uids = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert_eq!(
+        uids.split_whitespace().skip(1).collect::<Vec<_>>(),
+        [uid.to_string().as_str(); 4],
+        "{uids}"
+    );
+    for (tid, [inheritable, permitted, effective, bounding]) in
+        dns_tests::thread_capabilities(daemon.pid)
+    {
+        assert_eq!(
+            (permitted, effective, bounding),
+            (
+                dns_tests::KEPT_CAPABILITIES,
+                dns_tests::KEPT_CAPABILITIES,
+                dns_tests::KEPT_CAPABILITIES
+            ),
+            "thread {tid}"
+        );
+        assert_eq!(inheritable, 0, "thread {tid}");
+    }
+    assert_eq!(
+        mode_owner(&format!("{STATE}/store.redb")),
+        (0o600, uid, gid)
+    );
+
+    let status = bed.stop(daemon.pid, Duration::from_secs(10)).unwrap();
+    assert!(status.success(), "stopped cleanly: {status}");
+    drop(bed);
+    drop(installed);
+    assert!(!Path::new(STATE).exists(), "purge removes the store");
+    assert!(
+        !Path::new(CONFIG).exists(),
+        "purge removes the configuration"
+    );
+    std::fs::remove_dir_all(&out).unwrap();
+}
