@@ -7,7 +7,7 @@ use std::path::Path;
 
 /// Bottom to top.
 const LAYERS: &[&[&str]] = &[
-    &["text", "files", "progress"],
+    &["text", "files", "progress", "privileges"],
     &["policy", "location", "rrl"],
     &["health"],
     &["zone"],
@@ -16,7 +16,7 @@ const LAYERS: &[&[&str]] = &[
     &["server"],
     &["http", "config", "route53"],
     &["control", "metrics"],
-    &["daemon", "cli", "client", "privileges"],
+    &["daemon", "cli", "client"],
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
