@@ -11,6 +11,7 @@
 //!                        VARIANTS[(group, cell, slot)]
 //!   rate     rrl.rs      GCRA per client prefix: allow, slip (TC=1) or drop
 //!   respond  respond.rs  rewrite in place (answers after the question, OPT echoed) -> XDP_TX
+//!   tap      tap.rs      1 in TAP_SAMPLE answers: query and response copied to a ring buffer
 //!   anything else, or anything not fully understood at any stage -> XDP_PASS (userspace)
 //! ```
 //!
@@ -25,6 +26,7 @@ mod maps;
 mod parse;
 mod respond;
 mod rrl;
+mod tap;
 
 use crate::maps::*;
 use crate::respond::*;
@@ -54,7 +56,10 @@ pub fn dns_xdp(ctx: XdpContext) -> u32 {
                 }
             };
             let zone = set.zone;
-            match respond::respond(&ctx, &query, set, truncated) {
+            let tapped = tap::begin(&ctx, &query);
+            let responded = respond::respond(&ctx, &query, set, truncated);
+            tap::finish(&ctx, &query, tapped, responded.is_ok());
+            match responded {
                 Ok(()) => {
                     count(if truncated {
                         Counter::Slipped

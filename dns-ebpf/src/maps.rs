@@ -5,11 +5,11 @@
 use aya_ebpf::{
     bindings::BPF_F_NO_PREALLOC,
     macros::map,
-    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray},
+    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
 };
 use dns_common::{
     AnswerKey, AnswerSet, COUNTER_COUNT, Control, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_VARIANTS,
-    Heartbeat, MAX_CELLS, MAX_ZONES, RRL_MAX_ENTRIES, RrlBucket, VariantKey,
+    Heartbeat, MAX_CELLS, MAX_ZONES, RRL_MAX_ENTRIES, RrlBucket, TAP_RING_BYTES, VariantKey,
 };
 
 #[map]
@@ -43,6 +43,9 @@ pub(crate) static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COU
 /// Answers sent per hosted zone slot.
 #[map]
 pub(crate) static ZONE_HITS: PerCpuArray<u64> = PerCpuArray::with_max_entries(MAX_ZONES, 0);
+/// Sampled answers for dnstap (see `tap.rs`).
+#[map]
+pub(crate) static TAP: RingBuf = RingBuf::with_byte_size(TAP_RING_BYTES, 0);
 /// Per-CPU scratch: the lookup key (too large for a zeroed stack copy) and the qname length.
 #[map]
 pub(crate) static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
@@ -85,3 +88,6 @@ pub(crate) static RRL_INTERVAL_NS: u64 = 0;
 pub(crate) static RRL_BURST_NS: u64 = 0;
 #[unsafe(no_mangle)]
 pub(crate) static RRL_SLIP: u32 = 0;
+/// Query logging (set by the loader): one answer in this many goes to `TAP`; 0 = none.
+#[unsafe(no_mangle)]
+pub(crate) static TAP_SAMPLE: u32 = 0;

@@ -147,6 +147,12 @@ struct ConfigArgs {
     /// server.user).
     #[arg(long, value_name = "NAME")]
     user: Option<String>,
+    /// Write dnstap query logs to this file, or to `unix:PATH` (replaces dnstap.sink).
+    #[arg(long, value_name = "SINK")]
+    dnstap: Option<String>,
+    /// Log one XDP answer in N to dnstap; 0 = none (replaces dnstap.xdp_sample).
+    #[arg(long, value_name = "N")]
+    dnstap_xdp_sample: Option<u32>,
 }
 
 fn parse_zone_file(s: &str) -> Result<(String, PathBuf), String> {
@@ -178,6 +184,8 @@ impl ConfigArgs {
             api_listen: self.api_listen,
             no_api: self.no_api,
             user: self.user.clone(),
+            dnstap: self.dnstap.clone(),
+            dnstap_xdp_sample: self.dnstap_xdp_sample,
         };
         Ok(resolve(self.config.as_deref(), &overrides)?)
     }

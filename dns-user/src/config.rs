@@ -51,6 +51,8 @@ pub struct ConfigFile {
     #[serde(default)]
     pub store: StoreSection,
     #[serde(default)]
+    pub dnstap: DnstapSection,
+    #[serde(default)]
     pub api: ApiSection,
     #[serde(default)]
     pub health: HealthSection,
@@ -302,6 +304,37 @@ fn default_rrl_burst() -> u32 {
 
 fn default_rrl_slip() -> u32 {
     2
+}
+
+/// `[dnstap]`: query logs (see [`crate::dnstap`]).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnstapSection {
+    /// A file (relative to the config file), or `unix:PATH` for a reader's socket; unset =
+    /// no query log.
+    pub sink: Option<String>,
+    /// The server's name in every message; default: the host name.
+    pub identity: Option<String>,
+    #[serde(default = "default_true")]
+    pub log_queries: bool,
+    #[serde(default = "default_true")]
+    pub log_responses: bool,
+    /// One XDP answer in this many is logged (the userspace server logs every query); 0 =
+    /// none.
+    #[serde(default)]
+    pub xdp_sample: u32,
+}
+
+impl Default for DnstapSection {
+    fn default() -> Self {
+        Self {
+            sink: None,
+            identity: None,
+            log_queries: true,
+            log_responses: true,
+            xdp_sample: 0,
+        }
+    }
 }
 
 /// `[store]`: the durable store of hosted zones, record sets, health checks and changes.
@@ -631,6 +664,10 @@ pub struct Overrides {
     pub no_api: bool,
     /// `--user NAME`: replaces `server.user`.
     pub user: Option<String>,
+    /// `--dnstap SINK`: replaces `dnstap.sink`.
+    pub dnstap: Option<String>,
+    /// `--dnstap-xdp-sample N`: replaces `dnstap.xdp_sample`.
+    pub dnstap_xdp_sample: Option<u32>,
 }
 
 /// Validated settings the daemon runs with.
@@ -672,6 +709,8 @@ pub struct Settings {
     pub transfer_allow: Vec<ipnet::IpNet>,
     /// `server.user`, looked up.
     pub run_as: Option<crate::privileges::RunAs>,
+    /// Query logs; `None` = off.
+    pub dnstap: Option<crate::dnstap::Settings>,
 }
 
 impl Settings {
@@ -808,6 +847,33 @@ fn settings_from(
         (None, Some(p)) => base_dir.join(p),
         (None, None) => PathBuf::from(DEFAULT_STORE),
     };
+    let dnstap = match overrides.dnstap.as_deref().or(file.dnstap.sink.as_deref()) {
+        None => None,
+        Some(text) => {
+            let sink = match crate::dnstap::Sink::parse(text).map_err(ConfigError::Invalid)? {
+                crate::dnstap::Sink::File(p) if overrides.dnstap.is_none() => {
+                    crate::dnstap::Sink::File(base_dir.join(p))
+                }
+                other => other,
+            };
+            let identity = match &file.dnstap.identity {
+                Some(i) => i.clone(),
+                None => nix::unistd::gethostname()
+                    .ok()
+                    .and_then(|h| h.into_string().ok())
+                    .unwrap_or_default(),
+            };
+            Some(crate::dnstap::Settings {
+                sink,
+                identity,
+                queries: file.dnstap.log_queries,
+                responses: file.dnstap.log_responses,
+                xdp_sample: overrides
+                    .dnstap_xdp_sample
+                    .unwrap_or(file.dnstap.xdp_sample),
+            })
+        }
+    };
     let api = if overrides.no_api || !file.api.enabled {
         None
     } else {
@@ -916,6 +982,7 @@ fn settings_from(
         store,
         api,
         transfer_allow: file.server.transfer_allow.clone(),
+        dnstap,
         run_as: overrides
             .user
             .as_deref()
@@ -1030,6 +1097,47 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("bad.toml") && err.contains("bogus"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn dnstap_sinks_are_files_beside_the_config_or_unix_sockets() {
+        let dir = std::env::temp_dir().join(format!("dns-config-tap-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("tap.toml");
+        std::fs::write(
+            &p,
+            "[dnstap]\nsink = \"q.dnstap\"\nidentity = \"ns9\"\nxdp_sample = 50\nlog_responses = false\n",
+        )
+        .unwrap();
+        let s = resolve(Some(&p), &Overrides::default()).unwrap();
+        let tap = s.dnstap.unwrap();
+        assert_eq!(tap.sink, crate::dnstap::Sink::File(dir.join("q.dnstap")));
+        assert_eq!((tap.identity.as_str(), tap.xdp_sample), ("ns9", 50));
+        assert!(tap.queries && !tap.responses);
+        // The flags replace the file's; a socket is `unix:PATH`.
+        let o = Overrides {
+            dnstap: Some("unix:/run/tap.sock".into()),
+            dnstap_xdp_sample: Some(0),
+            ..Default::default()
+        };
+        let tap = resolve(Some(&p), &o).unwrap().dnstap.unwrap();
+        assert_eq!(tap.sink, crate::dnstap::Sink::Unix("/run/tap.sock".into()));
+        assert_eq!(tap.xdp_sample, 0);
+        for bad in ["unix:", ""] {
+            let o = Overrides {
+                dnstap: Some(bad.into()),
+                ..Default::default()
+            };
+            let err = resolve(None, &o).unwrap_err().to_string();
+            assert!(err.contains("no path"), "{bad:?}: {err}");
+        }
+        assert!(
+            resolve(None, &Overrides::default())
+                .unwrap()
+                .dnstap
+                .is_none()
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

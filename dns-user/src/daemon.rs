@@ -93,6 +93,27 @@ pub fn serve(settings: Settings, pid_file: Option<&Path>, reread: Reread) -> any
             tracing::info!("{} health check(s) running", checks.len());
         }
 
+        // Query logs: the writer starts before anything answers.
+        let (tap, tap_writer) = match settings.dnstap.clone() {
+            Some(d) => {
+                let (tap, writer) = crate::dnstap::start(d)?;
+                tracing::info!(
+                    "dnstap: {}{} to {} (every userspace query; {})",
+                    if tap.settings.queries { "queries" } else { "" },
+                    if tap.settings.responses { " and responses" } else { "" },
+                    tap.settings.sink,
+                    match tap.settings.xdp_sample {
+                        0 => "no XDP answers".to_string(),
+                        1 => "every XDP answer".to_string(),
+                        n => format!("1 in {n} XDP answers"),
+                    }
+                );
+                (Some(tap), Some(writer))
+            }
+            None => (None, None),
+        };
+        let tap_sample = tap.as_ref().map_or(0, |t| t.settings.xdp_sample);
+        let mut tap_reader = None;
         let mut ebpf = None;
         let mut writer = None;
         let mut counters = None;
@@ -106,7 +127,11 @@ pub fn serve(settings: Settings, pid_file: Option<&Path>, reread: Reread) -> any
                 grow_at_head: false,
                 fixed_draw: None,
                 rrl: settings.rrl,
+                tap_sample,
             })?;
+            if tap_sample > 0 {
+                tap_reader = Some(crate::fastpath::tap::TapReader::take(&mut loaded)?);
+            }
             let mut w = MapWriter::new(&mut loaded, settings.max_entries)?;
             let report = Published::install_initial(&mut w, &catalog, &health)?;
             // What compiling the first tables freed goes back too (start-up only: later
@@ -155,7 +180,16 @@ pub fn serve(settings: Settings, pid_file: Option<&Path>, reread: Reread) -> any
             tcp_clients: Arc::new(crate::server::ClientSlots::new(settings.tcp_max_per_client)),
             limiter: settings.rrl.map(crate::rrl::Limiter::new),
             transfer_allow: settings.transfer_allow.clone(),
+            tap: tap.clone(),
         });
+        if let (Some(reader), Some(tap)) = (tap_reader, tap.clone()) {
+            // Not among the tasks whose end stops the daemon: a broken log never stops DNS.
+            tokio::spawn(async move {
+                if let Err(e) = reader.run(tap).await {
+                    tracing::error!("dnstap: reading XDP's sampled answers stopped: {e:#}");
+                }
+            });
+        }
         if let Some(r) = settings.rrl {
             tracing::info!(
                 "response rate limiting: {} UDP responses/s per client /24 (/56), burst {}, slip {}",
@@ -194,6 +228,7 @@ pub fn serve(settings: Settings, pid_file: Option<&Path>, reread: Reread) -> any
             health: Some(monitor.clone()),
             control: Some(control.clone()),
             published: Some(published.clone()),
+            dnstap: tap.as_ref().map(|t| t.stats.clone()),
         });
         if let Some(addr) = settings.metrics {
             let api_guard = settings.api.as_ref().map(api_guard);
@@ -245,6 +280,9 @@ pub fn serve(settings: Settings, pid_file: Option<&Path>, reread: Reread) -> any
             }
         };
         control.stop();
+        if let Some(w) = tap_writer {
+            w.stop(); // what is queued is written, and the stream ended properly
+        }
         // Orderly shutdown: the fast path goes transparent first, then the links are dropped.
         if let Some(ebpf) = ebpf {
             if let Err(e) = published.set_fast_path(false) {

@@ -23,15 +23,16 @@
 //!
 //! Pure parts (no kernel, no network): [`zone`], [`server::answer`], [`fastpath::compile`],
 //! [`policy`], [`config`]. A module imports only from the layers below its own (the test
-//! `tests/layers.rs` holds it to this): `text`, `files`, `progress`, `privileges` → `policy`, `location`,
-//! `rrl` → `health` → `zone` → `fastpath` → `publish` → `server` → `http`, `config`,
-//! `route53` → `control`, `metrics` → `daemon`, `cli`, `client`.
+//! `tests/layers.rs` holds it to this): `text`, `files`, `progress`, `privileges` → `policy`,
+//! `location`, `rrl`, `dnstap` → `health` → `zone` → `fastpath` → `publish` → `server` →
+//! `http`, `config`, `route53` → `control`, `metrics` → `daemon`, `cli`, `client`.
 
 pub mod cli;
 pub mod client;
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod dnstap;
 pub mod fastpath;
 pub mod files;
 pub mod health;

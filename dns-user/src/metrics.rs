@@ -68,6 +68,8 @@ pub struct MetricsSource {
     pub control: Option<Arc<crate::control::Control>>,
     /// Map occupancy.
     pub published: Option<Arc<crate::publish::Published>>,
+    /// Query-log counts.
+    pub dnstap: Option<Arc<crate::dnstap::Stats>>,
 }
 
 /// Renders the Prometheus text format.
@@ -189,6 +191,27 @@ pub fn render(source: &MetricsSource) -> String {
                 let _ = writeln!(out, "dns_xdp_map_capacity{{map=\"{map}\"}} {cap}");
             }
         }
+    }
+    if let Some(tap) = &source.dnstap {
+        use std::sync::atomic::Ordering::Relaxed;
+        out.push_str("# HELP dns_dnstap_messages_total dnstap messages written, by answer path.\n");
+        out.push_str("# TYPE dns_dnstap_messages_total counter\n");
+        for (path, n) in ["xdp", "userspace"].iter().zip(&tap.written) {
+            let _ = writeln!(
+                out,
+                "dns_dnstap_messages_total{{path=\"{path}\"}} {}",
+                n.load(Relaxed)
+            );
+        }
+        out.push_str(
+            "# HELP dns_dnstap_dropped_total Queries not logged: queue full or sink unavailable.\n",
+        );
+        out.push_str("# TYPE dns_dnstap_dropped_total counter\n");
+        let _ = writeln!(
+            out,
+            "dns_dnstap_dropped_total {}",
+            tap.dropped.load(Relaxed)
+        );
     }
     if let Some(monitor) = &source.health {
         let statuses = monitor.status();

@@ -8,7 +8,7 @@ use std::path::Path;
 /// Bottom to top.
 const LAYERS: &[&[&str]] = &[
     &["text", "files", "progress", "privileges"],
-    &["policy", "location", "rrl"],
+    &["policy", "location", "rrl", "dnstap"],
     &["health"],
     &["zone"],
     &["fastpath"],

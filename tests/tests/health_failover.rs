@@ -254,7 +254,20 @@ fn health_checks_move_answers_both_ways_through_the_fast_path() {
         endpoints.start(&mut bed, id);
     }
     let daemon = bed
-        .start_service(BIN, "native", &["--config", path.to_str().unwrap()], false)
+        .start_service(
+            BIN,
+            "native",
+            &[
+                "--config",
+                path.to_str().unwrap(),
+                // Query logs on, so the dashboard's dnstap panel is checked too.
+                "--dnstap",
+                dir.join("queries.dnstap").to_str().unwrap(),
+                "--dnstap-xdp-sample",
+                "10",
+            ],
+            false,
+        )
         .unwrap();
     // Every check healthy, after real probes (not just "new").
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -10,8 +10,8 @@ use std::net::Ipv4Addr;
 
 use aya::Ebpf;
 use aya::programs::{TestRun, TestRunOptions};
-use dns_common::{Counter, PROGRAM_NAME, TYPE_A};
-use dns_tests::fixtures::{Expect, fixtures, q};
+use dns_common::{Counter, PROGRAM_NAME, TYPE_A, TapRecord};
+use dns_tests::fixtures::{Expect, Fixture, fixtures, q};
 use dns_tests::frame::*;
 use dns_user::fastpath::compile::{Change, Delta, Tables, compile, key, render};
 use dns_user::fastpath::maps::{MapWriteError, MapWriter};
@@ -39,7 +39,7 @@ impl Harness {
     }
 
     fn with_growth(catalog: Catalog, max_entries: u32, grow_at_head: bool) -> Harness {
-        Self::with_options(catalog, max_entries, grow_at_head, None, None)
+        Self::with_options(catalog, max_entries, grow_at_head, None, None, 0)
     }
 
     fn with_options(
@@ -48,6 +48,7 @@ impl Harness {
         grow_at_head: bool,
         fixed_draw: Option<u32>,
         rrl: Option<dns_user::rrl::RrlConfig>,
+        tap_sample: u32,
     ) -> Harness {
         let mut ebpf = xdp::load(&LoadOptions {
             port: 53,
@@ -56,6 +57,7 @@ impl Harness {
             grow_at_head,
             fixed_draw,
             rrl,
+            tap_sample,
         })
         .expect("loading the XDP program needs root (CAP_BPF); run the tests as root");
         let mut writer = MapWriter::new(&mut ebpf, max_entries).unwrap();
@@ -124,7 +126,57 @@ fn fixture_table_with_growth_at_the_head() {
     run_fixture_table(Harness::with_growth(catalog(), 1024, true));
 }
 
+/// The table again with dnstap sampling every answer (both growth paths): the answers are
+/// the same bytes, and each answer's ring record holds exactly the query as received and the
+/// response as sent, with the frame's addresses and ports; a passed packet is never logged.
+#[test]
+fn fixture_table_with_every_answer_tapped_for_dnstap() {
+    for grow_at_head in [false, true] {
+        let mut h = Harness::with_options(catalog(), 1024, grow_at_head, None, None, 1);
+        let ring = h.ebpf.take_map(dns_common::TAP_MAP).unwrap();
+        let mut ring = aya::maps::RingBuf::try_from(ring).unwrap();
+        let tapped = std::cell::RefCell::new(0);
+        let mut check = |f: &Fixture, response: Option<&[u8]>| {
+            let record = ring.next().map(|item| {
+                assert!(item.len() >= size_of::<TapRecord>());
+                // SAFETY: the length is checked; TapRecord is plain data.
+                unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<TapRecord>()) }
+            });
+            let Some(response) = response else {
+                assert!(record.is_none(), "{}: a passed packet was logged", f.name);
+                return;
+            };
+            let rec = record.unwrap_or_else(|| panic!("{}: no TAP record", f.name));
+            let event = dns_user::fastpath::tap::event(&rec, dns_user::fastpath::tap::Clock::now());
+            assert_eq!(event.query, f.payload, "{}: the query as received", f.name);
+            assert_eq!(
+                event.response.unwrap().1,
+                response,
+                "{}: the response as sent",
+                f.name
+            );
+            let ends = (
+                std::net::SocketAddr::new(f.frame.src, f.frame.sport),
+                std::net::SocketAddr::new(f.frame.dst, f.frame.dport),
+            );
+            assert_eq!((event.client, event.server), ends, "{}", f.name);
+            *tapped.borrow_mut() += 1;
+        };
+        let answered = run_fixture_table_with(&mut h, &mut check);
+        assert_eq!(*tapped.borrow(), answered, "grow_at_head {grow_at_head}");
+    }
+}
+
 fn run_fixture_table(mut h: Harness) {
+    run_fixture_table_with(&mut h, &mut |_, _| {});
+}
+
+/// Runs every fixture, calling `after` with each one and its DNS response (`None` if passed);
+/// returns how many were answered.
+fn run_fixture_table_with(
+    h: &mut Harness,
+    after: &mut dyn FnMut(&Fixture, Option<&[u8]>),
+) -> usize {
     let mut answered = 0;
     for f in fixtures() {
         let input = f.input();
@@ -151,15 +203,18 @@ fn run_fixture_table(mut h: Harness) {
                 );
                 answered += 1;
                 assert_eq!(h.counter(Counter::Answered), before + 1, "{}", f.name);
+                after(&f, Some(&out[f.frame.dns_offset()..]));
             }
             Expect::Pass(c) => {
                 assert_eq!(action, XDP_PASS, "{}: expected XDP_PASS", f.name);
                 assert_eq!(out, input, "{}: a passed frame must be untouched", f.name);
                 assert_eq!(h.counter(c), before + 1, "{}: counter {:?}", f.name, c);
+                after(&f, None);
             }
         }
     }
     assert!(answered >= 15);
+    answered
 }
 
 #[test]
@@ -400,7 +455,7 @@ fn every_routing_policy_answers_in_xdp_exactly_as_userspace() {
     {
         for draw in [0u32, 1, 2, 3, 7, 9, 63, 1000] {
             let (catalog, health) = dns_tests::fixtures::policy_catalog(down);
-            let mut h = Harness::with_options(catalog, 4096, false, Some(draw), None);
+            let mut h = Harness::with_options(catalog, 4096, false, Some(draw), None, 0);
             let (tables, report) = compile(&h.catalog, &health);
             assert_eq!(report.groups_passed, 0, "every group compiles");
             h.writer.install(&tables).unwrap();
@@ -508,7 +563,7 @@ fn rate_limited_prefixes_get_the_rate_then_slips_and_drops() {
         burst: 3,
         slip: 2,
     };
-    let mut h = Harness::with_options(catalog(), 1024, false, None, Some(rrl));
+    let mut h = Harness::with_options(catalog(), 1024, false, None, Some(rrl), 0);
     let attacker = Frame::query(false);
     let query = q("www.example.com", TYPE_A);
     let input = attacker.build(&query);

@@ -301,6 +301,41 @@ pub const GLOBAL_GROW_AT_HEAD: &str = "GROW_AT_HEAD";
 /// draw d.
 pub const GLOBAL_FIXED_DRAW: &str = "FIXED_DRAW";
 
+/// Name of the ring buffer of sampled XDP answers ([`TapRecord`]s), read for dnstap.
+pub const TAP_MAP: &str = "TAP";
+/// Bytes of the [`TAP_MAP`] ring buffer (a power-of-two multiple of the page size): about 500
+/// records.
+pub const TAP_RING_BYTES: u32 = 1 << 20;
+/// Global (read-only after load): one XDP answer in this many is copied to [`TAP_MAP`]; 0 =
+/// none (the verifier then removes the code).
+pub const GLOBAL_TAP_SAMPLE: &str = "TAP_SAMPLE";
+/// Most bytes of a DNS message a [`TapRecord`] holds; a longer one is left out (length 0).
+pub const TAP_MESSAGE_BYTES: usize = 1024;
+
+/// One sampled XDP answer: the query as received and the response as sent, for dnstap.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct TapRecord {
+    /// `bpf_ktime_get_ns()` (CLOCK_MONOTONIC) when the query was read.
+    pub time_ns: u64,
+    /// The client's address (IPv4: the first 4 bytes).
+    pub client: [u8; 16],
+    /// The address the query was sent to.
+    pub server: [u8; 16],
+    /// Ports, host byte order.
+    pub client_port: u16,
+    pub server_port: u16,
+    /// 4 or 6.
+    pub family: u8,
+    pub _pad: u8,
+    /// Bytes of `query` and `response` used; 0 = not copied.
+    pub query_len: u16,
+    pub response_len: u16,
+    pub _pad2: [u8; 6],
+    pub query: [u8; TAP_MESSAGE_BYTES],
+    pub response: [u8; TAP_MESSAGE_BYTES],
+}
+
 /// Per-CPU counters: what the program did with each packet. `Answered` is XDP_TX; every other
 /// counter is a reason for XDP_PASS.
 #[repr(u32)]
@@ -442,6 +477,7 @@ const _: () = assert!(RRL_V4_PREFIX % 8 == 0 && RRL_V6_PREFIX % 8 == 0);
 const _: () = assert!(core::mem::size_of::<VariantKey>() == 16);
 const _: () = assert!(core::mem::size_of::<CellKey>() == 20);
 const _: () = assert!(MAX_ANSWER_BYTES % 4 == 0);
+const _: () = assert!(core::mem::size_of::<TapRecord>() == 56 + 2 * TAP_MESSAGE_BYTES);
 
 #[cfg(feature = "user")]
 mod pod {
@@ -459,4 +495,6 @@ mod pod {
     unsafe impl aya::Pod for super::VariantKey {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::CellKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::TapRecord {}
 }

@@ -1,7 +1,9 @@
 //! The fast path's userspace side: the compiler that turns the catalog into the exact contents
 //! of the XDP maps ([`compile`]), the writer that installs them with a double-buffer protocol
-//! ([`maps`]), and the loader that attaches the program and reads its counters ([`xdp`]).
+//! ([`maps`]), the loader that attaches the program and reads its counters ([`xdp`]), and the
+//! reader of its sampled answers for dnstap ([`tap`]).
 
 pub mod compile;
 pub mod maps;
+pub mod tap;
 pub mod xdp;

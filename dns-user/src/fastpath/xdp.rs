@@ -6,8 +6,8 @@ use aya::programs::{ProgramError, Xdp, XdpMode};
 use aya::{Ebpf, EbpfError, EbpfLoader};
 use dns_common::{
     ANSWER_MAPS, GLOBAL_DNS_PORT, GLOBAL_EDNS_UDP_SIZE, GLOBAL_FIXED_DRAW, GLOBAL_GROW_AT_HEAD,
-    GLOBAL_RRL_BURST_NS, GLOBAL_RRL_INTERVAL_NS, GLOBAL_RRL_SLIP, PASS_PROGRAM_NAME, PROGRAM_NAME,
-    VARIANT_MAPS,
+    GLOBAL_RRL_BURST_NS, GLOBAL_RRL_INTERVAL_NS, GLOBAL_RRL_SLIP, GLOBAL_TAP_SAMPLE,
+    PASS_PROGRAM_NAME, PROGRAM_NAME, VARIANT_MAPS,
 };
 
 /// The eBPF object (bpfel, with BTF).
@@ -75,6 +75,8 @@ pub struct LoadOptions {
     pub fixed_draw: Option<u32>,
     /// Response rate limiting; `None` = off.
     pub rrl: Option<crate::rrl::RrlConfig>,
+    /// dnstap: one answer in this many is copied to the TAP ring buffer; 0 = none.
+    pub tap_sample: u32,
 }
 
 impl Default for LoadOptions {
@@ -87,6 +89,7 @@ impl Default for LoadOptions {
             grow_at_head: false,
             fixed_draw: None,
             rrl: None,
+            tap_sample: 0,
         }
     }
 }
@@ -107,7 +110,8 @@ pub fn load(options: &LoadOptions) -> Result<Ebpf, XdpError> {
     loader
         .override_global(GLOBAL_RRL_INTERVAL_NS, &interval, true)
         .override_global(GLOBAL_RRL_BURST_NS, &burst, true)
-        .override_global(GLOBAL_RRL_SLIP, &slip, true);
+        .override_global(GLOBAL_RRL_SLIP, &slip, true)
+        .override_global(GLOBAL_TAP_SAMPLE, &options.tap_sample, true);
     for map in ANSWER_MAPS.into_iter().chain(VARIANT_MAPS) {
         loader.map_max_entries(map, options.max_entries);
     }

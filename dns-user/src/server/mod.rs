@@ -95,6 +95,37 @@ pub struct Shared {
     pub limiter: Option<crate::rrl::Limiter>,
     /// Client networks allowed zone transfers over TCP.
     pub transfer_allow: Vec<ipnet::IpNet>,
+    /// Query logs; `None` = off.
+    pub tap: Option<crate::dnstap::Tap>,
+}
+
+impl Shared {
+    /// Logs a query and its response to dnstap, if on.
+    fn log(
+        &self,
+        protocol: crate::dnstap::Protocol,
+        (client, server): (SocketAddr, SocketAddr),
+        query_time: Option<std::time::SystemTime>,
+        query: &[u8],
+        response: Option<&[u8]>,
+    ) {
+        if let (Some(tap), Some(query_time)) = (&self.tap, query_time) {
+            tap.log(crate::dnstap::Event {
+                path: crate::dnstap::AnswerPath::Userspace,
+                protocol,
+                client,
+                server,
+                query_time,
+                query: query.to_vec(),
+                response: response.map(|r| (std::time::SystemTime::now(), r.to_vec())),
+            });
+        }
+    }
+
+    /// The time a query arrived, when it will be logged.
+    fn query_time(&self) -> Option<std::time::SystemTime> {
+        self.tap.as_ref().map(|_| std::time::SystemTime::now())
+    }
 }
 
 /// Bound sockets, ready to serve.
@@ -169,6 +200,9 @@ pub async fn serve(listeners: Listeners, shared: Arc<Shared>) {
 /// One UDP worker: a blocking receive, answer, send loop (no executor on the hot path).
 fn serve_udp(socket: &std::net::UdpSocket, shared: &Shared) {
     let mut buf = vec![0u8; MAX_UDP_MESSAGE];
+    let local = socket
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
     loop {
         let (len, peer) = match socket.recv_from(&mut buf) {
             Ok(r) => r,
@@ -177,6 +211,7 @@ fn serve_udp(socket: &std::net::UdpSocket, shared: &Shared) {
                 continue;
             }
         };
+        let query_time = shared.query_time();
         let response = respond(
             &shared.published.catalog.load(),
             &shared.published.health.load(),
@@ -194,11 +229,18 @@ fn serve_udp(socket: &std::net::UdpSocket, shared: &Shared) {
             },
             (_, r) => r,
         };
-        if let Some(r) = response
-            && let Err(e) = socket.send_to(&r, peer)
+        if let Some(r) = &response
+            && let Err(e) = socket.send_to(r, peer)
         {
             tracing::debug!("udp send to {peer}: {e}");
         }
+        shared.log(
+            crate::dnstap::Protocol::Udp,
+            (peer, local),
+            query_time,
+            &buf[..len],
+            response.as_deref(),
+        );
     }
 }
 
@@ -347,7 +389,7 @@ async fn serve_tcp(listener: TcpListener, shared: Arc<Shared>) {
         let shared = shared.clone();
         tokio::spawn(async move {
             let _slots = (permit, client_slot);
-            if let Err(e) = serve_tcp_connection(stream, peer.ip(), &shared).await {
+            if let Err(e) = serve_tcp_connection(stream, peer, &shared).await {
                 tracing::debug!("tcp {peer}: {e}");
             }
         });
@@ -372,9 +414,12 @@ async fn write_framed(
 /// RFC 1035 section 4.2.2 framing; queries are answered in order until EOF or idle timeout.
 async fn serve_tcp_connection(
     mut stream: TcpStream,
-    peer: std::net::IpAddr,
+    peer_address: SocketAddr,
     shared: &Shared,
 ) -> std::io::Result<()> {
+    let peer = peer_address.ip();
+    let ends = (peer_address, stream.local_addr()?);
+    let tcp = crate::dnstap::Protocol::Tcp;
     loop {
         let mut len = [0u8; 2];
         match tokio::time::timeout(shared.tcp_idle, stream.read_exact(&mut len)).await {
@@ -386,15 +431,20 @@ async fn serve_tcp_connection(
         tokio::time::timeout(shared.tcp_idle, stream.read_exact(&mut message))
             .await
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "message body"))??;
+        let query_time = shared.query_time();
         if let Some(stream_of) = crate::server::transfer::respond(
             &shared.published.catalog.load(),
             &message,
             peer,
             &shared.transfer_allow,
         ) {
-            for r in stream_of {
+            // A transfer is logged as its query and first message.
+            for (i, r) in stream_of.into_iter().enumerate() {
                 shared.stats.record(Transport::Tcp, Some(&r));
                 write_framed(&mut stream, &r, shared.tcp_idle).await?;
+                if i == 0 {
+                    shared.log(tcp, ends, query_time, &message, Some(&r));
+                }
             }
             continue;
         }
@@ -407,8 +457,10 @@ async fn serve_tcp_connection(
             peer,
         );
         shared.stats.record(Transport::Tcp, response.as_deref());
-        let Some(r) = response else { continue };
-        write_framed(&mut stream, &r, shared.tcp_idle).await?;
+        if let Some(r) = &response {
+            write_framed(&mut stream, r, shared.tcp_idle).await?;
+        }
+        shared.log(tcp, ends, query_time, &message, response.as_deref());
     }
 }
 
