@@ -5,11 +5,17 @@ use std::path::Path;
 use anyhow::Context;
 use dns_tests::{Process, SERVER_V4, Side, Testbed};
 
+/// One XDP answer in this many is logged by [`Contender::OursXdpDnstap`].
+pub const DNSTAP_SAMPLE: u32 = 100;
+
 /// A server under test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Contender {
     /// dns-user with the XDP fast path (native mode).
     OursXdp,
+    /// dns-user with the XDP fast path and dnstap query logs: every userspace query, one XDP
+    /// answer in [`DNSTAP_SAMPLE`].
+    OursXdpDnstap,
     /// dns-user with XDP off: the userspace server alone.
     OursUserspace,
     /// Knot DNS answering over UDP sockets.
@@ -21,8 +27,9 @@ pub enum Contender {
 }
 
 impl Contender {
-    pub const ALL: [Contender; 5] = [
+    pub const ALL: [Contender; 6] = [
         Contender::OursXdp,
+        Contender::OursXdpDnstap,
         Contender::OursUserspace,
         Contender::KnotUdp,
         Contender::KnotXdp,
@@ -32,6 +39,7 @@ impl Contender {
     pub fn label(self) -> &'static str {
         match self {
             Contender::OursXdp => "dns-xdp (XDP)",
+            Contender::OursXdpDnstap => "dns-xdp (XDP, dnstap 1 in 100)",
             Contender::OursUserspace => "dns-xdp (userspace)",
             Contender::KnotUdp => "Knot DNS (UDP)",
             Contender::KnotXdp => "Knot DNS (XDP)",
@@ -41,7 +49,10 @@ impl Contender {
 
     /// True if the server runs an XDP program on the server veth.
     pub fn uses_xdp(self) -> bool {
-        matches!(self, Contender::OursXdp | Contender::KnotXdp)
+        matches!(
+            self,
+            Contender::OursXdp | Contender::OursXdpDnstap | Contender::KnotXdp
+        )
     }
 
     /// Starts the server; it is ready when it answers (the caller waits for that).
@@ -57,11 +68,11 @@ impl Contender {
         let server_if = bed.server_if.clone();
         let listen = format!("{SERVER_V4}:53");
         match self {
-            Contender::OursXdp | Contender::OursUserspace => {
-                let mode = if self == Contender::OursXdp {
-                    "native"
-                } else {
+            Contender::OursXdp | Contender::OursXdpDnstap | Contender::OursUserspace => {
+                let mode = if self == Contender::OursUserspace {
                     "off"
+                } else {
+                    "native"
                 };
                 let zone_arg = format!("example.com.={zone_str}");
                 let max = max_entries.to_string();
@@ -80,6 +91,18 @@ impl Contender {
                     "--metrics",
                     dns_tests::METRICS_ADDR,
                 ];
+                let log = work.join("bench.dnstap");
+                let sample = DNSTAP_SAMPLE.to_string();
+                let dnstap = [
+                    "--dnstap",
+                    log.to_str().context("path")?,
+                    "--dnstap-xdp-sample",
+                    &sample,
+                ];
+                let mut args = args.to_vec();
+                if self == Contender::OursXdpDnstap {
+                    args.extend(dnstap);
+                }
                 bed.spawn(Side::Server, bin, &args, false)
             }
             Contender::KnotUdp | Contender::KnotXdp => {
