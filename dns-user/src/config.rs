@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use hickory_proto::rr::Name;
+use hickory_proto::rr::rdata::tsig::TsigAlgorithm;
 use serde::Deserialize;
 
 use crate::fastpath::xdp::AttachMode;
@@ -52,6 +53,9 @@ pub struct ConfigFile {
     pub store: StoreSection,
     #[serde(default)]
     pub dnstap: DnstapSection,
+    /// TSIG keys (RFC 8945) queries and transfer requests may be signed with.
+    #[serde(default, rename = "tsig_key")]
+    pub tsig_keys: Vec<TsigKeySection>,
     #[serde(default)]
     pub api: ApiSection,
     #[serde(default)]
@@ -212,6 +216,10 @@ pub struct ServerSection {
     /// Client networks allowed zone transfers (AXFR over TCP); empty = none (REFUSED).
     #[serde(default)]
     pub transfer_allow: Vec<ipnet::IpNet>,
+    /// TSIG keys (`[[tsig_key]]` names) one of which must sign a transfer request; empty =
+    /// unsigned requests from `transfer_allow` are served too.
+    #[serde(default)]
+    pub transfer_keys: Vec<String>,
     /// The name servers hosted zones delegate to (Route 53's delegation set): the apex NS of
     /// a zone created through the API or declared without an SOA, and its SOA's MNAME (the
     /// first); what GetHostedZone reports. Empty: `ns1.<zone>`.
@@ -234,6 +242,7 @@ impl Default for ServerSection {
             tcp_max_per_client: default_tcp_max_per_client(),
             udp_workers: 0,
             transfer_allow: Vec::new(),
+            transfer_keys: Vec::new(),
             name_servers: Vec::new(),
             user: None,
         }
@@ -304,6 +313,23 @@ fn default_rrl_burst() -> u32 {
 
 fn default_rrl_slip() -> u32 {
     2
+}
+
+/// `[[tsig_key]]`: a shared secret (see [`crate::server::tsig`]).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TsigKeySection {
+    /// The key's name, as the other side knows it (e.g. `xfr-key.`).
+    pub name: String,
+    /// `hmac-sha256` (default), `hmac-sha384` or `hmac-sha512`.
+    #[serde(default = "default_tsig_algorithm")]
+    pub algorithm: String,
+    /// The secret, base64 (as `tsig-keygen` and `keymgr -t` print it).
+    pub secret: String,
+}
+
+fn default_tsig_algorithm() -> String {
+    "hmac-sha256".into()
 }
 
 /// `[dnstap]`: query logs (see [`crate::dnstap`]).
@@ -707,6 +733,10 @@ pub struct Settings {
     pub rrl: Option<crate::rrl::RrlConfig>,
     /// Client networks allowed zone transfers.
     pub transfer_allow: Vec<ipnet::IpNet>,
+    /// Keys one of which must sign a transfer request (empty: none needed).
+    pub transfer_keys: Vec<hickory_proto::rr::LowerName>,
+    /// TSIG keys.
+    pub tsig_keys: Vec<crate::server::tsig::KeySpec>,
     /// `server.user`, looked up.
     pub run_as: Option<crate::privileges::RunAs>,
     /// Query logs; `None` = off.
@@ -874,6 +904,49 @@ fn settings_from(
             })
         }
     };
+    let mut tsig_keys = Vec::new();
+    for k in &file.tsig_keys {
+        let name = Name::from_ascii(k.name.trim_end_matches('.').to_string() + ".")
+            .map_err(|e| ConfigError::Invalid(format!("tsig_key {:?}: {e}", k.name)))?;
+        let algorithm = match k.algorithm.to_ascii_lowercase().trim_end_matches('.') {
+            "hmac-sha256" => TsigAlgorithm::HmacSha256,
+            "hmac-sha384" => TsigAlgorithm::HmacSha384,
+            "hmac-sha512" => TsigAlgorithm::HmacSha512,
+            other => {
+                return Err(ConfigError::Invalid(format!(
+                    "tsig_key {:?}: algorithm {other:?} is not supported (hmac-sha256, hmac-sha384, hmac-sha512)",
+                    k.name
+                )));
+            }
+        };
+        let secret = data_encoding::BASE64
+            .decode(k.secret.trim().as_bytes())
+            .map_err(|e| {
+                ConfigError::Invalid(format!("tsig_key {:?}: secret is not base64: {e}", k.name))
+            })?;
+        tsig_keys.push(crate::server::tsig::KeySpec {
+            name,
+            algorithm,
+            secret,
+        });
+    }
+    crate::server::tsig::Keys::new(&tsig_keys).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+    let mut transfer_keys = Vec::new();
+    for k in &file.server.transfer_keys {
+        let name = hickory_proto::rr::LowerName::new(
+            &Name::from_ascii(k.trim_end_matches('.').to_string() + ".")
+                .map_err(|e| ConfigError::Invalid(format!("server.transfer_keys {k:?}: {e}")))?,
+        );
+        if !tsig_keys
+            .iter()
+            .any(|t| hickory_proto::rr::LowerName::new(&t.name) == name)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "server.transfer_keys: {k:?} is not a [[tsig_key]]"
+            )));
+        }
+        transfer_keys.push(name);
+    }
     let api = if overrides.no_api || !file.api.enabled {
         None
     } else {
@@ -982,6 +1055,8 @@ fn settings_from(
         store,
         api,
         transfer_allow: file.server.transfer_allow.clone(),
+        transfer_keys,
+        tsig_keys,
         dnstap,
         run_as: overrides
             .user
@@ -1138,6 +1213,38 @@ mod tests {
                 .dnstap
                 .is_none()
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn tsig_keys_are_checked_and_transfer_keys_must_name_one() {
+        let dir = std::env::temp_dir().join(format!("dns-config-tsig-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("tsig.toml");
+        let resolve_text = |text: &str| {
+            std::fs::write(&p, text).unwrap();
+            resolve(Some(&p), &Overrides::default()).map_err(|e| e.to_string())
+        };
+        let key = "[[tsig_key]]\nname = \"xfr\"\nsecret = \"c2VjcmV0\"\n";
+        let s = resolve_text(&format!("[server]\ntransfer_keys = [\"XFR.\"]\n{key}")).unwrap();
+        assert_eq!(s.tsig_keys.len(), 1);
+        assert_eq!(s.tsig_keys[0].secret, b"secret");
+        assert_eq!(s.transfer_keys[0].to_string(), "xfr.");
+        for (text, expected) in [
+            (
+                "[server]\ntransfer_keys = [\"other\"]\n".to_string() + key,
+                "is not a [[tsig_key]]",
+            ),
+            (key.replace("c2VjcmV0", "not base64!"), "not base64"),
+            (
+                key.to_string() + "algorithm = \"hmac-md5\"\n",
+                "not supported",
+            ),
+            (format!("{key}{key}"), "defined twice"),
+        ] {
+            let err = resolve_text(&text).unwrap_err();
+            assert!(err.contains(expected), "{text}: {err}");
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

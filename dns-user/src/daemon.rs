@@ -173,13 +173,17 @@ pub fn serve(settings: Settings, pid_file: Option<&Path>, reread: Reread) -> any
             published: published.clone(),
             options: AnswerOptions {
                 edns_udp_size: settings.edns_udp_size,
+                tsig: Arc::new(crate::server::tsig::Keys::new(&settings.tsig_keys)?),
             },
             stats: stats.clone(),
             tcp_idle: Duration::from_secs(settings.tcp_idle_timeout_secs),
             tcp_slots: Arc::new(Semaphore::new(settings.tcp_max_connections)),
             tcp_clients: Arc::new(crate::server::ClientSlots::new(settings.tcp_max_per_client)),
             limiter: settings.rrl.map(crate::rrl::Limiter::new),
-            transfer_allow: settings.transfer_allow.clone(),
+            transfer: crate::server::transfer::TransferAcl {
+                networks: settings.transfer_allow.clone(),
+                keys: settings.transfer_keys.clone(),
+            },
             tap: tap.clone(),
         });
         if let (Some(reader), Some(tap)) = (tap_reader, tap.clone()) {

@@ -51,6 +51,23 @@ pub fn q(name: &str, qtype: u16) -> Vec<u8> {
     raw_query(0xbeef, 0x0100, [1, 0, 0, 0], &question(name, qtype, 1), &[])
 }
 
+/// A TSIG record (RFC 8945 section 4.2) of key `key.`, hmac-sha256, a 32-byte MAC.
+fn tsig_rr() -> Vec<u8> {
+    let mut rdata = b"\x0bhmac-sha256\x00".to_vec();
+    rdata.extend_from_slice(&[0, 0, 0x6b, 0x49, 0xd2, 0x00]); // time signed
+    rdata.extend_from_slice(&300u16.to_be_bytes()); // fudge
+    rdata.extend_from_slice(&32u16.to_be_bytes());
+    rdata.extend_from_slice(&[0xab; 32]); // MAC
+    rdata.extend_from_slice(&[0x07, 0x77, 0, 0, 0, 0]); // original id, error, other length
+    let mut rr = b"\x03key\x00".to_vec();
+    rr.extend_from_slice(&250u16.to_be_bytes()); // TSIG
+    rr.extend_from_slice(&255u16.to_be_bytes()); // class ANY
+    rr.extend_from_slice(&[0, 0, 0, 0]);
+    rr.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+    rr.extend_from_slice(&rdata);
+    rr
+}
+
 /// A query with an OPT record (RD and CD set).
 pub fn q_edns(name: &str, qtype: u16, udp: u16, flags: u16, options: &[u8]) -> Vec<u8> {
     raw_query(
@@ -225,6 +242,18 @@ pub fn fixtures() -> Vec<Fixture> {
                 &[0, 8, 0, 4, 0, 1, 0, 0],
             ),
             Expect::Tx,
+        ),
+        fx(
+            "TSIG-signed query (verified and signed in userspace)",
+            v4,
+            raw_query(
+                0x0777,
+                0x0100,
+                [1, 0, 0, 1],
+                &question("www.example.com", TYPE_A, 1),
+                &tsig_rr(),
+            ),
+            Expect::Pass(Counter::Edns),
         ),
         fx(
             "ECS scope set in a query",

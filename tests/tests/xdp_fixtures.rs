@@ -105,6 +105,7 @@ impl Harness {
             &HealthState::default(),
             &AnswerOptions {
                 edns_udp_size: EDNS_SIZE,
+                ..Default::default()
             },
             payload,
             Transport::Udp,
@@ -485,6 +486,7 @@ fn every_routing_policy_answers_in_xdp_exactly_as_userspace() {
                         &health,
                         &AnswerOptions {
                             edns_udp_size: EDNS_SIZE,
+                            ..Default::default()
                         },
                         &payload,
                         Transport::Udp,

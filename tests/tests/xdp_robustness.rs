@@ -258,6 +258,7 @@ fn check_answer(
         health,
         &AnswerOptions {
             edns_udp_size: 1232,
+            ..Default::default()
         },
         query,
         Transport::Udp,

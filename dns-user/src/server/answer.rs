@@ -16,6 +16,7 @@ use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
 use crate::health::HealthState;
 use crate::location::Locations;
 use crate::policy::{self, Context, SplitMix64};
+use crate::server::tsig;
 use crate::zone::{Catalog, RrSet, Zone};
 
 /// Longest CNAME chain followed inside the zone.
@@ -31,16 +32,19 @@ pub enum Transport {
 }
 
 /// Settings of the answer engine.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct AnswerOptions {
     /// UDP payload size advertised in OPT and the most we send over UDP to EDNS clients.
     pub edns_udp_size: u16,
+    /// TSIG keys signed queries are verified with (see [`crate::server::tsig`]).
+    pub tsig: std::sync::Arc<crate::server::tsig::Keys>,
 }
 
 impl Default for AnswerOptions {
     fn default() -> Self {
         Self {
             edns_udp_size: 1232,
+            tsig: Default::default(),
         }
     }
 }
@@ -62,8 +66,22 @@ pub fn respond(
     transport: Transport,
     client: IpAddr,
 ) -> Option<Vec<u8>> {
+    respond_reserving(catalog, health, options, query, transport, client, 0)
+}
+
+/// [`respond`] with `reserve` bytes of the client's UDP size kept free (for a TSIG record
+/// added after).
+pub fn respond_reserving(
+    catalog: &Catalog,
+    health: &HealthState,
+    options: &AnswerOptions,
+    query: &[u8],
+    transport: Transport,
+    client: IpAddr,
+    reserve: usize,
+) -> Option<Vec<u8>> {
     RANDOM.with(|rng| {
-        respond_with(
+        respond_inner(
             catalog,
             health,
             options,
@@ -71,6 +89,7 @@ pub fn respond(
             transport,
             client,
             &mut *rng.borrow_mut(),
+            reserve,
         )
     })
 }
@@ -85,6 +104,20 @@ pub fn respond_with(
     transport: Transport,
     client: IpAddr,
     rng: &mut dyn policy::RandomSource,
+) -> Option<Vec<u8>> {
+    respond_inner(catalog, health, options, query, transport, client, rng, 0)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn respond_inner(
+    catalog: &Catalog,
+    health: &HealthState,
+    options: &AnswerOptions,
+    query: &[u8],
+    transport: Transport,
+    client: IpAddr,
+    rng: &mut dyn policy::RandomSource,
+    reserve: usize,
 ) -> Option<Vec<u8>> {
     if query.len() < dns_common::DNS_HEADER_LEN {
         return None;
@@ -101,7 +134,41 @@ pub fn respond_with(
         Ok(m) => m,
         Err(_) => return encode(&error_response(&raw, opcode, ResponseCode::FormErr)),
     };
-    let response = answer_message(catalog, health, options, &raw, &request, client, rng);
+    // A signed query is verified before anything else (RFC 8945 section 5.2), and its answer
+    // signed after.
+    let mut session = None;
+    if request.signature.is_some() {
+        let now = tsig::now();
+        match tsig::check_parsed(&options.tsig, &request, query, now) {
+            tsig::Verdict::Refused(r) => return Some(r),
+            tsig::Verdict::Signed(s) => session = Some((s, now)),
+            tsig::Verdict::Unsigned => {}
+        }
+    }
+    let reserve = reserve + session.as_ref().map_or(0, |(s, _)| s.reserve());
+    let bytes = answer_bytes(
+        catalog, health, options, &raw, &request, client, rng, transport, reserve,
+    )?;
+    match session {
+        Some((mut s, now)) => s.sign(bytes, now),
+        None => Some(bytes),
+    }
+}
+
+/// The answer's bytes within the client's size, less `reserve`.
+#[allow(clippy::too_many_arguments)]
+fn answer_bytes(
+    catalog: &Catalog,
+    health: &HealthState,
+    options: &AnswerOptions,
+    raw: &RawHeader,
+    request: &Message,
+    client: IpAddr,
+    rng: &mut dyn policy::RandomSource,
+    transport: Transport,
+    reserve: usize,
+) -> Option<Vec<u8>> {
+    let response = answer_message(catalog, health, options, raw, request, client, rng);
     let bytes = encode(&response)?;
     let limit = match (transport, &request.edns) {
         (Transport::Tcp, _) => usize::from(u16::MAX),
@@ -112,7 +179,7 @@ pub fn respond_with(
                 .max(MIN_UDP_PAYLOAD),
         ),
     };
-    if bytes.len() <= limit {
+    if bytes.len() + reserve <= limit {
         return Some(bytes);
     }
     // RFC 2181 section 9: set TC rather than send a partial RRset; the client retries on TCP.

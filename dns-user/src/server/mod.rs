@@ -9,6 +9,7 @@
 
 pub mod answer;
 pub mod transfer;
+pub mod tsig;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -94,7 +95,7 @@ pub struct Shared {
     /// Response rate limiting of UDP responses; `None` = off.
     pub limiter: Option<crate::rrl::Limiter>,
     /// Client networks allowed zone transfers over TCP.
-    pub transfer_allow: Vec<ipnet::IpNet>,
+    pub transfer: crate::server::transfer::TransferAcl,
     /// Query logs; `None` = off.
     pub tap: Option<crate::dnstap::Tap>,
 }
@@ -436,7 +437,8 @@ async fn serve_tcp_connection(
             &shared.published.catalog.load(),
             &message,
             peer,
-            &shared.transfer_allow,
+            &shared.transfer,
+            &shared.options.tsig,
         ) {
             // A transfer is logged as its query and first message.
             for (i, r) in stream_of.into_iter().enumerate() {

