@@ -47,6 +47,14 @@ impl Contender {
         }
     }
 
+    /// dns-xdp itself (as opposed to the servers it is compared with).
+    pub fn is_ours(self) -> bool {
+        matches!(
+            self,
+            Contender::OursXdp | Contender::OursXdpDnstap | Contender::OursUserspace
+        )
+    }
+
     /// True if the server runs an XDP program on the server veth.
     pub fn uses_xdp(self) -> bool {
         matches!(

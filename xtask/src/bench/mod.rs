@@ -84,6 +84,8 @@ struct Row {
     perf: Dnsperf,
     probe: Probe,
     kx: Kxdpgun,
+    /// Why kxdpgun could not run (its columns are then left empty).
+    kx_error: Option<String>,
     cpu_ns_per_query: f64,
     xdp_ns_per_packet: Option<f64>,
     answered_in_xdp: Option<f64>,
@@ -241,10 +243,17 @@ pub fn bench(options: &Options) -> anyhow::Result<()> {
     load::set_sysctl("kernel.bpf_stats_enabled", "1")?;
     let mut rows = Vec::new();
     let mut failure = None;
+    let mut missing = Vec::new();
     for c in Contender::ALL {
         println!("bench: {}", c.label());
         match measure(c, &bin, &work, options) {
             Ok(row) => rows.push(row),
+            // Another server that cannot run on this machine (Knot's XDP mode needs what
+            // some kernels refuse) is reported missing; our own failing ends the run.
+            Err(e) if !c.is_ours() => {
+                eprintln!("bench: {} could not run: {e:#}", c.label());
+                missing.push((c.label(), format!("{e:#}")));
+            }
             Err(e) => {
                 failure = Some(e.context(format!("measuring {}", c.label())));
                 break;
@@ -273,6 +282,7 @@ pub fn bench(options: &Options) -> anyhow::Result<()> {
     chart::draw(&chart_path, &format!("zone of {size} names"), &chart_rows)?;
     let md = report(
         options,
+        &missing,
         &rows,
         &Extras {
             test_run,
@@ -482,12 +492,20 @@ fn measure(c: Contender, bin: &str, work: &Workload, options: &Options) -> anyho
         p.wait_for(&mut bed, "pass program attached", Duration::from_secs(20))?;
         Some(p.pid)
     };
-    let kx = load::kxdpgun(
+    // kxdpgun loads an XDP program of its own; a kernel that refuses it leaves its columns
+    // empty (with the reason in the report) rather than ending the whole run.
+    let (kx, kx_error) = match load::kxdpgun(
         &bed,
         &work.queries,
         options.kxdpgun_seconds,
         options.kxdpgun_qps,
-    )?;
+    ) {
+        Ok(kx) => (kx, None),
+        Err(e) => {
+            eprintln!("bench: kxdpgun against {}: {e:#}", c.label());
+            (Kxdpgun::default(), Some(format!("{e:#}")))
+        }
+    };
     if let Some(pid) = server_pass {
         bed.stop(pid, Duration::from_secs(5));
     }
@@ -504,6 +522,7 @@ fn measure(c: Contender, bin: &str, work: &Workload, options: &Options) -> anyho
         perf,
         probe,
         kx,
+        kx_error,
     })
 }
 
@@ -574,6 +593,7 @@ struct Extras {
 
 fn report(
     options: &Options,
+    missing: &[(&str, String)],
     rows: &[Row],
     extras: &Extras,
     chart: &str,
@@ -628,9 +648,25 @@ fn report(
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     )?;
     for r in rows {
+        let kx = if r.kx_error.is_some() {
+            "- | - | - | -".to_string()
+        } else {
+            format!(
+                "{:.0} | {:.0} | {} | {:.1}%",
+                r.kx.sent_pps,
+                r.kx.replies_pps,
+                ratio(
+                    r.kx.replies_pps,
+                    knot_xdp
+                        .filter(|k| k.kx_error.is_none())
+                        .map(|k| k.kx.replies_pps)
+                ),
+                r.kx.response_ratio * 100.0
+            )
+        };
         writeln!(
             md,
-            "| {} | {:.0} | {} | {} | {:.0} | {:.0} | {:.0} | {}/{} | {:.0} | {:.0} | {} | {:.1}% | {:.0} | {:.2} | {:.1} |",
+            "| {} | {:.0} | {} | {} | {:.0} | {:.0} | {:.0} | {}/{} | {kx} | {:.0} | {:.2} | {:.1} |",
             r.label,
             r.perf.qps,
             ratio(r.perf.qps, knot_xdp.map(|k| k.perf.qps)),
@@ -640,13 +676,29 @@ fn report(
             r.probe.p99_us,
             r.probe.lost,
             r.probe.samples,
-            r.kx.sent_pps,
-            r.kx.replies_pps,
-            ratio(r.kx.replies_pps, knot_xdp.map(|k| k.kx.replies_pps)),
-            r.kx.response_ratio * 100.0,
             r.cpu_ns_per_query,
             r.load_time.as_secs_f64(),
             r.rss as f64 / (1024.0 * 1024.0),
+        )?;
+    }
+    for (label, e) in missing {
+        writeln!(
+            md,
+            "\n{label} could not run on this machine ({}): `{}`.",
+            machine_kernel(),
+            e.lines().next().unwrap_or("").trim()
+        )?;
+    }
+    if let Some(e) = rows.iter().find_map(|r| r.kx_error.as_deref()) {
+        let reason = e
+            .lines()
+            .find(|l| l.contains("cannot use helper") || l.starts_with("error:"))
+            .unwrap_or_else(|| e.lines().next().unwrap_or(""));
+        writeln!(
+            md,
+            "\nkxdpgun could not run on this machine's kernel ({}): `{}`; its columns are empty.",
+            machine_kernel(),
+            reason.trim()
         )?;
     }
     writeln!(md, "\n![QPS and latency per server]({chart})\n")?;
@@ -883,6 +935,12 @@ fn prog_test_run() -> anyhow::Result<Vec<(String, f64)>> {
     let ns = time(pass, &frame, 1)?;
     results.push((format!("baseline: xdp_pass (repeat 1, mean of {RUNS})"), ns));
     Ok(results)
+}
+
+fn machine_kernel() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| format!("Linux {}", s.trim()))
+        .unwrap_or_else(|_| "unknown kernel".into())
 }
 
 fn machine() -> String {
