@@ -153,6 +153,10 @@ struct ConfigArgs {
     /// Log one XDP answer in N to dnstap; 0 = none (replaces dnstap.xdp_sample).
     #[arg(long, value_name = "N")]
     dnstap_xdp_sample: Option<u32>,
+    /// serve: take over from the daemon running on the same store (its sockets and XDP
+    /// attachments) once this one is ready; that one then exits. No query is lost.
+    #[arg(long)]
+    takeover: bool,
 }
 
 fn parse_zone_file(s: &str) -> Result<(String, PathBuf), String> {
@@ -211,9 +215,9 @@ pub fn main() -> ExitCode {
     }
     let result = match cli.command {
         Command::Serve(args) => args.settings().and_then(|settings| {
-            let pid_file = args.pid_file.clone();
+            let (pid_file, takeover) = (args.pid_file.clone(), args.takeover);
             let reread = Arc::new(move || args.settings());
-            crate::daemon::serve(settings, pid_file.as_deref(), reread)
+            crate::daemon::serve(settings, pid_file.as_deref(), reread, takeover)
         }),
         Command::CheckConfig(args) => check_config(&args),
         Command::Export {

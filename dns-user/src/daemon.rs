@@ -33,9 +33,16 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-/// Serves `settings` until SIGTERM or SIGINT; SIGHUP re-imports what `reread` returns. With
-/// `pid_file`, the process id is written there while it runs.
-pub fn serve(settings: Settings, pid_file: Option<&Path>, reread: Reread) -> anyhow::Result<()> {
+/// Serves `settings` until SIGTERM or SIGINT, or until a new daemon takes over; SIGHUP
+/// re-imports what `reread` returns. With `pid_file`, the process id is written there while
+/// it runs. With `takeover`, the daemon running on the same store hands over its sockets and
+/// XDP attachments once this one is ready (see [`crate::takeover`]).
+pub fn serve(
+    settings: Settings,
+    pid_file: Option<&Path>,
+    reread: Reread,
+    takeover: bool,
+) -> anyhow::Result<()> {
     // Before any thread exists: every thread after inherits only these.
     let held = crate::privileges::drop_to_kept(settings.run_as.as_ref())?;
     let mut names: Vec<String> = held.iter().map(|c| c.to_string()).collect();
@@ -50,6 +57,15 @@ pub fn serve(settings: Settings, pid_file: Option<&Path>, reread: Reread) -> any
         ),
         None => tracing::info!("capabilities kept: {}", names.join(", ")),
     }
+    // Taking over: the running daemon first closes the store (and keeps serving).
+    let taker = if takeover {
+        let taker = crate::takeover::Taker::connect(&settings.store)?;
+        taker.release()?;
+        tracing::info!("takeover: the running daemon released the store; loading it");
+        Some(taker)
+    } else {
+        None
+    };
     // The store is the source of truth; the config's zones and checks are imported into it.
     let control = Arc::new(Control::open(settings.clone()).map_err(|e| {
         let who = settings.run_as.as_ref().map(|u| {
@@ -66,12 +82,18 @@ pub fn serve(settings: Settings, pid_file: Option<&Path>, reread: Reread) -> any
     // SAFETY: malloc_trim only releases free heap memory.
     unsafe { libc::malloc_trim(0) };
     runtime()?.block_on(async move {
-        // Bind first: an address in use is reported before anything is attached.
-        let listeners = crate::server::bind(&settings.listen, settings.udp_workers)?;
-        let api_listener = match &settings.api {
-            Some(api) => Some(crate::control::api::bind(api.listen).await?),
-            None => None,
-        };
+        // Bind first: an address in use is reported before anything is attached. Taking
+        // over, the sockets come from the running daemon once this one is ready.
+        let (mut listeners, mut api_listener, mut metrics_listener) = (None, None, None);
+        if taker.is_none() {
+            listeners = Some(crate::server::bind(&settings.listen, settings.udp_workers)?);
+            if let Some(api) = &settings.api {
+                api_listener = Some(crate::control::api::bind(api.listen).await?);
+            }
+            if let Some(addr) = settings.metrics {
+                metrics_listener = Some(crate::metrics::bind(addr).await?);
+            }
+        }
 
         // Health checks start now; until the publisher exists their changes only accumulate
         // in the monitor, and the publisher starts from the monitor's latest state.
@@ -144,6 +166,9 @@ pub fn serve(settings: Settings, pid_file: Option<&Path>, reread: Reread) -> any
             w.set_enabled(true)?;
             counters = Some(Mutex::new(XdpCounters::take(&mut loaded)?));
             for iface in &settings.interfaces {
+                if taker.is_some() {
+                    continue; // attached below, in the running daemon's place
+                }
                 xdp::attach(&mut loaded, iface, settings.mode)?;
                 tracing::info!(
                     "XDP attached to {iface} in {} mode (UDP port {}, {} answer entries, {} routing-policy variants; left to userspace: {} RRsets too large, {} policy groups)",
@@ -168,6 +193,31 @@ pub fn serve(settings: Settings, pid_file: Option<&Path>, reread: Reread) -> any
             .start_publisher(published.clone(), monitor.clone())
             .context("starting the publisher thread")?;
 
+        // Taking over: the running daemon's sockets, and its XDP links moved to this program.
+        let mut held_links = Vec::new();
+        if let Some(taker) = &taker {
+            let handed = taker.take()?;
+            listeners = Some(crate::server::Listeners::from_descriptors(handed.udp, handed.tcp)?);
+            let listener = |fd: std::os::fd::OwnedFd| {
+                let l = std::net::TcpListener::from(fd);
+                l.set_nonblocking(true)?;
+                tokio::net::TcpListener::from_std(l)
+            };
+            api_listener = handed.api.map(listener).transpose()?;
+            metrics_listener = handed.metrics.map(listener).transpose()?;
+            held_links = take_over_links(&mut ebpf, handed.links, &settings)?;
+        }
+        let listeners = listeners.expect("bound or handed over");
+        let stopper = crate::server::Stopper::default();
+        let handed_over = Arc::new(tokio::sync::Notify::new());
+        let descriptors = listeners.descriptors()?;
+        let dup = |l: &Option<tokio::net::TcpListener>| {
+            l.as_ref()
+                .map(|l| std::os::fd::AsFd::as_fd(l).try_clone_to_owned())
+                .transpose()
+        };
+        let (api_fd, metrics_fd) = (dup(&api_listener)?, dup(&metrics_listener)?);
+
         let stats = Arc::new(ServerStats::default());
         let shared = Arc::new(Shared {
             published: published.clone(),
@@ -178,6 +228,7 @@ pub fn serve(settings: Settings, pid_file: Option<&Path>, reread: Reread) -> any
             stats: stats.clone(),
             tcp_idle: Duration::from_secs(settings.tcp_idle_timeout_secs),
             tcp_slots: Arc::new(Semaphore::new(settings.tcp_max_connections)),
+            tcp_max: settings.tcp_max_connections,
             tcp_clients: Arc::new(crate::server::ClientSlots::new(settings.tcp_max_per_client)),
             limiter: settings.rrl.map(crate::rrl::Limiter::new),
             transfer: crate::server::transfer::TransferAcl {
@@ -203,10 +254,7 @@ pub fn serve(settings: Settings, pid_file: Option<&Path>, reread: Reread) -> any
             );
         }
         let mut tasks = tokio::task::JoinSet::new();
-        tasks.spawn(async move {
-            crate::server::serve(listeners, shared).await;
-            Ok(())
-        });
+        let mut server = tokio::spawn(crate::server::serve(listeners, shared, stopper.clone()));
         if let (Some(max_age), Some(mut beat)) = (settings.heartbeat_timeout, heartbeat) {
             // On the main runtime: if it stops (hang, crash), so does the heartbeat, and XDP
             // goes transparent within `max_age`.
@@ -234,9 +282,10 @@ pub fn serve(settings: Settings, pid_file: Option<&Path>, reread: Reread) -> any
             published: Some(published.clone()),
             dnstap: tap.as_ref().map(|t| t.stats.clone()),
         });
-        if let Some(addr) = settings.metrics {
+        if let Some(listener) = metrics_listener {
+            let addr = listener.local_addr()?;
             let api_guard = settings.api.as_ref().map(api_guard);
-            tasks.spawn(crate::metrics::serve(addr, source.clone(), api_guard));
+            tasks.spawn(crate::metrics::serve_on(listener, source.clone(), api_guard));
             tracing::info!("metrics on http://{addr}/metrics");
             if !addr.ip().is_loopback() {
                 tracing::warn!(
@@ -257,6 +306,22 @@ pub fn serve(settings: Settings, pid_file: Option<&Path>, reread: Reread) -> any
                 if api.keys.is_empty() { "unsigned requests accepted: loopback only" } else { "SigV4 signatures required" }
             );
         }
+        if let Some(taker) = taker {
+            taker.done()?;
+            tracing::info!("takeover: serving in the place of the daemon that ran on this store");
+        }
+        // The next upgrade takes over from this daemon.
+        let donor = Arc::new(Donor {
+            control: control.clone(),
+            udp: descriptors.0,
+            tcp: descriptors.1,
+            api: api_fd,
+            metrics: metrics_fd,
+            handed_over: handed_over.clone(),
+        });
+        if let Err(e) = crate::takeover::offer(&settings.store, donor) {
+            tracing::warn!("no takeover for upgrades: {e}");
+        }
         let _pid_file = pid_file.map(PidFile::create).transpose()?;
         tracing::info!(
             "ready: {} zone(s) from store {} on {:?}",
@@ -268,10 +333,16 @@ pub fn serve(settings: Settings, pid_file: Option<&Path>, reread: Reread) -> any
         use tokio::signal::unix::{SignalKind, signal};
         let mut sigterm = signal(SignalKind::terminate())?;
         let mut sighup = signal(SignalKind::hangup())?;
+        let mut replaced = false;
         let outcome = loop {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => break Ok(()),
                 _ = sigterm.recv() => break Ok(()),
+                _ = handed_over.notified() => {
+                    replaced = true;
+                    break Ok(());
+                }
+                done = &mut server => break done.context("server task"),
                 _ = sighup.recv() => {
                     let control = control.clone();
                     let running = settings.clone();
@@ -283,20 +354,144 @@ pub fn serve(settings: Settings, pid_file: Option<&Path>, reread: Reread) -> any
                 Some(done) = tasks.join_next() => break done.context("server task")?,
             }
         };
+        if replaced {
+            // The sockets live on in the new daemon: every query read here is answered, and
+            // every open TCP connection served to its end, before this process exits.
+            stopper.stop();
+            let _ = server.await;
+            tracing::info!("takeover: handed over; exiting");
+        }
         control.stop();
         if let Some(w) = tap_writer {
             w.stop(); // what is queued is written, and the stream ended properly
         }
-        // Orderly shutdown: the fast path goes transparent first, then the links are dropped.
-        if let Some(ebpf) = ebpf {
+        if replaced {
+            // The XDP links now run the new daemon's program, which holds them; closing this
+            // process's copies detaches nothing.
+            drop(ebpf);
+        } else if let Some(ebpf) = ebpf {
+            // Orderly shutdown: the fast path goes transparent first, then the links are
+            // dropped.
             if let Err(e) = published.set_fast_path(false) {
                 tracing::warn!("turning the fast path off: {e}");
             }
             drop(ebpf);
             tracing::info!("XDP detached");
         }
+        drop(held_links);
         outcome
     })
+}
+
+/// Moves the running daemon's XDP links to this daemon's program, interface by interface (one
+/// atomic replacement each); an interface of this config that had none is attached afresh.
+/// Returns the links, which live as long as this daemon holds them.
+fn take_over_links(
+    ebpf: &mut Option<aya::Ebpf>,
+    links: Vec<(u32, std::os::fd::OwnedFd)>,
+    settings: &Settings,
+) -> anyhow::Result<Vec<std::os::fd::OwnedFd>> {
+    let Some(ebpf) = ebpf else {
+        if !links.is_empty() {
+            tracing::warn!(
+                "takeover: XDP is off in this config: the fast path goes with the old daemon"
+            );
+        }
+        return Ok(Vec::new());
+    };
+    let mut by_index: std::collections::HashMap<u32, std::os::fd::OwnedFd> =
+        links.into_iter().collect();
+    // Every interface is checked before any link moves: a failure leaves the running daemon
+    // as it was.
+    let mut indexes = Vec::new();
+    for iface in &settings.interfaces {
+        let name = std::ffi::CString::new(iface.as_str())?;
+        // SAFETY: if_nametoindex reads a NUL-terminated string.
+        match unsafe { libc::if_nametoindex(name.as_ptr()) } {
+            0 => anyhow::bail!("takeover: no interface {iface}"),
+            index => indexes.push((iface, index)),
+        }
+    }
+    let mut held = Vec::new();
+    for (iface, index) in indexes {
+        match by_index.remove(&index) {
+            Some(link) => {
+                let program = xdp::program(ebpf, dns_common::PROGRAM_NAME)?;
+                let fd = program.fd()?;
+                crate::takeover::update_link(&link, std::os::fd::AsFd::as_fd(fd))?;
+                tracing::info!("takeover: XDP on {iface} moved to this daemon's program");
+                held.push(link);
+            }
+            None => {
+                xdp::attach(ebpf, iface, settings.mode)?;
+                tracing::info!("XDP attached to {iface} in {} mode", settings.mode.name());
+            }
+        }
+    }
+    for index in by_index.keys() {
+        tracing::warn!(
+            "takeover: interface index {index} is not in this config: its XDP goes with the old daemon"
+        );
+    }
+    Ok(held)
+}
+
+/// The running daemon's side of a takeover (see [`crate::takeover`]).
+struct Donor {
+    control: Arc<Control>,
+    udp: Vec<std::os::fd::OwnedFd>,
+    tcp: Vec<std::os::fd::OwnedFd>,
+    api: Option<std::os::fd::OwnedFd>,
+    metrics: Option<std::os::fd::OwnedFd>,
+    handed_over: Arc<tokio::sync::Notify>,
+}
+
+impl crate::takeover::Donor for Donor {
+    fn release(&self) -> Result<(), String> {
+        self.control.release_store();
+        Ok(())
+    }
+
+    fn resume(&self) {
+        // The new daemon's exit closes its socket and its store file in no set order: its
+        // lock on the store may outlive the socket by a moment.
+        let mut last = None;
+        for _ in 0..100 {
+            match self.control.reacquire_store() {
+                Ok(()) => return,
+                Err(e) => last = Some(e),
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if let Some(e) = last {
+            tracing::error!("takeover abandoned, but the store cannot be opened again: {e}");
+        }
+    }
+
+    fn hand_over(&self) -> Result<crate::takeover::Handover, String> {
+        let dup = |fds: &[std::os::fd::OwnedFd]| {
+            fds.iter()
+                .map(|f| f.try_clone())
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let one =
+            |fd: &Option<std::os::fd::OwnedFd>| fd.as_ref().map(|f| f.try_clone()).transpose();
+        let handover = (|| {
+            Ok::<_, std::io::Error>(crate::takeover::Handover {
+                udp: dup(&self.udp)?,
+                tcp: dup(&self.tcp)?,
+                api: one(&self.api)?,
+                metrics: one(&self.metrics)?,
+                links: crate::takeover::xdp_links()?,
+            })
+        })();
+        handover.map_err(|e| format!("copying descriptors: {e}"))
+    }
+
+    fn finished(&self) {
+        // A permit is kept if the main loop is not waiting yet.
+        self.handed_over.notify_one();
+    }
 }
 
 /// Reloads the config (SIGHUP): its zones and health checks are imported into the store
@@ -367,6 +562,10 @@ impl PidFile {
 
 impl Drop for PidFile {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        // After a takeover the file holds the new daemon's pid: it stays.
+        let ours = format!("{}\n", std::process::id());
+        if crate::files::read_text(&self.0, 64).is_ok_and(|t| t == ours) {
+            let _ = std::fs::remove_file(&self.0);
+        }
     }
 }

@@ -25,7 +25,8 @@
 //! [`policy`], [`config`]. A module imports only from the layers below its own (the test
 //! `tests/layers.rs` holds it to this): `text`, `files`, `progress`, `privileges` → `policy`,
 //! `location`, `rrl`, `dnstap` → `health` → `zone` → `fastpath` → `publish` → `server` →
-//! `http`, `config`, `route53` → `control`, `metrics` → `daemon`, `cli`, `client`.
+//! `http`, `config`, `route53` → `control`, `metrics` → `daemon`, `cli`, `client`,
+//! `takeover`.
 
 pub mod cli;
 pub mod client;
@@ -46,5 +47,6 @@ pub mod publish;
 pub mod route53;
 pub mod rrl;
 pub mod server;
+pub mod takeover;
 pub mod text;
 pub mod zone;

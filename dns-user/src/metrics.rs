@@ -279,9 +279,23 @@ pub async fn serve(
     source: Arc<MetricsSource>,
     api: Option<Arc<crate::http::Guard>>,
 ) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr)
+    serve_on(bind(addr).await?, source, api).await
+}
+
+/// Binds the metrics address.
+pub async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot listen for metrics on {addr}: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("cannot listen for metrics on {addr}: {e}"))
+}
+
+/// [`serve`] on a bound listener (one handed over by a daemon being replaced, say).
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    source: Arc<MetricsSource>,
+    api: Option<Arc<crate::http::Guard>>,
+) -> anyhow::Result<()> {
+    let addr = listener.local_addr()?;
     let open = crate::http::Guard {
         server_names: api
             .as_ref()

@@ -16,7 +16,7 @@ const LAYERS: &[&[&str]] = &[
     &["server"],
     &["http", "config", "route53"],
     &["control", "metrics"],
-    &["daemon", "cli", "client"],
+    &["daemon", "cli", "client", "takeover"],
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {

@@ -62,6 +62,9 @@ impl From<ControlError> for ApiError {
             | ControlError::Refused { .. } => StatusCode::BAD_REQUEST,
             ControlError::NotFound { .. } => StatusCode::NOT_FOUND,
             ControlError::Conflict { .. } => StatusCode::CONFLICT,
+            ControlError::Store(crate::control::store::StoreError::HandedOver) => {
+                StatusCode::BAD_REQUEST
+            }
             ControlError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let problems = match &e {

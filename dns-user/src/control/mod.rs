@@ -121,6 +121,8 @@ impl ControlError {
             ControlError::InvalidChangeBatch { .. } => "InvalidChangeBatch",
             ControlError::NotFound { what, .. } => what.missing_code(),
             ControlError::Conflict { code, .. } | ControlError::Refused { code, .. } => code,
+            // botocore retries it, as while Route 53 applies a prior request.
+            ControlError::Store(StoreError::HandedOver) => "PriorRequestNotComplete",
             ControlError::Store(_) => "InternalError",
         }
     }
@@ -289,6 +291,18 @@ impl Control {
     /// Number of hosted zones.
     pub fn zone_count(&self) -> usize {
         self.lock().store.state().zones.len()
+    }
+
+    /// Closes the store file for a new daemon taking over (`serve --takeover`): what is
+    /// stored stays served and readable through the API; changes are refused (botocore
+    /// retries them) until [`reacquire_store`](Self::reacquire_store) or this daemon exits.
+    pub fn release_store(&self) {
+        self.lock().store.release();
+    }
+
+    /// Opens the store file again: the takeover was abandoned.
+    pub fn reacquire_store(&self) -> Result<(), StoreError> {
+        self.lock().store.reacquire()
     }
 
     /// Re-imports the config after a reload (SIGHUP). A zone or check that fails keeps its

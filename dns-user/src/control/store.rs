@@ -45,6 +45,9 @@ pub enum StoreError {
     },
     #[error("writing the store: {0}")]
     Write(#[from] Box<redb::Error>),
+    /// The file is being handed to a new daemon (`serve --takeover`): nothing is written.
+    #[error("the daemon is being upgraded (takeover): changes are accepted again in a moment")]
+    HandedOver,
 }
 
 fn boxed(e: impl Into<redb::Error>) -> Box<redb::Error> {
@@ -297,7 +300,8 @@ impl Write {
 
 /// The open store.
 pub struct Store {
-    db: Database,
+    /// `None` while the file is handed to a new daemon (see [`Store::release`]).
+    db: Option<Database>,
     path: PathBuf,
     state: State,
 }
@@ -343,7 +347,7 @@ impl Store {
         }
         txn.commit().map_err(|e| open_err(boxed(e)))?;
         let mut store = Store {
-            db,
+            db: Some(db),
             path: path.to_path_buf(),
             state: State::default(),
         };
@@ -354,8 +358,35 @@ impl Store {
         Ok(store)
     }
 
+    /// Closes the file (its lock goes with it) so that a new daemon can open it; the state
+    /// stays readable, and every write fails with [`StoreError::HandedOver`] until
+    /// [`reacquire`](Self::reacquire).
+    pub fn release(&mut self) {
+        self.db = None;
+    }
+
+    /// Opens the file again after [`release`](Self::release) (the handover was abandoned).
+    /// Nothing was written meanwhile, so the state read before still holds.
+    pub fn reacquire(&mut self) -> Result<(), StoreError> {
+        if self.db.is_none() {
+            let db = redb::Builder::new()
+                .set_cache_size(STORE_CACHE_BYTES)
+                .create(&self.path)
+                .map_err(|e| StoreError::Open {
+                    path: self.path.clone(),
+                    source: boxed(e),
+                })?;
+            self.db = Some(db);
+        }
+        Ok(())
+    }
+
+    fn db(&self) -> Result<&Database, StoreError> {
+        self.db.as_ref().ok_or(StoreError::HandedOver)
+    }
+
     fn read_all(&self) -> Result<State, StoreError> {
-        let txn = self.db.begin_read().map_err(boxed)?;
+        let txn = self.db()?.begin_read().map_err(boxed)?;
         let mut state = State::default();
         let corrupt = |what: String, source| StoreError::Corrupt {
             path: self.path.clone(),
@@ -452,7 +483,7 @@ impl Store {
         }
         let mut next_sets: HashMap<String, Option<BTreeMap<String, ResourceRecordSet>>> =
             HashMap::new();
-        let mut txn = self.db.begin_write().map_err(boxed)?;
+        let mut txn = self.db()?.begin_write().map_err(boxed)?;
         txn.set_durability(durability);
         {
             let mut zones = txn.open_table(ZONES).map_err(boxed)?;

@@ -12,8 +12,9 @@ pub mod transfer;
 pub mod tsig;
 
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
@@ -90,6 +91,8 @@ pub struct Shared {
     pub stats: Arc<ServerStats>,
     pub tcp_idle: Duration,
     pub tcp_slots: Arc<Semaphore>,
+    /// The number of `tcp_slots`.
+    pub tcp_max: usize,
     /// Open TCP connections per client.
     pub tcp_clients: Arc<ClientSlots>,
     /// Response rate limiting of UDP responses; `None` = off.
@@ -140,7 +143,7 @@ pub struct Listeners {
 /// over them) and TCP on every address. IPv6 sockets are v6-only, so `0.0.0.0` and `[::]` can
 /// both be listed.
 pub fn bind(addrs: &[SocketAddr], udp_workers: usize) -> Result<Listeners, ServerError> {
-    let mut udp = Vec::new();
+    let mut udp: Vec<std::net::UdpSocket> = Vec::new();
     let mut tcp = Vec::new();
     for &addr in addrs {
         let make = |ty: Type, proto: Protocol, name: &'static str, reuse_port: bool| {
@@ -161,6 +164,15 @@ pub fn bind(addrs: &[SocketAddr], udp_workers: usize) -> Result<Listeners, Serve
         for _ in 0..udp_workers.max(1) {
             udp.push(make(Type::DGRAM, Protocol::UDP, "UDP", udp_workers > 1)?.into());
         }
+        for socket in &udp {
+            socket
+                .set_read_timeout(Some(UDP_WAKE))
+                .map_err(|source| ServerError::Bind {
+                    proto: "UDP",
+                    addr,
+                    source,
+                })?;
+        }
         let t = make(Type::STREAM, Protocol::TCP, "TCP", false)?;
         let listening = t.listen(1024).and_then(|()| t.set_nonblocking(true));
         listening.map_err(|source| ServerError::Bind {
@@ -179,34 +191,139 @@ pub fn bind(addrs: &[SocketAddr], udp_workers: usize) -> Result<Listeners, Serve
     Ok(Listeners { udp, tcp })
 }
 
-/// Serves every bound socket: a thread per UDP socket, a task per TCP listener. Returns only
-/// if every TCP listener stopped.
-pub async fn serve(listeners: Listeners, shared: Arc<Shared>) {
+/// How often a UDP worker with nothing to read looks whether it should stop (the sockets'
+/// receive timeout).
+const UDP_WAKE: Duration = Duration::from_millis(250);
+
+impl Listeners {
+    /// Copies of the sockets' descriptors (UDP, TCP), to hand to a new daemon (takeover).
+    pub fn descriptors(&self) -> std::io::Result<(Vec<OwnedFd>, Vec<OwnedFd>)> {
+        let udp = self
+            .udp
+            .iter()
+            .map(|s| s.as_fd().try_clone_to_owned())
+            .collect::<Result<_, _>>()?;
+        let tcp = self
+            .tcp
+            .iter()
+            .map(|s| s.as_fd().try_clone_to_owned())
+            .collect::<Result<_, _>>()?;
+        Ok((udp, tcp))
+    }
+
+    /// Sockets a running daemon handed over (bound, the TCP ones listening); in a runtime.
+    pub fn from_descriptors(udp: Vec<OwnedFd>, tcp: Vec<OwnedFd>) -> std::io::Result<Listeners> {
+        let udp: Vec<std::net::UdpSocket> = udp.into_iter().map(Into::into).collect();
+        for socket in &udp {
+            socket.set_read_timeout(Some(UDP_WAKE))?;
+        }
+        let tcp = tcp
+            .into_iter()
+            .map(|fd| {
+                let listener = std::net::TcpListener::from(fd);
+                listener.set_nonblocking(true)?;
+                TcpListener::from_std(listener)
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Listeners { udp, tcp })
+    }
+
+    /// The addresses served (UDP sockets of one address listed once).
+    pub fn addresses(&self) -> Vec<SocketAddr> {
+        let mut out: Vec<SocketAddr> = self
+            .tcp
+            .iter()
+            .filter_map(|t| t.local_addr().ok())
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+/// Tells a running server to stop: UDP workers finish the query in hand and return, TCP
+/// listeners stop accepting and open connections are served to their end (a handover: the
+/// sockets live on in the daemon that took them over).
+#[derive(Clone)]
+pub struct Stopper {
+    flag: Arc<AtomicBool>,
+    tx: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl Default for Stopper {
+    fn default() -> Self {
+        Self {
+            flag: Arc::new(AtomicBool::new(false)),
+            tx: Arc::new(tokio::sync::watch::channel(false).0),
+        }
+    }
+}
+
+impl Stopper {
+    pub fn stop(&self) {
+        self.flag.store(true, Ordering::Relaxed);
+        self.tx.send_replace(true);
+    }
+
+    fn stopped(&self) -> bool {
+        self.flag.load(Ordering::Relaxed)
+    }
+}
+
+/// Serves every bound socket: a thread per UDP socket, a task per TCP listener, until
+/// `stop`; then returns once every UDP worker has returned and every open TCP connection has
+/// ended (at most the idle timeout later).
+pub async fn serve(listeners: Listeners, shared: Arc<Shared>, stop: Stopper) {
+    let mut workers = Vec::new();
     for (i, socket) in listeners.udp.into_iter().enumerate() {
         let shared = shared.clone();
+        let stop = stop.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("dns-udp-{i}"))
-            .spawn(move || serve_udp(&socket, &shared));
-        if let Err(e) = spawned {
-            tracing::error!("starting UDP worker {i}: {e}");
+            .spawn(move || serve_udp(&socket, &shared, &stop));
+        match spawned {
+            Ok(handle) => workers.push(handle),
+            Err(e) => tracing::error!("starting UDP worker {i}: {e}"),
         }
     }
     let mut tasks = tokio::task::JoinSet::new();
     for listener in listeners.tcp {
-        tasks.spawn(serve_tcp(listener, shared.clone()));
+        tasks.spawn(serve_tcp(listener, shared.clone(), stop.tx.subscribe()));
     }
     while tasks.join_next().await.is_some() {}
+    // Stopped: the connections still open keep their slots until they end.
+    let all = u32::try_from(shared.tcp_max).unwrap_or(u32::MAX);
+    let drained = tokio::time::timeout(
+        shared.tcp_idle + Duration::from_secs(1),
+        shared.tcp_slots.acquire_many(all),
+    );
+    let _ = drained.await;
+    let _ = tokio::task::spawn_blocking(move || {
+        for w in workers {
+            let _ = w.join();
+        }
+    })
+    .await;
 }
 
 /// One UDP worker: a blocking receive, answer, send loop (no executor on the hot path).
-fn serve_udp(socket: &std::net::UdpSocket, shared: &Shared) {
+fn serve_udp(socket: &std::net::UdpSocket, shared: &Shared, stop: &Stopper) {
     let mut buf = vec![0u8; MAX_UDP_MESSAGE];
     let local = socket
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-    loop {
+    // A query read is always answered before the flag is looked at again: a worker that
+    // stops leaves nothing half done (the socket may live on in another daemon).
+    while !stop.stopped() {
         let (len, peer) = match socket.recv_from(&mut buf) {
             Ok(r) => r,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue;
+            }
             Err(e) => {
                 tracing::debug!("udp recv: {e}");
                 continue;
@@ -372,11 +489,19 @@ pub async fn accept(
     }
 }
 
-async fn serve_tcp(listener: TcpListener, shared: Arc<Shared>) {
+async fn serve_tcp(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     let (accept_warn, cap_warn) = (WarnEvery::new(), WarnEvery::new());
     let mut backoff = Duration::ZERO;
     loop {
-        let (stream, peer) = accept(&listener, &mut backoff, &accept_warn).await;
+        // Accepting is cancel-safe: a stop never drops an accepted connection.
+        let (stream, peer) = tokio::select! {
+            accepted = accept(&listener, &mut backoff, &accept_warn) => accepted,
+            _ = stop.wait_for(|stopped| *stopped) => return,
+        };
         let Ok(permit) = shared.tcp_slots.clone().try_acquire_owned() else {
             cap_warn
                 .warn(|| format!("TCP connection from {peer} refused: connection limit reached"));

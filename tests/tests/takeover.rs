@@ -1,0 +1,296 @@
+//! `dns-user serve --takeover` under a query stream: a second daemon on the same store takes
+//! over the first one's sockets and XDP attachment while clients query through XDP (A),
+//! through the userspace server over UDP (TXT) and over TCP, every query waiting for its
+//! answer; none may be lost. Then the new daemon answers through XDP and takes changes
+//! through the API it took over. A takeover that fails after the handover leaves the running
+//! daemon serving and writable.
+
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use dns_tests::{SERVER_V4, Side, Testbed, metric};
+use hickory_proto::op::Message;
+use hickory_proto::rr::{Name, RecordType};
+
+mod common;
+
+use common::BIN;
+
+const ANSWERED: &str = "dns_xdp_packets_total{action=\"tx\",reason=\"answered\"}";
+
+/// Runs `f` on a thread inside network namespace `ns`.
+fn in_netns<T: Send + 'static>(
+    ns: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::thread::JoinHandle<T> {
+    let path = format!("/var/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).unwrap();
+        // SAFETY: setns on this thread only, with a namespace fd just opened.
+        let rc = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&file), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns {path}");
+        f()
+    })
+}
+
+/// What a stream saw: queries sent, and those that got no (or a wrong) answer.
+#[derive(Debug, Default)]
+struct Seen {
+    sent: u32,
+    lost: Vec<String>,
+}
+
+fn query(id: u16, name: &str, rtype: RecordType) -> Vec<u8> {
+    dns_user::server::answer::build_query(id, &Name::from_ascii(name).unwrap(), rtype, None)
+}
+
+/// UDP queries one at a time (each waits up to 2 s for its answer), every 2 ms, until `stop`.
+fn udp_stream(name: &'static str, rtype: RecordType, stop: &'static AtomicBool) -> Seen {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    socket.connect((SERVER_V4, 53)).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let mut seen = Seen::default();
+    let mut buf = [0u8; 1500];
+    while !stop.load(Ordering::Relaxed) && seen.sent < 20_000 {
+        let id = seen.sent as u16;
+        seen.sent += 1;
+        socket.send(&query(id, name, rtype)).unwrap();
+        match socket.recv(&mut buf) {
+            Ok(n) => {
+                let m = Message::from_vec(&buf[..n]).unwrap();
+                if m.metadata.id != id || m.answers.is_empty() {
+                    seen.lost
+                        .push(format!("{name} #{id}: a wrong answer {m:?}"));
+                }
+            }
+            Err(e) => seen.lost.push(format!("{name} #{id}: {e}")),
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    seen
+}
+
+/// TCP: a connection per query, every 5 ms, until `stop`.
+fn tcp_stream(stop: &'static AtomicBool) -> Seen {
+    let mut seen = Seen::default();
+    while !stop.load(Ordering::Relaxed) && seen.sent < 10_000 {
+        let id = seen.sent as u16;
+        seen.sent += 1;
+        let outcome = (|| -> std::io::Result<Message> {
+            let mut s = std::net::TcpStream::connect_timeout(
+                &(SERVER_V4, 53).into(),
+                Duration::from_secs(2),
+            )?;
+            s.set_read_timeout(Some(Duration::from_secs(2)))?;
+            let q = query(id, "example.com.", RecordType::MX);
+            let mut framed = (q.len() as u16).to_be_bytes().to_vec();
+            framed.extend_from_slice(&q);
+            s.write_all(&framed)?;
+            let mut len = [0u8; 2];
+            s.read_exact(&mut len)?;
+            let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
+            s.read_exact(&mut body)?;
+            Message::from_vec(&body).map_err(std::io::Error::other)
+        })();
+        match outcome {
+            Ok(m) if m.metadata.id == id && !m.answers.is_empty() => {}
+            Ok(m) => seen.lost.push(format!("TCP #{id}: a wrong answer {m:?}")),
+            Err(e) => seen.lost.push(format!("TCP #{id}: {e}")),
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    seen
+}
+
+fn wait_exit(bed: &mut Testbed, pid: u32, within: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = bed.exited(pid) {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "process {pid} did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_takeover_under_a_query_stream_loses_no_query() {
+    static STOP: AtomicBool = AtomicBool::new(false);
+    let mut bed = Testbed::create("dnsto").unwrap();
+    let old = bed.start_service(BIN, "native", &[], false).unwrap();
+    let client_ns = bed.client_ns.clone();
+    let streams = [
+        in_netns(&client_ns, || {
+            udp_stream("www.example.com.", RecordType::A, &STOP)
+        }),
+        in_netns(&client_ns, || {
+            udp_stream("example.com.", RecordType::TXT, &STOP)
+        }),
+        in_netns(&client_ns, || tcp_stream(&STOP)),
+    ];
+    std::thread::sleep(Duration::from_millis(500));
+
+    // The new daemon, same arguments, same store.
+    let server_if = bed.server_if.clone();
+    let (v4, v6) = (
+        format!("{SERVER_V4}:53"),
+        format!("[{}]:53", dns_tests::SERVER_V6),
+    );
+    let args = [
+        "serve",
+        "--listen",
+        &v4,
+        "--listen",
+        &v6,
+        "--iface",
+        &server_if,
+        "--xdp-mode",
+        "native",
+        "--metrics",
+        dns_tests::METRICS_ADDR,
+        "--takeover",
+    ];
+    let new = bed.spawn(Side::Server, BIN, &args, false).unwrap();
+    new.wait_for(
+        &mut bed,
+        "takeover: serving in the place",
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    let status = wait_exit(&mut bed, old.pid, Duration::from_secs(20));
+    assert!(status.success(), "the old daemon exits cleanly: {status}");
+    std::thread::sleep(Duration::from_millis(500));
+    STOP.store(true, Ordering::Relaxed);
+    let seen: Vec<Seen> = streams.into_iter().map(|s| s.join().unwrap()).collect();
+    for s in &seen {
+        assert!(s.sent > 100, "{s:?}");
+        assert!(
+            s.lost.is_empty(),
+            "{} lost during the takeover, the first: {:?}",
+            s.lost.len(),
+            &s.lost[..s.lost.len().min(3)]
+        );
+    }
+    let log = new.log().join("\n");
+    assert!(
+        log.contains(&format!("takeover: XDP on {server_if} moved")),
+        "{log}"
+    );
+    let old_log = old.log().join("\n");
+    assert!(
+        old_log.contains("takeover: handed over; exiting"),
+        "{old_log}"
+    );
+    assert!(!old_log.contains("XDP detached"), "{old_log}");
+
+    // The new daemon answers through XDP (its metrics on the listener it took over) ...
+    let before = metric(&bed.metrics_page().unwrap(), ANSWERED).unwrap();
+    let answered = in_netns(&client_ns, || {
+        static NEVER: AtomicBool = AtomicBool::new(false);
+        let _ = &NEVER;
+        let socket = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+        socket.connect((SERVER_V4, 53)).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        let mut buf = [0u8; 1500];
+        (0..20)
+            .filter(|i| {
+                socket
+                    .send(&query(*i, "www.example.com.", RecordType::A))
+                    .unwrap();
+                socket.recv(&mut buf).is_ok()
+            })
+            .count()
+    })
+    .join()
+    .unwrap();
+    assert_eq!(answered, 20);
+    let after = metric(&bed.metrics_page().unwrap(), ANSWERED).unwrap();
+    assert_eq!(
+        after - before,
+        20,
+        "answered by the new daemon's XDP program"
+    );
+    // ... and takes changes through the API it took over, served at once.
+    let cli = |args: &[&str]| bed.output(Side::Server, BIN, args);
+    cli(&["zone", "create", "after.test"]).unwrap();
+    let batch = bed.dir.join("batch.json");
+    std::fs::write(
+        &batch,
+        r#"{"Changes": [{"Action": "CREATE", "ResourceRecordSet": {"Name": "www.after.test.",
+            "Type": "A", "TTL": 60, "ResourceRecords": [{"Value": "192.0.2.77"}]}}]}"#,
+    )
+    .unwrap();
+    cli(&["change", "apply", batch.to_str().unwrap(), "--wait"]).unwrap();
+    let dig = bed
+        .output(
+            Side::Client,
+            "dig",
+            &[
+                "+short",
+                "+tries=1",
+                &format!("@{SERVER_V4}"),
+                "www.after.test",
+                "A",
+            ],
+        )
+        .unwrap();
+    assert_eq!(dig.trim(), "192.0.2.77");
+}
+
+#[test]
+fn a_takeover_that_fails_after_the_handover_leaves_the_old_daemon_serving() {
+    let mut bed = Testbed::create("dnstf").unwrap();
+    let old = bed.start_service(BIN, "native", &[], false).unwrap();
+    // The new daemon names an interface that does not exist: it fails once it has the
+    // sockets and before it moves anything.
+    let server_if = bed.server_if.clone();
+    let v4 = format!("{SERVER_V4}:53");
+    let args = [
+        "serve",
+        "--listen",
+        &v4,
+        "--iface",
+        "no-such-if0",
+        "--iface",
+        &server_if,
+        "--xdp-mode",
+        "native",
+        "--takeover",
+    ];
+    let new = bed.spawn(Side::Server, BIN, &args, false).unwrap();
+    let status = wait_exit(&mut bed, new.pid, Duration::from_secs(30));
+    assert!(!status.success());
+    assert!(
+        new.log().join("\n").contains("no interface no-such-if0"),
+        "{:?}",
+        new.log()
+    );
+    old.wait_for(&mut bed, "takeover abandoned", Duration::from_secs(5))
+        .unwrap();
+    // The old daemon still answers, through XDP, and writes its store again.
+    assert!(bed.exited(old.pid).is_none());
+    let cli = |args: &[&str]| bed.output(Side::Server, BIN, args);
+    cli(&["zone", "create", "still.test"]).unwrap();
+    let before = metric(&bed.metrics_page().unwrap(), ANSWERED).unwrap();
+    let a = bed
+        .output(
+            Side::Client,
+            "dig",
+            &[
+                "+short",
+                "+tries=1",
+                &format!("@{SERVER_V4}"),
+                "www.example.com",
+                "A",
+            ],
+        )
+        .unwrap();
+    assert!(a.contains("192.0.2.1"), "{a}");
+    let after = metric(&bed.metrics_page().unwrap(), ANSWERED).unwrap();
+    assert_eq!(after - before, 1);
+}
