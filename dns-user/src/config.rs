@@ -220,6 +220,16 @@ pub struct ServerSection {
     /// unsigned requests from `transfer_allow` are served too.
     #[serde(default)]
     pub transfer_keys: Vec<String>,
+    /// How the SOA serial follows API changes: `keep` (Route 53), `increment`, `unixtime`.
+    /// Secondaries (transfers, NOTIFY) need one of the last two to see changes.
+    #[serde(default)]
+    pub serial_policy: crate::zone::records::SerialPolicy,
+    /// Secondaries sent a NOTIFY (RFC 1996) when a zone's serial changes, `ADDR:PORT`.
+    #[serde(default)]
+    pub notify: Vec<SocketAddr>,
+    /// The `[[tsig_key]]` NOTIFY messages are signed with; unset = unsigned.
+    #[serde(default)]
+    pub notify_key: Option<String>,
     /// The name servers hosted zones delegate to (Route 53's delegation set): the apex NS of
     /// a zone created through the API or declared without an SOA, and its SOA's MNAME (the
     /// first); what GetHostedZone reports. Empty: `ns1.<zone>`.
@@ -243,6 +253,9 @@ impl Default for ServerSection {
             udp_workers: 0,
             transfer_allow: Vec::new(),
             transfer_keys: Vec::new(),
+            serial_policy: Default::default(),
+            notify: Vec::new(),
+            notify_key: None,
             name_servers: Vec::new(),
             user: None,
         }
@@ -737,6 +750,11 @@ pub struct Settings {
     pub transfer_keys: Vec<hickory_proto::rr::LowerName>,
     /// TSIG keys.
     pub tsig_keys: Vec<crate::server::tsig::KeySpec>,
+    /// See [`ServerSection::serial_policy`].
+    pub serial_policy: crate::zone::records::SerialPolicy,
+    /// Secondaries to NOTIFY, and the key to sign with.
+    pub notify: Vec<SocketAddr>,
+    pub notify_key: Option<crate::server::tsig::KeySpec>,
     /// `server.user`, looked up.
     pub run_as: Option<crate::privileges::RunAs>,
     /// Query logs; `None` = off.
@@ -947,6 +965,22 @@ fn settings_from(
         }
         transfer_keys.push(name);
     }
+    let notify_key = match &file.server.notify_key {
+        None => None,
+        Some(k) => {
+            let name = hickory_proto::rr::LowerName::new(
+                &Name::from_ascii(k.trim_end_matches('.').to_string() + ".")
+                    .map_err(|e| ConfigError::Invalid(format!("server.notify_key {k:?}: {e}")))?,
+            );
+            let key = tsig_keys
+                .iter()
+                .find(|t| hickory_proto::rr::LowerName::new(&t.name) == name)
+                .ok_or_else(|| {
+                    ConfigError::Invalid(format!("server.notify_key: {k:?} is not a [[tsig_key]]"))
+                })?;
+            Some(key.clone())
+        }
+    };
     let api = if overrides.no_api || !file.api.enabled {
         None
     } else {
@@ -1057,6 +1091,9 @@ fn settings_from(
         transfer_allow: file.server.transfer_allow.clone(),
         transfer_keys,
         tsig_keys,
+        serial_policy: file.server.serial_policy,
+        notify: file.server.notify.clone(),
+        notify_key,
         dnstap,
         run_as: overrides
             .user
@@ -1230,6 +1267,16 @@ mod tests {
         assert_eq!(s.tsig_keys.len(), 1);
         assert_eq!(s.tsig_keys[0].secret, b"secret");
         assert_eq!(s.transfer_keys[0].to_string(), "xfr.");
+        let s = resolve_text(&format!(
+            "[server]\nserial_policy = \"unixtime\"\nnotify = [\"192.0.2.53:53\"]\nnotify_key = \"xfr\"\n{key}"
+        ))
+        .unwrap();
+        assert_eq!(
+            s.serial_policy,
+            crate::zone::records::SerialPolicy::Unixtime
+        );
+        assert_eq!(s.notify, ["192.0.2.53:53".parse().unwrap()]);
+        assert_eq!(s.notify_key.unwrap().secret, b"secret");
         for (text, expected) in [
             (
                 "[server]\ntransfer_keys = [\"other\"]\n".to_string() + key,
@@ -1241,6 +1288,14 @@ mod tests {
                 "not supported",
             ),
             (format!("{key}{key}"), "defined twice"),
+            (
+                "[server]\nnotify_key = \"nope\"\n".to_string() + key,
+                "notify_key: \"nope\" is not a [[tsig_key]]",
+            ),
+            (
+                "[server]\nserial_policy = \"sometimes\"\n".to_string(),
+                "unknown variant",
+            ),
         ] {
             let err = resolve_text(&text).unwrap_err();
             assert!(err.contains(expected), "{text}: {err}");

@@ -185,12 +185,27 @@ pub fn serve(
         } else {
             tracing::info!("XDP off: the userspace server answers every query");
         }
+        let notifier = if settings.notify.is_empty() {
+            None
+        } else {
+            if settings.serial_policy == crate::zone::records::SerialPolicy::Keep {
+                tracing::warn!(
+                    "server.notify with serial_policy = \"keep\": API changes do not move the serial, so secondaries do not transfer them"
+                );
+            }
+            tracing::info!("NOTIFY to {:?} when a zone's serial changes", settings.notify);
+            Some(Arc::new(crate::server::notify::Notifier::start(
+                settings.notify.clone(),
+                settings.notify_key.as_ref(),
+                &catalog,
+            )?))
+        };
         let published = Arc::new(Published::new(catalog, health, writer));
         let _ = publisher.set(published.clone());
         // A change that landed between the first read and now is published here.
         published.health(&|| monitor.health());
         let _publisher = control
-            .start_publisher(published.clone(), monitor.clone())
+            .start_publisher(published.clone(), monitor.clone(), notifier)
             .context("starting the publisher thread")?;
 
         // Taking over: the running daemon's sockets, and its XDP links moved to this program.

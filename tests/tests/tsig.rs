@@ -1,7 +1,8 @@
-//! TSIG (RFC 8945) against stock tools: kdig signs queries and transfers with the key and
-//! verifies our signatures; a wrong secret, an unknown key and a stale time get NOTAUTH with
-//! BADSIG, BADKEY and BADTIME; an unsigned transfer is refused when a key is required; and a
-//! Knot DNS secondary with the key transfers the zone and serves it.
+//! Secondaries, against stock tools: kdig signs queries and transfers with a TSIG key (RFC
+//! 8945) and verifies our signatures; a wrong secret and an unknown key get NOTAUTH with BADSIG
+//! and BADKEY; an unsigned transfer is refused when a key is required; and a Knot DNS
+//! secondary with the key transfers the zone, then follows API changes: the serial moves, a
+//! signed NOTIFY (RFC 1996) reaches it, and it transfers each change by IXFR (RFC 1995).
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -58,16 +59,22 @@ fn wait_for(what: &str, mut ready: impl FnMut() -> Option<String>) -> String {
     }
 }
 
-fn start_ours(dir: &Path) -> (Running, u16) {
+/// Our daemon on loopback with the key, transfers to 127.0.0.1 with it; `server` adds to its
+/// `[server]` table, `api` is the API's port (none: off).
+fn start_ours(dir: &Path, server: &str, api: Option<u16>) -> (Running, u16) {
     let port = free_port();
     let zone = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/example.com.zone");
     let config = dir.join("dns.toml");
+    let api = match api {
+        Some(p) => format!("listen = \"127.0.0.1:{p}\""),
+        None => "enabled = false".into(),
+    };
     std::fs::write(
         &config,
         format!(
             "[server]\nlisten = [\"127.0.0.1:{port}\"]\ntransfer_allow = [\"127.0.0.1/32\"]\n\
-             transfer_keys = [\"{KEY}\"]\n\
-             [xdp]\nmode = \"off\"\n[api]\nenabled = false\n\
+             transfer_keys = [\"{KEY}\"]\n{server}\n\
+             [xdp]\nmode = \"off\"\n[api]\n{api}\n\
              [store]\npath = \"store.redb\"\n\
              [[tsig_key]]\nname = \"{KEY}\"\nalgorithm = \"hmac-sha256\"\nsecret = \"{SECRET}\"\n\
              [[zone]]\norigin = \"example.com.\"\nfile = \"{}\"\n",
@@ -93,7 +100,7 @@ fn start_ours(dir: &Path) -> (Running, u16) {
 #[test]
 fn signed_transfers_and_tsig_errors_as_kdig_sees_them() {
     let dir = temp_dir("tsig");
-    let (_ours, port) = start_ours(&dir);
+    let (_ours, port) = start_ours(&dir, "", None);
     let key = format!("hmac-sha256:{KEY}:{SECRET}");
 
     // Signed AXFR: the whole zone, every message's signature verified by kdig.
@@ -139,12 +146,19 @@ fn signed_transfers_and_tsig_errors_as_kdig_sees_them() {
 }
 
 #[test]
-fn a_knot_secondary_transfers_the_zone_with_the_key_and_serves_it() {
+fn a_knot_secondary_transfers_the_zone_with_the_key_and_follows_changes_by_notify_and_ixfr() {
     let dir = temp_dir("tsig-knot");
-    let (_ours, port) = start_ours(&dir);
+    let knot_port = free_port();
+    let api_port = free_port();
+    let (_ours, port) = start_ours(
+        &dir,
+        &format!(
+            "serial_policy = \"increment\"\nnotify = [\"127.0.0.1:{knot_port}\"]\nnotify_key = \"{KEY}\"\n"
+        ),
+        Some(api_port),
+    );
     let knot_dir = dir.join("knot");
     std::fs::create_dir_all(&knot_dir).unwrap();
-    let knot_port = free_port();
     let conf = knot_dir.join("knot.conf");
     std::fs::write(
         &conf,
@@ -154,8 +168,9 @@ fn a_knot_secondary_transfers_the_zone_with_the_key_and_serves_it() {
              database:\n    storage: \"{d}\"\n\
              key:\n  - id: {KEY}\n    algorithm: hmac-sha256\n    secret: {SECRET}\n\
              remote:\n  - id: primary\n    address: 127.0.0.1@{port}\n    key: {KEY}\n\
+             acl:\n  - id: notify-from-primary\n    address: 127.0.0.1\n    key: {KEY}\n    action: notify\n\
              template:\n  - id: default\n    storage: \"{d}\"\n\
-             zone:\n  - domain: example.com.\n    master: primary\n    zonefile-sync: -1\n",
+             zone:\n  - domain: example.com.\n    master: primary\n    acl: notify-from-primary\n    zonefile-sync: -1\n",
             d = knot_dir.display()
         ),
     )
@@ -175,6 +190,59 @@ fn a_knot_secondary_transfers_the_zone_with_the_key_and_serves_it() {
     // Ours and Knot's SOA agree: Knot serves what it transferred.
     let soa = |p| kdig(p, &["+short", "example.com", "SOA"]);
     assert_eq!(soa(knot_port), soa(port));
+
+    // A change through the API: the serial moves, Knot is notified, transfers the change
+    // (IXFR) and serves it.
+    let change = |action: &str| {
+        let batch = dir.join("batch.json");
+        std::fs::write(
+            &batch,
+            format!(
+                r#"{{"Changes": [{{"Action": "{action}", "ResourceRecordSet": {{"Name": "new.example.com.",
+                "Type": "A", "TTL": 60, "ResourceRecords": [{{"Value": "192.0.2.123"}}]}}}}]}}"#
+            ),
+        )
+        .unwrap();
+        let out = Command::new(BIN)
+            .args([
+                "change",
+                "apply",
+                batch.to_str().unwrap(),
+                "--wait",
+                "--api-url",
+            ])
+            .arg(format!("http://127.0.0.1:{api_port}"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    change("CREATE");
+    let started = Instant::now();
+    wait_for("Knot serving the change", || {
+        let a = kdig(knot_port, &["+short", "new.example.com", "A"]);
+        a.contains("192.0.2.123").then_some(a)
+    });
+    let followed = started.elapsed();
+    assert_eq!(soa(knot_port), soa(port));
+    assert!(
+        soa(port).contains("2026112402"),
+        "the serial moved: {}",
+        soa(port)
+    );
+    // A second change: IXFR from the journal again.
+    change("DELETE");
+    wait_for("Knot serving the deletion", || {
+        let a = kdig(knot_port, &["new.example.com", "A"]);
+        a.contains("NXDOMAIN").then_some(a)
+    });
+    assert!(
+        followed < Duration::from_secs(5),
+        "followed in {followed:?} (NOTIFY, not the refresh timer)"
+    );
     // SIGTERM, then Knot's log: the transfer (which our server gives only with the key)
     // finished, and nothing failed.
     // SAFETY: signalling a child this test started, by its PID.
@@ -186,6 +254,11 @@ fn a_knot_secondary_transfers_the_zone_with_the_key_and_serves_it() {
     assert!(
         log.contains("AXFR, incoming") && log.contains("finished"),
         "{log}"
+    );
+    assert!(log.contains("notify, incoming"), "NOTIFY received:\n{log}");
+    assert!(
+        log.matches("IXFR, incoming").count() >= 2,
+        "the changes came by IXFR:\n{log}"
     );
     assert!(
         !log.contains("BADSIG") && !log.contains("BADKEY") && !log.contains("error"),

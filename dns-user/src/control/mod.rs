@@ -176,6 +176,8 @@ pub struct Control {
     /// Signalled after every publication.
     done: Condvar,
     serving: OnceLock<(Arc<Published>, Arc<Monitor>)>,
+    /// Tells secondaries about new serials after each publication.
+    notifier: OnceLock<Arc<crate::server::notify::Notifier>>,
     pub insync: InsyncStats,
 }
 
@@ -237,6 +239,7 @@ impl Control {
             wake: Condvar::new(),
             done: Condvar::new(),
             serving: OnceLock::new(),
+            notifier: OnceLock::new(),
             insync: InsyncStats::default(),
         })
     }
@@ -531,10 +534,11 @@ impl Control {
         for attempt in 1.. {
             let locked = attempt > 3;
             let mut held = locked.then(|| self.lock());
-            let snapshot = match &held {
-                Some(g) => Snapshot::take(g, zone_id, batch)?,
-                None => Snapshot::take(&self.lock(), zone_id, batch)?,
+            let (snapshot, bumped) = match &held {
+                Some(g) => Snapshot::take_bumped(g, zone_id, batch)?,
+                None => Snapshot::take_bumped(&self.lock(), zone_id, batch)?,
             };
+            let batch = bumped.as_ref().unwrap_or(batch);
             let validated = snapshot.validate(batch)?;
             let mut g = held.take().unwrap_or_else(|| self.lock());
             let now = zone_by_id(g.store.state(), zone_id)?;
@@ -550,7 +554,11 @@ impl Control {
                 .put_zone(zone)
                 .change_sets(zone_id, validated.changes)
                 .put_change(change.clone());
-            let built = Some(Arc::new(validated.zone));
+            // IXFR's journal follows the change.
+            let zone = validated
+                .zone
+                .with_history(&snapshot.built, &validated.touched);
+            let built = Some(Arc::new(zone));
             return self.commit_change(g, write, zone_id, built, change, Some(validated.touched));
         }
         unreachable!("the locked attempt always commits or fails")
@@ -1298,6 +1306,24 @@ struct Validated {
 }
 
 impl Snapshot {
+    /// [`take`](Self::take) of `batch` with the SOA serial bump `server.serial_policy` asks
+    /// for, and that batch when it differs.
+    fn take_bumped(
+        g: &Inner,
+        zone_id: &str,
+        batch: &ChangeBatch,
+    ) -> Result<(Snapshot, Option<ChangeBatch>), ControlError> {
+        let state = g.store.state();
+        let zone = zone_by_id(state, zone_id)?;
+        let soa = state.set(zone_id, &(zone.name.clone(), "SOA".to_string(), None));
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as u32);
+        let bumped = soa.and_then(|soa| batch.with_serial_bump(soa, g.settings.serial_policy, now));
+        let snapshot = Snapshot::take(g, zone_id, bumped.as_ref().unwrap_or(batch))?;
+        Ok((snapshot, bumped))
+    }
+
     fn take(g: &Inner, zone_id: &str, batch: &ChangeBatch) -> Result<Snapshot, ControlError> {
         let state = g.store.state();
         let zone = zone_by_id(state, zone_id)?.clone();

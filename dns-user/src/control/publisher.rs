@@ -57,8 +57,12 @@ impl Control {
         self: &Arc<Self>,
         published: Arc<Published>,
         monitor: Arc<Monitor>,
+        notifier: Option<Arc<crate::server::notify::Notifier>>,
     ) -> std::io::Result<std::thread::JoinHandle<()>> {
         let _ = self.serving.set((published, monitor));
+        if let Some(n) = notifier {
+            let _ = self.notifier.set(n);
+        }
         {
             // The initial catalog and checks are already being served.
             let mut g = self.lock();
@@ -117,6 +121,9 @@ impl Control {
                 },
             }
             self.mark_insync(sequence);
+            if let Some(n) = self.notifier.get() {
+                n.published(&published.catalog.load());
+            }
             self.lock().completed = requested;
             self.done.notify_all();
         }

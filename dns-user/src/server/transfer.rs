@@ -1,6 +1,8 @@
-//! Zone transfer (AXFR, RFC 5936) over TCP, to the addresses in `server.transfer_allow` only;
-//! everyone else, and every transfer over UDP, gets REFUSED (see `answer.rs`). An IXFR from an
-//! allowed client gets the whole zone in AXFR form (RFC 1995 section 4).
+//! Zone transfer (AXFR, RFC 5936; IXFR, RFC 1995) over TCP, to the addresses in
+//! `server.transfer_allow` only; everyone else, and every transfer over UDP, gets REFUSED (see
+//! `answer.rs`). An IXFR gets the changes since the client's serial from the zone's journal
+//! (API changes with a serial policy that moves the serial), or the whole zone in AXFR form
+//! when the journal does not reach back that far (RFC 1995 section 4).
 //!
 //! A transfer carries the zone's data as a secondary server can serve it: its RRsets (aliases
 //! as the records they answer with), SOA first and last. Routing-policy groups have no zone
@@ -10,7 +12,7 @@
 use std::net::IpAddr;
 
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
-use hickory_proto::rr::{LowerName, Record, RecordType};
+use hickory_proto::rr::{LowerName, RecordType};
 use hickory_proto::serialize::binary::BinEncodable as _;
 use ipnet::IpNet;
 
@@ -80,23 +82,41 @@ fn transfer(catalog: &Catalog, request: &Message) -> Option<Vec<Vec<u8>>> {
         return Some(vec![first.to_vec().ok()?]);
     };
     first.metadata.authoritative = true;
-    let (soa_ttl, soa) = zone.soa();
-    let soa = Record::from_rdata(zone.origin().clone(), soa_ttl, soa.clone());
+    let soa = zone.soa_record();
+    // IXFR (RFC 1995 section 4): the client's serial is in the SOA of its authority section.
+    let client_serial = (question.query_type() == RecordType::IXFR)
+        .then(|| {
+            request.authorities.iter().find_map(|r| match &r.data {
+                hickory_proto::rr::RData::SOA(s) => Some(s.serial),
+                _ => None,
+            })
+        })
+        .flatten();
     let mut records = vec![soa.clone()];
-    let apex = LowerName::new(zone.origin());
-    let mut nodes: Vec<_> = zone.nodes().collect();
-    nodes.sort_by(|a, b| (*a.0 != apex, a.0).cmp(&(*b.0 != apex, b.0)));
-    for (name, sets) in nodes {
-        let owner = hickory_proto::rr::Name::from(name.clone());
-        for set in sets.iter().filter(|s| s.rtype != RecordType::SOA) {
-            records.extend(
-                set.rdatas
-                    .iter()
-                    .map(|r| Record::from_rdata(owner.clone(), set.ttl, r.clone())),
-            );
+    match client_serial.map(|s| (s, zone.changes_since(s))) {
+        // Up to date: the current SOA alone.
+        Some((s, _)) if s == zone.serial() => {}
+        // The changes since, each as the old SOA, what went, the new SOA, what came.
+        Some((_, Some(deltas))) => {
+            for d in deltas {
+                records.push(d.old_soa.clone());
+                records.extend(d.removed.iter().cloned());
+                records.push(d.new_soa.clone());
+                records.extend(d.added.iter().cloned());
+            }
+            records.push(soa);
+        }
+        // AXFR, or an IXFR from a serial the journal does not reach: the whole zone.
+        _ => {
+            let apex = LowerName::new(zone.origin());
+            let mut names: Vec<&LowerName> = zone.nodes().map(|(n, _)| n).collect();
+            names.sort_by(|a, b| (**a != apex, *a).cmp(&(**b != apex, *b)));
+            for name in names {
+                records.extend(zone.transfer_records(name));
+            }
+            records.push(soa);
         }
     }
-    records.push(soa);
 
     let mut out = Vec::new();
     let mut message = first;
@@ -121,6 +141,7 @@ fn transfer(catalog: &Catalog, request: &Message) -> Option<Vec<Vec<u8>>> {
 mod tests {
     use super::*;
     use hickory_proto::rr::Name;
+    use hickory_proto::rr::Record;
 
     fn catalog(names: usize) -> Catalog {
         let mut text = String::from(
@@ -173,6 +194,100 @@ mod tests {
         assert_eq!(records.len(), 3000 + 2 + 2, "every record, SOA twice");
         assert_eq!(records[0].record_type(), RecordType::SOA);
         assert_eq!(records.last().unwrap().record_type(), RecordType::SOA);
+    }
+
+    fn zone(serial: u32, hosts: &[(&str, &str)]) -> crate::zone::Zone {
+        let mut text = format!(
+            "$ORIGIN example.com.\n@ 3600 IN SOA ns1 hostmaster {serial} 7200 900 1209600 60\n@ 3600 IN NS ns1\nns1 3600 IN A 192.0.2.53\n"
+        );
+        for (name, addr) in hosts {
+            text.push_str(&format!("{name} 300 IN A {addr}\n"));
+        }
+        let origin = Name::from_ascii("example.com.").unwrap();
+        let path = std::path::Path::new("t.zone");
+        let records = crate::zone::parse_zone_text(&origin, &text, path).unwrap();
+        crate::zone::Zone::from_records(origin, records, Vec::new(), Vec::new(), path).unwrap()
+    }
+
+    fn ixfr(serial: u32) -> Vec<u8> {
+        let origin = Name::from_ascii("example.com.").unwrap();
+        let mut m = Message::new(8, MessageType::Query, OpCode::Query);
+        m.add_query(hickory_proto::op::Query::query(
+            origin.clone(),
+            RecordType::IXFR,
+        ));
+        let soa = hickory_proto::rr::rdata::SOA::new(
+            Name::from_ascii("ns1.example.com.").unwrap(),
+            Name::from_ascii("hostmaster.example.com.").unwrap(),
+            serial,
+            7200,
+            900,
+            1209600,
+            60,
+        );
+        m.add_authority(Record::from_rdata(
+            origin,
+            3600,
+            hickory_proto::rr::RData::SOA(soa),
+        ));
+        m.to_vec().unwrap()
+    }
+
+    fn answers(c: &Catalog, query: &[u8]) -> Vec<String> {
+        let client: IpAddr = "192.0.2.9".parse().unwrap();
+        respond(c, query, client, &acl(&[]), &keys())
+            .unwrap()
+            .iter()
+            .flat_map(|m| Message::from_vec(m).unwrap().answers)
+            .map(|r| match &r.data {
+                hickory_proto::rr::RData::SOA(s) => format!("SOA {}", s.serial),
+                d => format!("{} {d}", r.name),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn ixfr_sends_the_changes_since_the_clients_serial_from_the_journal() {
+        let changed = |names: &[&str]| -> std::collections::HashSet<LowerName> {
+            names
+                .iter()
+                .map(|n| LowerName::new(&Name::from_ascii(n).unwrap()))
+                .collect()
+        };
+        let v1 = zone(1, &[("a", "192.0.2.1"), ("b", "192.0.2.2")]);
+        let v2 = zone(2, &[("a", "192.0.2.1"), ("b", "192.0.2.20")])
+            .with_history(&v1, &changed(&["b.example.com."]));
+        let v3 = zone(3, &[("b", "192.0.2.20"), ("c", "192.0.2.3")])
+            .with_history(&v2, &changed(&["a.example.com.", "c.example.com."]));
+        let c = Catalog::new([v3]);
+        // From 1: both changes, each as old SOA, removed, new SOA, added.
+        assert_eq!(
+            answers(&c, &ixfr(1)),
+            [
+                "SOA 3",
+                "SOA 1",
+                "b.example.com. 192.0.2.2",
+                "SOA 2",
+                "b.example.com. 192.0.2.20",
+                "SOA 2",
+                "a.example.com. 192.0.2.1",
+                "SOA 3",
+                "c.example.com. 192.0.2.3",
+                "SOA 3",
+            ]
+        );
+        // From 2: the last change; up to date: the SOA alone.
+        assert_eq!(answers(&c, &ixfr(2)).len(), 6);
+        assert_eq!(answers(&c, &ixfr(3)), ["SOA 3"]);
+        // A serial the journal does not reach: the whole zone, as AXFR.
+        let whole = answers(&c, &ixfr(7));
+        assert_eq!(whole.first().map(String::as_str), Some("SOA 3"));
+        assert_eq!(whole.last().map(String::as_str), Some("SOA 3"));
+        assert!(whole.iter().any(|r| r.contains("ns1.example.com.")));
+        // A change that keeps the serial cannot be told apart: the journal starts again.
+        let same = zone(3, &[("c", "192.0.2.3")])
+            .with_history(c.zones().next().unwrap(), &changed(&["b.example.com."]));
+        assert!(same.changes_since(1).is_none() && same.changes_since(2).is_none());
     }
 
     #[test]

@@ -284,6 +284,7 @@ impl Zone {
             policies: Map::new(),
             alias_targets: Map::new(),
             index: Index::default(),
+            journal: Default::default(),
         };
         zone.assemble(&names, inputs, source)?;
         Ok(zone)

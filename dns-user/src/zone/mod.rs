@@ -116,7 +116,28 @@ pub struct Zone {
     /// What lets a change rebuild only the names it touches ([`Zone::rebuild`]); all of it
     /// follows from the fields above.
     index: build::Index,
+    /// The changes that led to this version, for IXFR (not part of the zone's data: two
+    /// zones with the same data are equal whatever their histories).
+    journal: Journal,
 }
+
+/// Most changes a zone remembers for IXFR; an older serial gets the whole zone.
+pub const JOURNAL_LENGTH: usize = 100;
+
+/// One change of a zone as IXFR sends it (RFC 1995 section 4): the SOA before and after, and
+/// the records removed and added. Routing-policy groups are not in it, as they are not in a
+/// transfer.
+#[derive(Debug)]
+pub struct Delta {
+    pub old_soa: Record,
+    pub new_soa: Record,
+    pub removed: Vec<Record>,
+    pub added: Vec<Record>,
+}
+
+/// A zone's latest changes, oldest first (shared between versions: cheap to clone).
+#[derive(Clone, Debug, Default)]
+pub struct Journal(imbl::Vector<Arc<Delta>>);
 
 impl PartialEq for Zone {
     /// The same data, however it was built (a full build or a rebuild of what changed).
@@ -234,6 +255,87 @@ impl Zone {
     /// Every owner name with its RRsets, in no particular order.
     pub fn nodes(&self) -> impl Iterator<Item = (&LowerName, &[RrSet])> {
         self.nodes.iter().map(|(n, s)| (n, s.as_slice()))
+    }
+
+    /// The SOA serial.
+    pub fn serial(&self) -> u32 {
+        match self.soa().1 {
+            RData::SOA(soa) => soa.serial,
+            _ => 0,
+        }
+    }
+
+    /// The apex SOA as a record.
+    pub fn soa_record(&self) -> Record {
+        let (ttl, soa) = self.soa();
+        Record::from_rdata(self.origin.clone(), ttl, soa.clone())
+    }
+
+    /// The records at `name` a transfer carries (every RRset but the SOA), one per datum.
+    pub fn transfer_records(&self, name: &LowerName) -> Vec<Record> {
+        let owner = Name::from(name.clone());
+        self.node(name)
+            .unwrap_or_default()
+            .iter()
+            .filter(|s| s.rtype != RecordType::SOA)
+            .flat_map(|s| {
+                s.rdatas
+                    .iter()
+                    .map(|r| Record::from_rdata(owner.clone(), s.ttl, r.clone()))
+            })
+            .collect()
+    }
+
+    /// This zone, the version after `before`, with `before`'s journal and the change between
+    /// the two at the names `changed` (the only ones whose records may differ). Without a new
+    /// serial a change cannot be told apart by IXFR: the journal starts again.
+    pub fn with_history(mut self, before: &Zone, changed: &HashSet<LowerName>) -> Zone {
+        if before.serial() == self.serial() {
+            self.journal = Journal::default();
+            return self;
+        }
+        let (mut removed, mut added) = (Vec::new(), Vec::new());
+        let mut names: Vec<&LowerName> = changed.iter().collect();
+        names.sort();
+        for name in names {
+            let (old, new) = (before.transfer_records(name), self.transfer_records(name));
+            removed.extend(old.iter().filter(|r| !new.contains(r)).cloned());
+            added.extend(new.into_iter().filter(|r| !old.contains(r)));
+        }
+        let mut journal = before.journal.0.clone();
+        journal.push_back(Arc::new(Delta {
+            old_soa: before.soa_record(),
+            new_soa: self.soa_record(),
+            removed,
+            added,
+        }));
+        while journal.len() > JOURNAL_LENGTH {
+            journal.pop_front();
+        }
+        self.journal = Journal(journal);
+        self
+    }
+
+    /// The changes from serial `from` to this version, if the journal holds all of them.
+    pub fn changes_since(&self, from: u32) -> Option<Vec<Arc<Delta>>> {
+        let serial = |r: &Record| match &r.data {
+            RData::SOA(soa) => soa.serial,
+            _ => 0,
+        };
+        let start = self
+            .journal
+            .0
+            .iter()
+            .position(|d| serial(&d.old_soa) == from)?;
+        let chain: Vec<Arc<Delta>> = self.journal.0.iter().skip(start).cloned().collect();
+        let linked = chain
+            .windows(2)
+            .all(|w| serial(&w[0].new_soa) == serial(&w[1].old_soa));
+        (linked
+            && chain
+                .last()
+                .is_some_and(|d| serial(&d.new_soa) == self.serial()))
+        .then_some(chain)
     }
 
     /// The apex SOA record: (TTL, data). Present by construction.

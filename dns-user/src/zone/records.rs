@@ -641,3 +641,121 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
+
+/// How a zone's SOA serial follows changes made through the API (`server.serial_policy`).
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SerialPolicy {
+    /// As Route 53: the serial changes only when a batch changes the SOA.
+    #[default]
+    Keep,
+    /// Every batch that leaves the SOA alone adds one to its serial (RFC 1982 arithmetic),
+    /// so that secondaries see the change.
+    Increment,
+    /// As `increment`, but the serial becomes the current Unix time when that is larger.
+    Unixtime,
+}
+
+impl ChangeBatch {
+    /// This batch with an UPSERT of the apex SOA (`soa`, as stored) whose serial follows
+    /// `policy`, when the batch does not change the SOA itself; `None` when nothing is added.
+    /// `now` is the Unix time for [`SerialPolicy::Unixtime`].
+    pub fn with_serial_bump(
+        &self,
+        soa: &ResourceRecordSet,
+        policy: SerialPolicy,
+        now: u32,
+    ) -> Option<ChangeBatch> {
+        if policy == SerialPolicy::Keep
+            || self
+                .changes
+                .iter()
+                .any(|c| c.resource_record_set.rtype.eq_ignore_ascii_case("SOA"))
+        {
+            return None;
+        }
+        let value = &soa.resource_records.as_ref()?.first()?.value;
+        let mut fields: Vec<String> = value.split_whitespace().map(String::from).collect();
+        let serial: u32 = fields.get(2)?.parse().ok()?;
+        let mut next = serial.wrapping_add(1);
+        if policy == SerialPolicy::Unixtime && now.wrapping_sub(serial) as i32 > 0 {
+            next = now;
+        }
+        fields[2] = next.to_string();
+        let mut set = soa.clone();
+        set.resource_records = Some(vec![ValueJson {
+            value: fields.join(" "),
+        }]);
+        let mut batch = self.clone();
+        batch.changes.push(Change {
+            action: "UPSERT".into(),
+            resource_record_set: set,
+        });
+        Some(batch)
+    }
+}
+
+#[cfg(test)]
+mod serial_tests {
+    use super::*;
+
+    fn set(name: &str, rtype: &str, value: &str) -> ResourceRecordSet {
+        ResourceRecordSet::records(
+            name.into(),
+            rtype.into(),
+            60,
+            vec![ValueJson {
+                value: value.into(),
+            }],
+        )
+    }
+
+    fn soa(serial: &str) -> ResourceRecordSet {
+        let value =
+            format!("ns1.example.com. hostmaster.example.com. {serial} 7200 900 1209600 86400");
+        set("example.com.", "SOA", &value)
+    }
+
+    fn batch(rtype: &str) -> ChangeBatch {
+        ChangeBatch {
+            comment: None,
+            changes: vec![Change {
+                action: "UPSERT".into(),
+                resource_record_set: set("www.example.com.", rtype, "192.0.2.1"),
+            }],
+        }
+    }
+
+    fn bumped_serial(b: &ChangeBatch) -> String {
+        let set = &b.changes.last().unwrap().resource_record_set;
+        let value = &set.resource_records.as_ref().unwrap()[0].value;
+        value.split_whitespace().nth(2).unwrap().to_string()
+    }
+
+    #[test]
+    fn serials_follow_the_policy() {
+        let b = batch("A");
+        assert!(
+            b.with_serial_bump(&soa("1"), SerialPolicy::Keep, 0)
+                .is_none()
+        );
+        let inc = b
+            .with_serial_bump(&soa("41"), SerialPolicy::Increment, 0)
+            .unwrap();
+        assert_eq!(inc.changes.len(), 2);
+        assert_eq!(bumped_serial(&inc), "42");
+        // RFC 1982: past 2^32 - 1 it wraps.
+        let wrap = b.with_serial_bump(&soa("4294967295"), SerialPolicy::Increment, 0);
+        assert_eq!(bumped_serial(&wrap.unwrap()), "0");
+        let unix = b.with_serial_bump(&soa("5"), SerialPolicy::Unixtime, 1_800_000_000);
+        assert_eq!(bumped_serial(&unix.unwrap()), "1800000000");
+        let ahead = b.with_serial_bump(&soa("1800000005"), SerialPolicy::Unixtime, 1_800_000_000);
+        assert_eq!(bumped_serial(&ahead.unwrap()), "1800000006");
+        // A batch that sets the SOA itself is left as it is.
+        assert!(
+            batch("SOA")
+                .with_serial_bump(&soa("1"), SerialPolicy::Increment, 0)
+                .is_none()
+        );
+    }
+}
