@@ -1,16 +1,18 @@
 //! Query logging: one answer in `TAP_SAMPLE` is copied into the `TAP` ring buffer, the query
 //! as received (before the rewrite) and the response as sent, for the daemon's dnstap writer.
 //! With `TAP_SAMPLE` 0 (the default) the verifier removes all of it. A full ring loses the
-//! record, never the answer.
+//! record, never the answer. The reader is woken only when a quarter of the ring waits; it
+//! also drains it on a timer.
 
 use crate::maps::*;
 use crate::parse::*;
 use aya_ebpf::{
+    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::generated::{bpf_get_prandom_u32, bpf_ktime_get_ns, bpf_xdp_load_bytes},
     maps::ring_buf::RingBufEntry,
     programs::XdpContext,
 };
-use dns_common::{TAP_MESSAGE_BYTES, TapRecord};
+use dns_common::{TAP_MESSAGE_BYTES, TAP_RING_BYTES, TapRecord};
 
 /// Copies the DNS message at `offset`, `len` bytes, into `buf`; the length kept (0 when the
 /// message does not fit or cannot be read).
@@ -98,5 +100,13 @@ pub(crate) fn finish(
             (*rec).response.as_mut_ptr(),
         );
     }
-    entry.submit(0);
+    // Waking the reader costs more than the copy: only once a quarter of the ring waits (the
+    // reader also drains it every 100 ms).
+    let waiting = TAP.query(u64::from(BPF_RB_AVAIL_DATA));
+    let flags = if waiting >= u64::from(TAP_RING_BYTES / 4) {
+        BPF_RB_FORCE_WAKEUP
+    } else {
+        BPF_RB_NO_WAKEUP
+    };
+    entry.submit(u64::from(flags));
 }

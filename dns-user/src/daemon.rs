@@ -378,6 +378,13 @@ pub fn serve(
         }
         control.stop();
         if let Some(w) = tap_writer {
+            if tap_sample > 0 {
+                // XDP's last samples reach the log at the reader's next drain.
+                tokio::time::sleep(
+                    crate::fastpath::tap::DRAIN_EVERY + Duration::from_millis(50),
+                )
+                .await;
+            }
             w.stop(); // what is queued is written, and the stream ended properly
         }
         if replaced {

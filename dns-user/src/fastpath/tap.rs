@@ -12,6 +12,9 @@ use tokio::io::unix::AsyncFd;
 
 use crate::dnstap::{AnswerPath, Event, Protocol, Tap};
 
+/// How often the ring is drained when the program has not woken the reader.
+pub const DRAIN_EVERY: Duration = Duration::from_millis(100);
+
 /// The TAP ring buffer, taken out of a loaded object.
 pub struct TapReader {
     ring: RingBuf<MapData>,
@@ -27,24 +30,38 @@ impl TapReader {
         })
     }
 
-    /// Logs every record the program submits, until the task is dropped.
+    /// Logs every record the program submits, until the task is dropped. The program wakes
+    /// this reader only when a quarter of the ring waits; otherwise it drains the ring every
+    /// [`DRAIN_EVERY`].
     pub async fn run(self, tap: Tap) -> anyhow::Result<()> {
         // SAFETY: the ring owns its map's file descriptor, which stays open and the same for
         // as long as the ring lives, and the AsyncFd owns the ring.
         let mut fd =
             unsafe { AsyncFd::register_with_interest(self.ring, tokio::io::Interest::READABLE) }
                 .map_err(|e| anyhow::anyhow!("watching the TAP ring buffer: {e}"))?;
+        let mut tick = tokio::time::interval(DRAIN_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let mut guard = fd.readable_mut().await?;
-            let ring = guard.get_inner_mut();
+            let woken = tokio::select! {
+                guard = fd.readable_mut() => Some(guard?),
+                _ = tick.tick() => None,
+            };
             let clock = Clock::now();
-            while let Some(item) = ring.next() {
-                match record(&item) {
-                    Some(rec) => tap.log(event(&rec, clock)),
-                    None => tracing::warn!("dnstap: a TAP record of {} bytes", item.len()),
+            let drain = |ring: &mut RingBuf<MapData>| {
+                while let Some(item) = ring.next() {
+                    match record(&item) {
+                        Some(rec) => tap.log(event(&rec, clock)),
+                        None => tracing::warn!("dnstap: a TAP record of {} bytes", item.len()),
+                    }
                 }
+            };
+            match woken {
+                Some(mut guard) => {
+                    drain(guard.get_inner_mut());
+                    guard.clear_ready();
+                }
+                None => drain(fd.get_mut()),
             }
-            guard.clear_ready();
         }
     }
 }
