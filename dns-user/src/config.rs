@@ -230,6 +230,10 @@ pub struct ServerSection {
     /// The `[[tsig_key]]` NOTIFY messages are signed with; unset = unsigned.
     #[serde(default)]
     pub notify_key: Option<String>,
+    /// The name of a catalog zone (RFC 9432) listing every hosted zone, for secondaries that
+    /// provision zones from it (e.g. `catalog.invalid.`); unset = none.
+    #[serde(default)]
+    pub catalog_zone: Option<String>,
     /// The name servers hosted zones delegate to (Route 53's delegation set): the apex NS of
     /// a zone created through the API or declared without an SOA, and its SOA's MNAME (the
     /// first); what GetHostedZone reports. Empty: `ns1.<zone>`.
@@ -256,6 +260,7 @@ impl Default for ServerSection {
             serial_policy: Default::default(),
             notify: Vec::new(),
             notify_key: None,
+            catalog_zone: None,
             name_servers: Vec::new(),
             user: None,
         }
@@ -755,6 +760,8 @@ pub struct Settings {
     /// Secondaries to NOTIFY, and the key to sign with.
     pub notify: Vec<SocketAddr>,
     pub notify_key: Option<crate::server::tsig::KeySpec>,
+    /// See [`ServerSection::catalog_zone`].
+    pub catalog_zone: Option<Name>,
     /// `server.user`, looked up.
     pub run_as: Option<crate::privileges::RunAs>,
     /// Query logs; `None` = off.
@@ -1094,6 +1101,22 @@ fn settings_from(
         serial_policy: file.server.serial_policy,
         notify: file.server.notify.clone(),
         notify_key,
+        catalog_zone: file
+            .server
+            .catalog_zone
+            .as_deref()
+            .map(|n| {
+                crate::zone::canonical_name(n)
+                    .ok()
+                    .and_then(|n| Name::from_ascii(n).ok())
+                    .filter(|n| !n.is_root())
+                    .ok_or_else(|| {
+                        ConfigError::Invalid(format!(
+                            "server.catalog_zone: {n:?} is not a domain name"
+                        ))
+                    })
+            })
+            .transpose()?,
         dnstap,
         run_as: overrides
             .user

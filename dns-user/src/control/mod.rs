@@ -22,6 +22,7 @@
 //! zone's model (one `Zone` clone per batch).
 
 pub mod api;
+pub mod catalog_zone;
 pub mod import;
 mod publisher;
 pub mod store;
@@ -167,6 +168,8 @@ struct Inner {
     requested: u64,
     completed: u64,
     stop: bool,
+    /// The catalog zone as last built, with its members (`server.catalog_zone`).
+    catalog_zone: Option<(catalog_zone::Members, Arc<Zone>)>,
 }
 
 /// The control plane (see the module docs).
@@ -223,6 +226,7 @@ impl Control {
             requested: 0,
             completed: 0,
             stop: false,
+            catalog_zone: None,
         };
         let settings = inner.settings.clone();
         let fresh = import(&mut inner, &settings, true, false).map_err(|(_, e)| e)?;

@@ -206,7 +206,52 @@ pub(super) fn catalog_of(g: &mut Inner) -> Catalog {
             .collect();
         locations.cidr.collections.insert(c.id.clone(), blocks);
     }
-    Catalog::of_shared(g.built.values().cloned())
+    let catalog_zone = catalog_zone_of(g);
+    Catalog::of_shared(g.built.values().cloned().chain(catalog_zone))
         .with_locations(locations)
         .with_zone_counters(counters)
+}
+
+/// The catalog zone listing the served hosted zones (`server.catalog_zone`), built again only
+/// when the list changed, with a serial after the last one.
+fn catalog_zone_of(g: &mut Inner) -> Option<Arc<crate::zone::Zone>> {
+    let origin = g.settings.catalog_zone.clone()?;
+    let state = g.store.state();
+    let lower = hickory_proto::rr::LowerName::new(&origin);
+    let members: super::catalog_zone::Members = g
+        .built
+        .keys()
+        .filter_map(|id| state.zones.get(id))
+        .map(|z| (z.id.clone(), z.name.clone()))
+        .collect();
+    if g.built
+        .values()
+        .any(|z| hickory_proto::rr::LowerName::new(z.origin()) == lower)
+    {
+        tracing::warn!(
+            "catalog zone {origin}: a hosted zone has that name; no catalog zone served"
+        );
+        return None;
+    }
+    if let Some((cached, zone)) = &g.catalog_zone
+        && *cached == members
+    {
+        return Some(zone.clone());
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as u32);
+    let previous = g.catalog_zone.as_ref().map_or(0, |(_, z)| z.serial());
+    let serial = super::catalog_zone::next_serial(previous, now);
+    match super::catalog_zone::build(&origin, &members, serial) {
+        Ok(zone) => {
+            let zone = Arc::new(zone);
+            g.catalog_zone = Some((members, zone.clone()));
+            Some(zone)
+        }
+        Err(e) => {
+            tracing::error!("catalog zone {origin}: {e}");
+            g.catalog_zone.as_ref().map(|(_, z)| z.clone())
+        }
+    }
 }

@@ -227,6 +227,7 @@ fn a_knot_secondary_transfers_the_zone_with_the_key_and_follows_changes_by_notif
         a.contains("192.0.2.123").then_some(a)
     });
     let followed = started.elapsed();
+    eprintln!("the Knot secondary served the change {followed:?} after it was INSYNC here");
     assert_eq!(soa(knot_port), soa(port));
     assert!(
         soa(port).contains("2026112402"),
@@ -264,5 +265,103 @@ fn a_knot_secondary_transfers_the_zone_with_the_key_and_follows_changes_by_notif
         !log.contains("BADSIG") && !log.contains("BADKEY") && !log.contains("error"),
         "{log}"
     );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_knot_secondary_provisions_every_hosted_zone_from_the_catalog_zone() {
+    let dir = temp_dir("catalog");
+    let knot_port = free_port();
+    let api_port = free_port();
+    let (_ours, port) = start_ours(
+        &dir,
+        &format!(
+            "serial_policy = \"increment\"\nnotify = [\"127.0.0.1:{knot_port}\"]\nnotify_key = \"{KEY}\"\ncatalog_zone = \"catalog.invalid.\"\n"
+        ),
+        Some(api_port),
+    );
+    // The catalog zone lists the config's zone.
+    let catalog = kdig(
+        port,
+        &[
+            "-y",
+            &format!("hmac-sha256:{KEY}:{SECRET}"),
+            "catalog.invalid",
+            "AXFR",
+        ],
+    );
+    assert!(
+        catalog.contains("PTR\texample.com.") && catalog.contains("\"2\""),
+        "{catalog}"
+    );
+
+    // Knot knows only the catalog zone; each member comes from a template.
+    let knot_dir = dir.join("knot");
+    std::fs::create_dir_all(&knot_dir).unwrap();
+    let conf = knot_dir.join("knot.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "server:\n    rundir: \"{d}\"\n    listen: 127.0.0.1@{knot_port}\n\
+             log:\n  - target: stderr\n    any: info\n\
+             database:\n    storage: \"{d}\"\n\
+             key:\n  - id: {KEY}\n    algorithm: hmac-sha256\n    secret: {SECRET}\n\
+             remote:\n  - id: primary\n    address: 127.0.0.1@{port}\n    key: {KEY}\n\
+             acl:\n  - id: notify-from-primary\n    address: 127.0.0.1\n    key: {KEY}\n    action: notify\n\
+             template:\n  - id: default\n    storage: \"{d}\"\n\
+             \x20 - id: member\n    storage: \"{d}\"\n    master: primary\n    acl: notify-from-primary\n    zonefile-sync: -1\n\
+             zone:\n  - domain: catalog.invalid.\n    master: primary\n    acl: notify-from-primary\n    catalog-role: interpret\n    catalog-template: member\n    zonefile-sync: -1\n",
+            d = knot_dir.display()
+        ),
+    )
+    .unwrap();
+    let knot = Command::new("knotd")
+        .args(["-c", conf.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("knotd (Debian package knot)");
+    let mut knot = Running(knot);
+    wait_for("Knot serving the member zone from the catalog", || {
+        let a = kdig(knot_port, &["+short", "www.example.com", "A"]);
+        a.contains("192.0.2.1").then_some(a)
+    });
+
+    // A zone created through the API: the catalog changes, Knot is notified, provisions it
+    // and transfers it.
+    let cli = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(args)
+            .arg("--api-url")
+            .arg(format!("http://127.0.0.1:{api_port}"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    cli(&["zone", "create", "fresh.test"]);
+    let batch = dir.join("batch.json");
+    std::fs::write(
+        &batch,
+        r#"{"Changes": [{"Action": "CREATE", "ResourceRecordSet": {"Name": "www.fresh.test.",
+            "Type": "A", "TTL": 60, "ResourceRecords": [{"Value": "192.0.2.99"}]}}]}"#,
+    )
+    .unwrap();
+    cli(&["change", "apply", batch.to_str().unwrap(), "--wait"]);
+    wait_for("Knot serving the zone made through the API", || {
+        let a = kdig(knot_port, &["+short", "www.fresh.test", "A"]);
+        a.contains("192.0.2.99").then_some(a)
+    });
+    // SIGTERM, then Knot's log: the catalog brought the zone in.
+    // SAFETY: signalling a child this test started, by its PID.
+    unsafe { libc::kill(knot.0.id() as libc::pid_t, libc::SIGTERM) };
+    let out = std::mem::replace(&mut knot.0, Command::new("true").spawn().unwrap())
+        .wait_with_output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("[fresh.test.]"), "{log}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
