@@ -370,6 +370,9 @@ pub fn serve(
             }
         };
         if replaced {
+            // The API and metrics listeners are the new daemon's now (requests in flight
+            // finish on their own tasks); the heartbeat beats for maps no program reads.
+            tasks.abort_all();
             // The sockets live on in the new daemon: every query read here is answered, and
             // every open TCP connection served to its end, before this process exits.
             stopper.stop();

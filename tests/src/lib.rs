@@ -45,6 +45,32 @@ pub fn free_port() -> u16 {
 /// CAP_NET_ADMIN (12), CAP_PERFMON (38), CAP_BPF (39), as a /proc mask.
 pub const KEPT_CAPABILITIES: u64 = (1 << 10) | (1 << 12) | (1 << 38) | (1 << 39);
 
+/// Asserts that every thread of process `pid` (more than two: the runtime's are there) holds
+/// [`KEPT_CAPABILITIES`] in its permitted, effective and bounding sets, and none inheritable.
+pub fn assert_kept_capabilities(pid: u32) {
+    let threads = thread_capabilities(pid);
+    assert!(
+        threads.len() > 2,
+        "the runtime's threads are there: {threads:?}"
+    );
+    for (tid, [inheritable, permitted, effective, bounding]) in threads {
+        assert_eq!(inheritable, 0, "thread {tid}");
+        assert_eq!(
+            (permitted, effective, bounding),
+            (KEPT_CAPABILITIES, KEPT_CAPABILITIES, KEPT_CAPABILITIES),
+            "thread {tid}: permitted {permitted:x}, effective {effective:x}, bounding {bounding:x}"
+        );
+    }
+}
+
+/// A Route 53 change batch (JSON) that creates one A record set.
+pub fn a_record_batch(action: &str, name: &str, address: &str) -> String {
+    format!(
+        r#"{{"Changes": [{{"Action": "{action}", "ResourceRecordSet": {{"Name": "{name}",
+            "Type": "A", "TTL": 60, "ResourceRecords": [{{"Value": "{address}"}}]}}}}]}}"#
+    )
+}
+
 /// Every thread of process `pid`: (thread id, CapInh, CapPrm, CapEff, CapBnd) from
 /// `/proc/PID/task/TID/status`.
 pub fn thread_capabilities(pid: u32) -> Vec<(String, [u64; 4])> {

@@ -242,6 +242,18 @@ impl Testbed {
         Ok(daemon)
     }
 
+    /// `dig +short` from the client namespace to the server's IPv4 address (one try): the
+    /// answer's data, one per line.
+    pub fn dig(&self, name: &str, rtype: &str) -> String {
+        let server = format!("@{SERVER_V4}");
+        self.output(
+            Side::Client,
+            "dig",
+            &["+short", "+tries=1", &server, name, rtype],
+        )
+        .unwrap_or_else(|e| panic!("dig {name} {rtype}: {e:#}"))
+    }
+
     /// The service's Prometheus page (see [`start_service`](Self::start_service)).
     pub fn metrics_page(&self) -> anyhow::Result<String> {
         self.output(

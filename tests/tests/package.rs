@@ -202,25 +202,12 @@ fn the_package_installs_and_its_service_answers_through_xdp_as_its_user() {
     let batch = out.join("batch.json");
     std::fs::write(
         &batch,
-        r#"{"Changes": [{"Action": "CREATE", "ResourceRecordSet": {"Name": "www.pkg.test.",
-            "Type": "A", "TTL": 60, "ResourceRecords": [{"Value": "192.0.2.80"}]}}]}"#,
+        dns_tests::a_record_batch("CREATE", "www.pkg.test.", "192.0.2.80"),
     )
     .unwrap();
     cli(&["change", "apply", batch.to_str().unwrap(), "--wait"]);
     let before = metric(&bed.metrics_page().unwrap(), ANSWERED).unwrap();
-    let dig = bed
-        .output(
-            Side::Client,
-            "dig",
-            &[
-                "+short",
-                "+tries=1",
-                &format!("@{SERVER_V4}"),
-                "www.pkg.test",
-                "A",
-            ],
-        )
-        .unwrap();
+    let dig = bed.dig("www.pkg.test", "A");
     assert_eq!(dig.trim(), "192.0.2.80");
     let after = metric(&bed.metrics_page().unwrap(), ANSWERED).unwrap();
     assert_eq!(after - before, 1, "answered by XDP");
@@ -234,20 +221,7 @@ fn the_package_installs_and_its_service_answers_through_xdp_as_its_user() {
         [uid.to_string().as_str(); 4],
         "{uids}"
     );
-    for (tid, [inheritable, permitted, effective, bounding]) in
-        dns_tests::thread_capabilities(daemon.pid)
-    {
-        assert_eq!(
-            (permitted, effective, bounding),
-            (
-                dns_tests::KEPT_CAPABILITIES,
-                dns_tests::KEPT_CAPABILITIES,
-                dns_tests::KEPT_CAPABILITIES
-            ),
-            "thread {tid}"
-        );
-        assert_eq!(inheritable, 0, "thread {tid}");
-    }
+    dns_tests::assert_kept_capabilities(daemon.pid);
     assert_eq!(
         mode_owner(&format!("{STATE}/store.redb")),
         (0o600, uid, gid)

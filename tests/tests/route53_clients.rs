@@ -277,12 +277,6 @@ fn what_the_clients_made_is_answered_by_xdp() {
     let after = metric(&bed.metrics_page().unwrap(), ANSWERED).unwrap();
     assert_eq!(after - before, 10, "every answer came from XDP");
     // All of it with only the capabilities the daemon keeps, in every thread.
-    for (tid, [_, permitted, effective, _]) in dns_tests::thread_capabilities(daemon.pid) {
-        assert_eq!(
-            (permitted, effective),
-            (dns_tests::KEPT_CAPABILITIES, dns_tests::KEPT_CAPABILITIES),
-            "thread {tid}"
-        );
-    }
+    dns_tests::assert_kept_capabilities(daemon.pid);
     std::fs::remove_dir_all(&work).unwrap();
 }

@@ -97,6 +97,79 @@ fn start_ours(dir: &Path, server: &str, api: Option<u16>) -> (Running, u16) {
     (running, port)
 }
 
+/// A Knot DNS secondary on `knot_port` in `dir/knot` with our key, its primary our daemon on
+/// `port` (NOTIFY from it accepted), serving `zones` (Knot's `zone:` list items).
+fn start_knot(dir: &Path, knot_port: u16, port: u16, zones: &str) -> Running {
+    let knot_dir = dir.join("knot");
+    std::fs::create_dir_all(&knot_dir).unwrap();
+    let conf = knot_dir.join("knot.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "server:\n    rundir: \"{d}\"\n    listen: 127.0.0.1@{knot_port}\n\
+             log:\n  - target: stderr\n    any: info\n\
+             database:\n    storage: \"{d}\"\n\
+             key:\n  - id: {KEY}\n    algorithm: hmac-sha256\n    secret: {SECRET}\n\
+             remote:\n  - id: primary\n    address: 127.0.0.1@{port}\n    key: {KEY}\n\
+             acl:\n  - id: notify-from-primary\n    address: 127.0.0.1\n    key: {KEY}\n    action: notify\n\
+             template:\n  - id: default\n    storage: \"{d}\"\n\
+             \x20 - id: member\n    storage: \"{d}\"\n    master: primary\n    acl: notify-from-primary\n    zonefile-sync: -1\n\
+             zone:\n{zones}",
+            d = knot_dir.display()
+        ),
+    )
+    .unwrap();
+    let knot = Command::new("knotd")
+        .args(["-c", conf.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("knotd (Debian package knot)");
+    Running(knot)
+}
+
+/// Stops Knot (SIGTERM) and returns what it logged.
+fn stop_knot(mut knot: Running) -> String {
+    // SAFETY: signalling a child this test started, by its PID.
+    unsafe { libc::kill(knot.0.id() as libc::pid_t, libc::SIGTERM) };
+    let out = std::mem::replace(&mut knot.0, Command::new("true").spawn().unwrap())
+        .wait_with_output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Runs the CLI against the API on `api_port`.
+fn cli(api_port: u16, args: &[&str]) {
+    let out = Command::new(BIN)
+        .args(args)
+        .arg("--api-url")
+        .arg(format!("http://127.0.0.1:{api_port}"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Applies a one-record change batch through the API and waits until it is INSYNC.
+fn change(dir: &Path, api_port: u16, action: &str, name: &str, address: &str) {
+    let batch = dir.join("batch.json");
+    std::fs::write(&batch, dns_tests::a_record_batch(action, name, address)).unwrap();
+    cli(
+        api_port,
+        &["change", "apply", batch.to_str().unwrap(), "--wait"],
+    );
+}
+
+/// Our daemon's `[server]` lines for a secondary on `knot_port`.
+fn notifying(knot_port: u16, extra: &str) -> String {
+    format!(
+        "serial_policy = \"increment\"\nnotify = [\"127.0.0.1:{knot_port}\"]\nnotify_key = \"{KEY}\"\n{extra}"
+    )
+}
+
 #[test]
 fn signed_transfers_and_tsig_errors_as_kdig_sees_them() {
     let dir = temp_dir("tsig");
@@ -148,40 +221,10 @@ fn signed_transfers_and_tsig_errors_as_kdig_sees_them() {
 #[test]
 fn a_knot_secondary_transfers_the_zone_with_the_key_and_follows_changes_by_notify_and_ixfr() {
     let dir = temp_dir("tsig-knot");
-    let knot_port = free_port();
-    let api_port = free_port();
-    let (_ours, port) = start_ours(
-        &dir,
-        &format!(
-            "serial_policy = \"increment\"\nnotify = [\"127.0.0.1:{knot_port}\"]\nnotify_key = \"{KEY}\"\n"
-        ),
-        Some(api_port),
-    );
-    let knot_dir = dir.join("knot");
-    std::fs::create_dir_all(&knot_dir).unwrap();
-    let conf = knot_dir.join("knot.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "server:\n    rundir: \"{d}\"\n    listen: 127.0.0.1@{knot_port}\n\
-             log:\n  - target: stderr\n    any: info\n\
-             database:\n    storage: \"{d}\"\n\
-             key:\n  - id: {KEY}\n    algorithm: hmac-sha256\n    secret: {SECRET}\n\
-             remote:\n  - id: primary\n    address: 127.0.0.1@{port}\n    key: {KEY}\n\
-             acl:\n  - id: notify-from-primary\n    address: 127.0.0.1\n    key: {KEY}\n    action: notify\n\
-             template:\n  - id: default\n    storage: \"{d}\"\n\
-             zone:\n  - domain: example.com.\n    master: primary\n    acl: notify-from-primary\n    zonefile-sync: -1\n",
-            d = knot_dir.display()
-        ),
-    )
-    .unwrap();
-    let knot = Command::new("knotd")
-        .args(["-c", conf.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("knotd (Debian package knot)");
-    let mut knot = Running(knot);
+    let (knot_port, api_port) = (free_port(), free_port());
+    let (_ours, port) = start_ours(&dir, &notifying(knot_port, ""), Some(api_port));
+    let zones = "  - domain: example.com.\n    template: member\n";
+    let knot = start_knot(&dir, knot_port, port, zones);
     let answer = wait_for("the Knot secondary serving the transferred zone", || {
         let a = kdig(knot_port, &["+short", "www.example.com", "A"]);
         a.contains("192.0.2.1").then_some(a)
@@ -193,34 +236,7 @@ fn a_knot_secondary_transfers_the_zone_with_the_key_and_follows_changes_by_notif
 
     // A change through the API: the serial moves, Knot is notified, transfers the change
     // (IXFR) and serves it.
-    let change = |action: &str| {
-        let batch = dir.join("batch.json");
-        std::fs::write(
-            &batch,
-            format!(
-                r#"{{"Changes": [{{"Action": "{action}", "ResourceRecordSet": {{"Name": "new.example.com.",
-                "Type": "A", "TTL": 60, "ResourceRecords": [{{"Value": "192.0.2.123"}}]}}}}]}}"#
-            ),
-        )
-        .unwrap();
-        let out = Command::new(BIN)
-            .args([
-                "change",
-                "apply",
-                batch.to_str().unwrap(),
-                "--wait",
-                "--api-url",
-            ])
-            .arg(format!("http://127.0.0.1:{api_port}"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    change("CREATE");
+    change(&dir, api_port, "CREATE", "new.example.com.", "192.0.2.123");
     let started = Instant::now();
     wait_for("Knot serving the change", || {
         let a = kdig(knot_port, &["+short", "new.example.com", "A"]);
@@ -235,7 +251,7 @@ fn a_knot_secondary_transfers_the_zone_with_the_key_and_follows_changes_by_notif
         soa(port)
     );
     // A second change: IXFR from the journal again.
-    change("DELETE");
+    change(&dir, api_port, "DELETE", "new.example.com.", "192.0.2.123");
     wait_for("Knot serving the deletion", || {
         let a = kdig(knot_port, &["new.example.com", "A"]);
         a.contains("NXDOMAIN").then_some(a)
@@ -244,14 +260,9 @@ fn a_knot_secondary_transfers_the_zone_with_the_key_and_follows_changes_by_notif
         followed < Duration::from_secs(5),
         "followed in {followed:?} (NOTIFY, not the refresh timer)"
     );
-    // SIGTERM, then Knot's log: the transfer (which our server gives only with the key)
-    // finished, and nothing failed.
-    // SAFETY: signalling a child this test started, by its PID.
-    unsafe { libc::kill(knot.0.id() as libc::pid_t, libc::SIGTERM) };
-    let out = std::mem::replace(&mut knot.0, Command::new("true").spawn().unwrap())
-        .wait_with_output()
-        .unwrap();
-    let log = String::from_utf8_lossy(&out.stderr);
+    // Knot's log: the transfer (which our server gives only with the key) finished, and
+    // nothing failed.
+    let log = stop_knot(knot);
     assert!(
         log.contains("AXFR, incoming") && log.contains("finished"),
         "{log}"
@@ -271,15 +282,9 @@ fn a_knot_secondary_transfers_the_zone_with_the_key_and_follows_changes_by_notif
 #[test]
 fn a_knot_secondary_provisions_every_hosted_zone_from_the_catalog_zone() {
     let dir = temp_dir("catalog");
-    let knot_port = free_port();
-    let api_port = free_port();
-    let (_ours, port) = start_ours(
-        &dir,
-        &format!(
-            "serial_policy = \"increment\"\nnotify = [\"127.0.0.1:{knot_port}\"]\nnotify_key = \"{KEY}\"\ncatalog_zone = \"catalog.invalid.\"\n"
-        ),
-        Some(api_port),
-    );
+    let (knot_port, api_port) = (free_port(), free_port());
+    let extra = "catalog_zone = \"catalog.invalid.\"\n";
+    let (_ours, port) = start_ours(&dir, &notifying(knot_port, extra), Some(api_port));
     // The catalog zone lists the config's zone.
     let catalog = kdig(
         port,
@@ -296,32 +301,8 @@ fn a_knot_secondary_provisions_every_hosted_zone_from_the_catalog_zone() {
     );
 
     // Knot knows only the catalog zone; each member comes from a template.
-    let knot_dir = dir.join("knot");
-    std::fs::create_dir_all(&knot_dir).unwrap();
-    let conf = knot_dir.join("knot.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "server:\n    rundir: \"{d}\"\n    listen: 127.0.0.1@{knot_port}\n\
-             log:\n  - target: stderr\n    any: info\n\
-             database:\n    storage: \"{d}\"\n\
-             key:\n  - id: {KEY}\n    algorithm: hmac-sha256\n    secret: {SECRET}\n\
-             remote:\n  - id: primary\n    address: 127.0.0.1@{port}\n    key: {KEY}\n\
-             acl:\n  - id: notify-from-primary\n    address: 127.0.0.1\n    key: {KEY}\n    action: notify\n\
-             template:\n  - id: default\n    storage: \"{d}\"\n\
-             \x20 - id: member\n    storage: \"{d}\"\n    master: primary\n    acl: notify-from-primary\n    zonefile-sync: -1\n\
-             zone:\n  - domain: catalog.invalid.\n    master: primary\n    acl: notify-from-primary\n    catalog-role: interpret\n    catalog-template: member\n    zonefile-sync: -1\n",
-            d = knot_dir.display()
-        ),
-    )
-    .unwrap();
-    let knot = Command::new("knotd")
-        .args(["-c", conf.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("knotd (Debian package knot)");
-    let mut knot = Running(knot);
+    let zones = "  - domain: catalog.invalid.\n    template: member\n    catalog-role: interpret\n    catalog-template: member\n";
+    let knot = start_knot(&dir, knot_port, port, zones);
     wait_for("Knot serving the member zone from the catalog", || {
         let a = kdig(knot_port, &["+short", "www.example.com", "A"]);
         a.contains("192.0.2.1").then_some(a)
@@ -329,39 +310,14 @@ fn a_knot_secondary_provisions_every_hosted_zone_from_the_catalog_zone() {
 
     // A zone created through the API: the catalog changes, Knot is notified, provisions it
     // and transfers it.
-    let cli = |args: &[&str]| {
-        let out = Command::new(BIN)
-            .args(args)
-            .arg("--api-url")
-            .arg(format!("http://127.0.0.1:{api_port}"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    cli(&["zone", "create", "fresh.test"]);
-    let batch = dir.join("batch.json");
-    std::fs::write(
-        &batch,
-        r#"{"Changes": [{"Action": "CREATE", "ResourceRecordSet": {"Name": "www.fresh.test.",
-            "Type": "A", "TTL": 60, "ResourceRecords": [{"Value": "192.0.2.99"}]}}]}"#,
-    )
-    .unwrap();
-    cli(&["change", "apply", batch.to_str().unwrap(), "--wait"]);
+    cli(api_port, &["zone", "create", "fresh.test"]);
+    change(&dir, api_port, "CREATE", "www.fresh.test.", "192.0.2.99");
     wait_for("Knot serving the zone made through the API", || {
         let a = kdig(knot_port, &["+short", "www.fresh.test", "A"]);
         a.contains("192.0.2.99").then_some(a)
     });
-    // SIGTERM, then Knot's log: the catalog brought the zone in.
-    // SAFETY: signalling a child this test started, by its PID.
-    unsafe { libc::kill(knot.0.id() as libc::pid_t, libc::SIGTERM) };
-    let out = std::mem::replace(&mut knot.0, Command::new("true").spawn().unwrap())
-        .wait_with_output()
-        .unwrap();
-    let log = String::from_utf8_lossy(&out.stderr);
+    // Knot's log: the catalog brought the zone in.
+    let log = stop_knot(knot);
     assert!(log.contains("[fresh.test.]"), "{log}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

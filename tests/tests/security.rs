@@ -838,29 +838,7 @@ fn the_daemon_keeps_only_the_capabilities_it_uses() {
     assert_eq!(status, 200, "{v}");
     d.wait_insync(v["ChangeInfo"]["Id"].as_str().unwrap());
     assert_eq!(d.answer("www.caps.test.", RecordType::A), ["192.0.2.1"]);
-    let threads = dns_tests::thread_capabilities(d.child.id());
-    assert!(
-        threads.len() > 2,
-        "the runtime's threads are there: {threads:?}"
-    );
-    for (tid, [inheritable, permitted, effective, bounding]) in threads {
-        assert_eq!(inheritable, 0, "thread {tid}");
-        assert_eq!(
-            permitted,
-            dns_tests::KEPT_CAPABILITIES,
-            "thread {tid}: {permitted:x}"
-        );
-        assert_eq!(
-            effective,
-            dns_tests::KEPT_CAPABILITIES,
-            "thread {tid}: {effective:x}"
-        );
-        assert_eq!(
-            bounding,
-            dns_tests::KEPT_CAPABILITIES,
-            "thread {tid}: {bounding:x}"
-        );
-    }
+    dns_tests::assert_kept_capabilities(d.child.id());
     drop(d);
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -902,19 +880,7 @@ fn server_user_runs_the_daemon_as_that_user_with_the_kept_capabilities() {
     assert_eq!(field("Uid:"), vec![nobody.uid().to_string(); 4]);
     assert_eq!(field("Gid:"), vec![nobody.gid().to_string(); 4]);
     assert_eq!(field("Groups:"), [nobody.gid().to_string()]);
-    for (tid, [inheritable, permitted, effective, bounding]) in dns_tests::thread_capabilities(pid)
-    {
-        assert_eq!(inheritable, 0, "thread {tid}");
-        assert_eq!(
-            (permitted, effective, bounding),
-            (
-                dns_tests::KEPT_CAPABILITIES,
-                dns_tests::KEPT_CAPABILITIES,
-                dns_tests::KEPT_CAPABILITIES
-            ),
-            "thread {tid}"
-        );
-    }
+    dns_tests::assert_kept_capabilities(pid);
     let store = std::fs::metadata(dir.join("store.redb")).unwrap();
     assert_eq!((store.mode() & 0o7777, store.uid()), (0o600, nobody.uid()));
     drop(d);

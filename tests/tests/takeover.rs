@@ -221,24 +221,11 @@ fn a_takeover_under_a_query_stream_loses_no_query() {
     let batch = bed.dir.join("batch.json");
     std::fs::write(
         &batch,
-        r#"{"Changes": [{"Action": "CREATE", "ResourceRecordSet": {"Name": "www.after.test.",
-            "Type": "A", "TTL": 60, "ResourceRecords": [{"Value": "192.0.2.77"}]}}]}"#,
+        dns_tests::a_record_batch("CREATE", "www.after.test.", "192.0.2.77"),
     )
     .unwrap();
     cli(&["change", "apply", batch.to_str().unwrap(), "--wait"]).unwrap();
-    let dig = bed
-        .output(
-            Side::Client,
-            "dig",
-            &[
-                "+short",
-                "+tries=1",
-                &format!("@{SERVER_V4}"),
-                "www.after.test",
-                "A",
-            ],
-        )
-        .unwrap();
+    let dig = bed.dig("www.after.test", "A");
     assert_eq!(dig.trim(), "192.0.2.77");
 }
 
@@ -277,19 +264,7 @@ fn a_takeover_that_fails_after_the_handover_leaves_the_old_daemon_serving() {
     let cli = |args: &[&str]| bed.output(Side::Server, BIN, args);
     cli(&["zone", "create", "still.test"]).unwrap();
     let before = metric(&bed.metrics_page().unwrap(), ANSWERED).unwrap();
-    let a = bed
-        .output(
-            Side::Client,
-            "dig",
-            &[
-                "+short",
-                "+tries=1",
-                &format!("@{SERVER_V4}"),
-                "www.example.com",
-                "A",
-            ],
-        )
-        .unwrap();
+    let a = bed.dig("www.example.com", "A");
     assert!(a.contains("192.0.2.1"), "{a}");
     let after = metric(&bed.metrics_page().unwrap(), ANSWERED).unwrap();
     assert_eq!(after - before, 1);
