@@ -221,25 +221,32 @@ impl Testbed {
             let pass = self.spawn(Side::Client, bin, &args, echo)?;
             pass.wait_for(self, "pass program attached", Duration::from_secs(20))?;
         }
-        let server_if = self.server_if.clone();
-        let (v4, v6) = (format!("{SERVER_V4}:53"), format!("[{SERVER_V6}]:53"));
-        let mut args = vec![
+        let mut args = self.serve_args(mode);
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let daemon = self.spawn(Side::Server, bin, &args, echo)?;
+        daemon.wait_for(self, "ready:", Duration::from_secs(30))?;
+        Ok(daemon)
+    }
+
+    /// The arguments [`start_service`](Self::start_service) runs `serve` with: the testbed's
+    /// addresses on port 53, XDP on the server veth in `mode`, metrics on [`METRICS_ADDR`].
+    pub fn serve_args(&self, mode: &str) -> Vec<String> {
+        [
             "serve",
             "--listen",
-            &v4,
+            &format!("{SERVER_V4}:53"),
             "--listen",
-            &v6,
+            &format!("[{SERVER_V6}]:53"),
             "--iface",
-            &server_if,
+            &self.server_if,
             "--xdp-mode",
             mode,
             "--metrics",
             METRICS_ADDR,
-        ];
-        args.extend_from_slice(extra);
-        let daemon = self.spawn(Side::Server, bin, &args, echo)?;
-        daemon.wait_for(self, "ready:", Duration::from_secs(30))?;
-        Ok(daemon)
+        ]
+        .map(String::from)
+        .to_vec()
     }
 
     /// `dig +short` from the client namespace to the server's IPv4 address (one try): the

@@ -135,24 +135,9 @@ fn a_takeover_under_a_query_stream_loses_no_query() {
 
     // The new daemon, same arguments, same store.
     let server_if = bed.server_if.clone();
-    let (v4, v6) = (
-        format!("{SERVER_V4}:53"),
-        format!("[{}]:53", dns_tests::SERVER_V6),
-    );
-    let args = [
-        "serve",
-        "--listen",
-        &v4,
-        "--listen",
-        &v6,
-        "--iface",
-        &server_if,
-        "--xdp-mode",
-        "native",
-        "--metrics",
-        dns_tests::METRICS_ADDR,
-        "--takeover",
-    ];
+    let mut args = bed.serve_args("native");
+    args.push("--takeover".into());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let new = bed.spawn(Side::Server, BIN, &args, false).unwrap();
     new.wait_for(
         &mut bed,
