@@ -209,8 +209,15 @@ pub fn start(settings: Settings) -> Result<(Tap, Writer), DnstapError> {
     ))
 }
 
-/// A log file: private (0600), never through a symbolic link, truncated.
+/// A log file: private (0600), never through a symbolic link. A log already there (the last
+/// run's, or that of a daemon being taken over, which goes on writing to it until it exits)
+/// becomes `PATH.old`, replacing the one before.
 fn create_file(path: &Path) -> std::io::Result<std::fs::File> {
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file() && m.len() > 0) {
+        let mut old = path.as_os_str().to_owned();
+        old.push(".old");
+        std::fs::rename(path, PathBuf::from(old))?;
+    }
     std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -426,4 +433,84 @@ pub fn messages(settings: &Settings, event: &Event) -> Vec<proto::Dnstap> {
         }));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(path: &Path) -> Settings {
+        Settings {
+            sink: Sink::File(path.to_path_buf()),
+            identity: "ns-test".into(),
+            queries: true,
+            responses: true,
+            xdp_sample: 0,
+        }
+    }
+
+    fn event() -> Event {
+        Event {
+            path: AnswerPath::Userspace,
+            protocol: Protocol::Udp,
+            client: "192.0.2.2:4000".parse().unwrap(),
+            server: "192.0.2.1:53".parse().unwrap(),
+            query_time: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+            query: vec![1, 2, 3],
+            response: Some((SystemTime::now(), vec![4, 5])),
+        }
+    }
+
+    #[test]
+    fn a_log_already_there_becomes_old_and_a_new_one_starts() {
+        let dir = std::env::temp_dir().join(format!("dnstap-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("q.dnstap");
+        let (tap, writer) = start(settings(&path)).unwrap();
+        tap.log(event());
+        writer.stop();
+        let first = std::fs::read(&path).unwrap();
+        assert!(first.len() > 60, "START, two messages, STOP");
+        assert_eq!(
+            tap.stats.written[AnswerPath::Userspace as usize].load(Ordering::Relaxed),
+            2
+        );
+        // The next start keeps it as .old.
+        let (_tap, writer) = start(settings(&path)).unwrap();
+        writer.stop();
+        assert_eq!(std::fs::read(dir.join("q.dnstap.old")).unwrap(), first);
+        let second = std::fs::read(&path).unwrap();
+        assert!(second.len() < first.len() && second.starts_with(&[0, 0, 0, 0]));
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn messages_carry_both_ends_and_follow_the_settings() {
+        let mut s = settings(Path::new("/unused"));
+        let both = messages(&s, &event());
+        assert_eq!(both.len(), 2);
+        let q = both[0].message.as_ref().unwrap();
+        assert_eq!(q.r#type, proto::AUTH_QUERY);
+        assert_eq!(q.query_address.as_deref(), Some(&[192, 0, 2, 2][..]));
+        assert_eq!((q.query_port, q.response_port), (Some(4000), Some(53)));
+        assert_eq!(q.query_time_sec, Some(1_800_000_000));
+        let r = both[1].message.as_ref().unwrap();
+        assert_eq!(r.r#type, proto::AUTH_RESPONSE);
+        assert_eq!(r.response_message.as_deref(), Some(&[4, 5][..]));
+        s.queries = false;
+        assert_eq!(messages(&s, &event()).len(), 1);
+        let mut v6 = event();
+        v6.client = "[2001:db8::2]:4000".parse().unwrap();
+        let m = messages(&s, &v6);
+        let r = m[0].message.as_ref().unwrap();
+        assert_eq!(r.socket_family, Some(proto::INET6));
+        assert_eq!(
+            r.response_address.as_ref().unwrap().len(),
+            16,
+            "the v4 server mapped"
+        );
+    }
 }
