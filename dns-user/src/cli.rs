@@ -157,6 +157,10 @@ struct ConfigArgs {
     /// attachments) once this one is ready; that one then exits. No query is lost.
     #[arg(long)]
     takeover: bool,
+    /// serve: fork; the parent returns once the daemon serves (status 0) or has failed
+    /// (status 1). For a service manager's reload command.
+    #[arg(long)]
+    detach: bool,
 }
 
 fn parse_zone_file(s: &str) -> Result<(String, PathBuf), String> {
@@ -214,11 +218,28 @@ pub fn main() -> ExitCode {
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     }
     let result = match cli.command {
-        Command::Serve(args) => args.settings().and_then(|settings| {
-            let (pid_file, takeover) = (args.pid_file.clone(), args.takeover);
-            let reread = Arc::new(move || args.settings());
-            crate::daemon::serve(settings, pid_file.as_deref(), reread, takeover)
-        }),
+        Command::Serve(args) => {
+            let run = |args: ConfigArgs| {
+                args.settings().and_then(|settings| {
+                    let (pid_file, takeover) = (args.pid_file.clone(), args.takeover);
+                    let reread = Arc::new(move || args.settings());
+                    crate::daemon::serve(settings, pid_file.as_deref(), reread, takeover)
+                })
+            };
+            if !args.detach {
+                run(args)
+            } else {
+                match crate::sdnotify::detach() {
+                    // The parent: the daemon's outcome is its status.
+                    Ok(Some(0)) => Ok(()),
+                    Ok(Some(_)) => {
+                        Err(anyhow::anyhow!("the detached daemon did not start serving"))
+                    }
+                    Ok(None) => run(args),
+                    Err(e) => Err(anyhow::anyhow!("detaching: {e}")),
+                }
+            }
+        }
         Command::CheckConfig(args) => check_config(&args),
         Command::Export {
             origin,

@@ -321,7 +321,10 @@ pub fn serve(
                 if api.keys.is_empty() { "unsigned requests accepted: loopback only" } else { "SigV4 signatures required" }
             );
         }
+        let took_over = taker.is_some();
         if let Some(taker) = taker {
+            // The service manager learns the new main process before the old one exits.
+            crate::sdnotify::notify(&format!("MAINPID={}", std::process::id()));
             taker.done()?;
             tracing::info!("takeover: serving in the place of the daemon that ran on this store");
         }
@@ -344,6 +347,7 @@ pub fn serve(
             settings.store.display(),
             settings.listen
         );
+        crate::sdnotify::ready(took_over);
 
         use tokio::signal::unix::{SignalKind, signal};
         let mut sigterm = signal(SignalKind::terminate())?;
@@ -369,6 +373,9 @@ pub fn serve(
                 Some(done) = tasks.join_next() => break done.context("server task")?,
             }
         };
+        if !replaced {
+            crate::sdnotify::notify("STOPPING=1");
+        }
         if replaced {
             // The API and metrics listeners are the new daemon's now (requests in flight
             // finish on their own tasks); the heartbeat beats for maps no program reads.

@@ -23,7 +23,8 @@
 //!
 //! Pure parts (no kernel, no network): [`zone`], [`server::answer`], [`fastpath::compile`],
 //! [`policy`], [`config`]. A module imports only from the layers below its own (the test
-//! `tests/layers.rs` holds it to this): `text`, `files`, `progress`, `privileges` → `policy`,
+//! `tests/layers.rs` holds it to this): `text`, `files`, `progress`, `privileges`, `sdnotify`
+//! → `policy`,
 //! `location`, `rrl`, `dnstap` → `health` → `zone` → `fastpath` → `publish` → `server` →
 //! `http`, `config`, `route53` → `control`, `metrics` → `daemon`, `cli`, `client`,
 //! `takeover`.
@@ -46,6 +47,7 @@ pub mod progress;
 pub mod publish;
 pub mod route53;
 pub mod rrl;
+pub mod sdnotify;
 pub mod server;
 pub mod takeover;
 pub mod text;

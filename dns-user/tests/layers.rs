@@ -7,7 +7,7 @@ use std::path::Path;
 
 /// Bottom to top.
 const LAYERS: &[&[&str]] = &[
-    &["text", "files", "progress", "privileges"],
+    &["text", "files", "progress", "privileges", "sdnotify"],
     &["policy", "location", "rrl", "dnstap"],
     &["health"],
     &["zone"],

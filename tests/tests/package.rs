@@ -4,7 +4,7 @@
 //! with the configuration edited as an operator would: XDP attached, a change through the
 //! API answered by XDP. Purged at the end, the store with it. Needs root (dpkg, XDP).
 
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -45,6 +45,22 @@ impl Installed {
 impl Drop for Installed {
     fn drop(&mut self) {
         purge();
+    }
+}
+
+/// Ends a daemon this test started indirectly (a detached takeover), by its PID, if it is
+/// still there when the test ends (a failed assertion included).
+struct Reap(u32);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.0));
+        let ours = std::fs::read(format!("/proc/{}/cmdline", self.0))
+            .is_ok_and(|c| String::from_utf8_lossy(&c).contains("--takeover"));
+        if ours && status.is_ok_and(|s| !s.contains("State:\tZ")) {
+            // SAFETY: signalling, by its PID, the daemon this test's reload started.
+            unsafe { libc::kill(self.0 as libc::pid_t, libc::SIGKILL) };
+        }
     }
 }
 
@@ -164,35 +180,55 @@ fn the_package_installs_and_its_service_answers_through_xdp_as_its_user() {
         .unwrap();
 
     // The unit's command as systemd runs it: User=, Group=, AmbientCapabilities=,
-    // CapabilityBoundingSet=, NoNewPrivileges=.
+    // CapabilityBoundingSet=, NoNewPrivileges=, and (Type=notify) a NOTIFY_SOCKET.
     let unit = std::fs::read_to_string(UNIT).unwrap();
     assert_eq!(unit_setting(&unit, "NoNewPrivileges"), "yes");
-    let mut args = vec![
-        format!("--reuid={}", unit_setting(&unit, "User")),
-        format!("--regid={}", unit_setting(&unit, "Group")),
-        "--init-groups".to_string(),
-        format!("--inh-caps={}", setpriv_caps(&unit, "AmbientCapabilities")),
-        format!(
-            "--ambient-caps={}",
-            setpriv_caps(&unit, "AmbientCapabilities")
-        ),
-        format!(
-            "--bounding-set={}",
-            setpriv_caps(&unit, "CapabilityBoundingSet")
-        ),
-        "--no-new-privs".to_string(),
-        "--".to_string(),
-    ];
-    args.extend(
-        unit_setting(&unit, "ExecStart")
-            .split_whitespace()
-            .map(String::from),
-    );
+    assert_eq!(unit_setting(&unit, "Type"), "notify");
+    let notify_path = out.join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    // As systemd's own notify socket: any service user may write to it.
+    std::fs::set_permissions(&notify_path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let next_notification = || {
+        let mut buf = [0u8; 512];
+        let n = notify.recv(&mut buf).expect("a notification");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let as_the_unit = |command: &str| {
+        let mut args = vec![
+            format!("NOTIFY_SOCKET={}", notify_path.display()),
+            "setpriv".to_string(),
+            format!("--reuid={}", unit_setting(&unit, "User")),
+            format!("--regid={}", unit_setting(&unit, "Group")),
+            "--init-groups".to_string(),
+            format!("--inh-caps={}", setpriv_caps(&unit, "AmbientCapabilities")),
+            format!(
+                "--ambient-caps={}",
+                setpriv_caps(&unit, "AmbientCapabilities")
+            ),
+            format!(
+                "--bounding-set={}",
+                setpriv_caps(&unit, "CapabilityBoundingSet")
+            ),
+            "--no-new-privs".to_string(),
+            "--".to_string(),
+        ];
+        args.extend(
+            unit_setting(&unit, command)
+                .split_whitespace()
+                .map(String::from),
+        );
+        args
+    };
+    let args = as_the_unit("ExecStart");
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let daemon = bed.spawn(Side::Server, "setpriv", &args, false).unwrap();
+    let daemon = bed.spawn(Side::Server, "env", &args, false).unwrap();
     daemon
         .wait_for(&mut bed, "ready:", Duration::from_secs(30))
         .unwrap();
+    assert_eq!(next_notification(), "READY=1");
     let log = daemon.log().join("\n");
     assert!(log.contains("XDP attached to"), "{log}");
 
@@ -227,8 +263,63 @@ fn the_package_installs_and_its_service_answers_through_xdp_as_its_user() {
         (0o600, uid, gid)
     );
 
-    let status = bed.stop(daemon.pid, Duration::from_secs(10)).unwrap();
-    assert!(status.success(), "stopped cleanly: {status}");
+    // `systemctl reload`: the unit's ExecReload, as the unit runs it, takes over; it returns
+    // once the new daemon serves, which reports itself the main process.
+    // Its output goes to a file: the detached daemon keeps the descriptors it inherited (the
+    // journal's, under systemd), so a pipe would never close.
+    let reload_log = out.join("reload.log");
+    let log_file = std::fs::File::create(&reload_log).unwrap();
+    let status = bed
+        .command(Side::Server, "env")
+        .args(as_the_unit("ExecReload"))
+        .stdin(std::process::Stdio::null())
+        .stdout(log_file.try_clone().unwrap())
+        .stderr(log_file)
+        .status()
+        .unwrap();
+    let reload_output = std::fs::read_to_string(&reload_log).unwrap_or_default();
+    assert!(status.success(), "ExecReload: {status}\n{reload_output}");
+    let first = next_notification();
+    let new_pid: u32 = first
+        .strip_prefix("MAINPID=")
+        .and_then(|p| p.lines().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("{first:?}"));
+    assert_ne!(new_pid, daemon.pid);
+    let _reaper = Reap(new_pid);
+    assert_eq!(next_notification(), format!("MAINPID={new_pid}\nREADY=1"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = bed.exited(daemon.pid) {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "the old daemon exits");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(
+        status.success(),
+        "the old daemon handed over cleanly: {status}"
+    );
+    let before = metric(&bed.metrics_page().unwrap(), ANSWERED).unwrap();
+    assert_eq!(bed.dig("www.pkg.test", "A").trim(), "192.0.2.80");
+    let after = metric(&bed.metrics_page().unwrap(), ANSWERED).unwrap();
+    assert_eq!(after - before, 1, "answered by the new daemon's XDP");
+    let status = std::fs::read_to_string(format!("/proc/{new_pid}/status")).unwrap();
+    assert!(status.contains(&format!("Uid:\t{uid}\t{uid}")), "{status}");
+    dns_tests::assert_kept_capabilities(new_pid);
+    // systemctl stop: SIGTERM to the main process, which says it is stopping.
+    // SAFETY: signalling the daemon this test's reload started, by its PID.
+    unsafe { libc::kill(new_pid as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(next_notification(), "STOPPING=1");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    // Gone, or a zombie its adoptive parent has yet to reap.
+    let running = || {
+        std::fs::read_to_string(format!("/proc/{new_pid}/status"))
+            .is_ok_and(|s| !s.contains("State:\tZ"))
+    };
+    while running() {
+        assert!(std::time::Instant::now() < deadline, "the new daemon stops");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     drop(bed);
     drop(installed);
     assert!(!Path::new(STATE).exists(), "purge removes the store");
