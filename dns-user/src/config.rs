@@ -956,38 +956,30 @@ fn settings_from(
         });
     }
     crate::server::tsig::Keys::new(&tsig_keys).map_err(|e| ConfigError::Invalid(e.to_string()))?;
-    let mut transfer_keys = Vec::new();
-    for k in &file.server.transfer_keys {
-        let name = hickory_proto::rr::LowerName::new(
-            &Name::from_ascii(k.trim_end_matches('.').to_string() + ".")
-                .map_err(|e| ConfigError::Invalid(format!("server.transfer_keys {k:?}: {e}")))?,
-        );
-        if !tsig_keys
+    // A `[[tsig_key]]` named by another setting.
+    let key_named = |field: &str, k: &str| {
+        let name = Name::from_ascii(k.trim_end_matches('.').to_string() + ".")
+            .map_err(|e| ConfigError::Invalid(format!("{field} {k:?}: {e}")))?;
+        let lower = hickory_proto::rr::LowerName::new(&name);
+        tsig_keys
             .iter()
-            .any(|t| hickory_proto::rr::LowerName::new(&t.name) == name)
-        {
-            return Err(ConfigError::Invalid(format!(
-                "server.transfer_keys: {k:?} is not a [[tsig_key]]"
-            )));
-        }
-        transfer_keys.push(name);
-    }
-    let notify_key = match &file.server.notify_key {
-        None => None,
-        Some(k) => {
-            let name = hickory_proto::rr::LowerName::new(
-                &Name::from_ascii(k.trim_end_matches('.').to_string() + ".")
-                    .map_err(|e| ConfigError::Invalid(format!("server.notify_key {k:?}: {e}")))?,
-            );
-            let key = tsig_keys
-                .iter()
-                .find(|t| hickory_proto::rr::LowerName::new(&t.name) == name)
-                .ok_or_else(|| {
-                    ConfigError::Invalid(format!("server.notify_key: {k:?} is not a [[tsig_key]]"))
-                })?;
-            Some(key.clone())
-        }
+            .find(|t| hickory_proto::rr::LowerName::new(&t.name) == lower)
+            .ok_or_else(|| ConfigError::Invalid(format!("{field}: {k:?} is not a [[tsig_key]]")))
     };
+    let transfer_keys = file
+        .server
+        .transfer_keys
+        .iter()
+        .map(|k| {
+            key_named("server.transfer_keys", k).map(|t| hickory_proto::rr::LowerName::new(&t.name))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let notify_key = file
+        .server
+        .notify_key
+        .as_deref()
+        .map(|k| key_named("server.notify_key", k).cloned())
+        .transpose()?;
     let api = if overrides.no_api || !file.api.enabled {
         None
     } else {

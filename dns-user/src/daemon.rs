@@ -213,11 +213,7 @@ pub fn serve(
         if let Some(taker) = &taker {
             let handed = taker.take()?;
             listeners = Some(crate::server::Listeners::from_descriptors(handed.udp, handed.tcp)?);
-            let listener = |fd: std::os::fd::OwnedFd| {
-                let l = std::net::TcpListener::from(fd);
-                l.set_nonblocking(true)?;
-                tokio::net::TcpListener::from_std(l)
-            };
+            let listener = crate::server::tcp_listener;
             api_listener = handed.api.map(listener).transpose()?;
             metrics_listener = handed.metrics.map(listener).transpose()?;
             held_links = take_over_links(&mut ebpf, handed.links, &settings)?;
@@ -300,7 +296,7 @@ pub fn serve(
         if let Some(listener) = metrics_listener {
             let addr = listener.local_addr()?;
             let api_guard = settings.api.as_ref().map(api_guard);
-            tasks.spawn(crate::metrics::serve_on(listener, source.clone(), api_guard));
+            tasks.spawn(crate::metrics::serve(listener, source.clone(), api_guard));
             tracing::info!("metrics on http://{addr}/metrics");
             if !addr.ip().is_loopback() {
                 tracing::warn!(

@@ -268,20 +268,6 @@ fn escape(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// Serves `/metrics` and `/health-checks` (JSON: every check's status and recent
-/// observations) on `addr` until the task is dropped.
-///
-/// `/health-checks` (targets and probe results) is served here only behind the API's access
-/// keys (SigV4), or, when the API has none, only on a loopback address: the metrics listener
-/// may face a network the API does not. `/metrics` needs no signature.
-pub async fn serve(
-    addr: SocketAddr,
-    source: Arc<MetricsSource>,
-    api: Option<Arc<crate::http::Guard>>,
-) -> anyhow::Result<()> {
-    serve_on(bind(addr).await?, source, api).await
-}
-
 /// Binds the metrics address.
 pub async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(addr)
@@ -289,8 +275,14 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
         .map_err(|e| anyhow::anyhow!("cannot listen for metrics on {addr}: {e}"))
 }
 
-/// [`serve`] on a bound listener (one handed over by a daemon being replaced, say).
-pub async fn serve_on(
+/// Serves `/metrics` and `/health-checks` (JSON: every check's status and recent
+/// observations) on `listener` (bound by [`bind`], or handed over by a daemon being replaced)
+/// until the task is dropped.
+///
+/// `/health-checks` (targets and probe results) is served here only behind the API's access
+/// keys (SigV4), or, when the API has none, only on a loopback address: the metrics listener
+/// may face a network the API does not. `/metrics` needs no signature.
+pub async fn serve(
     listener: tokio::net::TcpListener,
     source: Arc<MetricsSource>,
     api: Option<Arc<crate::http::Guard>>,

@@ -1320,9 +1320,7 @@ impl Snapshot {
         let state = g.store.state();
         let zone = zone_by_id(state, zone_id)?;
         let soa = state.set(zone_id, &(zone.name.clone(), "SOA".to_string(), None));
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as u32);
+        let now = crate::server::tsig::now() as u32;
         let bumped = soa.and_then(|soa| batch.with_serial_bump(soa, g.settings.serial_policy, now));
         let snapshot = Snapshot::take(g, zone_id, bumped.as_ref().unwrap_or(batch))?;
         Ok((snapshot, bumped))

@@ -238,9 +238,7 @@ fn catalog_zone_of(g: &mut Inner) -> Option<Arc<crate::zone::Zone>> {
     {
         return Some(zone.clone());
     }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as u32);
+    let now = crate::server::tsig::now() as u32;
     let previous = g.catalog_zone.as_ref().map_or(0, |(_, z)| z.serial());
     let serial = super::catalog_zone::next_serial(previous, now);
     match super::catalog_zone::build(&origin, &members, serial) {

@@ -66,22 +66,8 @@ pub fn respond(
     transport: Transport,
     client: IpAddr,
 ) -> Option<Vec<u8>> {
-    respond_reserving(catalog, health, options, query, transport, client, 0)
-}
-
-/// [`respond`] with `reserve` bytes of the client's UDP size kept free (for a TSIG record
-/// added after).
-pub fn respond_reserving(
-    catalog: &Catalog,
-    health: &HealthState,
-    options: &AnswerOptions,
-    query: &[u8],
-    transport: Transport,
-    client: IpAddr,
-    reserve: usize,
-) -> Option<Vec<u8>> {
     RANDOM.with(|rng| {
-        respond_inner(
+        respond_with(
             catalog,
             health,
             options,
@@ -89,7 +75,6 @@ pub fn respond_reserving(
             transport,
             client,
             &mut *rng.borrow_mut(),
-            reserve,
         )
     })
 }
@@ -104,20 +89,6 @@ pub fn respond_with(
     transport: Transport,
     client: IpAddr,
     rng: &mut dyn policy::RandomSource,
-) -> Option<Vec<u8>> {
-    respond_inner(catalog, health, options, query, transport, client, rng, 0)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn respond_inner(
-    catalog: &Catalog,
-    health: &HealthState,
-    options: &AnswerOptions,
-    query: &[u8],
-    transport: Transport,
-    client: IpAddr,
-    rng: &mut dyn policy::RandomSource,
-    reserve: usize,
 ) -> Option<Vec<u8>> {
     if query.len() < dns_common::DNS_HEADER_LEN {
         return None;
@@ -136,16 +107,11 @@ fn respond_inner(
     };
     // A signed query is verified before anything else (RFC 8945 section 5.2), and its answer
     // signed after.
-    let mut session = None;
-    if request.signature.is_some() {
-        let now = tsig::now();
-        match tsig::check_parsed(&options.tsig, &request, query, now) {
-            tsig::Verdict::Refused(r) => return Some(r),
-            tsig::Verdict::Signed(s) => session = Some((s, now)),
-            tsig::Verdict::Unsigned => {}
-        }
-    }
-    let reserve = reserve + session.as_ref().map_or(0, |(s, _)| s.reserve());
+    let session = match tsig::verify(&options.tsig, &request, query) {
+        Ok(session) => session,
+        Err(refused) => return Some(refused),
+    };
+    let reserve = session.as_ref().map_or(0, |(s, _)| s.reserve());
     let bytes = answer_bytes(
         catalog, health, options, &raw, &request, client, rng, transport, reserve,
     )?;

@@ -163,9 +163,7 @@ pub fn bind(addrs: &[SocketAddr], udp_workers: usize) -> Result<Listeners, Serve
             Ok::<_, ServerError>(socket)
         };
         for _ in 0..udp_workers.max(1) {
-            udp.push(make(Type::DGRAM, Protocol::UDP, "UDP", udp_workers > 1)?.into());
-        }
-        for socket in &udp {
+            let socket = make(Type::DGRAM, Protocol::UDP, "UDP", udp_workers > 1)?;
             socket
                 .set_read_timeout(Some(UDP_WAKE))
                 .map_err(|source| ServerError::Bind {
@@ -173,6 +171,7 @@ pub fn bind(addrs: &[SocketAddr], udp_workers: usize) -> Result<Listeners, Serve
                     addr,
                     source,
                 })?;
+            udp.push(socket.into());
         }
         let t = make(Type::STREAM, Protocol::TCP, "TCP", false)?;
         let listening = t.listen(1024).and_then(|()| t.set_nonblocking(true));
@@ -220,25 +219,17 @@ impl Listeners {
         }
         let tcp = tcp
             .into_iter()
-            .map(|fd| {
-                let listener = std::net::TcpListener::from(fd);
-                listener.set_nonblocking(true)?;
-                TcpListener::from_std(listener)
-            })
+            .map(tcp_listener)
             .collect::<Result<_, _>>()?;
         Ok(Listeners { udp, tcp })
     }
+}
 
-    /// The addresses served (UDP sockets of one address listed once).
-    pub fn addresses(&self) -> Vec<SocketAddr> {
-        let mut out: Vec<SocketAddr> = self
-            .tcp
-            .iter()
-            .filter_map(|t| t.local_addr().ok())
-            .collect();
-        out.sort();
-        out
-    }
+/// A listening TCP socket another process handed over, for this runtime.
+pub fn tcp_listener(fd: OwnedFd) -> std::io::Result<TcpListener> {
+    let listener = std::net::TcpListener::from(fd);
+    listener.set_nonblocking(true)?;
+    TcpListener::from_std(listener)
 }
 
 /// Tells a running server to stop: UDP workers finish the query in hand and return, TCP

@@ -44,15 +44,10 @@ pub fn respond(
         return None;
     }
     let request = Message::from_vec(query).ok()?;
-    let mut session = None;
-    if request.signature.is_some() {
-        let now = tsig::now();
-        match tsig::check_parsed(keys, &request, query, now) {
-            tsig::Verdict::Refused(r) => return Some(vec![r]),
-            tsig::Verdict::Signed(s) => session = Some((s, now)),
-            tsig::Verdict::Unsigned => {}
-        }
-    }
+    let session = match tsig::verify(keys, &request, query) {
+        Ok(session) => session,
+        Err(refused) => return Some(vec![refused]),
+    };
     let key = session.as_ref().map(|(s, _)| s.key());
     if !acl.keys.is_empty() && !key.is_some_and(|k| acl.keys.contains(&k)) {
         return None;

@@ -171,7 +171,27 @@ fn append(message: &mut Vec<u8>, record: &hickory_proto::rr::Record<TSIG>) -> Op
     Some(())
 }
 
+/// A parsed query's TSIG record checked now: `Ok(None)` when it has none, `Ok(Some((session,
+/// now)))` when it is verified (sign the answer with the session at that time), `Err` with the
+/// NOTAUTH response that is the whole answer when it is not.
+pub fn verify(
+    keys: &Keys,
+    request: &Message,
+    query: &[u8],
+) -> Result<Option<(Session, u64)>, Vec<u8>> {
+    if request.signature.is_none() {
+        return Ok(None);
+    }
+    let now = now();
+    match check_parsed(keys, request, query, now) {
+        Verdict::Unsigned => Ok(None),
+        Verdict::Signed(session) => Ok(Some((session, now))),
+        Verdict::Refused(response) => Err(response),
+    }
+}
+
 /// Checks a query's TSIG record, if it has one, at `now` (seconds since the epoch).
+#[cfg(test)]
 pub fn check(keys: &Keys, query: &[u8], now: u64) -> Verdict {
     // The common case costs a look at ARCOUNT.
     if query.len() < 12 || query[10..12] == [0, 0] {
@@ -240,7 +260,7 @@ pub fn check_parsed(keys: &Keys, request: &Message, query: &[u8], now: u64) -> V
     })
 }
 
-/// Seconds since the epoch, for TSIG times.
+/// Seconds since the epoch (TSIG times; SOA serials by Unix time).
 pub fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
