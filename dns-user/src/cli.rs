@@ -117,6 +117,10 @@ struct ConfigArgs {
     /// XDP passes everything up if the daemon's heartbeat is older than this (ms; 0 = never).
     #[arg(long, value_name = "MS")]
     heartbeat_timeout_ms: Option<u64>,
+    /// Directory on bpffs to pin XDP links and maps in, so that a restart after a crash takes
+    /// them over (replaces xdp.pin_dir).
+    #[arg(long, value_name = "DIR")]
+    xdp_pin_dir: Option<PathBuf>,
     /// UDP payload size advertised in OPT.
     #[arg(long)]
     edns_udp_size: Option<u16>,
@@ -183,6 +187,7 @@ impl ConfigArgs {
             mode: self.xdp_mode,
             max_entries: self.max_entries,
             heartbeat_timeout_ms: self.heartbeat_timeout_ms,
+            pin_dir: self.xdp_pin_dir.clone(),
             rrl_rate: self.rrl_rate,
             edns_udp_size: self.edns_udp_size,
             metrics: self.metrics,

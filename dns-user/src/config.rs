@@ -283,6 +283,10 @@ pub struct XdpSection {
     /// heartbeat for this long (crash, hang); 0 = never.
     #[serde(default = "default_heartbeat_timeout_ms")]
     pub heartbeat_timeout_ms: u64,
+    /// A directory on bpffs where links and maps are pinned so that a restart after a crash
+    /// takes them over (see [`crate::fastpath::pins`]); relative to the config's directory.
+    #[serde(default)]
+    pub pin_dir: Option<PathBuf>,
 }
 
 impl Default for XdpSection {
@@ -292,6 +296,7 @@ impl Default for XdpSection {
             mode: default_mode(),
             max_entries: default_max_entries(),
             heartbeat_timeout_ms: default_heartbeat_timeout_ms(),
+            pin_dir: None,
         }
     }
 }
@@ -692,6 +697,8 @@ pub struct Overrides {
     pub mode: Option<AttachMode>,
     pub max_entries: Option<u32>,
     pub heartbeat_timeout_ms: Option<u64>,
+    /// `--xdp-pin-dir DIR`: replaces `xdp.pin_dir`.
+    pub pin_dir: Option<PathBuf>,
     /// `--rrl-rate N`: replaces `rrl.responses_per_second`.
     pub rrl_rate: Option<u32>,
     pub edns_udp_size: Option<u16>,
@@ -729,6 +736,8 @@ pub struct Settings {
     pub max_entries: u32,
     /// See [`XdpSection::heartbeat_timeout_ms`]; `None` = off.
     pub heartbeat_timeout: Option<std::time::Duration>,
+    /// See [`XdpSection::pin_dir`]; `None` = nothing pinned.
+    pub pin_dir: Option<PathBuf>,
     pub metrics: Option<SocketAddr>,
     pub zones: Vec<ZoneSpec>,
     /// Location data for the routing policies.
@@ -1077,6 +1086,10 @@ fn settings_from(
             0 => None,
             ms => Some(std::time::Duration::from_millis(ms)),
         },
+        pin_dir: overrides
+            .pin_dir
+            .clone()
+            .or(file.xdp.pin_dir.map(|d| base_dir.join(d))),
         metrics: overrides.metrics.or(file.metrics.listen),
         zones,
         name_servers,

@@ -13,6 +13,7 @@ use tokio::sync::Semaphore;
 use crate::config::Settings;
 use crate::control::Control;
 use crate::fastpath::maps::{HeartbeatWriter, MapWriter};
+use crate::fastpath::pins::Pins;
 use crate::fastpath::xdp::{self, LoadOptions};
 use crate::health::HealthState;
 use crate::health::monitor::{HealthRuntime, Monitor};
@@ -57,6 +58,23 @@ pub fn serve(
         ),
         None => tracing::info!("capabilities kept: {}", names.join(", ")),
     }
+    // Pinned XDP links and maps (xdp.pin_dir): a daemon that crashed on them left the fast
+    // path answering; its heartbeat is kept fresh while this one loads the store (taking
+    // over, the running daemon beats).
+    let pins = match &settings.pin_dir {
+        Some(dir) if settings.xdp_enabled() => Some(Pins::open(dir, xdp::OBJECT)?),
+        _ => None,
+    };
+    let bridge = match (&pins, settings.heartbeat_timeout) {
+        (Some(pins), Some(max_age)) if !takeover => pins.heartbeat().map(|beat| {
+            tracing::info!(
+                "XDP: the fast path a daemon left pinned in {} answers on while the store loads",
+                pins.dir().display()
+            );
+            BridgeBeat::start(beat, max_age)
+        }),
+        _ => None,
+    };
     // Taking over: the running daemon first closes the store (and keeps serving).
     let taker = if takeover {
         let taker = crate::takeover::Taker::connect(&settings.store)?;
@@ -142,7 +160,7 @@ pub fn serve(
         let mut heartbeat = None;
         let health = monitor.health();
         if settings.xdp_enabled() {
-            let mut loaded = xdp::load(&LoadOptions {
+            let options = LoadOptions {
                 port: settings.port(),
                 edns_udp_size: settings.edns_udp_size,
                 max_entries: settings.max_entries,
@@ -150,11 +168,16 @@ pub fn serve(
                 fixed_draw: None,
                 rrl: settings.rrl,
                 tap_sample,
-            })?;
+            };
+            let (mut loaded, adopted) = load_fast_path(&options, pins.as_ref(), &settings, takeover)?;
             if tap_sample > 0 {
                 tap_reader = Some(crate::fastpath::tap::TapReader::take(&mut loaded)?);
             }
-            let mut w = MapWriter::new(&mut loaded, settings.max_entries)?;
+            let mut w = if adopted {
+                MapWriter::adopt(&mut loaded, settings.max_entries)?
+            } else {
+                MapWriter::new(&mut loaded, settings.max_entries)?
+            };
             let report = Published::install_initial(&mut w, &catalog, &health)?;
             // What compiling the first tables freed goes back too (start-up only: later
             // publications reuse what they free).
@@ -169,9 +192,21 @@ pub fn serve(
                 if taker.is_some() {
                     continue; // attached below, in the running daemon's place
                 }
-                xdp::attach(&mut loaded, iface, settings.mode)?;
+                let how = match &pins {
+                    Some(pins) => {
+                        if xdp::attach_pinned(&mut loaded, iface, settings.mode, &pins.link(iface))? {
+                            "taken over from the daemon before (pinned link)"
+                        } else {
+                            "attached and pinned"
+                        }
+                    }
+                    None => {
+                        xdp::attach(&mut loaded, iface, settings.mode)?;
+                        "attached"
+                    }
+                };
                 tracing::info!(
-                    "XDP attached to {iface} in {} mode (UDP port {}, {} answer entries, {} routing-policy variants; left to userspace: {} RRsets too large, {} policy groups)",
+                    "XDP on {iface} {how} in {} mode (UDP port {}, {} answer entries, {} routing-policy variants; left to userspace: {} RRsets too large, {} policy groups)",
                     settings.mode.name(),
                     settings.port(),
                     report.entries,
@@ -216,7 +251,7 @@ pub fn serve(
             let listener = crate::server::tcp_listener;
             api_listener = handed.api.map(listener).transpose()?;
             metrics_listener = handed.metrics.map(listener).transpose()?;
-            held_links = take_over_links(&mut ebpf, handed.links, &settings)?;
+            held_links = take_over_links(&mut ebpf, handed.links, &settings, pins.as_ref())?;
         }
         let listeners = listeners.expect("bound or handed over");
         let stopper = crate::server::Stopper::default();
@@ -285,6 +320,7 @@ pub fn serve(
                 max_age
             );
         }
+        drop(bridge); // this daemon's heartbeat beats now
         let source = Arc::new(MetricsSource {
             xdp: counters,
             server: stats,
@@ -403,6 +439,10 @@ pub fn serve(
             if let Err(e) = published.set_fast_path(false) {
                 tracing::warn!("turning the fast path off: {e}");
             }
+            // Unpinned, the links go with the last descriptor (below).
+            if let Some(Err(e)) = pins.as_ref().map(Pins::remove_all) {
+                tracing::warn!("removing the pinned XDP links and maps: {e}");
+            }
             drop(ebpf);
             tracing::info!("XDP detached");
         }
@@ -418,6 +458,7 @@ fn take_over_links(
     ebpf: &mut Option<aya::Ebpf>,
     links: Vec<(u32, std::os::fd::OwnedFd)>,
     settings: &Settings,
+    pins: Option<&Pins>,
 ) -> anyhow::Result<Vec<std::os::fd::OwnedFd>> {
     let Some(ebpf) = ebpf else {
         if !links.is_empty() {
@@ -448,13 +489,25 @@ fn take_over_links(
                 let fd = program.fd()?;
                 crate::takeover::update_link(&link, std::os::fd::AsFd::as_fd(fd))?;
                 tracing::info!("takeover: XDP on {iface} moved to this daemon's program");
+                if let Some(pins) = pins {
+                    pins.pin_link(&link, iface)?;
+                }
                 held.push(link);
             }
             None => {
-                xdp::attach(ebpf, iface, settings.mode)?;
+                match pins {
+                    Some(pins) => {
+                        xdp::attach_pinned(ebpf, iface, settings.mode, &pins.link(iface))?;
+                    }
+                    None => xdp::attach(ebpf, iface, settings.mode)?,
+                }
                 tracing::info!("XDP attached to {iface} in {} mode", settings.mode.name());
             }
         }
+    }
+    // This program holds the links: its maps are the ones a restart takes over.
+    if let Some(pins) = pins {
+        pins.commit_staging()?;
     }
     for index in by_index.keys() {
         tracing::warn!(
@@ -462,6 +515,91 @@ fn take_over_links(
         );
     }
     Ok(held)
+}
+
+/// Loads the XDP program. With pins: a takeover makes fresh maps in the staging directory (the
+/// running daemon keeps writing its own); otherwise the maps a daemon that is gone left are
+/// reused (returns true) unless they no longer fit the config, in which case they are
+/// replaced (the program still attached reads its old ones until this one takes the link).
+fn load_fast_path(
+    options: &LoadOptions,
+    pins: Option<&Pins>,
+    settings: &Settings,
+    takeover: bool,
+) -> anyhow::Result<(aya::Ebpf, bool)> {
+    let Some(pins) = pins else {
+        return Ok((xdp::load(options)?, false));
+    };
+    if takeover {
+        let staging = pins.staging();
+        pins.prepare(&staging, true)?;
+        return Ok((xdp::load_pinned(options, &staging)?, false));
+    }
+    for name in pins.remove_stale(&settings.interfaces)? {
+        tracing::info!(
+            "XDP: removed the stale pin {name} from {}",
+            pins.dir().display()
+        );
+    }
+    let dir = pins.maps();
+    let adopted = pins.has_maps();
+    pins.prepare(&dir, false)?;
+    match xdp::load_pinned(options, &dir) {
+        Ok(ebpf) => {
+            if adopted {
+                tracing::info!(
+                    "XDP: took over the maps pinned in {} (answers went on through the restart)",
+                    dir.display()
+                );
+            }
+            Ok((ebpf, adopted))
+        }
+        Err(e) if xdp::is_incompatible_pin(&e) => {
+            tracing::warn!("XDP: the pinned maps do not fit this config ({e}): making new ones");
+            pins.remove_maps()?;
+            pins.prepare(&dir, false)?;
+            Ok((xdp::load_pinned(options, &dir)?, false))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Keeps the heartbeat a daemon that is gone left pinned fresh while this one starts, so that
+/// the fast path it left answers on; stops when dropped.
+struct BridgeBeat {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl BridgeBeat {
+    fn start(mut beat: HeartbeatWriter, max_age: Duration) -> BridgeBeat {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            loop {
+                if let Err(e) = beat.beat(Some(max_age)) {
+                    tracing::warn!("XDP heartbeat (pinned): {e}");
+                    return;
+                }
+                match stopped.recv_timeout(max_age / 4) {
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    _ => return,
+                }
+            }
+        });
+        BridgeBeat {
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for BridgeBeat {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// The running daemon's side of a takeover (see [`crate::takeover`]).

@@ -63,6 +63,39 @@ pub fn assert_kept_capabilities(pid: u32) {
     }
 }
 
+/// A BPF filesystem of a test's own, mounted at `path` (created) and unmounted on drop with
+/// every pin in it.
+pub struct BpfFs {
+    pub path: std::path::PathBuf,
+}
+
+impl BpfFs {
+    pub fn mount(path: &std::path::Path) -> anyhow::Result<BpfFs> {
+        std::fs::create_dir_all(path)?;
+        let status = std::process::Command::new("mount")
+            .args(["-t", "bpf", "bpf"])
+            .arg(path)
+            .status()?;
+        anyhow::ensure!(
+            status.success(),
+            "mount -t bpf bpf {}: {status}",
+            path.display()
+        );
+        Ok(BpfFs {
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+impl Drop for BpfFs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(&self.path)
+            .status();
+        let _ = std::fs::remove_dir(&self.path);
+    }
+}
+
 /// A Route 53 change batch (JSON) that creates one A record set.
 pub fn a_record_batch(action: &str, name: &str, address: &str) -> String {
     format!(

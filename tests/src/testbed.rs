@@ -204,6 +204,15 @@ impl Testbed {
         stop_child(&mut child, grace)
     }
 
+    /// Kills one process started here with SIGKILL (a crash: nothing of its own runs) and
+    /// reaps it.
+    pub fn kill(&mut self, pid: u32) -> Option<std::process::ExitStatus> {
+        let idx = self.processes.iter().position(|c| c.id() == pid)?;
+        let mut child = self.processes.remove(idx);
+        let _ = child.kill();
+        child.wait().ok()
+    }
+
     /// Starts `bin serve` in the server namespace on the testbed's addresses (port 53, IPv4 and
     /// IPv6) with XDP on the server veth in `mode`, plus `extra` arguments, and waits until it
     /// is ready. In native mode the client veth first gets the pass program, without which the

@@ -23,6 +23,7 @@ mod deb;
 const UNIT: &str = "/lib/systemd/system/dns-user.service";
 const CONFIG: &str = "/etc/dns-user/config.toml";
 const STATE: &str = "/var/lib/dns-user";
+const SYSTEM_PIN_DIR: &str = "/sys/fs/bpf/dns-user";
 const ANSWERED: &str = "dns_xdp_packets_total{action=\"tx\",reason=\"answered\"}";
 
 /// The package, installed while this lives; purged when it drops (test failed or not).
@@ -148,8 +149,11 @@ fn the_package_installs_and_its_service_answers_through_xdp_as_its_user() {
         "the unit's exposure level is {exposure} (systemd: 0 safest, 10 unsafe)"
     );
 
-    // The operator's edit: serve the testbed's address, XDP on its interface.
+    // The operator's edit: serve the testbed's address, XDP on its interface; the pins on a
+    // BPF filesystem of the test's own (`ip netns exec` mounts a /sys without /sys/fs/bpf).
     let mut bed = Testbed::create("dnspkg").unwrap();
+    let bpffs = dns_tests::BpfFs::mount(&out.join("bpffs")).unwrap();
+    let pin_dir = bpffs.path.join("dns-user").display().to_string();
     let config = std::fs::read_to_string(CONFIG).unwrap();
     let edited = config
         .replace(
@@ -159,10 +163,12 @@ fn the_package_installs_and_its_service_answers_through_xdp_as_its_user() {
         .replace(
             "interfaces = []",
             &format!(r#"interfaces = ["{}"]"#, bed.server_if),
-        );
+        )
+        .replace(SYSTEM_PIN_DIR, &pin_dir);
     assert!(
         edited.matches(SERVER_V4.to_string().as_str()).count() == 1
             && edited.contains(&bed.server_if)
+            && edited.contains(&format!(r#"pin_dir = "{pin_dir}""#))
     );
     std::fs::write(CONFIG, edited).unwrap();
 
@@ -222,6 +228,23 @@ fn the_package_installs_and_its_service_answers_through_xdp_as_its_user() {
         );
         args
     };
+    // ExecStartPre=+ runs as root, unsandboxed: it makes the pin directory the service's.
+    let start_pre = || {
+        let command = unit_setting(&unit, "ExecStartPre");
+        let command = command
+            .strip_prefix('+')
+            .expect("a privileged ExecStartPre");
+        assert!(command.contains(SYSTEM_PIN_DIR), "{command}");
+        let command = command.replace(SYSTEM_PIN_DIR, &pin_dir);
+        let mut words = command.split_whitespace();
+        let status = Command::new(words.next().unwrap())
+            .args(words)
+            .status()
+            .unwrap();
+        assert!(status.success(), "ExecStartPre: {status}");
+        assert_eq!(mode_owner(&pin_dir), (0o700, uid, gid));
+    };
+    start_pre();
     let args = as_the_unit("ExecStart");
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let daemon = bed.spawn(Side::Server, "env", &args, false).unwrap();
@@ -230,7 +253,7 @@ fn the_package_installs_and_its_service_answers_through_xdp_as_its_user() {
         .unwrap();
     assert_eq!(next_notification(), "READY=1");
     let log = daemon.log().join("\n");
-    assert!(log.contains("XDP attached to"), "{log}");
+    assert!(log.contains("attached and pinned"), "{log}");
 
     // The operator's first zone, through the API with the installed CLI.
     let cli = |args: &[&str]| bed.output(Side::Server, "/usr/bin/dns-user", args).unwrap();
@@ -306,20 +329,54 @@ fn the_package_installs_and_its_service_answers_through_xdp_as_its_user() {
     let status = std::fs::read_to_string(format!("/proc/{new_pid}/status")).unwrap();
     assert!(status.contains(&format!("Uid:\t{uid}\t{uid}")), "{status}");
     dns_tests::assert_kept_capabilities(new_pid);
-    // systemctl stop: SIGTERM to the main process, which says it is stopping.
-    // SAFETY: signalling the daemon this test's reload started, by its PID.
-    unsafe { libc::kill(new_pid as libc::pid_t, libc::SIGTERM) };
-    assert_eq!(next_notification(), "STOPPING=1");
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
     // Gone, or a zombie its adoptive parent has yet to reap.
-    let running = || {
-        std::fs::read_to_string(format!("/proc/{new_pid}/status"))
+    let running = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
             .is_ok_and(|s| !s.contains("State:\tZ"))
     };
-    while running() {
-        assert!(std::time::Instant::now() < deadline, "the new daemon stops");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let wait_gone = |pid: u32| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while running(pid) {
+            assert!(std::time::Instant::now() < deadline, "daemon {pid} ends");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+
+    // A crash, and Restart=on-failure: ExecStartPre and ExecStart again, as the unit says.
+    // The new daemon takes over the pinned link and maps, as the service's user.
+    // SAFETY: signalling the daemon this test's reload started, by its PID.
+    unsafe { libc::kill(new_pid as libc::pid_t, libc::SIGKILL) };
+    wait_gone(new_pid);
+    let restart_sec: f64 = unit_setting(&unit, "RestartSec")
+        .trim_end_matches("ms")
+        .parse()
+        .unwrap();
+    assert!(
+        restart_sec <= 500.0,
+        "RestartSec= well inside the heartbeat"
+    );
+    start_pre();
+    let restarted = bed.spawn(Side::Server, "env", &args, false).unwrap();
+    restarted
+        .wait_for(&mut bed, "ready:", Duration::from_secs(30))
+        .unwrap();
+    assert_eq!(next_notification(), "READY=1");
+    let log = restarted.log().join("\n");
+    assert!(log.contains("took over the maps pinned"), "{log}");
+    assert!(log.contains("taken over from the daemon before"), "{log}");
+    let before = metric(&bed.metrics_page().unwrap(), ANSWERED).unwrap();
+    assert_eq!(bed.dig("www.pkg.test", "A").trim(), "192.0.2.80");
+    let after = metric(&bed.metrics_page().unwrap(), ANSWERED).unwrap();
+    assert_eq!(after - before, 1, "answered by the restarted daemon's XDP");
+
+    // systemctl stop: SIGTERM to the main process, which says it is stopping, and removes
+    // its pins (the XDP program goes with them).
+    // SAFETY: signalling the daemon this test started, by its PID.
+    unsafe { libc::kill(restarted.pid as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(next_notification(), "STOPPING=1");
+    wait_gone(restarted.pid);
+    assert!(!Path::new(&pin_dir).exists(), "pins left after a stop");
+    drop(bpffs);
     drop(bed);
     drop(installed);
     assert!(!Path::new(STATE).exists(), "purge removes the store");

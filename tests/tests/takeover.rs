@@ -120,7 +120,13 @@ fn wait_exit(bed: &mut Testbed, pid: u32, within: Duration) -> std::process::Exi
 fn a_takeover_under_a_query_stream_loses_no_query() {
     static STOP: AtomicBool = AtomicBool::new(false);
     let mut bed = Testbed::create("dnsto").unwrap();
-    let old = bed.start_service(BIN, "native", &[], false).unwrap();
+    // Both daemons pin (xdp.pin_dir): the new one's maps replace the old one's pins.
+    let bpffs = dns_tests::BpfFs::mount(&bed.dir.join("bpffs")).unwrap();
+    let pin_dir = bpffs.path.join("dns-user");
+    let pin_arg = pin_dir.display().to_string();
+    let old = bed
+        .start_service(BIN, "native", &["--xdp-pin-dir", &pin_arg], false)
+        .unwrap();
     let client_ns = bed.client_ns.clone();
     let streams = [
         in_netns(&client_ns, || {
@@ -136,7 +142,7 @@ fn a_takeover_under_a_query_stream_loses_no_query() {
     // The new daemon, same arguments, same store.
     let server_if = bed.server_if.clone();
     let mut args = bed.serve_args("native");
-    args.push("--takeover".into());
+    args.extend(["--takeover".into(), "--xdp-pin-dir".into(), pin_arg.clone()]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let new = bed.spawn(Side::Server, BIN, &args, false).unwrap();
     new.wait_for(
@@ -170,6 +176,15 @@ fn a_takeover_under_a_query_stream_loses_no_query() {
         "{old_log}"
     );
     assert!(!old_log.contains("XDP detached"), "{old_log}");
+    // The pins are the new daemon's: its maps (moved out of staging) and the same link.
+    let pins: Vec<String> = std::fs::read_dir(&pin_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(pins.len(), 2, "{pins:?}");
+    assert!(pins.contains(&format!("link-{server_if}")), "{pins:?}");
+    let maps = pins.iter().find(|p| p.starts_with("maps-")).unwrap();
+    assert_eq!(std::fs::read_dir(pin_dir.join(maps)).unwrap().count(), 8);
 
     // The new daemon answers through XDP (its metrics on the listener it took over) ...
     let before = metric(&bed.metrics_page().unwrap(), ANSWERED).unwrap();
@@ -253,4 +268,152 @@ fn a_takeover_that_fails_after_the_handover_leaves_the_old_daemon_serving() {
     assert!(a.contains("192.0.2.1"), "{a}");
     let after = metric(&bed.metrics_page().unwrap(), ANSWERED).unwrap();
     assert_eq!(after - before, 1);
+}
+
+/// One UDP query from the client namespace: its answer's A addresses, or the error.
+fn ask_a(bed: &Testbed, name: &'static str) -> std::io::Result<Vec<std::net::Ipv4Addr>> {
+    in_netns(&bed.client_ns, move || {
+        let socket = std::net::UdpSocket::bind("0.0.0.0:0")?;
+        socket.connect((SERVER_V4, 53))?;
+        socket.set_read_timeout(Some(Duration::from_secs(1)))?;
+        socket.send(&query(7, name, RecordType::A))?;
+        let mut buf = [0u8; 1500];
+        let n = socket.recv(&mut buf)?;
+        let m = Message::from_vec(&buf[..n]).map_err(std::io::Error::other)?;
+        Ok(dns_tests::a_addresses(&m))
+    })
+    .join()
+    .unwrap()
+}
+
+fn xdp_attached(bed: &Testbed) -> bool {
+    let out = bed
+        .output(
+            Side::Server,
+            "ip",
+            &["-d", "link", "show", "dev", &bed.server_if],
+        )
+        .unwrap();
+    out.contains("prog/xdp")
+}
+
+#[test]
+fn a_crash_restart_takes_over_the_pinned_fast_path() {
+    static STOP: AtomicBool = AtomicBool::new(false);
+    let mut bed = Testbed::create("dnscr").unwrap();
+    // Dropped before the testbed (declared after it): the pins go before the namespaces.
+    let bpffs = dns_tests::BpfFs::mount(&bed.dir.join("bpffs")).unwrap();
+    let pin_dir = bpffs.path.join("dns-user");
+    let pin_arg = pin_dir.display().to_string();
+    let server_if = bed.server_if.clone();
+    let first = bed
+        .start_service(BIN, "native", &["--xdp-pin-dir", &pin_arg], false)
+        .unwrap();
+    let log = first.log().join("\n");
+    assert!(
+        log.contains(&format!("XDP on {server_if} attached and pinned")),
+        "{log}"
+    );
+    assert!(pin_dir.join(format!("link-{server_if}")).exists());
+    let base = bed.serve_args("native");
+    let args = |extra: &[&str]| {
+        let mut args = base.clone();
+        args.extend(["--xdp-pin-dir".to_string(), pin_arg.clone()]);
+        args.extend(extra.iter().map(|a| a.to_string()));
+        args
+    };
+    let restart = args(&[]);
+
+    // A crash under an XDP query stream: the pinned program answers on from the pinned maps,
+    // and the daemon started in its place takes them over. Not one query is lost.
+    let stream = in_netns(&bed.client_ns.clone(), || {
+        udp_stream("www.example.com.", RecordType::A, &STOP)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    bed.kill(first.pid).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let restart: Vec<&str> = restart.iter().map(String::as_str).collect();
+    let second = bed.spawn(Side::Server, BIN, &restart, false).unwrap();
+    second
+        .wait_for(&mut bed, "ready:", Duration::from_secs(30))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    STOP.store(true, Ordering::Relaxed);
+    let seen = stream.join().unwrap();
+    assert!(seen.sent > 200, "{seen:?}");
+    assert!(
+        seen.lost.is_empty(),
+        "{} lost through the crash and restart, the first: {:?}",
+        seen.lost.len(),
+        &seen.lost[..seen.lost.len().min(3)]
+    );
+    let log = second.log().join("\n");
+    assert!(log.contains("answers on while the store loads"), "{log}");
+    assert!(log.contains("took over the maps pinned"), "{log}");
+    assert!(
+        log.contains(&format!(
+            "XDP on {server_if} taken over from the daemon before"
+        )),
+        "{log}"
+    );
+    // The restarted daemon's program answers (its own counters), and its changes are served.
+    let before = metric(&bed.metrics_page().unwrap(), ANSWERED).unwrap();
+    for _ in 0..10 {
+        let a = ask_a(&bed, "www.example.com.").unwrap();
+        assert_eq!(a.len(), 2, "{a:?}");
+    }
+    let after = metric(&bed.metrics_page().unwrap(), ANSWERED).unwrap();
+    assert_eq!(
+        after - before,
+        10,
+        "answered by the restarted daemon's program"
+    );
+    let batch = bed.dir.join("batch.json");
+    std::fs::write(
+        &batch,
+        dns_tests::a_record_batch("UPSERT", "www.example.com.", "192.0.2.99"),
+    )
+    .unwrap();
+    bed.output(
+        Side::Server,
+        BIN,
+        &["change", "apply", batch.to_str().unwrap(), "--wait"],
+    )
+    .unwrap();
+    assert_eq!(
+        ask_a(&bed, "www.example.com.").unwrap(),
+        ["192.0.2.99".parse::<std::net::Ipv4Addr>().unwrap()]
+    );
+
+    // A crash that no daemon follows: the heartbeat runs out and the orphaned program passes
+    // everything up (to no one) instead of serving what it knew for ever.
+    bed.kill(second.pid).unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(
+        ask_a(&bed, "www.example.com.").is_err(),
+        "stale answers after the heartbeat"
+    );
+    assert!(xdp_attached(&bed), "the pinned link stays");
+
+    // Restarted with maps of another size: the pinned ones do not fit and new ones are made;
+    // the pinned link is taken over as before.
+    let bigger = args(&["--max-entries", "4096"]);
+    let bigger: Vec<&str> = bigger.iter().map(String::as_str).collect();
+    let third = bed.spawn(Side::Server, BIN, &bigger, false).unwrap();
+    third
+        .wait_for(&mut bed, "ready:", Duration::from_secs(30))
+        .unwrap();
+    let log = third.log().join("\n");
+    assert!(log.contains("do not fit this config"), "{log}");
+    assert!(log.contains("taken over from the daemon before"), "{log}");
+    assert_eq!(
+        ask_a(&bed, "www.example.com.").unwrap(),
+        ["192.0.2.99".parse::<std::net::Ipv4Addr>().unwrap()]
+    );
+
+    // A clean stop removes the pins, and the XDP program goes.
+    let status = bed.stop(third.pid, Duration::from_secs(20)).unwrap();
+    assert!(status.success(), "{status}");
+    assert!(!pin_dir.exists(), "pins left after a clean stop");
+    assert!(!xdp_attached(&bed), "XDP left attached after a clean stop");
 }

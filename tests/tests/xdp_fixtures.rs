@@ -297,6 +297,78 @@ fn map_writer_updates_removes_and_rejects_over_capacity() {
     assert_eq!(answer_addr(&h.run(&mail).1), Ipv4Addr::new(192, 0, 2, 25));
 }
 
+/// A daemon that is gone left its maps pinned (xdp.pin_dir): a program loaded over them
+/// answers what they hold before anything is written; the first install makes each buffer
+/// hold exactly the new table (a name only the old table had is gone from both), and the
+/// fixture table then answers byte for byte as userspace.
+#[test]
+fn maps_left_pinned_are_taken_over_and_rewritten_whole() {
+    let mount = std::env::temp_dir().join(format!("dnsx-pins-{}", std::process::id()));
+    let bpffs = dns_tests::BpfFs::mount(&mount).unwrap();
+    let options = LoadOptions {
+        edns_udp_size: EDNS_SIZE,
+        max_entries: 1024,
+        ..Default::default()
+    };
+    let name = |n: &str| LowerName::new(&Name::from_ascii(n).unwrap());
+    let frame = Frame::query(false);
+    let www = frame.build(&q("www.example.com", TYPE_A));
+    let gone = frame.build(&q("gone.example.com", TYPE_A));
+    let old_www = Ipv4Addr::new(198, 51, 100, 7);
+    {
+        // The daemon before: the fixture zone, www changed, and a name the next one lacks.
+        let mut ebpf = xdp::load_pinned(&options, &bpffs.path).unwrap();
+        let mut writer = MapWriter::new(&mut ebpf, 1024).unwrap();
+        let (mut table, _) = compile(&catalog(), &HealthState::default());
+        for (n, addr) in [
+            ("www.example.com.", old_www),
+            ("gone.example.com.", old_www),
+        ] {
+            table.answers.insert(
+                key(&name(n), RecordType::A),
+                render(&a_set(30, &[addr])).unwrap(),
+            );
+        }
+        writer.install_owned(table).unwrap();
+        writer.set_enabled(true).unwrap();
+    } // gone without a clean stop: the pinned maps stay
+
+    let mut ebpf = xdp::load_pinned(&options, &bpffs.path).unwrap();
+    let writer = MapWriter::adopt(&mut ebpf, 1024).unwrap();
+    let counters = XdpCounters::take(&mut ebpf).unwrap();
+    let mut h = Harness {
+        ebpf,
+        writer,
+        counters,
+        catalog: catalog(),
+    };
+    let (action, out) = h.run(&www);
+    assert_eq!(action, XDP_TX, "answers on from the maps it took over");
+    assert_eq!(answer_addr(&out), old_www);
+    assert_eq!(h.run(&gone).0, XDP_TX);
+
+    let (table, _) = compile(&h.catalog, &HealthState::default());
+    h.writer.install_owned(table.clone()).unwrap();
+    assert_eq!(h.writer.installed(), &table);
+    assert_eq!(h.run(&gone).0, XDP_PASS);
+    assert_ne!(answer_addr(&h.run(&www).1), old_www);
+    // A change makes the other buffer the readers': it was rewritten whole too.
+    let mut changed = table.clone();
+    changed.answers.insert(
+        key(&name("new.example.com."), RecordType::A),
+        render(&a_set(30, &[Ipv4Addr::new(192, 0, 2, 200)])).unwrap(),
+    );
+    h.writer.install(&changed).unwrap();
+    assert_eq!(
+        h.run(&gone).0,
+        XDP_PASS,
+        "the stale name is gone from both buffers"
+    );
+    h.writer.install(&table).unwrap();
+    run_fixture_table(h);
+    drop(bpffs);
+}
+
 /// A change to the answer map only.
 fn answers(
     upserts: Vec<(dns_common::AnswerKey, dns_common::AnswerSet)>,

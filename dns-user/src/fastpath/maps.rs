@@ -99,6 +99,9 @@ pub struct MapWriter {
     /// What both buffers hold (the back buffers only when `back_dirty` is false).
     installed: Tables,
     back_dirty: bool,
+    /// The maps were pinned by a daemon that is gone: both buffers hold what it installed,
+    /// unknown here, and the first install rewrites each in full.
+    adopted: bool,
     capacity: Capacity,
     grace: GracePeriod,
 }
@@ -126,9 +129,19 @@ impl MapWriter {
             control,
             installed: Tables::default(),
             back_dirty: false,
+            adopted: false,
             capacity: Capacity::of(capacity),
             grace: GracePeriod::new().map_err(MapWriteError::GracePeriod)?,
         })
+    }
+
+    /// As [`new`](Self::new), for maps a daemon that is gone left pinned: readers keep the
+    /// buffer and flags it left them (answers go on) until the first install replaces both
+    /// buffers' contents, one after the other, by the same protocol.
+    pub fn adopt(ebpf: &mut Ebpf, capacity: u32) -> Result<Self, MapWriteError> {
+        let mut writer = Self::new(ebpf, capacity)?;
+        writer.adopted = true;
+        Ok(writer)
     }
 
     /// Capacity of each map of one buffer.
@@ -190,6 +203,9 @@ impl MapWriter {
     /// and no copy of a table that is large for big zones. Otherwise as
     /// [`install`](Self::install).
     pub fn install_owned(&mut self, tables: Tables) -> Result<InstallStats, MapWriteError> {
+        if self.adopted {
+            return self.install_adopted(tables);
+        }
         let fresh = self.installed.answers.is_empty()
             && self.installed.variants.is_empty()
             && self.installed.cells.is_empty()
@@ -197,6 +213,20 @@ impl MapWriter {
         if !fresh {
             return self.install(&tables);
         }
+        self.check_fits(&tables)?;
+        let stats = InstallStats {
+            upserts: tables.answers.len() + tables.variants.len() + tables.cells.len(),
+            deletes: 0,
+        };
+        if stats.upserts > 0 {
+            self.switch(|buffer| fill(buffer, &tables))?;
+        }
+        self.installed = tables;
+        Ok(stats)
+    }
+
+    /// Fails if `tables` would not fit the maps.
+    fn check_fits(&self, tables: &Tables) -> Result<(), MapWriteError> {
         for (what, entries, capacity) in [
             ("answer", tables.answers.len(), self.capacity.answers),
             (
@@ -214,14 +244,20 @@ impl MapWriter {
                 });
             }
         }
+        Ok(())
+    }
+
+    /// The first install into adopted maps: each buffer is made to hold exactly `tables`
+    /// (stale entries deleted), the back one first.
+    fn install_adopted(&mut self, tables: Tables) -> Result<InstallStats, MapWriteError> {
+        self.check_fits(&tables)?;
+        self.switch(|buffer| rewrite_all(buffer, &tables))?;
         let stats = InstallStats {
             upserts: tables.answers.len() + tables.variants.len() + tables.cells.len(),
             deletes: 0,
         };
-        if stats.upserts > 0 {
-            self.switch(|buffer| fill(buffer, &tables))?;
-        }
         self.installed = tables;
+        self.adopted = false;
         Ok(stats)
     }
 
@@ -287,6 +323,14 @@ pub struct HeartbeatWriter {
 }
 
 impl HeartbeatWriter {
+    /// The heartbeat pinned at `path` by a daemon that is gone (see [`crate::fastpath::pins`]).
+    pub fn from_pin(path: &std::path::Path) -> Result<Self, MapWriteError> {
+        let map = aya::maps::Map::Array(MapData::from_pin(path)?);
+        Ok(Self {
+            map: Array::try_from(map)?,
+        })
+    }
+
     pub fn take(ebpf: &mut Ebpf) -> Result<Self, MapWriteError> {
         let map = ebpf
             .take_map(HEARTBEAT_MAP)

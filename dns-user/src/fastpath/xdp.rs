@@ -2,6 +2,10 @@
 //!
 //! The object is built by this crate's build.rs (aya-build) and embedded in the binary.
 
+use std::path::Path;
+
+use aya::programs::links::{FdLink, PinnedLink};
+use aya::programs::xdp::{XdpLink, XdpLinkId};
 use aya::programs::{ProgramError, Xdp, XdpMode};
 use aya::{Ebpf, EbpfError, EbpfLoader};
 use dns_common::{
@@ -9,6 +13,8 @@ use dns_common::{
     GLOBAL_RRL_BURST_NS, GLOBAL_RRL_INTERVAL_NS, GLOBAL_RRL_SLIP, GLOBAL_TAP_SAMPLE,
     PASS_PROGRAM_NAME, PROGRAM_NAME, VARIANT_MAPS,
 };
+
+use crate::fastpath::pins;
 
 /// The eBPF object (bpfel, with BTF).
 pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/dns-xdp"));
@@ -55,6 +61,8 @@ pub enum XdpError {
         program: &'static str,
         source: ProgramError,
     },
+    #[error("pinning the XDP link of {iface}: {reason}")]
+    Pin { iface: String, reason: String },
     #[error("attaching XDP to interface {iface} in {mode} mode failed: {source}")]
     Attach {
         iface: String,
@@ -96,6 +104,28 @@ impl Default for LoadOptions {
 
 /// Loads the object and the `dns_xdp` program into the kernel (verifier included), not attached.
 pub fn load(options: &LoadOptions) -> Result<Ebpf, XdpError> {
+    load_with(options, None)
+}
+
+/// As [`load`], with the maps a restart keeps ([`pins::pinned_maps`]) pinned in `dir`: a map
+/// already pinned there is used as it is (a daemon that is gone filled it), the others are
+/// made and pinned. A pinned map that does not fit (another `max_entries`) fails the load
+/// with [`aya::maps::MapError::IncompatiblePinnedMap`].
+pub fn load_pinned(options: &LoadOptions, dir: &Path) -> Result<Ebpf, XdpError> {
+    load_with(options, Some(dir))
+}
+
+/// True if `error` is [`load_pinned`] finding a pinned map that does not fit.
+pub fn is_incompatible_pin(error: &XdpError) -> bool {
+    matches!(
+        error,
+        XdpError::Load(EbpfError::MapError(
+            aya::maps::MapError::IncompatiblePinnedMap { .. }
+        ))
+    )
+}
+
+fn load_with(options: &LoadOptions, pins: Option<&Path>) -> Result<Ebpf, XdpError> {
     let grow_at_head = u8::from(options.grow_at_head);
     let mut loader = EbpfLoader::new();
     loader
@@ -114,6 +144,11 @@ pub fn load(options: &LoadOptions) -> Result<Ebpf, XdpError> {
         .override_global(GLOBAL_TAP_SAMPLE, &options.tap_sample, true);
     for map in ANSWER_MAPS.into_iter().chain(VARIANT_MAPS) {
         loader.map_max_entries(map, options.max_entries);
+    }
+    if let Some(dir) = pins {
+        for map in pins::pinned_maps() {
+            loader.map_pin_path(map, dir.join(map));
+        }
     }
     let mut ebpf = loader.load(OBJECT)?;
     load_program(&mut ebpf, PROGRAM_NAME)?;
@@ -143,7 +178,7 @@ pub fn program<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut Xdp
 
 /// Attaches the loaded `dns_xdp` program to `iface`. The attachment lives as long as `ebpf`.
 pub fn attach(ebpf: &mut Ebpf, iface: &str, mode: AttachMode) -> Result<(), XdpError> {
-    attach_program(ebpf, PROGRAM_NAME, iface, mode)
+    attach_program(ebpf, PROGRAM_NAME, iface, mode).map(drop)
 }
 
 fn attach_program(
@@ -151,7 +186,7 @@ fn attach_program(
     name: &'static str,
     iface: &str,
     mode: AttachMode,
-) -> Result<(), XdpError> {
+) -> Result<XdpLinkId, XdpError> {
     let err = |source| XdpError::Attach {
         iface: iface.to_string(),
         mode: mode.name(),
@@ -165,8 +200,52 @@ fn attach_program(
     })?;
     program(ebpf, name)?
         .attach(ifname.as_c_str(), mode.flags())
-        .map_err(err)?;
-    Ok(())
+        .map_err(err)
+}
+
+/// Attaches the loaded `dns_xdp` program to `iface` through the link pinned at `pin`. A link
+/// left there by a daemon that is gone is moved to this program in one atomic step
+/// (BPF_LINK_UPDATE: the interface is never without a program); otherwise, or if that link is
+/// dead (its interface went away), a new link is made and pinned. Returns true if a link was
+/// taken over.
+pub fn attach_pinned(
+    ebpf: &mut Ebpf,
+    iface: &str,
+    mode: AttachMode,
+    pin: &Path,
+) -> Result<bool, XdpError> {
+    if pin.exists() {
+        let program = program(ebpf, PROGRAM_NAME)?;
+        let taken = PinnedLink::from_pin(pin)
+            .map_err(|e| e.to_string())
+            .and_then(|link| XdpLink::try_from(FdLink::from(link)).map_err(|e| e.to_string()))
+            .and_then(|link| program.attach_to_link(link).map_err(|e| e.to_string()));
+        match taken {
+            Ok(_) => return Ok(true),
+            Err(e) => {
+                tracing::warn!(
+                    "the XDP link pinned at {} cannot be taken over ({e}): attaching afresh",
+                    pin.display()
+                );
+                let _ = std::fs::remove_file(pin);
+            }
+        }
+    }
+    let id = attach_program(ebpf, PROGRAM_NAME, iface, mode)?;
+    let pin_error = |reason: String| XdpError::Pin {
+        iface: iface.to_string(),
+        reason,
+    };
+    let prog = program(ebpf, PROGRAM_NAME)?;
+    let link = prog.take_link(id).map_err(|e| pin_error(e.to_string()))?;
+    let link = FdLink::try_from(link).map_err(|_| {
+        pin_error("the kernel attached XDP without a bpf_link (Linux < 5.9)".into())
+    })?;
+    let pinned = link.pin(pin).map_err(|e| pin_error(e.to_string()))?;
+    let link = XdpLink::try_from(FdLink::from(pinned)).map_err(|e| pin_error(e.to_string()))?;
+    prog.attach_to_link(link)
+        .map_err(|e| pin_error(e.to_string()))?;
+    Ok(false)
 }
 
 /// Loads the pass-everything program (not attached).
