@@ -192,21 +192,22 @@ pub fn serve(
                 if taker.is_some() {
                     continue; // attached below, in the running daemon's place
                 }
-                let how = match &pins {
+                match &pins {
                     Some(pins) => {
-                        if xdp::attach_pinned(&mut loaded, iface, settings.mode, &pins.link(iface))? {
-                            "taken over from the daemon before (pinned link)"
+                        let link = pins.link(iface);
+                        if xdp::attach_pinned(&mut loaded, iface, settings.mode, &link)? {
+                            tracing::info!(
+                                "XDP on {iface}: took over the link pinned at {} (answers went on)",
+                                link.display()
+                            );
                         } else {
-                            "attached and pinned"
+                            tracing::info!("XDP on {iface}: link pinned at {}", link.display());
                         }
                     }
-                    None => {
-                        xdp::attach(&mut loaded, iface, settings.mode)?;
-                        "attached"
-                    }
-                };
+                    None => xdp::attach(&mut loaded, iface, settings.mode)?,
+                }
                 tracing::info!(
-                    "XDP on {iface} {how} in {} mode (UDP port {}, {} answer entries, {} routing-policy variants; left to userspace: {} RRsets too large, {} policy groups)",
+                    "XDP attached to {iface} in {} mode (UDP port {}, {} answer entries, {} routing-policy variants; left to userspace: {} RRsets too large, {} policy groups)",
                     settings.mode.name(),
                     settings.port(),
                     report.entries,

@@ -253,7 +253,10 @@ fn the_package_installs_and_its_service_answers_through_xdp_as_its_user() {
         .unwrap();
     assert_eq!(next_notification(), "READY=1");
     let log = daemon.log().join("\n");
-    assert!(log.contains("attached and pinned"), "{log}");
+    assert!(
+        log.contains("XDP attached to") && log.contains("link pinned at"),
+        "{log}"
+    );
 
     // The operator's first zone, through the API with the installed CLI.
     let cli = |args: &[&str]| bed.output(Side::Server, "/usr/bin/dns-user", args).unwrap();
@@ -363,7 +366,7 @@ fn the_package_installs_and_its_service_answers_through_xdp_as_its_user() {
     assert_eq!(next_notification(), "READY=1");
     let log = restarted.log().join("\n");
     assert!(log.contains("took over the maps pinned"), "{log}");
-    assert!(log.contains("taken over from the daemon before"), "{log}");
+    assert!(log.contains("took over the link pinned"), "{log}");
     let before = metric(&bed.metrics_page().unwrap(), ANSWERED).unwrap();
     assert_eq!(bed.dig("www.pkg.test", "A").trim(), "192.0.2.80");
     let after = metric(&bed.metrics_page().unwrap(), ANSWERED).unwrap();

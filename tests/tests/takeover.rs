@@ -311,7 +311,7 @@ fn a_crash_restart_takes_over_the_pinned_fast_path() {
         .unwrap();
     let log = first.log().join("\n");
     assert!(
-        log.contains(&format!("XDP on {server_if} attached and pinned")),
+        log.contains(&format!("XDP on {server_if}: link pinned at")),
         "{log}"
     );
     assert!(pin_dir.join(format!("link-{server_if}")).exists());
@@ -351,9 +351,7 @@ fn a_crash_restart_takes_over_the_pinned_fast_path() {
     assert!(log.contains("answers on while the store loads"), "{log}");
     assert!(log.contains("took over the maps pinned"), "{log}");
     assert!(
-        log.contains(&format!(
-            "XDP on {server_if} taken over from the daemon before"
-        )),
+        log.contains(&format!("XDP on {server_if}: took over the link pinned")),
         "{log}"
     );
     // The restarted daemon's program answers (its own counters), and its changes are served.
@@ -405,7 +403,7 @@ fn a_crash_restart_takes_over_the_pinned_fast_path() {
         .unwrap();
     let log = third.log().join("\n");
     assert!(log.contains("do not fit this config"), "{log}");
-    assert!(log.contains("taken over from the daemon before"), "{log}");
+    assert!(log.contains("took over the link pinned"), "{log}");
     assert_eq!(
         ask_a(&bed, "www.example.com.").unwrap(),
         ["192.0.2.99".parse::<std::net::Ipv4Addr>().unwrap()]
