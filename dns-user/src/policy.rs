@@ -134,6 +134,24 @@ pub trait Groups {
 /// A uniform random number below `n` (n > 0). Tests pass a seeded source.
 pub trait RandomSource {
     fn below(&mut self, n: u64) -> u64;
+
+    /// An index into `weights` (not all zero), each chosen with probability weight / sum: one
+    /// draw below the sum, walked along the cumulative weights. The fast-path compiler
+    /// overrides it to see the choice whole (see `fastpath::compile::SlotRandom`).
+    fn pick(&mut self, weights: &[u64]) -> usize {
+        let mut draw = self.below(weights.iter().sum());
+        weights
+            .iter()
+            .position(|w| {
+                if draw < *w {
+                    true
+                } else {
+                    draw -= w;
+                    false
+                }
+            })
+            .unwrap_or(weights.len() - 1)
+    }
 }
 
 /// SplitMix64: a small, seedable [`RandomSource`].
@@ -418,20 +436,11 @@ fn weighted_choice<'s>(
     if pool.len() <= 1 {
         return pool.first().copied();
     }
-    let total: u64 = pool.iter().map(|s| weight(s)).sum();
-    if total == 0 {
-        return Some(pool[rng.below(pool.len() as u64) as usize]);
+    let mut weights: Vec<u64> = pool.iter().map(|s| weight(s)).collect();
+    if weights.iter().all(|w| *w == 0) {
+        weights.fill(1); // all zero: equal shares
     }
-    let mut draw = rng.below(total);
-    pool.into_iter().find(|s| {
-        let w = weight(s);
-        if draw < w {
-            true
-        } else {
-            draw -= w;
-            false
-        }
-    })
+    Some(pool[rng.pick(&weights)])
 }
 
 /// How specifically a geolocation matches the client: subdivision 3, country 2, continent 1,

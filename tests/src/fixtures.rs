@@ -579,6 +579,39 @@ port = 80
 
 /// The policy zone's record sets (after [`ZONE_HEAD`]).
 pub const POLICY_RECORDS: &str = r#"
+# A weighted alias into another weighted group: two choices per answer. Shares: 192.0.2.81
+# 3/4 x 1/3 = 1/4, 192.0.2.82 3/4 x 2/3 = 1/2, 192.0.2.80 1/4.
+[[zone.record]]
+name = "wa"
+type = "A"
+set_id = "pool"
+weight = 3
+alias = { target = "wt", evaluate_target_health = false }
+
+[[zone.record]]
+name = "wa"
+type = "A"
+set_id = "direct"
+weight = 1
+ttl = 60
+values = ["192.0.2.80"]
+
+[[zone.record]]
+name = "wt"
+type = "A"
+set_id = "one"
+weight = 1
+ttl = 60
+values = ["192.0.2.81"]
+
+[[zone.record]]
+name = "wt"
+type = "A"
+set_id = "two"
+weight = 2
+ttl = 60
+values = ["192.0.2.82"]
+
 [[zone.record]]
 name = "w"
 type = "A"

@@ -497,6 +497,7 @@ fn every_routing_policy_answers_in_xdp_exactly_as_userspace() {
         ("ip.example.com", TYPE_A),
         ("prox.example.com", TYPE_A),
         ("tree.example.com", TYPE_A),
+        ("wa.example.com", TYPE_A),
     ];
     let clients: Vec<Option<Vec<u8>>> = vec![
         None, // the frame's source address (192.0.2.2: no table entry)

@@ -12,18 +12,21 @@
 //! client standing for the cell, and its answer is rendered. The kernel picks the cell by LPM
 //! on the client's prefix and the slot by a random draw, and only indexes:
 //!
-//! - a weighted choice is one draw `below(n)`; slot `d` of `S` answers as the draw
-//!   `((2d + 1) n) / 2S` would, so with `S` a multiple of `n` (the ring is the least common
-//!   multiple of the cells' `n`, up to [`MAX_SLOTS`]) every draw value has the same share of
-//!   slots: the weights exactly;
+//! - a weighted choice gives each record its share of [0, 1) (weight / sum, in order); slot
+//!   `d` of `S` stands for the point `(2d + 1) / 2S` and answers with the record whose share
+//!   holds it; a weighted alias into another weighted group chooses again with the point's
+//!   place within the first share ([`Position`]). With `S` the least common denominator of
+//!   the outcomes' shares ([`exact_slots`], over every cell, up to [`MAX_SLOTS`]) each answer
+//!   has exactly its probability's share of slots; a single choice finer than that gets
+//!   [`MAX_SLOTS`] slots, each answer within one slot of its share;
 //! - a multivalue group has [`MULTIVALUE_SLOTS`] subsets, each the engine's own random pick
 //!   with a fixed seed per slot;
 //! - cells are the prefixes of the location tables and CIDR collections: every address whose
 //!   longest matching prefix is P is located exactly as P is (the tables are longest-prefix
 //!   lookups too), and a client prefix shorter than P does not match P, as in userspace.
 //!
-//! Groups that need more than one random draw per answer (a weighted alias into another
-//! random group) or a MaxMind database for location stay out: XDP passes them up. A health
+//! Groups whose nested choices need more than [`MAX_SLOTS`] slots (or a shuffle under a
+//! weighted alias) or a MaxMind database for location stay out: XDP passes them up. A health
 //! change recompiles the groups that follow the checks that changed ([`policy_changes`]); a
 //! change batch the names it touched ([`compile_touched`]); only what changed is written.
 
@@ -280,8 +283,9 @@ pub fn cell_key(addr: IpAddr, prefix_len: u8) -> CellKey {
 /// The random source that stands for slot `slot` of `slots` of a group: what the kernel's draw
 /// selects. Tests answer a query in userspace with it to get the kernel's answer.
 pub enum SlotRandom {
-    /// One draw `below(n)`, mapped from the slot.
-    Scaled { slot: u64, slots: u64, calls: u32 },
+    /// A position in [0, 1) (the middle of the slot), narrowed by each choice to the
+    /// position within the chosen share (see [`Position`]).
+    Scaled(Position),
     /// A multivalue subset, from a balanced design (see [`multivalue_order`]): the draws that
     /// make the engine's shuffle produce it, computed at the first draw (which tells the pool
     /// size).
@@ -302,11 +306,7 @@ impl SlotRandom {
                 draws: None,
             }
         } else {
-            SlotRandom::Scaled {
-                slot: u64::from(slot),
-                slots: u64::from(slots.max(1)),
-                calls: 0,
-            }
+            SlotRandom::Scaled(Position::of_slot(u64::from(slot), u64::from(slots.max(1))))
         }
     }
 }
@@ -314,11 +314,7 @@ impl SlotRandom {
 impl policy::RandomSource for SlotRandom {
     fn below(&mut self, n: u64) -> u64 {
         match self {
-            SlotRandom::Scaled { slot, slots, calls } => {
-                *calls += 1;
-                let v = (u128::from(2 * *slot + 1) * u128::from(n)) / u128::from(2 * *slots);
-                (v as u64).min(n - 1)
-            }
+            SlotRandom::Scaled(position) => position.below(n),
             SlotRandom::Balanced { seed, slot, draws } => {
                 let draws = draws.get_or_insert_with(|| {
                     // The engine's first draw of a shuffle of n items is below(n).
@@ -328,6 +324,87 @@ impl policy::RandomSource for SlotRandom {
             }
         }
     }
+
+    fn pick(&mut self, weights: &[u64]) -> usize {
+        match self {
+            SlotRandom::Scaled(position) => position.pick(weights),
+            SlotRandom::Balanced { .. } => {
+                let mut draw = self.below(weights.iter().sum());
+                weights
+                    .iter()
+                    .position(|w| {
+                        let here = draw < *w;
+                        draw = draw.saturating_sub(*w);
+                        here
+                    })
+                    .unwrap_or(weights.len() - 1)
+            }
+        }
+    }
+}
+
+/// A point of [0, 1) as `num / den`: slot `d` of `S` stands for the middle of its share,
+/// `(2d + 1) / 2S`. A choice among weights takes the one whose share (weight / sum, in order)
+/// holds the point, and the point moves to where it is within that share, for the next choice.
+/// With `S` such that every outcome's share of [0, 1) is a whole number of slots (see
+/// [`exact_slots`]), each outcome gets exactly its probability's share of the slots, however
+/// many choices lead to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Position {
+    num: u128,
+    den: u128,
+}
+
+impl Position {
+    pub fn of_slot(slot: u64, slots: u64) -> Position {
+        Position {
+            num: 2 * u128::from(slot) + 1,
+            den: 2 * u128::from(slots.max(1)),
+        }
+    }
+
+    /// One of `n` equal shares: `((2d + 1) n) / 2S` for the first choice.
+    fn below(&mut self, n: u64) -> u64 {
+        let Some(scaled) = self.num.checked_mul(u128::from(n)) else {
+            return 0; // beyond any tree exact_slots accepts
+        };
+        let d = (scaled / self.den).min(u128::from(n) - 1);
+        self.num = scaled - d * self.den;
+        d as u64
+    }
+
+    fn pick(&mut self, weights: &[u64]) -> usize {
+        let total: u128 = weights.iter().map(|w| u128::from(*w)).sum();
+        let first = weights.iter().position(|w| *w > 0).unwrap_or(0);
+        let Some(scaled) = self.num.checked_mul(total) else {
+            return first; // beyond any tree exact_slots accepts
+        };
+        let mut start: u128 = 0;
+        for (i, w) in weights.iter().enumerate() {
+            let w = u128::from(*w);
+            let holds = (start + w)
+                .checked_mul(self.den)
+                .is_none_or(|end| scaled < end);
+            if w > 0 && holds {
+                // start * den <= scaled: the earlier shares did not hold the point.
+                let num = scaled - start * self.den;
+                if let Some(den) = w.checked_mul(self.den) {
+                    let g = gcd128(num, den);
+                    *self = Position {
+                        num: num / g,
+                        den: den / g,
+                    };
+                }
+                return i;
+            }
+            start += w;
+        }
+        first
+    }
+}
+
+fn gcd128(a: u128, b: u128) -> u128 {
+    if b == 0 { a.max(1) } else { gcd128(b, a % b) }
 }
 
 /// Slots of a multivalue group whose pool has `n` records: whole rounds of `n` windows, so every
@@ -388,6 +465,114 @@ impl policy::RandomSource for Probe {
     fn below(&mut self, n: u64) -> u64 {
         self.0.push(n);
         0
+    }
+}
+
+/// Walks the tree of a group's random choices: takes the choices in `path` at the first
+/// picks, then the first possible one, and records every pick's weights.
+struct Explorer {
+    path: Vec<usize>,
+    seen: Vec<Vec<u64>>,
+}
+
+impl policy::RandomSource for Explorer {
+    fn below(&mut self, n: u64) -> u64 {
+        // A uniform draw is a choice among n equal weights (bounded: MAX_WALKS).
+        let weights = vec![1; n.min(u64::from(MAX_SLOTS) + 1) as usize];
+        self.pick(&weights) as u64
+    }
+
+    fn pick(&mut self, weights: &[u64]) -> usize {
+        let first = weights.iter().position(|w| *w > 0).unwrap_or(0);
+        let choice = self.path.get(self.seen.len()).copied().unwrap_or(first);
+        self.seen.push(weights.to_vec());
+        choice
+    }
+}
+
+/// How a group's random choices in one cell divide the ring of slots.
+#[derive(Debug, PartialEq, Eq)]
+enum Shares {
+    /// Every outcome's share of [0, 1) (the product of weight / sum down its choices) is a
+    /// whole number of `slots` slots; `nested` if some outcome takes more than one choice.
+    Exact { slots: u64, nested: bool },
+    /// One choice whose shares need more than [`MAX_SLOTS`]: with that many, each outcome is
+    /// within one slot of its share.
+    Approximate,
+    /// Choices down an alias needing more than [`MAX_SLOTS`] slots, or too many outcomes.
+    TooFine,
+}
+
+/// Most outcomes walked for one group and cell.
+const MAX_WALKS: usize = 4096;
+
+/// The fewest slots that give each outcome of `run`'s random choices exactly its share: the
+/// least common denominator of the outcomes' intervals of [0, 1), as [`Position`] lays them
+/// out.
+fn exact_slots(run: &dyn Fn(&mut dyn policy::RandomSource)) -> Shares {
+    let max = u128::from(MAX_SLOTS);
+    type Frac = (u128, u128);
+    let reduce = |(n, d): Frac| {
+        let g = gcd128(n, d);
+        (n / g, d / g)
+    };
+    let add = |a: Frac, b: Frac| -> Option<Frac> {
+        let num = a.0.checked_mul(b.1)?.checked_add(b.0.checked_mul(a.1)?)?;
+        Some(reduce((num, a.1.checked_mul(b.1)?)))
+    };
+    let mul = |a: Frac, b: Frac| -> Option<Frac> {
+        Some(reduce((a.0.checked_mul(b.0)?, a.1.checked_mul(b.1)?)))
+    };
+    let (mut lcd, mut nested, mut walks) = (1u128, false, 0);
+    // (choices so far, start of the interval, its length), as fractions.
+    let mut stack: Vec<(Vec<usize>, Frac, Frac)> = vec![(Vec::new(), (0, 1), (1, 1))];
+    while let Some((path, lo, len)) = stack.pop() {
+        walks += 1;
+        if walks > MAX_WALKS {
+            return Shares::TooFine;
+        }
+        let mut explorer = Explorer {
+            path: path.clone(),
+            seen: Vec::new(),
+        };
+        run(&mut explorer);
+        let Some(weights) = explorer.seen.get(path.len()) else {
+            // An outcome: its interval's ends must fall on slot boundaries.
+            nested |= path.len() > 1;
+            let Some(hi) = add(lo, len) else {
+                return Shares::TooFine;
+            };
+            for d in [lo.1, hi.1] {
+                lcd = (lcd / gcd128(lcd, d)).saturating_mul(d).min(max + 1);
+            }
+            continue;
+        };
+        let total: u128 = weights.iter().map(|w| u128::from(*w)).sum();
+        let mut start = 0u128;
+        for (i, w) in weights.iter().enumerate() {
+            let w = u128::from(*w);
+            if w > 0 {
+                // The child's interval: lo + len * start / total, of length len * w / total.
+                let child = mul(len, (start, total))
+                    .and_then(|offset| add(lo, offset))
+                    .zip(mul(len, (w, total)));
+                let Some((child_lo, child_len)) = child else {
+                    return Shares::TooFine;
+                };
+                let mut next = path.clone();
+                next.push(i);
+                stack.push((next, child_lo, child_len));
+            }
+            start += w;
+        }
+    }
+    match (lcd > max, nested) {
+        (false, _) => Shares::Exact {
+            slots: lcd as u64,
+            nested,
+        },
+        (true, false) => Shares::Approximate,
+        (true, true) => Shares::TooFine,
     }
 }
 
@@ -502,17 +687,40 @@ fn compile_group(
     };
     let cell_count = if located { cells.len() } else { 1 };
     let multivalue = sets.iter().all(|s| s.policy == policy::Policy::MultiValue);
-    // How each cell draws: not at all, once below(n), or (multivalue) a shuffle.
+    // How each cell chooses: not at all, by weights (once, or again down an alias), or
+    // (multivalue) a shuffle.
     let mut slots: u64 = 1;
+    let (mut approximate, mut nested) = (false, false);
     for cell in 0..cell_count {
-        let mut probe = Probe::default();
-        run(cell, &mut probe);
-        match probe.0.as_slice() {
-            [] => {}
-            [n, ..] if multivalue => slots = u64::from(multivalue_slots(*n)),
-            [n] => slots = (slots / gcd(slots, *n) * n).min(u64::from(MAX_SLOTS)),
-            _ => return (Compiled::Passed, 0),
+        if multivalue {
+            let mut probe = Probe::default();
+            run(cell, &mut probe);
+            if let [n, ..] = probe.0.as_slice() {
+                slots = u64::from(multivalue_slots(*n));
+            }
+            continue;
         }
+        match exact_slots(&|rng| {
+            run(cell, rng);
+        }) {
+            Shares::Exact {
+                slots: s,
+                nested: n,
+            } => {
+                slots = (slots / gcd(slots, s) * s).min(u64::from(MAX_SLOTS) + 1);
+                nested |= n;
+            }
+            Shares::Approximate => approximate = true,
+            Shares::TooFine => return (Compiled::Passed, 0),
+        }
+    }
+    if approximate || slots > u64::from(MAX_SLOTS) {
+        if nested {
+            // Choices down an alias get their exact shares or stay in userspace.
+            return (Compiled::Passed, 0);
+        }
+        // One choice, finer than the ring: each outcome within one slot of its share.
+        slots = u64::from(MAX_SLOTS);
     }
     let slots = slots as u32;
     let mut too_large = 0;
@@ -523,11 +731,6 @@ fn compile_group(
         for slot in 0..slots {
             let mut rng = SlotRandom::new(&k, multivalue, slot, slots);
             let answer = run(cell, &mut rng);
-            if let SlotRandom::Scaled { calls, .. } = rng
-                && calls > 1
-            {
-                return (Compiled::Passed, too_large); // a draw the probe did not reach
-            }
             if answer.records.is_empty() {
                 row.push(None); // NOERROR without an answer: userspace says it
                 continue;
@@ -943,6 +1146,132 @@ mod tests {
             items.swap(i, j);
         }
         items
+    }
+
+    /// A tree of weighted choices: a leaf is an outcome's id.
+    enum Choice {
+        Leaf(u32),
+        Pick(Vec<(u64, Choice)>),
+    }
+
+    fn walk(choice: &Choice, rng: &mut dyn RandomSource) -> u32 {
+        match choice {
+            Choice::Leaf(id) => *id,
+            Choice::Pick(options) => {
+                let weights: Vec<u64> = options.iter().map(|(w, _)| *w).collect();
+                walk(&options[rng.pick(&weights)].1, rng)
+            }
+        }
+    }
+
+    /// Each outcome's probability as a reduced fraction.
+    fn shares(choice: &Choice, p: (u128, u128), out: &mut HashMap<u32, (u128, u128)>) {
+        match choice {
+            Choice::Leaf(id) => {
+                let e = out.entry(*id).or_insert((0, 1));
+                let (n, d) = (e.0 * p.1 + p.0 * e.1, e.1 * p.1);
+                let g = gcd128(n, d);
+                *e = (n / g, d / g);
+            }
+            Choice::Pick(options) => {
+                let total: u64 = options.iter().map(|(w, _)| w).sum();
+                for (w, next) in options.iter().filter(|(w, _)| *w > 0) {
+                    let (n, d) = (p.0 * u128::from(*w), p.1 * u128::from(total));
+                    let g = gcd128(n, d);
+                    shares(next, (n / g, d / g), out);
+                }
+            }
+        }
+    }
+
+    fn leaf(id: u32) -> Choice {
+        Choice::Leaf(id)
+    }
+
+    /// Exact rings: every outcome of nested weighted choices gets exactly its probability's
+    /// share of the slots the compiler computes, through the slots' own random sources.
+    #[test]
+    fn nested_weighted_choices_get_exact_shares_of_the_ring() {
+        use Choice::Pick;
+        let trees = [
+            // A weighted alias (3:1) into a weighted group (1:2): 1/4, 1/2, 1/4.
+            (
+                Pick(vec![
+                    (3, Pick(vec![(1, leaf(1)), (2, leaf(2))])),
+                    (1, leaf(3)),
+                ]),
+                4,
+            ),
+            // Three levels, a zero weight, and an outcome reached two ways.
+            (
+                Pick(vec![
+                    (
+                        1,
+                        Pick(vec![
+                            (1, leaf(1)),
+                            (1, Pick(vec![(2, leaf(2)), (3, leaf(1))])),
+                        ]),
+                    ),
+                    (0, leaf(9)),
+                    (2, leaf(3)),
+                ]),
+                30,
+            ),
+            // Route 53's usual weights: 70/30 into 50/50.
+            (
+                Pick(vec![
+                    (70, Pick(vec![(50, leaf(1)), (50, leaf(2))])),
+                    (30, leaf(3)),
+                ]),
+                20,
+            ),
+            // One choice: as before, S = the weights' common denominator.
+            (Pick(vec![(75, leaf(1)), (25, leaf(2))]), 4),
+        ];
+        for (i, (tree, expected_slots)) in trees.iter().enumerate() {
+            let found = exact_slots(&|rng| {
+                walk(tree, rng);
+            });
+            let Shares::Exact { slots, nested } = found else {
+                panic!("tree {i}: {found:?}");
+            };
+            assert_eq!(slots, *expected_slots, "tree {i}");
+            assert_eq!(nested, i != 3, "tree {i}");
+            let mut counted: HashMap<u32, u128> = HashMap::new();
+            for slot in 0..slots as u32 {
+                let mut rng = SlotRandom::new(&AnswerKey::zeroed(), false, slot, slots as u32);
+                *counted.entry(walk(tree, &mut rng)).or_default() += 1;
+            }
+            let mut expected = HashMap::new();
+            shares(tree, (1, 1), &mut expected);
+            for (id, (n, d)) in &expected {
+                assert_eq!(
+                    counted.get(id).copied().unwrap_or(0) * d,
+                    n * u128::from(slots),
+                    "tree {i}, outcome {id}: {counted:?} of {slots}"
+                );
+            }
+            assert!(!counted.contains_key(&9), "a zero weight is never chosen");
+        }
+    }
+
+    /// Too fine for the ring: a single choice is approximated (within a slot per outcome, as
+    /// always); choices down an alias are left to userspace.
+    #[test]
+    fn shares_finer_than_the_ring_are_approximated_or_left_out() {
+        let single = Choice::Pick(vec![(1, leaf(1)), (1500, leaf(2))]);
+        let found = exact_slots(&|rng| {
+            walk(&single, rng);
+        });
+        assert_eq!(found, Shares::Approximate);
+        let nested = Choice::Pick(vec![
+            (1, Choice::Pick(vec![(1, leaf(1)), (999, leaf(2))])),
+            (1000, leaf(3)),
+        ]);
+        let found = exact_slots(&|rng| {
+            walk(&nested, rng);
+        });
+        assert_eq!(found, Shares::TooFine);
     }
 
     #[test]
