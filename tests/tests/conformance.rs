@@ -574,3 +574,64 @@ fn tcp_connections_over_the_cap_are_closed() {
     first.write_all(&framed).unwrap();
     first.read_exact(&mut len).unwrap();
 }
+
+/// RFC 768 / RFC 1035 4.2.1: every datagram is a query on its own. Bursts from several
+/// senders at once (read by the server many per system call) get each query's own answer, to
+/// its sender, with its ID; datagrams that get no answer (a response, a runt) in the middle of
+/// a burst take nothing from the others.
+#[test]
+fn rfc1035_4_2_1_bursts_of_datagrams_get_every_answer_to_its_sender() {
+    let server = start();
+    const EACH: u16 = 60;
+    let names = ["www.example.com.", "mx.example.com.", "a.b.example.com."];
+    let senders: Vec<UdpSocket> = names
+        .iter()
+        .map(|_| {
+            let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            s.connect(("127.0.0.1", server.port)).unwrap();
+            s
+        })
+        .collect();
+    let qtype = |name: &str| match name {
+        "mx.example.com." => RecordType::MX,
+        _ => RecordType::A,
+    };
+    for id in 0..EACH {
+        for (socket, name) in senders.iter().zip(names) {
+            let q = dns_user::server::answer::build_query(
+                id,
+                &Name::from_ascii(name).unwrap(),
+                qtype(name),
+                None,
+            );
+            socket.send(&q).unwrap();
+            if id % 10 == 5 {
+                let mut response = q.clone();
+                response[2] |= 0x80; // QR=1: never answered
+                socket.send(&response).unwrap();
+                socket.send(&q[..5]).unwrap(); // shorter than a header: never answered
+            }
+        }
+    }
+    for (socket, name) in senders.iter().zip(names) {
+        let mut ids = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = socket.recv(&mut buf) {
+            let m = Message::from_vec(&buf[..n]).unwrap();
+            assert_eq!(m.queries[0].name().to_ascii(), name, "to its own sender");
+            assert_eq!(m.metadata.message_type, MessageType::Response);
+            assert!(!m.answers.is_empty(), "{name} #{}", m.metadata.id);
+            ids.push(m.metadata.id);
+            if ids.len() == usize::from(EACH) {
+                break;
+            }
+        }
+        ids.sort_unstable();
+        assert_eq!(ids, (0..EACH).collect::<Vec<_>>(), "{name}: every ID once");
+        socket
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        assert!(socket.recv(&mut buf).is_err(), "{name}: nothing more");
+    }
+}

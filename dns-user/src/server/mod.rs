@@ -297,61 +297,143 @@ pub async fn serve(listeners: Listeners, shared: Arc<Shared>, stop: Stopper) {
     .await;
 }
 
-/// One UDP worker: a blocking receive, answer, send loop (no executor on the hot path).
+/// Datagrams one UDP worker reads (recvmmsg) and answers (sendmmsg) per system call pair.
+const UDP_BATCH: usize = 32;
+
+/// One UDP worker: a blocking receive, answer, send loop (no executor on the hot path), a
+/// batch of datagrams per system call when more than one is waiting.
 fn serve_udp(socket: &std::net::UdpSocket, shared: &Shared, stop: &Stopper) {
-    let mut buf = vec![0u8; MAX_UDP_MESSAGE];
+    use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage};
+    use std::io::IoSliceMut;
+    use std::os::fd::AsRawFd;
+
+    let fd = socket.as_raw_fd();
+    let mut bufs = vec![vec![0u8; MAX_UDP_MESSAGE]; UDP_BATCH];
+    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(UDP_BATCH, None);
+    let mut out = MultiHeaders::<SockaddrStorage>::preallocate(UDP_BATCH, None);
     let local = socket
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
     // A query read is always answered before the flag is looked at again: a worker that
     // stops leaves nothing half done (the socket may live on in another daemon).
     while !stop.stopped() {
-        let (len, peer) = match socket.recv_from(&mut buf) {
-            Ok(r) => r,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                continue;
-            }
-            Err(e) => {
-                tracing::debug!("udp recv: {e}");
-                continue;
+        // Blocks for the first datagram (up to the socket's receive timeout), then takes what
+        // else is waiting, without waiting more.
+        let received: Vec<(usize, Option<SocketAddr>)> = {
+            let mut slices: Vec<[IoSliceMut<'_>; 1]> =
+                bufs.iter_mut().map(|b| [IoSliceMut::new(b)]).collect();
+            match nix::sys::socket::recvmmsg(
+                fd,
+                &mut headers,
+                slices.iter_mut(),
+                MsgFlags::MSG_WAITFORONE,
+                None,
+            ) {
+                Ok(messages) => messages
+                    .map(|m| (m.bytes, m.address.and_then(|a| socket_addr(&a))))
+                    .collect(),
+                Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => continue,
+                Err(e) => {
+                    tracing::debug!("udp recvmmsg: {e}");
+                    continue;
+                }
             }
         };
-        let query_time = shared.query_time();
-        let response = respond(
-            &shared.published.catalog.load(),
-            &shared.published.health.load(),
-            &shared.options,
-            &buf[..len],
-            Transport::Udp,
-            peer.ip(),
-        );
-        shared.stats.record(Transport::Udp, response.as_deref());
-        let response = match (&shared.limiter, response) {
-            (Some(limiter), Some(r)) => match limiter.check(peer.ip()) {
-                crate::rrl::Decision::Send => Some(r),
-                crate::rrl::Decision::Slip => crate::rrl::truncate(&r),
-                crate::rrl::Decision::Drop => None,
-            },
-            (_, r) => r,
-        };
-        if let Some(r) = &response
-            && let Err(e) = socket.send_to(r, peer)
-        {
-            tracing::debug!("udp send to {peer}: {e}");
+        let mut replies: Vec<(Vec<u8>, SocketAddr)> = Vec::with_capacity(received.len());
+        for (buf, (len, peer)) in bufs.iter().zip(&received) {
+            let Some(peer) = *peer else { continue };
+            let query = &buf[..*len];
+            if let Some(reply) = answer_udp(shared, query, peer, local) {
+                replies.push((reply, peer));
+            }
         }
-        shared.log(
-            crate::dnstap::Protocol::Udp,
-            (peer, local),
-            query_time,
-            &buf[..len],
-            response.as_deref(),
-        );
+        send_all(socket, &mut out, &replies);
     }
+}
+
+/// One datagram's answer (rate-limited), counted and logged.
+fn answer_udp(
+    shared: &Shared,
+    query: &[u8],
+    peer: SocketAddr,
+    local: SocketAddr,
+) -> Option<Vec<u8>> {
+    let query_time = shared.query_time();
+    let response = respond(
+        &shared.published.catalog.load(),
+        &shared.published.health.load(),
+        &shared.options,
+        query,
+        Transport::Udp,
+        peer.ip(),
+    );
+    shared.stats.record(Transport::Udp, response.as_deref());
+    let response = match (&shared.limiter, response) {
+        (Some(limiter), Some(r)) => match limiter.check(peer.ip()) {
+            crate::rrl::Decision::Send => Some(r),
+            crate::rrl::Decision::Slip => crate::rrl::truncate(&r),
+            crate::rrl::Decision::Drop => None,
+        },
+        (_, r) => r,
+    };
+    shared.log(
+        crate::dnstap::Protocol::Udp,
+        (peer, local),
+        query_time,
+        query,
+        response.as_deref(),
+    );
+    response
+}
+
+/// Sends `replies` with as few sendmmsg calls as the kernel takes; a datagram it refuses is
+/// sent on its own (and its error logged), and the rest go on.
+fn send_all(
+    socket: &std::net::UdpSocket,
+    headers: &mut nix::sys::socket::MultiHeaders<nix::sys::socket::SockaddrStorage>,
+    replies: &[(Vec<u8>, SocketAddr)],
+) {
+    use nix::sys::socket::{MsgFlags, SockaddrStorage};
+    use std::io::IoSlice;
+    use std::os::fd::AsRawFd;
+
+    let mut at = 0;
+    while at < replies.len() {
+        let rest = &replies[at..];
+        let slices: Vec<[IoSlice<'_>; 1]> = rest.iter().map(|(r, _)| [IoSlice::new(r)]).collect();
+        let addrs: Vec<Option<SockaddrStorage>> = rest
+            .iter()
+            .map(|(_, peer)| Some(SockaddrStorage::from(*peer)))
+            .collect();
+        let sent = nix::sys::socket::sendmmsg(
+            socket.as_raw_fd(),
+            headers,
+            &slices,
+            &addrs,
+            [],
+            MsgFlags::empty(),
+        )
+        .map(|results| results.count())
+        .unwrap_or(0);
+        at += sent;
+        if sent == 0 {
+            // The first one failed: alone, to say why, then the next.
+            let (reply, peer) = &replies[at];
+            if let Err(e) = socket.send_to(reply, peer) {
+                tracing::debug!("udp send to {peer}: {e}");
+            }
+            at += 1;
+        }
+    }
+}
+
+/// A received datagram's source as a std address.
+fn socket_addr(addr: &nix::sys::socket::SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = addr.as_sockaddr_in() {
+        return Some(SocketAddr::from((v4.ip(), v4.port())));
+    }
+    addr.as_sockaddr_in6()
+        .map(|v6| SocketAddr::from((v6.ip(), v6.port())))
 }
 
 /// Open connections per client, capped.
