@@ -12,18 +12,24 @@ use dns_common::{
     Heartbeat, MAX_CELLS, MAX_ZONES, RRL_MAX_ENTRIES, RrlBucket, TAP_RING_BYTES, VariantKey,
 };
 
+// The answer and variant maps are preallocated: their capacity is reserved when they are made
+// (the loader sizes it to the zones), an entry costs its own size rather than the next slab
+// size class (about half: 552 against 1,024 bytes for an answer), and writes run several
+// times faster (no allocation per element). A preallocated map reuses a replaced or deleted
+// element at once, which is safe here because the writer only ever changes the buffer no
+// reader uses (dns-user's map writer: double buffer, RCU grace period).
 #[map]
 pub(crate) static ANSWERS_0: HashMap<AnswerKey, AnswerSet> =
-    HashMap::with_max_entries(DEFAULT_MAX_ENTRIES, BPF_F_NO_PREALLOC);
+    HashMap::with_max_entries(DEFAULT_MAX_ENTRIES, 0);
 #[map]
 pub(crate) static ANSWERS_1: HashMap<AnswerKey, AnswerSet> =
-    HashMap::with_max_entries(DEFAULT_MAX_ENTRIES, BPF_F_NO_PREALLOC);
+    HashMap::with_max_entries(DEFAULT_MAX_ENTRIES, 0);
 #[map]
 pub(crate) static VARIANTS_0: HashMap<VariantKey, AnswerSet> =
-    HashMap::with_max_entries(DEFAULT_MAX_VARIANTS, BPF_F_NO_PREALLOC);
+    HashMap::with_max_entries(DEFAULT_MAX_VARIANTS, 0);
 #[map]
 pub(crate) static VARIANTS_1: HashMap<VariantKey, AnswerSet> =
-    HashMap::with_max_entries(DEFAULT_MAX_VARIANTS, BPF_F_NO_PREALLOC);
+    HashMap::with_max_entries(DEFAULT_MAX_VARIANTS, 0);
 #[map]
 pub(crate) static CELLS_0: LpmTrie<[u8; 16], u32> =
     LpmTrie::with_max_entries(MAX_CELLS, BPF_F_NO_PREALLOC);

@@ -108,7 +108,7 @@ struct ConfigArgs {
     /// XDP attach mode.
     #[arg(long, value_enum)]
     xdp_mode: Option<AttachMode>,
-    /// Capacity of each answer map buffer.
+    /// Capacity of each answer map buffer (0: twice what the zones need at start).
     #[arg(long)]
     max_entries: Option<u32>,
     /// Response rate limit: UDP responses per second per client /24 (IPv6 /56); 0 = off.
@@ -279,7 +279,7 @@ fn check_config(args: &ConfigArgs) -> anyhow::Result<()> {
     let health = crate::health::monitor::at_start(&settings.health_checks);
     let (table, report) = compile(&catalog, &health);
     let most = table.answers.len().max(table.variants.len());
-    if settings.xdp_enabled() && most > settings.max_entries as usize {
+    if settings.xdp_enabled() && settings.max_entries != 0 && most > settings.max_entries as usize {
         anyhow::bail!(
             "{} XDP answer entries and {} routing-policy variants: more than xdp.max_entries = {}",
             table.answers.len(),

@@ -276,7 +276,8 @@ pub struct XdpSection {
     /// native | skb | off.
     #[serde(default = "default_mode")]
     pub mode: AttachMode,
-    /// Capacity of each answer map buffer, in (name, type) entries.
+    /// Capacity of each answer map buffer, in (name, type) entries (and of each variant
+    /// buffer); 0 = twice what the zones need at start (at least 4096).
     #[serde(default = "default_max_entries")]
     pub max_entries: u32,
     /// XDP stops answering (passes everything up) if the daemon has not refreshed its
@@ -656,7 +657,7 @@ fn default_mode() -> AttachMode {
     AttachMode::Native
 }
 fn default_max_entries() -> u32 {
-    dns_common::DEFAULT_MAX_ENTRIES
+    0 // sized to the zones at start
 }
 
 /// Where a zone's text comes from.
@@ -1193,9 +1194,6 @@ fn validate(s: &Settings) -> Result<(), ConfigError> {
         .is_some_and(|t| t < std::time::Duration::from_millis(100))
     {
         return invalid("xdp.heartbeat_timeout_ms must be 0 (off) or at least 100".into());
-    }
-    if s.max_entries == 0 {
-        return invalid("xdp.max_entries must be > 0".into());
     }
     if s.xdp_enabled() && s.listen.iter().any(|a| a.port() != s.port()) {
         return invalid(

@@ -12,7 +12,7 @@ use tokio::sync::Semaphore;
 
 use crate::config::Settings;
 use crate::control::Control;
-use crate::fastpath::maps::{HeartbeatWriter, MapWriter};
+use crate::fastpath::maps::{Capacity, HeartbeatWriter, MapWriter};
 use crate::fastpath::pins::Pins;
 use crate::fastpath::xdp::{self, LoadOptions};
 use crate::health::HealthState;
@@ -160,10 +160,27 @@ pub fn serve(
         let mut heartbeat = None;
         let health = monitor.health();
         if settings.xdp_enabled() {
+            // The first tables come first: with xdp.max_entries = 0 they size the maps.
+            let (table, report) = crate::fastpath::compile::compile(&catalog, &health);
+            let capacity = match settings.max_entries {
+                0 => Capacity::auto(&table),
+                n => Capacity::of(n),
+            };
+            tracing::info!(
+                "XDP maps: {} answer entries, {} routing-policy variants per buffer{}",
+                capacity.answers,
+                capacity.variants,
+                if settings.max_entries == 0 {
+                    " (xdp.max_entries = 0: twice what the zones need now)"
+                } else {
+                    ""
+                }
+            );
             let options = LoadOptions {
                 port: settings.port(),
                 edns_udp_size: settings.edns_udp_size,
-                max_entries: settings.max_entries,
+                max_entries: capacity.answers,
+                max_variants: Some(capacity.variants),
                 grow_at_head: false,
                 fixed_draw: None,
                 rrl: settings.rrl,
@@ -174,11 +191,11 @@ pub fn serve(
                 tap_reader = Some(crate::fastpath::tap::TapReader::take(&mut loaded)?);
             }
             let mut w = if adopted {
-                MapWriter::adopt(&mut loaded, settings.max_entries)?
+                MapWriter::adopt(&mut loaded, capacity)?
             } else {
-                MapWriter::new(&mut loaded, settings.max_entries)?
+                MapWriter::with_capacity(&mut loaded, capacity)?
             };
-            let report = Published::install_initial(&mut w, &catalog, &health)?;
+            w.install_owned(table)?;
             // What compiling the first tables freed goes back too (start-up only: later
             // publications reuse what they free).
             // SAFETY: malloc_trim only releases free heap memory.

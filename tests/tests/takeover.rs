@@ -395,7 +395,7 @@ fn a_crash_restart_takes_over_the_pinned_fast_path() {
 
     // Restarted with maps of another size: the pinned ones do not fit and new ones are made;
     // the pinned link is taken over as before.
-    let bigger = args(&["--max-entries", "4096"]);
+    let bigger = args(&["--max-entries", "8192"]);
     let bigger: Vec<&str> = bigger.iter().map(String::as_str).collect();
     let third = bed.spawn(Side::Server, BIN, &bigger, false).unwrap();
     third

@@ -14,7 +14,7 @@ use dns_common::{Counter, PROGRAM_NAME, TYPE_A, TapRecord};
 use dns_tests::fixtures::{Expect, Fixture, fixtures, q};
 use dns_tests::frame::*;
 use dns_user::fastpath::compile::{Change, Delta, Tables, compile, key, render};
-use dns_user::fastpath::maps::{MapWriteError, MapWriter};
+use dns_user::fastpath::maps::{Capacity, MapWriteError, MapWriter};
 use dns_user::fastpath::xdp::{self, LoadOptions};
 use dns_user::health::HealthState;
 use dns_user::metrics::XdpCounters;
@@ -54,6 +54,7 @@ impl Harness {
             port: 53,
             edns_udp_size: EDNS_SIZE,
             max_entries,
+            max_variants: None,
             grow_at_head,
             fixed_draw,
             rrl,
@@ -334,7 +335,7 @@ fn maps_left_pinned_are_taken_over_and_rewritten_whole() {
     } // gone without a clean stop: the pinned maps stay
 
     let mut ebpf = xdp::load_pinned(&options, &bpffs.path).unwrap();
-    let writer = MapWriter::adopt(&mut ebpf, 1024).unwrap();
+    let writer = MapWriter::adopt(&mut ebpf, Capacity::of(1024)).unwrap();
     let counters = XdpCounters::take(&mut ebpf).unwrap();
     let mut h = Harness {
         ebpf,

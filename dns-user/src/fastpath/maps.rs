@@ -80,12 +80,30 @@ pub struct Capacity {
     pub cells: u32,
 }
 
+/// The least capacity [`Capacity::auto`] gives each map.
+pub const MIN_AUTO_CAPACITY: u32 = 4096;
+
 impl Capacity {
     /// `answers` entries, and as many variants; cells as the ABI sets.
     pub fn of(answers: u32) -> Capacity {
         Capacity {
             answers,
             variants: answers,
+            cells: dns_common::MAX_CELLS,
+        }
+    }
+
+    /// `xdp.max_entries = 0`: room for twice what `tables` holds (changes through the API
+    /// add names), at least [`MIN_AUTO_CAPACITY`], rounded up to a power of two; answers and
+    /// variants each. The maps are preallocated, so this is what they reserve.
+    pub fn auto(tables: &Tables) -> Capacity {
+        let room = |n: usize| {
+            let n = n.saturating_mul(2).max(MIN_AUTO_CAPACITY as usize);
+            u32::try_from(n.next_power_of_two()).unwrap_or(1 << 31)
+        };
+        Capacity {
+            answers: room(tables.answers.len()),
+            variants: room(tables.variants.len()),
             cells: dns_common::MAX_CELLS,
         }
     }
@@ -110,6 +128,11 @@ impl MapWriter {
     /// Takes the maps out of `ebpf`. The fast path stays disabled until the first
     /// [`install`](Self::install) and [`set_enabled`](Self::set_enabled).
     pub fn new(ebpf: &mut Ebpf, capacity: u32) -> Result<Self, MapWriteError> {
+        Self::with_capacity(ebpf, Capacity::of(capacity))
+    }
+
+    /// As [`new`](Self::new), for maps loaded with these capacities.
+    pub fn with_capacity(ebpf: &mut Ebpf, capacity: Capacity) -> Result<Self, MapWriteError> {
         let take = |ebpf: &mut Ebpf, name: &'static str| {
             ebpf.take_map(name).ok_or(MapWriteError::MissingMap(name))
         };
@@ -130,7 +153,7 @@ impl MapWriter {
             installed: Tables::default(),
             back_dirty: false,
             adopted: false,
-            capacity: Capacity::of(capacity),
+            capacity,
             grace: GracePeriod::new().map_err(MapWriteError::GracePeriod)?,
         })
     }
@@ -138,8 +161,8 @@ impl MapWriter {
     /// As [`new`](Self::new), for maps a daemon that is gone left pinned: readers keep the
     /// buffer and flags it left them (answers go on) until the first install replaces both
     /// buffers' contents, one after the other, by the same protocol.
-    pub fn adopt(ebpf: &mut Ebpf, capacity: u32) -> Result<Self, MapWriteError> {
-        let mut writer = Self::new(ebpf, capacity)?;
+    pub fn adopt(ebpf: &mut Ebpf, capacity: Capacity) -> Result<Self, MapWriteError> {
+        let mut writer = Self::with_capacity(ebpf, capacity)?;
         writer.adopted = true;
         Ok(writer)
     }
@@ -638,5 +661,46 @@ impl GracePeriod {
             },
         )
         .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dns_common::AnswerKey;
+
+    fn tables(answers: usize, variants: usize) -> Tables {
+        let set = AnswerSet::policy(dns_common::PolicyRef {
+            group: 0,
+            slots: 1,
+            located: 0,
+        });
+        let mut t = Tables::default();
+        for i in 0..answers {
+            let mut k = AnswerKey::zeroed();
+            k.name[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            t.answers.insert(k, set);
+        }
+        for i in 0..variants {
+            let k = VariantKey {
+                group: i as u32,
+                cell: 0,
+                slot: 0,
+                _pad: 0,
+            };
+            t.variants.insert(k, set);
+        }
+        t
+    }
+
+    #[test]
+    fn automatic_capacity_is_twice_the_need_at_least_the_floor_a_power_of_two() {
+        let c = Capacity::auto(&tables(0, 0));
+        assert_eq!((c.answers, c.variants), (4096, 4096));
+        let c = Capacity::auto(&tables(3000, 10));
+        assert_eq!((c.answers, c.variants), (8192, 4096));
+        let c = Capacity::auto(&tables(100_000, 2049));
+        assert_eq!((c.answers, c.variants), (262_144, 8192));
+        assert_eq!(c.cells, dns_common::MAX_CELLS);
     }
 }

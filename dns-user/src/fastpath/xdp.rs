@@ -77,6 +77,8 @@ pub struct LoadOptions {
     pub port: u16,
     pub edns_udp_size: u16,
     pub max_entries: u32,
+    /// Capacity of each routing-policy variant map buffer; `None`: `max_entries`.
+    pub max_variants: Option<u32>,
     /// Test hook: make every growing response take the grow-at-head path.
     pub grow_at_head: bool,
     /// Test hook: `Some(d)` makes every random slot choice draw `d` (production: `None`).
@@ -94,6 +96,7 @@ impl Default for LoadOptions {
             port: 53,
             edns_udp_size: 1232,
             max_entries: dns_common::DEFAULT_MAX_ENTRIES,
+            max_variants: None,
             grow_at_head: false,
             fixed_draw: None,
             rrl: None,
@@ -142,8 +145,11 @@ fn load_with(options: &LoadOptions, pins: Option<&Path>) -> Result<Ebpf, XdpErro
         .override_global(GLOBAL_RRL_BURST_NS, &burst, true)
         .override_global(GLOBAL_RRL_SLIP, &slip, true)
         .override_global(GLOBAL_TAP_SAMPLE, &options.tap_sample, true);
-    for map in ANSWER_MAPS.into_iter().chain(VARIANT_MAPS) {
+    for map in ANSWER_MAPS {
         loader.map_max_entries(map, options.max_entries);
+    }
+    for map in VARIANT_MAPS {
+        loader.map_max_entries(map, options.max_variants.unwrap_or(options.max_entries));
     }
     if let Some(dir) = pins {
         for map in pins::pinned_maps() {
