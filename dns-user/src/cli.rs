@@ -108,7 +108,7 @@ struct ConfigArgs {
     /// XDP attach mode.
     #[arg(long, value_enum)]
     xdp_mode: Option<AttachMode>,
-    /// Capacity of each answer map buffer (0: twice what the zones need at start).
+    /// Capacity of each answer map buffer (0: a quarter more than the zones need at start).
     #[arg(long)]
     max_entries: Option<u32>,
     /// Response rate limit: UDP responses per second per client /24 (IPv6 /56); 0 = off.

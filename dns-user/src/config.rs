@@ -277,7 +277,7 @@ pub struct XdpSection {
     #[serde(default = "default_mode")]
     pub mode: AttachMode,
     /// Capacity of each answer map buffer, in (name, type) entries (and of each variant
-    /// buffer); 0 = twice what the zones need at start (at least 4096).
+    /// buffer); 0 = a quarter more than the zones need at start (in steps of 4096).
     #[serde(default = "default_max_entries")]
     pub max_entries: u32,
     /// XDP stops answering (passes everything up) if the daemon has not refreshed its

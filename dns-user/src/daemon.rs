@@ -171,7 +171,7 @@ pub fn serve(
                 capacity.answers,
                 capacity.variants,
                 if settings.max_entries == 0 {
-                    " (xdp.max_entries = 0: twice what the zones need now)"
+                    " (xdp.max_entries = 0: a quarter more than the zones need now)"
                 } else {
                     ""
                 }

@@ -93,13 +93,14 @@ impl Capacity {
         }
     }
 
-    /// `xdp.max_entries = 0`: room for twice what `tables` holds (changes through the API
-    /// add names), at least [`MIN_AUTO_CAPACITY`], rounded up to a power of two; answers and
-    /// variants each. The maps are preallocated, so this is what they reserve.
+    /// `xdp.max_entries = 0`: room for a quarter more than `tables` holds (changes through
+    /// the API add names), in whole multiples of [`MIN_AUTO_CAPACITY`]; answers and variants
+    /// each. The maps are preallocated, so this is what they reserve.
     pub fn auto(tables: &Tables) -> Capacity {
         let room = |n: usize| {
-            let n = n.saturating_mul(2).max(MIN_AUTO_CAPACITY as usize);
-            u32::try_from(n.next_power_of_two()).unwrap_or(1 << 31)
+            let step = MIN_AUTO_CAPACITY as usize;
+            let n = n.saturating_add(n / 4).max(1).div_ceil(step) * step;
+            u32::try_from(n).unwrap_or(u32::MAX - step as u32 + 1)
         };
         Capacity {
             answers: room(tables.answers.len()),
@@ -694,13 +695,15 @@ mod tests {
     }
 
     #[test]
-    fn automatic_capacity_is_twice_the_need_at_least_the_floor_a_power_of_two() {
+    fn automatic_capacity_is_a_quarter_more_than_the_need_in_steps_of_the_floor() {
         let c = Capacity::auto(&tables(0, 0));
         assert_eq!((c.answers, c.variants), (4096, 4096));
         let c = Capacity::auto(&tables(3000, 10));
-        assert_eq!((c.answers, c.variants), (8192, 4096));
-        let c = Capacity::auto(&tables(100_000, 2049));
-        assert_eq!((c.answers, c.variants), (262_144, 8192));
+        assert_eq!((c.answers, c.variants), (4096, 4096));
+        let c = Capacity::auto(&tables(3300, 4000));
+        assert_eq!((c.answers, c.variants), (8192, 8192));
+        let c = Capacity::auto(&tables(125_001, 0));
+        assert_eq!(c.answers, 159_744); // 156,251 rounded up to 39 x 4096
         assert_eq!(c.cells, dns_common::MAX_CELLS);
     }
 }

@@ -70,7 +70,6 @@ impl Contender {
         bin: &str,
         zone: &Path,
         work: &Path,
-        max_entries: u32,
     ) -> anyhow::Result<Process> {
         let zone_str = zone.to_str().context("zone path")?;
         let server_if = bed.server_if.clone();
@@ -83,7 +82,6 @@ impl Contender {
                     "native"
                 };
                 let zone_arg = format!("example.com.={zone_str}");
-                let max = max_entries.to_string();
                 let args = [
                     "serve",
                     "--listen",
@@ -94,8 +92,6 @@ impl Contender {
                     mode,
                     "--zone-file",
                     &zone_arg,
-                    "--max-entries",
-                    &max,
                     "--metrics",
                     dns_tests::METRICS_ADDR,
                 ];

@@ -420,7 +420,7 @@ fn generate(size: ZoneSize) -> anyhow::Result<Workload> {
 fn measure(c: Contender, bin: &str, work: &Workload, options: &Options) -> anyhow::Result<Row> {
     let mut bed = Testbed::create("dnsxb")?;
     let t0 = Instant::now();
-    let server = c.start(&mut bed, bin, &work.zone, &work.dir, work.entries + 64)?;
+    let server = c.start(&mut bed, bin, &work.zone, &work.dir)?;
     load::wait_answering(&mut bed, server.pid, Duration::from_secs(900))?;
     let load_time = t0.elapsed();
     let rss = load::tree_rss_bytes(server.pid);
