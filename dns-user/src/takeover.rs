@@ -384,18 +384,7 @@ pub fn update_link(
         flags: 0,
         old_prog_fd: 0,
     };
-    // SAFETY: bpf(2) reads `size_of::<LinkUpdate>()` bytes of `attr`, which lives across the
-    // call; the descriptors are open.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_LINK_UPDATE,
-            &attr as *const LinkUpdate,
-            std::mem::size_of::<LinkUpdate>(),
-        )
-    };
-    if rc != 0 {
-        return Err(TakeoverError::Link(std::io::Error::last_os_error()));
-    }
-    Ok(())
+    crate::fastpath::maps::bpf(BPF_LINK_UPDATE, &attr)
+        .map(drop)
+        .map_err(TakeoverError::Link)
 }

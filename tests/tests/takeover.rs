@@ -41,6 +41,19 @@ struct Seen {
     lost: Vec<String>,
 }
 
+impl Seen {
+    /// More than `min_sent` queries, every one answered.
+    fn assert_none_lost(&self, min_sent: u32, during: &str) {
+        assert!(self.sent > min_sent, "{self:?}");
+        assert!(
+            self.lost.is_empty(),
+            "{} lost {during}, the first: {:?}",
+            self.lost.len(),
+            &self.lost[..self.lost.len().min(3)]
+        );
+    }
+}
+
 fn query(id: u16, name: &str, rtype: RecordType) -> Vec<u8> {
     dns_user::server::answer::build_query(id, &Name::from_ascii(name).unwrap(), rtype, None)
 }
@@ -116,17 +129,33 @@ fn wait_exit(bed: &mut Testbed, pid: u32, within: Duration) -> std::process::Exi
     }
 }
 
-#[test]
-fn a_takeover_under_a_query_stream_loses_no_query() {
-    static STOP: AtomicBool = AtomicBool::new(false);
-    let mut bed = Testbed::create("dnsto").unwrap();
-    // Both daemons pin (xdp.pin_dir): the new one's maps replace the old one's pins.
+/// A testbed whose service pins its links and maps in a BPF filesystem of the test's own:
+/// (testbed, that filesystem, the pin directory, the service). The filesystem is unmounted
+/// before the testbed's namespaces go (the tuple's later parts drop first).
+fn pinned_service(
+    tag: &str,
+) -> (
+    Testbed,
+    dns_tests::BpfFs,
+    std::path::PathBuf,
+    dns_tests::Process,
+) {
+    let mut bed = Testbed::create(tag).unwrap();
     let bpffs = dns_tests::BpfFs::mount(&bed.dir.join("bpffs")).unwrap();
     let pin_dir = bpffs.path.join("dns-user");
     let pin_arg = pin_dir.display().to_string();
-    let old = bed
+    let service = bed
         .start_service(BIN, "native", &["--xdp-pin-dir", &pin_arg], false)
         .unwrap();
+    (bed, bpffs, pin_dir, service)
+}
+
+#[test]
+fn a_takeover_under_a_query_stream_loses_no_query() {
+    static STOP: AtomicBool = AtomicBool::new(false);
+    // Both daemons pin (xdp.pin_dir): the new one's maps replace the old one's pins.
+    let (mut bed, _bpffs, pin_dir, old) = pinned_service("dnsto");
+    let pin_arg = pin_dir.display().to_string();
     let client_ns = bed.client_ns.clone();
     let streams = [
         in_netns(&client_ns, || {
@@ -157,13 +186,7 @@ fn a_takeover_under_a_query_stream_loses_no_query() {
     STOP.store(true, Ordering::Relaxed);
     let seen: Vec<Seen> = streams.into_iter().map(|s| s.join().unwrap()).collect();
     for s in &seen {
-        assert!(s.sent > 100, "{s:?}");
-        assert!(
-            s.lost.is_empty(),
-            "{} lost during the takeover, the first: {:?}",
-            s.lost.len(),
-            &s.lost[..s.lost.len().min(3)]
-        );
+        s.assert_none_lost(100, "during the takeover");
     }
     let log = new.log().join("\n");
     assert!(
@@ -300,15 +323,9 @@ fn xdp_attached(bed: &Testbed) -> bool {
 #[test]
 fn a_crash_restart_takes_over_the_pinned_fast_path() {
     static STOP: AtomicBool = AtomicBool::new(false);
-    let mut bed = Testbed::create("dnscr").unwrap();
-    // Dropped before the testbed (declared after it): the pins go before the namespaces.
-    let bpffs = dns_tests::BpfFs::mount(&bed.dir.join("bpffs")).unwrap();
-    let pin_dir = bpffs.path.join("dns-user");
+    let (mut bed, _bpffs, pin_dir, first) = pinned_service("dnscr");
     let pin_arg = pin_dir.display().to_string();
     let server_if = bed.server_if.clone();
-    let first = bed
-        .start_service(BIN, "native", &["--xdp-pin-dir", &pin_arg], false)
-        .unwrap();
     let log = first.log().join("\n");
     assert!(
         log.contains(&format!("XDP on {server_if}: link pinned at")),
@@ -339,14 +356,10 @@ fn a_crash_restart_takes_over_the_pinned_fast_path() {
         .unwrap();
     std::thread::sleep(Duration::from_millis(300));
     STOP.store(true, Ordering::Relaxed);
-    let seen = stream.join().unwrap();
-    assert!(seen.sent > 200, "{seen:?}");
-    assert!(
-        seen.lost.is_empty(),
-        "{} lost through the crash and restart, the first: {:?}",
-        seen.lost.len(),
-        &seen.lost[..seen.lost.len().min(3)]
-    );
+    stream
+        .join()
+        .unwrap()
+        .assert_none_lost(200, "through the crash and restart");
     let log = second.log().join("\n");
     assert!(log.contains("answers on while the store loads"), "{log}");
     assert!(log.contains("took over the maps pinned"), "{log}");

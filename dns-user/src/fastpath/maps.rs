@@ -604,7 +604,10 @@ fn update_batch<'a, K: aya::Pod + 'a, V: aya::Pod + 'a>(
     Ok(())
 }
 
-fn bpf<T>(cmd: libc::c_long, attr: &T) -> io::Result<libc::c_long> {
+/// The bpf(2) system call with `attr` (a `union bpf_attr` member, `#[repr(C)]`), for what aya
+/// offers no call for: batch updates, the grace-period map, pins and link updates of
+/// descriptors aya did not make.
+pub(crate) fn bpf<T>(cmd: libc::c_long, attr: &T) -> io::Result<libc::c_long> {
     // SAFETY: `attr` is a valid, fully initialised bpf_attr prefix of the given size.
     let rc = unsafe {
         libc::syscall(

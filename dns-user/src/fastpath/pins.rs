@@ -229,25 +229,12 @@ fn obj_pin(fd: BorrowedFd<'_>, path: &Path) -> io::Result<()> {
     let name = std::ffi::CString::new(path.as_os_str().as_bytes())
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let attr = ObjPin {
-        pathname: name.as_ptr() as u64,
+        pathname: name.as_ptr() as u64, // alive across the call
         bpf_fd: fd.as_raw_fd() as u32,
         file_flags: 0,
         path_fd: 0,
     };
-    // SAFETY: bpf(2) reads `size_of::<ObjPin>()` bytes of `attr` and the NUL-terminated path
-    // it points to, both alive across the call; the descriptor is open.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_OBJ_PIN,
-            &attr as *const ObjPin,
-            std::mem::size_of::<ObjPin>(),
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    crate::fastpath::maps::bpf(BPF_OBJ_PIN, &attr).map(drop)
 }
 
 fn is_bpffs(path: &Path) -> bool {
