@@ -32,6 +32,8 @@ pub struct Published {
     pub health: ArcSwap<HealthState>,
     /// `None` when XDP is off. The lock serializes every change.
     writer: Mutex<Option<MapWriter>>,
+    /// A map is beyond nine tenths of its capacity (warned once per crossing).
+    crowded: std::sync::atomic::AtomicBool,
 }
 
 impl Published {
@@ -42,6 +44,23 @@ impl Published {
             catalog: ArcSwap::from_pointee(catalog),
             health: ArcSwap::new(health),
             writer: Mutex::new(writer),
+            crowded: Default::default(),
+        }
+    }
+
+    /// Warns once when a map crosses nine tenths of its capacity: the change that fills it
+    /// turns the fast path off.
+    fn watch_fill(&self, writer: &MapWriter) {
+        use std::sync::atomic::Ordering::Relaxed;
+        match writer.nearly_full() {
+            Some((map, entries, capacity)) => {
+                if !self.crowded.swap(true, Relaxed) {
+                    tracing::warn!(
+                        "XDP {map} map {entries} of {capacity} entries full: a change beyond it turns the fast path off (raise xdp.max_entries; with xdp.max_entries = 0, a reload sizes the maps again)"
+                    );
+                }
+            }
+            None => self.crowded.store(false, Relaxed),
         }
     }
 
@@ -115,6 +134,7 @@ impl Published {
                     if let Err(e) = writer.set_enabled(true) {
                         tracing::error!("turning the fast path on: {e}");
                     }
+                    self.watch_fill(writer);
                 }
                 Err(e) => fast_path_off(writer, "change", &e),
             }
@@ -135,7 +155,10 @@ impl Published {
             let before = self.health.load();
             let change = compile::policy_changes(&catalog, &before, &health, writer.installed());
             match writer.apply(&change) {
-                Ok(s) => stats = Some(s),
+                Ok(s) => {
+                    stats = Some(s);
+                    self.watch_fill(writer);
+                }
                 Err(e) => fast_path_off(writer, "health change", &e),
             }
         }

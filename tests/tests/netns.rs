@@ -466,3 +466,63 @@ fn location_data_reloads_without_a_restart() {
     drop(bed);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Maps sized too small for what the API adds: past nine tenths of the answer map the daemon
+/// warns, with the remedy; the change that does not fit turns the fast path off, and
+/// userspace answers every name, the new ones included, with nothing lost.
+#[test]
+fn a_zone_outgrowing_its_maps_warns_then_leaves_every_answer_to_userspace() {
+    let mut bed = Testbed::create("dnscap").unwrap();
+    let zone_arg = format!("example.com.={ZONE}");
+    // The example zone compiles to 9 answer entries.
+    let daemon = bed
+        .start_service(
+            BIN,
+            "native",
+            &["--zone-file", &zone_arg, "--max-entries", "11"],
+            false,
+        )
+        .unwrap();
+    let log = daemon.log().join("\n");
+    assert!(log.contains("XDP maps: 11 answer entries"), "{log}");
+    let add = |bed: &Testbed, name: &str, address: &str| {
+        let batch = bed.dir.join("batch.json");
+        std::fs::write(&batch, dns_tests::a_record_batch("CREATE", name, address)).unwrap();
+        bed.output(
+            Side::Server,
+            BIN,
+            &["change", "apply", batch.to_str().unwrap(), "--wait"],
+        )
+        .unwrap();
+    };
+    add(&bed, "n1.example.com.", "192.0.2.101"); // 10 of 11: beyond nine tenths
+    daemon
+        .wait_for(
+            &mut bed,
+            "XDP answer map 10 of 11 entries full",
+            Duration::from_secs(5),
+        )
+        .unwrap();
+    add(&bed, "n2.example.com.", "192.0.2.102"); // 11 of 11: still fits
+    let before = answered_by_xdp(&bed);
+    assert_eq!(bed.dig("n2.example.com", "A").trim(), "192.0.2.102");
+    assert_eq!(answered_by_xdp(&bed), before + 1, "still answered by XDP");
+
+    add(&bed, "n3.example.com.", "192.0.2.103"); // 12: does not fit
+    daemon
+        .wait_for(&mut bed, "fast path off", Duration::from_secs(5))
+        .unwrap();
+    let before = answered_by_xdp(&bed);
+    for (name, address) in [
+        ("n3.example.com", "192.0.2.103"),
+        ("n1.example.com", "192.0.2.101"),
+        ("mail.example.com", "192.0.2.25"),
+    ] {
+        assert_eq!(bed.dig(name, "A").trim(), address, "{name}");
+    }
+    assert_eq!(
+        answered_by_xdp(&bed),
+        before,
+        "userspace answers everything"
+    );
+}

@@ -39,7 +39,7 @@ use crate::fastpath::compile::{Change, Delta, Tables};
 #[derive(Debug, thiserror::Error)]
 pub enum MapWriteError {
     #[error(
-        "{entries} {what} entries exceed the map capacity of {capacity} (raise xdp.max_entries)"
+        "{entries} {what} entries exceed the map capacity of {capacity} (raise xdp.max_entries; with xdp.max_entries = 0, a reload sizes the maps again)"
     )]
     Capacity {
         what: &'static str,
@@ -166,6 +166,11 @@ impl MapWriter {
         let mut writer = Self::with_capacity(ebpf, capacity)?;
         writer.adopted = true;
         Ok(writer)
+    }
+
+    /// The first map filled beyond nine tenths of its capacity: (map, entries, capacity).
+    pub fn nearly_full(&self) -> Option<(&'static str, usize, u32)> {
+        nearly_full(&self.installed, self.capacity)
     }
 
     /// Capacity of each map of one buffer.
@@ -387,6 +392,21 @@ pub fn monotonic_ns() -> Result<u64, MapWriteError> {
         return Err(MapWriteError::Clock(io::Error::last_os_error()));
     }
     Ok(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
+}
+
+/// The first map of `tables` filled beyond nine tenths of `capacity`.
+fn nearly_full(tables: &Tables, capacity: Capacity) -> Option<(&'static str, usize, u32)> {
+    [
+        ("answer", tables.answers.len(), capacity.answers),
+        (
+            "routing-policy variant",
+            tables.variants.len(),
+            capacity.variants,
+        ),
+        ("location cell", tables.cells.len(), capacity.cells),
+    ]
+    .into_iter()
+    .find(|(_, n, cap)| *n * 10 > *cap as usize * 9)
 }
 
 /// Fails if applying `delta` to `installed` would exceed `capacity`.
@@ -708,5 +728,16 @@ mod tests {
         let c = Capacity::auto(&tables(125_001, 0));
         assert_eq!(c.answers, 159_744); // 156,251 rounded up to 39 x 4096
         assert_eq!(c.cells, dns_common::MAX_CELLS);
+    }
+
+    #[test]
+    fn maps_beyond_nine_tenths_are_reported_the_first_one_named() {
+        let cap = Capacity::of(100);
+        assert_eq!(nearly_full(&tables(90, 90), cap), None);
+        assert_eq!(nearly_full(&tables(91, 95), cap), Some(("answer", 91, 100)));
+        assert_eq!(
+            nearly_full(&tables(10, 95), cap),
+            Some(("routing-policy variant", 95, 100))
+        );
     }
 }
