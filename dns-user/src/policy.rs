@@ -139,19 +139,25 @@ pub trait RandomSource {
     /// draw below the sum, walked along the cumulative weights. The fast-path compiler
     /// overrides it to see the choice whole (see `fastpath::compile::SlotRandom`).
     fn pick(&mut self, weights: &[u64]) -> usize {
-        let mut draw = self.below(weights.iter().sum());
-        weights
-            .iter()
-            .position(|w| {
-                if draw < *w {
-                    true
-                } else {
-                    draw -= w;
-                    false
-                }
-            })
-            .unwrap_or(weights.len() - 1)
+        let draw = self.below(weights.iter().sum());
+        weighted_index(weights, draw)
     }
+}
+
+/// The index of `weights` whose share of `0..sum` holds `draw` (the cumulative walk of
+/// [`RandomSource::pick`]).
+pub fn weighted_index(weights: &[u64], mut draw: u64) -> usize {
+    weights
+        .iter()
+        .position(|w| {
+            if draw < *w {
+                true
+            } else {
+                draw -= w;
+                false
+            }
+        })
+        .unwrap_or(weights.len() - 1)
 }
 
 /// SplitMix64: a small, seedable [`RandomSource`].

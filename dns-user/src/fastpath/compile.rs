@@ -329,15 +329,8 @@ impl policy::RandomSource for SlotRandom {
         match self {
             SlotRandom::Scaled(position) => position.pick(weights),
             SlotRandom::Balanced { .. } => {
-                let mut draw = self.below(weights.iter().sum());
-                weights
-                    .iter()
-                    .position(|w| {
-                        let here = draw < *w;
-                        draw = draw.saturating_sub(*w);
-                        here
-                    })
-                    .unwrap_or(weights.len() - 1)
+                let draw = self.below(weights.iter().sum());
+                policy::weighted_index(weights, draw)
             }
         }
     }

@@ -141,11 +141,7 @@ impl Pins {
                 None => path != current,
             };
             if stale {
-                if path.is_dir() {
-                    remove_dir(&path)?;
-                } else {
-                    std::fs::remove_file(&path).map_err(io_error(&path))?;
-                }
+                remove_pin(&path)?;
                 removed.push(name);
             }
         }
@@ -194,15 +190,19 @@ impl Pins {
     /// the service and stays). The links detach once their last descriptor closes.
     pub fn remove_all(&self) -> Result<(), PinError> {
         for entry in std::fs::read_dir(&self.dir).map_err(io_error(&self.dir))? {
-            let path = entry.map_err(io_error(&self.dir))?.path();
-            if path.is_dir() {
-                remove_dir(&path)?;
-            } else {
-                std::fs::remove_file(&path).map_err(io_error(&path))?;
-            }
+            remove_pin(&entry.map_err(io_error(&self.dir))?.path())?;
         }
         let _ = std::fs::remove_dir(&self.dir);
         Ok(())
+    }
+}
+
+/// Removes a pin, or a directory of pins.
+fn remove_pin(path: &Path) -> Result<(), PinError> {
+    if path.is_dir() {
+        remove_dir(path)
+    } else {
+        std::fs::remove_file(path).map_err(io_error(path))
     }
 }
 

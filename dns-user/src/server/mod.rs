@@ -429,11 +429,11 @@ fn send_all(
 
 /// A received datagram's source as a std address.
 fn socket_addr(addr: &nix::sys::socket::SockaddrStorage) -> Option<SocketAddr> {
-    if let Some(v4) = addr.as_sockaddr_in() {
-        return Some(SocketAddr::from((v4.ip(), v4.port())));
+    match (addr.as_sockaddr_in(), addr.as_sockaddr_in6()) {
+        (Some(v4), _) => Some(std::net::SocketAddrV4::from(*v4).into()),
+        (_, Some(v6)) => Some(std::net::SocketAddrV6::from(*v6).into()),
+        _ => None,
     }
-    addr.as_sockaddr_in6()
-        .map(|v6| SocketAddr::from((v6.ip(), v6.port())))
 }
 
 /// Open connections per client, capped.
