@@ -9,7 +9,8 @@ use aya_ebpf::{
     maps::lpm_trie::Key,
 };
 use dns_common::{
-    AnswerKey, AnswerSet, CONTROL_ENABLED, Counter, MAX_SLOTS, V4_MAPPED_PREFIX, VariantKey,
+    AnswerKey, AnswerSet, CLASS_UNKNOWN, CONTROL_ENABLED, Counter, MAX_SLOTS, V4_MAPPED_PREFIX,
+    VariantKey,
 };
 
 /// The gate: the fast path is on and its heartbeat fresh. Returns the active buffer (0 or 1);
@@ -56,7 +57,8 @@ pub(crate) fn lookup(
 }
 
 /// A routing-policy group's answer for this client: the client's cell (if the group is
-/// located), a random slot, the variant there. No variant: pass up.
+/// located: its class in the aspect the group depends on), a random slot, the variant there.
+/// No variant, or a client whose class is unknown: pass up.
 #[inline(always)]
 pub(crate) fn variant(
     client: &[u8; 16],
@@ -103,7 +105,10 @@ pub(crate) fn variant(
             CELLS_1.get(&key)
         };
         if let Some(c) = found {
-            cell = *c;
+            cell = *c.classes.get(policy.aspect as usize).ok_or(Counter::Miss)?;
+            if cell == CLASS_UNKNOWN {
+                return Err(Counter::Miss);
+            }
         }
     }
     // SAFETY: read-only global set by the loader.

@@ -8,7 +8,7 @@ use aya_ebpf::{
     maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
 };
 use dns_common::{
-    AnswerKey, AnswerSet, COUNTER_COUNT, Control, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_VARIANTS,
+    AnswerKey, AnswerSet, COUNTER_COUNT, Cell, Control, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_VARIANTS,
     Heartbeat, MAX_CELLS, MAX_ZONES, RRL_MAX_ENTRIES, RrlBucket, TAP_RING_BYTES, VariantKey,
 };
 
@@ -31,10 +31,10 @@ pub(crate) static VARIANTS_0: HashMap<VariantKey, AnswerSet> =
 pub(crate) static VARIANTS_1: HashMap<VariantKey, AnswerSet> =
     HashMap::with_max_entries(DEFAULT_MAX_VARIANTS, 0);
 #[map]
-pub(crate) static CELLS_0: LpmTrie<[u8; 16], u32> =
+pub(crate) static CELLS_0: LpmTrie<[u8; 16], Cell> =
     LpmTrie::with_max_entries(MAX_CELLS, BPF_F_NO_PREALLOC);
 #[map]
-pub(crate) static CELLS_1: LpmTrie<[u8; 16], u32> =
+pub(crate) static CELLS_1: LpmTrie<[u8; 16], Cell> =
     LpmTrie::with_max_entries(MAX_CELLS, BPF_F_NO_PREALLOC);
 #[map]
 pub(crate) static CONTROL: Array<Control> = Array::with_max_entries(1, 0);

@@ -4,15 +4,22 @@
 //! Sources: tables in the config (`[[location.geo]]`, `[[location.latency]]`,
 //! `[location.cidr_collections]`; the most specific prefix containing the client's prefix
 //! wins) and a MaxMind DB (GeoLite2 / GeoIP2 / DB-IP Country or City, `location.maxmind`)
-//! for geo data the table does not cover.
+//! for geo data the table does not cover: the database's network containing the client's
+//! whole prefix, as for the tables (an ECS /24 inside a network the database cuts finer is
+//! not located by it).
+//!
+//! [`Locations::cells`] cuts the address space into the cells the fast path's trie holds.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use ipnet::IpNet;
 
 use crate::policy::{CidrCollections, ClientLocation, LatencySource};
+
+mod cells;
+pub use cells::{Cells, cell_key};
 
 /// Named regions' coordinates (`[location.regions]`), for geoproximity by region.
 pub type Regions = std::collections::HashMap<String, [f64; 2]>;
@@ -35,6 +42,22 @@ pub struct Locations {
     pub cidr: CidrCollections,
     /// A MaxMind-format geo database, consulted when no geo table entry covers the client.
     pub maxmind: Option<Arc<maxminddb::Reader<Vec<u8>>>>,
+    /// The last [`Cells`] computed, with what they were computed from; shared by clones, as
+    /// each catalog a change publishes clones the same locations.
+    cells: CellCache,
+}
+
+/// [`Locations::cells`]' cache: the cells, with the locations they were computed from.
+#[derive(Clone, Default)]
+struct CellCache(Arc<Mutex<Option<Computed>>>);
+
+/// Cells and the locations they were computed from.
+type Computed = (Locations, Arc<Cells>);
+
+impl std::fmt::Debug for CellCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CellCache")
+    }
 }
 
 /// Equal when every table is, and the MaxMind database is the same one loaded (a reload that
@@ -52,11 +75,17 @@ impl PartialEq for Locations {
 
 /// The entry of the most specific prefix that contains the client's whole prefix.
 fn longest<T>(table: &[(IpNet, T)], addr: IpAddr, prefix_len: u8) -> Option<&T> {
+    longest_index(table, addr, prefix_len).map(|i| &table[i].1)
+}
+
+/// The index of [`longest`]'s entry.
+fn longest_index<T>(table: &[(IpNet, T)], addr: IpAddr, prefix_len: u8) -> Option<usize> {
     table
         .iter()
-        .filter(|(net, _)| net.prefix_len() <= prefix_len && net.contains(&addr))
-        .max_by_key(|(net, _)| net.prefix_len())
-        .map(|(_, v)| v)
+        .enumerate()
+        .filter(|(_, (net, _))| net.prefix_len() <= prefix_len && net.contains(&addr))
+        .max_by_key(|(_, (net, _))| net.prefix_len())
+        .map(|(i, _)| i)
 }
 
 impl Locations {
@@ -64,7 +93,10 @@ impl Locations {
     pub fn locate(&self, addr: IpAddr, prefix_len: u8) -> ClientLocation {
         let geo = longest(&self.geo, addr, prefix_len)
             .cloned()
-            .or_else(|| self.maxmind.as_deref().and_then(|db| mmdb_lookup(db, addr)))
+            .or_else(|| {
+                let db = self.maxmind.as_deref()?;
+                mmdb_lookup(db, addr, prefix_len)
+            })
             .unwrap_or_default();
         ClientLocation {
             addr,
@@ -75,15 +107,33 @@ impl Locations {
             coordinates: geo.coordinates,
         }
     }
+
+    /// The cells of these locations (computed once for equal locations).
+    pub fn cells(&self) -> Arc<Cells> {
+        let mut cache = self.cells.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((of, cells)) = cache.as_ref()
+            && of == self
+        {
+            return cells.clone();
+        }
+        let cells = Arc::new(Cells::of(self));
+        let of = Locations {
+            cells: CellCache::default(),
+            ..self.clone()
+        };
+        *cache = Some((of, cells.clone()));
+        cells
+    }
 }
 
-/// Geo data for `addr` from a Country or City database.
-fn mmdb_lookup(db: &maxminddb::Reader<Vec<u8>>, addr: IpAddr) -> Option<GeoInfo> {
-    use maxminddb::path;
+/// Geo data for the client `addr`/`prefix_len` from a Country or City database: its network
+/// must hold the client's whole prefix.
+fn mmdb_lookup(db: &maxminddb::Reader<Vec<u8>>, addr: IpAddr, prefix_len: u8) -> Option<GeoInfo> {
     let found = db.lookup(addr).ok()?;
-    if !found.has_data() {
+    if !found.has_data() || found.network().ok()?.prefix() > prefix_len {
         return None;
     }
+    use maxminddb::path;
     let text = |p: &[maxminddb::PathElement<'_>]| found.decode_path::<String>(p).ok().flatten();
     let number = |p: &[maxminddb::PathElement<'_>]| found.decode_path::<f64>(p).ok().flatten();
     let coordinates =

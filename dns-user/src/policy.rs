@@ -257,32 +257,74 @@ fn resolve(
     }
 }
 
-/// True if the answer can depend on the client's location: a location policy anywhere in the
-/// group or the alias targets it can reach.
-pub fn is_located(sets: &[RecordSet], rtype: RecordType, groups: &dyn Groups) -> bool {
-    fn walk(sets: &[RecordSet], rtype: RecordType, groups: &dyn Groups, depth: usize) -> bool {
-        depth <= MAX_ALIAS_DEPTH
-            && (depends_on_location(sets)
-                || sets.iter().any(|s| match &s.target {
-                    Target::Alias { name, .. } => groups
-                        .group(name, rtype)
-                        .is_some_and(|target| walk(target, rtype, groups, depth + 1)),
-                    Target::Records { .. } => false,
-                }))
+/// The aspects of the client's location an answer can depend on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Aspects {
+    /// Continent, country, subdivision (geolocation).
+    pub geo: bool,
+    /// Coordinates (geoproximity).
+    pub coordinates: bool,
+    /// Latency to regions.
+    pub latency: bool,
+    /// CIDR-collection blocks (IP-based).
+    pub cidr: bool,
+}
+
+impl Aspects {
+    /// True if the answer can depend on the client's location at all.
+    pub fn any(&self) -> bool {
+        self.geo || self.coordinates || self.latency || self.cidr
     }
-    walk(sets, rtype, groups, 0)
+
+    fn add(&mut self, other: Aspects) {
+        self.geo |= other.geo;
+        self.coordinates |= other.coordinates;
+        self.latency |= other.latency;
+        self.cidr |= other.cidr;
+    }
+
+    fn of(sets: &[RecordSet]) -> Aspects {
+        let mut out = Aspects::default();
+        for s in sets {
+            match s.policy {
+                Policy::Geolocation(_) => out.geo = true,
+                Policy::Geoproximity { .. } => out.coordinates = true,
+                Policy::Latency { .. } => out.latency = true,
+                Policy::IpBased { .. } => out.cidr = true,
+                Policy::Simple | Policy::Weighted { .. } | Policy::Failover(_) => {}
+                Policy::MultiValue => {}
+            }
+        }
+        out
+    }
+}
+
+/// The aspects of the client's location the answer can depend on: the location policies in
+/// the group and in the alias targets it can reach.
+pub fn location_aspects(sets: &[RecordSet], rtype: RecordType, groups: &dyn Groups) -> Aspects {
+    let mut out = Aspects::of(sets);
+    // Each reachable group once (the union is the same however often it is reached).
+    let mut seen: std::collections::HashSet<&LowerName> = std::collections::HashSet::new();
+    let mut next: Vec<(&[RecordSet], usize)> = vec![(sets, 0)];
+    while let Some((sets, depth)) = next.pop() {
+        if depth >= MAX_ALIAS_DEPTH {
+            continue;
+        }
+        for s in sets {
+            if let Target::Alias { name, .. } = &s.target
+                && seen.insert(name)
+                && let Some(target) = groups.group(name, rtype)
+            {
+                out.add(Aspects::of(target));
+                next.push((target, depth + 1));
+            }
+        }
+    }
+    out
 }
 
 fn depends_on_location(sets: &[RecordSet]) -> bool {
-    sets.iter().any(|s| {
-        matches!(
-            s.policy,
-            Policy::Latency { .. }
-                | Policy::Geolocation(_)
-                | Policy::Geoproximity { .. }
-                | Policy::IpBased { .. }
-        )
-    })
+    Aspects::of(sets).any()
 }
 
 /// Healthy: its own check passes and, with EvaluateTargetHealth, its target group has a

@@ -786,10 +786,45 @@ pub fn multivalue_records() -> String {
 pub fn policy_catalog(
     health_checks_down: &[&str],
 ) -> (dns_user::zone::Catalog, dns_user::health::HealthState) {
-    let dir = std::env::temp_dir().join(format!("dns-xdp-policies-{}", std::process::id()));
+    catalog_of(&policy_config(), &[], health_checks_down)
+}
+
+/// As [`policy_catalog`], with clients located by a MaxMind database
+/// ([`crate::mmdb::POLICY_NETWORKS`]) instead of the geo table.
+pub fn policy_catalog_located_by_maxmind(
+    health_checks_down: &[&str],
+) -> (dns_user::zone::Catalog, dns_user::health::HealthState) {
+    let config = policy_config();
+    let start = config.find("geo = [").expect("a geo table");
+    let end = start + config[start..].find("]\n").expect("its end") + 2;
+    let config = format!(
+        "{}maxmind = \"geo.mmdb\"\n{}",
+        &config[..start],
+        &config[end..]
+    );
+    catalog_of(
+        &config,
+        &[("geo.mmdb", crate::mmdb::POLICY_NETWORKS)],
+        health_checks_down,
+    )
+}
+
+/// The catalog of config `text`, beside the listed databases (file name, networks).
+fn catalog_of(
+    text: &str,
+    databases: &[(&str, &[(&str, crate::mmdb::Place)])],
+    health_checks_down: &[&str],
+) -> (dns_user::zone::Catalog, dns_user::health::HealthState) {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static SEQ: AtomicU32 = AtomicU32::new(0);
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("dns-xdp-policies-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
+    for (file, networks) in databases {
+        crate::mmdb::write_city_db(&dir.join(file), networks);
+    }
     let path = dir.join("policies.toml");
-    std::fs::write(&path, policy_config()).unwrap();
+    std::fs::write(&path, text).unwrap();
     let settings = dns_user::config::resolve(Some(&path), &Default::default()).unwrap();
     let catalog = dns_user::control::import::catalog(&settings).unwrap();
     let _ = std::fs::remove_dir_all(&dir);

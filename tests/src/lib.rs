@@ -5,6 +5,7 @@ pub mod api;
 pub mod dashboard;
 pub mod fixtures;
 pub mod frame;
+pub mod mmdb;
 pub mod testbed;
 
 pub use testbed::{

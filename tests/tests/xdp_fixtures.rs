@@ -486,37 +486,133 @@ fn hash_bucket_collisions_never_give_another_names_answer() {
 /// answer equals, byte for byte, the userspace answer given the random source that stands for
 /// the same slot; a NODATA answer is passed up. Also with a health state that changes the
 /// latency -> failover tree.
+/// The names of the policy fixtures, one per routing policy (and AAAA, and an alias tree).
+const POLICY_NAMES: &[(&str, u16)] = &[
+    ("w.example.com", TYPE_A),
+    ("w.example.com", 28),
+    ("mv.example.com", TYPE_A),
+    ("geo.example.com", TYPE_A),
+    ("fronly.example.com", TYPE_A),
+    ("lat.example.com", TYPE_A),
+    ("ip.example.com", TYPE_A),
+    ("prox.example.com", TYPE_A),
+    ("tree.example.com", TYPE_A),
+    ("wa.example.com", TYPE_A),
+];
+
+fn ecs(addr: &str, prefix: u8) -> Option<Vec<u8>> {
+    Some(dns_tests::fixtures::ecs(addr.parse().unwrap(), prefix))
+}
+
 #[test]
 fn every_routing_policy_answers_in_xdp_exactly_as_userspace() {
-    let names: &[(&str, u16)] = &[
-        ("w.example.com", TYPE_A),
-        ("w.example.com", 28),
-        ("mv.example.com", TYPE_A),
-        ("geo.example.com", TYPE_A),
-        ("fronly.example.com", TYPE_A),
-        ("lat.example.com", TYPE_A),
-        ("ip.example.com", TYPE_A),
-        ("prox.example.com", TYPE_A),
-        ("tree.example.com", TYPE_A),
-        ("wa.example.com", TYPE_A),
-    ];
     let clients: Vec<Option<Vec<u8>>> = vec![
         None, // the frame's source address (192.0.2.2: no table entry)
-        Some(dns_tests::fixtures::ecs(
-            "198.51.100.0".parse().unwrap(),
-            24,
-        )),
-        Some(dns_tests::fixtures::ecs(
-            "203.0.113.128".parse().unwrap(),
-            25,
-        )),
-        Some(dns_tests::fixtures::ecs("203.0.0.0".parse().unwrap(), 16)), // shorter than every block
-        Some(dns_tests::fixtures::ecs(
-            "2001:db8:1:2::".parse().unwrap(),
-            64,
-        )),
-        Some(dns_tests::fixtures::ecs("0.0.0.0".parse().unwrap(), 0)),
+        ecs("198.51.100.0", 24),
+        ecs("203.0.113.128", 25),
+        ecs("203.0.0.0", 16), // shorter than every block
+        ecs("2001:db8:1:2::", 64),
+        ecs("0.0.0.0", 0),
     ];
+    let (answered, passed) =
+        policy_answers_compared(&dns_tests::fixtures::policy_catalog, &clients);
+    assert!(
+        answered > 1400 && passed > 0,
+        "{answered} answered, {passed} passed"
+    );
+}
+
+/// Located by a MaxMind database instead of the geo table: every group compiles, the classes
+/// (not the networks) make the variants, and every A/AAAA query with an answer is answered by
+/// XDP exactly as by userspace; clients in MaxMind's IPv4 aliases go up.
+#[test]
+fn routing_policies_located_by_a_maxmind_database_answer_in_xdp_as_userspace() {
+    let clients: Vec<Option<Vec<u8>>> = vec![
+        None, // 192.0.2.2: Australia; 2001:db8::2: not in the database
+        ecs("198.51.100.0", 24),
+        ecs("198.51.101.0", 24), // another network of the same class as Paris
+        ecs("198.51.102.0", 24), // inside the Lyon /23
+        ecs("198.51.102.0", 23),
+        ecs("198.51.100.0", 22), // shorter than the networks: the tables' default
+        ecs("203.0.113.128", 25), // Washington
+        ecs("203.0.113.0", 25),  // Oregon
+        ecs("203.0.113.0", 24),  // shorter than both /25: not located by the database
+        ecs("203.0.0.0", 16),
+        ecs("100.64.1.0", 24), // Japan
+        ecs("100.64.0.0", 10),
+        ecs("2001:db8:1:2::", 64),
+        ecs("2001:db8:2::", 48),
+        ecs("2001:db8::", 40),
+        ecs("0.0.0.0", 0),
+    ];
+    let maxmind = &dns_tests::fixtures::policy_catalog_located_by_maxmind;
+    // One variant per class of the aspect a group depends on: the database's 9 networks hold
+    // 6 places (+ "nowhere"); geolocation has 7 variants, not one per network.
+    let (catalog, health) = maxmind(&[]);
+    let cells = catalog.locations().cells();
+    assert_eq!(cells.unusable, None);
+    assert_eq!(cells.classes(dns_common::ASPECT_GEO).len(), 7);
+    let (tables, _) = compile(&catalog, &health);
+    let geo = key(
+        &LowerName::new(&Name::from_ascii("geo.example.com").unwrap()),
+        RecordType::A,
+    );
+    let group = tables.answers[&geo].policy_ref().unwrap();
+    assert_eq!((group.located, group.aspect), (1, dns_common::ASPECT_GEO));
+    let variants = tables
+        .variants
+        .keys()
+        .filter(|k| k.group == group.group)
+        .count();
+    assert_eq!(variants, 7);
+
+    let (answered, passed) = policy_answers_compared(maxmind, &clients);
+    assert!(
+        answered > 4000 && passed > 0,
+        "{answered} answered, {passed} passed"
+    );
+
+    // The database locates: FR, NA; a prefix shorter than the database's networks and a
+    // country without a record get the default.
+    let mut h = Harness::with_options(catalog, 4096, false, Some(0), None, 0);
+    h.writer.install(&tables).unwrap();
+    for (option, expect) in [
+        (ecs("198.51.101.0", 24), [192, 0, 2, 31]),
+        (ecs("203.0.113.128", 25), [192, 0, 2, 32]),
+        (ecs("203.0.113.0", 24), [192, 0, 2, 33]),
+        (ecs("100.64.1.0", 24), [192, 0, 2, 33]),
+    ] {
+        let payload = q_edns_payload("geo.example.com", TYPE_A, option.as_ref().unwrap());
+        let frame = Frame::query(false);
+        let (action, out) = h.run(&frame.build(&payload));
+        assert_eq!(action, XDP_TX);
+        let answer = hickory_proto::op::Message::from_vec(&out[frame.dns_offset()..]).unwrap();
+        let first = answer.answers[0].data.clone();
+        assert_eq!(
+            first,
+            RData::A(A::from(Ipv4Addr::from(expect))),
+            "{option:?}"
+        );
+    }
+    // MaxMind's aliases of the IPv4 space (6to4, Teredo, IPv4-compatible): userspace's.
+    for option in [
+        ecs("2002:c633:6400::", 48),
+        ecs("2001:0:c633:6400::", 64),
+        ecs("::c633:6400", 120),
+    ] {
+        let payload = q_edns_payload("geo.example.com", TYPE_A, &option.unwrap());
+        let (action, _) = h.run(&Frame::query(true).build(&payload));
+        assert_eq!(action, XDP_PASS);
+    }
+}
+
+/// Each policy name asked by each client (an ECS option, or none: the frame's source), over
+/// IPv4 and IPv6, with every health state and several random draws: XDP's answer is the
+/// userspace answer byte for byte, or (NODATA) XDP passes. Returns (answered, passed).
+fn policy_answers_compared(
+    catalog_of: &dyn Fn(&[&str]) -> (Catalog, HealthState),
+    clients: &[Option<Vec<u8>>],
+) -> (usize, usize) {
     let mut answered = 0;
     let mut passed = 0;
     // Over IPv4 and IPv6: the source address is the client when there is no ECS prefix.
@@ -529,13 +625,13 @@ fn every_routing_policy_answers_in_xdp_exactly_as_userspace() {
         .flat_map(|d| frames.iter().map(move |f| (d, f)))
     {
         for draw in [0u32, 1, 2, 3, 7, 9, 63, 1000] {
-            let (catalog, health) = dns_tests::fixtures::policy_catalog(down);
+            let (catalog, health) = catalog_of(down);
             let mut h = Harness::with_options(catalog, 4096, false, Some(draw), None, 0);
             let (tables, report) = compile(&h.catalog, &health);
             assert_eq!(report.groups_passed, 0, "every group compiles");
             h.writer.install(&tables).unwrap();
-            for (name, qtype) in names {
-                for client in &clients {
+            for (name, qtype) in POLICY_NAMES {
+                for client in clients {
                     let payload = match client {
                         Some(option) => q_edns_payload(name, *qtype, option),
                         None => dns_tests::fixtures::q_edns(name, *qtype, 1232, 0, &[]),
@@ -594,10 +690,7 @@ fn every_routing_policy_answers_in_xdp_exactly_as_userspace() {
             }
         }
     }
-    assert!(
-        answered > 1400 && passed > 0,
-        "{answered} answered, {passed} passed"
-    );
+    (answered, passed)
 }
 
 fn q_edns_payload(name: &str, qtype: u16, option: &[u8]) -> Vec<u8> {

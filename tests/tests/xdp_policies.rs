@@ -229,6 +229,7 @@ fn concurrent_rewrites_never_show_a_reader_a_torn_or_mixed_answer() {
             group,
             slots,
             located: 0,
+            aspect: 0,
         })
     };
     let a = state(group, 1, 64, 1);
@@ -246,7 +247,7 @@ fn concurrent_rewrites_never_show_a_reader_a_torn_or_mixed_answer() {
                 .filter(|k| !to.iter().any(|(t, _)| t == k))
                 .collect(),
         },
-        cells: Delta::default(),
+        ..Change::default()
     };
     let a_to_b = to(&a, &b, 32);
     let b_to_a = to(&b, &a, 64);
@@ -260,7 +261,7 @@ fn concurrent_rewrites_never_show_a_reader_a_torn_or_mixed_answer() {
                 upserts: a.clone(),
                 deletes: vec![],
             },
-            cells: Delta::default(),
+            ..Change::default()
         })
         .unwrap();
     writer.set_enabled(true).unwrap();

@@ -5,7 +5,7 @@
 //!  ------------------------                      -----------------
 //!  zone data -> map compiler -> AnswerSet ----->  ANSWERS_0 / ANSWERS_1   (HashMap<AnswerKey, AnswerSet>)
 //!  routing policies -> per (group, cell, slot) ->  VARIANTS_0 / VARIANTS_1 (HashMap<VariantKey, AnswerSet>)
-//!  client prefixes -> location cells ---------->  CELLS_0 / CELLS_1       (LpmTrie<CellKey, u32>)
+//!  client prefixes -> location cells ---------->  CELLS_0 / CELLS_1       (LpmTrie<CellKey, Cell>)
 //!  map writer: write back buffers, flip ------>  CONTROL[0].active        (Array<Control>)
 //!  heartbeat (CLOCK_MONOTONIC ns) ------------>  HEARTBEAT[0]             (Array<Heartbeat>)
 //!  metrics   <-------------------------------   COUNTERS                  (PerCpuArray<u64>)
@@ -115,7 +115,7 @@ pub const KIND_LOCATED: u16 = 1;
 pub const KIND_POLICY: u16 = 2;
 
 /// Where a routing-policy group's answers are: `VARIANTS[(group, cell, draw % slots)]`, with
-/// `cell` from `CELLS` if `located`, else 0.
+/// `cell` = `CELLS[client].classes[aspect]` if `located` (0 when no prefix matches), else 0.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct PolicyRef {
@@ -124,6 +124,9 @@ pub struct PolicyRef {
     pub slots: u32,
     /// 1 if the answer depends on the client's location cell.
     pub located: u32,
+    /// The [`Cell::classes`] index of the aspect it depends on ([`ASPECT_ALL`], [`ASPECT_GEO`],
+    /// ...), if `located`.
+    pub aspect: u32,
 }
 
 /// Most slots of one group (weighted rings are scaled to fit).
@@ -136,11 +139,13 @@ impl AnswerSet {
         let g = r.group.to_ne_bytes();
         let s = r.slots.to_ne_bytes();
         let l = r.located.to_ne_bytes();
+        let a = r.aspect.to_ne_bytes();
         let mut i = 0;
         while i < 4 {
             data[i] = g[i];
             data[4 + i] = s[i];
             data[8 + i] = l[i];
+            data[12 + i] = a[i];
             i += 1;
         }
         AnswerSet {
@@ -171,6 +176,7 @@ impl AnswerSet {
             group: word(0),
             slots: word(4),
             located: word(8),
+            aspect: word(12),
         })
     }
 }
@@ -196,12 +202,40 @@ pub struct CellKey {
     pub addr: [u8; 16],
 }
 
+/// Aspects of a client's location an answer may depend on: the index of its class in
+/// [`Cell::classes`]. A group that depends on one aspect uses that aspect's classes (fewer
+/// than all together: a country database has hundreds of countries and thousands of
+/// coordinates); one that depends on several uses [`ASPECT_ALL`].
+pub const ASPECT_ALL: u32 = 0;
+/// Continent, country, subdivision (geolocation).
+pub const ASPECT_GEO: u32 = 1;
+/// Coordinates (geoproximity).
+pub const ASPECT_COORDINATES: u32 = 2;
+/// Latency to regions.
+pub const ASPECT_LATENCY: u32 = 3;
+/// CIDR-collection blocks (IP-based).
+pub const ASPECT_CIDR: u32 = 4;
+/// Number of aspects, [`ASPECT_ALL`] included.
+pub const ASPECTS: usize = 5;
+/// A [`Cell::classes`] value: the fast path does not know this client's location (e.g. a
+/// MaxMind alias of the IPv4 space inside IPv6); the query passes up.
+pub const CLASS_UNKNOWN: u32 = u32::MAX;
+
+/// Value of the cell tries: the class of the prefix's clients in each aspect. Clients of one
+/// class are located alike in that aspect, so a group's variants are per class, not per prefix.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Cell {
+    pub classes: [u32; ASPECTS],
+}
+
 /// The first 12 bytes of an IPv4-mapped IPv6 address (`::ffff:0:0/96`).
 pub const V4_MAPPED_PREFIX: [u8; 12] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff];
 /// Default capacity of each variant map buffer.
 pub const DEFAULT_MAX_VARIANTS: u32 = 65_536;
-/// Capacity of each cell trie buffer.
-pub const MAX_CELLS: u32 = 16_384;
+/// Capacity of each cell trie buffer (created without preallocation: entries cost memory when
+/// written). A MaxMind country database is about a million networks.
+pub const MAX_CELLS: u32 = 4_194_304;
 
 /// Run-time switches of the fast path: the single entry of the `CONTROL` array.
 #[repr(C)]
@@ -476,6 +510,7 @@ const _: () = assert!(core::mem::size_of::<RrlBucket>() == 16);
 const _: () = assert!(RRL_V4_PREFIX % 8 == 0 && RRL_V6_PREFIX % 8 == 0);
 const _: () = assert!(core::mem::size_of::<VariantKey>() == 16);
 const _: () = assert!(core::mem::size_of::<CellKey>() == 20);
+const _: () = assert!(core::mem::size_of::<Cell>() == 4 * ASPECTS);
 const _: () = assert!(MAX_ANSWER_BYTES % 4 == 0);
 const _: () = assert!(core::mem::size_of::<TapRecord>() == 56 + 2 * TAP_MESSAGE_BYTES);
 
@@ -495,6 +530,8 @@ mod pod {
     unsafe impl aya::Pod for super::VariantKey {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::CellKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::Cell {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::TapRecord {}
 }

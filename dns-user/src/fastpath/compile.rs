@@ -21,27 +21,28 @@
 //!   [`MAX_SLOTS`] slots, each answer within one slot of its share;
 //! - a multivalue group has [`MULTIVALUE_SLOTS`] subsets, each the engine's own random pick
 //!   with a fixed seed per slot;
-//! - cells are the prefixes of the location tables and CIDR collections: every address whose
-//!   longest matching prefix is P is located exactly as P is (the tables are longest-prefix
-//!   lookups too), and a client prefix shorter than P does not match P, as in userspace.
+//! - cells are the prefixes of the location tables, CIDR collections and MaxMind database,
+//!   each with a class per aspect of location ([`crate::location::Cells`]); a located group
+//!   has a variant per class of the aspect it depends on (all aspects together if several).
 //!
 //! Groups whose nested choices need more than [`MAX_SLOTS`] slots (or a shuffle under a
-//! weighted alias) or a MaxMind database for location stay out: XDP passes them up. A health
+//! weighted alias), or more than [`MAX_GROUP_VARIANTS`] variants, stay out: XDP passes them
+//! up; so do located groups when the cells cannot stand for the locations. A health
 //! change recompiles the groups that follow the checks that changed ([`policy_changes`]); a
 //! change batch the names it touched ([`compile_touched`]); only what changed is written.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
-use std::net::IpAddr;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use dns_common::{
-    AnswerKey, AnswerSet, CLASS_IN, CellKey, KIND_ANSWER, KIND_LOCATED, MAX_ANSWER_BYTES,
-    MAX_SLOTS, NAME_BYTES, PolicyRef, V4_MAPPED_PREFIX, VariantKey, csum_add_bytes, csum_fold,
+    ASPECT_ALL, ASPECT_CIDR, ASPECT_COORDINATES, ASPECT_GEO, ASPECT_LATENCY, AnswerKey, AnswerSet,
+    CLASS_IN, Cell, CellKey, KIND_ANSWER, KIND_LOCATED, MAX_ANSWER_BYTES, MAX_SLOTS, NAME_BYTES,
+    PolicyRef, VariantKey, csum_add_bytes, csum_fold,
 };
 use hickory_proto::rr::{LowerName, Name, RData, RecordType};
-use ipnet::IpNet;
 
 use crate::health::HealthState;
-use crate::location::Locations;
+use crate::location::Cells;
 use crate::policy;
 use crate::zone::Catalog;
 use crate::zone::{RrSet, Zone};
@@ -51,7 +52,10 @@ pub type AnswerTable = HashMap<AnswerKey, AnswerSet>;
 /// The desired contents of one variant map buffer.
 pub type VariantTable = HashMap<VariantKey, AnswerSet>;
 /// The desired contents of one cell trie buffer.
-pub type CellTable = HashMap<CellKey, u32>;
+pub type CellTable = HashMap<CellKey, Cell>;
+
+/// Most variants of one group (classes x slots); a group that needs more is left to userspace.
+pub const MAX_GROUP_VARIANTS: usize = 65_536;
 
 /// Random slots of a multivalue group.
 pub const MULTIVALUE_SLOTS: u32 = 64;
@@ -61,7 +65,8 @@ pub const MULTIVALUE_SLOTS: u32 = 64;
 pub struct Tables {
     pub answers: AnswerTable,
     pub variants: VariantTable,
-    pub cells: CellTable,
+    /// Shared with the [`Cells`] it was compiled from while unchanged.
+    pub cells: Arc<CellTable>,
     /// Derived from `answers`, for [`compile_touched`]: which group ids are taken.
     groups: GroupIds,
 }
@@ -117,7 +122,11 @@ impl Tables {
             }
         }
         merge(&mut self.variants, &change.variants);
-        merge(&mut self.cells, &change.cells);
+        if let Some(cells) = &change.cells_to {
+            self.cells = cells.clone();
+        } else if !change.cells.is_empty() {
+            merge(Arc::make_mut(&mut self.cells), &change.cells);
+        }
     }
 }
 
@@ -137,7 +146,8 @@ pub struct CompileReport {
     pub variants: usize,
     /// RRsets larger than an [`AnswerSet`] holds (answered by userspace).
     pub too_large: usize,
-    /// A/AAAA routing-policy groups left to userspace (several random draws, MaxMind).
+    /// A/AAAA routing-policy groups left to userspace (several random draws, too many
+    /// variants, location cells that cannot stand for the locations).
     pub groups_passed: usize,
 }
 
@@ -173,7 +183,7 @@ pub fn compile(catalog: &Catalog, health: &HealthState) -> (Tables, CompileRepor
         }
     }
     progress.finish(table.len());
-    let cells = Cells::of(catalog.locations());
+    let cells = catalog.locations().cells();
     let policies = compile_policies(catalog, health, &cells);
     report.too_large += policies.too_large;
     report.groups_passed = policies.passed;
@@ -185,9 +195,9 @@ pub fn compile(catalog: &Catalog, health: &HealthState) -> (Tables, CompileRepor
         answers: table,
         variants: policies.variants,
         cells: if policies.located {
-            cells.table
+            cells.table.clone()
         } else {
-            CellTable::new()
+            Arc::default()
         },
     };
     (tables, report)
@@ -200,84 +210,6 @@ fn answers_here(catalog: &Catalog, zone: &Zone, name: &LowerName) -> bool {
         && catalog
             .find(name)
             .is_some_and(|z| z.origin() == zone.origin())
-}
-
-/// The location cells: cell 0 stands for "no prefix matches", cell i > 0 for the i-th prefix.
-struct Cells {
-    /// (address, prefix length) standing for each cell, by cell id.
-    reps: Vec<(IpAddr, u8)>,
-    table: CellTable,
-    /// False if location needs more than the prefix tables (a MaxMind database), or there are
-    /// too many prefixes.
-    usable: bool,
-}
-
-impl Cells {
-    fn of(locations: &Locations) -> Cells {
-        let mut prefixes: BTreeSet<IpNet> = BTreeSet::new();
-        prefixes.extend(locations.geo.iter().map(|(n, _)| n.trunc()));
-        prefixes.extend(locations.latency.iter().map(|(n, _)| n.trunc()));
-        for collection in locations.cidr.collections.values() {
-            for blocks in collection.values() {
-                prefixes.extend(blocks.iter().map(IpNet::trunc));
-            }
-        }
-        // IPv4-mapped IPv6 prefixes would share the trie space IPv4 is mapped into.
-        let mapped = prefixes.iter().any(|n| match n {
-            IpNet::V6(v6) => {
-                v6.prefix_len() > 96 && v6.network().octets()[..12] == V4_MAPPED_PREFIX
-            }
-            IpNet::V4(_) => false,
-        });
-        let usable = locations.maxmind.is_none()
-            && !mapped
-            && prefixes.len() < dns_common::MAX_CELLS as usize;
-        let v4_default: IpNet = "0.0.0.0/0".parse().expect("valid");
-        let default_rep = if prefixes.contains(&v4_default) {
-            (IpAddr::from([0u16; 8]), 0)
-        } else {
-            (IpAddr::from([0u8; 4]), 0)
-        };
-        let mut reps = vec![default_rep];
-        let mut table = CellTable::new();
-        // IPv4 clients that match no IPv4 prefix must not fall into an IPv6 prefix that
-        // covers ::ffff:0:0/96.
-        table.insert(cell_key(IpAddr::from([0u8; 4]), 0), 0);
-        for net in prefixes {
-            let id = reps.len() as u32;
-            reps.push((net.network(), net.prefix_len()));
-            table.insert(cell_key(net.network(), net.prefix_len()), id);
-        }
-        Cells {
-            reps,
-            table,
-            usable,
-        }
-    }
-
-    /// Number of cells, the default one included.
-    fn len(&self) -> usize {
-        self.reps.len()
-    }
-}
-
-/// The trie key of a prefix (IPv4 mapped into ::ffff:0:0/96).
-pub fn cell_key(addr: IpAddr, prefix_len: u8) -> CellKey {
-    match addr {
-        IpAddr::V4(v4) => {
-            let mut bytes = [0u8; 16];
-            bytes[..12].copy_from_slice(&V4_MAPPED_PREFIX);
-            bytes[12..].copy_from_slice(&v4.octets());
-            CellKey {
-                prefix_len: 96 + u32::from(prefix_len),
-                addr: bytes,
-            }
-        }
-        IpAddr::V6(v6) => CellKey {
-            prefix_len: u32::from(prefix_len),
-            addr: v6.octets(),
-        },
-    }
 }
 
 /// The random source that stands for slot `slot` of `slots` of a group: what the kernel's draw
@@ -605,10 +537,10 @@ enum Compiled {
     Passed,
     /// One answer whatever the client: an ordinary entry, no indirection (or none at all).
     Entry(Box<Option<AnswerSet>>),
-    /// A policy entry: answers per (cell, slot).
+    /// A policy entry: answers per (class, slot); `aspect`: the classes' if located.
     Policy {
         slots: u32,
-        located: bool,
+        aspect: Option<u32>,
         zone_slot: u32,
         variants: Vec<(u32, u32, AnswerSet)>,
     },
@@ -618,7 +550,7 @@ impl Compiled {
     /// The policy entry and its variants under group id `group`.
     fn finish(
         slots: u32,
-        located: bool,
+        aspect: Option<u32>,
         zone_slot: u32,
         variants: &[(u32, u32, AnswerSet)],
         group: u32,
@@ -626,7 +558,8 @@ impl Compiled {
         let mut entry = AnswerSet::policy(PolicyRef {
             group,
             slots,
-            located: u32::from(located),
+            located: u32::from(aspect.is_some()),
+            aspect: aspect.unwrap_or(0),
         });
         entry.zone = zone_slot;
         let variants = variants
@@ -662,12 +595,17 @@ fn compile_group(
     let k = key(name, rtype);
     let zone_slot = catalog.zone_slot(zone.origin());
     let locations = catalog.locations();
-    let located = policy::is_located(sets, rtype, zone);
-    if located && !cells.usable {
+    let aspect = aspect_of(policy::location_aspects(sets, rtype, zone));
+    let located = aspect.is_some();
+    if located && cells.unusable.is_some() {
         return (Compiled::Passed, 0);
     }
+    let reps = match aspect {
+        Some(aspect) => cells.classes(aspect),
+        None => &[(std::net::IpAddr::from([0u8; 4]), 0)][..],
+    };
     let run = |cell: usize, rng: &mut dyn policy::RandomSource| {
-        let (addr, len) = cells.reps[cell];
+        let (addr, len) = reps[cell];
         let client = locations.locate(addr, len);
         let ctx = policy::Context {
             health,
@@ -678,7 +616,7 @@ fn compile_group(
         };
         policy::answer(sets, rtype, &ctx, rng)
     };
-    let cell_count = if located { cells.len() } else { 1 };
+    let cell_count = reps.len();
     let multivalue = sets.iter().all(|s| s.policy == policy::Policy::MultiValue);
     // How each cell chooses: not at all, by weights (once, or again down an alias), or
     // (multivalue) a shuffle.
@@ -716,6 +654,9 @@ fn compile_group(
         slots = u64::from(MAX_SLOTS);
     }
     let slots = slots as u32;
+    if cell_count.saturating_mul(slots as usize) > MAX_GROUP_VARIANTS {
+        return (Compiled::Passed, 0);
+    }
     let mut too_large = 0;
     // Each cell's answer per slot (None: no answer, or too large: userspace).
     let mut by_cell: Vec<Vec<Option<AnswerSet>>> = Vec::with_capacity(cell_count);
@@ -767,11 +708,26 @@ fn compile_group(
     }
     let compiled = Compiled::Policy {
         slots,
-        located,
+        aspect,
         zone_slot,
         variants,
     };
     (compiled, too_large)
+}
+
+/// The [`Cell::classes`] index a group depending on `aspects` uses; `None`: not located.
+fn aspect_of(aspects: policy::Aspects) -> Option<u32> {
+    let one = [
+        (aspects.geo, ASPECT_GEO),
+        (aspects.coordinates, ASPECT_COORDINATES),
+        (aspects.latency, ASPECT_LATENCY),
+        (aspects.cidr, ASPECT_CIDR),
+    ];
+    match one.iter().filter(|(on, _)| *on).count() {
+        0 => None,
+        1 => one.iter().find(|(on, _)| *on).map(|(_, a)| *a),
+        _ => Some(ASPECT_ALL),
+    }
 }
 
 /// The A/AAAA routing-policy groups of `zone` the fast path may answer: not wildcards, and
@@ -807,22 +763,22 @@ fn compile_policies(catalog: &Catalog, health: &HealthState, cells: &Cells) -> P
                 }
                 Compiled::Policy {
                     slots,
-                    located,
+                    aspect,
                     zone_slot,
                     variants,
-                } => needing_ids.push((k, slots, located, zone_slot, variants)),
+                } => needing_ids.push((k, slots, aspect, zone_slot, variants)),
             }
         }
     }
     needing_ids.sort_by_key(|g| (g.0.name, g.0.qtype));
     let mut ids: HashSet<u32> = HashSet::new();
-    for (k, slots, located, zone_slot, variants) in needing_ids {
+    for (k, slots, aspect, zone_slot, variants) in needing_ids {
         let mut group = base_id(&k);
         while !ids.insert(group) {
             group = group.wrapping_add(1);
         }
-        let (entry, variants) = Compiled::finish(slots, located, zone_slot, &variants, group);
-        out.located |= located;
+        let (entry, variants) = Compiled::finish(slots, aspect, zone_slot, &variants, group);
+        out.located |= aspect.is_some();
         out.variants.extend(variants);
         out.answers.insert(k, entry);
     }
@@ -849,7 +805,7 @@ pub fn compile_touched(
     if installed.groups.probed > 0 {
         return full();
     }
-    let cells = Cells::of(catalog.locations());
+    let cells = catalog.locations().cells();
     let mut answers: HashMap<AnswerKey, AnswerSet> = HashMap::new();
     let mut variants: HashMap<VariantKey, AnswerSet> = HashMap::new();
     let mut old_keys: HashSet<AnswerKey> = HashSet::new();
@@ -886,7 +842,7 @@ pub fn compile_touched(
                     }
                     Compiled::Policy {
                         slots,
-                        located,
+                        aspect,
                         zone_slot,
                         variants: found,
                     } => {
@@ -896,8 +852,8 @@ pub fn compile_touched(
                             return full();
                         }
                         let (entry, found) =
-                            Compiled::finish(slots, located, zone_slot, &found, group);
-                        located_groups += usize::from(located);
+                            Compiled::finish(slots, aspect, zone_slot, &found, group);
+                        located_groups += usize::from(aspect.is_some());
                         answers.insert(k, entry);
                         variants.extend(found);
                     }
@@ -923,7 +879,10 @@ pub fn compile_touched(
         }
         if let Some(p) = old.policy_ref() {
             located_before += usize::from(p.located != 0);
-            let cell_count = if p.located != 0 { cells.len() } else { 1 } as u32;
+            let cell_count = match p.located {
+                0 => 1,
+                _ => cells.classes(p.aspect).len() as u32,
+            };
             for cell in 0..cell_count {
                 for slot in 0..p.slots {
                     let vk = VariantKey {
@@ -956,11 +915,14 @@ pub fn compile_touched(
     // The cells are installed while any compiled group depends on location.
     let located_after = installed.groups.located - located_before + located_groups;
     let cells_wanted = if located_after > 0 {
-        cells.table
+        cells.table.clone()
     } else {
-        CellTable::new()
+        Arc::default()
     };
-    change.cells = Delta::between(&installed.cells, &cells_wanted);
+    if !Arc::ptr_eq(&installed.cells, &cells_wanted) {
+        change.cells = Delta::between(&installed.cells, &cells_wanted);
+        change.cells_to = Some(cells_wanted);
+    }
     (change, true)
 }
 
@@ -1042,7 +1004,9 @@ impl<K: Copy + Eq + std::hash::Hash, V: Copy + PartialEq> Delta<K, V> {
 pub struct Change {
     pub answers: Delta<AnswerKey, AnswerSet>,
     pub variants: Delta<VariantKey, AnswerSet>,
-    pub cells: Delta<CellKey, u32>,
+    pub cells: Delta<CellKey, Cell>,
+    /// The cell table `cells` leads to, to share rather than copy.
+    pub cells_to: Option<Arc<CellTable>>,
 }
 
 impl Change {
@@ -1052,6 +1016,7 @@ impl Change {
             answers: Delta::between(&from.answers, &to.answers),
             variants: Delta::between(&from.variants, &to.variants),
             cells: Delta::between(&from.cells, &to.cells),
+            cells_to: Some(to.cells.clone()),
         }
     }
 
@@ -1130,6 +1095,7 @@ pub fn render_records<'r>(
 mod tests {
     use super::*;
     use crate::policy::RandomSource;
+    use std::collections::BTreeSet;
 
     /// The engine's shuffle (policy.rs), driven by a slot's random source.
     fn shuffled(n: usize, rng: &mut dyn RandomSource) -> Vec<usize> {

@@ -29,8 +29,8 @@ use aya::Ebpf;
 use aya::maps::lpm_trie::{Key as LpmKey, LpmTrie};
 use aya::maps::{Array, HashMap, MapData, MapError};
 use dns_common::{
-    ANSWER_MAPS, AnswerKey, AnswerSet, CELL_MAPS, CONTROL_ENABLED, CONTROL_MAP, CellKey, Control,
-    HEARTBEAT_MAP, Heartbeat, VARIANT_MAPS, VariantKey,
+    ANSWER_MAPS, AnswerKey, AnswerSet, CELL_MAPS, CONTROL_ENABLED, CONTROL_MAP, Cell, CellKey,
+    Control, HEARTBEAT_MAP, Heartbeat, VARIANT_MAPS, VariantKey,
 };
 
 use crate::fastpath::compile::{Change, Delta, Tables};
@@ -69,7 +69,7 @@ pub struct InstallStats {
 struct Buffer {
     answers: HashMap<MapData, AnswerKey, AnswerSet>,
     variants: HashMap<MapData, VariantKey, AnswerSet>,
-    cells: LpmTrie<MapData, [u8; 16], u32>,
+    cells: LpmTrie<MapData, [u8; 16], Cell>,
 }
 
 /// Capacities of each buffer's maps.
@@ -476,7 +476,7 @@ fn write(buffer: &mut Buffer, change: &Change) -> Result<(), MapWriteError> {
 
 /// Writes every entry of `tables` into an empty buffer, in [`write`]'s order.
 fn fill(buffer: &mut Buffer, tables: &Tables) -> Result<(), MapWriteError> {
-    for (k, v) in &tables.cells {
+    for (k, v) in tables.cells.iter() {
         buffer.cells.insert(&lpm_key(k), v, 0)?;
     }
     update_batch(&mut buffer.variants, tables.variants.iter())?;
@@ -520,6 +520,7 @@ fn rewrite_all(buffer: &mut Buffer, tables: &Tables) -> Result<(), MapWriteError
             upserts: tables.cells.iter().map(|(k, v)| (*k, *v)).collect(),
             deletes: stale_cells,
         },
+        cells_to: None,
     };
     write(buffer, &change)
 }
@@ -698,6 +699,7 @@ mod tests {
             group: 0,
             slots: 1,
             located: 0,
+            aspect: 0,
         });
         let mut t = Tables::default();
         for i in 0..answers {
