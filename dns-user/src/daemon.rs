@@ -94,6 +94,9 @@ pub fn serve(
         });
         anyhow::anyhow!("{e:#}{}", who.unwrap_or_default())
     })?);
+    for problem in control.problems_at_start() {
+        tracing::error!("{problem}");
+    }
     let catalog = control.catalog();
     let checks = control.health_checks();
     // Loading a large store leaves much freed memory in the allocator: give it back.

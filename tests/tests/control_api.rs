@@ -807,3 +807,53 @@ fn the_cli_drives_the_api() {
     drop(d);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// One bad zone never stops the others: the daemon starts and serves the zones that build,
+/// and check-config refuses the config, naming the broken file and line.
+#[test]
+fn a_broken_zone_file_leaves_the_other_zones_served() {
+    let dir = temp_dir("broken-zone");
+    std::fs::write(
+        dir.join("good.zone"),
+        "$TTL 60\n@ IN SOA ns1 host 1 7200 900 1209600 60\n@ IN NS ns1\nns1 IN A 192.0.2.53\nwww IN A 192.0.2.7\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("bad.zone"),
+        "$TTL 60\n@ IN SOA ns1 host 1 7200 900 1209600 60\nwww IN A 192.0.2.999\n",
+    )
+    .unwrap();
+    let config = dir.join("dns.toml");
+    std::fs::write(
+        &config,
+        "[[zone]]\norigin = \"good.test.\"\nfile = \"good.zone\"\n\n[[zone]]\norigin = \"bad.test.\"\nfile = \"bad.zone\"\n",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let d = Daemon::start(&dir, free_port(), free_port(), &["--config", config]);
+    assert_eq!(
+        dns_tests::a_addresses(&d.ask("www.good.test.", RecordType::A)),
+        [std::net::Ipv4Addr::new(192, 0, 2, 7)]
+    );
+    assert_eq!(
+        d.ask("www.bad.test.", RecordType::A).metadata.response_code,
+        ResponseCode::Refused
+    );
+    let (status, zones) = d.call("GET", "/hostedzone", None);
+    assert_eq!(status, 200);
+    assert!(!zones.to_string().contains("bad.test."), "{zones}");
+    drop(d);
+
+    let out = Command::new(BIN)
+        .args(["check-config", "--config", config, "--store"])
+        .arg(dir.join("check.redb"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("bad.zone:3") && stderr.contains("bad A record"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -22,20 +22,39 @@ use hickory_proto::rr::LowerName;
 use crate::zone::{Catalog, Problem, Where, Zone};
 
 /// Every zone of `settings` built from its record sets, with its location data: the catalog
-/// `check-config` and `export` check and print. The first problem (with file and line) stops
-/// it and nothing is used.
+/// `check-config` and `export` check and print. Any problem fails it (the first with file and
+/// line, then every other failing zone's); `serve` would serve the zones that build.
 pub fn catalog(settings: &Settings) -> Result<Catalog, Problem> {
     let known: HashSet<&str> = settings
         .health_checks
         .iter()
         .map(|c| c.id.as_str())
         .collect();
-    let zones = settings
-        .zones
-        .iter()
-        .map(|spec| zone(spec, &settings.regions, &known))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Catalog::new(zones).with_locations(settings.locations.clone()))
+    let mut zones = Vec::new();
+    let mut problems = Vec::new();
+    for spec in &settings.zones {
+        match zone(spec, &settings.regions, &known) {
+            Ok(z) => zones.push(z),
+            Err(e) => problems.push(e),
+        }
+    }
+    match problems.len() {
+        0 => Ok(Catalog::new(zones).with_locations(settings.locations.clone())),
+        1 => Err(problems.remove(0)),
+        n => Err(Problem {
+            at: problems[0].at.clone(),
+            message: format!(
+                "{}\n  and {} more zone(s) that fail:\n  {}",
+                problems[0].message,
+                n - 1,
+                problems[1..]
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n  ")
+            ),
+        }),
+    }
 }
 
 /// One config zone built from its record sets ([`record_sets`], [`build::build`]), whose
@@ -271,11 +290,12 @@ fn rebuild_zone_with(
 }
 
 /// What happens to a zone whose import failed.
-fn kept(strict: bool) -> &'static str {
-    if strict {
-        ""
-    } else {
-        "; keeping its last good version"
+/// What becomes of a zone that failed to import.
+fn kept(strict: bool, stored: bool) -> &'static str {
+    match (strict, stored) {
+        (true, _) => "",
+        (false, true) => "; keeping its last good version",
+        (false, false) => "; not served",
     }
 }
 
@@ -305,8 +325,8 @@ fn describe(spec: &ZoneSpec) -> String {
 
 /// Imports the config's zones and health checks (see the module docs). `strict`: any problem
 /// fails the whole import; otherwise the failing zones and checks keep their stored versions
-/// and the problems are returned after the rest is imported. Returns the ids of the zones it
-/// built (already in `g.built`). With `same_regions` (the regions the built zones were built
+/// (a zone never stored is not served) and the problems are returned beside the ids of the
+/// zones it built (already in `g.built`). A store that cannot be written fails it whole. With `same_regions` (the regions the built zones were built
 /// with) and the same health checks, a zone that was built before is rebuilt only where its
 /// record sets changed, and only those names are published.
 pub(super) fn import(
@@ -314,8 +334,7 @@ pub(super) fn import(
     settings: &Settings,
     strict: bool,
     same_regions: bool,
-) -> Result<HashSet<String>, (HashSet<String>, ImportError)> {
-    let fail = |e: ImportError| (HashSet::new(), e);
+) -> Result<(HashSet<String>, Vec<String>), ImportError> {
     let mut problems = Vec::new();
     let state = g.store.state();
     let mut write = Write::default();
@@ -366,7 +385,8 @@ pub(super) fn import(
         let sets = match import_sets(spec, &settings.regions) {
             Ok(s) => s,
             Err(e) => {
-                problems.push(format!("zone {name} failed ({e}){}", kept(strict)));
+                let stored = zones_by_name.contains_key(&name);
+                problems.push(format!("zone {name} failed ({e}){}", kept(strict, stored)));
                 continue;
             }
         };
@@ -438,7 +458,7 @@ pub(super) fn import(
             // Keep the stored checks; zones are validated against those.
             problems.push(e.to_string());
             checks = state.checks.clone();
-            validate_checks(&checks).map_err(|e| fail(ImportError::one(e)))?
+            validate_checks(&checks).map_err(ImportError::one)?
         }
     };
     let known: HashSet<&str> = specs.iter().map(|c| c.id.as_str()).collect();
@@ -470,12 +490,19 @@ pub(super) fn import(
             Some((built, touched)) => accepted.push((zone, sets, built, Some(touched))),
             None => match build_zone_with(settings, &zone, &sets, &known) {
                 Ok(built) => accepted.push((zone, sets, built, None)),
-                Err(e) => problems.push(format!("zone {} failed ({e}){}", zone.name, kept(strict))),
+                Err(e) => {
+                    let stored = state.zones.contains_key(&zone.id);
+                    problems.push(format!(
+                        "zone {} failed ({e}){}",
+                        zone.name,
+                        kept(strict, stored)
+                    ));
+                }
             },
         }
     }
     if strict && !problems.is_empty() {
-        return Err(fail(ImportError { problems }));
+        return Err(ImportError { problems });
     }
     for c in checks.values() {
         if state.checks.get(&c.id) != Some(c) {
@@ -517,9 +544,7 @@ pub(super) fn import(
         tracing::info!("zone {} left the config: removed from the store", z.name);
         write.delete_zone(&z.id);
     }
-    g.store
-        .commit(write)
-        .map_err(|e| fail(ImportError::one(e)))?;
+    g.store.commit(write).map_err(ImportError::one)?;
     g.specs = specs;
     for z in &removed_zones {
         g.built.remove(&z.id);
@@ -530,9 +555,5 @@ pub(super) fn import(
     } else {
         g.touched.extend(touched);
     }
-    if problems.is_empty() {
-        Ok(fresh)
-    } else {
-        Err((fresh, ImportError { problems }))
-    }
+    Ok((fresh, problems))
 }

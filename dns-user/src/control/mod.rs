@@ -182,6 +182,7 @@ pub struct Control {
     /// Tells secondaries about new serials after each publication.
     notifier: OnceLock<Arc<crate::server::notify::Notifier>>,
     pub insync: InsyncStats,
+    problems_at_start: Vec<String>,
 }
 
 /// Changes kept in the history (the oldest are forgotten at start).
@@ -203,8 +204,10 @@ pub const MAX_TAGS_PER_CALL: usize = 10;
 pub const MAX_PAGE: usize = 300;
 
 impl Control {
-    /// Opens the store and imports the config's zones and health checks into it; every
-    /// problem is an error (the daemon does not start on a config it cannot serve).
+    /// Opens the store and imports the config's zones and health checks into it. A zone or
+    /// check that fails keeps its stored version, or is not served if it has none: one bad
+    /// zone never stops the others ([`problems_at_start`](Self::problems_at_start) says
+    /// which). A store that cannot be opened or written is an error.
     pub fn open(settings: Settings) -> Result<Control, ImportError> {
         let mut store = Store::open(&settings.store).map_err(ImportError::one)?;
         forget_old_changes(&mut store).map_err(ImportError::one)?;
@@ -229,8 +232,10 @@ impl Control {
             catalog_zone: None,
         };
         let settings = inner.settings.clone();
-        let fresh = import(&mut inner, &settings, true, false).map_err(|(_, e)| e)?;
-        rebuild_all(&mut inner, &fresh, true, false)?;
+        let (fresh, mut problems) = import(&mut inner, &settings, false, false)?;
+        if let Err(e) = rebuild_all(&mut inner, &fresh, false, false) {
+            problems.extend(e.problems);
+        }
         // What the store still calls PENDING is published with everything else at start.
         let now = Instant::now();
         for c in inner.store.state().changes.values() {
@@ -245,7 +250,13 @@ impl Control {
             serving: OnceLock::new(),
             notifier: OnceLock::new(),
             insync: InsyncStats::default(),
+            problems_at_start: problems,
         })
+    }
+
+    /// The zones and checks [`open`](Self::open) could not import, and what became of them.
+    pub fn problems_at_start(&self) -> &[String] {
+        &self.problems_at_start
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -322,10 +333,13 @@ impl Control {
         let previous_checks = g.specs.clone();
         let mut problems = Vec::new();
         let fresh = match import(&mut g, &settings, false, same_regions) {
-            Ok(fresh) => fresh,
-            Err((fresh, e)) => {
-                problems.extend(e.problems);
+            Ok((fresh, found)) => {
+                problems.extend(found);
                 fresh
+            }
+            Err(e) => {
+                problems.extend(e.problems);
+                HashSet::new()
             }
         };
         // Zones that did not change keep their build unless what they are built with did.
@@ -1723,20 +1737,57 @@ mod tests {
             let names: Vec<String> = c.list_zones().into_iter().map(|z| z.name).collect();
             assert_eq!(names, ["own.test."]);
         }
-        // A broken zone file at start is an error naming the file and line.
+        // A broken zone file at start is a problem naming the file and line, and that zone
+        // alone is not served: the others are.
         std::fs::write(
             &zone_file,
             "$TTL 60\n@ IN SOA ns1 host 2 2 3 4 5\nwww IN A 192.0.2.999\n",
         )
         .unwrap();
-        let err = Control::open(settings(&d, &zones))
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(
-            err.contains("t.zone:3") && err.contains("bad A record"),
-            "{err}"
+        let good = d.join("good.zone");
+        std::fs::write(
+            &good,
+            "$TTL 60\n@ IN SOA ns1 host 1 2 3 4 5\n@ IN NS ns1\nns1 IN A 192.0.2.53\nwww IN A 192.0.2.7\n",
+        )
+        .unwrap();
+        let both = format!(
+            "{zones}[[zone]]\norigin = \"g.test.\"\nfile = \"{}\"\n",
+            good.display()
         );
+        let c = Control::open(settings(&d, &both)).unwrap();
+        let problems = c.problems_at_start().join("\n");
+        assert!(
+            problems.contains("t.zone:3")
+                && problems.contains("bad A record")
+                && problems.contains("not served"),
+            "{problems}"
+        );
+        assert_eq!(find(&c, "www.g.test.").as_deref(), Some("192.0.2.7"));
+        assert_eq!(find(&c, "www.t.test."), None);
+        let names: Vec<String> = c.list_zones().into_iter().map(|z| z.name).collect();
+        assert_eq!(names, ["g.test.", "own.test."]);
+        drop(c);
+        // Fixed, it is imported; broken again later, its last good version is kept.
+        std::fs::write(
+            &zone_file,
+            "$TTL 60\n@ IN SOA ns1 host 3 2 3 4 5\n@ IN NS ns1\nns1 IN A 192.0.2.53\nwww IN A 192.0.2.3\n",
+        )
+        .unwrap();
+        drop(Control::open(settings(&d, &both)).unwrap());
+        std::fs::write(&zone_file, "$TTL 60\nwww IN A 192.0.2.999\n").unwrap();
+        let c = Control::open(settings(&d, &both)).unwrap();
+        assert!(
+            c.problems_at_start()
+                .join("\n")
+                .contains("keeping its last good version")
+        );
+        assert_eq!(find(&c, "www.t.test.").as_deref(), Some("192.0.2.3"));
+        // check-config refuses the config, naming the broken file.
+        let err = import::catalog(&settings(&d, &both))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("t.zone:2"), "{err}");
+        drop(c);
         std::fs::remove_dir_all(&d).unwrap();
     }
 
