@@ -9,8 +9,8 @@ use aya_ebpf::{
     maps::lpm_trie::Key,
 };
 use dns_common::{
-    AnswerKey, AnswerSet, CLASS_UNKNOWN, CONTROL_ENABLED, Counter, MAX_SLOTS, V4_MAPPED_PREFIX,
-    VariantKey,
+    AnswerKey, AnswerSet, CLASS_UNKNOWN, CONTROL_ENABLED, Counter, FLAG_SIGNED_ZONE, MAX_SLOTS,
+    V4_MAPPED_PREFIX, VariantKey,
 };
 
 /// The gate: the fast path is on and its heartbeat fresh. Returns the active buffer (0 or 1);
@@ -50,6 +50,11 @@ pub(crate) fn lookup(
     // SAFETY: a map value pointer from the lookup above. The map writer never modifies a buffer
     // that readers may be using (see dns-user's map writer), so the value is immutable for us.
     let set = unsafe { &*set };
+    // DO for a signed zone: userspace adds the DNSSEC records. One test, no `&&`: each
+    // branch here multiplies the verifier's states.
+    if set.flags & FLAG_SIGNED_ZONE & u8::from(q.do_bit) != 0 {
+        return Err(Counter::Edns);
+    }
     match set.policy_ref() {
         Some(policy) => variant(&q.client, q.is_v6, q.ecs.as_ref(), active, policy),
         None => Ok(set),

@@ -89,6 +89,15 @@ impl Gen {
                     value: self.pick(NAMES).into(),
                 }],
             ),
+            // Now and then the zone becomes signed (or, deleted, unsigned again).
+            4 if self.below(4) == 0 => ResourceRecordSet::records(
+                ORIGIN.into(),
+                "DNSKEY".into(),
+                ttl,
+                vec![ValueJson {
+                    value: "257 3 13 v3OwxeHugMI5DahP4RB8CcCzaCGTXzSoTj/CbJZCG36xc5s8AbY8nTRjh90vuab8i3ctJvTn723/4hZ5WSwMpA==".into(),
+                }],
+            ),
             4 => ResourceRecordSet::records(
                 "sub.example.test.".into(),
                 "NS".into(),

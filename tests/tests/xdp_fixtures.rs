@@ -793,3 +793,57 @@ fn rate_limited_prefixes_get_the_rate_then_slips_and_drops() {
     let m = hickory_proto::op::Message::from_vec(&out[other.dns_offset()..]).unwrap();
     assert!(!m.metadata.truncation && !m.answers.is_empty());
 }
+
+/// A zone signed elsewhere: XDP answers its A/AAAA queries without DO exactly as userspace;
+/// with DO they go up (userspace adds the RRSIGs), counted as EDNS. An unsigned zone's DO
+/// queries are still answered in XDP.
+#[test]
+fn a_signed_zones_do_queries_go_to_userspace() {
+    let dir = std::env::temp_dir().join(format!("dns-xdp-signed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // The signatures' bytes do not matter here, only that the zone is signed.
+    std::fs::write(
+        dir.join("signed.zone"),
+        "$ORIGIN signed.test.\n$TTL 300\n@ SOA ns1 hostmaster 1 7200 900 1209600 60\n@ NS ns1\n\
+         @ DNSKEY 257 3 13 v3OwxeHugMI5DahP4RB8CcCzaCGTXzSoTj/CbJZCG36xc5s8AbY8nTRjh90vuab8i3ctJvTn723/4hZ5WSwMpA==\n\
+         @ RRSIG DNSKEY 13 2 300 20270106033502 20261207033502 65491 signed.test. EndgrCs8q8sjasb7Zb5WSszNY6oy2pbqwWGpqwt4UUgoum3zR3Rti3fu1iF6rGua+Sm6h7Xpj8XEzQpNhYi4LQ==\n\
+         ns1 A 192.0.2.53\nwww A 192.0.2.1\n\
+         www RRSIG A 13 3 300 20270106033502 20261207033502 62856 signed.test. 5Or6O16bQbvWzXE3JQH/JtC0clKLaW9vb4JbrZfLwVCdqJQWZaZ5ld6RZj8CzmHjbX4j0211xJI8AZ1CioEalg==\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("dns.toml"),
+        format!(
+            "[[zone]]\norigin = \"signed.test.\"\nfile = \"signed.zone\"\n\n[[zone]]\norigin = \"example.com.\"\nfile = \"{}/../examples/example.com.zone\"\n",
+            env!("CARGO_MANIFEST_DIR")
+        ),
+    )
+    .unwrap();
+    let settings =
+        dns_user::config::resolve(Some(&dir.join("dns.toml")), &Default::default()).unwrap();
+    let catalog = dns_user::control::import::catalog(&settings).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let mut h = Harness::new(catalog, 4096);
+    let (tables, _) = compile(&h.catalog, &HealthState::default());
+    h.writer.install(&tables).unwrap();
+    let frame = Frame::query(false);
+    const DO: u16 = 0x8000;
+    for (name, flags, expect) in [
+        ("www.signed.test", 0, XDP_TX),
+        ("www.signed.test", DO, XDP_PASS),
+        ("ns1.signed.test", DO, XDP_PASS),
+        ("www.example.com", DO, XDP_TX),
+        ("www.example.com", 0, XDP_TX),
+    ] {
+        let payload = dns_tests::fixtures::q_edns(name, TYPE_A, 1232, flags, &[]);
+        let edns_before = h.counter(Counter::Edns);
+        let (action, out) = h.run(&frame.build(&payload));
+        assert_eq!(action, expect, "{name} flags {flags:#x}");
+        if expect == XDP_TX {
+            let userspace = h.userspace(&payload);
+            assert_eq!(out, frame.response().build(&userspace), "{name} {flags:#x}");
+        } else {
+            assert_eq!(h.counter(Counter::Edns), edns_before + 1, "{name}");
+        }
+    }
+}

@@ -98,7 +98,9 @@ pub struct AnswerSet {
     /// even offset (RFC 1071). At an odd offset the kernel byte-swaps it (RFC 1071 section 2(B)).
     pub csum: u16,
     /// [`KIND_ANSWER`], [`KIND_LOCATED`] or [`KIND_POLICY`].
-    pub kind: u16,
+    pub kind: u8,
+    /// [`FLAG_SIGNED_ZONE`] or 0.
+    pub flags: u8,
     /// The hosted zone's slot in [`ZONE_HITS_MAP`] (0: not counted per zone).
     pub zone: u32,
     /// Rendered resource records ([`KIND_POLICY`]: a [`PolicyRef`] in the first bytes).
@@ -107,12 +109,15 @@ pub struct AnswerSet {
 
 /// [`AnswerSet::kind`]: an answer that did not depend on the client's location (an ECS option
 /// is echoed with scope 0).
-pub const KIND_ANSWER: u16 = 0;
+pub const KIND_ANSWER: u8 = 0;
 /// [`AnswerSet::kind`]: an answer chosen by the client's location (ECS echoed with scope =
 /// the query's source prefix length).
-pub const KIND_LOCATED: u16 = 1;
+pub const KIND_LOCATED: u8 = 1;
 /// [`AnswerSet::kind`]: not an answer but a [`PolicyRef`] to the group's variants.
-pub const KIND_POLICY: u16 = 2;
+pub const KIND_POLICY: u8 = 2;
+/// [`AnswerSet::flags`]: the zone is signed; a query with the DO bit goes to userspace, which
+/// adds the RRSIGs.
+pub const FLAG_SIGNED_ZONE: u8 = 1;
 
 /// Where a routing-policy group's answers are: `VARIANTS[(group, cell, draw % slots)]`, with
 /// `cell` = `CELLS[client].classes[aspect]` if `located` (0 when no prefix matches), else 0.
@@ -153,6 +158,7 @@ impl AnswerSet {
             len: 0,
             csum: 0,
             kind: KIND_POLICY,
+            flags: 0,
             zone: 0,
             data,
         }
@@ -393,7 +399,8 @@ pub enum Counter {
     Qname,
     /// Type other than A/AAAA, or class other than IN.
     Qtype,
-    /// EDNS we leave to userspace: version > 0, ECS, malformed or too many options.
+    /// EDNS we leave to userspace: version > 0, ECS, malformed or too many options, DO for a
+    /// signed zone.
     Edns,
     /// No answer for this name and type in the maps (or none for the client's cell).
     Miss,

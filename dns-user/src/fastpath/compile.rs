@@ -36,8 +36,8 @@ use std::sync::Arc;
 
 use dns_common::{
     ASPECT_ALL, ASPECT_CIDR, ASPECT_COORDINATES, ASPECT_GEO, ASPECT_LATENCY, AnswerKey, AnswerSet,
-    CLASS_IN, Cell, CellKey, KIND_ANSWER, KIND_LOCATED, MAX_ANSWER_BYTES, MAX_SLOTS, NAME_BYTES,
-    PolicyRef, VariantKey, csum_add_bytes, csum_fold,
+    CLASS_IN, Cell, CellKey, FLAG_SIGNED_ZONE, KIND_ANSWER, KIND_LOCATED, MAX_ANSWER_BYTES,
+    MAX_SLOTS, NAME_BYTES, PolicyRef, VariantKey, csum_add_bytes, csum_fold,
 };
 use hickory_proto::rr::{LowerName, Name, RData, RecordType};
 
@@ -61,7 +61,7 @@ pub const MAX_GROUP_VARIANTS: usize = 65_536;
 pub const MULTIVALUE_SLOTS: u32 = 64;
 
 /// Everything one buffer of the fast path holds.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default)]
 pub struct Tables {
     pub answers: AnswerTable,
     pub variants: VariantTable,
@@ -71,7 +71,17 @@ pub struct Tables {
     groups: GroupIds,
 }
 
-/// The routing-policy entries of an answer table, by group id.
+/// The same entries (what is derived from them aside).
+impl PartialEq for Tables {
+    fn eq(&self, other: &Self) -> bool {
+        self.answers == other.answers
+            && self.variants == other.variants
+            && self.cells == other.cells
+    }
+}
+
+/// What compile_touched needs to know of an answer table: its routing-policy entries by
+/// group id, and its entries per zone and flags.
 #[derive(Clone, Debug, Default, PartialEq)]
 struct GroupIds {
     by_id: HashMap<u32, AnswerKey>,
@@ -79,6 +89,9 @@ struct GroupIds {
     probed: usize,
     /// Entries whose answer depends on the client's location cell.
     located: usize,
+    /// Entries per (zone slot, flags): a zone that became signed or unsigned is compiled
+    /// again whole, as every entry's flags change.
+    stamps: HashMap<(u32, u8), usize>,
 }
 
 impl GroupIds {
@@ -91,6 +104,7 @@ impl GroupIds {
     }
 
     fn add(&mut self, k: &AnswerKey, v: &AnswerSet) {
+        *self.stamps.entry((v.zone, v.flags)).or_default() += 1;
         if let Some(p) = v.policy_ref() {
             self.by_id.insert(p.group, *k);
             self.probed += usize::from(p.group != base_id(k));
@@ -99,6 +113,12 @@ impl GroupIds {
     }
 
     fn remove(&mut self, k: &AnswerKey, v: &AnswerSet) {
+        if let Some(n) = self.stamps.get_mut(&(v.zone, v.flags)) {
+            *n -= 1;
+            if *n == 0 {
+                self.stamps.remove(&(v.zone, v.flags));
+            }
+        }
         if let Some(p) = v.policy_ref() {
             self.by_id.remove(&p.group);
             self.probed -= usize::from(p.group != base_id(k));
@@ -165,7 +185,7 @@ pub fn compile(catalog: &Catalog, health: &HealthState) -> (Tables, CompileRepor
     let mut report = CompileReport::default();
     let progress = crate::progress::Progress::new("fast path: answers compiled", Some(candidates));
     for zone in catalog.zones() {
-        let slot = catalog.zone_slot(zone.origin());
+        let stamp = Stamp::of(catalog, zone);
         for (name, sets) in zone.nodes() {
             progress.update(table.len());
             if !answers_here(catalog, zone, name) {
@@ -174,7 +194,7 @@ pub fn compile(catalog: &Catalog, health: &HealthState) -> (Tables, CompileRepor
             for set in sets.iter().filter(|s| is_address(s)) {
                 match render(set) {
                     Some(mut value) => {
-                        value.zone = slot;
+                        stamp.apply(&mut value);
                         table.insert(key(name, set.rtype), value);
                     }
                     None => report.too_large += 1,
@@ -541,7 +561,7 @@ enum Compiled {
     Policy {
         slots: u32,
         aspect: Option<u32>,
-        zone_slot: u32,
+        stamp: Stamp,
         variants: Vec<(u32, u32, AnswerSet)>,
     },
 }
@@ -551,7 +571,7 @@ impl Compiled {
     fn finish(
         slots: u32,
         aspect: Option<u32>,
-        zone_slot: u32,
+        stamp: Stamp,
         variants: &[(u32, u32, AnswerSet)],
         group: u32,
     ) -> (AnswerSet, Vec<(VariantKey, AnswerSet)>) {
@@ -561,7 +581,7 @@ impl Compiled {
             located: u32::from(aspect.is_some()),
             aspect: aspect.unwrap_or(0),
         });
-        entry.zone = zone_slot;
+        stamp.apply(&mut entry);
         let variants = variants
             .iter()
             .map(|(cell, slot, value)| {
@@ -575,6 +595,32 @@ impl Compiled {
             })
             .collect();
         (entry, variants)
+    }
+}
+
+/// What every entry of a zone carries: its slot for per-zone counters, and whether it is
+/// signed (a DO query then goes to userspace, which adds the RRSIGs).
+#[derive(Clone, Copy, Debug)]
+struct Stamp {
+    slot: u32,
+    flags: u8,
+}
+
+impl Stamp {
+    fn of(catalog: &Catalog, zone: &Zone) -> Stamp {
+        Stamp {
+            slot: catalog.zone_slot(zone.origin()),
+            flags: if zone.is_signed() {
+                FLAG_SIGNED_ZONE
+            } else {
+                0
+            },
+        }
+    }
+
+    fn apply(&self, value: &mut AnswerSet) {
+        value.zone = self.slot;
+        value.flags = self.flags;
     }
 }
 
@@ -593,7 +639,7 @@ fn compile_group(
     cells: &Cells,
 ) -> (Compiled, usize) {
     let k = key(name, rtype);
-    let zone_slot = catalog.zone_slot(zone.origin());
+    let stamp = Stamp::of(catalog, zone);
     let locations = catalog.locations();
     let aspect = aspect_of(policy::location_aspects(sets, rtype, zone));
     let located = aspect.is_some();
@@ -679,7 +725,7 @@ fn compile_group(
                 } else {
                     KIND_ANSWER
                 };
-                value.zone = zone_slot;
+                stamp.apply(&mut value);
                 value
             }));
         }
@@ -709,7 +755,7 @@ fn compile_group(
     let compiled = Compiled::Policy {
         slots,
         aspect,
-        zone_slot,
+        stamp,
         variants,
     };
     (compiled, too_large)
@@ -764,20 +810,20 @@ fn compile_policies(catalog: &Catalog, health: &HealthState, cells: &Cells) -> P
                 Compiled::Policy {
                     slots,
                     aspect,
-                    zone_slot,
+                    stamp,
                     variants,
-                } => needing_ids.push((k, slots, aspect, zone_slot, variants)),
+                } => needing_ids.push((k, slots, aspect, stamp, variants)),
             }
         }
     }
     needing_ids.sort_by_key(|g| (g.0.name, g.0.qtype));
     let mut ids: HashSet<u32> = HashSet::new();
-    for (k, slots, aspect, zone_slot, variants) in needing_ids {
+    for (k, slots, aspect, stamp, variants) in needing_ids {
         let mut group = base_id(&k);
         while !ids.insert(group) {
             group = group.wrapping_add(1);
         }
-        let (entry, variants) = Compiled::finish(slots, aspect, zone_slot, &variants, group);
+        let (entry, variants) = Compiled::finish(slots, aspect, stamp, &variants, group);
         out.located |= aspect.is_some();
         out.variants.extend(variants);
         out.answers.insert(k, entry);
@@ -820,6 +866,14 @@ pub fn compile_touched(
         let Some(zone) = catalog.zone(origin) else {
             return full();
         };
+        let stamp = Stamp::of(catalog, zone);
+        if installed
+            .groups
+            .stamps
+            .contains_key(&(stamp.slot, stamp.flags ^ FLAG_SIGNED_ZONE))
+        {
+            return full(); // signed or unsigned since: every entry's flags change
+        }
         for (name, rtype) in names
             .iter()
             .flat_map(|n| [(n, RecordType::A), (n, RecordType::AAAA)])
@@ -843,7 +897,7 @@ pub fn compile_touched(
                     Compiled::Policy {
                         slots,
                         aspect,
-                        zone_slot,
+                        stamp,
                         variants: found,
                     } => {
                         let group = base_id(&k);
@@ -851,8 +905,7 @@ pub fn compile_touched(
                         if taken || !new_ids.insert(group) {
                             return full();
                         }
-                        let (entry, found) =
-                            Compiled::finish(slots, aspect, zone_slot, &found, group);
+                        let (entry, found) = Compiled::finish(slots, aspect, stamp, &found, group);
                         located_groups += usize::from(aspect.is_some());
                         answers.insert(k, entry);
                         variants.extend(found);
@@ -861,7 +914,7 @@ pub fn compile_touched(
             } else if let Some(set) = zone.rrset(name, rtype)
                 && let Some(mut value) = render(set)
             {
-                value.zone = catalog.zone_slot(zone.origin());
+                Stamp::of(catalog, zone).apply(&mut value);
                 answers.insert(k, value);
             }
         }
@@ -1059,6 +1112,7 @@ pub fn render_records<'r>(
         len: 0,
         csum: 0,
         kind: KIND_ANSWER,
+        flags: 0,
         zone: 0,
         data: [0; MAX_ANSWER_BYTES],
     };

@@ -16,7 +16,8 @@ use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
 use crate::health::HealthState;
 use crate::location::Locations;
 use crate::policy::{self, Context, SplitMix64};
-use crate::server::tsig;
+use crate::server::{dnssec, tsig};
+use crate::zone::denial::Proof;
 use crate::zone::{Catalog, RrSet, Zone};
 
 /// Longest CNAME chain followed inside the zone.
@@ -232,6 +233,8 @@ fn answer_message(
         _ => (client, full_prefix(client)),
     };
     let mut scope = 0;
+    // DNSSEC records go to DO queries for signed zones (RFC 3225, RFC 4035 section 3.1).
+    let dnssec = request.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok) && zone.is_signed();
     resolve_in_zone(
         zone,
         question,
@@ -241,6 +244,7 @@ fn answer_message(
             health,
             rng: std::cell::RefCell::new(rng),
         },
+        dnssec,
         &mut scope,
         &mut response,
     );
@@ -266,15 +270,57 @@ fn push_set(section: &mut Vec<Record>, owner: &Name, set: &RrSet) {
     section.extend(set.rdatas.iter().map(|r| to_record(owner, set, r)));
 }
 
+/// How an answer carries DNSSEC: not at all, or (a DO query to a signed zone) with RRSIGs and
+/// NSEC proofs.
+#[derive(Clone, Copy)]
+struct Signed<'z>(Option<&'z Zone>);
+
+impl Signed<'_> {
+    /// `set` (data at `source`) into `section` at `owner`, with its RRSIGs if signed.
+    fn push(&self, section: &mut Vec<Record>, source: &LowerName, owner: &Name, set: &RrSet) {
+        match self.0 {
+            Some(zone) => dnssec::push_signed(zone, section, source, owner, set),
+            None => push_set(section, owner, set),
+        }
+    }
+
+    /// An RRset that answers a question (of type `qtype`): an RRSIG RRset asked for keeps
+    /// each signature's TTL ([`dnssec::push_signature_set`]); others as [`push`](Self::push).
+    fn answer(
+        &self,
+        zone: &Zone,
+        section: &mut Vec<Record>,
+        (source, owner): (&LowerName, &Name),
+        set: &RrSet,
+        qtype: RecordType,
+    ) {
+        if set.rtype == RecordType::RRSIG {
+            let lowest_only = qtype == RecordType::RRSIG;
+            dnssec::push_signature_set(zone, section, source, owner, set, lowest_only);
+        } else {
+            self.push(section, source, owner, set);
+        }
+    }
+
+    /// The NSEC or NSEC3 records that prove `proof` into `section`, if signed.
+    fn prove(&self, proof: Option<&Proof>, section: &mut Vec<Record>) {
+        if let (Some(zone), Some(proof)) = (self.0, proof) {
+            dnssec::prove(zone, proof, section);
+        }
+    }
+}
+
 /// RFC 1034 section 4.3.2's algorithm, for one zone.
 fn resolve_in_zone(
     zone: &Zone,
     question: &Query,
     client: (IpAddr, u8),
     inputs: &Inputs<'_>,
+    dnssec: bool,
     scope: &mut u8,
     response: &mut Message,
 ) {
+    let signed = Signed(dnssec.then_some(zone));
     response.metadata.authoritative = true;
     let qtype = question.query_type();
     // Owner names in the answer keep the client's spelling of the question name.
@@ -286,7 +332,7 @@ fn resolve_in_zone(
         let parent_side_ds = qtype == RecordType::DS && zone.is_delegation(&name);
         if zone.is_at_or_below_cut(&name) && !parent_side_ds {
             if response.answers.is_empty() {
-                referral(zone, &name, response);
+                referral(zone, &name, signed, response);
             }
             return;
         }
@@ -294,18 +340,35 @@ fn resolve_in_zone(
         let (node, source) = match zone.node(&name) {
             Some(node) => (node, name.clone()),
             None if zone.is_empty_non_terminal(&name) => {
-                return negative(zone, response, ResponseCode::NoError);
+                let proof = Proof::NoData(name);
+                return negative(zone, response, ResponseCode::NoError, signed, &proof);
             }
             None => match wildcard_node(zone, &name) {
                 Some(found) => found,
-                None => return negative(zone, response, ResponseCode::NXDomain),
+                None => {
+                    let proof = Proof::NoName(name);
+                    return negative(zone, response, ResponseCode::NXDomain, signed, &proof);
+                }
             },
         };
+        // A wildcard answer also proves that no closer name matched; a wildcard without the
+        // type, that and the type's absence there (RFC 4035 3.1.3, RFC 5155 7.2).
+        let (expanded, nodata) = if source == name {
+            (None, Proof::NoData(name.clone()))
+        } else {
+            let (name, star) = (name.clone(), source.clone());
+            let nodata = Proof::WildcardNoData {
+                name: name.clone(),
+                star: star.clone(),
+            };
+            (Some(Proof::Wildcard { name, star }), nodata)
+        };
+        let expanded = expanded.as_ref();
         if let Some(group) = zone.policy_group(&source, qtype) {
             let records = route(zone, group, qtype, client, inputs, scope);
             if records.is_empty() {
                 // E.g. geolocation without a match and no default: NOERROR, no answer.
-                return negative(zone, response, ResponseCode::NoError);
+                return negative(zone, response, ResponseCode::NoError, signed, &nodata);
             }
             response.answers.extend(
                 records
@@ -319,16 +382,18 @@ fn resolve_in_zone(
             // with the lowest type code.
             match node.iter().min_by_key(|s| u16::from(s.rtype)) {
                 Some(set) => {
-                    push_set(&mut response.answers, &owner, set);
-                    add_target_addresses(zone, set, &mut response.additionals);
+                    signed.answer(zone, &mut response.answers, (&source, &owner), set, qtype);
+                    signed.prove(expanded, &mut response.authorities);
+                    add_target_addresses(zone, set, signed, &mut response.additionals);
                 }
-                None => negative(zone, response, ResponseCode::NoError),
+                None => negative(zone, response, ResponseCode::NoError, signed, &nodata),
             }
             return;
         }
         if let Some(set) = node.iter().find(|s| s.rtype == qtype) {
-            push_set(&mut response.answers, &owner, set);
-            add_target_addresses(zone, set, &mut response.additionals);
+            signed.answer(zone, &mut response.answers, (&source, &owner), set, qtype);
+            signed.prove(expanded, &mut response.authorities);
+            add_target_addresses(zone, set, signed, &mut response.additionals);
             return;
         }
         let target = if let Some(group) = zone.policy_group(&source, RecordType::CNAME) {
@@ -345,9 +410,10 @@ fn resolve_in_zone(
             })
         } else {
             let Some(cname) = node.iter().find(|s| s.rtype == RecordType::CNAME) else {
-                return negative(zone, response, ResponseCode::NoError);
+                return negative(zone, response, ResponseCode::NoError, signed, &nodata);
             };
-            push_set(&mut response.answers, &owner, cname);
+            signed.push(&mut response.answers, &source, &owner, cname);
+            signed.prove(expanded, &mut response.authorities);
             match cname.rdatas.first() {
                 Some(RData::CNAME(target)) => Some(target.0.clone()),
                 _ => None,
@@ -415,8 +481,13 @@ fn valid_subnet(subnet: &ClientSubnet) -> bool {
 }
 
 /// Additional-section processing (RFC 1034 section 4.3.2 step 6, RFC 2782): addresses of the
-/// in-zone, authoritative names an MX, SRV or NS RRset points to.
-fn add_target_addresses(zone: &Zone, set: &RrSet, additionals: &mut Vec<Record>) {
+/// in-zone, authoritative names an MX, SRV or NS RRset points to (signed, if the answer is).
+fn add_target_addresses(
+    zone: &Zone,
+    set: &RrSet,
+    signed: Signed<'_>,
+    additionals: &mut Vec<Record>,
+) {
     for rdata in &set.rdatas {
         let target = match rdata {
             RData::MX(mx) => &mx.exchange,
@@ -430,7 +501,7 @@ fn add_target_addresses(zone: &Zone, set: &RrSet, additionals: &mut Vec<Record>)
         }
         for rtype in [RecordType::A, RecordType::AAAA] {
             if let Some(addresses) = zone.rrset(&lower, rtype) {
-                push_set(additionals, target, addresses);
+                signed.push(additionals, &lower, target, addresses);
             }
         }
     }
@@ -439,23 +510,19 @@ fn add_target_addresses(zone: &Zone, set: &RrSet, additionals: &mut Vec<Record>)
 /// The RRsets a wildcard supplies for `name` (RFC 4592 section 3.3.1): `*.<closest encloser>`.
 /// Also returns the wildcard's owner name, where its routing-policy groups live.
 fn wildcard_node<'z>(zone: &'z Zone, name: &LowerName) -> Option<(&'z [RrSet], LowerName)> {
-    let apex = LowerName::new(zone.origin());
-    let mut encloser = name.base_name();
-    while apex.zone_of(&encloser) {
-        if zone.node(&encloser).is_some() || zone.is_empty_non_terminal(&encloser) {
-            let star = LowerName::new(&Name::from(encloser.clone()).prepend_label("*").ok()?);
-            return zone.node(&star).map(|node| (node, star));
-        }
-        if encloser == apex {
-            break;
-        }
-        encloser = encloser.base_name();
-    }
-    None
+    let star = Zone::wildcard_at(&zone.closest_encloser(name))?;
+    zone.node(&star).map(|node| (node, star))
 }
 
-/// NXDOMAIN or NODATA: the SOA in authority with TTL min(SOA TTL, MINIMUM) (RFC 2308 section 3).
-fn negative(zone: &Zone, response: &mut Message, rcode: ResponseCode) {
+/// NXDOMAIN or NODATA: the SOA in authority with TTL min(SOA TTL, MINIMUM) (RFC 2308 section
+/// 3); signed, with the records that prove it.
+fn negative(
+    zone: &Zone,
+    response: &mut Message,
+    rcode: ResponseCode,
+    signed: Signed<'_>,
+    proof: &Proof,
+) {
     if response.answers.is_empty() || rcode == ResponseCode::NXDomain {
         response.metadata.response_code = rcode;
     }
@@ -464,16 +531,22 @@ fn negative(zone: &Zone, response: &mut Message, rcode: ResponseCode) {
         RData::SOA(soa) => soa.minimum,
         _ => ttl,
     };
-    response.authorities.push(Record::from_rdata(
-        zone.origin().clone(),
-        ttl.min(minimum),
-        soa.clone(),
-    ));
+    let ttl = ttl.min(minimum);
+    response
+        .authorities
+        .push(Record::from_rdata(zone.origin().clone(), ttl, soa.clone()));
+    if let Some(zone) = signed.0 {
+        let apex = LowerName::new(zone.origin());
+        let sigs = dnssec::signatures(zone, &apex, zone.origin(), RecordType::SOA, ttl);
+        response.authorities.extend(sigs);
+        signed.prove(Some(proof), &mut response.authorities);
+    }
 }
 
 /// A referral to the delegation covering `name`: AA=0, the NS RRset in authority, in-zone
-/// addresses of the name servers (glue) in additional.
-fn referral(zone: &Zone, name: &LowerName, response: &mut Message) {
+/// addresses of the name servers (glue) in additional. Signed: the DS RRset and its RRSIGs,
+/// or the denial that there is one (RFC 4035 section 3.1.4, RFC 5155 section 7.2.7).
+fn referral(zone: &Zone, name: &LowerName, signed: Signed<'_>, response: &mut Message) {
     let Some(cut) = zone.covering_cut(name) else {
         return;
     };
@@ -481,8 +554,14 @@ fn referral(zone: &Zone, name: &LowerName, response: &mut Message) {
         return;
     };
     response.metadata.authoritative = false;
-    let cut_name = Name::from(cut);
+    let cut_name = Name::from(cut.clone());
     push_set(&mut response.authorities, &cut_name, ns);
+    if signed.0.is_some() {
+        match zone.rrset(&cut, RecordType::DS) {
+            Some(ds) => signed.push(&mut response.authorities, &cut, &cut_name, ds),
+            None => signed.prove(Some(&Proof::NoData(cut.clone())), &mut response.authorities),
+        }
+    }
     for rdata in &ns.rdatas {
         let RData::NS(target) = rdata else { continue };
         let target_lower = LowerName::new(&target.0);

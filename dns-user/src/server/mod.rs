@@ -8,6 +8,7 @@
 //! logged at warn.
 
 pub mod answer;
+pub mod dnssec;
 pub mod notify;
 pub mod transfer;
 pub mod tsig;

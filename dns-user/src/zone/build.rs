@@ -285,6 +285,7 @@ impl Zone {
             alias_targets: Map::new(),
             index: Index::default(),
             journal: Default::default(),
+            denial: Default::default(),
         };
         zone.assemble(&names, inputs, source)?;
         Ok(zone)
@@ -313,6 +314,7 @@ impl Zone {
             return Err(source.error(format!("{stray}: a record set outside the changed names")));
         }
         let mut zone = self.clone();
+        zone.denial = Default::default();
         zone.forget(&touched);
         zone.assemble(&touched, inputs, source)?;
         let mut answers = touched.clone();
@@ -515,12 +517,20 @@ impl Zone {
                 if *owner == apex {
                     return Err(place.error("a CNAME cannot be at the zone apex (RFC 1912 2.4)"));
                 }
-                if sets.len() > 1 {
+                // A signed zone's CNAME has its RRSIG and NSEC beside it (RFC 4035 2.5).
+                let other = sets
+                    .iter()
+                    .filter(|s| !matches!(s.rtype, RecordType::RRSIG | RecordType::NSEC))
+                    .count();
+                if other > 1 {
                     return Err(place.error(format!(
                         "{owner} has a CNAME and other data (RFC 1034 3.6.2)"
                     )));
                 }
-                if sets[0].rdatas.len() > 1 {
+                if sets
+                    .iter()
+                    .any(|s| s.rtype == RecordType::CNAME && s.rdatas.len() > 1)
+                {
                     return Err(place.error(format!("{owner} has more than one CNAME")));
                 }
             }

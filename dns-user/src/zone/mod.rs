@@ -16,8 +16,10 @@ use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
 
 pub mod build;
 mod catalog;
+pub mod denial;
 pub mod file;
 pub mod rdata;
+pub mod rdata_dnssec;
 pub mod records;
 
 pub use catalog::{Catalog, ZoneCounters};
@@ -119,6 +121,8 @@ pub struct Zone {
     /// The changes that led to this version, for IXFR (not part of the zone's data: two
     /// zones with the same data are equal whatever their histories).
     journal: Journal,
+    /// The NSEC chain, indexed on first use (reset when the zone is rebuilt).
+    denial: std::sync::OnceLock<Arc<denial::Denial>>,
 }
 
 /// Most changes a zone remembers for IXFR; an older serial gets the whole zone.

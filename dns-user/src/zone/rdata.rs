@@ -7,12 +7,15 @@
 //! `$directive`, and exactly the fields its type has. Nothing here reads a file: a value can
 //! never reach the zone-file parser or its `$INCLUDE`.
 //!
-//! Each type is parsed by its own RDATA parser (hickory-proto's `RData::try_from_str`, or the
-//! parsers below for TXT/SPF, DS and RFC 3597 generic data); names in the data that are not
+//! Each type is parsed by its own RDATA parser (hickory-proto's `RData::try_from_str`, the
+//! parsers below for TXT/SPF and RFC 3597 generic data, or [`super::rdata_dnssec`] for the
+//! DNSSEC types); names in the data that are not
 //! absolute are made absolute at the origin first, as a zone file reads them.
 
 use hickory_proto::rr::{Name, RData, RecordType};
 use hickory_proto::serialize::binary::BinEncodable;
+
+use super::rdata_dnssec::is_dnssec_type;
 
 /// RR type 99 (RFC 7208 section 3.1; TXT syntax). hickory has no variant for it.
 pub const TYPE_SPF: u16 = 99;
@@ -141,7 +144,8 @@ fn shape(rtype: RecordType) -> Option<(Arity, &'static [usize])> {
         // Read by hickory: names at these positions are made absolute first.
         RecordType::CAA => (Exactly(3, "3"), &[]),
         RecordType::NAPTR => (Exactly(6, "6"), &[5]),
-        RecordType::SSHFP => (Exactly(3, "3"), &[]),
+        // The fingerprint's hex may be split by white space (RFC 4255 section 3.2).
+        RecordType::SSHFP => (AtLeast(3, "3 or more"), &[]),
         RecordType::HINFO => (Exactly(2, "2"), &[]),
         RecordType::TLSA => (AtLeast(4, "4 or more"), &[]),
         RecordType::SVCB | RecordType::HTTPS => (AtLeast(2, "2 or more"), &[1]),
@@ -181,8 +185,11 @@ pub fn parse_tokens<S: AsRef<str>>(
             .map_err(|e| RdataError::Invalid(e.to_string()))?;
         return Ok(opaque(rtype, bytes));
     }
-    if rtype == RecordType::DS {
-        return Ok(opaque(rtype, parse_ds(&tokens)?));
+    if is_dnssec_type(rtype) {
+        return Ok(opaque(
+            rtype,
+            super::rdata_dnssec::parse(rtype, &tokens, origin)?,
+        ));
     }
     let Some((arity, names)) = shape(rtype) else {
         return Err(RdataError::NoTextForm(u16::from(rtype)));
@@ -218,6 +225,13 @@ pub fn parse_tokens<S: AsRef<str>>(
     if let Some(rdata) = parse_own(rtype, &tokens, origin)? {
         return Ok(rdata);
     }
+    let fingerprint;
+    let tokens = if rtype == RecordType::SSHFP && tokens.len() > 3 {
+        fingerprint = tokens[2..].concat();
+        vec![tokens[0], tokens[1], fingerprint.as_str()]
+    } else {
+        tokens
+    };
     // The rest go through hickory's RDATA parsers, whose tokenizer knows no escapes outside
     // quotes: there are none to give it.
     if let Some(t) = tokens
@@ -344,6 +358,13 @@ fn parse_generic(rtype: RecordType, tokens: &[&str]) -> Result<RData, RdataError
     if bytes.is_empty() {
         return Err(invalid("empty RDATA is not supported".into()));
     }
+    if is_dnssec_type(rtype) {
+        // Kept as wire bytes, as their text form is (see `rdata_dnssec`).
+        if super::rdata_dnssec::present(rtype, &bytes).is_none() {
+            return Err(invalid(format!("malformed {rtype} RDATA")));
+        }
+        return Ok(opaque(rtype, bytes));
+    }
     let mut decoder = BinDecoder::new(&bytes);
     let rdata =
         RData::read(&mut decoder, rtype, Restrict::new(len)).map_err(|e| invalid(e.to_string()))?;
@@ -432,51 +453,17 @@ fn parse_character_strings(text: &str) -> Result<Vec<Vec<u8>>, String> {
     Ok(out)
 }
 
-/// DS presentation format (RFC 4034 section 5.3): key tag, algorithm, digest type, digest in
-/// hex (white space allowed). Kept as wire bytes: hickory parses DS only with its DNSSEC
-/// feature, which this server does not need.
-fn parse_ds(tokens: &[&str]) -> Result<Vec<u8>, RdataError> {
-    let invalid = |m: String| RdataError::Invalid(m);
-    let field = |i: usize, name: &str| {
-        tokens
-            .get(i)
-            .copied()
-            .ok_or_else(|| invalid(format!("DS needs a {name}")))
-    };
-    let key_tag: u16 = field(0, "key tag")?
-        .parse()
-        .map_err(|e| invalid(format!("key tag: {e}")))?;
-    let algorithm: u8 = field(1, "algorithm")?
-        .parse()
-        .map_err(|e| invalid(format!("algorithm: {e}")))?;
-    let digest_type: u8 = field(2, "digest type")?
-        .parse()
-        .map_err(|e| invalid(format!("digest type: {e}")))?;
-    let digest = tokens.get(3..).unwrap_or_default().concat();
-    if digest.is_empty() {
-        return Err(invalid("DS needs a digest".into()));
-    }
-    let mut out = key_tag.to_be_bytes().to_vec();
-    out.extend_from_slice(&[algorithm, digest_type]);
-    out.extend(hex(&digest).map_err(|e| invalid(format!("digest: {e}")))?);
-    Ok(out)
-}
-
 /// `TYPE RDATA` in zone-file syntax, which [`parse_tokens`] reads back to the same data.
 pub fn presentation(rtype: RecordType, rdata: &RData) -> String {
     match rdata {
         RData::Unknown { rdata, .. } => {
             let bytes = &rdata.anything;
             let hex = |b: &[u8]| -> String { b.iter().map(|b| format!("{b:02X}")).collect() };
+            let dnssec = is_dnssec_type(rtype)
+                .then(|| super::rdata_dnssec::present(rtype, bytes))
+                .flatten();
             match u16::from(rtype) {
-                // RFC 4034 section 5.3: key tag, algorithm, digest type, digest.
-                _ if rtype == RecordType::DS && bytes.len() > 4 => format!(
-                    "DS {} {} {} {}",
-                    u16::from_be_bytes([bytes[0], bytes[1]]),
-                    bytes[2],
-                    bytes[3],
-                    hex(&bytes[4..])
-                ),
+                _ if dnssec.is_some() => dnssec.unwrap_or_default(),
                 TYPE_SPF => format!("SPF \\# {} {}", bytes.len(), hex(bytes)),
                 code => format!("TYPE{code} \\# {} {}", bytes.len(), hex(bytes)),
             }
@@ -551,9 +538,9 @@ pub fn own_text_form(rtype: RecordType) -> bool {
             | RecordType::SRV
             | RecordType::SOA
             | RecordType::TXT
-            | RecordType::DS
             | RecordType::Unknown(_)
     ) || u16::from(rtype) == TYPE_SPF
+        || is_dnssec_type(rtype)
 }
 
 /// Types whose hickory Display output is accepted back by [`parse_tokens`] unchanged.
