@@ -50,9 +50,10 @@ pub(crate) fn lookup(
     // SAFETY: a map value pointer from the lookup above. The map writer never modifies a buffer
     // that readers may be using (see dns-user's map writer), so the value is immutable for us.
     let set = unsafe { &*set };
-    // DO for a signed zone: userspace adds the DNSSEC records. One test, no `&&`: each
-    // branch here multiplies the verifier's states.
-    if set.flags & FLAG_SIGNED_ZONE & u8::from(q.do_bit) != 0 {
+    // DO for a signed zone whose answer with its RRSIGs did not fit the entry: userspace's.
+    // One test, no `&&`: each branch here multiplies the verifier's states.
+    let no_signed_answer = (u32::from(set.len_do).wrapping_sub(1) >> 31) as u8;
+    if set.flags & FLAG_SIGNED_ZONE & u8::from(q.do_bit) & no_signed_answer != 0 {
         return Err(Counter::Edns);
     }
     match set.policy_ref() {

@@ -103,6 +103,14 @@ pub struct AnswerSet {
     pub flags: u8,
     /// The hosted zone's slot in [`ZONE_HITS_MAP`] (0: not counted per zone).
     pub zone: u32,
+    /// A signed zone's answer to a query with the DO bit ([`FLAG_SIGNED_ZONE`]): `data[..len]`
+    /// followed by the records' RRSIGs, `data[..len_do]` (0: it did not fit; the query goes
+    /// to userspace), with its record count and folded sum.
+    pub len_do: u16,
+    pub ancount_do: u16,
+    pub csum_do: u16,
+    /// Always zero.
+    pub _pad: u16,
     /// Rendered resource records ([`KIND_POLICY`]: a [`PolicyRef`] in the first bytes).
     pub data: [u8; MAX_ANSWER_BYTES],
 }
@@ -115,8 +123,8 @@ pub const KIND_ANSWER: u8 = 0;
 pub const KIND_LOCATED: u8 = 1;
 /// [`AnswerSet::kind`]: not an answer but a [`PolicyRef`] to the group's variants.
 pub const KIND_POLICY: u8 = 2;
-/// [`AnswerSet::flags`]: the zone is signed; a query with the DO bit goes to userspace, which
-/// adds the RRSIGs.
+/// [`AnswerSet::flags`]: the zone is signed; a query with the DO bit gets the answer with its
+/// RRSIGs ([`AnswerSet::len_do`]), or goes to userspace.
 pub const FLAG_SIGNED_ZONE: u8 = 1;
 
 /// Where a routing-policy group's answers are: `VARIANTS[(group, cell, draw % slots)]`, with
@@ -160,6 +168,10 @@ impl AnswerSet {
             kind: KIND_POLICY,
             flags: 0,
             zone: 0,
+            len_do: 0,
+            ancount_do: 0,
+            csum_do: 0,
+            _pad: 0,
             data,
         }
     }
@@ -400,7 +412,7 @@ pub enum Counter {
     /// Type other than A/AAAA, or class other than IN.
     Qtype,
     /// EDNS we leave to userspace: version > 0, ECS, malformed or too many options, DO for a
-    /// signed zone.
+    /// signed zone whose answer with RRSIGs does not fit an entry.
     Edns,
     /// No answer for this name and type in the maps (or none for the client's cell).
     Miss,
@@ -510,7 +522,7 @@ pub const fn udp_checksum_field(folded: u16) -> u16 {
 }
 
 const _: () = assert!(core::mem::size_of::<AnswerKey>() == NAME_BYTES + 4);
-const _: () = assert!(core::mem::size_of::<AnswerSet>() == 12 + MAX_ANSWER_BYTES);
+const _: () = assert!(core::mem::size_of::<AnswerSet>() == 20 + MAX_ANSWER_BYTES);
 const _: () = assert!(core::mem::size_of::<Control>() == 8);
 const _: () = assert!(core::mem::size_of::<Heartbeat>() == 16);
 const _: () = assert!(core::mem::size_of::<RrlBucket>() == 16);

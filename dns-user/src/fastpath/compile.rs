@@ -195,6 +195,7 @@ pub fn compile(catalog: &Catalog, health: &HealthState) -> (Tables, CompileRepor
                 match render(set) {
                     Some(mut value) => {
                         stamp.apply(&mut value);
+                        add_signatures(&mut value, zone, name, set);
                         table.insert(key(name, set.rtype), value);
                     }
                     None => report.too_large += 1,
@@ -914,7 +915,8 @@ pub fn compile_touched(
             } else if let Some(set) = zone.rrset(name, rtype)
                 && let Some(mut value) = render(set)
             {
-                Stamp::of(catalog, zone).apply(&mut value);
+                stamp.apply(&mut value);
+                add_signatures(&mut value, zone, name, set);
                 answers.insert(k, value);
             }
         }
@@ -1101,11 +1103,52 @@ pub fn render(set: &RrSet) -> Option<AnswerSet> {
     render_records(set.rtype, set.rdatas.iter().map(|r| (set.ttl, r)))
 }
 
+/// In a signed zone, appends to `value` (`set` rendered) the RRSIGs over `set` at `name`,
+/// with its TTL: the answer to a query with the DO bit, as userspace gives it (records, then
+/// their signatures; see `server::dnssec`). Left without (`len_do` 0: userspace answers) if
+/// they do not fit.
+fn add_signatures(value: &mut AnswerSet, zone: &Zone, name: &LowerName, set: &RrSet) {
+    if value.flags & FLAG_SIGNED_ZONE == 0 {
+        return;
+    }
+    let sigs = zone.rrset(name, RecordType::RRSIG);
+    let covering = sigs
+        .into_iter()
+        .flat_map(|s| &s.rdatas)
+        .filter(|r| match r {
+            RData::Unknown { rdata, .. } => {
+                crate::zone::rdata_dnssec::rrsig_covers(&rdata.anything) == Some(set.rtype)
+            }
+            _ => false,
+        });
+    let records = set
+        .rdatas
+        .iter()
+        .map(|r| (set.rtype, set.ttl, r))
+        .chain(covering.map(|r| (RecordType::RRSIG, set.ttl, r)));
+    if let Some(signed) = render_rrs(records)
+        && signed.data[..usize::from(value.len)] == value.data[..usize::from(value.len)]
+    {
+        value.data = signed.data;
+        value.len_do = signed.len;
+        value.ancount_do = signed.ancount;
+        value.csum_do = signed.csum;
+    }
+}
+
 /// Renders (TTL, address) records of `rtype` like [`render`]; `None` if there are none or
 /// they do not fit.
 pub fn render_records<'r>(
     rtype: RecordType,
     records: impl Iterator<Item = (u32, &'r RData)>,
+) -> Option<AnswerSet> {
+    render_rrs(records.map(|(ttl, r)| (rtype, ttl, r)))
+}
+
+/// Renders (type, TTL, data) records, each owned by the question name: addresses, and
+/// RRSIGs as their wire bytes.
+fn render_rrs<'r>(
+    records: impl Iterator<Item = (RecordType, u32, &'r RData)>,
 ) -> Option<AnswerSet> {
     let mut value = AnswerSet {
         ancount: 0,
@@ -1114,13 +1157,18 @@ pub fn render_records<'r>(
         kind: KIND_ANSWER,
         flags: 0,
         zone: 0,
+        len_do: 0,
+        ancount_do: 0,
+        csum_do: 0,
+        _pad: 0,
         data: [0; MAX_ANSWER_BYTES],
     };
     let mut at = 0usize;
-    for (ttl, rdata) in records {
+    for (rtype, ttl, rdata) in records {
         let address: Vec<u8> = match rdata {
             RData::A(a) => a.0.octets().to_vec(),
             RData::AAAA(a) => a.0.octets().to_vec(),
+            RData::Unknown { code, rdata } if *code == RecordType::RRSIG => rdata.anything.clone(),
             _ => return None,
         };
         let len = 12 + address.len();
