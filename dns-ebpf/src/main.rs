@@ -56,9 +56,9 @@ pub fn dns_xdp(ctx: XdpContext) -> u32 {
                 }
             };
             let zone = set.zone;
-            let tapped = tap::begin(&ctx, &query);
+            tap::begin(&ctx, &query);
             let responded = respond::respond(&ctx, &query, set, truncated);
-            tap::finish(&ctx, &query, tapped, responded.is_ok());
+            tap::finish(&ctx, &query, responded.is_ok());
             match responded {
                 Ok(()) => {
                     count(if truncated {

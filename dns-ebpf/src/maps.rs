@@ -9,7 +9,8 @@ use aya_ebpf::{
 };
 use dns_common::{
     AnswerKey, AnswerSet, COUNTER_COUNT, Cell, Control, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_VARIANTS,
-    Heartbeat, MAX_CELLS, MAX_ZONES, RRL_MAX_ENTRIES, RrlBucket, TAP_RING_BYTES, VariantKey,
+    Heartbeat, MAX_CELLS, MAX_ZONES, RRL_MAX_ENTRIES, RrlBucket, TAP_RING_BYTES, TapRecord,
+    VariantKey,
 };
 
 // The answer and variant maps are preallocated: their capacity is reserved when they are made
@@ -55,6 +56,11 @@ pub(crate) static TAP: RingBuf = RingBuf::with_byte_size(TAP_RING_BYTES, 0);
 /// Per-CPU scratch: the lookup key (too large for a zeroed stack copy) and the qname length.
 #[map]
 pub(crate) static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
+/// The record of a sampled answer while the packet is rewritten (`family` 0: none pending),
+/// copied into `TAP` once the response is out: no ring-buffer reservation is held across the
+/// rewrite, where it would double what the verifier walks.
+#[map]
+pub(crate) static TAP_PENDING: PerCpuArray<TapRecord> = PerCpuArray::with_max_entries(1, 0);
 
 /// Largest part of a query kept when a response grows at the head: Ethernet + VLAN + IPv6 +
 /// UDP + DNS header + the longest question.

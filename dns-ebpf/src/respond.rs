@@ -99,16 +99,13 @@ pub(crate) fn respond(
         return Err(Verdict::Pass(Counter::HelperError));
     }
     // A truncated response (a slipped rate-limited one) carries no answers: TC=1 tells the
-    // client to retry over TCP.
-    let (answer_len, ancount, answer_sum) = if truncated {
-        (0, 0, 0)
-    } else {
-        (
-            usize::from(len),
-            pick(set.ancount, set.ancount_do),
-            pick(set.csum, set.csum_do),
-        )
-    };
+    // client to retry over TCP. Without a branch, as above.
+    let keep = u16::from(!truncated).wrapping_neg();
+    let (answer_len, ancount, answer_sum) = (
+        usize::from(len & keep),
+        pick(set.ancount, set.ancount_do) & keep,
+        pick(set.csum, set.csum_do) & keep,
+    );
     // SAFETY: read-only global set by the loader.
     let server_udp = unsafe { core::ptr::read_volatile(&EDNS_UDP_SIZE) };
     // Our OPT: root owner, type OPT, our payload size, ext-rcode 0, version 0, DO copied

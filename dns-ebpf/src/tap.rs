@@ -9,10 +9,9 @@ use crate::parse::*;
 use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::generated::{bpf_get_prandom_u32, bpf_ktime_get_ns, bpf_xdp_load_bytes},
-    maps::ring_buf::RingBufEntry,
     programs::XdpContext,
 };
-use dns_common::{TAP_MESSAGE_BYTES, TAP_RING_BYTES, TapRecord};
+use dns_common::{TAP_MESSAGE_BYTES, TAP_RING_BYTES};
 
 /// Copies the DNS message at `offset`, `len` bytes, into `buf`; the length kept (0 when the
 /// message does not fit or cannot be read).
@@ -29,21 +28,22 @@ fn copy_message(ctx: &XdpContext, offset: usize, len: usize, buf: *mut u8) -> u1
     len as u16
 }
 
-/// A record of this query if it is sampled and the ring has room: addresses, ports and the
-/// query, read before `respond` rewrites the packet.
+/// Starts a record of this query if it is sampled: addresses, ports and the query, read
+/// before `respond` rewrites the packet, into `TAP_PENDING`.
 #[inline(always)]
-pub(crate) fn begin(ctx: &XdpContext, q: &Query) -> Option<RingBufEntry<TapRecord>> {
+pub(crate) fn begin(ctx: &XdpContext, q: &Query) {
     // SAFETY: read-only global set by the loader.
     let sample = unsafe { core::ptr::read_volatile(&TAP_SAMPLE) };
     if sample == 0 {
-        return None;
+        return;
     }
     // SAFETY: helper without arguments.
     if sample > 1 && unsafe { bpf_get_prandom_u32() } % sample != 0 {
-        return None;
+        return;
     }
-    let mut entry = TAP.reserve::<TapRecord>(0)?;
-    let rec = entry.as_mut_ptr();
+    let Some(rec) = TAP_PENDING.get_ptr_mut(0) else {
+        return;
+    };
     let client_port = load_be16(ctx, q.udp).unwrap_or(0);
     let server_port = load_be16(ctx, q.udp + 2).unwrap_or(0);
     let mut server = [0u8; 16];
@@ -58,48 +58,50 @@ pub(crate) fn begin(ctx: &XdpContext, q: &Query) -> Option<RingBufEntry<TapRecor
     } else {
         client[..4].copy_from_slice(&q.client[12..16]);
     }
-    // SAFETY: `rec` points at the reserved record, which this program owns until it submits
-    // or discards it; every field is written before submit.
+    // SAFETY: per-CPU scratch, used only by this invocation on this CPU.
     unsafe {
         (*rec).time_ns = bpf_ktime_get_ns();
         (*rec).client = client;
         (*rec).server = server;
         (*rec).client_port = client_port;
         (*rec).server_port = server_port;
-        (*rec).family = if q.is_v6 { 6 } else { 4 };
         (*rec)._pad = 0;
         (*rec)._pad2 = [0; 6];
         (*rec).response_len = 0;
         (*rec).query_len = copy_message(ctx, q.udp + UDP_LEN, q.dns_len, (*rec).query.as_mut_ptr());
+        core::ptr::write_volatile(&mut (*rec).family, if q.is_v6 { 6 } else { 4 });
     }
-    Some(entry)
 }
 
-/// Completes a sampled record: with the response (as the UDP length now says) when it was
-/// sent, or discarded when it was not.
+/// Completes a pending record: with the response (as the UDP length now says) into `TAP` when
+/// it was sent; dropped when it was not, or when the ring is full.
 #[inline(always)]
-pub(crate) fn finish(
-    ctx: &XdpContext,
-    q: &Query,
-    entry: Option<RingBufEntry<TapRecord>>,
-    sent: bool,
-) {
-    let Some(mut entry) = entry else { return };
+pub(crate) fn finish(ctx: &XdpContext, q: &Query, sent: bool) {
+    let Some(rec) = TAP_PENDING.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: per-CPU scratch, as in `begin`.
+    let pending = unsafe { core::ptr::read_volatile(&(*rec).family) };
+    if pending == 0 {
+        return;
+    }
+    // SAFETY: as above.
+    unsafe { core::ptr::write_volatile(&mut (*rec).family, 0) };
     if !sent {
-        entry.discard(0);
         return;
     }
     let udp_len = usize::from(load_be16(ctx, q.udp + 4).unwrap_or(0));
-    let rec = entry.as_mut_ptr();
-    // SAFETY: as in `begin`.
-    unsafe {
+    // SAFETY: as above.
+    let rec = unsafe {
+        (*rec).family = pending;
         (*rec).response_len = copy_message(
             ctx,
             q.udp + UDP_LEN,
             udp_len.saturating_sub(UDP_LEN),
             (*rec).response.as_mut_ptr(),
         );
-    }
+        &mut *rec
+    };
     // Waking the reader costs more than the copy: only once a quarter of the ring waits (the
     // reader also drains it every 100 ms).
     let waiting = TAP.query(u64::from(BPF_RB_AVAIL_DATA));
@@ -108,5 +110,6 @@ pub(crate) fn finish(
     } else {
         BPF_RB_NO_WAKEUP
     };
-    entry.submit(u64::from(flags));
+    let _ = TAP.output(&*rec, u64::from(flags)); // a full ring loses the record
+    rec.family = 0;
 }

@@ -851,3 +851,66 @@ fn a_signed_zones_do_queries_get_their_rrsigs_from_xdp() {
         }
     }
 }
+
+/// The verifier's work on the program in each configuration the daemon can load it with,
+/// against its limit of 1,000,000 processed instructions: a change that takes a configuration
+/// near it fails here, with the figures, before it fails to load in production.
+#[test]
+fn the_verifier_has_headroom_in_every_configuration() {
+    let rrl = dns_user::rrl::RrlConfig {
+        responses_per_second: 10,
+        burst: 5,
+        slip: 2,
+    };
+    let configurations = [
+        ("default", LoadOptions::default()),
+        (
+            "rrl",
+            LoadOptions {
+                rrl: Some(rrl),
+                ..Default::default()
+            },
+        ),
+        (
+            "dnstap 1 in 1",
+            LoadOptions {
+                tap_sample: 1,
+                ..Default::default()
+            },
+        ),
+        (
+            "dnstap 1 in 100 + rrl",
+            LoadOptions {
+                tap_sample: 100,
+                rrl: Some(rrl),
+                ..Default::default()
+            },
+        ),
+    ];
+    let mut figures = Vec::new();
+    for (what, options) in configurations {
+        let verified = match xdp::load(&options) {
+            Ok(mut ebpf) => xdp::program(&mut ebpf, PROGRAM_NAME)
+                .unwrap()
+                .info()
+                .unwrap()
+                .verified_instruction_count()
+                .expect("the kernel reports verified instructions (5.16 and later)"),
+            Err(_) => u32::MAX, // refused: over the limit
+        };
+        figures.push((what, verified));
+    }
+    let shown: Vec<String> = figures
+        .iter()
+        .map(|(what, n)| match n {
+            &u32::MAX => format!("{what}: refused"),
+            n => format!("{what}: {n}"),
+        })
+        .collect();
+    eprintln!("verified instructions: {}", shown.join(", "));
+    assert!(
+        figures.iter().all(|(_, n)| *n < 900_000),
+        "within a tenth of the verifier's limit of 1,000,000: {}",
+        shown.join(", ")
+    );
+}
