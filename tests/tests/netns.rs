@@ -545,3 +545,66 @@ fn a_zone_outgrowing_its_maps_warns_then_leaves_every_answer_to_userspace() {
         "userspace answers everything"
     );
 }
+
+/// A zone signed elsewhere through a real interface: a validating resolver's query (DO set)
+/// is answered by XDP with the A records and their RRSIG, never reaching the server's UDP
+/// sockets; a query without DO gets the records alone, also from XDP.
+#[test]
+fn a_signed_zone_is_answered_with_its_rrsigs_by_xdp() {
+    let mut bed = Testbed::create("dnsxs").unwrap();
+    let dir = std::env::temp_dir().join(format!("dnsx-signed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let zone = dir.join("signed.zone");
+    // The signatures' bytes do not matter here: nothing validates them on this path.
+    std::fs::write(
+        &zone,
+        "$ORIGIN signed.test.\n$TTL 300\n@ SOA ns1 hostmaster 1 7200 900 1209600 60\n@ NS ns1\n\
+         @ DNSKEY 257 3 13 v3OwxeHugMI5DahP4RB8CcCzaCGTXzSoTj/CbJZCG36xc5s8AbY8nTRjh90vuab8i3ctJvTn723/4hZ5WSwMpA==\n\
+         ns1 A 192.0.2.53\nwww A 192.0.2.1\n\
+         www RRSIG A 13 3 300 20270106033502 20261207033502 62856 signed.test. 5Or6O16bQbvWzXE3JQH/JtC0clKLaW9vb4JbrZfLwVCdqJQWZaZ5ld6RZj8CzmHjbX4j0211xJI8AZ1CioEalg==\n",
+    )
+    .unwrap();
+    let arg = format!("signed.test.={}", zone.display());
+    let daemon = bed
+        .start_service(BIN, "skb", &["--zone-file", &arg], false)
+        .unwrap();
+    let server = SERVER_V4.to_string();
+    let udp_before = bed.snmp(Side::Server, "Udp", "InDatagrams").unwrap();
+    let xdp_before = answered_by_xdp(&bed);
+    let at = format!("@{server}");
+    let signed = bed
+        .output(
+            Side::Client,
+            "kdig",
+            &[
+                &at,
+                "+dnssec",
+                "+retry=0",
+                "+timeout=2",
+                "www.signed.test",
+                "A",
+            ],
+        )
+        .unwrap();
+    assert!(
+        signed.contains("192.0.2.1") && signed.contains("RRSIG") && signed.contains("62856"),
+        "{signed}"
+    );
+    assert_eq!(
+        short(&bed, "kdig", &server, "www.signed.test", "A"),
+        set(&["192.0.2.1"])
+    );
+    assert_eq!(
+        answered_by_xdp(&bed) - xdp_before,
+        2,
+        "both answered by XDP"
+    );
+    assert_eq!(
+        bed.snmp(Side::Server, "Udp", "InDatagrams").unwrap(),
+        udp_before,
+        "the server's UDP layer saw a fast-path query"
+    );
+    let status = bed.stop(daemon.pid, Duration::from_secs(5));
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
