@@ -287,14 +287,21 @@ fn check_config(args: &ConfigArgs) -> anyhow::Result<()> {
             settings.max_entries
         );
     }
+    // What the maps will reserve: the configured size, or (0) a quarter more than compiled.
+    let capacity = match settings.max_entries {
+        0 => crate::fastpath::maps::Capacity::auto(&table),
+        n => crate::fastpath::maps::Capacity::of(n),
+    };
     println!(
-        "ok: {} zone(s), {} health check(s), {} XDP answer entries + {} routing-policy variants ({} RRsets too large for XDP, {} policy groups left to userspace), listen {:?}, xdp {} on {:?}",
+        "ok: {} zone(s), {} health check(s), {} XDP answer entries + {} routing-policy variants ({} RRsets too large for XDP, {} policy groups left to userspace; maps sized for {} + {}), listen {:?}, xdp {} on {:?}",
         settings.zones.len(),
         settings.health_checks.len(),
         report.entries,
         report.variants,
         report.too_large,
         report.groups_passed,
+        capacity.answers,
+        capacity.variants,
         settings.listen,
         settings.mode.name(),
         settings.interfaces
