@@ -600,7 +600,7 @@ impl Compiled {
 }
 
 /// What every entry of a zone carries: its slot for per-zone counters, and whether it is
-/// signed (a DO query then goes to userspace, which adds the RRSIGs).
+/// signed (a DO query then gets the entry's answer with its RRSIGs; see [`add_signatures`]).
 #[derive(Clone, Copy, Debug)]
 struct Stamp {
     slot: u32,
@@ -1111,16 +1111,7 @@ fn add_signatures(value: &mut AnswerSet, zone: &Zone, name: &LowerName, set: &Rr
     if value.flags & FLAG_SIGNED_ZONE == 0 {
         return;
     }
-    let sigs = zone.rrset(name, RecordType::RRSIG);
-    let covering = sigs
-        .into_iter()
-        .flat_map(|s| &s.rdatas)
-        .filter(|r| match r {
-            RData::Unknown { rdata, .. } => {
-                crate::zone::rdata_dnssec::rrsig_covers(&rdata.anything) == Some(set.rtype)
-            }
-            _ => false,
-        });
+    let covering = zone.signatures(name, set.rtype);
     let records = set
         .rdatas
         .iter()

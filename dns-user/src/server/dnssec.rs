@@ -3,7 +3,7 @@
 //! expansions with the NSEC or NSEC3 records that prove them, referrals with the DS (or the
 //! denial that there is none). The records are the signer's; nothing is signed here.
 
-use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
+use hickory_proto::rr::{LowerName, Name, Record, RecordType};
 
 use crate::zone::denial::Proof;
 use crate::zone::rdata_dnssec::rrsig_covers;
@@ -19,21 +19,9 @@ pub fn signatures(
     rtype: RecordType,
     ttl: u32,
 ) -> Vec<Record> {
-    let Some(sigs) = zone.rrset(source, RecordType::RRSIG) else {
-        return Vec::new();
-    };
-    sigs.rdatas
-        .iter()
-        .filter(|r| covered(r) == Some(rtype))
+    zone.signatures(source, rtype)
         .map(|r| Record::from_rdata(owner.clone(), ttl, r.clone()))
         .collect()
-}
-
-fn covered(rdata: &RData) -> Option<RecordType> {
-    match rdata {
-        RData::Unknown { rdata, .. } => rrsig_covers(&rdata.anything),
-        _ => None,
-    }
 }
 
 /// `set` at `owner` (data from `source`) into `section`, with its RRSIGs.
@@ -78,10 +66,10 @@ pub fn push_signature_set(
     let lowest = set
         .rdatas
         .iter()
-        .filter_map(covered)
+        .filter_map(rrsig_covers)
         .min_by_key(|t| u16::from(*t));
     for rdata in &set.rdatas {
-        let Some(rtype) = covered(rdata) else {
+        let Some(rtype) = rrsig_covers(rdata) else {
             continue;
         };
         if lowest_only && Some(rtype) != lowest {

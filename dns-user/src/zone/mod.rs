@@ -251,6 +251,14 @@ impl Zone {
         self.node(name)?.iter().find(|s| s.rtype == rtype)
     }
 
+    /// The RRSIGs at `name` over its RRset of `rtype` (a zone signed elsewhere).
+    pub fn signatures(&self, name: &LowerName, rtype: RecordType) -> impl Iterator<Item = &RData> {
+        self.rrset(name, RecordType::RRSIG)
+            .into_iter()
+            .flat_map(|s| &s.rdatas)
+            .filter(move |r| rdata_dnssec::rrsig_covers(r) == Some(rtype))
+    }
+
     /// True if `name` exists only as the ancestor of other names (RFC 8020's empty non-terminal).
     pub fn is_empty_non_terminal(&self, name: &LowerName) -> bool {
         self.empty_non_terminals.contains(name)

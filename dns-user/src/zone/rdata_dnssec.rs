@@ -5,7 +5,7 @@
 //! back in the form [`parse`] reads.
 
 use data_encoding::{BASE32HEX_NOPAD, BASE64, HEXUPPER_PERMISSIVE};
-use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::rr::{Name, RData, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable};
 
 use super::rdata::{RdataError, parse_type};
@@ -418,12 +418,18 @@ fn time_text(seconds: u32) -> String {
     )
 }
 
-/// The type an RRSIG's RDATA covers.
-pub fn rrsig_covers(bytes: &[u8]) -> Option<RecordType> {
-    Some(RecordType::from(u16::from_be_bytes([
-        *bytes.first()?,
-        *bytes.get(1)?,
-    ])))
+/// The type an RRSIG covers, from its RDATA as [`parse`] keeps it; `None` for other data.
+pub fn rrsig_covers(rdata: &RData) -> Option<RecordType> {
+    match rdata {
+        RData::Unknown { code, rdata } if *code == RecordType::RRSIG => {
+            let bytes = &rdata.anything;
+            Some(RecordType::from(u16::from_be_bytes([
+                *bytes.first()?,
+                *bytes.get(1)?,
+            ])))
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -493,7 +499,11 @@ mod tests {
                 .unwrap()
                 .contains(" 20040409193617 20040310185617 ")
         );
-        assert_eq!(rrsig_covers(&wire), Some(RecordType::A));
+        let rdata = RData::Unknown {
+            code: RecordType::RRSIG,
+            rdata: hickory_proto::rr::rdata::NULL::with(wire),
+        };
+        assert_eq!(rrsig_covers(&rdata), Some(RecordType::A));
     }
 
     #[test]
