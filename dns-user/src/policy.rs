@@ -183,7 +183,12 @@ pub struct CidrCollections {
 impl CidrCollections {
     /// The length of the longest block of `location` containing the client's prefix. A client
     /// prefix shorter than a block does not match it.
-    fn match_len(&self, collection: &str, location: &str, client: &ClientLocation) -> Option<u8> {
+    pub fn match_len(
+        &self,
+        collection: &str,
+        location: &str,
+        client: &ClientLocation,
+    ) -> Option<u8> {
         self.collections
             .get(collection)?
             .get(location)?

@@ -211,13 +211,8 @@ fn is_mapped(net: &IpNet) -> bool {
 fn cidr_key(locations: &Locations, client: &ClientLocation) -> CidrKey {
     let mut key = Vec::new();
     for (collection, places) in &locations.cidr.collections {
-        for (place, blocks) in places {
-            let longest = blocks
-                .iter()
-                .filter(|b| b.prefix_len() <= client.prefix_len && b.contains(&client.addr))
-                .map(IpNet::prefix_len)
-                .max();
-            if let Some(len) = longest {
+        for place in places.keys() {
+            if let Some(len) = locations.cidr.match_len(collection, place, client) {
                 key.push((collection.clone(), place.clone(), len));
             }
         }
