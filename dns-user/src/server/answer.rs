@@ -303,9 +303,34 @@ impl Signed<'_> {
     }
 
     /// The NSEC or NSEC3 records that prove `proof` into `section`, if signed.
-    fn prove(&self, proof: Option<&Proof>, section: &mut Vec<Record>) {
-        if let (Some(zone), Some(proof)) = (self.0, proof) {
+    fn prove(&self, proof: &Proof, section: &mut Vec<Record>) {
+        if let Some(zone) = self.0 {
             dnssec::prove(zone, proof, section);
+        }
+    }
+
+    /// For an answer from the wildcard `source` at `name`, the proof that no closer name
+    /// matched (RFC 4035 3.1.3.3, RFC 5155 7.2.6), if signed; nothing for a name's own data.
+    fn prove_expansion(&self, name: &LowerName, source: &LowerName, section: &mut Vec<Record>) {
+        if self.0.is_some() && source != name {
+            let proof = Proof::Wildcard {
+                name: name.clone(),
+                star: source.clone(),
+            };
+            self.prove(&proof, section);
+        }
+    }
+}
+
+/// What proves that `name`, answered from `source` (itself, or the wildcard covering it), has
+/// no data of the type asked (RFC 4035 3.1.3.1 and 3.1.3.4, RFC 5155 7.2.3 and 7.2.5).
+fn no_data(name: &LowerName, source: &LowerName) -> Proof {
+    if source == name {
+        Proof::NoData(name.clone())
+    } else {
+        Proof::WildcardNoData {
+            name: name.clone(),
+            star: source.clone(),
         }
     }
 }
@@ -340,35 +365,24 @@ fn resolve_in_zone(
         let (node, source) = match zone.node(&name) {
             Some(node) => (node, name.clone()),
             None if zone.is_empty_non_terminal(&name) => {
-                let proof = Proof::NoData(name);
-                return negative(zone, response, ResponseCode::NoError, signed, &proof);
+                let proof = || Proof::NoData(name);
+                return negative(zone, response, ResponseCode::NoError, signed, proof);
             }
             None => match wildcard_node(zone, &name) {
                 Some(found) => found,
                 None => {
-                    let proof = Proof::NoName(name);
-                    return negative(zone, response, ResponseCode::NXDomain, signed, &proof);
+                    let proof = || Proof::NoName(name);
+                    return negative(zone, response, ResponseCode::NXDomain, signed, proof);
                 }
             },
         };
-        // A wildcard answer also proves that no closer name matched; a wildcard without the
-        // type, that and the type's absence there (RFC 4035 3.1.3, RFC 5155 7.2).
-        let (expanded, nodata) = if source == name {
-            (None, Proof::NoData(name.clone()))
-        } else {
-            let (name, star) = (name.clone(), source.clone());
-            let nodata = Proof::WildcardNoData {
-                name: name.clone(),
-                star: star.clone(),
-            };
-            (Some(Proof::Wildcard { name, star }), nodata)
-        };
-        let expanded = expanded.as_ref();
         if let Some(group) = zone.policy_group(&source, qtype) {
             let records = route(zone, group, qtype, client, inputs, scope);
             if records.is_empty() {
                 // E.g. geolocation without a match and no default: NOERROR, no answer.
-                return negative(zone, response, ResponseCode::NoError, signed, &nodata);
+                return negative(zone, response, ResponseCode::NoError, signed, || {
+                    no_data(&name, &source)
+                });
             }
             response.answers.extend(
                 records
@@ -383,16 +397,18 @@ fn resolve_in_zone(
             match node.iter().min_by_key(|s| u16::from(s.rtype)) {
                 Some(set) => {
                     signed.answer(zone, &mut response.answers, (&source, &owner), set, qtype);
-                    signed.prove(expanded, &mut response.authorities);
+                    signed.prove_expansion(&name, &source, &mut response.authorities);
                     add_target_addresses(zone, set, signed, &mut response.additionals);
                 }
-                None => negative(zone, response, ResponseCode::NoError, signed, &nodata),
+                None => negative(zone, response, ResponseCode::NoError, signed, || {
+                    no_data(&name, &source)
+                }),
             }
             return;
         }
         if let Some(set) = node.iter().find(|s| s.rtype == qtype) {
             signed.answer(zone, &mut response.answers, (&source, &owner), set, qtype);
-            signed.prove(expanded, &mut response.authorities);
+            signed.prove_expansion(&name, &source, &mut response.authorities);
             add_target_addresses(zone, set, signed, &mut response.additionals);
             return;
         }
@@ -410,10 +426,12 @@ fn resolve_in_zone(
             })
         } else {
             let Some(cname) = node.iter().find(|s| s.rtype == RecordType::CNAME) else {
-                return negative(zone, response, ResponseCode::NoError, signed, &nodata);
+                return negative(zone, response, ResponseCode::NoError, signed, || {
+                    no_data(&name, &source)
+                });
             };
             signed.push(&mut response.answers, &source, &owner, cname);
-            signed.prove(expanded, &mut response.authorities);
+            signed.prove_expansion(&name, &source, &mut response.authorities);
             match cname.rdatas.first() {
                 Some(RData::CNAME(target)) => Some(target.0.clone()),
                 _ => None,
@@ -521,7 +539,7 @@ fn negative(
     response: &mut Message,
     rcode: ResponseCode,
     signed: Signed<'_>,
-    proof: &Proof,
+    proof: impl FnOnce() -> Proof,
 ) {
     if response.answers.is_empty() || rcode == ResponseCode::NXDomain {
         response.metadata.response_code = rcode;
@@ -539,7 +557,7 @@ fn negative(
         let apex = LowerName::new(zone.origin());
         let sigs = dnssec::signatures(zone, &apex, zone.origin(), RecordType::SOA, ttl);
         response.authorities.extend(sigs);
-        signed.prove(Some(proof), &mut response.authorities);
+        signed.prove(&proof(), &mut response.authorities);
     }
 }
 
@@ -559,7 +577,7 @@ fn referral(zone: &Zone, name: &LowerName, signed: Signed<'_>, response: &mut Me
     if signed.0.is_some() {
         match zone.rrset(&cut, RecordType::DS) {
             Some(ds) => signed.push(&mut response.authorities, &cut, &cut_name, ds),
-            None => signed.prove(Some(&Proof::NoData(cut.clone())), &mut response.authorities),
+            None => signed.prove(&Proof::NoData(cut.clone()), &mut response.authorities),
         }
     }
     for rdata in &ns.rdatas {
