@@ -308,8 +308,10 @@ impl Aspects {
 /// the group and in the alias targets it can reach.
 pub fn location_aspects(sets: &[RecordSet], rtype: RecordType, groups: &dyn Groups) -> Aspects {
     let mut out = Aspects::of(sets);
-    // Each reachable group once (the union is the same however often it is reached).
-    let mut seen: std::collections::HashSet<&LowerName> = std::collections::HashSet::new();
+    // Each reachable group again only when reached shallower than before: the union is the
+    // same however often it is reached, but a group first met near the depth limit may lead
+    // further when met higher up.
+    let mut shallowest: HashMap<&LowerName, usize> = HashMap::new();
     let mut next: Vec<(&[RecordSet], usize)> = vec![(sets, 0)];
     while let Some((sets, depth)) = next.pop() {
         if depth >= MAX_ALIAS_DEPTH {
@@ -317,9 +319,10 @@ pub fn location_aspects(sets: &[RecordSet], rtype: RecordType, groups: &dyn Grou
         }
         for s in sets {
             if let Target::Alias { name, .. } = &s.target
-                && seen.insert(name)
+                && shallowest.get(name).is_none_or(|d| depth + 1 < *d)
                 && let Some(target) = groups.group(name, rtype)
             {
+                shallowest.insert(name, depth + 1);
                 out.add(Aspects::of(target));
                 next.push((target, depth + 1));
             }
@@ -985,6 +988,46 @@ mod tests {
             &mut SplitMix64(0),
         );
         assert_eq!(a.scope, 0);
+    }
+
+    #[test]
+    fn location_aspects_follow_a_group_met_deep_first_and_shallow_later() {
+        // top -> d -> x -> geo (depth 3, within the limit), and top -> a -> b -> ... -> x
+        // (depth 8, at the limit). The walk may meet x through the long branch first.
+        let name = |n: &str| LowerName::new(&Name::from_ascii(n).unwrap());
+        let hop = |target: &str| vec![alias("s", Policy::Simple, target, false)];
+        let mut zone = Zone::default();
+        let chain = ["a", "b", "c", "e", "f", "g", "h", "x"];
+        for pair in chain.windows(2) {
+            zone.0.insert(
+                name(&format!("{}.t.", pair[0])),
+                hop(&format!("{}.t.", pair[1])),
+            );
+        }
+        zone.0.insert(name("d.t."), hop("x.t."));
+        zone.0.insert(name("x.t."), hop("geo.t."));
+        zone.0.insert(
+            name("geo.t."),
+            vec![rec(
+                "fr",
+                Policy::Geolocation(GeoLocation::Country("FR".into())),
+                None,
+                1,
+            )],
+        );
+        let weighted = Policy::Weighted { weight: 1 };
+        for top in [
+            [
+                alias("d", weighted.clone(), "d.t.", false),
+                alias("a", weighted.clone(), "a.t.", false),
+            ],
+            [
+                alias("a", weighted.clone(), "a.t.", false),
+                alias("d", weighted.clone(), "d.t.", false),
+            ],
+        ] {
+            assert!(location_aspects(&top, RecordType::A, &zone).geo);
+        }
     }
 
     #[test]
