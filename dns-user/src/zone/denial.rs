@@ -135,10 +135,12 @@ impl Denial {
                     Some(owner) => add(Some(owner)),
                     None => {
                         let mut encloser = name.base_name();
-                        while chain.matching(&encloser).is_none() && !encloser.is_root() {
+                        let mut found = chain.matching(&encloser);
+                        while found.is_none() && !encloser.is_root() {
                             encloser = encloser.base_name();
+                            found = chain.matching(&encloser);
                         }
-                        add(chain.matching(&encloser));
+                        add(found);
                         add(chain.covering(&next_closer(name, &encloser)));
                     }
                 },
