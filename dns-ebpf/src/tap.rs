@@ -81,35 +81,32 @@ pub(crate) fn finish(ctx: &XdpContext, q: &Query, sent: bool) {
         return;
     };
     // SAFETY: per-CPU scratch, as in `begin`.
-    let pending = unsafe { core::ptr::read_volatile(&(*rec).family) };
-    if pending == 0 {
+    let rec = unsafe { &mut *rec };
+    // SAFETY: a plain field of that value; volatile, as `begin` wrote it.
+    if unsafe { core::ptr::read_volatile(&rec.family) } == 0 {
         return;
     }
-    // SAFETY: as above.
-    unsafe { core::ptr::write_volatile(&mut (*rec).family, 0) };
-    if !sent {
-        return;
-    }
-    let udp_len = usize::from(load_be16(ctx, q.udp + 4).unwrap_or(0));
-    // SAFETY: as above.
-    let rec = unsafe {
-        (*rec).family = pending;
-        (*rec).response_len = copy_message(
+    if sent {
+        let udp_len = usize::from(load_be16(ctx, q.udp + 4).unwrap_or(0));
+        rec.response_len = copy_message(
             ctx,
             q.udp + UDP_LEN,
             udp_len.saturating_sub(UDP_LEN),
-            (*rec).response.as_mut_ptr(),
+            rec.response.as_mut_ptr(),
         );
-        &mut *rec
-    };
-    // Waking the reader costs more than the copy: only once a quarter of the ring waits (the
-    // reader also drains it every 100 ms).
+        output(rec);
+    }
+    rec.family = 0;
+}
+
+/// Copies a complete record into `TAP` (a full ring loses it).
+#[inline(always)]
+fn output(rec: &dns_common::TapRecord) {
     let waiting = TAP.query(u64::from(BPF_RB_AVAIL_DATA));
     let flags = if waiting >= u64::from(TAP_RING_BYTES / 4) {
         BPF_RB_FORCE_WAKEUP
     } else {
         BPF_RB_NO_WAKEUP
     };
-    let _ = TAP.output(&*rec, u64::from(flags)); // a full ring loses the record
-    rec.family = 0;
+    let _ = TAP.output(rec, u64::from(flags));
 }
