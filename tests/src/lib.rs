@@ -6,6 +6,7 @@ pub mod dashboard;
 pub mod fixtures;
 pub mod frame;
 pub mod mmdb;
+pub mod signer;
 pub mod testbed;
 
 pub use testbed::{

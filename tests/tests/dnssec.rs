@@ -27,53 +27,11 @@ ns.sub IN A 192.0.2.54
 deep.ent IN TXT \"below an empty non-terminal\"
 ";
 
-/// Runs a BIND DNSSEC tool in `dir`; panics with its output if it fails.
-fn run(dir: &Path, program: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("{program}: {e} (scripts/bootstrap installs bind9-utils)"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Signs ZONE in `dir` (a KSK and a ZSK, ECDSA P-256; `options` for dnssec-signzone); returns
-/// the signed file's name and delv's trust anchor file.
+/// Signs ZONE in `dir` (`options` for dnssec-signzone); returns the signed file's name and
+/// delv's trust anchor file.
 fn sign(dir: &Path, options: &[&str]) -> (String, std::path::PathBuf) {
     std::fs::write(dir.join("signed.test.zone"), ZONE).unwrap();
-    let ksk = run(
-        dir,
-        "dnssec-keygen",
-        &["-q", "-a", "ECDSAP256SHA256", "-f", "KSK", "signed.test."],
-    );
-    run(
-        dir,
-        "dnssec-keygen",
-        &["-q", "-a", "ECDSAP256SHA256", "signed.test."],
-    );
-    let args = ["-q", "-S", "-o", "signed.test.", "-f", "signed.zone"];
-    run(
-        dir,
-        "dnssec-signzone",
-        &[&args[..], options, &["signed.test.zone"]].concat(),
-    );
-    // The KSK's DNSKEY as a static trust anchor.
-    let key = std::fs::read_to_string(dir.join(format!("{}.key", ksk.trim()))).unwrap();
-    let line = key.lines().find(|l| l.contains("DNSKEY")).unwrap();
-    let fields: Vec<&str> = line.split_whitespace().collect();
-    let at = fields.iter().position(|f| *f == "DNSKEY").unwrap();
-    let anchor = format!(
-        "trust-anchors {{ signed.test. static-key {} {} {} \"{}\"; }};\n",
-        fields[at + 1],
-        fields[at + 2],
-        fields[at + 3],
-        fields[at + 4..].concat()
-    );
+    let anchor = dns_tests::signer::sign_zone(dir, "signed.test.", "signed.test.zone", options);
     let anchors = dir.join("anchors.conf");
     std::fs::write(&anchors, anchor).unwrap();
     ("signed.zone".into(), anchors)

@@ -231,29 +231,7 @@ fn signed_with(options: &[&str], tag: &str) {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("example.com.zone"), ZONE).unwrap();
-    let tool = |program: &str, args: &[&str]| {
-        let out = Command::new(program)
-            .args(args)
-            .current_dir(&dir)
-            .output()
-            .unwrap_or_else(|e| panic!("{program}: {e} (scripts/bootstrap installs bind9-utils)"));
-        assert!(
-            out.status.success(),
-            "{program}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    let keygen = ["-q", "-a", "ECDSAP256SHA256"];
-    tool(
-        "dnssec-keygen",
-        &[&keygen[..], &["-f", "KSK", "example.com."]].concat(),
-    );
-    tool("dnssec-keygen", &[&keygen[..], &["example.com."]].concat());
-    let sign = ["-q", "-S", "-o", "example.com.", "-f", "signed.zone"];
-    tool(
-        "dnssec-signzone",
-        &[&sign[..], options, &["example.com.zone"]].concat(),
-    );
+    dns_tests::signer::sign_zone(&dir, "example.com.", "example.com.zone", options);
     compare_with_knot(&dir, &dir.join("signed.zone"), true);
     let _ = std::fs::remove_dir_all(&dir);
 }
