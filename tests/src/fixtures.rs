@@ -852,3 +852,15 @@ pub fn ecs(addr: std::net::IpAddr, prefix: u8) -> Vec<u8> {
     option.extend_from_slice(&body);
     option
 }
+
+/// A small zone signed elsewhere, as a zone file: a DNSKEY at the apex, `www` with its RRSIG,
+/// `ns1` without one, and `big`, whose eight A records and RRSIG do not fit an XDP entry. The
+/// signatures' bytes are not valid (nothing on the XDP path checks them); `tests/tests/dnssec.rs`
+/// signs for real.
+pub const SIGNED_ZONE: &str = "$ORIGIN signed.test.\n$TTL 300\n@ SOA ns1 hostmaster 1 7200 900 1209600 60\n@ NS ns1\n\
+         @ DNSKEY 257 3 13 v3OwxeHugMI5DahP4RB8CcCzaCGTXzSoTj/CbJZCG36xc5s8AbY8nTRjh90vuab8i3ctJvTn723/4hZ5WSwMpA==\n\
+         @ RRSIG DNSKEY 13 2 300 20270106033502 20261207033502 65491 signed.test. EndgrCs8q8sjasb7Zb5WSszNY6oy2pbqwWGpqwt4UUgoum3zR3Rti3fu1iF6rGua+Sm6h7Xpj8XEzQpNhYi4LQ==\n\
+         ns1 A 192.0.2.53\nwww A 192.0.2.1\n\
+         www RRSIG A 13 3 300 20270106033502 20261207033502 62856 signed.test. 5Or6O16bQbvWzXE3JQH/JtC0clKLaW9vb4JbrZfLwVCdqJQWZaZ5ld6RZj8CzmHjbX4j0211xJI8AZ1CioEalg==\n\
+         big A 192.0.2.10\nbig A 192.0.2.11\nbig A 192.0.2.12\nbig A 192.0.2.13\nbig A 192.0.2.14\nbig A 192.0.2.15\nbig A 192.0.2.16\nbig A 192.0.2.17\n\
+         big RRSIG A 13 3 300 20270106033502 20261207033502 62856 signed.test. 5Or6O16bQbvWzXE3JQH/JtC0clKLaW9vb4JbrZfLwVCdqJQWZaZ5ld6RZj8CzmHjbX4j0211xJI8AZ1CioEalg==\n";

@@ -555,15 +555,7 @@ fn a_signed_zone_is_answered_with_its_rrsigs_by_xdp() {
     let dir = std::env::temp_dir().join(format!("dnsx-signed-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let zone = dir.join("signed.zone");
-    // The signatures' bytes do not matter here: nothing validates them on this path.
-    std::fs::write(
-        &zone,
-        "$ORIGIN signed.test.\n$TTL 300\n@ SOA ns1 hostmaster 1 7200 900 1209600 60\n@ NS ns1\n\
-         @ DNSKEY 257 3 13 v3OwxeHugMI5DahP4RB8CcCzaCGTXzSoTj/CbJZCG36xc5s8AbY8nTRjh90vuab8i3ctJvTn723/4hZ5WSwMpA==\n\
-         ns1 A 192.0.2.53\nwww A 192.0.2.1\n\
-         www RRSIG A 13 3 300 20270106033502 20261207033502 62856 signed.test. 5Or6O16bQbvWzXE3JQH/JtC0clKLaW9vb4JbrZfLwVCdqJQWZaZ5ld6RZj8CzmHjbX4j0211xJI8AZ1CioEalg==\n",
-    )
-    .unwrap();
+    std::fs::write(&zone, dns_tests::fixtures::SIGNED_ZONE).unwrap();
     let arg = format!("signed.test.={}", zone.display());
     let daemon = bed
         .start_service(BIN, "skb", &["--zone-file", &arg], false)
