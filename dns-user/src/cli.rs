@@ -157,6 +157,16 @@ struct ConfigArgs {
     /// Log one XDP answer in N to dnstap; 0 = none (replaces dnstap.xdp_sample).
     #[arg(long, value_name = "N")]
     dnstap_xdp_sample: Option<u32>,
+    /// Serve as a node of a cluster whose store is these etcd endpoints (replaces
+    /// cluster.etcd).
+    #[arg(long, value_name = "URL,...", value_delimiter = ',')]
+    etcd: Vec<String>,
+    /// This node's name in the cluster (replaces cluster.node_id; default: the host name).
+    #[arg(long, value_name = "NAME")]
+    node_id: Option<String>,
+    /// Where this node is, e.g. a Route 53 health-check region (replaces cluster.region).
+    #[arg(long, value_name = "REGION")]
+    node_region: Option<String>,
     /// serve: take over from the daemon running on the same store (its sockets and XDP
     /// attachments) once this one is ready; that one then exits. No query is lost.
     #[arg(long)]
@@ -199,6 +209,9 @@ impl ConfigArgs {
             user: self.user.clone(),
             dnstap: self.dnstap.clone(),
             dnstap_xdp_sample: self.dnstap_xdp_sample,
+            etcd: self.etcd.clone(),
+            node_id: self.node_id.clone(),
+            node_region: self.node_region.clone(),
         };
         Ok(resolve(self.config.as_deref(), &overrides)?)
     }

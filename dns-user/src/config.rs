@@ -52,6 +52,8 @@ pub struct ConfigFile {
     #[serde(default)]
     pub store: StoreSection,
     #[serde(default)]
+    pub cluster: ClusterSection,
+    #[serde(default)]
     pub dnstap: DnstapSection,
     /// TSIG keys (RFC 8945) queries and transfer requests may be signed with.
     #[serde(default, rename = "tsig_key")]
@@ -396,6 +398,137 @@ pub struct StoreSection {
     pub path: Option<PathBuf>,
 }
 
+/// `[cluster]`: serve as one node of several that share hosted zones, changes and health
+/// through etcd. Without endpoints (the default) the node is alone and its store is the
+/// source of truth.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSection {
+    /// etcd endpoints, `http://HOST:PORT`.
+    #[serde(default)]
+    pub etcd: Vec<String>,
+    /// This node's name in the cluster (default: the host name): 1..64 of `A-Za-z0-9._-`.
+    pub node_id: Option<String>,
+    /// Where this node is (a Route 53 health-check region such as `us-east-1`, or any name).
+    pub region: Option<String>,
+    /// The etcd key prefix every key of this cluster starts with.
+    #[serde(default = "default_cluster_prefix")]
+    pub prefix: String,
+    /// Seconds a node's lease lives without a keepalive: how long the others wait for a node
+    /// that stopped before INSYNC stops waiting for it.
+    #[serde(default = "default_lease_ttl")]
+    pub lease_ttl_secs: u64,
+    /// Most rows one change may write (etcd's `--max-txn-ops` must allow as many, plus one).
+    #[serde(default = "default_max_txn_ops")]
+    pub max_txn_ops: usize,
+}
+
+impl Default for ClusterSection {
+    fn default() -> Self {
+        ClusterSection {
+            etcd: Vec::new(),
+            node_id: None,
+            region: None,
+            prefix: default_cluster_prefix(),
+            lease_ttl_secs: default_lease_ttl(),
+            max_txn_ops: default_max_txn_ops(),
+        }
+    }
+}
+
+fn default_cluster_prefix() -> String {
+    "/dns-user/v1".into()
+}
+
+fn default_lease_ttl() -> u64 {
+    10
+}
+
+fn default_max_txn_ops() -> usize {
+    2048
+}
+
+/// A cluster node's settings (see [`ClusterSection`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClusterSettings {
+    pub endpoints: Vec<String>,
+    pub node_id: String,
+    pub region: Option<String>,
+    pub prefix: String,
+    pub lease_ttl: std::time::Duration,
+    pub max_txn_ops: usize,
+}
+
+impl ClusterSection {
+    /// `None` without endpoints (`--etcd` replaces `etcd`, `--node-id` and `--node-region`
+    /// the others).
+    fn build(&self, overrides: &Overrides) -> Result<Option<ClusterSettings>, ConfigError> {
+        let endpoints = if overrides.etcd.is_empty() {
+            self.etcd.clone()
+        } else {
+            overrides.etcd.clone()
+        };
+        if endpoints.is_empty() {
+            return Ok(None);
+        }
+        let invalid = |m: String| ConfigError::Invalid(format!("cluster: {m}"));
+        for e in &endpoints {
+            let rest = e
+                .strip_prefix("http://")
+                .ok_or_else(|| invalid(format!("etcd endpoint {e:?} is not http://HOST:PORT")))?;
+            if rest.is_empty() || rest.contains('/') {
+                return Err(invalid(format!(
+                    "etcd endpoint {e:?} is not http://HOST:PORT"
+                )));
+            }
+        }
+        let node_id = match overrides.node_id.clone().or(self.node_id.clone()) {
+            Some(id) => id,
+            None => nix::unistd::gethostname()
+                .ok()
+                .and_then(|h| h.into_string().ok())
+                .unwrap_or_default(),
+        };
+        if node_id.is_empty()
+            || node_id.len() > 64
+            || !node_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        {
+            return Err(invalid(format!(
+                "node_id {node_id:?}: 1..64 characters of A-Z, a-z, 0-9, '.', '_' and '-'"
+            )));
+        }
+        let region = overrides.node_region.clone().or(self.region.clone());
+        if let Some(r) = &region
+            && (r.is_empty() || r.len() > 64 || r.chars().any(|c| c.is_control() || c == '/'))
+        {
+            return Err(invalid(format!("region {r:?}: 1..64 printable characters")));
+        }
+        let prefix = self.prefix.trim_end_matches('/').to_string();
+        if !prefix.starts_with('/') || prefix.len() < 2 {
+            return Err(invalid(format!(
+                "prefix {:?} must start with '/' and name something",
+                self.prefix
+            )));
+        }
+        if !(2..=300).contains(&self.lease_ttl_secs) {
+            return Err(invalid("lease_ttl_secs must be 2..300".into()));
+        }
+        if !(128..=100_000).contains(&self.max_txn_ops) {
+            return Err(invalid("max_txn_ops must be 128..100000".into()));
+        }
+        Ok(Some(ClusterSettings {
+            endpoints,
+            node_id,
+            region,
+            prefix,
+            lease_ttl: std::time::Duration::from_secs(self.lease_ttl_secs),
+            max_txn_ops: self.max_txn_ops,
+        }))
+    }
+}
+
 /// The store used when neither `[store] path` nor `--store` names one.
 pub const DEFAULT_STORE: &str = "/var/lib/dns-user/store.redb";
 
@@ -720,6 +853,12 @@ pub struct Overrides {
     pub dnstap: Option<String>,
     /// `--dnstap-xdp-sample N`: replaces `dnstap.xdp_sample`.
     pub dnstap_xdp_sample: Option<u32>,
+    /// `--etcd URL,...`: replaces `cluster.etcd`.
+    pub etcd: Vec<String>,
+    /// `--node-id NAME`: replaces `cluster.node_id`.
+    pub node_id: Option<String>,
+    /// `--node-region REGION`: replaces `cluster.region`.
+    pub node_region: Option<String>,
 }
 
 /// Validated settings the daemon runs with.
@@ -751,8 +890,10 @@ pub struct Settings {
     pub health_check_configs: Vec<(String, crate::health::spec::HealthCheckConfig)>,
     /// What health checks may probe, and how many there may be.
     pub health: crate::health::targets::TargetPolicy,
-    /// The store file.
+    /// The store file (a cluster node's cache of the cluster's store).
     pub store: PathBuf,
+    /// One node of a cluster; `None` = alone.
+    pub cluster: Option<ClusterSettings>,
     /// The control API; `None` = off.
     pub api: Option<ApiSettings>,
     /// `server.name_servers`, absolute and lower case.
@@ -1100,6 +1241,7 @@ fn settings_from(
         health_check_configs: checks,
         health,
         store,
+        cluster: file.cluster.build(overrides)?,
         api,
         transfer_allow: file.server.transfer_allow.clone(),
         transfer_keys,

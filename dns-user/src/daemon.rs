@@ -263,6 +263,21 @@ pub fn serve(
         let _publisher = control
             .start_publisher(published.clone(), monitor.clone(), notifier)
             .context("starting the publisher thread")?;
+        // A cluster node serves its cache from here on, and joins the cluster beside.
+        let _cluster = match &settings.cluster {
+            Some(c) => {
+                tracing::info!(
+                    "cluster: node {} of the store at {}",
+                    c.node_id,
+                    c.endpoints.join(",")
+                );
+                Some(
+                    crate::cluster::Cluster::start(c.clone(), control.clone())
+                        .context("starting the cluster thread")?,
+                )
+            }
+            None => None,
+        };
 
         // Taking over: the running daemon's sockets, and its XDP links moved to this program.
         let mut held_links = Vec::new();

@@ -31,6 +31,7 @@
 
 pub mod cli;
 pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod daemon;

@@ -15,7 +15,7 @@ const LAYERS: &[&[&str]] = &[
     &["publish"],
     &["server"],
     &["http", "config", "route53"],
-    &["control", "metrics"],
+    &["control", "metrics", "cluster"],
     &["daemon", "cli", "client", "takeover"],
 ];
 

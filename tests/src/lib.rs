@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod dashboard;
+pub mod etcd;
 pub mod fixtures;
 pub mod frame;
 pub mod mmdb;

@@ -54,6 +54,8 @@ impl IntoResponse for ApiError {
     }
 }
 
+use crate::control::store::StoreError;
+
 impl From<ControlError> for ApiError {
     fn from(e: ControlError) -> Self {
         let status = match &e {
@@ -62,9 +64,11 @@ impl From<ControlError> for ApiError {
             | ControlError::Refused { .. } => StatusCode::BAD_REQUEST,
             ControlError::NotFound { .. } => StatusCode::NOT_FOUND,
             ControlError::Conflict { .. } => StatusCode::CONFLICT,
-            ControlError::Store(crate::control::store::StoreError::HandedOver) => {
-                StatusCode::BAD_REQUEST
-            }
+            ControlError::Store(
+                StoreError::HandedOver | StoreError::Behind | StoreError::TooLarge { .. },
+            ) => StatusCode::BAD_REQUEST,
+            // botocore retries it, as Route 53's own.
+            ControlError::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
             ControlError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let problems = match &e {

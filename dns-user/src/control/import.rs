@@ -182,7 +182,7 @@ pub(super) fn rebuild_all(
         }
     }
     if strict && !problems.is_empty() {
-        return Err(ImportError { problems });
+        return Err(ImportError::new(problems));
     }
     let rebuilt_any = built
         .iter()
@@ -502,7 +502,7 @@ pub(super) fn import(
         }
     }
     if strict && !problems.is_empty() {
-        return Err(ImportError { problems });
+        return Err(ImportError::new(problems));
     }
     for c in checks.values() {
         if state.checks.get(&c.id) != Some(c) {
@@ -518,6 +518,7 @@ pub(super) fn import(
     let mut built_zones = Vec::new();
     let mut touched = Vec::new();
     let mut whole = !removed_zones.is_empty();
+    let mut changes = Vec::new();
     for (zone, sets, built, names) in accepted {
         fresh.insert(zone.id.clone());
         match names {
@@ -531,10 +532,9 @@ pub(super) fn import(
             sets.len(),
             zone.imported_from.as_deref().unwrap_or("?")
         );
-        let change = next_change(g, Some(format!("import of {}", zone.name)), &zone.id);
-        g.last_sequence = change.sequence;
-        g.pending
-            .insert(change.sequence, (change.id.clone(), Instant::now()));
+        let mut change = next_change(g, Some(format!("import of {}", zone.name)), &zone.id);
+        change.sequence += changes.len() as u64;
+        changes.push(change.clone());
         write
             .put_zone(zone.clone())
             .replace_sets(&zone.id, sets)
@@ -544,7 +544,10 @@ pub(super) fn import(
         tracing::info!("zone {} left the config: removed from the store", z.name);
         write.delete_zone(&z.id);
     }
-    g.store.commit(write).map_err(ImportError::one)?;
+    g.store.commit(write).map_err(ImportError::store)?;
+    for change in &changes {
+        accept(g, change);
+    }
     g.specs = specs;
     for z in &removed_zones {
         g.built.remove(&z.id);

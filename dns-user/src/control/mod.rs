@@ -25,11 +25,13 @@ pub mod api;
 pub mod catalog_zone;
 pub mod import;
 mod publisher;
+mod replicated;
 pub mod store;
 mod views;
 
 use publisher::catalog_of;
 pub use publisher::{INSYNC_BUCKETS, InsyncStats, Publication};
+pub use replicated::ClusterView;
 pub use views::{PageStart, RecordSetPage, TestAnswer, ZoneConfigView, ZoneView};
 use views::{rcode_name, view_of};
 
@@ -123,7 +125,11 @@ impl ControlError {
             ControlError::NotFound { what, .. } => what.missing_code(),
             ControlError::Conflict { code, .. } | ControlError::Refused { code, .. } => code,
             // botocore retries it, as while Route 53 applies a prior request.
-            ControlError::Store(StoreError::HandedOver) => "PriorRequestNotComplete",
+            ControlError::Store(StoreError::HandedOver | StoreError::Behind) => {
+                "PriorRequestNotComplete"
+            }
+            ControlError::Store(StoreError::Unavailable(_)) => "ServiceUnavailable",
+            ControlError::Store(StoreError::TooLarge { .. }) => "InvalidInput",
             ControlError::Store(_) => "InternalError",
         }
     }
@@ -134,12 +140,29 @@ impl ControlError {
 #[error("{}", problems.join("\n"))]
 pub struct ImportError {
     pub problems: Vec<String>,
+    /// Another cluster node wrote first: the import may be tried again.
+    pub behind: bool,
 }
 
 impl ImportError {
     fn one(problem: impl ToString) -> ImportError {
         ImportError {
             problems: vec![problem.to_string()],
+            behind: false,
+        }
+    }
+
+    fn new(problems: Vec<String>) -> ImportError {
+        ImportError {
+            problems,
+            behind: false,
+        }
+    }
+
+    fn store(e: StoreError) -> ImportError {
+        ImportError {
+            behind: matches!(e, StoreError::Behind),
+            ..ImportError::one(e)
         }
     }
 }
@@ -181,9 +204,15 @@ pub struct Control {
     serving: OnceLock<(Arc<Published>, Arc<Monitor>)>,
     /// Tells secondaries about new serials after each publication.
     notifier: OnceLock<Arc<crate::server::notify::Notifier>>,
+    /// Set on a cluster node: who serves what.
+    cluster: OnceLock<Arc<dyn ClusterView>>,
     pub insync: InsyncStats,
     problems_at_start: Vec<String>,
 }
+
+/// How often, and after how long, a change batch another cluster node overtook is tried again.
+const MAX_BEHIND: u32 = 100;
+const BEHIND_PAUSE: Duration = Duration::from_millis(20);
 
 /// Changes kept in the history (the oldest are forgotten at start).
 pub const KEPT_CHANGES: usize = 10_000;
@@ -232,7 +261,12 @@ impl Control {
             catalog_zone: None,
         };
         let settings = inner.settings.clone();
-        let (fresh, mut problems) = import(&mut inner, &settings, false, false)?;
+        // A cluster node serves its cache until it reaches the cluster, and imports the
+        // config into the cluster's store then ([`Control::import_config`]).
+        let (fresh, mut problems) = match settings.cluster {
+            Some(_) => (HashSet::new(), Vec::new()),
+            None => import(&mut inner, &settings, false, false)?,
+        };
         if let Err(e) = rebuild_all(&mut inner, &fresh, false, false) {
             problems.extend(e.problems);
         }
@@ -249,6 +283,7 @@ impl Control {
             done: Condvar::new(),
             serving: OnceLock::new(),
             notifier: OnceLock::new(),
+            cluster: OnceLock::new(),
             insync: InsyncStats::default(),
             problems_at_start: problems,
         })
@@ -549,6 +584,7 @@ impl Control {
         // answers and other calls need; committed only if neither the zone nor the checks
         // changed meanwhile. After a few such races the batch is validated under the lock, so
         // it always gets an answer.
+        let mut behind = 0;
         for attempt in 1.. {
             let locked = attempt > 3;
             let mut held = locked.then(|| self.lock());
@@ -577,7 +613,14 @@ impl Control {
                 .zone
                 .with_history(&snapshot.built, &validated.touched);
             let built = Some(Arc::new(zone));
-            return self.commit_change(g, write, zone_id, built, change, Some(validated.touched));
+            match self.commit_change(g, write, zone_id, built, change, Some(validated.touched)) {
+                // Another node wrote first: validated again once this one holds that write.
+                Err(ControlError::Store(StoreError::Behind)) if behind < MAX_BEHIND => {
+                    behind += 1;
+                    std::thread::sleep(BEHIND_PAUSE);
+                }
+                result => return result,
+            }
         }
         unreachable!("the locked attempt always commits or fails")
     }
@@ -630,18 +673,30 @@ impl Control {
         })
     }
 
+    /// GetChange: INSYNC once both answer paths serve the change, on every live node of a
+    /// cluster.
     pub fn get_change(&self, id: &str) -> Result<ChangeInfo, ControlError> {
         let id = id.strip_prefix("/change/").unwrap_or(id);
-        self.lock()
-            .store
-            .state()
-            .changes
-            .get(id)
-            .cloned()
-            .ok_or_else(|| ControlError::NotFound {
-                what: Kind::Change,
-                id: id.to_string(),
-            })
+        let g = self.lock();
+        let mut change =
+            g.store
+                .state()
+                .changes
+                .get(id)
+                .cloned()
+                .ok_or_else(|| ControlError::NotFound {
+                    what: Kind::Change,
+                    id: id.to_string(),
+                })?;
+        if let Some(cluster) = self.cluster.get() {
+            let own = g.published_sequence;
+            drop(g);
+            change.status = match cluster.served_by_all(change.sequence, own) {
+                true => ChangeStatus::Insync,
+                false => ChangeStatus::Pending,
+            };
+        }
+        Ok(change)
     }
 
     // ---- health checks ----

@@ -121,6 +121,9 @@ impl Control {
                 },
             }
             self.mark_insync(sequence);
+            if let Some(cluster) = self.cluster.get() {
+                cluster.published(sequence);
+            }
             if let Some(n) = self.notifier.get() {
                 n.published(&published.catalog.load());
             }

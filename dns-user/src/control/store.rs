@@ -24,6 +24,10 @@ const RRSETS: TableDefinition<&str, &[u8]> = TableDefinition::new("rrsets");
 const CHECKS: TableDefinition<&str, &[u8]> = TableDefinition::new("health_checks");
 const CHANGES: TableDefinition<&str, &[u8]> = TableDefinition::new("changes");
 const CIDR_COLLECTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("cidr_collections");
+/// What the store knows about itself: [`HEAD`].
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// The cluster revision of the last shared write stored (a cluster node's cache).
+const HEAD: &str = "cluster_head";
 /// redb's page cache (its default is 1 GiB).
 const STORE_CACHE_BYTES: usize = 32 << 20;
 
@@ -48,6 +52,112 @@ pub enum StoreError {
     /// The file is being handed to a new daemon (`serve --takeover`): nothing is written.
     #[error("the daemon is being upgraded (takeover): changes are accepted again in a moment")]
     HandedOver,
+    /// Another node wrote first: this one must see that write before it writes.
+    #[error("another node changed the store meanwhile; try again")]
+    Behind,
+    /// The cluster did not take the write (unreachable, no quorum, too slow): nothing stored.
+    #[error("the cluster store is unavailable: {0}")]
+    Unavailable(String),
+    /// More rows than the cluster takes in one transaction.
+    #[error(
+        "this change writes {rows} rows; the cluster takes at most {max} in one transaction \
+         ([cluster] max_txn_ops, etcd's --max-txn-ops)"
+    )]
+    TooLarge { rows: usize, max: usize },
+}
+
+/// The tables of the store; a row's key and value are the same in every replica.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Table {
+    Zones = 0,
+    RrSets = 1,
+    Checks = 2,
+    Changes = 3,
+    Cidr = 4,
+}
+
+impl Table {
+    pub const ALL: [Table; 5] = [
+        Table::Zones,
+        Table::RrSets,
+        Table::Checks,
+        Table::Changes,
+        Table::Cidr,
+    ];
+
+    fn definition(self) -> TableDefinition<'static, &'static str, &'static [u8]> {
+        match self {
+            Table::Zones => ZONES,
+            Table::RrSets => RRSETS,
+            Table::Checks => CHECKS,
+            Table::Changes => CHANGES,
+            Table::Cidr => CIDR_COLLECTIONS,
+        }
+    }
+
+    /// The table's name (redb's, and the cluster's key segment).
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Zones => "zones",
+            Table::RrSets => "rrsets",
+            Table::Checks => "health_checks",
+            Table::Changes => "changes",
+            Table::Cidr => "cidr_collections",
+        }
+    }
+
+    pub fn named(name: &str) -> Option<Table> {
+        Table::ALL.into_iter().find(|t| t.name() == name)
+    }
+}
+
+/// One stored object, typed.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Object {
+    Zone(HostedZone),
+    Set(Box<ResourceRecordSet>),
+    Check(StoredCheck),
+    Change(ChangeInfo),
+    Cidr(CidrCollection),
+}
+
+impl Object {
+    pub fn to_json(&self) -> Vec<u8> {
+        match self {
+            Object::Zone(z) => to_json(z),
+            Object::Set(s) => to_json(s),
+            Object::Check(c) => to_json(c),
+            Object::Change(c) => to_json(c),
+            Object::Cidr(c) => to_json(c),
+        }
+    }
+
+    /// The object a row of `table` holds, from its JSON.
+    pub fn from_json(table: Table, bytes: &[u8]) -> Result<Object, serde_json::Error> {
+        Ok(match table {
+            Table::Zones => Object::Zone(serde_json::from_slice(bytes)?),
+            Table::RrSets => Object::Set(Box::new(serde_json::from_slice(bytes)?)),
+            Table::Checks => Object::Check(serde_json::from_slice(bytes)?),
+            Table::Changes => Object::Change(serde_json::from_slice(bytes)?),
+            Table::Cidr => Object::Cidr(serde_json::from_slice(bytes)?),
+        })
+    }
+}
+
+/// One row written: `object` at `key` of `table` (`None`: deleted). Record sets are keyed
+/// by zone id, `\x1f` and [`sort_key`]; everything else by its id.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Row {
+    pub table: Table,
+    pub key: String,
+    pub object: Option<Object>,
+}
+
+/// Where shared writes go first when the store is a cluster node's cache.
+pub trait Replica: Send + Sync {
+    /// Writes `rows` in one cluster transaction if no shared write came after revision
+    /// `head` (else [`StoreError::Behind`]); returns the transaction's revision.
+    fn write(&self, rows: &[Row], head: i64) -> Result<i64, StoreError>;
 }
 
 fn boxed(e: impl Into<redb::Error>) -> Box<redb::Error> {
@@ -183,6 +293,138 @@ impl State {
     pub fn last_sequence(&self) -> u64 {
         self.changes.values().map(|c| c.sequence).max().unwrap_or(0)
     }
+
+    /// The object at `key` of `table`.
+    pub fn object(&self, table: Table, key: &str) -> Option<Object> {
+        match table {
+            Table::Zones => self.zones.get(key).cloned().map(Object::Zone),
+            Table::RrSets => {
+                let (zone, sort) = key.split_once('\x1f')?;
+                self.rrsets
+                    .get(zone)?
+                    .get(sort)
+                    .cloned()
+                    .map(|s| Object::Set(Box::new(s)))
+            }
+            Table::Checks => self.checks.get(key).cloned().map(Object::Check),
+            Table::Changes => self.changes.get(key).cloned().map(Object::Change),
+            Table::Cidr => self.cidr.get(key).cloned().map(Object::Cidr),
+        }
+    }
+
+    /// Every row of the state.
+    pub fn rows(&self) -> impl Iterator<Item = Row> + '_ {
+        let row = |table, key: String, object| Row {
+            table,
+            key,
+            object: Some(object),
+        };
+        let zones = self
+            .zones
+            .iter()
+            .map(move |(k, z)| row(Table::Zones, k.clone(), Object::Zone(z.clone())));
+        let sets = self.rrsets.iter().flat_map(move |(zone, sets)| {
+            sets.iter().map(move |(sort, s)| {
+                row(
+                    Table::RrSets,
+                    format!("{zone}\x1f{sort}"),
+                    Object::Set(Box::new(s.clone())),
+                )
+            })
+        });
+        let checks = self
+            .checks
+            .iter()
+            .map(move |(k, c)| row(Table::Checks, k.clone(), Object::Check(c.clone())));
+        let changes = self
+            .changes
+            .iter()
+            .map(move |(k, c)| row(Table::Changes, k.clone(), Object::Change(c.clone())));
+        let cidr = self
+            .cidr
+            .iter()
+            .map(move |(k, c)| row(Table::Cidr, k.clone(), Object::Cidr(c.clone())));
+        zones.chain(sets).chain(checks).chain(changes).chain(cidr)
+    }
+
+    /// The rows that make this state `other` (a cluster's, read whole). A change both have
+    /// is the same change whatever its status: INSYNC is each node's own.
+    pub fn rows_to(&self, other: &HashMap<(Table, String), Object>) -> Vec<Row> {
+        let mut rows = Vec::new();
+        for row in self.rows() {
+            if !other.contains_key(&(row.table, row.key.clone())) {
+                rows.push(Row {
+                    object: None,
+                    ..row
+                });
+            }
+        }
+        for ((table, key), object) in other {
+            let same = match (self.object(*table, key), object) {
+                (Some(Object::Change(mine)), Object::Change(theirs)) => mine.id == theirs.id,
+                (mine, theirs) => mine.as_ref() == Some(theirs),
+            };
+            if !same {
+                rows.push(Row {
+                    table: *table,
+                    key: key.clone(),
+                    object: Some(object.clone()),
+                });
+            }
+        }
+        rows
+    }
+
+    /// Applies one row.
+    fn apply(&mut self, row: Row) {
+        match (row.table, row.object) {
+            (Table::Zones, Some(Object::Zone(z))) => {
+                self.zones.insert(row.key, z);
+            }
+            (Table::Zones, _) => {
+                self.zones.remove(&row.key);
+            }
+            (Table::RrSets, object) => {
+                let Some((zone, sort)) = row.key.split_once('\x1f') else {
+                    return;
+                };
+                match object {
+                    Some(Object::Set(set)) => {
+                        self.rrsets
+                            .entry(zone.to_string())
+                            .or_default()
+                            .insert(sort.to_string(), *set);
+                    }
+                    _ => {
+                        if let Some(sets) = self.rrsets.get_mut(zone) {
+                            sets.remove(sort);
+                            if sets.is_empty() {
+                                self.rrsets.remove(zone);
+                            }
+                        }
+                    }
+                }
+            }
+            (Table::Checks, Some(Object::Check(c))) => {
+                self.checks.insert(row.key, c);
+            }
+            (Table::Checks, _) => {
+                self.checks.remove(&row.key);
+            }
+            (Table::Changes, Some(Object::Change(c))) => {
+                self.changes.insert(row.key, c);
+            }
+            (Table::Changes, _) => {
+                self.changes.remove(&row.key);
+            }
+            (Table::Cidr, Some(Object::Cidr(c))) => {
+                self.cidr.insert(row.key, c);
+            }
+            (Table::Cidr, _) => {
+                self.cidr.remove(&row.key);
+            }
+        }
+    }
 }
 
 /// Route 53's list order: the name with its labels reversed (`org.example.www`), then type,
@@ -202,6 +444,13 @@ pub fn name_prefix(name: &str) -> String {
     let name = absolute_lower(name);
     let reversed: Vec<&str> = name.trim_end_matches('.').rsplit('.').collect();
     format!("{}\x1f", reversed.join("."))
+}
+
+/// The name (absolute, lower case) a [`sort_key`] starts with.
+pub fn name_of_sort_key(sort: &str) -> String {
+    let reversed = sort.split('\x1f').next().unwrap_or("");
+    let labels: Vec<&str> = reversed.rsplit('.').collect();
+    format!("{}.", labels.join("."))
 }
 
 /// `set`'s [`sort_key`].
@@ -287,6 +536,77 @@ impl Write {
         self
     }
 
+    /// The rows this write stores, given the state it applies to.
+    pub fn rows(self, state: &State) -> Vec<Row> {
+        let mut rows = Vec::new();
+        for (id, zone) in self.zones {
+            rows.push(Row {
+                table: Table::Zones,
+                key: id,
+                object: zone.map(Object::Zone),
+            });
+        }
+        for (zone_id, sets) in self.sets {
+            let old = state.rrsets.get(&zone_id);
+            let new: Option<BTreeMap<String, ResourceRecordSet>> =
+                sets.map(|sets| sets.into_iter().map(|s| (set_sort_key(&s), s)).collect());
+            for sort in old.into_iter().flat_map(BTreeMap::keys) {
+                if new.as_ref().is_none_or(|n| !n.contains_key(sort)) {
+                    rows.push(Row {
+                        table: Table::RrSets,
+                        key: format!("{zone_id}\x1f{sort}"),
+                        object: None,
+                    });
+                }
+            }
+            for (sort, set) in new.into_iter().flatten() {
+                if old.and_then(|o| o.get(&sort)) != Some(&set) {
+                    rows.push(Row {
+                        table: Table::RrSets,
+                        key: format!("{zone_id}\x1f{sort}"),
+                        object: Some(Object::Set(Box::new(set))),
+                    });
+                }
+            }
+        }
+        for (zone_id, sort, set) in self.set_changes {
+            rows.push(Row {
+                table: Table::RrSets,
+                key: format!("{zone_id}\x1f{sort}"),
+                object: set.map(|s| Object::Set(Box::new(s))),
+            });
+        }
+        for (id, check) in self.checks {
+            rows.push(Row {
+                table: Table::Checks,
+                key: id,
+                object: check.map(Object::Check),
+            });
+        }
+        for change in self.changes {
+            rows.push(Row {
+                table: Table::Changes,
+                key: change.id.clone(),
+                object: Some(Object::Change(change)),
+            });
+        }
+        for id in self.forget {
+            rows.push(Row {
+                table: Table::Changes,
+                key: id,
+                object: None,
+            });
+        }
+        for (id, collection) in self.cidr {
+            rows.push(Row {
+                table: Table::Cidr,
+                key: id,
+                object: collection.map(Object::Cidr),
+            });
+        }
+        rows
+    }
+
     pub fn is_empty(&self) -> bool {
         self.zones.is_empty()
             && self.sets.is_empty()
@@ -304,6 +624,9 @@ pub struct Store {
     db: Option<Database>,
     path: PathBuf,
     state: State,
+    /// A cluster node's cache: where shared writes go first, and the revision it holds.
+    replica: Option<std::sync::Arc<dyn Replica>>,
+    head: i64,
 }
 
 impl Store {
@@ -342,7 +665,7 @@ impl Store {
             .map_err(|e| open_err(boxed(e)))?;
         // Every table exists from the first open on, so reads never meet a missing one.
         let txn = db.begin_write().map_err(|e| open_err(boxed(e)))?;
-        for table in [ZONES, RRSETS, CHECKS, CHANGES, CIDR_COLLECTIONS] {
+        for table in [ZONES, RRSETS, CHECKS, CHANGES, CIDR_COLLECTIONS, META] {
             txn.open_table(table).map_err(|e| open_err(boxed(e)))?;
         }
         txn.commit().map_err(|e| open_err(boxed(e)))?;
@@ -350,8 +673,10 @@ impl Store {
             db: Some(db),
             path: path.to_path_buf(),
             state: State::default(),
+            replica: None,
+            head: 0,
         };
-        store.state = store.read_all().map_err(|e| match e {
+        (store.state, store.head) = store.read_all().map_err(|e| match e {
             StoreError::Write(e) => open_err(e),
             other => other,
         })?;
@@ -385,7 +710,7 @@ impl Store {
         self.db.as_ref().ok_or(StoreError::HandedOver)
     }
 
-    fn read_all(&self) -> Result<State, StoreError> {
+    fn read_all(&self) -> Result<(State, i64), StoreError> {
         let txn = self.db()?.begin_read().map_err(boxed)?;
         let mut state = State::default();
         let corrupt = |what: String, source| StoreError::Corrupt {
@@ -454,7 +779,14 @@ impl Store {
                 .map_err(|e| corrupt(format!("CIDR collection {}", k.value()), e))?;
             state.cidr.insert(k.value().to_string(), collection);
         }
-        Ok(state)
+        let head = txn
+            .open_table(META)
+            .map_err(boxed)?
+            .get(HEAD)
+            .map_err(boxed)?
+            .and_then(|v| std::str::from_utf8(v.value()).ok()?.parse().ok())
+            .unwrap_or(0);
+        Ok((state, head))
     }
 
     pub fn path(&self) -> &Path {
@@ -466,151 +798,94 @@ impl Store {
     }
 
     /// Writes `write` in one transaction, synced to disk before this returns, then updates
-    /// the in-memory state. On error nothing of it is stored or visible.
+    /// the in-memory state. On error nothing of it is stored or visible. When the store is a
+    /// cluster node's cache ([`set_replica`](Self::set_replica)) the cluster takes the write
+    /// first, in one transaction after every shared write this node has seen
+    /// ([`StoreError::Behind`] otherwise).
     pub fn commit(&mut self, write: Write) -> Result<(), StoreError> {
-        self.commit_with(write, Durability::Immediate)
+        let rows = write.rows(&self.state);
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let head = match &self.replica {
+            Some(replica) => Some(replica.write(&rows, self.head)?),
+            None => None,
+        };
+        self.write_rows(rows, Durability::Immediate, head)
     }
 
-    /// Like [`commit`](Self::commit) without waiting for the disk: for what is re-derived
-    /// after a crash anyway (a change turning INSYNC).
+    /// Like [`commit`](Self::commit) without waiting for the disk, and on this node only: for
+    /// what is re-derived after a crash anyway (a change turning INSYNC here).
     pub fn commit_lazily(&mut self, write: Write) -> Result<(), StoreError> {
         self.commit_with(write, Durability::Eventual)
     }
 
     fn commit_with(&mut self, write: Write, durability: Durability) -> Result<(), StoreError> {
-        if write.is_empty() {
+        let rows = write.rows(&self.state);
+        self.write_rows(rows, durability, None)
+    }
+
+    /// Rows the cluster wrote at revision `head` (a watch event, or a resynchronisation's
+    /// difference): stored as they are, and `head` with them.
+    pub fn apply_replicated(&mut self, rows: Vec<Row>, head: i64) -> Result<(), StoreError> {
+        self.write_rows(rows, Durability::Immediate, Some(head))
+    }
+
+    /// Makes this store a cluster node's cache: shared writes go through `replica`.
+    pub fn set_replica(&mut self, replica: std::sync::Arc<dyn Replica>) {
+        self.replica = Some(replica);
+    }
+
+    /// The cluster revision of the last shared write stored (0: none).
+    pub fn head(&self) -> i64 {
+        self.head
+    }
+
+    fn write_rows(
+        &mut self,
+        rows: Vec<Row>,
+        durability: Durability,
+        head: Option<i64>,
+    ) -> Result<(), StoreError> {
+        if rows.is_empty() && head.is_none_or(|h| h == self.head) {
             return Ok(());
         }
-        let mut next_sets: HashMap<String, Option<BTreeMap<String, ResourceRecordSet>>> =
-            HashMap::new();
         let mut txn = self.db()?.begin_write().map_err(boxed)?;
         txn.set_durability(durability);
         {
-            let mut zones = txn.open_table(ZONES).map_err(boxed)?;
-            for (id, zone) in &write.zones {
-                match zone {
-                    Some(z) => {
-                        zones
-                            .insert(id.as_str(), to_json(z).as_slice())
+            let mut tables = [
+                txn.open_table(Table::Zones.definition()).map_err(boxed)?,
+                txn.open_table(Table::RrSets.definition()).map_err(boxed)?,
+                txn.open_table(Table::Checks.definition()).map_err(boxed)?,
+                txn.open_table(Table::Changes.definition()).map_err(boxed)?,
+                txn.open_table(Table::Cidr.definition()).map_err(boxed)?,
+            ];
+            for row in &rows {
+                let table = &mut tables[row.table as usize];
+                match &row.object {
+                    Some(o) => {
+                        table
+                            .insert(row.key.as_str(), o.to_json().as_slice())
                             .map_err(boxed)?;
                     }
                     None => {
-                        zones.remove(id.as_str()).map_err(boxed)?;
+                        table.remove(row.key.as_str()).map_err(boxed)?;
                     }
                 }
             }
-            let mut rrsets = txn.open_table(RRSETS).map_err(boxed)?;
-            for (zone_id, sets) in &write.sets {
-                let old = self.state.rrsets.get(zone_id);
-                let new: Option<BTreeMap<String, ResourceRecordSet>> = sets
-                    .as_ref()
-                    .map(|sets| sets.iter().map(|s| (set_sort_key(s), s.clone())).collect());
-                for (sort, set) in old.into_iter().flatten() {
-                    let kept = new.as_ref().and_then(|n| n.get(sort)) == Some(set);
-                    if !kept {
-                        rrsets
-                            .remove(format!("{zone_id}\x1f{sort}").as_str())
-                            .map_err(boxed)?;
-                    }
-                }
-                for (sort, set) in new.iter().flatten() {
-                    if old.and_then(|o| o.get(sort)) != Some(set) {
-                        rrsets
-                            .insert(
-                                format!("{zone_id}\x1f{sort}").as_str(),
-                                to_json(set).as_slice(),
-                            )
-                            .map_err(boxed)?;
-                    }
-                }
-                next_sets.insert(zone_id.clone(), new);
-            }
-            for (zone_id, sort, set) in &write.set_changes {
-                let row = format!("{zone_id}\x1f{sort}");
-                match set {
-                    Some(set) => {
-                        rrsets
-                            .insert(row.as_str(), to_json(set).as_slice())
-                            .map_err(boxed)?;
-                    }
-                    None => {
-                        rrsets.remove(row.as_str()).map_err(boxed)?;
-                    }
-                }
-            }
-            let mut checks = txn.open_table(CHECKS).map_err(boxed)?;
-            for (id, check) in &write.checks {
-                match check {
-                    Some(c) => {
-                        checks
-                            .insert(id.as_str(), to_json(c).as_slice())
-                            .map_err(boxed)?;
-                    }
-                    None => {
-                        checks.remove(id.as_str()).map_err(boxed)?;
-                    }
-                }
-            }
-            let mut changes = txn.open_table(CHANGES).map_err(boxed)?;
-            for change in &write.changes {
-                changes
-                    .insert(change.id.as_str(), to_json(change).as_slice())
+            if let Some(head) = head {
+                let mut meta = txn.open_table(META).map_err(boxed)?;
+                meta.insert(HEAD, head.to_string().as_bytes())
                     .map_err(boxed)?;
-            }
-            for id in &write.forget {
-                changes.remove(id.as_str()).map_err(boxed)?;
-            }
-            let mut cidr = txn.open_table(CIDR_COLLECTIONS).map_err(boxed)?;
-            for (id, collection) in &write.cidr {
-                match collection {
-                    Some(c) => {
-                        cidr.insert(id.as_str(), to_json(c).as_slice())
-                            .map_err(boxed)?;
-                    }
-                    None => {
-                        cidr.remove(id.as_str()).map_err(boxed)?;
-                    }
-                }
             }
         }
         txn.commit().map_err(boxed)?;
         // Stored: now visible.
-        for (id, zone) in write.zones {
-            match zone {
-                Some(z) => self.state.zones.insert(id, z),
-                None => self.state.zones.remove(&id),
-            };
+        if let Some(head) = head {
+            self.head = head;
         }
-        for (id, sets) in next_sets {
-            match sets {
-                Some(s) => self.state.rrsets.insert(id, s),
-                None => self.state.rrsets.remove(&id),
-            };
-        }
-        for (id, sort, set) in write.set_changes {
-            let sets = self.state.rrsets.entry(id).or_default();
-            match set {
-                Some(set) => sets.insert(sort, set),
-                None => sets.remove(&sort),
-            };
-        }
-        for (id, check) in write.checks {
-            match check {
-                Some(c) => self.state.checks.insert(id, c),
-                None => self.state.checks.remove(&id),
-            };
-        }
-        for change in write.changes {
-            self.state.changes.insert(change.id.clone(), change);
-        }
-        for id in write.forget {
-            self.state.changes.remove(&id);
-        }
-        for (id, collection) in write.cidr {
-            match collection {
-                Some(c) => self.state.cidr.insert(id, c),
-                None => self.state.cidr.remove(&id),
-            };
+        for row in rows {
+            self.state.apply(row);
         }
         Ok(())
     }
@@ -713,6 +988,19 @@ mod tests {
         assert_eq!(store.state().zones["Z1"].tags["env"], "test");
         assert_eq!(store.state().cidr["c1"], collection);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_sort_key_gives_back_its_name() {
+        for name in [
+            "www.example.org.",
+            "example.org.",
+            "a\\.b.example.org.",
+            "org.",
+        ] {
+            let key = sort_key(name, "A", Some("x"));
+            assert_eq!(name_of_sort_key(&key), name);
+        }
     }
 
     #[test]

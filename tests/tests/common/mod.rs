@@ -72,7 +72,7 @@ impl Daemon {
             ])
             .args(extra)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log(dir))
             .spawn()
             .unwrap();
         let daemon = Daemon {
@@ -230,6 +230,15 @@ impl Drop for Daemon {
         unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
         let _ = self.child.wait();
     }
+}
+
+/// The daemon's log, `daemon.log` in its directory (kept across restarts).
+fn log(dir: &Path) -> Stdio {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("daemon.log"))
+        .map_or_else(|_| Stdio::null(), Stdio::from)
 }
 
 pub fn temp_dir(tag: &str) -> PathBuf {

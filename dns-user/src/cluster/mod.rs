@@ -1,0 +1,462 @@
+//! A node of a cluster whose store is etcd (`[cluster]`): every node serves the same hosted
+//! zones, record sets, health checks and CIDR collections, and a change is INSYNC once every
+//! live node serves it.
+//!
+//! ```text
+//!  API on any node ─ validate against its store ─> etcd txn (rows + head, if head unmoved)
+//!                                                      │ one revision
+//!  every node: watch PREFIX from its head ─> Control::apply_replicated (store = cache,
+//!              build the changed names, publish) ─> nodes/NODE = {applied, head} (leased)
+//!  GetChange: INSYNC when each live node's `applied` (this node: what it serves) ≥ change
+//! ```
+//!
+//! etcd is the source of truth; each node's store is its cache, so a node restarts and
+//! serves its last state with etcd down ("fail static"). Unreachable etcd: answers go on
+//! from the last state, writes fail with ServiceUnavailable, and the session starts again
+//! (read whole, compare with the cache, watch) once etcd answers. A watch whose revision was
+//! compacted away does the same. Other nodes' records stay as last seen while this node is
+//! cut off; the ones whose lease expired meanwhile are gone when it reads them again.
+
+pub mod keys;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use etcd_client::{
+    Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, PutOptions, Txn, TxnOp,
+    WatchOptions,
+};
+
+use crate::config::ClusterSettings;
+use crate::control::store::{Object, Replica, Row, StoreError};
+use crate::control::{ClusterView, Control};
+use keys::{Key, Keys, NodeRecord};
+
+/// Why a session with etcd ended (it starts again).
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("etcd: {0}")]
+    Etcd(#[from] etcd_client::Error),
+    #[error("the watch was compacted away at revision {0}: reading the store again")]
+    Compacted(i64),
+    #[error("the watch ended: {0}")]
+    WatchEnded(String),
+    #[error("the lease expired (no keepalive answer within its TTL)")]
+    LeaseLost,
+    #[error("{key}: {source}")]
+    Unreadable {
+        key: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("applying the cluster's store: {0}")]
+    Apply(String),
+}
+
+/// How long a shared write may take before it is reported unavailable.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Keys read per request when the store is read whole.
+const PAGE: i64 = 1000;
+
+/// One node's view of the cluster, and its way in (see the module docs).
+pub struct Cluster {
+    settings: ClusterSettings,
+    keys: Keys,
+    runtime: tokio::runtime::Handle,
+    /// The client of the current session; `None` while etcd is unreachable.
+    client: Mutex<Option<Client>>,
+    connected: AtomicBool,
+    view: Mutex<View>,
+    published: tokio::sync::watch::Sender<u64>,
+}
+
+#[derive(Default)]
+struct View {
+    /// The live nodes (their leased records), as last seen.
+    nodes: BTreeMap<String, NodeRecord>,
+    /// Every change up to here was served by every live node (it never goes back).
+    insync: u64,
+}
+
+/// What `dns-user cluster status` and `/metrics` show.
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Status {
+    pub node_id: String,
+    pub connected: bool,
+    pub head: i64,
+    pub applied: u64,
+    pub nodes: BTreeMap<String, NodeRecord>,
+}
+
+impl Cluster {
+    /// Joins `control` to the cluster of `settings` and keeps a session with etcd on a
+    /// thread of its own, for as long as the process runs.
+    pub fn start(
+        settings: ClusterSettings,
+        control: Arc<Control>,
+    ) -> std::io::Result<Arc<Cluster>> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("dns-cluster")
+            .enable_all()
+            .build()?;
+        let cluster = Arc::new(Cluster {
+            keys: Keys::new(&settings.prefix),
+            settings,
+            runtime: runtime.handle().clone(),
+            client: Mutex::new(None),
+            connected: AtomicBool::new(false),
+            view: Mutex::new(View::default()),
+            published: tokio::sync::watch::Sender::new(control.published_sequence()),
+        });
+        control.join_cluster(cluster.clone(), cluster.clone());
+        let this = cluster.clone();
+        std::thread::Builder::new()
+            .name("dns-cluster".into())
+            .spawn(move || runtime.block_on(this.run(control)))?;
+        Ok(cluster)
+    }
+
+    pub fn status(&self, control: &Control) -> Status {
+        Status {
+            node_id: self.settings.node_id.clone(),
+            connected: self.connected.load(Ordering::Relaxed),
+            head: control.head(),
+            applied: control.published_sequence(),
+            nodes: self.view.lock().expect("cluster view").nodes.clone(),
+        }
+    }
+
+    async fn run(self: Arc<Self>, control: Arc<Control>) {
+        let mut imported = false;
+        let mut pause = Duration::from_millis(100);
+        // One member at a time, the next one after a failure: a client balancing over all
+        // keeps sending to a dead one.
+        let endpoints = &self.settings.endpoints;
+        let mut turn = 0usize;
+        loop {
+            let began = Instant::now();
+            let endpoint = &endpoints[turn % endpoints.len()];
+            if let Err(e) = self.session(endpoint, &control, &mut imported).await {
+                tracing::warn!(
+                    "cluster: {endpoint}: {e}; answering with the last state, trying again in {pause:?}"
+                );
+            }
+            *self.client.lock().expect("cluster client") = None;
+            self.connected.store(false, Ordering::Relaxed);
+            if began.elapsed() > Duration::from_secs(30) {
+                pause = Duration::from_millis(100);
+            }
+            // Every member tried: wait longer each round.
+            if turn % endpoints.len() == endpoints.len() - 1 {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+            turn = turn.wrapping_add(1);
+        }
+    }
+
+    /// One session: lease, read whole, import (once), watch until something fails.
+    async fn session(
+        &self,
+        endpoint: &str,
+        control: &Arc<Control>,
+        imported: &mut bool,
+    ) -> Result<(), ClusterError> {
+        let options = ConnectOptions::new()
+            .with_connect_timeout(Duration::from_secs(2))
+            .with_timeout(WRITE_TIMEOUT)
+            .with_keep_alive(Duration::from_secs(1), Duration::from_secs(2));
+        let mut client = Client::connect([endpoint], Some(options)).await?;
+        let ttl = self.settings.lease_ttl;
+        let lease = client.lease_grant(ttl.as_secs() as i64, None).await?.id();
+        let (mut keeper, mut alive) = client.lease_keep_alive(lease).await?;
+        let revision = self.read_whole(&mut client, control).await?;
+        let mut watch = client
+            .watch(
+                self.keys.all(),
+                Some(
+                    WatchOptions::new()
+                        .with_prefix()
+                        .with_start_revision(revision + 1)
+                        .with_progress_notify(),
+                ),
+            )
+            .await?;
+        *self.client.lock().expect("cluster client") = Some(client.clone());
+        self.connected.store(true, Ordering::Relaxed);
+        tracing::info!(
+            "cluster: node {} joined at revision {revision} (head {})",
+            self.settings.node_id,
+            control.head()
+        );
+        if !*imported {
+            *imported = true;
+            let control = control.clone();
+            tokio::task::spawn_blocking(move || {
+                for problem in control.import_config() {
+                    tracing::error!("{problem}");
+                }
+            });
+        }
+        let since = crate::control::store::now();
+        self.put_node(&mut client, lease, control, &since).await?;
+        let mut published = self.published.subscribe();
+        let mut tick = tokio::time::interval(ttl / 3);
+        let mut answered = Instant::now();
+        loop {
+            tokio::select! {
+                message = watch.message() => {
+                    let response = message?
+                        .ok_or_else(|| ClusterError::WatchEnded("closed by etcd".into()))?;
+                    if response.compact_revision() > 0 {
+                        return Err(ClusterError::Compacted(response.compact_revision()));
+                    }
+                    if response.canceled() {
+                        return Err(ClusterError::WatchEnded(response.cancel_reason().into()));
+                    }
+                    self.on_events(response.events(), control).await?;
+                }
+                answer = alive.message() => match answer? {
+                    Some(a) if a.ttl() > 0 => answered = Instant::now(),
+                    _ => return Err(ClusterError::LeaseLost),
+                },
+                _ = tick.tick() => {
+                    if answered.elapsed() > ttl {
+                        return Err(ClusterError::LeaseLost);
+                    }
+                    keeper.keep_alive().await?;
+                }
+                changed = published.changed() => {
+                    if changed.is_err() {
+                        return Ok(());
+                    }
+                    self.put_node(&mut client, lease, control, &since).await?;
+                }
+            }
+        }
+    }
+
+    /// Reads the cluster's keys at one revision, makes the cache equal to its store, and
+    /// returns that revision (the watch starts after it).
+    async fn read_whole(
+        &self,
+        client: &mut Client,
+        control: &Arc<Control>,
+    ) -> Result<i64, ClusterError> {
+        let all = self.keys.all();
+        let mut end = all.clone().into_bytes();
+        *end.last_mut().expect("the prefix ends with /") += 1;
+        let mut from = all.into_bytes();
+        let mut revision = 0;
+        let (mut remote, mut nodes, mut head) = (HashMap::new(), BTreeMap::new(), 0);
+        loop {
+            let mut options = GetOptions::new().with_range(end.clone()).with_limit(PAGE);
+            if revision > 0 {
+                options = options.with_revision(revision);
+            }
+            let response = client.get(from.clone(), Some(options)).await?;
+            if revision == 0 {
+                revision = response.header().map_or(0, |h| h.revision());
+            }
+            for kv in response.kvs() {
+                match self.keys.parse(kv.key()) {
+                    Some(Key::Head) => head = kv.mod_revision(),
+                    Some(Key::Row(table, key)) => {
+                        let object = Object::from_json(table, kv.value()).map_err(|source| {
+                            ClusterError::Unreadable {
+                                key: String::from_utf8_lossy(kv.key()).into(),
+                                source,
+                            }
+                        })?;
+                        remote.insert((table, key.to_string()), object);
+                    }
+                    Some(Key::Node(id)) => {
+                        if let Ok(record) = serde_json::from_slice(kv.value()) {
+                            nodes.insert(id.to_string(), record);
+                        }
+                    }
+                    None => {}
+                }
+            }
+            match response.kvs().last() {
+                Some(last) if response.more() => {
+                    from = last.key().to_vec();
+                    from.push(0);
+                }
+                _ => break,
+            }
+        }
+        let control = control.clone();
+        let rows = tokio::task::spawn_blocking(move || control.resynchronise(&remote, head))
+            .await
+            .map_err(|e| ClusterError::Apply(e.to_string()))?
+            .map_err(|e| ClusterError::Apply(e.to_string()))?;
+        if rows > 0 {
+            tracing::info!("cluster: {rows} rows of the cache differed from the cluster's store");
+        }
+        self.view.lock().expect("cluster view").nodes = nodes;
+        Ok(revision)
+    }
+
+    /// Applies a watch response: each revision's rows at once, in order; node records.
+    async fn on_events(
+        &self,
+        events: &[etcd_client::Event],
+        control: &Arc<Control>,
+    ) -> Result<(), ClusterError> {
+        let mut rows: Vec<Row> = Vec::new();
+        let mut revision = 0;
+        for event in events {
+            let Some(kv) = event.kv() else { continue };
+            if kv.mod_revision() != revision && !rows.is_empty() {
+                self.apply(std::mem::take(&mut rows), revision, control)
+                    .await?;
+            }
+            revision = kv.mod_revision();
+            let put = event.event_type() == EventType::Put;
+            match self.keys.parse(kv.key()) {
+                Some(Key::Row(table, key)) => {
+                    let row = self
+                        .keys
+                        .row_of(table, key, put.then_some(kv.value()))
+                        .map_err(|source| ClusterError::Unreadable {
+                            key: String::from_utf8_lossy(kv.key()).into(),
+                            source,
+                        })?;
+                    rows.push(row);
+                }
+                Some(Key::Node(id)) => {
+                    let mut view = self.view.lock().expect("cluster view");
+                    match serde_json::from_slice::<NodeRecord>(kv.value()) {
+                        Ok(record) if put => {
+                            view.nodes.insert(id.to_string(), record);
+                        }
+                        _ => {
+                            view.nodes.remove(id);
+                        }
+                    }
+                }
+                Some(Key::Head) | None => {}
+            }
+        }
+        if !rows.is_empty() {
+            self.apply(rows, revision, control).await?;
+        }
+        Ok(())
+    }
+
+    async fn apply(
+        &self,
+        rows: Vec<Row>,
+        revision: i64,
+        control: &Arc<Control>,
+    ) -> Result<(), ClusterError> {
+        let control = control.clone();
+        tokio::task::spawn_blocking(move || control.apply_replicated(rows, revision))
+            .await
+            .map_err(|e| ClusterError::Apply(e.to_string()))?
+            .map_err(|e| ClusterError::Apply(e.to_string()))
+    }
+
+    async fn put_node(
+        &self,
+        client: &mut Client,
+        lease: i64,
+        control: &Arc<Control>,
+        since: &str,
+    ) -> Result<(), ClusterError> {
+        let record = NodeRecord {
+            applied: *self.published.borrow(),
+            head: control.head(),
+            region: self.settings.region.clone(),
+            since: since.to_string(),
+        };
+        let value = serde_json::to_vec(&record).expect("serializes");
+        client
+            .put(
+                self.keys.node(&self.settings.node_id),
+                value,
+                Some(PutOptions::new().with_lease(lease)),
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+impl Replica for Cluster {
+    fn write(&self, rows: &[Row], head: i64) -> Result<i64, StoreError> {
+        if rows.len() + 1 > self.settings.max_txn_ops {
+            return Err(StoreError::TooLarge {
+                rows: rows.len(),
+                max: self.settings.max_txn_ops - 1,
+            });
+        }
+        let mut client = self
+            .client
+            .lock()
+            .expect("cluster client")
+            .clone()
+            .ok_or_else(|| StoreError::Unavailable("etcd is not reachable".into()))?;
+        let mut ops: Vec<TxnOp> = rows
+            .iter()
+            .map(|row| {
+                let key = self.keys.row(row.table, &row.key);
+                match &row.object {
+                    Some(o) => TxnOp::put(key, o.to_json(), None),
+                    None => TxnOp::delete(key, None),
+                }
+            })
+            .collect();
+        ops.push(TxnOp::put(
+            self.keys.head(),
+            self.settings.node_id.clone(),
+            None,
+        ));
+        let txn = Txn::new()
+            .when([Compare::mod_revision(
+                self.keys.head(),
+                CompareOp::Equal,
+                head,
+            )])
+            .and_then(ops);
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.runtime.spawn(async move {
+            let _ = tx.send(tokio::time::timeout(WRITE_TIMEOUT, client.txn(txn)).await);
+        });
+        let unavailable = |e: String| StoreError::Unavailable(e);
+        let response = rx
+            .recv_timeout(WRITE_TIMEOUT + Duration::from_secs(1))
+            .map_err(|_| unavailable("etcd did not answer in time".into()))?
+            .map_err(|_| unavailable("etcd did not answer in time".into()))?
+            .map_err(|e| unavailable(e.to_string()))?;
+        if !response.succeeded() {
+            return Err(StoreError::Behind);
+        }
+        Ok(response.header().map_or(head, |h| h.revision()))
+    }
+}
+
+impl ClusterView for Cluster {
+    fn served_by_all(&self, sequence: u64, own: u64) -> bool {
+        let mut view = self.view.lock().expect("cluster view");
+        let now = keys::served_by_all(
+            view.nodes.iter().map(|(id, n)| (id.as_str(), n.applied)),
+            &self.settings.node_id,
+            own,
+        );
+        view.insync = view.insync.max(now);
+        sequence <= view.insync
+    }
+
+    fn published(&self, sequence: u64) {
+        self.published.send_if_modified(|s| {
+            let newer = sequence > *s;
+            *s = (*s).max(sequence);
+            newer
+        });
+    }
+}

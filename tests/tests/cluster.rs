@@ -1,0 +1,365 @@
+//! Several nodes on one etcd cluster (`[cluster]`), all real: three etcd members and three
+//! daemons on loopback. A change through any node's API is served by every node, and INSYNC
+//! only once every live node serves it; etcd members and daemons killed, restarted and cut
+//! off, nothing acknowledged is lost and every node converges.
+
+use std::time::{Duration, Instant};
+
+use dns_tests::etcd::{Etcd, Proxy};
+use hickory_proto::rr::RecordType;
+use serde_json::{Value, json};
+
+mod common;
+
+use common::{Daemon, a, bare, free_port, temp_dir};
+
+/// Lease TTL of the test nodes: how long INSYNC waits for a node that stopped.
+const LEASE_TTL: u64 = 3;
+
+fn config(dir: &std::path::Path) -> String {
+    let path = dir.join("dns.toml");
+    std::fs::write(&path, format!("[cluster]\nlease_ttl_secs = {LEASE_TTL}\n")).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+/// A node `id` of the cluster at `etcd` (comma-separated endpoints), its store in `dir/id`
+/// (a restart on the same `dir` and `id` starts from the node's cache).
+fn node(dir: &std::path::Path, id: &str, etcd: &str) -> Daemon {
+    let own = dir.join(id);
+    std::fs::create_dir_all(&own).unwrap();
+    let config = config(&own);
+    Daemon::start(
+        &own,
+        free_port(),
+        free_port(),
+        &["--config", &config, "--etcd", etcd, "--node-id", id],
+    )
+}
+
+fn status(d: &Daemon, change: &str) -> String {
+    let (code, v) = d.call("GET", &format!("/change/{}", bare(change)), None);
+    assert_eq!(code, 200, "{v}");
+    v["ChangeInfo"]["Status"].as_str().unwrap().to_string()
+}
+
+/// Polls until `f` holds, or fails after `limit` saying `what`.
+fn until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !f() {
+        assert!(Instant::now() < deadline, "{what} (waited {limit:?})");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn upsert_a(d: &Daemon, zone: &str, name: &str, address: &str) -> (u16, Value) {
+    d.change(
+        zone,
+        json!([{"Action": "UPSERT", "ResourceRecordSet": a(name, 60, &[address])}]),
+    )
+}
+
+/// INSYNC came no earlier than a node that stopped at `stopped` could have lost its lease:
+/// its last keepalive (one every third of the TTL) left it two thirds of the TTL at least.
+fn assert_lease_waited(stopped: Instant) {
+    let least = Duration::from_secs(LEASE_TTL) * 2 / 3;
+    assert!(
+        stopped.elapsed() >= least,
+        "INSYNC {:?} after the node stopped, before its lease could expire",
+        stopped.elapsed()
+    );
+}
+
+/// Three nodes on a new three-member etcd, and a zone made through the first.
+fn cluster(tag: &str) -> (std::path::PathBuf, Etcd, Vec<Daemon>, String) {
+    let dir = temp_dir(tag);
+    let etcd = Etcd::start(&dir, 3).unwrap();
+    let endpoints = etcd.endpoints();
+    let nodes: Vec<Daemon> = ["a", "b", "c"]
+        .iter()
+        .map(|id| node(&dir, id, &endpoints))
+        .collect();
+    let (code, v) = nodes[0].call(
+        "POST",
+        "/hostedzone",
+        Some(json!({"Name": "c.test", "CallerReference": "r1"})),
+    );
+    assert_eq!(code, 201, "{v}");
+    let zone = bare(v["HostedZone"]["Id"].as_str().unwrap()).to_string();
+    let created = v["ChangeInfo"]["Id"].as_str().unwrap().to_string();
+    until(Duration::from_secs(10), "zone INSYNC", || {
+        status(&nodes[0], &created) == "INSYNC"
+    });
+    (dir, etcd, nodes, zone)
+}
+
+/// Waits until every node answers `name` with `address`.
+fn all_answer(nodes: &[&Daemon], name: &str, address: &str, limit: Duration) {
+    until(
+        limit,
+        &format!("every node answers {name} {address}"),
+        || {
+            nodes
+                .iter()
+                .all(|d| d.answer(name, RecordType::A) == [address])
+        },
+    );
+}
+
+#[test]
+fn a_change_through_one_node_is_served_by_all_and_insync_only_then() {
+    let dir = temp_dir("cluster-insync");
+    let etcd = Etcd::start(&dir, 3).unwrap();
+    let endpoints = etcd.endpoints();
+    let nodes: Vec<Daemon> = ["a", "b", "c"]
+        .iter()
+        .map(|id| node(&dir, id, &endpoints))
+        .collect();
+
+    // A zone made on a: INSYNC there only once b and c serve it too.
+    let (code, v) = nodes[0].call(
+        "POST",
+        "/hostedzone",
+        Some(json!({"Name": "c.test", "CallerReference": "r1"})),
+    );
+    assert_eq!(code, 201, "{v}");
+    let zone = bare(v["HostedZone"]["Id"].as_str().unwrap()).to_string();
+    let created = v["ChangeInfo"]["Id"].as_str().unwrap().to_string();
+    until(Duration::from_secs(10), "zone INSYNC", || {
+        status(&nodes[0], &created) == "INSYNC"
+    });
+    for d in &nodes {
+        assert_eq!(d.ask("c.test.", RecordType::SOA).answers.len(), 1);
+    }
+
+    // A batch through b, then one through c: each INSYNC on every node's API at the moment
+    // every node answers it, never before.
+    for (writer, address) in [(1, "192.0.2.1"), (2, "192.0.2.2")] {
+        let (code, v) = nodes[writer].change(
+            &zone,
+            json!([{"Action": "UPSERT",
+            "ResourceRecordSet": a("www.c.test.", 60, &[address])}]),
+        );
+        assert_eq!(code, 200, "{v}");
+        let change = v["ChangeInfo"]["Id"].as_str().unwrap().to_string();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let insync = status(&nodes[0], &change) == "INSYNC";
+            let served: Vec<bool> = nodes
+                .iter()
+                .map(|d| d.answer("www.c.test.", RecordType::A) == [address])
+                .collect();
+            if insync {
+                // INSYNC was read first: every node served the change by then.
+                assert_eq!(
+                    served,
+                    [true, true, true],
+                    "INSYNC before every node served"
+                );
+                break;
+            }
+            assert!(Instant::now() < deadline, "never INSYNC");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        for d in &nodes {
+            assert_eq!(status(d, &change), "INSYNC");
+        }
+    }
+    // Every node lists the same record sets.
+    let sets = nodes[0].sets(&zone);
+    for d in &nodes[1..] {
+        assert_eq!(d.sets(&zone), sets);
+    }
+}
+
+#[test]
+fn a_node_killed_stops_holding_insync_once_its_lease_expires_and_catches_up_restarted() {
+    let (dir, etcd, mut nodes, zone) = cluster("cluster-kill");
+    let endpoints = etcd.endpoints();
+    let c = nodes.pop().unwrap();
+    let killed = Instant::now();
+    c.kill9();
+    let (code, v) = upsert_a(&nodes[0], &zone, "www.c.test.", "192.0.2.7");
+    assert_eq!(code, 200, "{v}");
+    let change = v["ChangeInfo"]["Id"].as_str().unwrap().to_string();
+    until(
+        Duration::from_secs(LEASE_TTL + 5),
+        "INSYNC once c's lease expired",
+        || status(&nodes[0], &change) == "INSYNC",
+    );
+    assert_lease_waited(killed);
+    // Restarted on its cache, c catches up; a change after waits for it again.
+    let c = node(&dir, "c", &endpoints);
+    all_answer(
+        &[&nodes[0], &nodes[1], &c],
+        "www.c.test.",
+        "192.0.2.7",
+        Duration::from_secs(10),
+    );
+    let (code, v) = upsert_a(&c, &zone, "www.c.test.", "192.0.2.8");
+    assert_eq!(code, 200, "{v}");
+    let change = v["ChangeInfo"]["Id"].as_str().unwrap().to_string();
+    until(Duration::from_secs(10), "INSYNC", || {
+        status(&nodes[1], &change) == "INSYNC"
+    });
+    for d in [&nodes[0], &nodes[1], &c] {
+        assert_eq!(d.answer("www.c.test.", RecordType::A), ["192.0.2.8"]);
+    }
+}
+
+#[test]
+fn the_etcd_leader_killed_during_a_stream_of_changes_loses_no_acknowledged_one() {
+    let (_dir, mut etcd, nodes, zone) = cluster("cluster-leader");
+    let mut acknowledged = Vec::new();
+    let mut refused = 0;
+    for i in 0..40u32 {
+        if i == 10 {
+            let leader = etcd.leader().unwrap();
+            etcd.kill(leader);
+        }
+        let name = format!("n{i}.c.test.");
+        let address = format!("192.0.2.{}", i + 1);
+        // Each change goes to another node; one refused (no leader yet: 503, or another
+        // node wrote first) is tried again, for at most 10 s.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let d = &nodes[(i as usize + refused) % 3];
+            let (code, v) = upsert_a(d, &zone, &name, &address);
+            if code == 200 {
+                acknowledged.push((name.clone(), address.clone()));
+                break;
+            }
+            assert!(
+                [400, 503].contains(&code)
+                    && ["ServiceUnavailable", "PriorRequestNotComplete"]
+                        .contains(&v["Error"]["Code"].as_str().unwrap_or("")),
+                "{code} {v}"
+            );
+            refused += 1;
+            assert!(Instant::now() < deadline, "no write accepted in 10 s: {v}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    assert_eq!(acknowledged.len(), 40);
+    let all: Vec<&Daemon> = nodes.iter().collect();
+    for (name, address) in &acknowledged {
+        all_answer(&all, name, address, Duration::from_secs(10));
+    }
+    let sets = nodes[0].sets(&zone);
+    assert_eq!(sets.as_array().unwrap().len(), 42, "SOA, NS and 40 A");
+    for d in &nodes[1..] {
+        assert_eq!(d.sets(&zone), sets);
+    }
+}
+
+#[test]
+fn a_node_cut_off_answers_its_last_state_and_converges_when_the_link_returns() {
+    let dir = temp_dir("cluster-cut");
+    let etcd = Etcd::start(&dir, 3).unwrap();
+    let endpoints = etcd.endpoints();
+    let proxy = Proxy::start(etcd.members[2].client_port).unwrap();
+    let a_node = node(&dir, "a", &endpoints);
+    let b_node = node(&dir, "b", &endpoints);
+    let c_node = node(&dir, "c", &proxy.endpoint());
+    let nodes = [&a_node, &b_node, &c_node];
+    let (code, v) = a_node.call(
+        "POST",
+        "/hostedzone",
+        Some(json!({"Name": "c.test", "CallerReference": "r1"})),
+    );
+    assert_eq!(code, 201, "{v}");
+    let zone = bare(v["HostedZone"]["Id"].as_str().unwrap()).to_string();
+    let (code, v) = upsert_a(&b_node, &zone, "www.c.test.", "192.0.2.1");
+    assert_eq!(code, 200, "{v}");
+    all_answer(&nodes, "www.c.test.", "192.0.2.1", Duration::from_secs(10));
+
+    let cut = Instant::now();
+    proxy.cut();
+    // Cut off, c refuses writes (nothing applied) and answers what it had.
+    let (code, v) = upsert_a(&c_node, &zone, "www.c.test.", "192.0.2.99");
+    assert_eq!(
+        (code, v["Error"]["Code"].as_str()),
+        (503, Some("ServiceUnavailable")),
+        "{v}"
+    );
+    let (code, v) = upsert_a(&a_node, &zone, "www.c.test.", "192.0.2.2");
+    assert_eq!(code, 200, "{v}");
+    let change = v["ChangeInfo"]["Id"].as_str().unwrap().to_string();
+    all_answer(
+        &[&a_node, &b_node],
+        "www.c.test.",
+        "192.0.2.2",
+        Duration::from_secs(5),
+    );
+    until(
+        Duration::from_secs(LEASE_TTL + 5),
+        "INSYNC without c once its lease expired",
+        || status(&a_node, &change) == "INSYNC",
+    );
+    assert_lease_waited(cut);
+    assert_eq!(c_node.answer("www.c.test.", RecordType::A), ["192.0.2.1"]);
+    // More changes, and the history c would watch from compacted away: c must read the
+    // store whole when it returns.
+    for i in 3..8 {
+        let (code, v) = upsert_a(&b_node, &zone, "www.c.test.", &format!("192.0.2.{i}"));
+        assert_eq!(code, 200, "{v}");
+    }
+    let (code, v) = upsert_a(&b_node, &zone, "gone.c.test.", "192.0.2.50");
+    assert_eq!(code, 200, "{v}");
+    let (code, v) = b_node.change(
+        &zone,
+        json!([{"Action": "DELETE", "ResourceRecordSet": a("gone.c.test.", 60, &["192.0.2.50"])}]),
+    );
+    assert_eq!(code, 200, "{v}");
+    let out = etcd.ctl(&["endpoint", "status", "-w", "json"]).unwrap();
+    let revision = serde_json::from_str::<Value>(&out).unwrap()[0]["Status"]["header"]["revision"]
+        .as_u64()
+        .unwrap();
+    etcd.ctl(&["compact", &revision.to_string()]).unwrap();
+    assert_eq!(c_node.answer("www.c.test.", RecordType::A), ["192.0.2.1"]);
+
+    proxy.heal();
+    all_answer(&nodes, "www.c.test.", "192.0.2.7", Duration::from_secs(15));
+    assert!(c_node.answer("gone.c.test.", RecordType::A).is_empty());
+    let sets = a_node.sets(&zone);
+    assert_eq!(c_node.sets(&zone), sets);
+    // Back, c takes writes again, and INSYNC waits for it.
+    let (code, v) = upsert_a(&c_node, &zone, "www.c.test.", "192.0.2.9");
+    assert_eq!(code, 200, "{v}");
+    let change = v["ChangeInfo"]["Id"].as_str().unwrap().to_string();
+    until(Duration::from_secs(10), "INSYNC", || {
+        status(&a_node, &change) == "INSYNC"
+    });
+    for d in nodes {
+        assert_eq!(d.answer("www.c.test.", RecordType::A), ["192.0.2.9"]);
+    }
+}
+
+#[test]
+fn without_an_etcd_quorum_writes_are_refused_and_every_node_keeps_answering() {
+    let (_dir, mut etcd, nodes, zone) = cluster("cluster-quorum");
+    let (code, v) = upsert_a(&nodes[1], &zone, "www.c.test.", "192.0.2.1");
+    assert_eq!(code, 200, "{v}");
+    let all: Vec<&Daemon> = nodes.iter().collect();
+    all_answer(&all, "www.c.test.", "192.0.2.1", Duration::from_secs(10));
+    etcd.kill(0);
+    etcd.kill(1);
+    for d in &nodes {
+        let (code, v) = upsert_a(d, &zone, "www.c.test.", "192.0.2.2");
+        assert_eq!(code, 503, "{v}");
+        assert_eq!(v["Error"]["Code"], "ServiceUnavailable");
+        assert_eq!(d.answer("www.c.test.", RecordType::A), ["192.0.2.1"]);
+    }
+    etcd.restart(0).unwrap();
+    etcd.restart(1).unwrap();
+    etcd.wait_healthy(Duration::from_secs(20)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (code, v) = upsert_a(&nodes[2], &zone, "www.c.test.", "192.0.2.3");
+        if code == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "writes never came back: {v}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    all_answer(&all, "www.c.test.", "192.0.2.3", Duration::from_secs(10));
+}
