@@ -78,6 +78,10 @@ pub struct HealthSection {
     /// Most health checks (config and API together); Route 53's default is 200.
     #[serde(default = "default_max_checks")]
     pub max_checks: usize,
+    /// The addresses probes leave from (a multi-homed host's checker address, which
+    /// endpoints' firewalls allow); default: the kernel's choice.
+    pub source_v4: Option<std::net::Ipv4Addr>,
+    pub source_v6: Option<std::net::Ipv6Addr>,
 }
 
 impl Default for HealthSection {
@@ -85,6 +89,8 @@ impl Default for HealthSection {
         Self {
             allow_networks: Vec::new(),
             max_checks: default_max_checks(),
+            source_v4: None,
+            source_v6: None,
         }
     }
 }
@@ -421,6 +427,10 @@ pub struct ClusterSection {
     /// Most rows one change may write (etcd's `--max-txn-ops` must allow as many, plus one).
     #[serde(default = "default_max_txn_ops")]
     pub max_txn_ops: usize,
+    /// A check is healthy when more than this fraction of the nodes that probe it say so
+    /// (Route 53's rule: 0.18).
+    #[serde(default = "default_healthy_fraction")]
+    pub healthy_fraction: f64,
 }
 
 impl Default for ClusterSection {
@@ -432,8 +442,13 @@ impl Default for ClusterSection {
             prefix: default_cluster_prefix(),
             lease_ttl_secs: default_lease_ttl(),
             max_txn_ops: default_max_txn_ops(),
+            healthy_fraction: default_healthy_fraction(),
         }
     }
+}
+
+fn default_healthy_fraction() -> f64 {
+    0.18
 }
 
 fn default_cluster_prefix() -> String {
@@ -457,6 +472,7 @@ pub struct ClusterSettings {
     pub prefix: String,
     pub lease_ttl: std::time::Duration,
     pub max_txn_ops: usize,
+    pub healthy_fraction: f64,
 }
 
 impl ClusterSection {
@@ -518,6 +534,11 @@ impl ClusterSection {
         if !(128..=100_000).contains(&self.max_txn_ops) {
             return Err(invalid("max_txn_ops must be 128..100000".into()));
         }
+        if !(0.0..1.0).contains(&self.healthy_fraction) {
+            return Err(invalid(
+                "healthy_fraction must be at least 0 and less than 1".into(),
+            ));
+        }
         Ok(Some(ClusterSettings {
             endpoints,
             node_id,
@@ -525,6 +546,7 @@ impl ClusterSection {
             prefix,
             lease_ttl: std::time::Duration::from_secs(self.lease_ttl_secs),
             max_txn_ops: self.max_txn_ops,
+            healthy_fraction: self.healthy_fraction,
         }))
     }
 }
@@ -1044,6 +1066,8 @@ fn settings_from(
             .copied()
             .collect(),
         max_checks: file.health.max_checks,
+        source_v4: file.health.source_v4,
+        source_v6: file.health.source_v6,
     };
     let health_checks = crate::health::spec::build(checks.clone())
         .and_then(|specs| crate::health::spec::check_targets(&specs, &health).map(|()| specs))

@@ -121,7 +121,16 @@ pub fn serve(
         let publisher: Arc<OnceLock<Arc<Published>>> = Arc::new(OnceLock::new());
         let health_runtime = HealthRuntime::start().context("starting the health-check thread")?;
         let hook = publisher.clone();
-        let monitor = Arc::new(Monitor::start(
+        // A cluster node is one checker among several (see crate::cluster).
+        let vantage = settings
+            .cluster
+            .as_ref()
+            .map(|c| crate::health::monitor::Vantage {
+                node_id: c.node_id.clone(),
+                region: c.region.clone(),
+                healthy_fraction: c.healthy_fraction,
+            });
+        let monitor = Arc::new(Monitor::start_at(
             checks.clone(),
             Arc::new(NetProber::new(settings.health.clone())),
             Arc::new(move |latest: &dyn Fn() -> Arc<HealthState>| {
@@ -131,6 +140,7 @@ pub fn serve(
             }),
             None,
             health_runtime.handle(),
+            vantage,
         ));
         if !checks.is_empty() {
             tracing::info!("{} health check(s) running", checks.len());
@@ -272,7 +282,7 @@ pub fn serve(
                     c.endpoints.join(",")
                 );
                 Some(
-                    crate::cluster::Cluster::start(c.clone(), control.clone())
+                    crate::cluster::Cluster::start(c.clone(), control.clone(), monitor.clone())
                         .context("starting the cluster thread")?,
                 )
             }

@@ -6,6 +6,9 @@
 use std::time::{Duration, Instant};
 
 use dns_tests::etcd::{Etcd, Proxy};
+
+/// The HTTP endpoint the health checks probe (answers only the sources a file lists).
+const TARGET: &str = env!("CARGO_BIN_EXE_http-target");
 use hickory_proto::rr::RecordType;
 use serde_json::{Value, json};
 
@@ -16,18 +19,27 @@ use common::{Daemon, a, bare, free_port, temp_dir};
 /// Lease TTL of the test nodes: how long INSYNC waits for a node that stopped.
 const LEASE_TTL: u64 = 3;
 
-fn config(dir: &std::path::Path) -> String {
+fn config(dir: &std::path::Path, more: &str) -> String {
     let path = dir.join("dns.toml");
-    std::fs::write(&path, format!("[cluster]\nlease_ttl_secs = {LEASE_TTL}\n")).unwrap();
+    std::fs::write(
+        &path,
+        format!("{more}\n[cluster]\nlease_ttl_secs = {LEASE_TTL}\n"),
+    )
+    .unwrap();
     path.to_str().unwrap().to_string()
 }
 
 /// A node `id` of the cluster at `etcd` (comma-separated endpoints), its store in `dir/id`
 /// (a restart on the same `dir` and `id` starts from the node's cache).
 fn node(dir: &std::path::Path, id: &str, etcd: &str) -> Daemon {
+    node_with(dir, id, etcd, "")
+}
+
+/// [`node`] with more config (`[health]` settings, say).
+fn node_with(dir: &std::path::Path, id: &str, etcd: &str, more: &str) -> Daemon {
     let own = dir.join(id);
     std::fs::create_dir_all(&own).unwrap();
-    let config = config(&own);
+    let config = config(&own, more);
     Daemon::start(
         &own,
         free_port(),
@@ -362,4 +374,126 @@ fn without_an_etcd_quorum_writes_are_refused_and_every_node_keeps_answering() {
         std::thread::sleep(Duration::from_millis(100));
     }
     all_answer(&all, "www.c.test.", "192.0.2.3", Duration::from_secs(10));
+}
+
+/// Each node probes from its own loopback address; the endpoint answers the sources a file
+/// lists. Route 53's rule decides: healthy while more than 18% of the nodes that probe see it
+/// healthy (one of three), unhealthy when none does; failover answers move on every node.
+#[test]
+fn health_is_judged_from_every_node_and_failover_moves_on_all() {
+    let dir = temp_dir("cluster-health");
+    let etcd = Etcd::start(&dir, 3).unwrap();
+    let endpoints = etcd.endpoints();
+    let allowed = dir.join("allowed");
+    std::fs::write(&allowed, "127.0.0.2\n127.0.0.3\n127.0.0.4\n").unwrap();
+    let port = free_port();
+    let mut target = std::process::Command::new(TARGET)
+        .args([&format!("127.0.0.1:{port}"), allowed.to_str().unwrap()])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let nodes: Vec<Daemon> = [("a", 2), ("b", 3), ("c", 4)]
+        .iter()
+        .map(|(id, last)| {
+            let health = format!(
+                "[health]\nallow_networks = [\"127.0.0.0/8\"]\nsource_v4 = \"127.0.0.{last}\"\n"
+            );
+            node_with(&dir, id, &endpoints, &health)
+        })
+        .collect();
+    let (code, v) = nodes[0].call(
+        "POST",
+        "/healthcheck",
+        Some(json!({"CallerReference": "hc1", "HealthCheckConfig": {
+            "Type": "HTTP", "IPAddress": "127.0.0.1", "Port": port, "ResourcePath": "/",
+            "RequestInterval": 1, "FailureThreshold": 1}})),
+    );
+    assert_eq!(code, 201, "{v}");
+    let check = v["HealthCheck"]["Id"].as_str().unwrap().to_string();
+    let (code, v) = nodes[1].call(
+        "POST",
+        "/hostedzone",
+        Some(json!({"Name": "h.test", "CallerReference": "h1"})),
+    );
+    assert_eq!(code, 201, "{v}");
+    let zone = bare(v["HostedZone"]["Id"].as_str().unwrap()).to_string();
+    let (code, v) = nodes[2].change(
+        &zone,
+        json!([
+            {"Action": "CREATE", "ResourceRecordSet": {"Name": "www.h.test.", "Type": "A",
+                "SetIdentifier": "primary", "Failover": "PRIMARY", "HealthCheckId": check,
+                "TTL": 5, "ResourceRecords": [{"Value": "192.0.2.1"}]}},
+            {"Action": "CREATE", "ResourceRecordSet": {"Name": "www.h.test.", "Type": "A",
+                "SetIdentifier": "secondary", "Failover": "SECONDARY",
+                "TTL": 5, "ResourceRecords": [{"Value": "192.0.2.2"}]}},
+        ]),
+    );
+    assert_eq!(code, 200, "{v}");
+    let all: Vec<&Daemon> = nodes.iter().collect();
+    all_answer(&all, "www.h.test.", "192.0.2.1", Duration::from_secs(10));
+    // Every node lists the three checkers.
+    let checkers = |d: &Daemon| -> Vec<(String, String)> {
+        let (code, v) = d.call("GET", &format!("/healthcheck/{check}/status"), None);
+        assert_eq!(code, 200, "{v}");
+        let mut out: Vec<(String, String)> = v["HealthCheckObservations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| {
+                let status = o["StatusReport"]["Status"].as_str().unwrap();
+                let word = status.split(':').next().unwrap().to_string();
+                (o["Region"].as_str().unwrap().to_string(), word)
+            })
+            .collect();
+        out.sort();
+        out
+    };
+    let seen = |good: &[&str]| -> Vec<(String, String)> {
+        ["a", "b", "c"]
+            .iter()
+            .map(|n| {
+                let word = if good.contains(n) {
+                    "Success"
+                } else {
+                    "Failure"
+                };
+                (n.to_string(), word.to_string())
+            })
+            .collect()
+    };
+    until(Duration::from_secs(10), "three healthy checkers", || {
+        nodes.iter().all(|d| checkers(d) == seen(&["a", "b", "c"]))
+    });
+
+    // Reachable from a alone: 1 of 3 > 18%, still healthy everywhere.
+    std::fs::write(&allowed, "127.0.0.2\n").unwrap();
+    until(Duration::from_secs(10), "b and c see it fail", || {
+        nodes.iter().all(|d| checkers(d) == seen(&["a"]))
+    });
+    for d in &nodes {
+        assert_eq!(d.answer("www.h.test.", RecordType::A), ["192.0.2.1"]);
+    }
+    // From none: unhealthy everywhere within interval x threshold (+ the watch), and the
+    // answers fail over on every node.
+    std::fs::write(&allowed, "").unwrap();
+    let failed = Instant::now();
+    all_answer(
+        &all,
+        "www.h.test.",
+        "192.0.2.2",
+        Duration::from_secs(1 + LEASE_TTL + 2),
+    );
+    let took = failed.elapsed();
+    // Back: the primary again.
+    std::fs::write(&allowed, "127.0.0.4\n").unwrap();
+    all_answer(
+        &all,
+        "www.h.test.",
+        "192.0.2.1",
+        Duration::from_secs(1 + LEASE_TTL + 2),
+    );
+    eprintln!("failover on every node {took:?} after the endpoint failed");
+    // SAFETY: signalling the child this test started, by its PID.
+    unsafe { libc::kill(target.id() as libc::pid_t, libc::SIGKILL) };
+    let _ = target.wait();
 }

@@ -4,6 +4,7 @@
 //! PREFIX/head                   the last shared write (its mod revision guards the next)
 //! PREFIX/data/TABLE/KEY         one store row (JSON), as the node's own store keeps it
 //! PREFIX/nodes/NODE             a live node: what it serves (leased: gone when it is)
+//! PREFIX/obs/CHECK/NODE          the node's status of a check it probes (leased)
 //! ```
 //!
 //! A shared write is one transaction: its rows and `head`, on condition that `head` has not
@@ -20,6 +21,8 @@ pub enum Key<'a> {
     Head,
     Row(Table, &'a str),
     Node(&'a str),
+    /// (check id, node id).
+    Observation(&'a str, &'a str),
 }
 
 /// The keys of one cluster (its prefix).
@@ -53,6 +56,10 @@ impl Keys {
         format!("{}/nodes/{id}", self.prefix)
     }
 
+    pub fn observation(&self, check: &str, node: &str) -> String {
+        format!("{}/obs/{check}/{node}", self.prefix)
+    }
+
     /// What `key` is (`None`: not one of the cluster's).
     pub fn parse<'a>(&self, key: &'a [u8]) -> Option<Key<'a>> {
         let key = std::str::from_utf8(key).ok()?;
@@ -62,6 +69,11 @@ impl Keys {
         }
         if let Some(node) = rest.strip_prefix("nodes/") {
             return Some(Key::Node(node));
+        }
+        if let Some(seen) = rest.strip_prefix("obs/") {
+            // A node id has no '/'; a check id may.
+            let (check, node) = seen.rsplit_once('/')?;
+            return Some(Key::Observation(check, node));
         }
         let (table, key) = rest.strip_prefix("data/")?.split_once('/')?;
         Some(Key::Row(Table::named(table)?, key))
@@ -116,6 +128,10 @@ mod tests {
         assert_eq!(keys.all(), "/dns/v1/");
         assert_eq!(keys.parse(keys.head().as_bytes()), Some(Key::Head));
         assert_eq!(keys.parse(b"/dns/v1/nodes/a-1"), Some(Key::Node("a-1")));
+        assert_eq!(
+            keys.parse(keys.observation("web/1", "a-1").as_bytes()),
+            Some(Key::Observation("web/1", "a-1"))
+        );
         let row = keys.row(Table::RrSets, "Z1\x1forg.example\x1fA\x1f");
         assert_eq!(row, "/dns/v1/data/rrsets/Z1\x1forg.example\x1fA\x1f");
         assert_eq!(

@@ -32,6 +32,7 @@ use etcd_client::{
 use crate::config::ClusterSettings;
 use crate::control::store::{Object, Replica, Row, StoreError};
 use crate::control::{ClusterView, Control};
+use crate::health::monitor::{Monitor, NodeObservation};
 use keys::{Key, Keys, NodeRecord};
 
 /// Why a session with etcd ended (it starts again).
@@ -70,12 +71,19 @@ pub struct Cluster {
     connected: AtomicBool,
     view: Mutex<View>,
     published: tokio::sync::watch::Sender<u64>,
+    monitor: Arc<Monitor>,
 }
+
+/// Check id -> node id -> that node's observation.
+type Observations = HashMap<String, BTreeMap<String, NodeObservation>>;
 
 #[derive(Default)]
 struct View {
     /// The live nodes (their leased records), as last seen.
     nodes: BTreeMap<String, NodeRecord>,
+    /// The live nodes' observations of the checks they probe, as last seen (this node's
+    /// own included).
+    observations: Observations,
     /// Every change up to here was served by every live node (it never goes back).
     insync: u64,
 }
@@ -93,10 +101,12 @@ pub struct Status {
 
 impl Cluster {
     /// Joins `control` to the cluster of `settings` and keeps a session with etcd on a
-    /// thread of its own, for as long as the process runs.
+    /// thread of its own, for as long as the process runs; `monitor`'s observations are
+    /// shared with the other nodes and combined with theirs.
     pub fn start(
         settings: ClusterSettings,
         control: Arc<Control>,
+        monitor: Arc<Monitor>,
     ) -> std::io::Result<Arc<Cluster>> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -111,6 +121,7 @@ impl Cluster {
             connected: AtomicBool::new(false),
             view: Mutex::new(View::default()),
             published: tokio::sync::watch::Sender::new(control.published_sequence()),
+            monitor,
         });
         control.join_cluster(cluster.clone(), cluster.clone());
         let this = cluster.clone();
@@ -204,6 +215,18 @@ impl Cluster {
         }
         let since = crate::control::store::now();
         self.put_node(&mut client, lease, control, &since).await?;
+        let mut own = self.monitor.own_observations();
+        let mut put: BTreeMap<String, NodeObservation> = self
+            .view
+            .lock()
+            .expect("cluster view")
+            .observations
+            .iter()
+            .filter_map(|(check, nodes)| Some((check.clone(), nodes.get(self.id())?.clone())))
+            .collect();
+        let latest = own.borrow_and_update().clone();
+        self.put_observations(&mut client, lease, &mut put, &latest, true)
+            .await?;
         let mut published = self.published.subscribe();
         let mut tick = tokio::time::interval(ttl / 3);
         let mut answered = Instant::now();
@@ -236,6 +259,14 @@ impl Cluster {
                     }
                     self.put_node(&mut client, lease, control, &since).await?;
                 }
+                changed = own.changed() => {
+                    if changed.is_err() {
+                        return Ok(());
+                    }
+                    let latest = own.borrow_and_update().clone();
+                    self.put_observations(&mut client, lease, &mut put, &latest, false)
+                        .await?;
+                }
             }
         }
     }
@@ -253,6 +284,7 @@ impl Cluster {
         let mut from = all.into_bytes();
         let mut revision = 0;
         let (mut remote, mut nodes, mut head) = (HashMap::new(), BTreeMap::new(), 0);
+        let mut observations = Observations::new();
         loop {
             let mut options = GetOptions::new().with_range(end.clone()).with_limit(PAGE);
             if revision > 0 {
@@ -279,6 +311,14 @@ impl Cluster {
                             nodes.insert(id.to_string(), record);
                         }
                     }
+                    Some(Key::Observation(check, node)) => {
+                        if let Ok(seen) = serde_json::from_slice(kv.value()) {
+                            observations
+                                .entry(check.to_string())
+                                .or_default()
+                                .insert(node.to_string(), seen);
+                        }
+                    }
                     None => {}
                 }
             }
@@ -298,8 +338,73 @@ impl Cluster {
         if rows > 0 {
             tracing::info!("cluster: {rows} rows of the cache differed from the cluster's store");
         }
-        self.view.lock().expect("cluster view").nodes = nodes;
+        {
+            let mut view = self.view.lock().expect("cluster view");
+            view.nodes = nodes;
+            view.observations = observations;
+        }
+        self.share_observations().await;
         Ok(revision)
+    }
+
+    fn id(&self) -> &str {
+        &self.settings.node_id
+    }
+
+    /// Hands the other nodes' observations to the health monitor, which combines them with
+    /// its own.
+    async fn share_observations(&self) {
+        let others: Observations = {
+            let view = self.view.lock().expect("cluster view");
+            view.observations
+                .iter()
+                .map(|(check, nodes)| {
+                    let others = nodes
+                        .iter()
+                        .filter(|(node, _)| node.as_str() != self.id())
+                        .map(|(n, o)| (n.clone(), o.clone()))
+                        .collect();
+                    (check.clone(), others)
+                })
+                .collect()
+        };
+        let monitor = self.monitor.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || monitor.set_remote(others)).await {
+            tracing::error!("cluster: combining health observations: {e}");
+        }
+    }
+
+    /// Makes this node's observations in etcd `latest` (`put` holds what is there): the
+    /// changed ones put under the lease, the ones of checks it no longer probes deleted.
+    /// `all`: put every one (a new lease).
+    async fn put_observations(
+        &self,
+        client: &mut Client,
+        lease: i64,
+        put: &mut BTreeMap<String, NodeObservation>,
+        latest: &BTreeMap<String, NodeObservation>,
+        all: bool,
+    ) -> Result<(), ClusterError> {
+        let mut ops = Vec::new();
+        for (check, seen) in latest {
+            if all || put.get(check) != Some(seen) {
+                let value = serde_json::to_vec(seen).expect("serializes");
+                let options = PutOptions::new().with_lease(lease);
+                ops.push(TxnOp::put(
+                    self.keys.observation(check, self.id()),
+                    value,
+                    Some(options),
+                ));
+            }
+        }
+        for check in put.keys().filter(|c| !latest.contains_key(*c)) {
+            ops.push(TxnOp::delete(self.keys.observation(check, self.id()), None));
+        }
+        for chunk in ops.chunks(self.settings.max_txn_ops.max(1)) {
+            client.txn(Txn::new().and_then(chunk.to_vec())).await?;
+        }
+        *put = latest.clone();
+        Ok(())
     }
 
     /// Applies a watch response: each revision's rows at once, in order; node records.
@@ -310,6 +415,7 @@ impl Cluster {
     ) -> Result<(), ClusterError> {
         let mut rows: Vec<Row> = Vec::new();
         let mut revision = 0;
+        let mut seen_changed = false;
         for event in events {
             let Some(kv) = event.kv() else { continue };
             if kv.mod_revision() != revision && !rows.is_empty() {
@@ -340,11 +446,26 @@ impl Cluster {
                         }
                     }
                 }
+                Some(Key::Observation(check, node)) => {
+                    let mut view = self.view.lock().expect("cluster view");
+                    let nodes = view.observations.entry(check.to_string()).or_default();
+                    match serde_json::from_slice::<NodeObservation>(kv.value()) {
+                        Ok(seen) if put => nodes.insert(node.to_string(), seen),
+                        _ => nodes.remove(node),
+                    };
+                    if nodes.is_empty() {
+                        view.observations.remove(check);
+                    }
+                    seen_changed = true;
+                }
                 Some(Key::Head) | None => {}
             }
         }
         if !rows.is_empty() {
             self.apply(rows, revision, control).await?;
+        }
+        if seen_changed {
+            self.share_observations().await;
         }
         Ok(())
     }

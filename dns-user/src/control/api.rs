@@ -695,14 +695,31 @@ fn observation(
 
 async fn check_status(State(s): Shared, Path(id): Path<String>) -> Result<Response, ApiError> {
     let status = call(&s, move |c| c.check_status(&id)).await?;
-    ok(&wire::HealthCheckObservationsResponse {
-        xmlns: Xmlns,
-        health_check_observations: status
+    // On a cluster, one observation per checker (as Route 53 lists its checkers'); alone,
+    // this node's last observations.
+    let observations: Vec<wire::HealthCheckObservation> = if status.checkers.is_empty() {
+        status
             .observations
             .iter()
             .map(|o| observation(o, &o.result))
-            .collect::<Vec<_>>()
-            .into(),
+            .collect()
+    } else {
+        status
+            .checkers
+            .iter()
+            .map(|c| wire::HealthCheckObservation {
+                region: c.region.clone().unwrap_or_else(|| c.node.clone()),
+                ip_address: None,
+                status_report: wire::StatusReport {
+                    status: report(if c.healthy { "Success" } else { "Failure" }, &c.detail),
+                    checked_time: c.at.clone(),
+                },
+            })
+            .collect()
+    };
+    ok(&wire::HealthCheckObservationsResponse {
+        xmlns: Xmlns,
+        health_check_observations: observations.into(),
         status: Some(status.status.clone()),
     })
 }

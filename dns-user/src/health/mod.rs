@@ -27,6 +27,20 @@ pub mod targets;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::SystemTime;
 
+/// Route 53's rule for many checkers: healthy when more than `fraction` of the checkers that
+/// report (`votes`) say healthy; with none reporting, the `last` status stays.
+pub fn combined(votes: impl Iterator<Item = bool>, fraction: f64, last: bool) -> bool {
+    let (mut healthy, mut all) = (0usize, 0usize);
+    for vote in votes {
+        all += 1;
+        healthy += usize::from(vote);
+    }
+    if all == 0 {
+        return last;
+    }
+    healthy as f64 / all as f64 > fraction
+}
+
 /// Observations kept per check (like GetHealthCheckStatus's per-checker results).
 pub const KEPT_OBSERVATIONS: usize = 16;
 
@@ -157,6 +171,19 @@ impl crate::policy::Health for HealthState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn many_checkers_combine_by_route53s_fraction() {
+        // One of three healthy is 33% > 18%: healthy; at 50% it is not.
+        assert!(combined([true, false, false].into_iter(), 0.18, false));
+        assert!(!combined([true, false, false].into_iter(), 0.5, true));
+        assert!(!combined([false, false, false].into_iter(), 0.18, true));
+        // Exactly the fraction is not more than it.
+        assert!(!combined([true, false].into_iter(), 0.5, true));
+        // Nobody reports: the last status stays.
+        assert!(combined(std::iter::empty(), 0.18, true));
+        assert!(!combined(std::iter::empty(), 0.18, false));
+    }
 
     fn obs(ok: bool) -> Observation {
         Observation {

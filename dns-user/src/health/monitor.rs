@@ -34,6 +34,9 @@ pub struct Monitor {
 
 struct Inner {
     board: Mutex<Board>,
+    on_change: OnChange,
+    /// This node's own status of each check it probes, for the other nodes of a cluster.
+    own: tokio::sync::watch::Sender<Arc<BTreeMap<String, NodeObservation>>>,
     /// Where probe tasks run (a runtime of their own in the daemon, see [`HealthRuntime`]).
     runtime: tokio::runtime::Handle,
     health: ArcSwap<HealthState>,
@@ -45,6 +48,44 @@ struct Board {
     checks: BTreeMap<String, Tracked>,
     generation: u64,
     rng: Option<SplitMix64>,
+    /// Set on a cluster node: which checks it probes, and how observations combine.
+    vantage: Option<Vantage>,
+    /// Other nodes' observations: check id -> node id -> observation.
+    remote: HashMap<String, BTreeMap<String, NodeObservation>>,
+}
+
+/// A cluster node as a checker: its name and region (it probes the checks whose `Regions`
+/// hold its region, or that name none) and Route 53's rule for many checkers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Vantage {
+    pub node_id: String,
+    pub region: Option<String>,
+    /// A check is healthy when more than this fraction of its checkers say so.
+    pub healthy_fraction: f64,
+}
+
+impl Vantage {
+    /// Whether this node probes `spec`.
+    pub fn probes(&self, spec: &CheckSpec) -> bool {
+        spec.regions.is_empty()
+            || self
+                .region
+                .as_ref()
+                .is_some_and(|r| spec.regions.iter().any(|s| s == r))
+    }
+}
+
+/// One node's status of one check, as the other nodes see it: set when its status last
+/// changed there.
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NodeObservation {
+    pub healthy: bool,
+    /// When the node's status became this (RFC 3339), or started (no data yet).
+    pub at: String,
+    pub detail: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
 }
 
 struct Tracked {
@@ -56,6 +97,8 @@ struct Tracked {
     generation: u64,
     /// Probe durations: the last one, and all of them summed with their count.
     latency: Latency,
+    /// Whether this node probes it (always, alone; on a cluster, see [`Vantage`]).
+    probed: bool,
     /// The probe task; dropping the entry stops it.
     _task: Option<AbortOnDrop>,
 }
@@ -95,6 +138,19 @@ impl Monitor {
         seed: Option<u64>,
         runtime: tokio::runtime::Handle,
     ) -> Monitor {
+        Monitor::start_at(specs, prober, on_change, seed, runtime, None)
+    }
+
+    /// [`start`](Self::start) as one checker of a cluster (`vantage`): it probes the checks
+    /// of its region, and a check's status combines every node's ([`set_remote`](Self::set_remote)).
+    pub fn start_at(
+        specs: Vec<CheckSpec>,
+        prober: Arc<dyn Prober>,
+        on_change: OnChange,
+        seed: Option<u64>,
+        runtime: tokio::runtime::Handle,
+        vantage: Option<Vantage>,
+    ) -> Monitor {
         let seed = seed.unwrap_or_else(|| {
             use std::hash::{BuildHasher, Hasher};
             std::collections::hash_map::RandomState::new()
@@ -104,14 +160,17 @@ impl Monitor {
         let inner = Arc::new(Inner {
             board: Mutex::new(Board {
                 rng: Some(SplitMix64(seed)),
+                vantage,
                 ..Board::default()
             }),
+            on_change,
+            own: tokio::sync::watch::Sender::new(Arc::default()),
             health: ArcSwap::from_pointee(HealthState::default()),
             prober,
             runtime,
         });
         let (tx, rx) = mpsc::unbounded_channel();
-        let owner = inner.runtime.spawn(own(inner.clone(), rx, on_change));
+        let owner = inner.runtime.spawn(own(inner.clone(), rx));
         let monitor = Monitor {
             inner,
             results: tx,
@@ -119,6 +178,36 @@ impl Monitor {
         };
         monitor.reconfigure(specs);
         monitor
+    }
+
+    /// This node's status of each check it probes, updated when one changes.
+    pub fn own_observations(
+        &self,
+    ) -> tokio::sync::watch::Receiver<Arc<BTreeMap<String, NodeObservation>>> {
+        self.inner.own.subscribe()
+    }
+
+    /// The other nodes' observations (check id -> node id -> observation) on a cluster: the
+    /// checks' statuses are combined again, and published if any changed. Call it on a
+    /// thread that may block.
+    pub fn set_remote(&self, remote: HashMap<String, BTreeMap<String, NodeObservation>>) {
+        let changed = {
+            let mut board = self.inner.board.lock().expect("board lock");
+            if board.remote == remote {
+                return;
+            }
+            board.remote = remote;
+            let (health, changes) = effective(&mut board, SystemTime::now());
+            let changed = !changes.is_empty();
+            if changed {
+                self.inner.health.store(Arc::new(health));
+            }
+            changed
+        };
+        if changed {
+            let inner = self.inner.clone();
+            (self.inner.on_change)(&|| inner.health.load_full());
+        }
     }
 
     /// The current effective health of every check.
@@ -141,7 +230,9 @@ impl Monitor {
             }
             board.generation += 1;
             let generation = board.generation;
-            let probing = !spec.disabled && !matches!(spec.kind, CheckKind::Calculated { .. });
+            let probed = board.vantage.as_ref().is_none_or(|v| v.probes(&spec));
+            let probing =
+                probed && !spec.disabled && !matches!(spec.kind, CheckKind::Calculated { .. });
             let task = probing.then(|| {
                 let phase = board
                     .rng
@@ -167,6 +258,7 @@ impl Monitor {
                     since: None,
                     generation,
                     latency: Latency::default(),
+                    probed: probing,
                     _task: task,
                     spec,
                 },
@@ -176,6 +268,7 @@ impl Monitor {
         let (health, _) = effective(&mut board, SystemTime::now());
         let health = Arc::new(health);
         self.inner.health.store(health.clone());
+        publish_own(&self.inner, &board);
         health
     }
 
@@ -190,7 +283,7 @@ impl Monitor {
                 _ => (spec, CheckState::new(spec.inverted)),
             })
             .collect();
-        HealthState(statuses(states.iter().map(|(spec, state)| (*spec, state))).0)
+        HealthState(statuses(states.iter().map(|(spec, state)| (*spec, state)), &alone).0)
     }
 
     /// Every check's status, by id.
@@ -217,6 +310,7 @@ impl Monitor {
                     .collect(),
                 last_failure: t.state.last_failure().map(ObservationStatus::from),
                 latency: t.latency,
+                checkers: checkers(&board, t),
             })
             .collect()
     }
@@ -298,6 +392,48 @@ pub struct CheckStatus {
     /// Probe durations (calculated checks do not probe).
     #[serde(default)]
     pub latency: Latency,
+    /// On a cluster: every node that probes the check, this one first, with its latest
+    /// observation (another node's as of its last status change).
+    #[serde(default)]
+    pub checkers: Vec<Checker>,
+}
+
+/// One checker of a check on a cluster.
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq)]
+pub struct Checker {
+    pub node: String,
+    pub region: Option<String>,
+    pub healthy: bool,
+    pub at: String,
+    pub detail: String,
+}
+
+/// The checkers of `t` (none alone, or for a calculated check).
+fn checkers(board: &Board, t: &Tracked) -> Vec<Checker> {
+    let Some(vantage) = &board.vantage else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    if t.probed {
+        let last = t.state.observations().last();
+        out.push(Checker {
+            node: vantage.node_id.clone(),
+            region: vantage.region.clone(),
+            healthy: t.state.healthy(),
+            at: last.map_or_else(String::new, |o| rfc3339(o.at)),
+            detail: last.map_or_else(|| "no data yet".into(), |o| o.detail.clone()),
+        });
+    }
+    for (node, seen) in board.remote.get(&t.spec.id).into_iter().flatten() {
+        out.push(Checker {
+            node: node.clone(),
+            region: seen.region.clone(),
+            healthy: seen.healthy,
+            at: seen.at.clone(),
+            detail: seen.detail.clone(),
+        });
+    }
+    out
 }
 
 /// Probe durations of one check, in seconds.
@@ -372,7 +508,7 @@ async fn probe_loop(
 }
 
 /// The owner: applies results in batches, publishes changes.
-async fn own(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<ProbeResult>, on_change: OnChange) {
+async fn own(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<ProbeResult>) {
     while let Some(first) = rx.recv().await {
         let changed = {
             let mut board = inner.board.lock().expect("board lock");
@@ -385,6 +521,7 @@ async fn own(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<ProbeResult>, on
             if !flipped {
                 continue; // statuses (calculated ones too) only move when a check flips
             }
+            publish_own(&inner, &board);
             let (health, changes) = effective(&mut board, SystemTime::now());
             if changes.is_empty() {
                 false
@@ -394,7 +531,7 @@ async fn own(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<ProbeResult>, on
             }
         };
         if changed {
-            let hook = on_change.clone();
+            let hook = inner.on_change.clone();
             let inner = inner.clone();
             let publish = move || hook(&|| inner.health.load_full());
             if let Err(e) = tokio::task::spawn_blocking(publish).await {
@@ -456,6 +593,42 @@ fn record(board: &mut Board, result: ProbeResult) -> bool {
     flipped.is_some()
 }
 
+/// Sends this node's status of each check it probes to [`Monitor::own_observations`].
+fn publish_own(inner: &Inner, board: &Board) {
+    let Some(vantage) = &board.vantage else {
+        return;
+    };
+    let own: BTreeMap<String, NodeObservation> = board
+        .checks
+        .values()
+        .filter(|t| t.probed)
+        .map(|t| {
+            let last = t.state.observations().last();
+            let observation = NodeObservation {
+                healthy: t.state.healthy(),
+                at: rfc3339(
+                    t.since
+                        .or(last.map(|o| o.at))
+                        .unwrap_or_else(SystemTime::now),
+                ),
+                detail: last.map_or_else(|| "no data yet".into(), |o| o.detail.clone()),
+                region: vantage.region.clone(),
+            };
+            (t.spec.id.clone(), observation)
+        })
+        .collect();
+    inner.own.send_if_modified(|current| {
+        let differs = current.len() != own.len()
+            || own
+                .iter()
+                .any(|(id, o)| current.get(id).is_none_or(|c| c.healthy != o.healthy));
+        if differs {
+            *current = Arc::new(own);
+        }
+        differs
+    });
+}
+
 /// Effective statuses of `checks` (calculated ones from their children), with why each
 /// calculated one is what it is.
 /// The health `specs` start with, before any check has data: the state a fresh monitor
@@ -463,16 +636,24 @@ fn record(board: &mut Board, result: ProbeResult) -> bool {
 /// checks from those).
 pub fn at_start(specs: &[CheckSpec]) -> HealthState {
     let states: Vec<CheckState> = specs.iter().map(|s| CheckState::new(s.inverted)).collect();
-    HealthState(statuses(specs.iter().zip(&states)).0)
+    HealthState(statuses(specs.iter().zip(&states), &alone).0)
 }
 
+/// A probing check's status on a node alone: its own.
+fn alone(spec: &CheckSpec, state: &CheckState) -> bool {
+    state.effective(spec.disabled)
+}
+
+/// The statuses of `checks`: each probing check's by `status_of`, then the calculated ones
+/// from them.
 fn statuses<'a>(
     checks: impl Iterator<Item = (&'a CheckSpec, &'a CheckState)> + Clone,
+    status_of: &dyn Fn(&CheckSpec, &CheckState) -> bool,
 ) -> (HashMap<String, bool>, HashMap<String, String>) {
     let mut statuses: HashMap<String, bool> = checks
         .clone()
         .filter(|(spec, _)| !matches!(spec.kind, CheckKind::Calculated { .. }))
-        .map(|(spec, state)| (spec.id.clone(), state.effective(spec.disabled)))
+        .map(|(spec, state)| (spec.id.clone(), status_of(spec, state)))
         .collect();
     let mut explain: HashMap<String, String> = HashMap::new();
     for (spec, _) in checks {
@@ -503,7 +684,35 @@ fn statuses<'a>(
 /// Effective statuses of every check, marking and logging the ones that changed since the
 /// last call.
 fn effective(board: &mut Board, now: SystemTime) -> (HealthState, Vec<String>) {
-    let (statuses, mut explain) = statuses(board.checks.values().map(|t| (&t.spec, &t.state)));
+    let (statuses, mut explain) = {
+        let board = &*board;
+        let status_of = |spec: &CheckSpec, state: &CheckState| -> bool {
+            let Some(vantage) = &board.vantage else {
+                return alone(spec, state);
+            };
+            if spec.disabled {
+                return true;
+            }
+            let Some(t) = board.checks.get(&spec.id) else {
+                return alone(spec, state);
+            };
+            let own = t.probed.then(|| state.healthy());
+            let others = board
+                .remote
+                .get(&spec.id)
+                .into_iter()
+                .flat_map(|nodes| nodes.values().map(|o| o.healthy));
+            super::combined(
+                own.into_iter().chain(others),
+                vantage.healthy_fraction,
+                t.healthy,
+            )
+        };
+        statuses(
+            board.checks.values().map(|t| (&t.spec, &t.state)),
+            &status_of,
+        )
+    };
     let mut changes = Vec::new();
     for t in board.checks.values_mut() {
         let healthy = statuses[&t.spec.id];
@@ -635,6 +844,66 @@ mod tests {
         for _ in 0..10 {
             tokio::task::yield_now().await;
         }
+    }
+
+    fn observation(healthy: bool) -> NodeObservation {
+        NodeObservation {
+            healthy,
+            at: "2026-12-07T00:00:00Z".into(),
+            detail: String::new(),
+            region: None,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cluster_node_combines_its_own_status_with_the_other_nodes() {
+        let prober = Arc::new(Scripted::default());
+        let changes = Arc::new(AtomicUsize::new(0));
+        let counter = changes.clone();
+        let mut elsewhere = http("elsewhere", 1, 1);
+        elsewhere.1.regions = vec!["eu-west-1".into()];
+        let monitor = Monitor::start_at(
+            spec::build(vec![http("web", 1, 1), elsewhere]).unwrap(),
+            prober.clone(),
+            Arc::new(move |_: &dyn Fn() -> Arc<HealthState>| {
+                counter.fetch_add(1, Ordering::SeqCst);
+            }),
+            Some(7),
+            tokio::runtime::Handle::current(),
+            Some(Vantage {
+                node_id: "a".into(),
+                region: Some("us-east-1".into()),
+                healthy_fraction: 0.18,
+            }),
+        );
+        let own = monitor.own_observations();
+        // It probes only the checks of its region (or of none).
+        assert_eq!(own.borrow().keys().collect::<Vec<_>>(), ["web"]);
+        prober.set("web", down());
+        advance(Duration::from_secs(2)).await;
+        assert!(!own.borrow()["web"].healthy, "its own status is published");
+        assert!(!monitor.health().is_healthy("web"), "alone in the count");
+        // Another node sees it healthy: 1 of 2 > 18%.
+        let remote = |check: &str, nodes: &[(&str, bool)]| {
+            let map = nodes
+                .iter()
+                .map(|(n, h)| (n.to_string(), observation(*h)))
+                .collect();
+            HashMap::from([(check.to_string(), map)])
+        };
+        monitor.set_remote(remote("web", &[("b", true)]));
+        assert!(monitor.health().is_healthy("web"));
+        assert_eq!(changes.load(Ordering::SeqCst), 2, "each flip published");
+        // b healthy, a and c not: 1 of 3 is still more than 18%.
+        monitor.set_remote(remote("web", &[("b", true), ("c", false)]));
+        assert!(monitor.health().is_healthy("web"), "1 of 3 > 18%");
+        // A check it does not probe follows the others alone.
+        monitor.set_remote(remote("elsewhere", &[("b", false), ("c", false)]));
+        assert!(!monitor.health().is_healthy("elsewhere"));
+        assert!(
+            !monitor.health().is_healthy("web"),
+            "b's view of web is gone"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -152,9 +152,25 @@ async fn connect_tcp(
     policy: Option<&TargetPolicy>,
 ) -> Result<(TcpStream, SocketAddr), String> {
     let addr = address(endpoint, policy).await?;
-    let stream = TcpStream::connect(addr)
-        .await
-        .map_err(|e| format!("Failure: connecting to {addr}: {e}"))?;
+    let failed = |e: std::io::Error| format!("Failure: connecting to {addr}: {e}");
+    let source = policy.and_then(|p| match addr {
+        SocketAddr::V4(_) => p.source_v4.map(IpAddr::V4),
+        SocketAddr::V6(_) => p.source_v6.map(IpAddr::V6),
+    });
+    let stream = match source {
+        None => TcpStream::connect(addr).await.map_err(failed)?,
+        Some(source) => {
+            let socket = match addr {
+                SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+                SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+            }
+            .map_err(failed)?;
+            socket
+                .bind(SocketAddr::new(source, 0))
+                .map_err(|e| format!("Failure: probing from {source}: {e}"))?;
+            socket.connect(addr).await.map_err(failed)?
+        }
+    };
     let _ = stream.set_nodelay(true);
     Ok((stream, addr))
 }

@@ -5,8 +5,9 @@
 //!
 //! Deviations from Route 53, on purpose: `RequestInterval` may be 1..=30 s (Route 53: 10 or
 //! 30); the per-stage timeouts are configurable (`ConnectTimeoutMs`, `StatusTimeoutMs`,
-//! `BodyTimeoutMs`); private addresses are allowed; one checker (here) instead of a fleet, so
-//! `Regions` and `MeasureLatency` are accepted and have no effect; `METRIC` checks read a
+//! `BodyTimeoutMs`); private addresses are allowed; the checkers are the nodes of a cluster
+//! (`Regions` names the regions of the nodes that probe; alone, the one node probes every
+//! check), and `MeasureLatency` is accepted with no effect; `METRIC` checks read a
 //! Prometheus-compatible API instead of a CloudWatch alarm.
 
 use std::collections::{BTreeMap, HashSet};
@@ -156,6 +157,8 @@ pub struct CheckSpec {
     pub failure_threshold: u8,
     pub inverted: bool,
     pub disabled: bool,
+    /// Where it is probed from, on a cluster: the nodes of these regions (empty: every node).
+    pub regions: Vec<String>,
 }
 
 /// What a check probes.
@@ -686,6 +689,7 @@ fn build_one(id: &str, c: &HealthCheckConfig) -> Result<CheckSpec, String> {
         failure_threshold,
         inverted: c.inverted,
         disabled: c.disabled,
+        regions: c.regions.clone(),
     })
 }
 

@@ -22,6 +22,9 @@ pub const DEFAULT_MAX_CHECKS: usize = 200;
 pub struct TargetPolicy {
     pub allow_networks: Vec<ipnet::IpNet>,
     pub max_checks: usize,
+    /// Where probes leave from (`None`: the kernel chooses).
+    pub source_v4: Option<std::net::Ipv4Addr>,
+    pub source_v6: Option<std::net::Ipv6Addr>,
 }
 
 impl Default for TargetPolicy {
@@ -29,6 +32,8 @@ impl Default for TargetPolicy {
         TargetPolicy {
             allow_networks: Vec::new(),
             max_checks: DEFAULT_MAX_CHECKS,
+            source_v4: None,
+            source_v6: None,
         }
     }
 }
