@@ -71,6 +71,11 @@ enum Command {
         #[command(flatten)]
         query: TestAnswerArgs,
     },
+    /// A cluster of nodes on etcd: what etcd says about it (works while nodes are down).
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
     /// Make a running `dns-user serve --pid-file PATH` reload its config and zones (SIGHUP).
     Reload {
         /// The pid file the server was started with.
@@ -177,6 +182,39 @@ struct ConfigArgs {
     detach: bool,
 }
 
+#[derive(Subcommand, Debug)]
+enum ClusterCommand {
+    /// The last shared write, every live node (what it serves, its lease, how many checks it
+    /// reports on) and etcd's members.
+    Status {
+        /// etcd endpoints.
+        #[arg(long, value_name = "URL,...", value_delimiter = ',', required = true)]
+        etcd: Vec<String>,
+        /// The cluster's key prefix (cluster.prefix).
+        #[arg(long, default_value = "/dns-user/v1")]
+        prefix: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn cluster(command: ClusterCommand) -> anyhow::Result<()> {
+    match command {
+        ClusterCommand::Status { etcd, prefix, json } => {
+            let report = crate::daemon::runtime()?
+                .block_on(crate::cluster::status::read(&etcd, &prefix))
+                .with_context(|| format!("reading the cluster from {}", etcd.join(",")))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{report}");
+            }
+            Ok(())
+        }
+    }
+}
+
 fn parse_zone_file(s: &str) -> Result<(String, PathBuf), String> {
     let (origin, path) = s
         .split_once('=')
@@ -265,6 +303,7 @@ pub fn main() -> ExitCode {
             config,
         } => export(&origin, output.as_deref(), &config),
         Command::Reload { pid_file } => reload_signal(&pid_file),
+        Command::Cluster { command } => cluster(command),
         Command::Zone { api, command } => {
             crate::daemon::runtime().and_then(|rt| rt.block_on(crate::client::zone(&api, command)))
         }

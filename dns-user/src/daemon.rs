@@ -274,7 +274,7 @@ pub fn serve(
             .start_publisher(published.clone(), monitor.clone(), notifier)
             .context("starting the publisher thread")?;
         // A cluster node serves its cache from here on, and joins the cluster beside.
-        let _cluster = match &settings.cluster {
+        let cluster = match &settings.cluster {
             Some(c) => {
                 tracing::info!(
                     "cluster: node {} of the store at {}",
@@ -374,6 +374,7 @@ pub fn serve(
             control: Some(control.clone()),
             published: Some(published.clone()),
             dnstap: tap.as_ref().map(|t| t.stats.clone()),
+            cluster: cluster.clone(),
         });
         if let Some(listener) = metrics_listener {
             let addr = listener.local_addr()?;

@@ -70,6 +70,8 @@ pub struct MetricsSource {
     pub published: Option<Arc<crate::publish::Published>>,
     /// Query-log counts.
     pub dnstap: Option<Arc<crate::dnstap::Stats>>,
+    /// This node of a cluster.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 /// Renders the Prometheus text format.
@@ -176,6 +178,50 @@ pub fn render(source: &MetricsSource) -> String {
         );
         let _ = writeln!(out, "dns_change_insync_seconds_sum {sum}");
         let _ = writeln!(out, "dns_change_insync_seconds_count {count}");
+    }
+    if let (Some(cluster), Some(control)) = (&source.cluster, &source.control) {
+        let status = cluster.status(control);
+        let gauge = |out: &mut String, name: &str, help: &str, value: String| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            );
+        };
+        gauge(
+            &mut out,
+            "dns_cluster_connected",
+            "1 while this node has a session with etcd.",
+            u8::from(status.connected).to_string(),
+        );
+        gauge(
+            &mut out,
+            "dns_cluster_head_revision",
+            "The etcd revision of the last shared write this node holds.",
+            status.head.to_string(),
+        );
+        gauge(
+            &mut out,
+            "dns_cluster_applied_sequence",
+            "Every change up to this sequence is served by this node.",
+            status.applied.to_string(),
+        );
+        let newest = status.nodes.values().map(|n| n.applied).max().unwrap_or(0);
+        gauge(
+            &mut out,
+            "dns_cluster_lag_changes",
+            "Changes the most advanced live node serves that this one does not yet.",
+            newest.saturating_sub(status.applied).to_string(),
+        );
+        out.push_str("# HELP dns_cluster_node_applied_sequence Each live node's applied sequence, as last seen.\n");
+        out.push_str("# TYPE dns_cluster_node_applied_sequence gauge\n");
+        for (node, record) in &status.nodes {
+            let _ = writeln!(
+                out,
+                "dns_cluster_node_applied_sequence{{node=\"{}\"}} {}",
+                escape(node),
+                record.applied
+            );
+        }
     }
     if let Some(published) = &source.published {
         let occupancy = published.occupancy();

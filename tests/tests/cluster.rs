@@ -32,20 +32,17 @@ fn config(dir: &std::path::Path, more: &str) -> String {
 /// A node `id` of the cluster at `etcd` (comma-separated endpoints), its store in `dir/id`
 /// (a restart on the same `dir` and `id` starts from the node's cache).
 fn node(dir: &std::path::Path, id: &str, etcd: &str) -> Daemon {
-    node_with(dir, id, etcd, "")
+    node_with(dir, id, etcd, "", &[])
 }
 
-/// [`node`] with more config (`[health]` settings, say).
-fn node_with(dir: &std::path::Path, id: &str, etcd: &str, more: &str) -> Daemon {
+/// [`node`] with more config (`[health]` settings, say) and arguments.
+fn node_with(dir: &std::path::Path, id: &str, etcd: &str, more: &str, args: &[&str]) -> Daemon {
     let own = dir.join(id);
     std::fs::create_dir_all(&own).unwrap();
     let config = config(&own, more);
-    Daemon::start(
-        &own,
-        free_port(),
-        free_port(),
-        &["--config", &config, "--etcd", etcd, "--node-id", id],
-    )
+    let mut all = vec!["--config", &config, "--etcd", etcd, "--node-id", id];
+    all.extend_from_slice(args);
+    Daemon::start(&own, free_port(), free_port(), &all)
 }
 
 fn status(d: &Daemon, change: &str) -> String {
@@ -122,9 +119,13 @@ fn a_change_through_one_node_is_served_by_all_and_insync_only_then() {
     let dir = temp_dir("cluster-insync");
     let etcd = Etcd::start(&dir, 3).unwrap();
     let endpoints = etcd.endpoints();
+    let metrics = format!("127.0.0.1:{}", free_port());
     let nodes: Vec<Daemon> = ["a", "b", "c"]
         .iter()
-        .map(|id| node(&dir, id, &endpoints))
+        .map(|id| match *id {
+            "a" => node_with(&dir, id, &endpoints, "", &["--metrics", &metrics]),
+            _ => node(&dir, id, &endpoints),
+        })
         .collect();
 
     // A zone made on a: INSYNC there only once b and c serve it too.
@@ -180,6 +181,36 @@ fn a_change_through_one_node_is_served_by_all_and_insync_only_then() {
     let sets = nodes[0].sets(&zone);
     for d in &nodes[1..] {
         assert_eq!(d.sets(&zone), sets);
+    }
+
+    // `dns-user cluster status` reads the three nodes from etcd, each serving all three
+    // changes; a's metrics say it is connected and behind no one.
+    let out = std::process::Command::new(common::BIN)
+        .args(["cluster", "status", "--json", "--etcd", &endpoints])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let applied: Vec<u64> = ["a", "b", "c"]
+        .iter()
+        .map(|n| report["Nodes"][n]["Applied"].as_u64().unwrap())
+        .collect();
+    assert_eq!(applied, [3, 3, 3], "{report}");
+    assert_eq!(report["Members"].as_object().unwrap().len(), 3, "{report}");
+    let lease = report["Nodes"]["b"]["LeaseTtl"].as_i64().unwrap();
+    assert!((1..=LEASE_TTL as i64).contains(&lease), "{report}");
+    let text = dns_tests::api::host_curl(&["-s", &format!("http://{metrics}/metrics")]).unwrap();
+    for line in [
+        "dns_cluster_connected 1",
+        "dns_cluster_applied_sequence 3",
+        "dns_cluster_lag_changes 0",
+        "dns_cluster_node_applied_sequence{node=\"c\"} 3",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
     }
 }
 
@@ -398,7 +429,7 @@ fn health_is_judged_from_every_node_and_failover_moves_on_all() {
             let health = format!(
                 "[health]\nallow_networks = [\"127.0.0.0/8\"]\nsource_v4 = \"127.0.0.{last}\"\n"
             );
-            node_with(&dir, id, &endpoints, &health)
+            node_with(&dir, id, &endpoints, &health, &[])
         })
         .collect();
     let (code, v) = nodes[0].call(

@@ -18,6 +18,7 @@
 //! cut off; the ones whose lease expired meanwhile are gone when it reads them again.
 
 pub mod keys;
+pub mod status;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
