@@ -17,13 +17,19 @@ pub struct Member {
     pub name: String,
     pub client_port: u16,
     pub peer_port: u16,
+    /// The address it listens on (127.0.0.1, or one in [`Etcd::netns`]).
+    pub host: std::net::IpAddr,
     dir: PathBuf,
     child: Option<Child>,
 }
 
 impl Member {
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+        format!("http://{}:{}", self.host, self.client_port)
+    }
+
+    fn peer(&self) -> String {
+        format!("http://{}:{}", self.host, self.peer_port)
     }
 
     pub fn pid(&self) -> Option<u32> {
@@ -35,34 +41,54 @@ impl Member {
     }
 }
 
-/// An etcd cluster of members on 127.0.0.1.
+/// An etcd cluster of members on 127.0.0.1 (or on one address inside a namespace).
 pub struct Etcd {
     pub members: Vec<Member>,
     initial_cluster: String,
+    /// The network namespace the members run in (`None`: the host's loopback).
+    pub netns: Option<String>,
 }
 
 impl Etcd {
-    /// Starts `n` members (elections in about half a second, 2,048 operations per
-    /// transaction, history compacted every 1,000 revisions) and waits until they serve.
+    /// Starts `n` members on 127.0.0.1 (elections in about half a second, 2,048 operations
+    /// per transaction, history compacted every 1,000 revisions) and waits until they serve.
     pub fn start(dir: &Path, n: usize) -> anyhow::Result<Etcd> {
-        let mut members = Vec::new();
-        for i in 0..n {
-            members.push(Member {
+        let ports: Vec<(u16, u16)> = (0..n)
+            .map(|_| (crate::free_port(), crate::free_port()))
+            .collect();
+        Etcd::start_at(dir, [127, 0, 0, 1].into(), None, &ports)
+    }
+
+    /// [`start`](Self::start) with members on `host` in namespace `netns`, each on its
+    /// (client, peer) ports.
+    pub fn start_at(
+        dir: &Path,
+        host: std::net::IpAddr,
+        netns: Option<&str>,
+        ports: &[(u16, u16)],
+    ) -> anyhow::Result<Etcd> {
+        let members: Vec<Member> = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (client_port, peer_port))| Member {
                 name: format!("m{i}"),
-                client_port: crate::free_port(),
-                peer_port: crate::free_port(),
+                client_port: *client_port,
+                peer_port: *peer_port,
+                host,
                 dir: dir.join(format!("etcd-m{i}")),
                 child: None,
-            });
-        }
+            })
+            .collect();
+        let n = members.len();
         let initial_cluster = members
             .iter()
-            .map(|m| format!("{}=http://127.0.0.1:{}", m.name, m.peer_port))
+            .map(|m| format!("{}={}", m.name, m.peer()))
             .collect::<Vec<_>>()
             .join(",");
         let mut etcd = Etcd {
             members,
             initial_cluster,
+            netns: netns.map(str::to_string),
         };
         for i in 0..n {
             etcd.spawn(i)?;
@@ -72,45 +98,65 @@ impl Etcd {
     }
 
     fn spawn(&mut self, i: usize) -> anyhow::Result<()> {
-        let m = &mut self.members[i];
-        let log = std::fs::File::create(m.dir.with_extension("log"))?;
-        let child = Command::new("etcd")
-            .args([
-                "--name",
-                &m.name,
-                "--data-dir",
-                m.dir.to_str().context("path")?,
-                "--listen-client-urls",
-                &m.endpoint(),
-                "--advertise-client-urls",
-                &m.endpoint(),
-                "--listen-peer-urls",
-                &format!("http://127.0.0.1:{}", m.peer_port),
-                "--initial-advertise-peer-urls",
-                &format!("http://127.0.0.1:{}", m.peer_port),
-                "--initial-cluster",
-                &self.initial_cluster,
-                "--initial-cluster-state",
-                "new",
-                "--initial-cluster-token",
-                "dns-user-test",
-                "--heartbeat-interval",
-                "50",
-                "--election-timeout",
-                "500",
-                "--max-txn-ops",
-                "2048",
-                "--auto-compaction-mode",
-                "revision",
-                "--auto-compaction-retention",
-                "1000",
-            ])
+        let log = std::fs::File::create(self.members[i].dir.with_extension("log"))?;
+        let child = self
+            .command(i, "new")?
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .context("starting etcd (Debian package etcd-server; scripts/bootstrap installs it)")?;
-        m.child = Some(child);
+        self.members[i].child = Some(child);
         Ok(())
+    }
+
+    /// `program` in the members' namespace.
+    fn program(&self, program: &str) -> Command {
+        match &self.netns {
+            Some(ns) => {
+                let mut cmd = Command::new("ip");
+                cmd.args(["netns", "exec", ns, program]);
+                cmd
+            }
+            None => Command::new(program),
+        }
+    }
+
+    /// Member `i`'s etcd command; `state`: `new` (the first start) or `existing` (a
+    /// restart: it rejoins).
+    fn command(&self, i: usize, state: &str) -> anyhow::Result<Command> {
+        let m = &self.members[i];
+        let mut cmd = self.program("etcd");
+        cmd.args([
+            "--name",
+            &m.name,
+            "--data-dir",
+            m.dir.to_str().context("path")?,
+            "--listen-client-urls",
+            &m.endpoint(),
+            "--advertise-client-urls",
+            &m.endpoint(),
+            "--listen-peer-urls",
+            &m.peer(),
+            "--initial-advertise-peer-urls",
+            &m.peer(),
+            "--initial-cluster",
+            &self.initial_cluster,
+            "--initial-cluster-state",
+            state,
+            "--initial-cluster-token",
+            "dns-user-test",
+            "--heartbeat-interval",
+            "50",
+            "--election-timeout",
+            "500",
+            "--max-txn-ops",
+            "2048",
+            "--auto-compaction-mode",
+            "revision",
+            "--auto-compaction-retention",
+            "1000",
+        ]);
+        Ok(cmd)
     }
 
     /// The client endpoints, comma-separated (what `--etcd` takes).
@@ -130,7 +176,8 @@ impl Etcd {
             .filter(|m| m.running())
             .map(Member::endpoint)
             .collect();
-        let out = Command::new("etcdctl")
+        let out = self
+            .program("etcdctl")
             .env("ETCDCTL_API", "3")
             .arg("--endpoints")
             .arg(endpoints.join(","))
@@ -189,41 +236,12 @@ impl Etcd {
 
     /// Starts member `i` again on its data (it rejoins).
     pub fn restart(&mut self, i: usize) -> anyhow::Result<()> {
-        // A restarted member joins the existing cluster.
-        let m = &self.members[i];
         let log = std::fs::OpenOptions::new()
             .append(true)
             .create(true)
-            .open(m.dir.with_extension("log"))?;
-        let child = Command::new("etcd")
-            .args([
-                "--name",
-                &m.name,
-                "--data-dir",
-                m.dir.to_str().context("path")?,
-                "--listen-client-urls",
-                &m.endpoint(),
-                "--advertise-client-urls",
-                &m.endpoint(),
-                "--listen-peer-urls",
-                &format!("http://127.0.0.1:{}", m.peer_port),
-                "--initial-advertise-peer-urls",
-                &format!("http://127.0.0.1:{}", m.peer_port),
-                "--initial-cluster",
-                &self.initial_cluster,
-                "--initial-cluster-state",
-                "existing",
-                "--heartbeat-interval",
-                "50",
-                "--election-timeout",
-                "500",
-                "--max-txn-ops",
-                "2048",
-                "--auto-compaction-mode",
-                "revision",
-                "--auto-compaction-retention",
-                "1000",
-            ])
+            .open(self.members[i].dir.with_extension("log"))?;
+        let child = self
+            .command(i, "existing")?
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()?;

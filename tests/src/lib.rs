@@ -2,6 +2,7 @@
 //! `cargo xtask bench`.
 
 pub mod api;
+pub mod cluster_bed;
 pub mod dashboard;
 pub mod etcd;
 pub mod fixtures;

@@ -5,7 +5,9 @@
 
 use std::time::{Duration, Instant};
 
+use dns_tests::cluster_bed::ClusterBed;
 use dns_tests::etcd::{Etcd, Proxy};
+use dns_tests::{Side, metric};
 
 /// The HTTP endpoint the health checks probe (answers only the sources a file lists).
 const TARGET: &str = env!("CARGO_BIN_EXE_http-target");
@@ -527,4 +529,82 @@ fn health_is_judged_from_every_node_and_failover_moves_on_all() {
     // SAFETY: signalling the child this test started, by its PID.
     unsafe { libc::kill(target.id() as libc::pid_t, libc::SIGKILL) };
     let _ = target.wait();
+}
+
+/// What the XDP program answered (the counter the netns tests read).
+const ANSWERED: &str = "dns_xdp_packets_total{action=\"tx\",reason=\"answered\"}";
+
+/// Each node in namespaces of its own with XDP on its interface (native mode on veth), etcd
+/// in another: a change through one node's API is answered by XDP on all three, and
+/// GetChange says INSYNC no earlier.
+#[test]
+fn a_change_through_one_node_is_answered_by_xdp_on_all_three() {
+    let mut cb = ClusterBed::create("dxcl", 3, 3).unwrap();
+    let config = format!("[cluster]\nlease_ttl_secs = {LEASE_TTL}\n");
+    for i in 0..3 {
+        cb.start_node(i, common::BIN, "native", &config, false)
+            .unwrap();
+    }
+    let call = |i: usize, method: &str, path: &str, body: Option<Value>| {
+        let (code, v) = cb.call(i, method, path, body.as_ref()).unwrap();
+        assert!((200..300).contains(&code), "{method} {path}: {code} {v}");
+        v
+    };
+    let v = call(
+        0,
+        "POST",
+        "/hostedzone",
+        Some(json!({"Name": "x.test", "CallerReference": "x1"})),
+    );
+    let zone = bare(v["HostedZone"]["Id"].as_str().unwrap()).to_string();
+    let insync = |i: usize, change: &str| {
+        call(i, "GET", &format!("/change/{}", bare(change)), None)["ChangeInfo"]["Status"]
+            == "INSYNC"
+    };
+    let created = v["ChangeInfo"]["Id"].as_str().unwrap().to_string();
+    assert!(ClusterBed::until(Duration::from_secs(10), || insync(
+        0, &created
+    )));
+    let answers = |i: usize| -> (String, u64) {
+        let bed = &cb.beds[i];
+        let before = metric(&bed.metrics_page().unwrap(), ANSWERED).unwrap_or(0);
+        let answer = bed.dig("www.x.test.", "A").trim().to_string();
+        let after = metric(&bed.metrics_page().unwrap(), ANSWERED).unwrap_or(0);
+        (answer, after - before)
+    };
+    for (writer, address) in [(1, "192.0.2.77"), (2, "192.0.2.78")] {
+        let v = call(
+            writer,
+            "POST",
+            &format!("/hostedzone/{zone}/rrset"),
+            Some(json!({"ChangeBatch": {"Changes": [{"Action": "UPSERT",
+                "ResourceRecordSet": {"Name": "www.x.test.", "Type": "A", "TTL": 60,
+                "ResourceRecords": [{"Value": address}]}}]}})),
+        );
+        let change = v["ChangeInfo"]["Id"].as_str().unwrap().to_string();
+        // INSYNC read on the node that did not write, then every node's XDP answer.
+        let reader = 3 - writer;
+        assert!(
+            ClusterBed::until(Duration::from_secs(10), || insync(reader, &change)),
+            "never INSYNC"
+        );
+        for i in 0..3 {
+            assert_eq!(
+                answers(i),
+                (address.to_string(), 1),
+                "node {i}: the new answer, from XDP"
+            );
+        }
+    }
+    // A node's userspace server runs in the same namespace: the API too.
+    assert!(
+        cb.beds[0]
+            .output(
+                Side::Server,
+                "curl",
+                &["-sf", "http://127.0.0.1:8053/2013-04-01/hostedzone"]
+            )
+            .unwrap()
+            .contains("x.test.")
+    );
 }
