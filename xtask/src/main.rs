@@ -42,6 +42,10 @@ enum Cmd {
         /// ip-based) instead of the embedded default config.
         #[arg(long, value_name = "NAME")]
         example: Option<String>,
+        /// Run N nodes of a cluster instead, each in namespaces of its own with XDP, on three
+        /// etcd members in another namespace (the embedded default config's zones).
+        #[arg(long, value_name = "N")]
+        cluster: Option<usize>,
         /// More `dns-user serve` arguments (e.g. --config FILE, --zone-file ORIGIN=PATH).
         #[arg(last = true)]
         serve_args: Vec<String>,
@@ -87,11 +91,18 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Cmd::Run {
+            cluster: Some(n),
+            xdp_mode,
+            release,
+            ..
+        } => run_cluster(n, &xdp_mode, release),
+        Cmd::Run {
             iface,
             xdp_mode,
             release,
             example,
             mut serve_args,
+            cluster: None,
         } => example_config(example.as_deref()).and_then(|config| {
             if let Some(path) = config {
                 serve_args.splice(0..0, ["--config".to_string(), path]);
@@ -237,6 +248,57 @@ fn run(ifaces: &[String], mode: &str, release: bool, extra: &[String]) -> anyhow
     while !STOP.load(Ordering::Relaxed) {
         if let Some(status) = bed.exited(daemon.pid) {
             bail!("dns-user exited with {status}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    println!("stopping");
+    Ok(())
+}
+
+/// `cargo xtask run --cluster N`: N nodes with XDP and three etcd members, in namespaces
+/// (see dns_tests::cluster_bed), serving the embedded default config's zones through etcd.
+fn run_cluster(n: usize, mode: &str, release: bool) -> anyhow::Result<()> {
+    require_root("cargo xtask run --cluster")?;
+    if !(1..=9).contains(&n) {
+        bail!("--cluster takes 1 to 9 nodes");
+    }
+    let bin = build_daemon(release)?;
+    let bin = bin.to_str().context("non-UTF-8 path")?;
+    let examples = workspace().join("examples");
+    let config = std::fs::read_to_string(examples.join("default.toml"))?
+        .replace("file = \"", &format!("file = \"{}/", examples.display()))
+        + "\n[cluster]\nlease_ttl_secs = 5\n";
+    let mut bed = dns_tests::cluster_bed::ClusterBed::create("dnsxk", n, 3)?;
+    for i in 0..n {
+        bed.start_node(i, bin, mode, &config, false)?;
+    }
+    let endpoints = bed.endpoints();
+    let hub = bed.hub_ns.clone();
+    let mut nodes = String::new();
+    for (i, node) in bed.beds.iter().enumerate() {
+        nodes.push_str(&format!(
+            "\n  node n{i}: ip netns exec {c} dig @{SERVER_V4} www.example.com A   # its XDP path",
+            c = node.client_ns
+        ));
+    }
+    let (s0, s1) = (&bed.beds[0].server_ns, &bed.beds[n.min(2) - 1].server_ns);
+    println!(
+        "\nCluster running: {n} node(s), etcd at {endpoints} (netns {hub}). Try:\n{nodes}\
+         \n  ip netns exec {s0} {bin} zone records example.com            # node n0's API\
+         \n  ip netns exec {s0} {bin} zone create example.org             # a zone through n0\
+         \n  ip netns exec {s1} {bin} change apply --wait {batch}   # INSYNC once every node serves it\
+         \n  ip netns exec {hub} {bin} cluster status --etcd {endpoints}  # nodes, what each serves\
+         \n  ip netns exec {s0} curl -s http://{METRICS_ADDR}/metrics | grep dns_cluster\
+         \n\nCtrl-C stops the nodes and etcd and removes the namespaces.",
+        batch = examples.join("api-batch.json").display(),
+    );
+    install_stop_handler();
+    while !STOP.load(Ordering::Relaxed) {
+        for (i, daemon) in bed.daemons.iter().enumerate() {
+            let pid = daemon.as_ref().map(|d| d.pid).unwrap_or_default();
+            if let Some(status) = bed.beds[i].exited(pid) {
+                bail!("node n{i} exited with {status}");
+            }
         }
         std::thread::sleep(Duration::from_millis(200));
     }
