@@ -17,7 +17,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::etcd::Etcd;
-use crate::{Process, Side, Testbed};
+use crate::{Process, Side, Testbed, run_in_ns};
 
 /// The etcd namespace's address on the bridge.
 pub const HUB: std::net::Ipv4Addr = std::net::Ipv4Addr::new(198, 51, 100, 1);
@@ -130,6 +130,12 @@ impl ClusterBed {
         let (endpoints, id) = (self.endpoints(), format!("n{i}"));
         let args = ["--config", &path, "--etcd", &endpoints, "--node-id", &id];
         let daemon = self.beds[i].start_service(bin, mode, &args, echo)?;
+        // It takes changes once it has joined.
+        daemon.wait_for(
+            &mut self.beds[i],
+            "joined at revision",
+            Duration::from_secs(20),
+        )?;
         self.daemons[i] = Some(daemon);
         Ok(())
     }
@@ -151,6 +157,12 @@ impl ClusterBed {
             &format!("http://127.0.0.1:8053/2013-04-01{path}"),
             body.as_deref(),
         )
+    }
+
+    /// Runs `f` on a thread in the etcd namespace (a listener there is reachable from every
+    /// node at [`HUB`]).
+    pub fn run_in_hub<T: Send>(&self, f: impl FnOnce() -> T + Send) -> anyhow::Result<T> {
+        run_in_ns(&self.hub_ns, f)
     }
 
     /// Waits up to `limit` for `f`, polling.

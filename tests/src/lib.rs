@@ -13,7 +13,7 @@ pub mod testbed;
 
 pub use testbed::{
     CLIENT_V4, CLIENT_V6, METRICS_ADDR, Process, SERVER_V4, SERVER_V6, Side, Testbed, a_addresses,
-    metric,
+    metric, run_in_ns,
 };
 
 /// A loopback port free for both TCP and UDP, for a server a test starts. Chosen below the

@@ -282,24 +282,7 @@ impl Testbed {
     /// Runs `f` on a thread that has joined `side`'s network namespace (sockets it opens live
     /// there); returns its result.
     pub fn run_in<T: Send>(&self, side: Side, f: impl FnOnce() -> T + Send) -> anyhow::Result<T> {
-        let path = format!("/var/run/netns/{}", self.ns(side));
-        std::thread::scope(|scope| {
-            scope
-                .spawn(|| {
-                    let ns =
-                        std::fs::File::open(&path).with_context(|| format!("opening {path}"))?;
-                    // SAFETY: setns on this thread only, with a namespace fd we just opened.
-                    if unsafe {
-                        libc::setns(std::os::fd::AsRawFd::as_raw_fd(&ns), libc::CLONE_NEWNET)
-                    } != 0
-                    {
-                        bail!("setns {path}: {}", std::io::Error::last_os_error());
-                    }
-                    Ok(f())
-                })
-                .join()
-                .map_err(|_| anyhow::anyhow!("thread in {path} panicked"))?
-        })
+        run_in_ns(self.ns(side), f)
     }
 
     /// A counter from /proc/net/snmp (e.g. ("Udp", "InDatagrams")) in `side`'s namespace.
@@ -361,6 +344,27 @@ impl Drop for Testbed {
         let _ = ip(&["netns", "del", &self.client_ns]);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Runs `f` on a thread that has joined network namespace `ns` (sockets it opens live
+/// there); returns its result.
+pub fn run_in_ns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> anyhow::Result<T> {
+    let path = format!("/var/run/netns/{ns}");
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let ns = std::fs::File::open(&path).with_context(|| format!("opening {path}"))?;
+                // SAFETY: setns on this thread only, with a namespace fd we just opened.
+                if unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&ns), libc::CLONE_NEWNET) }
+                    != 0
+                {
+                    bail!("setns {path}: {}", std::io::Error::last_os_error());
+                }
+                Ok(f())
+            })
+            .join()
+            .map_err(|_| anyhow::anyhow!("the thread in {path} panicked"))?
+    })
 }
 
 /// A process started by a [`Testbed`], with its collected stderr.

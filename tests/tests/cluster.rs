@@ -44,7 +44,21 @@ fn node_with(dir: &std::path::Path, id: &str, etcd: &str, more: &str, args: &[&s
     let config = config(&own, more);
     let mut all = vec!["--config", &config, "--etcd", etcd, "--node-id", id];
     all.extend_from_slice(args);
-    Daemon::start(&own, free_port(), free_port(), &all)
+    // The node takes changes once it has joined (its log says so; a restart appends).
+    let joined = || {
+        std::fs::read_to_string(own.join("daemon.log"))
+            .unwrap_or_default()
+            .matches("joined at revision")
+            .count()
+    };
+    let before = joined();
+    let daemon = Daemon::start(&own, free_port(), free_port(), &all);
+    until(
+        Duration::from_secs(20),
+        "the node joined the cluster",
+        || joined() > before,
+    );
+    daemon
 }
 
 fn status(d: &Daemon, change: &str) -> String {
@@ -420,18 +434,26 @@ fn health_is_judged_from_every_node_and_failover_moves_on_all() {
     let allowed = dir.join("allowed");
     std::fs::write(&allowed, "127.0.0.2\n127.0.0.3\n127.0.0.4\n").unwrap();
     let port = free_port();
-    let mut target = std::process::Command::new(TARGET)
-        .args([&format!("127.0.0.1:{port}"), allowed.to_str().unwrap()])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let _target = Killed(
+        std::process::Command::new(TARGET)
+            .args([&format!("127.0.0.1:{port}"), allowed.to_str().unwrap()])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // c reaches etcd through a proxy the test cuts at the end.
+    let proxy = Proxy::start(etcd.members[2].client_port).unwrap();
     let nodes: Vec<Daemon> = [("a", 2), ("b", 3), ("c", 4)]
         .iter()
         .map(|(id, last)| {
             let health = format!(
                 "[health]\nallow_networks = [\"127.0.0.0/8\"]\nsource_v4 = \"127.0.0.{last}\"\n"
             );
-            node_with(&dir, id, &endpoints, &health, &[])
+            let via = match *id {
+                "c" => proxy.endpoint(),
+                _ => endpoints.clone(),
+            };
+            node_with(&dir, id, &via, &health, &[])
         })
         .collect();
     let (code, v) = nodes[0].call(
@@ -526,9 +548,41 @@ fn health_is_judged_from_every_node_and_failover_moves_on_all() {
         Duration::from_secs(1 + LEASE_TTL + 2),
     );
     eprintln!("failover on every node {took:?} after the endpoint failed");
-    // SAFETY: signalling the child this test started, by its PID.
-    unsafe { libc::kill(target.id() as libc::pid_t, libc::SIGKILL) };
-    let _ = target.wait();
+
+    // Cut off, c keeps the others' observations as it last saw them (it cannot see their
+    // leases expire): with all three healthy then, it answers the primary on two stale
+    // votes against its own, while a and b, once c's lease is gone, fail over. Healed, c
+    // reads them again and fails over too.
+    std::fs::write(&allowed, "127.0.0.2\n127.0.0.3\n127.0.0.4\n").unwrap();
+    until(Duration::from_secs(10), "three healthy checkers", || {
+        nodes.iter().all(|d| checkers(d) == seen(&["a", "b", "c"]))
+    });
+    proxy.cut();
+    std::fs::write(&allowed, "").unwrap();
+    all_answer(
+        &[&nodes[0], &nodes[1]],
+        "www.h.test.",
+        "192.0.2.2",
+        Duration::from_secs(1 + LEASE_TTL + 3),
+    );
+    until(Duration::from_secs(5), "c sees its own probes fail", || {
+        checkers(&nodes[2]) == seen(&["a", "b"])
+    });
+    assert_eq!(nodes[2].answer("www.h.test.", RecordType::A), ["192.0.2.1"]);
+    proxy.heal();
+    all_answer(&all, "www.h.test.", "192.0.2.2", Duration::from_secs(10));
+}
+
+/// A process this test started, SIGKILLed (by its PID) and reaped when dropped, whatever
+/// the test's outcome.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        // SAFETY: signalling the child this test started, by its PID.
+        unsafe { libc::kill(self.0.id() as libc::pid_t, libc::SIGKILL) };
+        let _ = self.0.wait();
+    }
 }
 
 /// What the XDP program answered (the counter the netns tests read).

@@ -84,6 +84,10 @@ enum Cmd {
         /// kxdpgun offered rate (queries/s).
         #[arg(long, default_value_t = 1_000_000)]
         kxdpgun_qps: u32,
+        /// Instead: three nodes on etcd (change -> INSYNC on all, health change -> every
+        /// node's XDP answer), into bench/results/cluster.md.
+        #[arg(long)]
+        cluster: bool,
     },
 }
 
@@ -128,11 +132,13 @@ fn main() -> ExitCode {
                 })
                 .map(|path| println!("{}", path.display()))
         }
+        Cmd::Bench { cluster: true, .. } => bench::bench_cluster(),
         Cmd::Bench {
             zone_size,
             seconds,
             kxdpgun_seconds,
             kxdpgun_qps,
+            cluster: false,
         } => bench::bench(&bench::Options {
             zone_size,
             seconds: seconds.clamp(1, 120),

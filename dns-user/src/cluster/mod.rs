@@ -574,6 +574,22 @@ impl ClusterView for Cluster {
         sequence <= view.insync
     }
 
+    fn connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
+
+    fn current_head(&self) -> Option<i64> {
+        let mut client = self.client.lock().expect("cluster client").clone()?;
+        let key = self.keys.head();
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.runtime.spawn(async move {
+            let read = tokio::time::timeout(Duration::from_secs(1), client.get(key, None)).await;
+            let _ = tx.send(read);
+        });
+        let response = rx.recv_timeout(Duration::from_secs(2)).ok()?.ok()?.ok()?;
+        Some(response.kvs().first().map_or(0, |kv| kv.mod_revision()))
+    }
+
     fn published(&self, sequence: u64) {
         self.published.send_if_modified(|s| {
             let newer = sequence > *s;

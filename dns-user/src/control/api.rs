@@ -147,7 +147,12 @@ async fn call<T: Send + 'static>(
     f: impl FnOnce(&Control) -> Result<T, ControlError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let control = s.control.clone();
-    blocking(move || f(&control)).await
+    blocking(move || {
+        // On a cluster: what the caller did through another node first.
+        control.catch_up();
+        f(&control)
+    })
+    .await
 }
 
 // ---- conversions to the wire ----
@@ -1129,9 +1134,30 @@ pub fn router(state: Arc<ApiState>) -> Router {
             "/2013-04-01/tags/{resource_type}",
             axum::routing::post(list_tags_of_many),
         )
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            cluster_writes,
+        ))
         .with_state(state.clone())
         .merge(crate::metrics::router(metrics, true));
     crate::http::guarded(routes, state.guard.clone())
+}
+
+/// On a cluster node that has not reached etcd (starting, or cut off), a change (any method
+/// but GET) gets 503 ServiceUnavailable at once, which botocore retries: it would be checked
+/// against a copy that may be behind. Reads are answered from what the node has.
+async fn cluster_writes(
+    State(s): Shared,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if request.method() != axum::http::Method::GET && !s.control.writable() {
+        return ApiError::from(ControlError::Store(StoreError::Unavailable(
+            "this node has not reached the cluster's store (etcd) yet".into(),
+        )))
+        .into_response();
+    }
+    next.run(request).await
 }
 
 /// Binds the API (before anything is served, so an address in use is reported at start).

@@ -102,6 +102,28 @@ impl Control {
         Ok(n)
     }
 
+    /// False on a cluster node without a session with etcd (its copy may be behind).
+    pub fn writable(&self) -> bool {
+        self.cluster.get().is_none_or(|c| c.connected())
+    }
+
+    /// On a cluster node: waits (up to 2 s) until this node holds every shared write made
+    /// before the call, so that a client sees through any node what it did through another
+    /// (a zone made through one node, changed through the next). With etcd unreachable it
+    /// returns at once: the node answers with what it has.
+    pub fn catch_up(&self) {
+        let Some(cluster) = self.cluster.get() else {
+            return;
+        };
+        let Some(head) = cluster.current_head() else {
+            return;
+        };
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while self.lock().store.head() < head && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
     /// Imports the config into the cluster's store (a node defers it until it reaches the
     /// cluster): what another node imported from the same config is not imported again.
     /// Retried while other nodes write first.
@@ -137,6 +159,11 @@ pub trait ClusterView: Send + Sync {
     fn served_by_all(&self, sequence: u64, own: u64) -> bool;
     /// This node published everything up to `sequence`.
     fn published(&self, sequence: u64);
+    /// The revision of the cluster's last shared write, read from etcd now (`None`:
+    /// unreachable).
+    fn current_head(&self) -> Option<i64>;
+    /// Whether this node has a session with etcd.
+    fn connected(&self) -> bool;
 }
 
 fn apply(g: &mut Inner, rows: Vec<Row>, head: i64) -> Result<(), ControlError> {

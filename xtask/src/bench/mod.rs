@@ -10,6 +10,7 @@
 //! a PNG chart under `bench/results/`.
 
 mod chart;
+mod cluster;
 mod contenders;
 mod health;
 mod load;
@@ -215,6 +216,22 @@ struct Workload {
     queries: PathBuf,
     sample: Vec<(String, RecordType)>,
     entries: u32,
+}
+
+/// `cargo xtask bench --cluster`: see [`cluster`]; written to bench/results/cluster.md.
+pub fn bench_cluster() -> anyhow::Result<()> {
+    require_root("cargo xtask bench --cluster")?;
+    let bin = build_daemon(true)?;
+    let bin = bin.to_str().context("non-UTF-8 path")?.to_string();
+    println!("bench: three nodes on etcd");
+    let timing = cluster::measure(&bin)?;
+    let md = cluster::report(&timing, &machine(), &git_commit());
+    let out_dir = workspace().join("bench/results");
+    std::fs::create_dir_all(&out_dir)?;
+    let path = out_dir.join("cluster.md");
+    std::fs::write(&path, &md).with_context(|| format!("writing {}", path.display()))?;
+    println!("{md}\nwritten to {}", path.display());
+    Ok(())
 }
 
 pub fn bench(options: &Options) -> anyhow::Result<()> {
