@@ -94,14 +94,28 @@ fn assert_lease_waited(stopped: Instant) {
     );
 }
 
-/// Three nodes on a new three-member etcd, and a zone made through the first.
-fn cluster(tag: &str) -> (std::path::PathBuf, Etcd, Vec<Daemon>, String) {
+/// Three nodes on a new three-member etcd (the first with metrics), and a zone made through
+/// the first.
+struct Cluster {
+    dir: std::path::PathBuf,
+    etcd: Etcd,
+    nodes: Vec<Daemon>,
+    zone: String,
+    /// Node a's metrics address.
+    metrics: String,
+}
+
+fn cluster(tag: &str) -> Cluster {
     let dir = temp_dir(tag);
     let etcd = Etcd::start(&dir, 3).unwrap();
     let endpoints = etcd.endpoints();
+    let metrics = format!("127.0.0.1:{}", free_port());
     let nodes: Vec<Daemon> = ["a", "b", "c"]
         .iter()
-        .map(|id| node(&dir, id, &endpoints))
+        .map(|id| match *id {
+            "a" => node_with(&dir, id, &endpoints, "", &["--metrics", &metrics]),
+            _ => node(&dir, id, &endpoints),
+        })
         .collect();
     let (code, v) = nodes[0].call(
         "POST",
@@ -114,7 +128,13 @@ fn cluster(tag: &str) -> (std::path::PathBuf, Etcd, Vec<Daemon>, String) {
     until(Duration::from_secs(10), "zone INSYNC", || {
         status(&nodes[0], &created) == "INSYNC"
     });
-    (dir, etcd, nodes, zone)
+    Cluster {
+        dir,
+        etcd,
+        nodes,
+        zone,
+        metrics,
+    }
 }
 
 /// Waits until every node answers `name` with `address`.
@@ -132,30 +152,15 @@ fn all_answer(nodes: &[&Daemon], name: &str, address: &str, limit: Duration) {
 
 #[test]
 fn a_change_through_one_node_is_served_by_all_and_insync_only_then() {
-    let dir = temp_dir("cluster-insync");
-    let etcd = Etcd::start(&dir, 3).unwrap();
-    let endpoints = etcd.endpoints();
-    let metrics = format!("127.0.0.1:{}", free_port());
-    let nodes: Vec<Daemon> = ["a", "b", "c"]
-        .iter()
-        .map(|id| match *id {
-            "a" => node_with(&dir, id, &endpoints, "", &["--metrics", &metrics]),
-            _ => node(&dir, id, &endpoints),
-        })
-        .collect();
-
     // A zone made on a: INSYNC there only once b and c serve it too.
-    let (code, v) = nodes[0].call(
-        "POST",
-        "/hostedzone",
-        Some(json!({"Name": "c.test", "CallerReference": "r1"})),
-    );
-    assert_eq!(code, 201, "{v}");
-    let zone = bare(v["HostedZone"]["Id"].as_str().unwrap()).to_string();
-    let created = v["ChangeInfo"]["Id"].as_str().unwrap().to_string();
-    until(Duration::from_secs(10), "zone INSYNC", || {
-        status(&nodes[0], &created) == "INSYNC"
-    });
+    let Cluster {
+        etcd,
+        nodes,
+        zone,
+        metrics,
+        ..
+    } = cluster("cluster-insync");
+    let endpoints = etcd.endpoints();
     for d in &nodes {
         assert_eq!(d.ask("c.test.", RecordType::SOA).answers.len(), 1);
     }
@@ -232,7 +237,13 @@ fn a_change_through_one_node_is_served_by_all_and_insync_only_then() {
 
 #[test]
 fn a_node_killed_stops_holding_insync_once_its_lease_expires_and_catches_up_restarted() {
-    let (dir, etcd, mut nodes, zone) = cluster("cluster-kill");
+    let Cluster {
+        dir,
+        etcd,
+        mut nodes,
+        zone,
+        ..
+    } = cluster("cluster-kill");
     let endpoints = etcd.endpoints();
     let c = nodes.pop().unwrap();
     let killed = Instant::now();
@@ -267,7 +278,12 @@ fn a_node_killed_stops_holding_insync_once_its_lease_expires_and_catches_up_rest
 
 #[test]
 fn the_etcd_leader_killed_during_a_stream_of_changes_loses_no_acknowledged_one() {
-    let (_dir, mut etcd, nodes, zone) = cluster("cluster-leader");
+    let Cluster {
+        mut etcd,
+        nodes,
+        zone,
+        ..
+    } = cluster("cluster-leader");
     let mut acknowledged = Vec::new();
     let mut refused = 0;
     for i in 0..40u32 {
@@ -395,7 +411,12 @@ fn a_node_cut_off_answers_its_last_state_and_converges_when_the_link_returns() {
 
 #[test]
 fn without_an_etcd_quorum_writes_are_refused_and_every_node_keeps_answering() {
-    let (_dir, mut etcd, nodes, zone) = cluster("cluster-quorum");
+    let Cluster {
+        mut etcd,
+        nodes,
+        zone,
+        ..
+    } = cluster("cluster-quorum");
     let (code, v) = upsert_a(&nodes[1], &zone, "www.c.test.", "192.0.2.1");
     assert_eq!(code, 200, "{v}");
     let all: Vec<&Daemon> = nodes.iter().collect();

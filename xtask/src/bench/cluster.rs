@@ -5,10 +5,7 @@
 //! the etcd namespace, closes and opens again; each node's client queries every ms).
 //! Written to bench/results/cluster.md.
 
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -16,6 +13,8 @@ use dns_tests::cluster_bed::{ClusterBed, HUB};
 use dns_tests::{SERVER_V4, Side};
 use hickory_proto::op::Message;
 use hickory_proto::rr::{Name, RData, RecordType};
+
+use super::health::Endpoint;
 
 const NODES: usize = 3;
 const CHANGES: usize = 30;
@@ -48,43 +47,10 @@ fn config() -> String {
     )
 }
 
-/// An HTTP endpoint in the etcd namespace that answers 200 until stopped.
-struct Endpoint {
-    stop: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<()>,
-}
-
-impl Endpoint {
-    fn start(bed: &ClusterBed) -> anyhow::Result<Endpoint> {
-        let addr = SocketAddr::from((HUB, PORT));
-        let listener = bed.run_in_hub(move || TcpListener::bind(addr))??;
-        listener.set_nonblocking(true)?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            while !flag.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((mut s, _)) => {
-                        let _ = s.set_nonblocking(false);
-                        let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
-                        let mut buf = [0u8; 2048];
-                        let _ = s.read(&mut buf);
-                        let _ = s.write_all(
-                            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nOK",
-                        );
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(1)),
-                }
-            }
-        });
-        Ok(Endpoint { stop, thread })
-    }
-
-    fn stop(self) -> Instant {
-        self.stop.store(true, Ordering::Relaxed);
-        let _ = self.thread.join();
-        Instant::now()
-    }
+/// An HTTP endpoint in the etcd namespace, reachable from every node.
+fn endpoint(bed: &ClusterBed) -> anyhow::Result<Endpoint> {
+    let addr = SocketAddr::from((HUB, PORT));
+    Endpoint::serve(bed.run_in_hub(move || TcpListener::bind(addr))??)
 }
 
 /// Node `i`'s client queries www every ms until the answer is `want` (bounded): when.
@@ -124,7 +90,7 @@ fn spread(mut v: Vec<f64>) -> (f64, f64) {
 
 pub fn measure(bin: &str) -> anyhow::Result<Timing> {
     let mut bed = ClusterBed::create("dnsxb", NODES, 3)?;
-    let mut endpoint = Some(Endpoint::start(&bed)?);
+    let mut endpoint = Some(endpoint(&bed)?);
     for i in 0..NODES {
         bed.start_node(i, bin, "native", &config(), false)?;
     }
@@ -155,22 +121,8 @@ pub fn measure(bin: &str) -> anyhow::Result<Timing> {
         if status != 200 {
             bail!("change refused: {v}");
         }
-        let id = v["ChangeInfo"]["Id"]
-            .as_str()
-            .map(dns_tests::api::bare)
-            .context("no change id")?
-            .to_string();
-        loop {
-            let (_, v) = bed.call(reader, "GET", &format!("/change/{id}"), None)?;
-            if v["ChangeInfo"]["Status"] == "INSYNC" {
-                insync.push(started.elapsed().as_secs_f64());
-                break;
-            }
-            if started.elapsed() > Duration::from_secs(30) {
-                bail!("change {id} not INSYNC after 30 s");
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        let get = |path: &str| bed.call(reader, "GET", path, None);
+        insync.push(super::until_insync(&get, &v, started)?.as_secs_f64());
     }
 
     // Health change -> every node's XDP answer moved.
@@ -178,9 +130,10 @@ pub fn measure(bin: &str) -> anyhow::Result<Timing> {
     for _ in 0..CYCLES {
         for (want, down) in [(SECONDARY, true), (PRIMARY, false)] {
             let at = if down {
-                endpoint.take().context("running")?.stop()
+                endpoint.take().context("running")?.stop();
+                Instant::now()
             } else {
-                endpoint = Some(Endpoint::start(&bed)?);
+                endpoint = Some(self::endpoint(&bed)?);
                 Instant::now()
             };
             let times: Vec<f64> = std::thread::scope(|scope| {

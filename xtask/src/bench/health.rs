@@ -33,17 +33,22 @@ pub struct Timing {
     pub threshold: u8,
 }
 
-/// An HTTP endpoint in the client namespace that answers 200 until stopped.
-struct Endpoint {
+/// An HTTP endpoint that answers 200 until stopped.
+pub(super) struct Endpoint {
     stop: Arc<AtomicBool>,
     thread: std::thread::JoinHandle<()>,
 }
 
 impl Endpoint {
+    /// In the testbed's client namespace.
     fn start(bed: &Testbed) -> anyhow::Result<Endpoint> {
         let addr = SocketAddr::from((CLIENT_V4, PORT));
         // The socket belongs to the namespace it was created in, whichever thread serves it.
-        let listener = bed.run_in(Side::Client, move || TcpListener::bind(addr))??;
+        Endpoint::serve(bed.run_in(Side::Client, move || TcpListener::bind(addr))??)
+    }
+
+    /// On `listener`.
+    pub(super) fn serve(listener: TcpListener) -> anyhow::Result<Endpoint> {
         listener.set_nonblocking(true)?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
@@ -67,7 +72,7 @@ impl Endpoint {
     }
 
     /// Closes the listener; returns when it is closed.
-    fn stop(self) -> SystemTime {
+    pub(super) fn stop(self) -> SystemTime {
         self.stop.store(true, Ordering::Relaxed);
         let _ = self.thread.join();
         SystemTime::now()

@@ -151,21 +151,7 @@ fn measure_insync(bed: &Testbed) -> anyhow::Result<Insync> {
         if status != 200 {
             bail!("change batch refused: {v}");
         }
-        let id = v["ChangeInfo"]["Id"]
-            .as_str()
-            .map(dns_tests::api::bare)
-            .context("no change id")?
-            .to_string();
-        loop {
-            let (_, v) = call("GET", &format!("/change/{id}"), None)?;
-            if v["ChangeInfo"]["Status"] == "INSYNC" {
-                return Ok(started.elapsed());
-            }
-            if started.elapsed() > Duration::from_secs(30) {
-                bail!("change {id} not INSYNC after 30 s");
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        until_insync(&|path| call("GET", path, None), &v, started)
     };
     let change = |action: &str, name: String, address: String| {
         serde_json::json!({"Action": action, "ResourceRecordSet": {"Name": name, "Type": "A",
@@ -207,6 +193,30 @@ fn measure_insync(bed: &Testbed) -> anyhow::Result<Insync> {
         server_mean: Duration::from_secs_f64((after.0 - before.0) / count),
         big: (big[big.len() / 2], big[big.len() - 1]),
     })
+}
+
+/// Polls GetChange (through `get`) every ms until the change `accepted` (a ChangeInfo
+/// reply) is INSYNC: the time since `started`.
+fn until_insync(
+    get: &dyn Fn(&str) -> anyhow::Result<(u16, serde_json::Value)>,
+    accepted: &serde_json::Value,
+    started: Instant,
+) -> anyhow::Result<Duration> {
+    let id = accepted["ChangeInfo"]["Id"]
+        .as_str()
+        .map(dns_tests::api::bare)
+        .context("no change id")?
+        .to_string();
+    loop {
+        let (_, v) = get(&format!("/change/{id}"))?;
+        if v["ChangeInfo"]["Status"] == "INSYNC" {
+            return Ok(started.elapsed());
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            bail!("change {id} not INSYNC after 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 /// The generated workload.
