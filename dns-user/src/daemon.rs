@@ -466,6 +466,10 @@ pub fn serve(
             tracing::info!("takeover: handed over; exiting");
         }
         control.stop();
+        // Leaving the cluster: INSYNC stops waiting for this node at once, not after its lease.
+        if let Some(c) = &cluster {
+            c.leave();
+        }
         if let Some(w) = tap_writer {
             if tap_sample > 0 {
                 // XDP's last samples reach the log at the reader's next drain.

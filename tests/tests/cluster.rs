@@ -274,6 +274,20 @@ fn a_node_killed_stops_holding_insync_once_its_lease_expires_and_catches_up_rest
     for d in [&nodes[0], &nodes[1], &c] {
         assert_eq!(d.answer("www.c.test.", RecordType::A), ["192.0.2.8"]);
     }
+    // Stopped in order (SIGTERM), c leaves at once: INSYNC does not wait for its lease.
+    drop(c);
+    let (code, v) = upsert_a(&nodes[0], &zone, "www.c.test.", "192.0.2.9");
+    assert_eq!(code, 200, "{v}");
+    let change = v["ChangeInfo"]["Id"].as_str().unwrap().to_string();
+    let written = Instant::now();
+    until(Duration::from_secs(10), "INSYNC", || {
+        status(&nodes[0], &change) == "INSYNC"
+    });
+    assert!(
+        written.elapsed() < Duration::from_millis(1500),
+        "INSYNC waited {:?} for a node that left",
+        written.elapsed()
+    );
 }
 
 #[test]

@@ -73,6 +73,8 @@ pub struct Cluster {
     view: Mutex<View>,
     published: tokio::sync::watch::Sender<u64>,
     monitor: Arc<Monitor>,
+    /// The lease of the current session (0: none).
+    lease: std::sync::atomic::AtomicI64,
 }
 
 /// Check id -> node id -> that node's observation.
@@ -123,6 +125,7 @@ impl Cluster {
             view: Mutex::new(View::default()),
             published: tokio::sync::watch::Sender::new(control.published_sequence()),
             monitor,
+            lease: std::sync::atomic::AtomicI64::new(0),
         });
         control.join_cluster(cluster.clone(), cluster.clone());
         let this = cluster.clone();
@@ -130,6 +133,27 @@ impl Cluster {
             .name("dns-cluster".into())
             .spawn(move || runtime.block_on(this.run(control)))?;
         Ok(cluster)
+    }
+
+    /// Revokes this node's lease (its record and observations go at once): on shutdown.
+    /// Bounded to a second; a node that cannot reach etcd leaves when the lease expires.
+    pub fn leave(&self) {
+        let lease = self.lease.swap(0, Ordering::Relaxed);
+        let Some(mut client) = self.client.lock().expect("cluster client").clone() else {
+            return;
+        };
+        if lease == 0 {
+            return;
+        }
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.runtime.spawn(async move {
+            let revoked =
+                tokio::time::timeout(Duration::from_secs(1), client.lease_revoke(lease)).await;
+            let _ = tx.send(revoked.is_ok_and(|r| r.is_ok()));
+        });
+        if rx.recv_timeout(Duration::from_secs(2)) == Ok(true) {
+            tracing::info!("cluster: node {} left", self.settings.node_id);
+        }
     }
 
     pub fn status(&self, control: &Control) -> Status {
@@ -185,6 +209,7 @@ impl Cluster {
         let mut client = Client::connect([endpoint], Some(options)).await?;
         let ttl = self.settings.lease_ttl;
         let lease = client.lease_grant(ttl.as_secs() as i64, None).await?.id();
+        self.lease.store(lease, Ordering::Relaxed);
         let (mut keeper, mut alive) = client.lease_keep_alive(lease).await?;
         let revision = self.read_whole(&mut client, control).await?;
         let mut watch = client

@@ -214,8 +214,7 @@ pub struct Control {
 const MAX_BEHIND: u32 = 100;
 const BEHIND_PAUSE: Duration = Duration::from_millis(20);
 
-/// Changes kept in the history (the oldest are forgotten at start).
-pub const KEPT_CHANGES: usize = 10_000;
+pub use store::KEPT_CHANGES;
 
 /// One change of ChangeCidrCollection: PUT or DELETE_IF_EXISTS `cidrs` at `location`.
 #[derive(Clone, Debug)]

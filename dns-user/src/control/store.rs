@@ -28,6 +28,8 @@ const CIDR_COLLECTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("cid
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// The cluster revision of the last shared write stored (a cluster node's cache).
 const HEAD: &str = "cluster_head";
+/// Changes kept in the history: a write that adds one past this forgets the oldest.
+pub const KEPT_CHANGES: usize = 10_000;
 /// redb's page cache (its default is 1 GiB).
 const STORE_CACHE_BYTES: usize = 32 << 20;
 
@@ -803,10 +805,11 @@ impl Store {
     /// first, in one transaction after every shared write this node has seen
     /// ([`StoreError::Behind`] otherwise).
     pub fn commit(&mut self, write: Write) -> Result<(), StoreError> {
-        let rows = write.rows(&self.state);
+        let mut rows = write.rows(&self.state);
         if rows.is_empty() {
             return Ok(());
         }
+        rows.extend(self.forgotten(&rows));
         let head = match &self.replica {
             Some(replica) => Some(replica.write(&rows, self.head)?),
             None => None,
@@ -823,6 +826,35 @@ impl Store {
     fn commit_with(&mut self, write: Write, durability: Durability) -> Result<(), StoreError> {
         let rows = write.rows(&self.state);
         self.write_rows(rows, durability, None)
+    }
+
+    /// Deletions of the oldest changes of the history that `rows` push past
+    /// [`KEPT_CHANGES`] (with the write that adds them: a cluster's history stays bounded too).
+    fn forgotten(&self, rows: &[Row]) -> Vec<Row> {
+        let changes = &self.state.changes;
+        let added = rows
+            .iter()
+            .filter(|r| {
+                r.table == Table::Changes && r.object.is_some() && !changes.contains_key(&r.key)
+            })
+            .count();
+        let excess = (changes.len() + added)
+            .saturating_sub(KEPT_CHANGES)
+            .min(changes.len());
+        if excess == 0 {
+            return Vec::new();
+        }
+        let mut by_age: Vec<(u64, &String)> =
+            changes.values().map(|c| (c.sequence, &c.id)).collect();
+        by_age.select_nth_unstable(excess - 1);
+        by_age[..excess]
+            .iter()
+            .map(|(_, id)| Row {
+                table: Table::Changes,
+                key: (*id).clone(),
+                object: None,
+            })
+            .collect()
     }
 
     /// Rows the cluster wrote at revision `head` (a watch event, or a resynchronisation's
@@ -987,6 +1019,37 @@ mod tests {
         assert_eq!(store.state().zone_named("EXAMPLE.org").unwrap().id, "Z1");
         assert_eq!(store.state().zones["Z1"].tags["env"], "test");
         assert_eq!(store.state().cidr["c1"], collection);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_write_past_the_kept_history_forgets_the_oldest_changes() {
+        let dir = std::env::temp_dir().join(format!("dns-store-kept-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut store = Store::open(&dir.join("store.redb")).unwrap();
+        let change = |sequence: u64| ChangeInfo {
+            id: format!("C{sequence}"),
+            status: ChangeStatus::Pending,
+            submitted_at: now(),
+            comment: None,
+            target: None,
+            sequence,
+        };
+        let mut w = Write::default();
+        for s in 1..=KEPT_CHANGES as u64 {
+            w.put_change(change(s));
+        }
+        store.commit(w).unwrap();
+        assert_eq!(store.state().changes.len(), KEPT_CHANGES);
+        let mut w = Write::default();
+        w.put_change(change(KEPT_CHANGES as u64 + 1))
+            .put_change(change(KEPT_CHANGES as u64 + 2));
+        store.commit(w).unwrap();
+        let changes = &store.state().changes;
+        assert_eq!(changes.len(), KEPT_CHANGES);
+        assert!(!changes.contains_key("C1") && !changes.contains_key("C2"));
+        assert!(changes.contains_key("C3") && changes.contains_key("C10002"));
+        drop(store);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
