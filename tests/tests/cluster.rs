@@ -426,8 +426,9 @@ fn a_node_cut_off_answers_its_last_state_and_converges_when_the_link_returns() {
 #[test]
 fn without_an_etcd_quorum_writes_are_refused_and_every_node_keeps_answering() {
     let Cluster {
+        dir,
         mut etcd,
-        nodes,
+        mut nodes,
         zone,
         ..
     } = cluster("cluster-quorum");
@@ -443,6 +444,27 @@ fn without_an_etcd_quorum_writes_are_refused_and_every_node_keeps_answering() {
         assert_eq!(v["Error"]["Code"], "ServiceUnavailable");
         assert_eq!(d.answer("www.c.test.", RecordType::A), ["192.0.2.1"]);
     }
+    // A node restarted meanwhile serves its cache: its last state, with etcd out of reach.
+    nodes.pop().unwrap().kill9();
+    let own = dir.join("c");
+    let config = own.join("dns.toml");
+    let endpoints = etcd.endpoints();
+    let c = Daemon::start(
+        &own,
+        free_port(),
+        free_port(),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--etcd",
+            &endpoints,
+            "--node-id",
+            "c",
+        ],
+    );
+    assert_eq!(c.answer("www.c.test.", RecordType::A), ["192.0.2.1"]);
+    nodes.push(c);
+    let all: Vec<&Daemon> = nodes.iter().collect();
     etcd.restart(0).unwrap();
     etcd.restart(1).unwrap();
     etcd.wait_healthy(Duration::from_secs(20)).unwrap();
