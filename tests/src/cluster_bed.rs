@@ -29,6 +29,8 @@ pub struct ClusterBed {
     pub etcd: Option<Etcd>,
     pub dir: std::path::PathBuf,
     pub daemons: Vec<Option<Process>>,
+    /// Each node's end of its link to the etcd namespace.
+    links: Vec<String>,
 }
 
 fn ip(args: &[&str]) -> anyhow::Result<()> {
@@ -53,6 +55,7 @@ impl ClusterBed {
             etcd: None,
             dir,
             daemons: Vec::new(),
+            links: Vec::new(),
         };
         let hub = bed.hub_ns.clone();
         ip(&["netns", "add", &hub]).context("creating the etcd namespace (needs root)")?;
@@ -100,6 +103,7 @@ impl ClusterBed {
             ip(&["-n", &node.server_ns, "link", "set", &inner, "up"])?;
             bed.beds.push(node);
             bed.daemons.push(None);
+            bed.links.push(inner);
         }
         let ports: Vec<(u16, u16)> = (0..members as u16)
             .map(|i| (2379 + 2 * i, 2380 + 2 * i))
@@ -157,6 +161,19 @@ impl ClusterBed {
             &format!("http://127.0.0.1:8053/2013-04-01{path}"),
             body.as_deref(),
         )
+    }
+
+    /// Cuts node `i` off from etcd (its link down) or links it again.
+    pub fn link(&self, i: usize, up: bool) -> anyhow::Result<()> {
+        let state = if up { "up" } else { "down" };
+        ip(&[
+            "-n",
+            &self.beds[i].server_ns,
+            "link",
+            "set",
+            &self.links[i],
+            state,
+        ])
     }
 
     /// Runs `f` on a thread in the etcd namespace (a listener there is reachable from every

@@ -642,6 +642,16 @@ impl Drop for Killed {
     }
 }
 
+/// Node `i`'s answer to `name` A from its client namespace, and how many answers its XDP
+/// program sent meanwhile.
+fn xdp_answer(cb: &ClusterBed, i: usize, name: &str) -> (String, u64) {
+    let bed = &cb.beds[i];
+    let before = metric(&bed.metrics_page().unwrap(), ANSWERED).unwrap_or(0);
+    let answer = bed.dig(name, "A").trim().to_string();
+    let after = metric(&bed.metrics_page().unwrap(), ANSWERED).unwrap_or(0);
+    (answer, after - before)
+}
+
 /// What the XDP program answered (the counter the netns tests read).
 const ANSWERED: &str = "dns_xdp_packets_total{action=\"tx\",reason=\"answered\"}";
 
@@ -676,13 +686,7 @@ fn a_change_through_one_node_is_answered_by_xdp_on_all_three() {
     assert!(ClusterBed::until(Duration::from_secs(10), || insync(
         0, &created
     )));
-    let answers = |i: usize| -> (String, u64) {
-        let bed = &cb.beds[i];
-        let before = metric(&bed.metrics_page().unwrap(), ANSWERED).unwrap_or(0);
-        let answer = bed.dig("www.x.test.", "A").trim().to_string();
-        let after = metric(&bed.metrics_page().unwrap(), ANSWERED).unwrap_or(0);
-        (answer, after - before)
-    };
+    let answers = |i: usize| xdp_answer(&cb, i, "www.x.test.");
     for (writer, address) in [(1, "192.0.2.77"), (2, "192.0.2.78")] {
         let v = call(
             writer,
@@ -717,5 +721,89 @@ fn a_change_through_one_node_is_answered_by_xdp_on_all_three() {
             )
             .unwrap()
             .contains("x.test.")
+    );
+}
+
+/// With XDP in namespaces: the etcd leader SIGKILLed during a stream of changes through
+/// every node loses no acknowledged change, each answered by XDP on all three; a node whose
+/// link to etcd goes down answers its last state from XDP, and follows again when it is up.
+#[test]
+fn with_xdp_a_leader_killed_and_a_node_cut_off_lose_nothing() {
+    let mut cb = ClusterBed::create("dxcm", 3, 3).unwrap();
+    let config = format!("[cluster]\nlease_ttl_secs = {LEASE_TTL}\n");
+    for i in 0..3 {
+        cb.start_node(i, common::BIN, "native", &config, false)
+            .unwrap();
+    }
+    let (code, v) = cb
+        .call(
+            0,
+            "POST",
+            "/hostedzone",
+            Some(&json!({"Name": "x.test", "CallerReference": "x1"})),
+        )
+        .unwrap();
+    assert_eq!(code, 201, "{v}");
+    let zone = bare(v["HostedZone"]["Id"].as_str().unwrap()).to_string();
+    let upsert = |cb: &ClusterBed, i: usize, name: &str, address: &str| {
+        let body = json!({"ChangeBatch": {"Changes": [{"Action": "UPSERT",
+            "ResourceRecordSet": {"Name": name, "Type": "A", "TTL": 60,
+            "ResourceRecords": [{"Value": address}]}}]}});
+        cb.call(i, "POST", &format!("/hostedzone/{zone}/rrset"), Some(&body))
+            .unwrap()
+    };
+    let mut acknowledged = Vec::new();
+    for n in 0..20usize {
+        if n == 6 {
+            let etcd = cb.etcd.as_mut().unwrap();
+            let leader = etcd.leader().unwrap();
+            etcd.kill(leader);
+        }
+        let (name, address) = (format!("n{n}.x.test."), format!("192.0.2.{}", n + 1));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut turn = n;
+        loop {
+            let (code, v) = upsert(&cb, turn % 3, &name, &address);
+            if code == 200 {
+                acknowledged.push((name.clone(), address.clone()));
+                break;
+            }
+            assert!([400, 503].contains(&code), "{code} {v}");
+            assert!(Instant::now() < deadline, "no write accepted in 10 s: {v}");
+            turn += 1;
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    for (name, address) in &acknowledged {
+        for i in 0..3 {
+            assert!(
+                ClusterBed::until(Duration::from_secs(10), || {
+                    xdp_answer(&cb, i, name) == (address.clone(), 1)
+                }),
+                "node {i}: {name} {address} from XDP"
+            );
+        }
+    }
+
+    // Node 2 cut off: it answers what it had, from XDP; the others move on.
+    cb.link(2, false).unwrap();
+    let (code, v) = upsert(&cb, 0, "n0.x.test.", "192.0.2.99");
+    assert_eq!(code, 200, "{v}");
+    for i in 0..2 {
+        assert!(ClusterBed::until(Duration::from_secs(10), || {
+            xdp_answer(&cb, i, "n0.x.test.") == ("192.0.2.99".into(), 1)
+        }));
+    }
+    assert_eq!(
+        xdp_answer(&cb, 2, "n0.x.test."),
+        ("192.0.2.1".into(), 1),
+        "the cut-off node's last state"
+    );
+    cb.link(2, true).unwrap();
+    assert!(
+        ClusterBed::until(Duration::from_secs(15), || {
+            xdp_answer(&cb, 2, "n0.x.test.") == ("192.0.2.99".into(), 1)
+        }),
+        "the node followed once linked again"
     );
 }
