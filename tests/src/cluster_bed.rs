@@ -163,6 +163,38 @@ impl ClusterBed {
         )
     }
 
+    /// Adds `address` (198.51.100.0/24) to the etcd namespace's bridge: a service there, such
+    /// as a health check's endpoint, is reachable from every node.
+    pub fn hub_address(&self, address: std::net::Ipv4Addr) -> anyhow::Result<()> {
+        ip(&[
+            "-n",
+            &self.hub_ns,
+            "addr",
+            "add",
+            &format!("{address}/24"),
+            "dev",
+            "br0",
+        ])
+    }
+
+    /// Makes `address` unreachable from node `i` (a blackhole route) or reachable again.
+    pub fn reach(
+        &self,
+        i: usize,
+        address: std::net::Ipv4Addr,
+        reachable: bool,
+    ) -> anyhow::Result<()> {
+        let verb = if reachable { "del" } else { "add" };
+        ip(&[
+            "-n",
+            &self.beds[i].server_ns,
+            "route",
+            verb,
+            "blackhole",
+            &format!("{address}/32"),
+        ])
+    }
+
     /// Cuts node `i` off from etcd (its link down) or links it again.
     pub fn link(&self, i: usize, up: bool) -> anyhow::Result<()> {
         let state = if up { "up" } else { "down" };

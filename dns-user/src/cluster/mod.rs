@@ -210,7 +210,11 @@ impl Cluster {
         let ttl = self.settings.lease_ttl;
         let lease = client.lease_grant(ttl.as_secs() as i64, None).await?.id();
         self.lease.store(lease, Ordering::Relaxed);
-        let (mut keeper, mut alive) = client.lease_keep_alive(lease).await?;
+        // Kept alive from now on, whatever the session does meanwhile (reading a large store
+        // may take longer than the lease lives).
+        let (keeper, alive) = client.lease_keep_alive(lease).await?;
+        let (lost_tx, mut lost) = tokio::sync::oneshot::channel();
+        let _keeping = AbortOnDrop(tokio::spawn(keep_lease(keeper, alive, ttl, lost_tx)));
         let revision = self.read_whole(&mut client, control).await?;
         let mut watch = client
             .watch(
@@ -254,8 +258,6 @@ impl Cluster {
         self.put_observations(&mut client, lease, &mut put, &latest, true)
             .await?;
         let mut published = self.published.subscribe();
-        let mut tick = tokio::time::interval(ttl / 3);
-        let mut answered = Instant::now();
         loop {
             tokio::select! {
                 message = watch.message() => {
@@ -269,16 +271,7 @@ impl Cluster {
                     }
                     self.on_events(response.events(), control).await?;
                 }
-                answer = alive.message() => match answer? {
-                    Some(a) if a.ttl() > 0 => answered = Instant::now(),
-                    _ => return Err(ClusterError::LeaseLost),
-                },
-                _ = tick.tick() => {
-                    if answered.elapsed() > ttl {
-                        return Err(ClusterError::LeaseLost);
-                    }
-                    keeper.keep_alive().await?;
-                }
+                why = &mut lost => return Err(why.unwrap_or(ClusterError::LeaseLost)),
                 changed = published.changed() => {
                     if changed.is_err() {
                         return Ok(());
@@ -532,6 +525,45 @@ impl Cluster {
             .await?;
         Ok(())
     }
+}
+
+/// A task aborted when this is dropped (with the session that started it).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Keeps a lease alive, a keepalive every third of `ttl`, until it is lost (an error, an
+/// answer that it expired, or none within `ttl`): why is sent on `lost`.
+async fn keep_lease(
+    mut keeper: etcd_client::LeaseKeeper,
+    mut alive: etcd_client::LeaseKeepAliveStream,
+    ttl: Duration,
+    lost: tokio::sync::oneshot::Sender<ClusterError>,
+) {
+    let mut tick = tokio::time::interval(ttl / 3);
+    let mut answered = Instant::now();
+    let why = loop {
+        tokio::select! {
+            answer = alive.message() => match answer {
+                Ok(Some(a)) if a.ttl() > 0 => answered = Instant::now(),
+                Ok(_) => break ClusterError::LeaseLost,
+                Err(e) => break e.into(),
+            },
+            _ = tick.tick() => {
+                if answered.elapsed() > ttl {
+                    break ClusterError::LeaseLost;
+                }
+                if let Err(e) = keeper.keep_alive().await {
+                    break e.into();
+                }
+            }
+        }
+    };
+    let _ = lost.send(why);
 }
 
 impl Replica for Cluster {

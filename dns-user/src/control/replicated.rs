@@ -132,11 +132,16 @@ impl Control {
         loop {
             let mut g = self.lock();
             let settings = g.settings.clone();
+            let checks_before = g.specs.clone();
             let result = import::import(&mut g, &settings, false, true);
             match result {
                 Ok((fresh, mut problems)) => {
                     if let Err(e) = import::rebuild_all(&mut g, &fresh, false, true) {
                         problems.extend(e.problems);
+                    }
+                    // New or changed checks reach the monitor with the next publication.
+                    if g.specs != checks_before {
+                        g.checks_version += 1;
                     }
                     drop(g);
                     self.wake.notify_all();
