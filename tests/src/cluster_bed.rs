@@ -133,7 +133,18 @@ impl ClusterBed {
         let path = path.to_str().context("path")?.to_string();
         let (endpoints, id) = (self.endpoints(), format!("n{i}"));
         let args = ["--config", &path, "--etcd", &endpoints, "--node-id", &id];
-        let daemon = self.beds[i].start_service(bin, mode, &args, echo)?;
+        // A restart: the client veth's pass program is still attached.
+        let daemon = if self.beds[i].started {
+            let bed = &mut self.beds[i];
+            let mut all = bed.serve_args(mode);
+            all.extend(args.iter().map(|a| a.to_string()));
+            let all: Vec<&str> = all.iter().map(String::as_str).collect();
+            let daemon = bed.spawn(Side::Server, bin, &all, echo)?;
+            daemon.wait_for(bed, "ready:", Duration::from_secs(30))?;
+            daemon
+        } else {
+            self.beds[i].start_service(bin, mode, &args, echo)?
+        };
         // It takes changes once it has joined.
         daemon.wait_for(
             &mut self.beds[i],

@@ -42,6 +42,8 @@ pub struct Testbed {
     /// A folder of the testbed's own (the daemon's store lives here), removed on drop.
     pub dir: std::path::PathBuf,
     processes: Vec<Child>,
+    /// Whether [`start_service`](Self::start_service) ran (the pass program is attached).
+    pub started: bool,
 }
 
 fn run(cmd: &mut Command) -> anyhow::Result<Output> {
@@ -73,6 +75,7 @@ impl Testbed {
             client_if: format!("dxc{id}"),
             dir: std::env::temp_dir().join(format!("dnsx-bed-{tag}-{id}")),
             processes: Vec::new(),
+            started: false,
         };
         let _ = std::fs::remove_dir_all(&bed.dir);
         std::fs::create_dir_all(&bed.dir).context("creating the testbed folder")?;
@@ -235,6 +238,7 @@ impl Testbed {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let daemon = self.spawn(Side::Server, bin, &args, echo)?;
         daemon.wait_for(self, "ready:", Duration::from_secs(30))?;
+        self.started = true;
         Ok(daemon)
     }
 

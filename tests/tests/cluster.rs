@@ -649,6 +649,19 @@ impl Drop for Killed {
     }
 }
 
+/// An API call to node `i` that must succeed (2xx): its reply.
+fn api(cb: &ClusterBed, i: usize, method: &str, path: &str, body: Option<Value>) -> Value {
+    let (code, v) = cb.call(i, method, path, body.as_ref()).unwrap();
+    assert!((200..300).contains(&code), "{method} {path}: {code} {v}");
+    v
+}
+
+/// Whether node `i` says `change` is INSYNC.
+fn insync(cb: &ClusterBed, i: usize, change: &str) -> bool {
+    let v = api(cb, i, "GET", &format!("/change/{}", bare(change)), None);
+    v["ChangeInfo"]["Status"] == "INSYNC"
+}
+
 /// Node `i`'s answer to `name` A from its client namespace, and how many answers its XDP
 /// program sent meanwhile.
 fn xdp_answer(cb: &ClusterBed, i: usize, name: &str) -> (String, u64) {
@@ -673,29 +686,24 @@ fn a_change_through_one_node_is_answered_by_xdp_on_all_three() {
         cb.start_node(i, common::BIN, "native", &config, false)
             .unwrap();
     }
-    let call = |i: usize, method: &str, path: &str, body: Option<Value>| {
-        let (code, v) = cb.call(i, method, path, body.as_ref()).unwrap();
-        assert!((200..300).contains(&code), "{method} {path}: {code} {v}");
-        v
-    };
-    let v = call(
+
+    let v = api(
+        &cb,
         0,
         "POST",
         "/hostedzone",
         Some(json!({"Name": "x.test", "CallerReference": "x1"})),
     );
     let zone = bare(v["HostedZone"]["Id"].as_str().unwrap()).to_string();
-    let insync = |i: usize, change: &str| {
-        call(i, "GET", &format!("/change/{}", bare(change)), None)["ChangeInfo"]["Status"]
-            == "INSYNC"
-    };
+
     let created = v["ChangeInfo"]["Id"].as_str().unwrap().to_string();
     assert!(ClusterBed::until(Duration::from_secs(10), || insync(
-        0, &created
+        &cb, 0, &created
     )));
-    let answers = |i: usize| xdp_answer(&cb, i, "www.x.test.");
+
     for (writer, address) in [(1, "192.0.2.77"), (2, "192.0.2.78")] {
-        let v = call(
+        let v = api(
+            &cb,
             writer,
             "POST",
             &format!("/hostedzone/{zone}/rrset"),
@@ -707,12 +715,12 @@ fn a_change_through_one_node_is_answered_by_xdp_on_all_three() {
         // INSYNC read on the node that did not write, then every node's XDP answer.
         let reader = 3 - writer;
         assert!(
-            ClusterBed::until(Duration::from_secs(10), || insync(reader, &change)),
+            ClusterBed::until(Duration::from_secs(10), || insync(&cb, reader, &change)),
             "never INSYNC"
         );
         for i in 0..3 {
             assert_eq!(
-                answers(i),
+                xdp_answer(&cb, i, "www.x.test."),
                 (address.to_string(), 1),
                 "node {i}: the new answer, from XDP"
             );
@@ -729,6 +737,32 @@ fn a_change_through_one_node_is_answered_by_xdp_on_all_three() {
             .unwrap()
             .contains("x.test.")
     );
+
+    // Node 2 killed (SIGKILL): INSYNC waits for its lease, no longer; restarted on its
+    // cache, it catches up and answers from XDP.
+    let pid = cb.daemons[2].take().unwrap().pid;
+    let killed = Instant::now();
+    cb.beds[2].kill(pid);
+    let v = api(
+        &cb,
+        0,
+        "POST",
+        &format!("/hostedzone/{zone}/rrset"),
+        Some(json!({"ChangeBatch": {"Changes": [{"Action": "UPSERT",
+            "ResourceRecordSet": {"Name": "www.x.test.", "Type": "A", "TTL": 60,
+            "ResourceRecords": [{"Value": "192.0.2.79"}]}}]}})),
+    );
+    let change = v["ChangeInfo"]["Id"].as_str().unwrap().to_string();
+    assert!(ClusterBed::until(
+        Duration::from_secs(LEASE_TTL + 5),
+        || insync(&cb, 1, &change)
+    ));
+    assert_lease_waited(killed);
+    cb.start_node(2, common::BIN, "native", &config, false)
+        .unwrap();
+    assert!(ClusterBed::until(Duration::from_secs(10), || {
+        xdp_answer(&cb, 2, "www.x.test.") == ("192.0.2.79".to_string(), 1)
+    }));
 }
 
 /// With XDP in namespaces: the etcd leader SIGKILLed during a stream of changes through
