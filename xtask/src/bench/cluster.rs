@@ -179,8 +179,8 @@ pub fn report(t: &Timing, machine: &str, commit: &str) -> String {
          endpoint closed, then opened; interval 1 s, threshold 2) | {:.2} s | {:.2} s |\n\
          | health change -> all three nodes' XDP answers moved | {:.2} s | {:.2} s |\n\n\
          Every node probes the endpoint and the check's status combines the three (healthy \
-         while more than 18% see it healthy), so all three switch within about one probe \
-         interval of each other; detection itself is interval x threshold, as alone.\n",
+         while more than 18% see it healthy), so the nodes switch together (compare the last \
+         two rows); detection itself takes interval x threshold, as on one node.\n",
         t.changes,
         t.insync.0 * 1000.0,
         t.insync.1 * 1000.0,
