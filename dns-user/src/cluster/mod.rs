@@ -176,18 +176,22 @@ impl Cluster {
         loop {
             let began = Instant::now();
             let endpoint = &endpoints[turn % endpoints.len()];
-            if let Err(e) = self.session(endpoint, &control, &mut imported).await {
-                tracing::warn!(
-                    "cluster: {endpoint}: {e}; answering with the last state, trying again in {pause:?}"
-                );
-            }
+            let result = self.session(endpoint, &control, &mut imported).await;
             *self.client.lock().expect("cluster client") = None;
             self.connected.store(false, Ordering::Relaxed);
             if began.elapsed() > Duration::from_secs(30) {
                 pause = Duration::from_millis(100);
             }
             // Every member tried: wait longer each round.
-            if turn % endpoints.len() == endpoints.len() - 1 {
+            let last = turn % endpoints.len() == endpoints.len() - 1;
+            if let Err(e) = result {
+                let next = match last {
+                    true => format!("trying again in {pause:?}"),
+                    false => "trying the next endpoint".into(),
+                };
+                tracing::warn!("cluster: {endpoint}: {e}; answering with the last state, {next}");
+            }
+            if last {
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(2));
             }
