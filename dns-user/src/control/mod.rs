@@ -366,14 +366,23 @@ impl Control {
         let same_regions = previous.regions == settings.regions;
         let previous_checks = g.specs.clone();
         let mut problems = Vec::new();
-        let fresh = match import(&mut g, &settings, false, same_regions) {
-            Ok((fresh, found)) => {
-                problems.extend(found);
-                fresh
-            }
-            Err(e) => {
-                problems.extend(e.problems);
-                HashSet::new()
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let fresh = loop {
+            match import(&mut g, &settings, false, same_regions) {
+                Ok((fresh, found)) => {
+                    problems.extend(found);
+                    break fresh;
+                }
+                // Another cluster node wrote first: imported again once this one holds it.
+                Err(e) if e.behind && Instant::now() < deadline => {
+                    drop(g);
+                    std::thread::sleep(BEHIND_PAUSE);
+                    g = self.lock();
+                }
+                Err(e) => {
+                    problems.extend(e.problems);
+                    break HashSet::new();
+                }
             }
         };
         // Zones that did not change keep their build unless what they are built with did.
@@ -1842,6 +1851,52 @@ mod tests {
             .to_string();
         assert!(err.contains("t.zone:2"), "{err}");
         drop(c);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    /// A cluster whose first write another node overtakes.
+    #[derive(Default)]
+    struct Overtaken {
+        writes: std::sync::atomic::AtomicU32,
+    }
+
+    impl store::Replica for Overtaken {
+        fn write(&self, _: &[store::Row], head: i64) -> Result<i64, StoreError> {
+            match self
+                .writes
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            {
+                0 => Err(StoreError::Behind),
+                _ => Ok(head + 1),
+            }
+        }
+    }
+
+    impl ClusterView for Overtaken {
+        fn served_by_all(&self, _: u64, _: u64) -> bool {
+            true
+        }
+        fn published(&self, _: u64) {}
+        fn current_head(&self) -> Option<i64> {
+            None
+        }
+        fn connected(&self) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn a_reload_another_node_overtakes_is_imported_again() {
+        let d = dir("overtaken");
+        let c = Control::open(settings(&d, "")).unwrap();
+        let cluster = Arc::new(Overtaken::default());
+        c.join_cluster(cluster.clone(), cluster.clone());
+        let zones = "[[zone]]\norigin = \"r.test\"\n[[zone.record]]\nname = \"www\"\ntype = \"A\"\nttl = 60\nvalues = [\"192.0.2.1\"]\n";
+        let problems = c.reload(settings(&d, zones));
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(cluster.writes.load(std::sync::atomic::Ordering::SeqCst), 2);
+        let names: Vec<String> = c.list_zones().into_iter().map(|z| z.name).collect();
+        assert_eq!(names, ["r.test."]);
         std::fs::remove_dir_all(&d).unwrap();
     }
 
