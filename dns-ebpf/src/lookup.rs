@@ -1,5 +1,5 @@
 //! Lookup: the gate (fast path on, heartbeat fresh, which buffer is active), the answer for
-//! the parsed key in ANSWERS_{active}, and for a routing-policy group its variant (the
+//! the parsed key in ANSWERS_{active} (its name confirmed), and for a routing-policy group its variant (the
 //! client's cell by LPM in CELLS_{active}, a random slot, VARIANTS_{active}).
 
 use crate::maps::*;
@@ -9,8 +9,8 @@ use aya_ebpf::{
     maps::lpm_trie::Key,
 };
 use dns_common::{
-    AnswerKey, AnswerSet, CLASS_UNKNOWN, CONTROL_ENABLED, Counter, FLAG_SIGNED_ZONE, MAX_SLOTS,
-    V4_MAPPED_PREFIX, VariantKey,
+    AnswerSet, CLASS_UNKNOWN, CONTROL_ENABLED, Counter, FLAG_SIGNED_ZONE, MAX_ANSWER_BYTES,
+    MAX_NAME_LEN, MAX_SLOTS, NAME_BYTES, V4_MAPPED_PREFIX, VariantKey,
 };
 
 /// The gate: the fast path is on and its heartbeat fresh. Returns the active buffer (0 or 1);
@@ -32,24 +32,34 @@ pub(crate) fn active_buffer() -> Result<u32, Counter> {
     Ok(control.active & 1)
 }
 
-/// The answer for the parsed query `q` (key `key`) in buffer `active`: the entry in
-/// ANSWERS_{active}, or for a routing-policy group its variant for this client. A miss passes
-/// up.
+/// The entry in ANSWERS_{active} for the question in `scratch` (key and name), if its name is
+/// the question's. A miss, or another name with the same key, passes up.
 #[inline(always)]
-pub(crate) fn lookup(
-    q: &Query,
-    key: &AnswerKey,
-    active: u32,
-) -> Result<&'static AnswerSet, Counter> {
+pub(crate) fn entry(scratch: &Scratch, active: u32) -> Result<&'static AnswerSet, Counter> {
     let set = if active == 0 {
-        ANSWERS_0.get_ptr(key)
+        ANSWERS_0.get_ptr(&scratch.key)
     } else {
-        ANSWERS_1.get_ptr(key)
+        ANSWERS_1.get_ptr(&scratch.key)
     }
     .ok_or(Counter::Miss)?;
     // SAFETY: a map value pointer from the lookup above. The map writer never modifies a buffer
     // that readers may be using (see dns-user's map writer), so the value is immutable for us.
     let set = unsafe { &*set };
+    if !same_name(set, scratch) {
+        return Err(Counter::Miss);
+    }
+    Ok(set)
+}
+
+/// The answer to the whole query `q` from its `entry`: the entry itself, or for a
+/// routing-policy group its variant for this client. A DO query for a signed zone whose
+/// answer with RRSIGs did not fit passes up.
+#[inline(always)]
+pub(crate) fn answer(
+    q: &Query,
+    set: &'static AnswerSet,
+    active: u32,
+) -> Result<&'static AnswerSet, Counter> {
     // DO for a signed zone whose answer with its RRSIGs did not fit the entry: userspace's.
     // One test, no `&&`: each branch here multiplies the verifier's states.
     let no_signed_answer = (u32::from(set.len_do).wrapping_sub(1) >> 31) as u8;
@@ -61,6 +71,50 @@ pub(crate) fn lookup(
         None => Ok(set),
     }
 }
+
+/// True if the name in `set` (from `set.name_at`, zero padded to 8 bytes) is the question's
+/// in `scratch` (lower-cased, zero padded): the key's hash says little, this says it is the
+/// same name. Compared in 8-byte words (a typical name is three or four).
+///
+/// The length is read again from scratch rather than taken from the caller: the loop narrows
+/// what the verifier knows of it at each exit, and a copy the rest of the program uses would
+/// carry one state per exit into everything after.
+#[inline(always)]
+fn same_name(set: &AnswerSet, scratch: &Scratch) -> bool {
+    // SAFETY: plain field of the per-CPU scratch value.
+    let len = unsafe { core::ptr::read_volatile(&scratch.name_len) } as usize & MAX_NAME_LEN;
+    let at = usize::from(set.name_at);
+    if at + len > MAX_ANSWER_BYTES {
+        return false;
+    }
+    let value = set as *const AnswerSet as *const u8;
+    let ours = scratch.name.as_ptr();
+    let mut w = 0;
+    while w < NAME_BYTES / 8 {
+        if w * 8 >= len {
+            return true;
+        }
+        // The name's word w in the value: checked above to lie in `data`; the mask (a no-op
+        // there) shows the verifier an offset inside the 256-byte value.
+        let off = (DATA_OFFSET + at + w * 8) & 0xf8;
+        // SAFETY: `off + 8 <= 256`, the value's size, and a multiple of 8 of the 8-byte
+        // aligned value; `w < 32` words of the 8-byte aligned scratch name.
+        let (theirs, ours) = unsafe {
+            (
+                core::ptr::read(value.add(off) as *const u64),
+                core::ptr::read(ours.add(w * 8) as *const u64),
+            )
+        };
+        if theirs != ours {
+            return false;
+        }
+        w += 1;
+    }
+    true
+}
+
+/// Where `data` starts in an [`AnswerSet`].
+const DATA_OFFSET: usize = core::mem::offset_of!(AnswerSet, data);
 
 /// A routing-policy group's answer for this client: the client's cell (if the group is
 /// located: its class in the aspect the group depends on), a random slot, the variant there.

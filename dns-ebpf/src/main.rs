@@ -3,10 +3,13 @@
 //! ```text
 //!  NIC rx -> dns_xdp, cut by stage (each a file; maps.rs holds every map and loader global)
 //!   gate     lookup.rs   CONTROL on, HEARTBEAT fresh -> which buffer is active
-//!   parse    parse.rs    Ethernet [+ one 802.1Q tag] -> IPv4 (no options, no fragments) |
-//!                        IPv6 (UDP next) -> UDP to DNS_PORT -> plain query, QDCOUNT=1, at most
-//!                        an OPT (ECS read) -> lower-cased qname + A/AAAA + IN; no lookups
-//!   lookup   lookup.rs   ANSWERS_{active}; a routing-policy group: cell = CELLS (LPM on the
+//!   parse    parse.rs    question: Ethernet [+ one 802.1Q tag] -> IPv4 (no options, no
+//!                        fragments) | IPv6 (UDP next) -> UDP to DNS_PORT -> plain query,
+//!                        QDCOUNT=1 -> lower-cased qname hashed + A/AAAA + IN; no lookups
+//!   lookup   lookup.rs   entry: ANSWERS_{active} by (name hash, length, type), the name in
+//!                        the entry confirmed
+//!   parse    parse.rs    options: at most an OPT (ECS read), nothing after it
+//!   lookup   lookup.rs   answer: DO needs the signed answer; a routing-policy group: cell = CELLS (LPM on the
 //!                        client's ECS prefix or source address), slot = random % slots ->
 //!                        VARIANTS[(group, cell, slot)]
 //!   rate     rrl.rs      GCRA per client prefix: allow, slip (TC=1) or drop
@@ -37,8 +40,10 @@ use dns_common::Counter;
 #[xdp]
 pub fn dns_xdp(ctx: XdpContext) -> u32 {
     let found = lookup::active_buffer().and_then(|active| {
-        let (query, key) = parse::parse(&ctx)?;
-        let set = lookup::lookup(&query, key, active)?;
+        let (question, scratch) = parse::question(&ctx)?;
+        let query = parse::options(&ctx, question)?;
+        let entry = lookup::entry(scratch, active)?;
+        let set = lookup::answer(&query, entry, active)?;
         Ok((query, set))
     });
     match found {

@@ -9,8 +9,8 @@ use aya_ebpf::{
 };
 use dns_common::{
     AnswerKey, AnswerSet, COUNTER_COUNT, Cell, Control, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_VARIANTS,
-    Heartbeat, MAX_CELLS, MAX_ZONES, RRL_MAX_ENTRIES, RrlBucket, TAP_RING_BYTES, TapRecord,
-    VariantKey,
+    Heartbeat, MAX_CELLS, MAX_ZONES, NAME_BYTES, RRL_MAX_ENTRIES, RrlBucket, TAP_RING_BYTES,
+    TapRecord, VariantKey,
 };
 
 // The answer and variant maps are preallocated: their capacity is reserved when they are made
@@ -53,7 +53,8 @@ pub(crate) static ZONE_HITS: PerCpuArray<u64> = PerCpuArray::with_max_entries(MA
 /// Sampled answers for dnstap (see `tap.rs`).
 #[map]
 pub(crate) static TAP: RingBuf = RingBuf::with_byte_size(TAP_RING_BYTES, 0);
-/// Per-CPU scratch: the lookup key (too large for a zeroed stack copy) and the qname length.
+/// Per-CPU scratch: the lookup key, the lower-cased question name it was hashed from (too
+/// large for a zeroed stack copy) and the qname length.
 #[map]
 pub(crate) static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
 /// The record of a sampled answer while the packet is rewritten (`family` 0: none pending),
@@ -69,6 +70,8 @@ pub(crate) const MAX_PREFIX: usize = 14 + 4 + 40 + 8 + 12 + 255 + 4;
 #[repr(C)]
 pub(crate) struct Scratch {
     pub(crate) key: AnswerKey,
+    /// The question name, lower-cased, zero padded: what an entry's name is compared with.
+    pub(crate) name: [u8; NAME_BYTES],
     /// Headers and question, while they move forward (see `grow`).
     pub(crate) prefix: [u8; MAX_PREFIX + 3],
     /// The question name's wire length, stored and re-read so that the verifier sees one
@@ -92,6 +95,10 @@ pub(crate) static GROW_AT_HEAD: u8 = 0;
 /// Test hook, set only by tests: 0 = random slots; d + 1 = always draw d.
 #[unsafe(no_mangle)]
 pub(crate) static FIXED_DRAW: u32 = 0;
+/// Test hook, set only by tests: the mask on the name hash of the answer key (all ones in
+/// production; narrower, names share keys and the name check in the value tells them apart).
+#[unsafe(no_mangle)]
+pub(crate) static HASH_MASK: u64 = u64::MAX;
 /// Response rate limiting (set by the loader): ns per allowed response per client prefix
 /// (0 = off), how far ahead of now a prefix may run (burst), and the slip ratio.
 #[unsafe(no_mangle)]

@@ -7,9 +7,9 @@ use core::mem::size_of;
 use crate::maps::*;
 use aya_ebpf::{helpers::generated::bpf_xdp_load_bytes, programs::XdpContext};
 use dns_common::{
-    AnswerKey, CLASS_IN, Counter, DNS_HEADER_LEN, EDNS_FLAG_DO, EDNS_OPTION_ECS, MAX_EDNS_OPTIONS,
-    MAX_LABEL_LEN, MAX_NAME_LEN, MIN_UDP_PAYLOAD, OPT_RR_LEN, TYPE_A, TYPE_AAAA, TYPE_OPT,
-    V4_MAPPED_PREFIX,
+    CLASS_IN, Counter, DNS_HEADER_LEN, EDNS_FLAG_DO, EDNS_OPTION_ECS, MAX_EDNS_OPTIONS,
+    MAX_LABEL_LEN, MAX_NAME_LEN, MIN_UDP_PAYLOAD, NAME_BYTES, NAME_HASH_INIT, OPT_RR_LEN, TYPE_A,
+    TYPE_AAAA, TYPE_OPT, V4_MAPPED_PREFIX, name_hash_word,
 };
 
 /// Longest ECS address (IPv6).
@@ -65,6 +65,8 @@ pub(crate) struct Query {
     pub(crate) ecs: Option<Ecs>,
     /// The source address (IPv4 mapped into ::ffff:0:0/96).
     pub(crate) client: [u8; 16],
+    /// ARCOUNT (0 or 1), for [`options`].
+    arcount: u16,
 }
 
 /// A query's EDNS Client Subnet option.
@@ -103,10 +105,12 @@ pub(crate) fn to_lower(b: u8) -> u8 {
     if b.is_ascii_uppercase() { b | 0x20 } else { b }
 }
 
-/// Validates the packet and reads the query: what the response needs, and the lookup key
-/// (lower-cased name and type) in per-CPU scratch. Never modifies the packet; looks nothing up.
+/// Validates the packet up to the question and reads it: into per-CPU scratch the lookup key
+/// (name hash, length and type) with the lower-cased name it confirms. [`options`] reads the
+/// rest once the entry is found: the entry's name check is verified before the OPT record's
+/// branches multiply the verifier's states. Never modifies the packet; looks nothing up.
 #[inline(always)]
-pub(crate) fn parse(ctx: &XdpContext) -> Result<(Query, &'static AnswerKey), Counter> {
+pub(crate) fn question(ctx: &XdpContext) -> Result<(Query, &'static Scratch), Counter> {
     let pkt_len = ctx.data_end() - ctx.data();
     let mut l3 = ETH_LEN;
     let mut ethertype = load_be16(ctx, 12)?;
@@ -177,14 +181,15 @@ pub(crate) fn parse(ctx: &XdpContext) -> Result<(Query, &'static AnswerKey), Cou
         return Err(Counter::NotQuery);
     }
 
-    // Question name: walk the labels, lower-case into the scratch key, sum the bytes as sent.
+    // Question name: walk the labels, lower-case into scratch and hash (the key), sum the
+    // bytes as sent (the checksum).
     let scratch = SCRATCH.get_ptr_mut(0).ok_or(Counter::HelperError)?;
     // SAFETY: per-CPU scratch entry, used only by this invocation on this CPU.
     let scratch = unsafe { &mut *scratch };
-    let key = &mut scratch.key;
-    let words = key.name.as_mut_ptr() as *mut u64;
+    let name = &mut scratch.name;
+    let words = name.as_mut_ptr() as *mut u64;
     let mut w = 0;
-    while w < key.name.len() / 8 {
+    while w < name.len() / 8 {
         // SAFETY: w < 32, inside the 256-byte name buffer (8-byte aligned within the map value).
         unsafe { core::ptr::write_volatile(words.add(w), 0) };
         w += 1;
@@ -205,9 +210,9 @@ pub(crate) fn parse(ctx: &XdpContext) -> Result<(Query, &'static AnswerKey), Cou
                 return Err(Counter::Qname); // compression pointer or extended label type
             }
             label_left = b;
-            key.name[i] = b;
+            name[i] = b;
         } else {
-            key.name[i] = to_lower(b);
+            name[i] = to_lower(b);
             label_left -= 1;
         }
         name_sum += if i & 1 == 0 {
@@ -224,7 +229,12 @@ pub(crate) fn parse(ctx: &XdpContext) -> Result<(Query, &'static AnswerKey), Cou
     if name_len == 0 || name_len > MAX_NAME_LEN {
         return Err(Counter::Qname); // no root label within 255 bytes
     }
+    let hash = name_hash(scratch);
+    // SAFETY: read-only global set by the loader.
+    let mask = unsafe { core::ptr::read_volatile(&HASH_MASK) };
     let key = &mut scratch.key;
+    key.hash = hash & mask;
+    key.name_len = name_len as u8;
 
     let qtype = load_be16(ctx, qname + name_len)?;
     if load_be16(ctx, qname + name_len + 2)? != CLASS_IN {
@@ -233,13 +243,39 @@ pub(crate) fn parse(ctx: &XdpContext) -> Result<(Query, &'static AnswerKey), Cou
     if qtype != TYPE_A && qtype != TYPE_AAAA {
         return Err(Counter::Qtype);
     }
-    let question_end = qname + name_len + 4;
+    scratch.key.qtype = qtype;
+    Ok((
+        Query {
+            l3,
+            is_v6,
+            udp,
+            name_len,
+            name_sum,
+            qtype,
+            dns_flags,
+            has_opt: false,
+            do_bit: false,
+            client_udp: MIN_UDP_PAYLOAD,
+            dns_len,
+            ecs: None,
+            client: [0; 16],
+            arcount,
+        },
+        scratch,
+    ))
+}
 
+/// The rest of a query [`question`] read: the OPT record and its ECS option, the client's
+/// address, and that nothing follows.
+#[inline(always)]
+pub(crate) fn options(ctx: &XdpContext, q: Query) -> Result<Query, Counter> {
+    let pkt_len = ctx.data_end() - ctx.data();
+    let question_end = q.udp + UDP_LEN + DNS_HEADER_LEN + q.name_len + 4;
     let mut has_opt = false;
     let mut ecs: Option<Ecs> = None;
     let mut do_bit = false;
     let mut client_udp = MIN_UDP_PAYLOAD;
-    if arcount == 0 {
+    if q.arcount == 0 {
         if question_end != pkt_len {
             return Err(Counter::Malformed);
         }
@@ -282,27 +318,36 @@ pub(crate) fn parse(ctx: &XdpContext) -> Result<(Query, &'static AnswerKey), Cou
         has_opt = true;
     }
 
-    key.qtype = qtype;
-    let client = source_address(ctx, l3, is_v6)?;
+    let client = source_address(ctx, q.l3, q.is_v6)?;
+    Ok(Query {
+        has_opt,
+        do_bit,
+        client_udp,
+        ecs,
+        client,
+        ..q
+    })
+}
 
-    Ok((
-        Query {
-            l3,
-            is_v6,
-            udp,
-            name_len,
-            name_sum,
-            qtype,
-            dns_flags,
-            has_opt,
-            do_bit,
-            client_udp,
-            dns_len,
-            ecs,
-            client,
-        },
-        key,
-    ))
+/// [`dns_common::name_hash`] of the name in `scratch` (lower-cased, zero padded), word by
+/// word. The length is read again from scratch: the loop's exits narrow what the verifier
+/// knows of it, and the caller's copy would carry one state per exit into the rest.
+#[inline(always)]
+fn name_hash(scratch: &Scratch) -> u64 {
+    // SAFETY: plain field of the per-CPU scratch value.
+    let len = unsafe { core::ptr::read_volatile(&scratch.name_len) } as usize & MAX_NAME_LEN;
+    let words = scratch.name.as_ptr() as *const u64;
+    let mut hash = NAME_HASH_INIT;
+    let mut w = 0;
+    while w < NAME_BYTES / 8 {
+        if w * 8 >= len {
+            break;
+        }
+        // SAFETY: `w < 32` words of the 8-byte aligned 256-byte scratch name.
+        hash = name_hash_word(hash, unsafe { core::ptr::read(words.add(w)) });
+        w += 1;
+    }
+    hash
 }
 
 /// The packet's source address, IPv4 mapped into ::ffff:0:0/96.

@@ -196,6 +196,7 @@ pub fn serve(
                 max_variants: Some(capacity.variants),
                 grow_at_head: false,
                 fixed_draw: None,
+                hash_mask: u64::MAX,
                 rrl: settings.rrl,
                 tap_sample,
             };

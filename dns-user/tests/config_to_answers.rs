@@ -565,7 +565,7 @@ fn a_policy_routed_wildcard_answers_with_the_query_name() {
 
 #[test]
 fn policy_groups_compile_with_the_health_state_and_change_only_where_it_matters() {
-    use dns_user::fastpath::compile::{compile, key, policy_changes, render_records};
+    use dns_user::fastpath::compile::{compile, entry, key, policy_changes, render_records};
     use dns_user::health::HealthState;
     let catalog = config(POLICIES).unwrap();
     let name_key = |n: &str| {
@@ -577,11 +577,12 @@ fn policy_groups_compile_with_the_health_state_and_change_only_where_it_matters(
     let f = name_key("f.example.net.");
     let slot = catalog.zone_slot(&Name::from_ascii("example.net.").unwrap());
     assert_eq!(slot, 1, "the only zone has the first slot");
+    let f_name = LowerName::new(&Name::from_ascii("f.example.net.").unwrap());
     let entry = |ip: &str| {
         let rdata = RData::A(ip.parse().unwrap());
         let mut set = render_records(RecordType::A, [(30, &rdata)].into_iter()).unwrap();
         set.zone = slot;
-        set
+        entry(&f_name, RecordType::A, set).unwrap().1
     };
     let (table, report) = compile(&catalog, &HealthState::default());
     assert_eq!(report.groups_passed, 0);

@@ -10,10 +10,10 @@ use std::net::Ipv4Addr;
 
 use aya::Ebpf;
 use aya::programs::{TestRun, TestRunOptions};
-use dns_common::{Counter, PROGRAM_NAME, TYPE_A, TapRecord};
+use dns_common::{AnswerKey, AnswerSet, Counter, PROGRAM_NAME, TYPE_A, TapRecord};
 use dns_tests::fixtures::{Expect, Fixture, fixtures, q};
 use dns_tests::frame::*;
-use dns_user::fastpath::compile::{Change, Delta, Tables, compile, key, render};
+use dns_user::fastpath::compile::{Change, Delta, Tables, compile, entry, key, render};
 use dns_user::fastpath::maps::{Capacity, MapWriteError, MapWriter};
 use dns_user::fastpath::xdp::{self, LoadOptions};
 use dns_user::health::HealthState;
@@ -57,6 +57,7 @@ impl Harness {
             max_variants: None,
             grow_at_head,
             fixed_draw,
+            hash_mask: u64::MAX,
             rrl,
             tap_sample,
         })
@@ -240,6 +241,11 @@ fn a_set(ttl: u32, addrs: &[Ipv4Addr]) -> RrSet {
     }
 }
 
+/// The answer-map entry of `name`'s A records `set`.
+fn entry_a(name: &LowerName, set: &RrSet) -> (AnswerKey, AnswerSet) {
+    entry(name, RecordType::A, render(set).unwrap()).unwrap()
+}
+
 fn answer_addr(out: &[u8]) -> Ipv4Addr {
     let n = out.len();
     Ipv4Addr::new(out[n - 4], out[n - 3], out[n - 2], out[n - 1])
@@ -254,20 +260,18 @@ fn map_writer_updates_removes_and_rejects_over_capacity() {
 
     // Change the answer: the next query sees the new one (and only it).
     let mut table: Tables = h.writer.installed().clone();
-    table.answers.insert(
-        key(&www, RecordType::A),
-        render(&a_set(30, &[Ipv4Addr::new(198, 51, 100, 7)])).unwrap(),
-    );
+    table
+        .answers
+        .extend([entry_a(&www, &a_set(30, &[Ipv4Addr::new(198, 51, 100, 7)]))]);
     let stats = h.writer.install(&table).unwrap();
     assert_eq!((stats.upserts, stats.deletes), (1, 0));
     let (action, out) = h.run(&input);
     assert_eq!(action, XDP_TX);
     assert_eq!(answer_addr(&out), Ipv4Addr::new(198, 51, 100, 7));
     // Install again (the other buffer becomes active): still the same answer.
-    table.answers.insert(
-        key(&www, RecordType::A),
-        render(&a_set(30, &[Ipv4Addr::new(198, 51, 100, 8)])).unwrap(),
-    );
+    table
+        .answers
+        .extend([entry_a(&www, &a_set(30, &[Ipv4Addr::new(198, 51, 100, 8)]))]);
     h.writer.install(&table).unwrap();
     assert_eq!(
         answer_addr(&h.run(&input).1),
@@ -284,10 +288,8 @@ fn map_writer_updates_removes_and_rejects_over_capacity() {
     let mut huge = table.clone();
     for i in 0..100u32 {
         let name = LowerName::new(&Name::from_ascii(format!("h{i}.example.com.")).unwrap());
-        huge.answers.insert(
-            key(&name, RecordType::A),
-            render(&a_set(5, &[Ipv4Addr::from(i)])).unwrap(),
-        );
+        huge.answers
+            .extend([entry_a(&name, &a_set(5, &[Ipv4Addr::from(i)]))]);
     }
     assert!(matches!(
         h.writer.install(&huge),
@@ -325,10 +327,9 @@ fn maps_left_pinned_are_taken_over_and_rewritten_whole() {
             ("www.example.com.", old_www),
             ("gone.example.com.", old_www),
         ] {
-            table.answers.insert(
-                key(&name(n), RecordType::A),
-                render(&a_set(30, &[addr])).unwrap(),
-            );
+            table
+                .answers
+                .extend([entry_a(&name(n), &a_set(30, &[addr]))]);
         }
         writer.install_owned(table).unwrap();
         writer.set_enabled(true).unwrap();
@@ -355,10 +356,10 @@ fn maps_left_pinned_are_taken_over_and_rewritten_whole() {
     assert_ne!(answer_addr(&h.run(&www).1), old_www);
     // A change makes the other buffer the readers': it was rewritten whole too.
     let mut changed = table.clone();
-    changed.answers.insert(
-        key(&name("new.example.com."), RecordType::A),
-        render(&a_set(30, &[Ipv4Addr::new(192, 0, 2, 200)])).unwrap(),
-    );
+    changed.answers.extend([entry_a(
+        &name("new.example.com."),
+        &a_set(30, &[Ipv4Addr::new(192, 0, 2, 200)]),
+    )]);
     h.writer.install(&changed).unwrap();
     assert_eq!(
         h.run(&gone).0,
@@ -386,13 +387,13 @@ fn map_writer_applies_a_delta_without_a_full_table() {
     let mut h = Harness::new(catalog(), 64);
     let name = |n: &str| LowerName::new(&Name::from_ascii(n).unwrap());
     let input = Frame::query(false).build(&q("www.example.com", TYPE_A));
-    let new_www = render(&a_set(30, &[Ipv4Addr::new(198, 51, 100, 9)])).unwrap();
-    let added = key(&name("new.example.com."), RecordType::A);
+    let new_set = a_set(30, &[Ipv4Addr::new(198, 51, 100, 9)]);
+    let (added, new_www) = entry_a(&name("new.example.com."), &new_set);
     let stats = h
         .writer
         .apply(&answers(
             vec![
-                (key(&name("www.example.com."), RecordType::A), new_www),
+                entry_a(&name("www.example.com."), &new_set),
                 (added, new_www),
             ],
             vec![],
@@ -414,12 +415,7 @@ fn map_writer_applies_a_delta_without_a_full_table() {
     assert!(!h.writer.installed().answers.contains_key(&added));
     // Over capacity: nothing changes.
     let many: Vec<_> = (0..64u32)
-        .map(|i| {
-            (
-                key(&name(&format!("m{i}.example.com.")), RecordType::A),
-                new_www,
-            )
-        })
+        .map(|i| entry_a(&name(&format!("m{i}.example.com.")), &new_set))
         .collect();
     let before = h.writer.installed().clone();
     assert!(matches!(
@@ -468,10 +464,10 @@ fn hash_bucket_collisions_never_give_another_names_answer() {
     let mut table = h.writer.installed().clone();
     for i in 0..N {
         let name = LowerName::new(&Name::from_ascii(format!("h{i}.example.com.")).unwrap());
-        table.answers.insert(
-            key(&name, RecordType::A),
-            render(&a_set(5, &[Ipv4Addr::from(0x0a00_0000 + i)])).unwrap(),
-        );
+        table.answers.extend([entry_a(
+            &name,
+            &a_set(5, &[Ipv4Addr::from(0x0a00_0000 + i)]),
+        )]);
     }
     h.writer.install(&table).unwrap();
     for i in 0..N {

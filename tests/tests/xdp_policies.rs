@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use dns_common::{AnswerSet, PolicyRef, VariantKey};
 use dns_tests::fixtures::ZONE_HEAD;
 use dns_tests::{SERVER_V4, Side, Testbed, metric};
-use dns_user::fastpath::compile::{Change, Delta, key, render_records};
+use dns_user::fastpath::compile::{Change, Delta, entry, render_records};
 use dns_user::fastpath::maps::{HeartbeatWriter, MapWriter};
 use dns_user::fastpath::xdp::{self, AttachMode, LoadOptions};
 use hickory_proto::op::{Message, ResponseCode};
@@ -222,21 +222,25 @@ fn concurrent_rewrites_never_show_a_reader_a_torn_or_mixed_answer() {
     // mixing them (A's reference with B's variants) would find slots 32..63 missing (no reply)
     // or a record count that belongs to the other state.
     let name = LowerName::new(&Name::from_ascii("live.example.com.").unwrap());
-    let k = key(&name, RecordType::A);
     let group = 7;
     let reference = |slots| {
-        AnswerSet::policy(PolicyRef {
-            group,
-            slots,
-            located: 0,
-            aspect: 0,
-        })
+        entry(
+            &name,
+            RecordType::A,
+            AnswerSet::policy(PolicyRef {
+                group,
+                slots,
+                located: 0,
+                aspect: 0,
+            }),
+        )
+        .unwrap()
     };
     let a = state(group, 1, 64, 1);
     let b = state(group, 2, 32, 3);
     let to = |from: &[(VariantKey, AnswerSet)], to: &[(VariantKey, AnswerSet)], slots| Change {
         answers: Delta {
-            upserts: vec![(k, reference(slots))],
+            upserts: vec![reference(slots)],
             deletes: vec![],
         },
         variants: Delta {
@@ -254,7 +258,7 @@ fn concurrent_rewrites_never_show_a_reader_a_torn_or_mixed_answer() {
     writer
         .apply(&Change {
             answers: Delta {
-                upserts: vec![(k, reference(64))],
+                upserts: vec![reference(64)],
                 deletes: vec![],
             },
             variants: Delta {

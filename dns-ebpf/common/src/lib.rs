@@ -26,13 +26,15 @@
 //! `user` feature (enabled by dns-user only) implements `aya::Pod`.
 #![no_std]
 
-/// Bytes of a lower-cased wire-format name in an [`AnswerKey`]. A wire name is at most 255
-/// bytes including the root label (RFC 1035 section 3.1); the last byte is always zero.
+/// Bytes of a buffer for a lower-cased wire-format name. A wire name is at most 255 bytes
+/// including the root label (RFC 1035 section 3.1); the last byte is always zero.
 pub const NAME_BYTES: usize = 256;
 /// Longest wire-format name, root label included (RFC 1035 section 3.1).
 pub const MAX_NAME_LEN: usize = 255;
-/// Rendered answer bytes an [`AnswerSet`] can hold: eight AAAA records (8 x 28).
-pub const MAX_ANSWER_BYTES: usize = 224;
+/// Bytes an [`AnswerSet`] holds for the rendered answer and the entry's name after it (eight
+/// AAAA records are 224). With its header an [`AnswerSet`] is 256 bytes, which the XDP
+/// program's name check relies on (an offset masked with 0xf8 stays inside).
+pub const MAX_ANSWER_BYTES: usize = 232;
 /// Longest single label (RFC 1035 section 2.3.4).
 pub const MAX_LABEL_LEN: u8 = 63;
 /// Most EDNS options the XDP program walks in a query's OPT record before passing it up.
@@ -60,34 +62,81 @@ pub const DNS_HEADER_LEN: usize = 12;
 /// Default capacity of each answer map buffer (entries); `xdp.max_entries` overrides it.
 pub const DEFAULT_MAX_ENTRIES: u32 = 65_536;
 
-/// Key of the answer maps: the lower-cased wire-format question name, zero padded, and the
-/// query type. The kernel hash table compares whole keys, so two names can only ever share an
-/// entry if they are the same name: a hash collision costs time, never a wrong answer.
+/// Key of the answer maps: a 64-bit FNV-1a hash of the lower-cased wire-format question name
+/// ([`name_hash`]), the name's wire length and the query type: 16 bytes, so the kernel's hash
+/// table hashes and compares little. The name itself is in the entry's value
+/// ([`AnswerSet::name_at`]) and the XDP program confirms it before answering, so two names that
+/// share a key cost time (one of them goes to userspace), never a wrong answer.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct AnswerKey {
-    /// Wire-format name (length-prefixed labels, root label last), ASCII lower-cased, zero padded.
-    pub name: [u8; NAME_BYTES],
+    /// [`name_hash`] of the lower-cased wire name, masked by [`GLOBAL_HASH_MASK`] (a test hook:
+    /// all ones in production).
+    pub hash: u64,
     /// Query type in host byte order.
     pub qtype: u16,
+    /// Wire length of the name, root label included (1..=[`MAX_NAME_LEN`]).
+    pub name_len: u8,
     /// Always zero.
-    pub _pad: u16,
+    pub _pad: [u8; 5],
 }
 
 impl AnswerKey {
     /// An all-zero key.
     pub const fn zeroed() -> Self {
         Self {
-            name: [0; NAME_BYTES],
+            hash: 0,
             qtype: 0,
-            _pad: 0,
+            name_len: 0,
+            _pad: [0; 5],
+        }
+    }
+
+    /// The key of `name` (lower-cased wire format, root label included) and `qtype`, its hash
+    /// masked by `mask`.
+    pub fn of(name: &[u8], qtype: u16, mask: u64) -> Self {
+        Self {
+            hash: name_hash(name) & mask,
+            qtype,
+            name_len: name.len() as u8,
+            _pad: [0; 5],
         }
     }
 }
 
+/// Start of [`name_hash`] (the FNV-1a 64-bit offset basis).
+pub const NAME_HASH_INIT: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// One 8-byte word more of [`name_hash`]: FNV-1a's xor and multiply on a whole word, then the
+/// high half folded into the low (a multiply only carries upward).
+#[inline(always)]
+pub const fn name_hash_word(hash: u64, word: u64) -> u64 {
+    let h = (hash ^ word).wrapping_mul(0x0100_0000_01b3);
+    h ^ (h >> 32)
+}
+
+/// The hash of a lower-cased wire-format name (root label included) in an [`AnswerKey`]: its
+/// bytes zero padded to a multiple of 8, taken as little-endian words ([`name_hash_word`]).
+/// The XDP program reads the words from the name it lower-cased into its scratch.
+pub fn name_hash(name: &[u8]) -> u64 {
+    let mut hash = NAME_HASH_INIT;
+    let mut at = 0;
+    while at < name.len() {
+        let mut word = [0u8; 8];
+        let mut i = 0;
+        while i < 8 && at + i < name.len() {
+            word[i] = name[at + i];
+            i += 1;
+        }
+        hash = name_hash_word(hash, u64::from_le_bytes(word));
+        at += 8;
+    }
+    hash
+}
+
 /// One precomputed answer: the answer section's records as wire bytes, ready to copy after the
 /// question. Each record's owner is the compression pointer `0xC00C` (the question name).
-#[repr(C)]
+#[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AnswerSet {
     /// Number of records in `data` (the response's ANCOUNT).
@@ -109,10 +158,66 @@ pub struct AnswerSet {
     pub len_do: u16,
     pub ancount_do: u16,
     pub csum_do: u16,
+    /// Where in `data` the name of the entry's key is: its lower-cased wire bytes at this
+    /// multiple of 8, zero up to the next multiple of 8, after the records (and their RRSIGs).
+    /// The XDP program compares them with the question's before it answers. Variants: 0, no
+    /// name (their key is not a name).
+    pub name_at: u16,
     /// Always zero.
-    pub _pad: u16,
-    /// Rendered resource records ([`KIND_POLICY`]: a [`PolicyRef`] in the first bytes).
+    pub _pad: u32,
+    /// Rendered resource records ([`KIND_POLICY`]: a [`PolicyRef`] in the first bytes), then
+    /// the name (see `name_at`).
     pub data: [u8; MAX_ANSWER_BYTES],
+}
+
+impl AnswerSet {
+    /// True if a name `name_len` bytes long fits in `data` after `used` bytes of records.
+    pub const fn fits(used: usize, name_len: usize) -> bool {
+        used.div_ceil(8) * 8 + name_len.div_ceil(8) * 8 <= MAX_ANSWER_BYTES
+    }
+
+    /// Bytes `data` uses before the name: the records (with their RRSIGs), or a [`PolicyRef`].
+    pub const fn used(&self) -> usize {
+        let mut used = if self.len_do > self.len {
+            self.len_do
+        } else {
+            self.len
+        } as usize;
+        if self.kind == KIND_POLICY {
+            used = core::mem::size_of::<PolicyRef>();
+        }
+        used
+    }
+
+    /// Puts `name` (lower-cased wire format) after the records, for the XDP program to confirm.
+    /// A signed answer that leaves no room loses its DO part (DO queries go to userspace);
+    /// false if the name does not fit even then.
+    pub fn set_name(&mut self, name: &[u8]) -> bool {
+        if !Self::fits(self.used(), name.len()) && self.len_do != 0 {
+            self.len_do = 0;
+            self.ancount_do = 0;
+            self.csum_do = 0;
+        }
+        let used = self.used();
+        if !Self::fits(used, name.len()) {
+            return false;
+        }
+        let at = used.div_ceil(8) * 8;
+        let mut i = used;
+        while i < MAX_ANSWER_BYTES {
+            self.data[i] = 0;
+            i += 1;
+        }
+        self.data[at..at + name.len()].copy_from_slice(name);
+        self.name_at = at as u16;
+        true
+    }
+
+    /// The name [`set_name`](Self::set_name) put in, `len` bytes long.
+    pub fn name(&self, len: usize) -> &[u8] {
+        let at = usize::from(self.name_at);
+        &self.data[at.min(MAX_ANSWER_BYTES)..(at + len).min(MAX_ANSWER_BYTES)]
+    }
 }
 
 /// [`AnswerSet::kind`]: an answer that did not depend on the client's location (an ECS option
@@ -171,6 +276,7 @@ impl AnswerSet {
             len_do: 0,
             ancount_do: 0,
             csum_do: 0,
+            name_at: 0,
             _pad: 0,
             data,
         }
@@ -352,6 +458,9 @@ pub const GLOBAL_GROW_AT_HEAD: &str = "GROW_AT_HEAD";
 /// Global (read-only after load), a test hook: 0 = random slots (production); d + 1 = always
 /// draw d.
 pub const GLOBAL_FIXED_DRAW: &str = "FIXED_DRAW";
+/// Global (read-only after load), a test hook: the mask on [`AnswerKey::hash`] (production:
+/// all ones). A narrow mask makes names share keys, to prove that costs no wrong answer.
+pub const GLOBAL_HASH_MASK: &str = "HASH_MASK";
 
 /// Name of the ring buffer of sampled XDP answers ([`TapRecord`]s), read for dnstap.
 pub const TAP_MAP: &str = "TAP";
@@ -521,8 +630,11 @@ pub const fn udp_checksum_field(folded: u16) -> u16 {
     if c == 0 { 0xffff } else { c }
 }
 
-const _: () = assert!(core::mem::size_of::<AnswerKey>() == NAME_BYTES + 4);
-const _: () = assert!(core::mem::size_of::<AnswerSet>() == 20 + MAX_ANSWER_BYTES);
+const _: () = assert!(core::mem::size_of::<AnswerKey>() == 16);
+const _: () = assert!(core::mem::size_of::<AnswerSet>() == 24 + MAX_ANSWER_BYTES);
+const _: () = assert!(core::mem::size_of::<AnswerSet>() == 256);
+const _: () = assert!(core::mem::offset_of!(AnswerSet, data) % 8 == 0);
+const _: () = assert!(MAX_ANSWER_BYTES % 8 == 0);
 const _: () = assert!(core::mem::size_of::<Control>() == 8);
 const _: () = assert!(core::mem::size_of::<Heartbeat>() == 16);
 const _: () = assert!(core::mem::size_of::<RrlBucket>() == 16);
@@ -553,4 +665,82 @@ mod pod {
     unsafe impl aya::Pod for super::Cell {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::TapRecord {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(len: u16, len_do: u16) -> AnswerSet {
+        AnswerSet {
+            ancount: 1,
+            len,
+            csum: 0,
+            kind: KIND_ANSWER,
+            flags: 0,
+            zone: 0,
+            len_do,
+            ancount_do: 2,
+            csum_do: 7,
+            name_at: 0,
+            _pad: 0,
+            data: [0xaa; MAX_ANSWER_BYTES],
+        }
+    }
+
+    const WWW: &[u8] = b"\x03www\x07example\x03com\x00"; // 17 bytes
+
+    #[test]
+    fn the_name_goes_after_the_records_at_a_multiple_of_eight_zero_padded() {
+        let mut a = answer(16, 0);
+        assert!(a.set_name(WWW));
+        assert_eq!(a.name_at, 16);
+        assert_eq!(a.name(WWW.len()), WWW);
+        assert!(a.data[16 + WWW.len()..].iter().all(|b| *b == 0));
+        assert_eq!(a.data[..16], [0xaa; 16]);
+        // After a signed answer (records and RRSIGs), rounded up.
+        let mut a = answer(16, 101);
+        assert!(a.set_name(WWW));
+        assert_eq!((a.name_at, a.len_do), (104, 101));
+        // A policy reference: after it.
+        let mut p = AnswerSet::policy(PolicyRef {
+            group: 1,
+            slots: 2,
+            located: 0,
+            aspect: 0,
+        });
+        assert!(p.set_name(WWW));
+        assert_eq!(p.name_at, 16);
+        assert_eq!(p.policy_ref().unwrap().slots, 2);
+    }
+
+    #[test]
+    fn a_signed_answer_without_room_for_the_name_loses_its_do_part_then_the_entry_goes() {
+        let mut a = answer(28, 220);
+        assert!(a.set_name(WWW));
+        assert_eq!((a.len_do, a.ancount_do, a.csum_do), (0, 0, 0));
+        assert_eq!(a.name_at, 32);
+        let mut full = answer(224, 0);
+        assert!(!full.set_name(WWW), "224 + 24 > 232");
+        assert!(answer(208, 0).set_name(WWW));
+        // One A record and a name of 216 bytes is the most; a 255-byte name never fits.
+        assert!(AnswerSet::fits(16, 216) && !AnswerSet::fits(17, 216));
+        assert!(!AnswerSet::fits(0, MAX_NAME_LEN));
+    }
+
+    #[test]
+    fn the_name_hash_takes_little_endian_words_zero_padded() {
+        let mut words = [[0u8; 8]; 3];
+        for (i, b) in WWW.iter().enumerate() {
+            words[i / 8][i % 8] = *b;
+        }
+        let expected = words.iter().fold(NAME_HASH_INIT, |h, w| {
+            name_hash_word(h, u64::from_le_bytes(*w))
+        });
+        assert_eq!(name_hash(WWW), expected);
+        assert_ne!(name_hash(WWW), name_hash(b"\x03wwx\x07example\x03com\x00"));
+        let key = AnswerKey::of(WWW, TYPE_A, u64::MAX);
+        assert_eq!((key.hash, key.qtype, key.name_len), (expected, TYPE_A, 17));
+        assert_eq!(AnswerKey::of(WWW, TYPE_A, 0b11).hash, expected & 0b11);
+    }
 }

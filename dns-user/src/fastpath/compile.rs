@@ -33,6 +33,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use dns_common::{
     ASPECT_ALL, ASPECT_CIDR, ASPECT_COORDINATES, ASPECT_GEO, ASPECT_LATENCY, AnswerKey, AnswerSet,
@@ -67,6 +68,9 @@ pub struct Tables {
     pub variants: VariantTable,
     /// Shared with the [`Cells`] it was compiled from while unchanged.
     pub cells: Arc<CellTable>,
+    /// Entries left out because another name had their key (see [`put`]); almost always 0.
+    /// While it is not, [`compile_touched`] compiles everything.
+    pub shared_keys: usize,
     /// Derived from `answers`, for [`compile_touched`]: which group ids are taken.
     groups: GroupIds,
 }
@@ -142,6 +146,9 @@ impl Tables {
             }
         }
         merge(&mut self.variants, &change.variants);
+        if let Some(n) = change.shared_keys {
+            self.shared_keys = n;
+        }
         if let Some(cells) = &change.cells_to {
             self.cells = cells.clone();
         } else if !change.cells.is_empty() {
@@ -169,6 +176,8 @@ pub struct CompileReport {
     /// A/AAAA routing-policy groups left to userspace (several random draws, too many
     /// variants, location cells that cannot stand for the locations).
     pub groups_passed: usize,
+    /// Entries left to userspace because another name has the same key.
+    pub shared_keys: usize,
 }
 
 /// Compiles every zone of `catalog` into the fast path's tables, routing-policy groups with
@@ -183,6 +192,7 @@ pub fn compile(catalog: &Catalog, health: &HealthState) -> (Tables, CompileRepor
         .sum();
     let mut table = AnswerTable::with_capacity(candidates);
     let mut report = CompileReport::default();
+    let mut shared_keys = 0;
     let progress = crate::progress::Progress::new("fast path: answers compiled", Some(candidates));
     for zone in catalog.zones() {
         let stamp = Stamp::of(catalog, zone);
@@ -192,12 +202,13 @@ pub fn compile(catalog: &Catalog, health: &HealthState) -> (Tables, CompileRepor
                 continue;
             }
             for set in sets.iter().filter(|s| is_address(s)) {
-                match render(set) {
-                    Some(mut value) => {
-                        stamp.apply(&mut value);
-                        add_signatures(&mut value, zone, name, set);
-                        table.insert(key(name, set.rtype), value);
-                    }
+                let rendered = render(set).and_then(|mut value| {
+                    stamp.apply(&mut value);
+                    add_signatures(&mut value, zone, name, set);
+                    entry(name, set.rtype, value)
+                });
+                match rendered {
+                    Some(e) => shared_keys += put(&mut table, e),
                     None => report.too_large += 1,
                 }
             }
@@ -208,13 +219,28 @@ pub fn compile(catalog: &Catalog, health: &HealthState) -> (Tables, CompileRepor
     let policies = compile_policies(catalog, health, &cells);
     report.too_large += policies.too_large;
     report.groups_passed = policies.passed;
-    table.extend(policies.answers);
+    shared_keys += policies.shared_keys;
+    for e in policies.answers {
+        shared_keys += put(&mut table, e);
+    }
+    let mut variants = policies.variants;
+    if shared_keys > 0 {
+        // Groups whose entry another name's took: their variants go too.
+        let groups: HashSet<u32> = table
+            .values()
+            .filter_map(|v| v.policy_ref())
+            .map(|p| p.group)
+            .collect();
+        variants.retain(|k, _| groups.contains(&k.group));
+    }
     report.entries = table.len();
-    report.variants = policies.variants.len();
+    report.variants = variants.len();
+    report.shared_keys = shared_keys;
     let tables = Tables {
         groups: GroupIds::of(&table),
         answers: table,
-        variants: policies.variants,
+        variants,
+        shared_keys,
         cells: if policies.located {
             cells.table.clone()
         } else {
@@ -254,7 +280,7 @@ impl SlotRandom {
     pub fn new(key: &AnswerKey, multivalue: bool, slot: u32, slots: u32) -> SlotRandom {
         if multivalue {
             SlotRandom::Balanced {
-                seed: fnv1a64(&key.name) ^ u64::from(key.qtype),
+                seed: key.hash ^ u64::from(key.qtype),
                 slot: u64::from(slot),
                 draws: None,
             }
@@ -397,12 +423,6 @@ fn shuffle_draws(target: &[usize]) -> Vec<u64> {
     draws
 }
 
-fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
 /// Records the `n` of every draw and always draws 0: finds how a group draws.
 #[derive(Default)]
 struct Probe(Vec<u64>);
@@ -527,6 +547,7 @@ fn exact_slots(run: &dyn Fn(&mut dyn policy::RandomSource)) -> Shares {
 struct Policies {
     answers: AnswerTable,
     variants: VariantTable,
+    shared_keys: usize,
     /// Some compiled group depends on location (the cells are needed).
     located: bool,
     too_large: usize,
@@ -627,7 +648,7 @@ impl Stamp {
 
 /// The group id a key gets when no other group has the same one: a hash of the name and type.
 fn base_id(k: &AnswerKey) -> u32 {
-    fnv1a64(&k.name) as u32 ^ u32::from(k.qtype)
+    k.hash as u32 ^ u32::from(k.qtype)
 }
 
 /// Compiles the A/AAAA routing-policy group `sets` at `name` of `zone`: the policy engine
@@ -798,36 +819,50 @@ fn compile_policies(catalog: &Catalog, health: &HealthState, cells: &Cells) -> P
     let mut needing_ids = Vec::new();
     for zone in catalog.zones() {
         for group in fast_groups(catalog, zone) {
-            let k = key(group.0, group.1);
+            let (name, rtype) = (group.0, group.1);
             let (compiled, too_large) = compile_group(catalog, zone, group, health, cells);
             out.too_large += too_large;
             match compiled {
                 Compiled::Passed => out.passed += 1,
-                Compiled::Entry(value) => {
-                    if let Some(value) = *value {
-                        out.answers.insert(k, value);
-                    }
-                }
+                Compiled::Entry(value) => match (*value).map(|v| entry(name, rtype, v)) {
+                    Some(Some(e)) => out.shared_keys += put(&mut out.answers, e),
+                    Some(None) => out.too_large += 1,
+                    None => {}
+                },
                 Compiled::Policy {
                     slots,
                     aspect,
                     stamp,
                     variants,
-                } => needing_ids.push((k, slots, aspect, stamp, variants)),
+                } => {
+                    if !AnswerSet::fits(size_of::<PolicyRef>(), WireName::of(name).bytes().len()) {
+                        out.too_large += 1; // no room for the name beside the reference
+                        continue;
+                    }
+                    needing_ids.push((
+                        key(name, rtype),
+                        (name, rtype),
+                        slots,
+                        aspect,
+                        stamp,
+                        variants,
+                    ))
+                }
             }
         }
     }
-    needing_ids.sort_by_key(|g| (g.0.name, g.0.qtype));
+    needing_ids.sort_by(|a, b| (a.0, a.1.0).cmp(&(b.0, b.1.0)));
     let mut ids: HashSet<u32> = HashSet::new();
-    for (k, slots, aspect, stamp, variants) in needing_ids {
+    for (k, (name, rtype), slots, aspect, stamp, variants) in needing_ids {
         let mut group = base_id(&k);
         while !ids.insert(group) {
             group = group.wrapping_add(1);
         }
-        let (entry, variants) = Compiled::finish(slots, aspect, stamp, &variants, group);
+        let (value, variants) = Compiled::finish(slots, aspect, stamp, &variants, group);
+        let e = entry(name, rtype, value).expect("the name fits: checked above");
         out.located |= aspect.is_some();
         out.variants.extend(variants);
-        out.answers.insert(k, entry);
+        out.shared_keys += put(&mut out.answers, e);
     }
     out
 }
@@ -849,7 +884,7 @@ pub fn compile_touched(
         let (tables, _) = compile(catalog, health);
         (Change::between(installed, &tables), false)
     };
-    if installed.groups.probed > 0 {
+    if installed.groups.probed > 0 || installed.shared_keys > 0 {
         return full();
     }
     let cells = catalog.locations().cells();
@@ -879,11 +914,24 @@ pub fn compile_touched(
             .iter()
             .flat_map(|n| [(n, RecordType::A), (n, RecordType::AAAA)])
         {
-            let k = key(name, rtype);
+            let wire = WireName::of(name);
+            let k = wire.key(rtype);
+            if installed
+                .answers
+                .get(&k)
+                .is_some_and(|v| v.name(wire.bytes().len()) != wire.bytes())
+            {
+                return full(); // another name has this key: see `put`
+            }
             old_keys.insert(k);
             if !answers_here(catalog, zone, name) {
                 continue;
             }
+            // Two touched names with one key: see `put`.
+            let mut add = |value: AnswerSet| match entry(name, rtype, value) {
+                Some((k, v)) => answers.insert(k, v).is_none(),
+                None => true,
+            };
             if let Some(sets) = zone.policy_group(name, rtype) {
                 if name.is_wildcard() {
                     continue;
@@ -891,8 +939,10 @@ pub fn compile_touched(
                 match compile_group(catalog, zone, (name, rtype, sets), health, &cells).0 {
                     Compiled::Passed => {}
                     Compiled::Entry(value) => {
-                        if let Some(value) = *value {
-                            answers.insert(k, value);
+                        if let Some(value) = *value
+                            && !add(value)
+                        {
+                            return full();
                         }
                     }
                     Compiled::Policy {
@@ -901,14 +951,19 @@ pub fn compile_touched(
                         stamp,
                         variants: found,
                     } => {
+                        if !AnswerSet::fits(size_of::<PolicyRef>(), wire.bytes().len()) {
+                            continue; // as compile_policies
+                        }
                         let group = base_id(&k);
                         let taken = installed.groups.by_id.get(&group).is_some_and(|o| *o != k);
                         if taken || !new_ids.insert(group) {
                             return full();
                         }
-                        let (entry, found) = Compiled::finish(slots, aspect, stamp, &found, group);
+                        let (value, found) = Compiled::finish(slots, aspect, stamp, &found, group);
+                        if !add(value) {
+                            return full();
+                        }
                         located_groups += usize::from(aspect.is_some());
-                        answers.insert(k, entry);
                         variants.extend(found);
                     }
                 }
@@ -917,7 +972,9 @@ pub fn compile_touched(
             {
                 stamp.apply(&mut value);
                 add_signatures(&mut value, zone, name, set);
-                answers.insert(k, value);
+                if !add(value) {
+                    return full();
+                }
             }
         }
     }
@@ -1062,6 +1119,8 @@ pub struct Change {
     pub cells: Delta<CellKey, Cell>,
     /// The cell table `cells` leads to, to share rather than copy.
     pub cells_to: Option<Arc<CellTable>>,
+    /// [`Tables::shared_keys`] after the change (`None`: as before).
+    pub shared_keys: Option<usize>,
 }
 
 impl Change {
@@ -1072,6 +1131,7 @@ impl Change {
             variants: Delta::between(&from.variants, &to.variants),
             cells: Delta::between(&from.cells, &to.cells),
             cells_to: Some(to.cells.clone()),
+            shared_keys: Some(to.shared_keys),
         }
     }
 
@@ -1080,21 +1140,94 @@ impl Change {
     }
 }
 
-/// The map key of (`name`, `rtype`): the lower-cased wire name, zero padded.
-pub fn key(name: &LowerName, rtype: RecordType) -> AnswerKey {
-    let mut key = AnswerKey::zeroed();
-    let name = Name::from(name.clone());
-    let mut at = 0;
-    for label in name.iter() {
-        key.name[at] = label.len() as u8;
-        for (i, b) in label.iter().enumerate() {
-            key.name[at + 1 + i] = b.to_ascii_lowercase();
+/// The mask on every key's name hash: all ones, but for a test hook
+/// ([`set_key_hash_mask`]).
+static KEY_HASH_MASK: AtomicU64 = AtomicU64::new(u64::MAX);
+
+/// Test hook: keys made from now on by this process keep only the `mask` bits of the name hash,
+/// so that names share keys. The XDP program must be loaded with the same mask
+/// (`LoadOptions::hash_mask`). Production never calls it.
+pub fn set_key_hash_mask(mask: u64) {
+    KEY_HASH_MASK.store(mask, Ordering::Relaxed);
+}
+
+/// A name as the XDP program reads it from a question: lower-cased wire format, root label
+/// included.
+pub struct WireName {
+    bytes: [u8; NAME_BYTES],
+    len: usize,
+}
+
+impl WireName {
+    pub fn of(name: &LowerName) -> WireName {
+        let mut bytes = [0; NAME_BYTES];
+        let name = Name::from(name.clone());
+        let mut at = 0;
+        for label in name.iter() {
+            bytes[at] = label.len() as u8;
+            for (i, b) in label.iter().enumerate() {
+                bytes[at + 1 + i] = b.to_ascii_lowercase();
+            }
+            at += 1 + label.len();
         }
-        at += 1 + label.len();
+        debug_assert!(at < NAME_BYTES, "a Name is at most 255 bytes on the wire");
+        WireName { bytes, len: at + 1 }
     }
-    debug_assert!(at < NAME_BYTES, "a Name is at most 255 bytes on the wire");
-    key.qtype = u16::from(rtype);
-    key
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+
+    /// The map key of this name and `rtype`.
+    pub fn key(&self, rtype: RecordType) -> AnswerKey {
+        AnswerKey::of(
+            self.bytes(),
+            u16::from(rtype),
+            KEY_HASH_MASK.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// The map key of (`name`, `rtype`): its name's hash, length and type.
+pub fn key(name: &LowerName, rtype: RecordType) -> AnswerKey {
+    WireName::of(name).key(rtype)
+}
+
+/// The answer-map entry of (`name`, `rtype`) answered by `value`: its key, and `value` with the
+/// name the XDP program confirms ([`AnswerSet::set_name`]). `None` if the name does not fit
+/// beside the records (left to userspace, as an RRset too large).
+pub fn entry(
+    name: &LowerName,
+    rtype: RecordType,
+    mut value: AnswerSet,
+) -> Option<(AnswerKey, AnswerSet)> {
+    let wire = WireName::of(name);
+    value
+        .set_name(wire.bytes())
+        .then(|| (wire.key(rtype), value))
+}
+
+/// Adds an entry to `table`. If another name holds its key, the smaller name keeps it and the
+/// other is left to userspace (XDP confirms the name, so it passes that one up); returns 1 in
+/// that case, for [`Tables::shared_keys`].
+fn put(table: &mut AnswerTable, (k, v): (AnswerKey, AnswerSet)) -> usize {
+    let len = usize::from(k.name_len);
+    match table.entry(k) {
+        std::collections::hash_map::Entry::Vacant(slot) => {
+            slot.insert(v);
+            0
+        }
+        std::collections::hash_map::Entry::Occupied(mut held) => {
+            if held.get().name(len) == v.name(len) {
+                held.insert(v);
+                return 0;
+            }
+            if v.name(len) < held.get().name(len) {
+                held.insert(v);
+            }
+            1
+        }
+    }
 }
 
 /// Renders an A/AAAA RRset as answer-section bytes: owner 0xC00C (the question), type, class
@@ -1151,6 +1284,7 @@ fn render_rrs<'r>(
         len_do: 0,
         ancount_do: 0,
         csum_do: 0,
+        name_at: 0,
         _pad: 0,
         data: [0; MAX_ANSWER_BYTES],
     };

@@ -521,6 +521,7 @@ fn rewrite_all(buffer: &mut Buffer, tables: &Tables) -> Result<(), MapWriteError
             deletes: stale_cells,
         },
         cells_to: None,
+        shared_keys: None,
     };
     write(buffer, &change)
 }
@@ -704,7 +705,7 @@ mod tests {
         let mut t = Tables::default();
         for i in 0..answers {
             let mut k = AnswerKey::zeroed();
-            k.name[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            k.hash = i as u64;
             t.answers.insert(k, set);
         }
         for i in 0..variants {

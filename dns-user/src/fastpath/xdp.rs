@@ -10,8 +10,8 @@ use aya::programs::{ProgramError, Xdp, XdpMode};
 use aya::{Ebpf, EbpfError, EbpfLoader};
 use dns_common::{
     ANSWER_MAPS, GLOBAL_DNS_PORT, GLOBAL_EDNS_UDP_SIZE, GLOBAL_FIXED_DRAW, GLOBAL_GROW_AT_HEAD,
-    GLOBAL_RRL_BURST_NS, GLOBAL_RRL_INTERVAL_NS, GLOBAL_RRL_SLIP, GLOBAL_TAP_SAMPLE,
-    PASS_PROGRAM_NAME, PROGRAM_NAME, VARIANT_MAPS,
+    GLOBAL_HASH_MASK, GLOBAL_RRL_BURST_NS, GLOBAL_RRL_INTERVAL_NS, GLOBAL_RRL_SLIP,
+    GLOBAL_TAP_SAMPLE, PASS_PROGRAM_NAME, PROGRAM_NAME, VARIANT_MAPS,
 };
 
 use crate::fastpath::pins;
@@ -83,6 +83,9 @@ pub struct LoadOptions {
     pub grow_at_head: bool,
     /// Test hook: `Some(d)` makes every random slot choice draw `d` (production: `None`).
     pub fixed_draw: Option<u32>,
+    /// Test hook: the mask on the answer keys' name hash (production: all ones), the same as
+    /// `compile::set_key_hash_mask`'s.
+    pub hash_mask: u64,
     /// Response rate limiting; `None` = off.
     pub rrl: Option<crate::rrl::RrlConfig>,
     /// dnstap: one answer in this many is copied to the TAP ring buffer; 0 = none.
@@ -99,6 +102,7 @@ impl Default for LoadOptions {
             max_variants: None,
             grow_at_head: false,
             fixed_draw: None,
+            hash_mask: u64::MAX,
             rrl: None,
             tap_sample: 0,
         }
@@ -136,7 +140,9 @@ fn load_with(options: &LoadOptions, pins: Option<&Path>) -> Result<Ebpf, XdpErro
         .override_global(GLOBAL_EDNS_UDP_SIZE, &options.edns_udp_size, true)
         .override_global(GLOBAL_GROW_AT_HEAD, &grow_at_head, true);
     let fixed_draw = options.fixed_draw.map_or(0, |d| d.wrapping_add(1));
-    loader.override_global(GLOBAL_FIXED_DRAW, &fixed_draw, true);
+    loader
+        .override_global(GLOBAL_FIXED_DRAW, &fixed_draw, true)
+        .override_global(GLOBAL_HASH_MASK, &options.hash_mask, true);
     let (interval, burst, slip) = options.rrl.map_or((0u64, 0u64, 0u32), |r| {
         (r.interval_ns(), r.burst_ns(), r.slip)
     });
