@@ -221,9 +221,6 @@ fn rebuild_zone_with(
     sets: &[ResourceRecordSet],
     known: &HashSet<&str>,
 ) -> Result<Option<(Zone, HashSet<LowerName>)>, Problem> {
-    let place = Where::HostedZone {
-        id: zone.id.clone(),
-    };
     let mut new: Vec<(String, &ResourceRecordSet)> =
         sets.iter().map(|s| (store::set_sort_key(s), s)).collect();
     new.sort_by(|a, b| a.0.cmp(&b.0));
@@ -260,7 +257,42 @@ fn rebuild_zone_with(
             (None, None) => break,
         }
     }
-    if names.len() * 4 > sets.len().max(1) {
+    let sets_at = |name: &LowerName| -> Vec<ResourceRecordSet> {
+        let prefix = store::name_prefix(&name.to_string());
+        let start = new.partition_point(|(k, _)| k.as_str() < prefix.as_str());
+        new[start..]
+            .iter()
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .map(|(_, s)| (*s).clone())
+            .collect()
+    };
+    let names = names.into_iter().collect::<Vec<_>>();
+    rebuild_names(
+        &settings.regions,
+        zone,
+        old,
+        &names,
+        sets.len(),
+        &sets_at,
+        known,
+    )
+}
+
+/// `old`, zone `zone`, with the record sets at `names` read again through `sets_at` and the
+/// names that follow theirs assembled again ([`Zone::rebuild`], which equals a full build).
+/// Also returns the names whose answers may differ. `None` when more than a quarter of the
+/// zone's `count` names changed (a full build costs as much) or a name is not a name. The
+/// road of both incremental builds: an import's and a cluster node's.
+pub(super) fn rebuild_names(
+    regions: &Regions,
+    zone: &HostedZone,
+    old: &Zone,
+    names: &[&str],
+    count: usize,
+    sets_at: &dyn Fn(&LowerName) -> Vec<ResourceRecordSet>,
+    known: &HashSet<&str>,
+) -> Result<Option<(Zone, HashSet<LowerName>)>, Problem> {
+    if names.len() * 4 > count.max(1) {
         return Ok(None);
     }
     let Some(changed) = names
@@ -270,21 +302,21 @@ fn rebuild_zone_with(
     else {
         return Ok(None);
     };
-    let sets_at = |name: &LowerName| -> Vec<SourcedSet<'static>> {
-        let prefix = store::name_prefix(&name.to_string());
-        let start = new.partition_point(|(k, _)| k.as_str() < prefix.as_str());
-        new[start..]
-            .iter()
-            .take_while(|(k, _)| k.starts_with(&prefix))
-            .map(|(_, s)| SourcedSet {
-                set: Cow::Owned((*s).clone()),
+    let place = Where::HostedZone {
+        id: zone.id.clone(),
+    };
+    let sourced = |name: &LowerName| -> Vec<SourcedSet<'static>> {
+        sets_at(name)
+            .into_iter()
+            .map(|set| SourcedSet {
+                set: Cow::Owned(set),
                 place: place.clone(),
                 record: None,
                 checked: None,
             })
             .collect()
     };
-    let (rebuilt, touched) = old.rebuild(&changed, &sets_at, &settings.regions, &place)?;
+    let (rebuilt, touched) = old.rebuild(&changed, &sourced, regions, &place)?;
     let zone = build::check_known_checks(rebuilt, known, &place, Some(&touched))?;
     Ok(Some((zone, touched)))
 }

@@ -242,30 +242,18 @@ fn rebuild_names(
 ) -> Option<(Zone, HashSet<LowerName>)> {
     let state = g.store.state();
     let count = state.rrsets.get(&zone.id).map_or(0, BTreeMap::len);
-    if names.len() * 4 > count.max(1) {
-        return None;
-    }
-    let changed: HashSet<LowerName> = names.iter().map(|n| lower_name(n)).collect::<Option<_>>()?;
-    let place = Where::HostedZone {
-        id: zone.id.clone(),
-    };
-    let sets_at = |name: &LowerName| -> Vec<SourcedSet<'static>> {
-        state
-            .sets_at(&zone.id, &Name::from(name.clone()).to_ascii())
-            .into_iter()
-            .map(|set| SourcedSet {
-                set: Cow::Owned(set),
-                place: place.clone(),
-                record: None,
-                checked: None,
-            })
-            .collect()
-    };
+    let sets_at = |name: &LowerName| state.sets_at(&zone.id, &Name::from(name.clone()).to_ascii());
     let known: HashSet<&str> = g.specs.iter().map(|c| c.id.as_str()).collect();
-    let (rebuilt, touched) = old
-        .rebuild(&changed, &sets_at, &g.settings.regions, &place)
-        .ok()?;
-    let built =
-        crate::zone::build::check_known_checks(rebuilt, &known, &place, Some(&touched)).ok()?;
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let (built, touched) = super::import::rebuild_names(
+        &g.settings.regions,
+        zone,
+        old,
+        &names,
+        count,
+        &sets_at,
+        &known,
+    )
+    .ok()??;
     Some((built.with_history(old, &touched), touched))
 }
