@@ -1383,6 +1383,66 @@ fn validate(s: &Settings) -> Result<(), ConfigError> {
 mod tests {
     use super::*;
 
+    /// `[cluster]` with endpoint and node name, `key = value` replacing or adding a line,
+    /// built with no command-line overrides.
+    fn cluster_with(key: &str, value: &str) -> Result<Option<ClusterSettings>, String> {
+        let mut lines = vec![
+            ("etcd", "[\"http://127.0.0.1:2379\"]"),
+            ("node_id", "\"n1\""),
+        ];
+        lines.retain(|(k, _)| *k != key);
+        lines.push((key, value));
+        let text: String = lines.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
+        toml::from_str::<ClusterSection>(&text)
+            .map_err(|e| e.to_string())?
+            .build(&Overrides::default())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn cluster_settings_refuse_what_a_node_could_not_use_with_a_clear_error() {
+        let ok = cluster_with("prefix", "\"/dns/\"").unwrap().unwrap();
+        assert_eq!(ok.prefix, "/dns", "a trailing '/' is dropped");
+        assert_eq!(ok.node_id, "n1");
+        assert_eq!((ok.max_txn_ops, ok.healthy_fraction), (2048, 0.18));
+        let ok = cluster_with("region", "\"eu-west-1\"").unwrap().unwrap();
+        assert_eq!(ok.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(
+            cluster_with("etcd", "[]").unwrap(),
+            None,
+            "no endpoints: alone"
+        );
+        for (key, value, says) in [
+            ("etcd", "[\"127.0.0.1:2379\"]", "is not http://HOST:PORT"),
+            (
+                "etcd",
+                "[\"https://127.0.0.1:2379\"]",
+                "is not http://HOST:PORT",
+            ),
+            ("etcd", "[\"http://\"]", "is not http://HOST:PORT"),
+            ("etcd", "[\"http://h:1/v3\"]", "is not http://HOST:PORT"),
+            ("node_id", "\"a b\"", "node_id"),
+            ("node_id", "\"\"", "node_id"),
+            ("node_id", "\"n/1\"", "node_id"),
+            ("region", "\"\"", "region"),
+            ("region", "\"a/b\"", "region"),
+            ("prefix", "\"dns\"", "prefix"),
+            ("prefix", "\"/\"", "prefix"),
+            ("lease_ttl_secs", "1", "lease_ttl_secs"),
+            ("lease_ttl_secs", "301", "lease_ttl_secs"),
+            ("lease_ttl_secs", "-5", "lease_ttl_secs"),
+            ("max_txn_ops", "127", "max_txn_ops"),
+            ("max_txn_ops", "100001", "max_txn_ops"),
+            ("healthy_fraction", "1.0", "healthy_fraction"),
+            ("healthy_fraction", "-0.1", "healthy_fraction"),
+            ("healthy_fraction", "nan", "healthy_fraction"),
+            ("bogus", "1", "bogus"),
+        ] {
+            let err = cluster_with(key, value).expect_err(value);
+            assert!(err.contains(says), "{key} = {value}: {err}");
+        }
+    }
+
     #[test]
     fn embedded_default_resolves() {
         let s = resolve(None, &Overrides::default()).unwrap();

@@ -150,6 +150,50 @@ fn all_answer(nodes: &[&Daemon], name: &str, address: &str, limit: Duration) {
     );
 }
 
+/// A value under the shared prefix this node cannot read (a hand-made key, or another
+/// build's) ends its session with an error that names the key: it keeps answering what it
+/// served, refuses writes (503) rather than validate against a copy that may be behind, and
+/// once the value is gone it joins again and takes changes.
+#[test]
+fn an_unreadable_shared_value_stops_writes_not_answers_until_it_is_gone() {
+    let dir = temp_dir("cl-bad");
+    let etcd = Etcd::start(&dir, 1).unwrap();
+    let a = node(&dir, "a", &etcd.endpoints());
+    let (code, v) = a.call(
+        "POST",
+        "/hostedzone",
+        Some(json!({"Name": "c.test", "CallerReference": "bad1"})),
+    );
+    assert_eq!(code, 201, "{v}");
+    let zone = bare(v["HostedZone"]["Id"].as_str().unwrap()).to_string();
+    let (code, v) = upsert_a(&a, &zone, "www.c.test.", "192.0.2.1");
+    assert_eq!(code, 200, "{v}");
+    all_answer(&[&a], "www.c.test.", "192.0.2.1", Duration::from_secs(10));
+
+    let key = "/dns-user/v1/data/zones/Z-NOT-JSON";
+    etcd.ctl(&["put", key, "{not json"]).unwrap();
+    until(Duration::from_secs(10), "writes refused", || {
+        upsert_a(&a, &zone, "x.c.test.", "192.0.2.9").0 == 503
+    });
+    let log = std::fs::read_to_string(dir.join("a").join("daemon.log")).unwrap();
+    assert!(log.contains(key), "the log names the key:\n{log}");
+    assert_eq!(a.answer("www.c.test.", RecordType::A), ["192.0.2.1"]);
+    assert!(
+        a.answer("x.c.test.", RecordType::A).is_empty(),
+        "nothing half-applied"
+    );
+
+    etcd.ctl(&["del", key]).unwrap();
+    until(Duration::from_secs(20), "writes taken again", || {
+        upsert_a(&a, &zone, "x.c.test.", "192.0.2.9").0 == 200
+    });
+    all_answer(&[&a], "x.c.test.", "192.0.2.9", Duration::from_secs(10));
+    assert_eq!(a.answer("www.c.test.", RecordType::A), ["192.0.2.1"]);
+    drop(a);
+    drop(etcd);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn a_change_through_one_node_is_served_by_all_and_insync_only_then() {
     // A zone made on a: INSYNC there only once b and c serve it too.
