@@ -350,23 +350,20 @@ impl State {
     }
 
     /// The rows that make this state `other` (a cluster's, read whole). A change both have
-    /// is the same change whatever its status: INSYNC is each node's own.
+    /// is the same change whatever its status: INSYNC is each node's own. Compares in place:
+    /// only the rows that differ are copied.
     pub fn rows_to(&self, other: &HashMap<(Table, String), Object>) -> Vec<Row> {
-        let mut rows = Vec::new();
-        for row in self.rows() {
-            if !other.contains_key(&(row.table, row.key.clone())) {
-                rows.push(Row {
-                    object: None,
-                    ..row
-                });
-            }
-        }
+        let mut rows: Vec<Row> = self
+            .keys()
+            .filter(|k| !other.contains_key(k))
+            .map(|(table, key)| Row {
+                table,
+                key,
+                object: None,
+            })
+            .collect();
         for ((table, key), object) in other {
-            let same = match (self.object(*table, key), object) {
-                (Some(Object::Change(mine)), Object::Change(theirs)) => mine.id == theirs.id,
-                (mine, theirs) => mine.as_ref() == Some(theirs),
-            };
-            if !same {
+            if !self.holds(*table, key, object) {
                 rows.push(Row {
                     table: *table,
                     key: key.clone(),
@@ -375,6 +372,37 @@ impl State {
             }
         }
         rows
+    }
+
+    /// The key of every row of the state.
+    fn keys(&self) -> impl Iterator<Item = (Table, String)> + '_ {
+        let zones = self.zones.keys().map(|k| (Table::Zones, k.clone()));
+        let sets = self.rrsets.iter().flat_map(|(zone, sets)| {
+            sets.keys()
+                .map(move |sort| (Table::RrSets, format!("{zone}\x1f{sort}")))
+        });
+        let checks = self.checks.keys().map(|k| (Table::Checks, k.clone()));
+        let changes = self.changes.keys().map(|k| (Table::Changes, k.clone()));
+        let cidr = self.cidr.keys().map(|k| (Table::Cidr, k.clone()));
+        zones.chain(sets).chain(checks).chain(changes).chain(cidr)
+    }
+
+    /// True if the state holds `theirs` as the row (`table`, `key`); a change when it has the
+    /// same id (its status is each node's own).
+    fn holds(&self, table: Table, key: &str, theirs: &Object) -> bool {
+        match (table, theirs) {
+            (Table::Zones, Object::Zone(t)) => self.zones.get(key) == Some(t),
+            (Table::RrSets, Object::Set(t)) => key
+                .split_once('\x1f')
+                .and_then(|(zone, sort)| self.rrsets.get(zone)?.get(sort))
+                .is_some_and(|mine| mine == t.as_ref()),
+            (Table::Checks, Object::Check(t)) => self.checks.get(key) == Some(t),
+            (Table::Changes, Object::Change(t)) => {
+                self.changes.get(key).is_some_and(|mine| mine.id == t.id)
+            }
+            (Table::Cidr, Object::Cidr(t)) => self.cidr.get(key) == Some(t),
+            _ => false,
+        }
     }
 
     /// Applies one row.
@@ -720,66 +748,24 @@ impl Store {
             what,
             source,
         };
-        for entry in txn
-            .open_table(ZONES)
-            .map_err(boxed)?
-            .iter()
-            .map_err(boxed)?
-        {
-            let (k, v) = entry.map_err(boxed)?;
-            let zone: HostedZone = serde_json::from_slice(v.value())
-                .map_err(|e| corrupt(format!("zone {}", k.value()), e))?;
-            state.zones.insert(k.value().to_string(), zone);
-        }
-        for entry in txn
-            .open_table(RRSETS)
-            .map_err(boxed)?
-            .iter()
-            .map_err(boxed)?
-        {
-            let (k, v) = entry.map_err(boxed)?;
-            let key = k.value();
-            let (zone, sort) = key.split_once('\x1f').unwrap_or((key, ""));
-            let set: ResourceRecordSet = serde_json::from_slice(v.value())
-                .map_err(|e| corrupt(format!("record set {key:?}"), e))?;
-            state
-                .rrsets
-                .entry(zone.to_string())
-                .or_default()
-                .insert(sort.to_string(), set);
-        }
-        for entry in txn
-            .open_table(CHECKS)
-            .map_err(boxed)?
-            .iter()
-            .map_err(boxed)?
-        {
-            let (k, v) = entry.map_err(boxed)?;
-            let check: StoredCheck = serde_json::from_slice(v.value())
-                .map_err(|e| corrupt(format!("health check {}", k.value()), e))?;
-            state.checks.insert(k.value().to_string(), check);
-        }
-        for entry in txn
-            .open_table(CHANGES)
-            .map_err(boxed)?
-            .iter()
-            .map_err(boxed)?
-        {
-            let (k, v) = entry.map_err(boxed)?;
-            let change: ChangeInfo = serde_json::from_slice(v.value())
-                .map_err(|e| corrupt(format!("change {}", k.value()), e))?;
-            state.changes.insert(k.value().to_string(), change);
-        }
-        for entry in txn
-            .open_table(CIDR_COLLECTIONS)
-            .map_err(boxed)?
-            .iter()
-            .map_err(boxed)?
-        {
-            let (k, v) = entry.map_err(boxed)?;
-            let collection: CidrCollection = serde_json::from_slice(v.value())
-                .map_err(|e| corrupt(format!("CIDR collection {}", k.value()), e))?;
-            state.cidr.insert(k.value().to_string(), collection);
+        // Every table as rows, through the same `State::apply` that writes take.
+        for table in Table::ALL {
+            for entry in txn
+                .open_table(table.definition())
+                .map_err(boxed)?
+                .iter()
+                .map_err(boxed)?
+            {
+                let (k, v) = entry.map_err(boxed)?;
+                let key = k.value();
+                let object = Object::from_json(table, v.value())
+                    .map_err(|e| corrupt(format!("{} row {key:?}", table.name()), e))?;
+                state.apply(Row {
+                    table,
+                    key: key.to_string(),
+                    object: Some(object),
+                });
+            }
         }
         let head = txn
             .open_table(META)
@@ -1051,6 +1037,92 @@ mod tests {
         assert!(changes.contains_key("C3") && changes.contains_key("C10002"));
         drop(store);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn rows_to_another_state_are_only_the_rows_that_differ() {
+        let change = |status: ChangeStatus| ChangeInfo {
+            id: "C1".into(),
+            status,
+            submitted_at: now(),
+            comment: None,
+            target: None,
+            sequence: 1,
+        };
+        let set_key = |name: &str| format!("Z1\x1f{}", sort_key(name, "A", None));
+        let mine: Vec<Row> = vec![
+            Row {
+                table: Table::Zones,
+                key: "Z1".into(),
+                object: Some(Object::Zone(zone("Z1", "example.org."))),
+            },
+            Row {
+                table: Table::RrSets,
+                key: set_key("a.example.org."),
+                object: Some(Object::Set(Box::new(set(
+                    "a.example.org.",
+                    "A",
+                    "192.0.2.1",
+                )))),
+            },
+            Row {
+                table: Table::RrSets,
+                key: set_key("gone.example.org."),
+                object: Some(Object::Set(Box::new(set(
+                    "gone.example.org.",
+                    "A",
+                    "192.0.2.2",
+                )))),
+            },
+            Row {
+                table: Table::Changes,
+                key: "C1".into(),
+                object: Some(Object::Change(change(ChangeStatus::Pending))),
+            },
+        ];
+        let mut state = State::default();
+        for row in mine.iter().cloned() {
+            state.apply(row);
+        }
+        // Theirs: the same zone and change (INSYNC there), `a` changed, `gone` gone, `new` new.
+        let mut theirs: HashMap<(Table, String), Object> = HashMap::new();
+        for row in [&mine[0], &mine[3]] {
+            theirs.insert((row.table, row.key.clone()), row.object.clone().unwrap());
+        }
+        theirs.insert(
+            (Table::Changes, "C1".into()),
+            Object::Change(change(ChangeStatus::Insync)),
+        );
+        let a = set("a.example.org.", "A", "192.0.2.9");
+        let new = set("new.example.org.", "A", "192.0.2.3");
+        theirs.insert(
+            (Table::RrSets, set_key("a.example.org.")),
+            Object::Set(Box::new(a.clone())),
+        );
+        theirs.insert(
+            (Table::RrSets, set_key("new.example.org.")),
+            Object::Set(Box::new(new.clone())),
+        );
+        let mut rows = state.rows_to(&theirs);
+        rows.sort_by(|x, y| x.key.cmp(&y.key));
+        let got: Vec<(String, Option<Object>)> =
+            rows.into_iter().map(|r| (r.key, r.object)).collect();
+        assert_eq!(
+            got,
+            [
+                (set_key("a.example.org."), Some(Object::Set(Box::new(a)))),
+                (set_key("gone.example.org."), None),
+                (
+                    set_key("new.example.org."),
+                    Some(Object::Set(Box::new(new)))
+                ),
+            ]
+        );
+        // Applied, the states hold the same rows.
+        for row in state.rows_to(&theirs) {
+            state.apply(row);
+        }
+        assert!(state.rows_to(&theirs).is_empty());
     }
 
     #[test]
