@@ -9,7 +9,7 @@
 //! What a change *means* (Route 53's CREATE / DELETE / UPSERT, validation) is decided by the
 //! caller ([`crate::control`]); this module only keeps what it is given, atomically.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use redb::{Database, Durability, ReadableTable, TableDefinition};
@@ -30,6 +30,9 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const HEAD: &str = "cluster_head";
 /// Changes kept in the history: a write that adds one past this forgets the oldest.
 pub const KEPT_CHANGES: usize = 10_000;
+/// A write of this many rows or more packs the record-set maps of the zones it touched
+/// (see `State::compact_sets`); a small change costs what it touches.
+const COMPACT_AFTER_ROWS: usize = 1024;
 /// redb's page cache (its default is 1 GiB).
 const STORE_CACHE_BYTES: usize = 32 << 20;
 
@@ -405,6 +408,15 @@ impl State {
         }
     }
 
+    /// Rebuilds zone `zone`'s map of record sets in one go. Sets inserted one by one, in
+    /// order (an import, a restart), leave the B-tree's nodes about half full: at 100k names
+    /// that was a fifth of the daemon's memory. A map built from a sorted run packs them.
+    fn compact_sets(&mut self, zone: &str) {
+        if let Some(sets) = self.rrsets.get_mut(zone) {
+            *sets = std::mem::take(sets).into_iter().collect();
+        }
+    }
+
     /// Applies one row.
     fn apply(&mut self, row: Row) {
         match (row.table, row.object) {
@@ -767,6 +779,10 @@ impl Store {
                 });
             }
         }
+        let zones: Vec<String> = state.rrsets.keys().cloned().collect();
+        for zone in &zones {
+            state.compact_sets(zone);
+        }
         let head = txn
             .open_table(META)
             .map_err(boxed)?
@@ -902,8 +918,20 @@ impl Store {
         if let Some(head) = head {
             self.head = head;
         }
+        let bulk = rows.len() >= COMPACT_AFTER_ROWS;
+        let mut zones: BTreeSet<String> = BTreeSet::new();
         for row in rows {
+            if bulk
+                && row.table == Table::RrSets
+                && let Some((zone, _)) = row.key.split_once('\x1f')
+                && !zones.contains(zone)
+            {
+                zones.insert(zone.to_string());
+            }
             self.state.apply(row);
+        }
+        for zone in &zones {
+            self.state.compact_sets(zone);
         }
         Ok(())
     }
