@@ -9,7 +9,7 @@
 //! What a change *means* (Route 53's CREATE / DELETE / UPSERT, validation) is decided by the
 //! caller ([`crate::control`]); this module only keeps what it is given, atomically.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use redb::{Database, Durability, ReadableTable, TableDefinition};
@@ -30,8 +30,9 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const HEAD: &str = "cluster_head";
 /// Changes kept in the history: a write that adds one past this forgets the oldest.
 pub const KEPT_CHANGES: usize = 10_000;
-/// A write of this many rows or more packs the record-set maps of the zones it touched
-/// (see `State::compact_sets`); a small change costs what it touches.
+/// A write of this many rows or more into a zone, and a quarter of its sets at least, packs
+/// the zone's record-set map (see `State::compact_sets`): an import does, a change batch
+/// (at most 1,000 changes) or a small part of a large zone does not, and costs what it touches.
 const COMPACT_AFTER_ROWS: usize = 1024;
 /// redb's page cache (its default is 1 GiB).
 const STORE_CACHE_BYTES: usize = 32 << 20;
@@ -918,20 +919,28 @@ impl Store {
         if let Some(head) = head {
             self.head = head;
         }
+        // Rows per zone, when the write is large enough to have any zone to pack.
+        let mut per_zone: HashMap<String, usize> = HashMap::new();
         let bulk = rows.len() >= COMPACT_AFTER_ROWS;
-        let mut zones: BTreeSet<String> = BTreeSet::new();
         for row in rows {
             if bulk
                 && row.table == Table::RrSets
                 && let Some((zone, _)) = row.key.split_once('\x1f')
-                && !zones.contains(zone)
             {
-                zones.insert(zone.to_string());
+                match per_zone.get_mut(zone) {
+                    Some(n) => *n += 1,
+                    None => {
+                        per_zone.insert(zone.to_string(), 1);
+                    }
+                }
             }
             self.state.apply(row);
         }
-        for zone in &zones {
-            self.state.compact_sets(zone);
+        for (zone, n) in per_zone {
+            let size = self.state.rrsets.get(&zone).map_or(0, BTreeMap::len);
+            if n >= COMPACT_AFTER_ROWS && n * 4 >= size {
+                self.state.compact_sets(&zone);
+            }
         }
         Ok(())
     }
