@@ -1,6 +1,6 @@
-//! Lookup: the gate (fast path on, heartbeat fresh, which buffer is active), the answer for
-//! the parsed key in ANSWERS_{active} (its name confirmed), and for a routing-policy group its variant (the
-//! client's cell by LPM in CELLS_{active}, a random slot, VARIANTS_{active}).
+//! Lookup: the gate (fast path on, heartbeat fresh, which buffer is active), the entry for
+//! the parsed key in ANSWERS_{active} (its name confirmed), and for a routing-policy group
+//! its variant (the client's cell by LPM in CELLS_{active}, a random slot, VARIANTS_{active}).
 
 use crate::maps::*;
 use crate::parse::*;

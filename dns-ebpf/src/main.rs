@@ -6,11 +6,11 @@
 //!   parse    parse.rs    question: Ethernet [+ one 802.1Q tag] -> IPv4 (no options, no
 //!                        fragments) | IPv6 (UDP next) -> UDP to DNS_PORT -> plain query,
 //!                        QDCOUNT=1 -> lower-cased qname hashed + A/AAAA + IN; no lookups
-//!   lookup   lookup.rs   entry: ANSWERS_{active} by (name hash, length, type), the name in
-//!                        the entry confirmed
 //!   parse    parse.rs    options: at most an OPT (ECS read), nothing after it
-//!   lookup   lookup.rs   answer: DO needs the signed answer; a routing-policy group: cell = CELLS (LPM on the
-//!                        client's ECS prefix or source address), slot = random % slots ->
+//!   lookup   lookup.rs   entry: ANSWERS_{active} by (name hash, length, type), the name in
+//!                        the entry confirmed; answer: DO needs the signed answer; a
+//!                        routing-policy group: cell = CELLS (LPM on the client's ECS prefix
+//!                        or source address), slot = random % slots ->
 //!                        VARIANTS[(group, cell, slot)]
 //!   rate     rrl.rs      GCRA per client prefix: allow, slip (TC=1) or drop
 //!   respond  respond.rs  rewrite in place (answers after the question, OPT echoed) -> XDP_TX

@@ -107,8 +107,7 @@ pub(crate) fn to_lower(b: u8) -> u8 {
 
 /// Validates the packet up to the question and reads it: into per-CPU scratch the lookup key
 /// (name hash, length and type) with the lower-cased name it confirms. [`options`] reads the
-/// rest once the entry is found: the entry's name check is verified before the OPT record's
-/// branches multiply the verifier's states. Never modifies the packet; looks nothing up.
+/// rest. Never modifies the packet; looks nothing up.
 #[inline(always)]
 pub(crate) fn question(ctx: &XdpContext) -> Result<(Query, &'static Scratch), Counter> {
     let pkt_len = ctx.data_end() - ctx.data();
