@@ -402,6 +402,11 @@ pub struct StoreSection {
     /// The store file (relative to the config file's folder); default
     /// `/var/lib/dns-user/store.redb`.
     pub path: Option<PathBuf>,
+    /// The key that seals the DNSSEC private keys in the store (relative to the config file's
+    /// folder): 32 bytes in base64, readable by its owner alone; made when the first signing
+    /// key is. Default: beside the store, `<store>.dnssec-key`. Every node of a cluster needs
+    /// the same file.
+    pub dnssec_key_file: Option<PathBuf>,
 }
 
 /// `[cluster]`: serve as one node of several that share hosted zones, changes and health
@@ -914,6 +919,8 @@ pub struct Settings {
     pub health: crate::health::targets::TargetPolicy,
     /// The store file (a cluster node's cache of the cluster's store).
     pub store: PathBuf,
+    /// See [`StoreSection::dnssec_key_file`].
+    pub dnssec_key_file: PathBuf,
     /// One node of a cluster; `None` = alone.
     pub cluster: Option<ClusterSettings>,
     /// The control API; `None` = off.
@@ -1076,6 +1083,10 @@ fn settings_from(
         (Some(p), _) => p.clone(),
         (None, Some(p)) => base_dir.join(p),
         (None, None) => PathBuf::from(DEFAULT_STORE),
+    };
+    let dnssec_key_file = match &file.store.dnssec_key_file {
+        Some(p) => base_dir.join(p),
+        None => store.with_extension("dnssec-key"),
     };
     let dnstap = match overrides.dnstap.as_deref().or(file.dnstap.sink.as_deref()) {
         None => None,
@@ -1265,6 +1276,7 @@ fn settings_from(
         health_check_configs: checks,
         health,
         store,
+        dnssec_key_file,
         cluster: file.cluster.build(overrides)?,
         api,
         transfer_allow: file.server.transfer_allow.clone(),

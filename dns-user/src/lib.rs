@@ -16,6 +16,7 @@
 //! publish.rs Published, the served state: XDP maps first, then userspace
 //!        ├──> fastpath/  compile.rs (pure) ──> Tables ──> maps.rs (MapWriter) ──> BPF maps
 //!        └──> server/    UDP, TCP ──> answer.rs (policy.rs, location.rs), transfer.rs; rrl.rs
+//!                        sign.rs: zones signed here, online (signing/: keys, RRSIGs)
 //!
 //! packet ──> dns-ebpf: gate ─> parse ─> lookup (BPF maps) ─> rrl ─> respond ──> XDP_TX
 //!                └── anything else, or not fully understood ──> XDP_PASS ──> kernel ──> server/
@@ -25,7 +26,7 @@
 //! [`policy`], [`config`]. A module imports only from the layers below its own (the test
 //! `tests/layers.rs` holds it to this): `text`, `files`, `progress`, `privileges`, `sdnotify`
 //! → `policy`,
-//! `location`, `rrl`, `dnstap` → `health` → `zone` → `fastpath` → `publish` → `server` →
+//! `location`, `rrl`, `dnstap`, `signing` → `health` → `zone` → `fastpath` → `publish` → `server` →
 //! `http`, `config`, `route53` → `control`, `metrics` → `daemon`, `cli`, `client`,
 //! `takeover`.
 
@@ -50,6 +51,7 @@ pub mod route53;
 pub mod rrl;
 pub mod sdnotify;
 pub mod server;
+pub mod signing;
 pub mod takeover;
 pub mod text;
 pub mod zone;

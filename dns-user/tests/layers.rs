@@ -8,7 +8,7 @@ use std::path::Path;
 /// Bottom to top.
 const LAYERS: &[&[&str]] = &[
     &["text", "files", "progress", "privileges", "sdnotify"],
-    &["policy", "location", "rrl", "dnstap"],
+    &["policy", "location", "rrl", "dnstap", "signing"],
     &["health"],
     &["zone"],
     &["fastpath"],

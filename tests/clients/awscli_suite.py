@@ -70,6 +70,19 @@ tags = aws("list-tags-for-resource", "--resource-type", "healthcheck", "--resour
 check(tags["ResourceTagSet"]["Tags"] == [{"Key": "Name", "Value": "awscli"}], f"{tags}")
 aws("delete-health-check", "--health-check-id", hid)
 
+# DNSSEC as an operator types it: a KSK, signing on, the DS to give the parent zone.
+ksk = aws("create-key-signing-key", "--hosted-zone-id", zid, "--name", "awscli_ksk",
+          "--key-management-service-arn", "arn:aws:kms:us-east-1:111122223333:key/awscli",
+          "--status", "ACTIVE", "--caller-reference", "awscli-ksk")["KeySigningKey"]
+enabled = aws("enable-hosted-zone-dnssec", "--hosted-zone-id", zid)
+aws("wait", "resource-record-sets-changed", "--id", enabled["ChangeInfo"]["Id"])
+shown = aws("get-dnssec", "--hosted-zone-id", zid)
+check(shown["Status"]["ServeSignature"] == "SIGNING", f"{shown}")
+check(shown["KeySigningKeys"][0]["DSRecord"] == ksk["DSRecord"], f"{shown}")
+aws("disable-hosted-zone-dnssec", "--hosted-zone-id", zid)
+aws("deactivate-key-signing-key", "--hosted-zone-id", zid, "--name", "awscli_ksk")
+aws("delete-key-signing-key", "--hosted-zone-id", zid, "--name", "awscli_ksk")
+
 # An error: a non-zero exit status and Route 53's code in the message.
 err = aws("get-hosted-zone", "--id", "ZNOSUCHZONE", ok=False)
 check("NoSuchHostedZone" in err, err)

@@ -90,6 +90,40 @@ check(by_name["IsTruncated"] is False or "NextDNSName" in by_name, "by name pagi
 refused("NoSuchHostedZone", c.get_hosted_zone, Id="ZNOSUCHZONE")
 check(c.get_dnssec(HostedZoneId=zid)["Status"]["ServeSignature"] == "NOT_SIGNING", "GetDNSSEC")
 
+# ---- DNSSEC: a KSK, signing on and off, the KSK retired (on an extra zone) ----
+sid = extra[2]
+refused("KeySigningKeyWithActiveStatusNotFound", c.enable_hosted_zone_dnssec, HostedZoneId=sid)
+k = c.create_key_signing_key(
+    CallerReference="boto3-ksk",
+    HostedZoneId=sid,
+    KeyManagementServiceArn="arn:aws:kms:us-east-1:111122223333:key/boto3",
+    Name="boto3_ksk",
+    Status="ACTIVE",
+)
+check(k["ResponseMetadata"]["HTTPStatusCode"] == 201, "CreateKeySigningKey is 201")
+check(k["Location"].endswith("/boto3_ksk"), f"Location {k['Location']}")
+ksk = k["KeySigningKey"]
+check(ksk["Flag"] == 257 and ksk["SigningAlgorithmType"] == 13 and ksk["DigestAlgorithmType"] == 2, f"{ksk}")
+check(ksk["DSRecord"] == f"{ksk['KeyTag']} 13 2 {ksk['DigestValue']}", f"{ksk}")
+check(ksk["DNSKEYRecord"] == f"257 3 13 {ksk['PublicKey']}", f"{ksk}")
+check(hasattr(ksk["CreatedDate"], "year"), "CreatedDate is a timestamp")
+refused("KeySigningKeyAlreadyExists", c.create_key_signing_key, CallerReference="again",
+        HostedZoneId=sid, KeyManagementServiceArn="arn:other", Name="boto3_ksk", Status="ACTIVE")
+e = c.enable_hosted_zone_dnssec(HostedZoneId=sid)
+c.get_waiter("resource_record_sets_changed").wait(Id=e["ChangeInfo"]["Id"], WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+got = c.get_dnssec(HostedZoneId=sid)
+check(got["Status"]["ServeSignature"] == "SIGNING", f"{got['Status']}")
+check([x["Name"] for x in got["KeySigningKeys"]] == ["boto3_ksk"], f"{got['KeySigningKeys']}")
+check(got["KeySigningKeys"][0]["DigestValue"] == ksk["DigestValue"], "the same key")
+refused("KeySigningKeyInUse", c.deactivate_key_signing_key, HostedZoneId=sid, Name="boto3_ksk")
+refused("NoSuchKeySigningKey", c.activate_key_signing_key, HostedZoneId=sid, Name="nobody")
+c.disable_hosted_zone_dnssec(HostedZoneId=sid)
+c.deactivate_key_signing_key(HostedZoneId=sid, Name="boto3_ksk")
+check(c.get_dnssec(HostedZoneId=sid)["KeySigningKeys"][0]["Status"] == "INACTIVE", "deactivated")
+c.delete_key_signing_key(HostedZoneId=sid, Name="boto3_ksk")
+got = c.get_dnssec(HostedZoneId=sid)
+check(got["Status"]["ServeSignature"] == "NOT_SIGNING" and got["KeySigningKeys"] == [], f"{got}")
+
 # ---- health checks ----
 hc_config = {
     "Type": "TCP",

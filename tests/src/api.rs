@@ -204,6 +204,7 @@ fn request_root(url: &str) -> &'static str {
         ["hostedzone", _, "rrset"] => "ChangeResourceRecordSetsRequest",
         ["healthcheck"] => "CreateHealthCheckRequest",
         ["healthcheck", _] => "UpdateHealthCheckRequest",
+        ["keysigningkey"] => "CreateKeySigningKeyRequest",
         _ => "Request",
     }
 }

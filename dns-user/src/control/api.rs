@@ -17,10 +17,11 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::control::dnssec::KskView;
 use crate::control::store::{ChangeInfo, ChangeStatus, StoredCheck};
 use crate::control::{Control, ControlError, Kind, PageStart, ZoneView};
 use crate::metrics::MetricsSource;
@@ -510,15 +511,109 @@ async fn delete_zone(State(s): Shared, Path(id): Path<String>) -> Result<Respons
 }
 
 async fn get_dnssec(State(s): Shared, Path(id): Path<String>) -> Result<Response, ApiError> {
-    call(&s, move |c| c.get_zone(bare_id(&id))).await?;
+    let view = call(&s, move |c| c.dnssec(bare_id(&id))).await?;
     ok(&wire::GetDnssecResponse {
         xmlns: Xmlns,
         status: wire::DnssecStatus {
-            serve_signature: "NOT_SIGNING".into(),
-            status_message: None,
+            serve_signature: view.serve_signature.into(),
+            status_message: view.status_message,
         },
-        key_signing_keys: Vec::new().into(),
+        key_signing_keys: view.ksks.iter().map(ksk_shape).collect::<Vec<_>>().into(),
     })
+}
+
+fn ksk_shape(k: &KskView) -> wire::KeySigningKey {
+    wire::KeySigningKey {
+        name: k.stored.name.clone(),
+        kms_arn: k.stored.kms_arn.clone(),
+        flag: k.flag,
+        signing_algorithm_mnemonic: crate::signing::keys::mnemonic(k.stored.algorithm).into(),
+        signing_algorithm_type: k.stored.algorithm,
+        digest_algorithm_mnemonic: "SHA-256".into(),
+        digest_algorithm_type: 2,
+        key_tag: k.key_tag,
+        digest_value: k.digest_value.clone(),
+        public_key: k.public_key.clone(),
+        ds_record: k.ds_record.clone(),
+        dnskey_record: k.dnskey_record.clone(),
+        status: k.stored.status.clone(),
+        status_message: None,
+        created_date: k.stored.created_at.clone(),
+        last_modified_date: k.stored.last_modified_at.clone(),
+    }
+}
+
+/// A DNSSEC call's ChangeInfo under the call's own root element.
+fn dnssec_change(root: &str, change: &ChangeInfo) -> Result<Response, ApiError> {
+    let body = wire::to_xml_as(
+        root,
+        &wire::DnssecChangeResponse {
+            xmlns: Xmlns,
+            change_info: change_shape(change),
+        },
+    );
+    Ok((StatusCode::OK, [(header::CONTENT_TYPE, "text/xml")], body).into_response())
+}
+
+async fn create_ksk(State(s): Shared, bytes: Bytes) -> Result<Response, ApiError> {
+    let req: wire::CreateKeySigningKeyRequest = body(&bytes)?;
+    let zone_id = bare_id(&req.hosted_zone_id).to_string();
+    let location = format!(
+        "https://route53.amazonaws.com/2013-04-01/keysigningkey/{zone_id}/{}",
+        req.name
+    );
+    let (change, view) = call(&s, move |c| {
+        c.create_ksk(
+            &zone_id,
+            &req.name,
+            &req.key_management_service_arn,
+            &req.status,
+            &req.caller_reference,
+        )
+    })
+    .await?;
+    created(
+        &wire::CreateKeySigningKeyResponse {
+            xmlns: Xmlns,
+            change_info: change_shape(&change),
+            key_signing_key: ksk_shape(&view),
+        },
+        location,
+    )
+}
+
+async fn activate_ksk(
+    State(s): Shared,
+    Path((zone, name)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let change = call(&s, move |c| c.set_ksk_status(bare_id(&zone), &name, true)).await?;
+    dnssec_change("ActivateKeySigningKeyResponse", &change)
+}
+
+async fn deactivate_ksk(
+    State(s): Shared,
+    Path((zone, name)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let change = call(&s, move |c| c.set_ksk_status(bare_id(&zone), &name, false)).await?;
+    dnssec_change("DeactivateKeySigningKeyResponse", &change)
+}
+
+async fn delete_ksk(
+    State(s): Shared,
+    Path((zone, name)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let change = call(&s, move |c| c.delete_ksk(bare_id(&zone), &name)).await?;
+    dnssec_change("DeleteKeySigningKeyResponse", &change)
+}
+
+async fn enable_dnssec(State(s): Shared, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let change = call(&s, move |c| c.set_signing(bare_id(&id), true)).await?;
+    dnssec_change("EnableHostedZoneDNSSECResponse", &change)
+}
+
+async fn disable_dnssec(State(s): Shared, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let change = call(&s, move |c| c.set_signing(bare_id(&id), false)).await?;
+    dnssec_change("DisableHostedZoneDNSSECResponse", &change)
 }
 
 // ---- record sets and changes ----
@@ -1096,6 +1191,27 @@ pub fn router(state: Arc<ApiState>) -> Router {
             get(list_sets).post(change_sets),
         )
         .route("/2013-04-01/hostedzone/{id}/dnssec", get(get_dnssec))
+        .route(
+            "/2013-04-01/hostedzone/{id}/enable-dnssec",
+            post(enable_dnssec),
+        )
+        .route(
+            "/2013-04-01/hostedzone/{id}/disable-dnssec",
+            post(disable_dnssec),
+        )
+        .route("/2013-04-01/keysigningkey", post(create_ksk))
+        .route(
+            "/2013-04-01/keysigningkey/{zone}/{name}",
+            axum::routing::delete(delete_ksk),
+        )
+        .route(
+            "/2013-04-01/keysigningkey/{zone}/{name}/activate",
+            post(activate_ksk),
+        )
+        .route(
+            "/2013-04-01/keysigningkey/{zone}/{name}/deactivate",
+            post(deactivate_ksk),
+        )
         .route("/2013-04-01/change/{id}", get(get_change))
         .route(
             "/2013-04-01/healthcheck",

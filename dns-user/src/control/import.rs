@@ -442,6 +442,7 @@ pub(super) fn import(
                 imported_from: None,
                 import_digest: None,
                 tags: BTreeMap::new(),
+                dnssec: None,
             },
         };
         let mut zone = zone;

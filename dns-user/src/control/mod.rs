@@ -23,6 +23,7 @@
 
 pub mod api;
 pub mod catalog_zone;
+pub mod dnssec;
 pub mod import;
 mod publisher;
 mod replicated;
@@ -66,6 +67,7 @@ pub enum Kind {
     HealthCheck,
     CidrCollection,
     CidrLocation,
+    KeySigningKey,
 }
 
 impl Kind {
@@ -77,6 +79,7 @@ impl Kind {
             Kind::HealthCheck => "NoSuchHealthCheck",
             Kind::CidrCollection => "NoSuchCidrCollectionException",
             Kind::CidrLocation => "NoSuchCidrLocationException",
+            Kind::KeySigningKey => "NoSuchKeySigningKey",
         }
     }
 }
@@ -89,6 +92,7 @@ impl std::fmt::Display for Kind {
             Kind::HealthCheck => "health check",
             Kind::CidrCollection => "CIDR collection",
             Kind::CidrLocation => "CIDR location",
+            Kind::KeySigningKey => "key-signing key",
         })
     }
 }
@@ -193,6 +197,10 @@ struct Inner {
     stop: bool,
     /// The catalog zone as last built, with its members (`server.catalog_zone`).
     catalog_zone: Option<(catalog_zone::Members, Arc<Zone>)>,
+    /// What seals the DNSSEC keys in the store, opened on first use.
+    sealer: Option<Arc<crate::signing::keys::Sealer>>,
+    /// Zone id -> the signer of a signed zone, with the DNSSEC it was made from.
+    signers: HashMap<String, (store::ZoneDnssec, Arc<crate::signing::Signer>)>,
 }
 
 /// The control plane (see the module docs).
@@ -258,6 +266,8 @@ impl Control {
             completed: 0,
             stop: false,
             catalog_zone: None,
+            sealer: None,
+            signers: HashMap::new(),
         };
         let settings = inner.settings.clone();
         // A cluster node serves its cache until it reaches the cluster, and imports the
@@ -461,6 +471,7 @@ impl Control {
             imported_from: None,
             import_digest: None,
             tags: BTreeMap::new(),
+            dnssec: None,
         };
         let name = Name::from_ascii(&origin).expect("checked above");
         let sets: Vec<ResourceRecordSet> =

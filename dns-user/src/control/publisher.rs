@@ -210,9 +210,11 @@ pub(super) fn catalog_of(g: &mut Inner) -> Catalog {
         locations.cidr.collections.insert(c.id.clone(), blocks);
     }
     let catalog_zone = catalog_zone_of(g);
+    let signers = super::dnssec::signers_of(g);
     Catalog::of_shared(g.built.values().cloned().chain(catalog_zone))
         .with_locations(locations)
         .with_zone_counters(counters)
+        .with_signers(signers)
 }
 
 /// The catalog zone listing the served hosted zones (`server.catalog_zone`), built again only

@@ -192,6 +192,47 @@ pub struct HostedZone {
     /// Route 53's tags (ChangeTagsForResource).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
+    /// DNSSEC signing: its keys, and whether the zone is signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dnssec: Option<ZoneDnssec>,
+}
+
+/// A hosted zone's DNSSEC (Route 53's model): key-signing keys the operator manages through the
+/// API, zone-signing keys the daemon makes, private keys sealed (`signing::keys::Sealer`).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ZoneDnssec {
+    /// EnableHostedZoneDNSSEC was called (and DisableHostedZoneDNSSEC not since).
+    pub signing: bool,
+    #[serde(default)]
+    pub key_signing_keys: Vec<StoredKsk>,
+    /// The first one signs; the others are published beside it.
+    #[serde(default)]
+    pub zone_signing_keys: Vec<StoredZsk>,
+}
+
+/// A key-signing key.
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StoredKsk {
+    pub name: String,
+    pub kms_arn: String,
+    /// ACTIVE or INACTIVE.
+    pub status: String,
+    pub algorithm: u8,
+    pub sealed_key: String,
+    pub created_at: String,
+    pub last_modified_at: String,
+}
+
+/// A zone-signing key.
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StoredZsk {
+    pub id: String,
+    pub algorithm: u8,
+    pub sealed_key: String,
+    pub created_at: String,
 }
 
 /// A health check as stored.
@@ -1003,6 +1044,7 @@ mod tests {
             imported_from: None,
             import_digest: None,
             tags: [("env".to_string(), "test".to_string())].into(),
+            dnssec: None,
         }
     }
 

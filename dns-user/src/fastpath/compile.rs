@@ -632,7 +632,9 @@ impl Stamp {
     fn of(catalog: &Catalog, zone: &Zone) -> Stamp {
         Stamp {
             slot: catalog.zone_slot(zone.origin()),
-            flags: if zone.is_signed() {
+            // A zone signed here gets no DO answers in its entries (its signatures are made
+            // as userspace answers): flagged, a DO query for it goes up.
+            flags: if zone.is_signed() || catalog.signer(zone).is_some() {
                 FLAG_SIGNED_ZONE
             } else {
                 0
@@ -1236,12 +1238,12 @@ pub fn render(set: &RrSet) -> Option<AnswerSet> {
     render_records(set.rtype, set.rdatas.iter().map(|r| (set.ttl, r)))
 }
 
-/// In a signed zone, appends to `value` (`set` rendered) the RRSIGs over `set` at `name`,
+/// In a zone signed elsewhere, appends to `value` (`set` rendered) the RRSIGs over `set` at `name`,
 /// with its TTL: the answer to a query with the DO bit, as userspace gives it (records, then
 /// their signatures; see `server::dnssec`). Left without (`len_do` 0: userspace answers) if
 /// they do not fit.
 fn add_signatures(value: &mut AnswerSet, zone: &Zone, name: &LowerName, set: &RrSet) {
-    if value.flags & FLAG_SIGNED_ZONE == 0 {
+    if value.flags & FLAG_SIGNED_ZONE == 0 || !zone.is_signed() {
         return;
     }
     let covering = zone.signatures(name, set.rtype);

@@ -64,6 +64,13 @@ pub fn to_xml<T: Serialize>(value: &T) -> String {
     out
 }
 
+/// As [`to_xml`], with the root element named `root` (one shape, several calls' answers).
+pub fn to_xml_as<T: Serialize>(root: &str, value: &T) -> String {
+    let mut out = String::from(r#"<?xml version="1.0" encoding="UTF-8"?>"#);
+    quick_xml::se::to_writer_with_root(&mut out, root, value).expect("the shapes serialize");
+    out
+}
+
 /// Every list member (wrapper element -> item element): plain lists in JSON (boto3's and
 /// aws-cli's shape, the stored health-check configs), wrappers in XML.
 pub const LISTS: [(&str, &str); 22] = [
@@ -947,23 +954,77 @@ pub struct DnssecStatus {
     pub status_message: Option<String>,
 }
 
-/// A key-signing key (none until DNSSEC exists; the element stays for clients that index it).
+/// A key-signing key, as CreateKeySigningKey and GetDNSSEC show it.
 #[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct KeySigningKey {
     pub name: String,
+    pub kms_arn: String,
+    /// 257: a secure entry point.
+    pub flag: u16,
+    pub signing_algorithm_mnemonic: String,
+    pub signing_algorithm_type: u8,
+    pub digest_algorithm_mnemonic: String,
+    pub digest_algorithm_type: u8,
+    pub key_tag: u16,
+    pub digest_value: String,
+    pub public_key: String,
+    #[serde(rename = "DSRecord")]
+    pub ds_record: String,
+    #[serde(rename = "DNSKEYRecord")]
+    pub dnskey_record: String,
+    /// ACTIVE | INACTIVE.
     pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_message: Option<String>,
+    pub created_date: String,
+    pub last_modified_date: String,
 }
 
 list!(KeySigningKeys, "member", KeySigningKey);
 
 #[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+#[serde(
+    deny_unknown_fields,
+    rename = "GetDNSSECResponse",
+    rename_all = "PascalCase"
+)]
 pub struct GetDnssecResponse {
     #[serde(rename = "@xmlns", default)]
     pub xmlns: Xmlns,
     pub status: DnssecStatus,
     pub key_signing_keys: KeySigningKeys,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct CreateKeySigningKeyRequest {
+    #[serde(rename = "@xmlns", default)]
+    pub xmlns: Xmlns,
+    pub caller_reference: String,
+    pub hosted_zone_id: String,
+    pub key_management_service_arn: String,
+    pub name: String,
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct CreateKeySigningKeyResponse {
+    #[serde(rename = "@xmlns", default)]
+    pub xmlns: Xmlns,
+    pub change_info: ChangeInfo,
+    pub key_signing_key: KeySigningKey,
+}
+
+/// The answer of Activate/Deactivate/DeleteKeySigningKey and Enable/DisableHostedZoneDNSSEC
+/// (each under its own root element name; clients read the ChangeInfo).
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct DnssecChangeResponse {
+    #[serde(rename = "@xmlns", default)]
+    pub xmlns: Xmlns,
+    pub change_info: ChangeInfo,
 }
 
 // ---- errors ----

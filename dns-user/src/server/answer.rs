@@ -16,7 +16,7 @@ use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
 use crate::health::HealthState;
 use crate::location::Locations;
 use crate::policy::{self, Context, SplitMix64};
-use crate::server::{dnssec, tsig};
+use crate::server::{dnssec, sign, tsig};
 use crate::zone::denial::Proof;
 use crate::zone::{Catalog, RrSet, Zone};
 
@@ -233,21 +233,36 @@ fn answer_message(
         _ => (client, full_prefix(client)),
     };
     let mut scope = 0;
-    // DNSSEC records go to DO queries for signed zones (RFC 3225, RFC 4035 section 3.1).
-    let dnssec = request.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok) && zone.is_signed();
-    resolve_in_zone(
-        zone,
-        question,
-        client,
-        &Inputs {
-            locations: catalog.locations(),
-            health,
-            rng: std::cell::RefCell::new(rng),
-        },
-        dnssec,
-        &mut scope,
-        &mut response,
-    );
+    // DNSSEC records go to DO queries for signed zones (RFC 3225, RFC 4035 section 3.1): a
+    // zone signed elsewhere holds them, one signed here gets them as it is answered.
+    let dnssec_ok = request.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok);
+    let signer = catalog.signer(zone);
+    let now = || tsig::now() as u32;
+    match signer {
+        Some(signer) if sign::asks_dnskey(zone, question) => {
+            sign::dnskey(signer, question, dnssec_ok, &mut response, now());
+        }
+        _ => {
+            resolve_in_zone(
+                zone,
+                question,
+                client,
+                &Inputs {
+                    locations: catalog.locations(),
+                    health,
+                    rng: std::cell::RefCell::new(rng),
+                },
+                dnssec_ok && signer.is_none() && zone.is_signed(),
+                &mut scope,
+                &mut response,
+            );
+            if let Some(signer) = signer
+                && dnssec_ok
+            {
+                sign::response(zone, signer, question, &mut response, now());
+            }
+        }
+    }
     if let (Some(subnet), Some(edns)) = (ecs, response.edns.as_mut()) {
         // RFC 7871 section 7.2.1: echo family, source prefix and address; the scope says how
         // much of the address the answer depended on (at most the source prefix).

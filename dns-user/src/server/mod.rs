@@ -10,6 +10,7 @@
 pub mod answer;
 pub mod dnssec;
 pub mod notify;
+pub mod sign;
 pub mod transfer;
 pub mod tsig;
 

@@ -19,6 +19,8 @@ pub struct Catalog {
     locations: Locations,
     /// Each zone's slot in the per-zone counters (XDP and userspace), and the userspace ones.
     counters: std::sync::Arc<ZoneCounters>,
+    /// The zones signed here (by apex), with their keys.
+    signers: HashMap<LowerName, Arc<crate::signing::Signer>>,
 }
 
 /// Per-zone answer counters: a slot per zone (the same in the XDP program's `ZONE_HITS`) and
@@ -75,7 +77,30 @@ impl Catalog {
                 slots,
                 hits: ZoneCounters::new_hits(),
             }),
+            signers: HashMap::new(),
         }
+    }
+
+    /// The same catalog signing the zones `signers` name (by apex) online.
+    pub fn with_signers(
+        mut self,
+        signers: impl IntoIterator<Item = Arc<crate::signing::Signer>>,
+    ) -> Self {
+        self.signers = signers
+            .into_iter()
+            .map(|s| (LowerName::new(s.apex()), s))
+            .collect();
+        self
+    }
+
+    /// The signer of `zone`, if it is signed here.
+    pub fn signer(&self, zone: &Zone) -> Option<&crate::signing::Signer> {
+        if self.signers.is_empty() {
+            return None;
+        }
+        self.signers
+            .get(&LowerName::new(zone.origin()))
+            .map(Arc::as_ref)
     }
 
     /// The same catalog counting into `counters` (slots stable across changes).

@@ -1,0 +1,530 @@
+//! Zones signed here, through Route 53's DNSSEC API: CreateKeySigningKey, then
+//! EnableHostedZoneDNSSEC, and every answer of the zone is signed online. Two real validators
+//! trust only the DS record GetDNSSEC gives: BIND's `delv`, and Unbound as a resolver (its
+//! answers carry AD=1), on loopback. They validate every kind of answer — record types, a
+//! CNAME, a wildcard, routing policies (weighted, multivalue with different TTLs,
+//! geolocation), NXDOMAIN and NODATA as compact denials (RFC 9824), an insecure delegation —
+//! and keep validating across a restart from the store and a KSK rollover done through the API;
+//! once signing is disabled, the validators refuse the zone.
+
+mod common;
+
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Daemon, a, create, free_port, temp_dir};
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::{Name, RData, RecordType};
+use serde_json::{Value, json};
+
+const ZONE: &str = "online.test.";
+
+fn set(name: &str, rtype: &str, ttl: u32, values: &[&str]) -> Value {
+    json!({"Name": name, "Type": rtype, "TTL": ttl,
+           "ResourceRecords": values.iter().map(|v| json!({"Value": v})).collect::<Vec<_>>()})
+}
+
+fn with(mut set: Value, extra: Value) -> Value {
+    for (k, v) in extra.as_object().unwrap() {
+        set[k] = v.clone();
+    }
+    set
+}
+
+/// The zone's record sets: every kind of answer a validator has to accept.
+fn fill(d: &Daemon, zone: &str) {
+    let changes: Vec<Value> = [
+        a("www.online.test.", 300, &["192.0.2.1"]),
+        set("www.online.test.", "AAAA", 300, &["2001:db8::1"]),
+        set("alias.online.test.", "CNAME", 300, &["www.online.test."]),
+        a("*.wild.online.test.", 300, &["192.0.2.9"]),
+        set("mail.online.test.", "MX", 300, &["10 www.online.test."]),
+        set("txt.online.test.", "TXT", 300, &["\"signed here\""]),
+        set("sub.online.test.", "NS", 300, &["ns.sub.online.test."]),
+        a("ns.sub.online.test.", 300, &["192.0.2.54"]),
+        set("deep.ent.online.test.", "TXT", 300, &["\"below an ENT\""]),
+        with(
+            a("w.online.test.", 60, &["192.0.2.21"]),
+            json!({"SetIdentifier": "one", "Weight": 1}),
+        ),
+        with(
+            a("w.online.test.", 60, &["192.0.2.22"]),
+            json!({"SetIdentifier": "two", "Weight": 1}),
+        ),
+        with(
+            a("mv.online.test.", 60, &["192.0.2.31"]),
+            json!({"SetIdentifier": "a", "MultiValueAnswer": true}),
+        ),
+        with(
+            a("mv.online.test.", 120, &["192.0.2.32"]),
+            json!({"SetIdentifier": "b", "MultiValueAnswer": true}),
+        ),
+        with(
+            a("geo.online.test.", 60, &["192.0.2.41"]),
+            json!({"SetIdentifier": "eu", "GeoLocation": {"ContinentCode": "EU"}}),
+        ),
+        with(
+            a("geo.online.test.", 60, &["192.0.2.42"]),
+            json!({"SetIdentifier": "default", "GeoLocation": {"CountryCode": "*"}}),
+        ),
+    ]
+    .into_iter()
+    .map(create)
+    .collect();
+    let (status, v) = d.change(zone, Value::Array(changes));
+    assert_eq!(status, 200, "{v}");
+    d.wait_insync(v["ChangeInfo"]["Id"].as_str().unwrap());
+}
+
+/// What each validator must accept: (name, type, negative?).
+const CASES: &[(&str, &str, bool)] = &[
+    ("www.online.test", "A", false),
+    ("www.online.test", "AAAA", false),
+    ("online.test", "DNSKEY", false),
+    ("online.test", "SOA", false),
+    ("online.test", "NS", false),
+    ("mail.online.test", "MX", false),
+    ("txt.online.test", "TXT", false),
+    ("alias.online.test", "A", false),
+    ("a.b.wild.online.test", "A", false),
+    ("deep.ent.online.test", "TXT", false),
+    ("w.online.test", "A", false),
+    ("mv.online.test", "A", false),
+    ("geo.online.test", "A", false),
+    ("nothing.online.test", "A", true),
+    ("x.nothing.online.test", "AAAA", true),
+    ("www.online.test", "MX", true),
+    ("ent.online.test", "TXT", true),
+    ("a.wild.online.test", "AAAA", true),
+    ("sub.online.test", "DS", true),
+    ("w.online.test", "TXT", true),
+];
+
+/// The trust anchor for delv: the DS GetDNSSEC shows for `ksk`.
+fn delv_anchor(dir: &Path, ksk: &Value) -> PathBuf {
+    let path = dir.join(format!("anchor-{}.conf", ksk["Name"].as_str().unwrap()));
+    std::fs::write(
+        &path,
+        format!(
+            "trust-anchors {{ {ZONE} static-ds {} 13 2 \"{}\"; }};\n",
+            ksk["KeyTag"].as_str().unwrap(),
+            ksk["DigestValue"].as_str().unwrap()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn delv(d: &Daemon, anchors: &Path, name: &str, rtype: &str) -> String {
+    let out = Command::new("delv")
+        .args([
+            "@127.0.0.1",
+            "-p",
+            &d.port.to_string(),
+            "-a",
+            anchors.to_str().unwrap(),
+            "+root=online.test",
+            name,
+            rtype,
+        ])
+        .output()
+        .unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn delv_validates_all(d: &Daemon, anchors: &Path) {
+    for (name, rtype, negative) in CASES {
+        let verdict = delv(d, anchors, name, rtype);
+        let expect = if *negative {
+            "negative response, fully validated"
+        } else {
+            "; fully validated"
+        };
+        assert!(verdict.contains(expect), "delv {name} {rtype}: {verdict}");
+    }
+}
+
+/// Unbound on loopback, validating with `ds` (the zone's DS record) as its only trust anchor
+/// and the daemon as the zone's server. Stopped (by its PID) when dropped.
+struct Unbound {
+    child: Child,
+    port: u16,
+}
+
+impl Unbound {
+    fn start(dir: &Path, daemon_port: u16, ds: &str) -> Unbound {
+        let port = free_port();
+        let conf = dir.join(format!("unbound-{port}.conf"));
+        std::fs::write(
+            &conf,
+            format!(
+                "server:
+  interface: 127.0.0.1
+  port: {port}
+  do-ip6: no
+  do-daemonize: no
+  username: \"\"
+  chroot: \"\"
+  directory: \"{dir}\"
+  pidfile: \"\"
+  use-syslog: no
+  logfile: \"\"
+  verbosity: 1
+  val-log-level: 2
+  do-not-query-localhost: no
+  access-control: 127.0.0.0/8 allow
+  module-config: \"validator iterator\"
+  qname-minimisation: no
+  aggressive-nsec: no
+  # test. is one of the names Unbound answers itself (RFC 6761) unless told not to.
+  local-zone: \"test.\" nodefault
+  trust-anchor: \"{ZONE} DS {ds}\"
+stub-zone:
+  name: \"{ZONE}\"
+  stub-addr: 127.0.0.1@{daemon_port}
+remote-control:
+  control-enable: no
+",
+                dir = dir.display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("unbound")
+            .args(["-d", "-c", conf.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(
+                std::fs::File::create(dir.join(format!("unbound-{port}.log")))
+                    .map_or_else(|_| Stdio::null(), Stdio::from),
+            )
+            .spawn()
+            .expect("unbound (Debian package `unbound`, installed by scripts/bootstrap)");
+        let unbound = Unbound { child, port };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while unbound.try_ask("online.test.", RecordType::SOA).is_none() {
+            assert!(Instant::now() < deadline, "unbound did not come up");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        unbound
+    }
+
+    fn try_ask(&self, name: &str, rtype: RecordType) -> Option<Message> {
+        let mut q = Message::new(0x4242, MessageType::Query, OpCode::Query);
+        q.metadata.recursion_desired = true;
+        q.add_query(Query::query(Name::from_ascii(name).unwrap(), rtype));
+        let mut edns = Edns::new();
+        edns.set_max_payload(4096);
+        edns.set_dnssec_ok(true);
+        q.set_edns(edns);
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        socket
+            .send_to(&q.to_vec().unwrap(), ("127.0.0.1", self.port))
+            .ok()?;
+        let mut buf = [0u8; 65535];
+        let (n, _) = socket.recv_from(&mut buf).ok()?;
+        Message::from_vec(&buf[..n]).ok()
+    }
+
+    /// Every case answered NOERROR with AD=1 (validated; a compact NXDOMAIN is NOERROR).
+    fn validates_all(&self) {
+        for (name, rtype, negative) in CASES {
+            let rtype: RecordType = rtype.parse().unwrap();
+            let m = self
+                .try_ask(&format!("{name}."), rtype)
+                .unwrap_or_else(|| panic!("unbound: no answer for {name} {rtype}"));
+            assert_eq!(
+                m.metadata.response_code,
+                ResponseCode::NoError,
+                "unbound {name} {rtype}: {m:?}"
+            );
+            assert!(
+                m.metadata.authentic_data,
+                "unbound {name} {rtype}: AD=0: {m:?}"
+            );
+            let answered = m.answers.iter().any(|r| r.record_type() == rtype);
+            assert_eq!(answered, !negative, "unbound {name} {rtype}: {m:?}");
+        }
+    }
+}
+
+impl Drop for Unbound {
+    fn drop(&mut self) {
+        // SAFETY: signalling the child this test started, by its PID.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+fn ds_of(ksk: &Value) -> String {
+    ksk["DSRecord"].as_str().unwrap().to_string()
+}
+
+fn dnssec(d: &Daemon, zone: &str) -> Value {
+    let (status, v) = d.call("GET", &format!("/hostedzone/{zone}/dnssec"), None);
+    assert_eq!(status, 200, "{v}");
+    v
+}
+
+fn ksks(v: &Value) -> Vec<Value> {
+    match &v["KeySigningKeys"] {
+        Value::Array(items) => items.clone(),
+        _ => Vec::new(),
+    }
+}
+
+fn create_ksk(d: &Daemon, zone: &str, name: &str, status: &str) -> (u16, Value) {
+    d.call(
+        "POST",
+        "/keysigningkey",
+        Some(json!({
+            "CallerReference": format!("ksk-{name}"),
+            "HostedZoneId": zone,
+            "KeyManagementServiceArn": format!("arn:aws:kms:us-east-1:111122223333:key/{name}"),
+            "Name": name,
+            "Status": status,
+        })),
+    )
+}
+
+fn post(d: &Daemon, path: &str) -> (u16, Value) {
+    d.call("POST", path, None)
+}
+
+fn insync(d: &Daemon, (status, v): (u16, Value)) {
+    assert_eq!(status, 200, "{v}");
+    d.wait_insync(v["ChangeInfo"]["Id"].as_str().unwrap());
+}
+
+fn start(dir: &Path) -> Daemon {
+    Daemon::start(dir, free_port(), free_port(), &[])
+}
+
+/// The DO answer to `name`/`rtype` straight from the daemon.
+fn ask_do(d: &Daemon, name: &str, rtype: RecordType) -> Message {
+    let mut q = Message::new(0x77, MessageType::Query, OpCode::Query);
+    q.add_query(Query::query(Name::from_ascii(name).unwrap(), rtype));
+    let mut edns = Edns::new();
+    edns.set_max_payload(4096);
+    edns.set_dnssec_ok(true);
+    q.set_edns(edns);
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    socket
+        .send_to(&q.to_vec().unwrap(), ("127.0.0.1", d.port))
+        .unwrap();
+    let mut buf = [0u8; 65535];
+    let (n, _) = socket.recv_from(&mut buf).unwrap();
+    Message::from_vec(&buf[..n]).unwrap()
+}
+
+#[test]
+fn a_zone_signed_through_the_api_validates_in_every_kind_of_answer() {
+    let dir = temp_dir("dnssec-online");
+    let d = start(&dir);
+    let zone = d.create_zone(ZONE);
+    fill(&d, &zone);
+
+    // Nothing to sign with yet.
+    let v = dnssec(&d, &zone);
+    assert_eq!(v["Status"]["ServeSignature"], "NOT_SIGNING", "{v}");
+    let (status, v) = post(&d, &format!("/hostedzone/{zone}/enable-dnssec"));
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(
+        v["Error"]["Code"], "KeySigningKeyWithActiveStatusNotFound",
+        "{v}"
+    );
+
+    // A KSK, as Route 53 shows it.
+    let (status, v) = create_ksk(&d, &zone, "first_ksk", "ACTIVE");
+    assert_eq!(status, 201, "{v}");
+    let ksk = v["KeySigningKey"].clone();
+    assert_eq!(ksk["Name"], "first_ksk", "{v}");
+    assert_eq!(ksk["Status"], "ACTIVE", "{v}");
+    assert_eq!(ksk["Flag"], "257", "{v}");
+    assert_eq!(ksk["SigningAlgorithmMnemonic"], "ECDSAP256SHA256", "{v}");
+    assert_eq!(ksk["DigestAlgorithmMnemonic"], "SHA-256", "{v}");
+    let tag = ksk["KeyTag"].as_str().unwrap();
+    assert_eq!(
+        ksk["DSRecord"].as_str().unwrap(),
+        format!("{tag} 13 2 {}", ksk["DigestValue"].as_str().unwrap())
+    );
+    assert!(
+        ksk["DNSKEYRecord"]
+            .as_str()
+            .unwrap()
+            .starts_with("257 3 13 "),
+        "{v}"
+    );
+    d.wait_insync(v["ChangeInfo"]["Id"].as_str().unwrap());
+    // Bad requests change nothing.
+    let (status, v) = create_ksk(&d, &zone, "first_ksk", "ACTIVE");
+    assert_eq!(
+        (status, &v["Error"]["Code"]),
+        (409, &json!("KeySigningKeyAlreadyExists")),
+        "{v}"
+    );
+    let (status, v) = create_ksk(&d, &zone, "no", "ACTIVE");
+    assert_eq!(
+        (status, &v["Error"]["Code"]),
+        (400, &json!("InvalidKeySigningKeyName")),
+        "{v}"
+    );
+    let (status, v) = create_ksk(&d, &zone, "third", "SOMETIMES");
+    assert_eq!(
+        (status, &v["Error"]["Code"]),
+        (400, &json!("InvalidKeySigningKeyStatus")),
+        "{v}"
+    );
+    let (status, v) = create_ksk(&d, "ZNOSUCHZONE", "third", "ACTIVE");
+    assert_eq!(
+        (status, &v["Error"]["Code"]),
+        (404, &json!("NoSuchHostedZone")),
+        "{v}"
+    );
+    assert_eq!(ksks(&dnssec(&d, &zone)).len(), 1);
+
+    // Not signed until enabled: no DNSKEY, no RRSIG.
+    let m = ask_do(&d, "www.online.test.", RecordType::A);
+    assert!(
+        m.answers.iter().all(|r| r.record_type() == RecordType::A),
+        "{m:?}"
+    );
+    insync(&d, post(&d, &format!("/hostedzone/{zone}/enable-dnssec")));
+    let v = dnssec(&d, &zone);
+    assert_eq!(v["Status"]["ServeSignature"], "SIGNING", "{v}");
+    let key_file = dir.join("store.dnssec-key");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&key_file).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600, "{}", key_file.display());
+
+    // Signed answers to DO queries only; a name that does not exist is a compact denial.
+    let m = ask_do(&d, "www.online.test.", RecordType::A);
+    let types: Vec<RecordType> = m.answers.iter().map(|r| r.record_type()).collect();
+    assert_eq!(types, [RecordType::A, RecordType::RRSIG], "{m:?}");
+    let plain = d.ask("www.online.test.", RecordType::A);
+    assert_eq!(plain.answers.len(), 1, "{plain:?}");
+    let nx = ask_do(&d, "nothing.online.test.", RecordType::A);
+    assert_eq!(nx.metadata.response_code, ResponseCode::NoError, "{nx:?}");
+    let nsec = nx
+        .authorities
+        .iter()
+        .find_map(|r| match &r.data {
+            RData::DNSSEC(hickory_proto::dnssec::rdata::DNSSECRData::NSEC(n)) => Some(n.clone()),
+            _ => None,
+        })
+        .expect("an NSEC");
+    assert_eq!(
+        nsec.next_domain_name().to_string(),
+        "\\000.nothing.online.test."
+    );
+    assert!(
+        nsec.type_bit_maps().any(|t| t == RecordType::Unknown(128)),
+        "NXNAME: {nsec:?}"
+    );
+    let plain_nx = d.ask("nothing.online.test.", RecordType::A);
+    assert_eq!(plain_nx.metadata.response_code, ResponseCode::NXDomain);
+    // The referral to the unsigned child proves there is no DS.
+    let referral = ask_do(&d, "host.sub.online.test.", RecordType::A);
+    let types: Vec<RecordType> = referral
+        .authorities
+        .iter()
+        .map(|r| r.record_type())
+        .collect();
+    assert_eq!(
+        types,
+        [RecordType::NS, RecordType::NSEC, RecordType::RRSIG],
+        "{referral:?}"
+    );
+    // The multivalue RRset is served with one TTL (its smallest), as signed.
+    let mv = ask_do(&d, "mv.online.test.", RecordType::A);
+    assert!(mv.answers.iter().all(|r| r.ttl == 60), "{mv:?}");
+
+    let anchors = delv_anchor(&dir, &ksk);
+    delv_validates_all(&d, &anchors);
+    let unbound = Unbound::start(&dir, d.port, &ds_of(&ksk));
+    unbound.validates_all();
+    drop(unbound);
+
+    // A restart from the store: the same keys, still valid for the same DS.
+    drop(d);
+    let d = start(&dir);
+    delv_validates_all(&d, &anchors);
+
+    // A KSK rollover through the API: a second KSK, then the first retired. A validator
+    // that trusts only the new DS validates all along.
+    let (status, v) = post(&d, &format!("/keysigningkey/{zone}/first_ksk/deactivate"));
+    assert_eq!(
+        (status, &v["Error"]["Code"]),
+        (400, &json!("KeySigningKeyInUse")),
+        "{v}"
+    );
+    let (status, v) = d.call("DELETE", &format!("/keysigningkey/{zone}/first_ksk"), None);
+    assert_eq!(
+        (status, &v["Error"]["Code"]),
+        (400, &json!("InvalidKeySigningKeyStatus")),
+        "{v}"
+    );
+    let (status, v) = create_ksk(&d, &zone, "second_ksk", "ACTIVE");
+    assert_eq!(status, 201, "{v}");
+    let second = v["KeySigningKey"].clone();
+    d.wait_insync(v["ChangeInfo"]["Id"].as_str().unwrap());
+    let (status, v) = create_ksk(&d, &zone, "third_ksk", "INACTIVE");
+    assert_eq!(
+        (status, &v["Error"]["Code"]),
+        (400, &json!("TooManyKeySigningKeys")),
+        "{v}"
+    );
+    let dnskeys = ask_do(&d, "online.test.", RecordType::DNSKEY);
+    let sigs = dnskeys
+        .answers
+        .iter()
+        .filter(|r| r.record_type() == RecordType::RRSIG)
+        .count();
+    assert_eq!(sigs, 2, "both KSKs sign the DNSKEY RRset: {dnskeys:?}");
+    let new_anchors = delv_anchor(&dir, &second);
+    delv_validates_all(&d, &new_anchors);
+    insync(
+        &d,
+        post(&d, &format!("/keysigningkey/{zone}/first_ksk/deactivate")),
+    );
+    insync(
+        &d,
+        d.call("DELETE", &format!("/keysigningkey/{zone}/first_ksk"), None),
+    );
+    let v = dnssec(&d, &zone);
+    let names: Vec<Value> = ksks(&v).iter().map(|k| k["Name"].clone()).collect();
+    assert_eq!(names, [json!("second_ksk")], "{v}");
+    delv_validates_all(&d, &new_anchors);
+    let unbound = Unbound::start(&dir, d.port, &ds_of(&second));
+    unbound.validates_all();
+    drop(unbound);
+    let verdict = delv(&d, &anchors, "www.online.test", "A");
+    assert!(
+        !verdict.contains("fully validated"),
+        "the retired KSK's DS: {verdict}"
+    );
+
+    // Signing disabled: no more signatures, and a validator trusting the DS refuses the zone.
+    insync(&d, post(&d, &format!("/hostedzone/{zone}/disable-dnssec")));
+    assert_eq!(dnssec(&d, &zone)["Status"]["ServeSignature"], "NOT_SIGNING");
+    let m = ask_do(&d, "www.online.test.", RecordType::A);
+    assert!(
+        m.answers.iter().all(|r| r.record_type() == RecordType::A),
+        "{m:?}"
+    );
+    let verdict = delv(&d, &new_anchors, "www.online.test", "A");
+    assert!(verdict.contains("resolution failed"), "{verdict}");
+    drop(d);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
