@@ -967,3 +967,105 @@ fn with_xdp_health_is_judged_from_every_node() {
     }
     assert!(all_answer(&cb, "192.0.2.1", Duration::from_secs(1 + 3)));
 }
+
+/// The DS of the zone's first KSK, as GetDNSSEC on `d` shows it, as a delv trust anchor.
+fn delv_validates(d: &Daemon, anchor: &std::path::Path, name: &str) -> String {
+    let out = std::process::Command::new("delv")
+        .args([
+            "@127.0.0.1",
+            "-p",
+            &d.port.to_string(),
+            "-a",
+            anchor.to_str().unwrap(),
+            "+root=s.test",
+            name,
+            "A",
+        ])
+        .output()
+        .unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// DNSSEC through one node signs on every node: the keys are shared through etcd, sealed under
+/// the key file every node has; the change is INSYNC once both sign, and a validator trusting
+/// the DS one node shows validates the answers of each. Signing stopped through the other
+/// node stops on both.
+#[test]
+fn a_zone_signed_through_one_node_is_signed_by_every_node() {
+    let dir = temp_dir("cluster-dnssec");
+    let etcd = Etcd::start(&dir, 1).unwrap();
+    let endpoints = etcd.endpoints();
+    let key_file = dir.join("shared.dnssec-key");
+    let more = format!("[store]\ndnssec_key_file = \"{}\"\n", key_file.display());
+    let nodes: Vec<Daemon> = ["a", "b"]
+        .iter()
+        .map(|id| node_with(&dir, id, &endpoints, &more, &[]))
+        .collect();
+    let (code, v) = nodes[0].call(
+        "POST",
+        "/hostedzone",
+        Some(json!({"Name": "s.test", "CallerReference": "s"})),
+    );
+    assert_eq!(code, 201, "{v}");
+    let zone = bare(v["HostedZone"]["Id"].as_str().unwrap()).to_string();
+    let (code, v) = upsert_a(&nodes[0], &zone, "www.s.test.", "192.0.2.7");
+    assert_eq!(code, 200, "{v}");
+    let insync = |d: &Daemon, v: &Value| {
+        let change = v["ChangeInfo"]["Id"].as_str().unwrap().to_string();
+        until(Duration::from_secs(10), "INSYNC", || {
+            status(d, &change) == "INSYNC"
+        });
+    };
+    insync(&nodes[0], &v);
+
+    let (code, v) = nodes[1].call(
+        "POST",
+        "/keysigningkey",
+        Some(json!({"CallerReference": "k", "HostedZoneId": zone, "Name": "shared_ksk",
+                    "KeyManagementServiceArn": "arn:aws:kms:us-east-1:1:key/k", "Status": "ACTIVE"})),
+    );
+    assert_eq!(code, 201, "{v}");
+    insync(&nodes[1], &v);
+    let (code, v) = nodes[0].call("POST", &format!("/hostedzone/{zone}/enable-dnssec"), None);
+    assert_eq!(code, 200, "{v}");
+    insync(&nodes[0], &v);
+
+    let (code, shown) = nodes[1].call("GET", &format!("/hostedzone/{zone}/dnssec"), None);
+    assert_eq!(code, 200, "{shown}");
+    assert_eq!(shown["Status"]["ServeSignature"], "SIGNING", "{shown}");
+    let ksk = &shown["KeySigningKeys"][0];
+    let anchor = dir.join("anchor.conf");
+    std::fs::write(
+        &anchor,
+        format!(
+            "trust-anchors {{ s.test. static-ds {} 13 2 \"{}\"; }};\n",
+            ksk["KeyTag"].as_str().unwrap(),
+            ksk["DigestValue"].as_str().unwrap()
+        ),
+    )
+    .unwrap();
+    for d in &nodes {
+        let verdict = delv_validates(d, &anchor, "www.s.test");
+        assert!(verdict.contains("; fully validated"), "{verdict}");
+        let verdict = delv_validates(d, &anchor, "nothing.s.test");
+        assert!(
+            verdict.contains("negative response, fully validated"),
+            "{verdict}"
+        );
+    }
+
+    let (code, v) = nodes[1].call("POST", &format!("/hostedzone/{zone}/disable-dnssec"), None);
+    assert_eq!(code, 200, "{v}");
+    insync(&nodes[1], &v);
+    for d in &nodes {
+        let verdict = delv_validates(d, &anchor, "www.s.test");
+        assert!(verdict.contains("resolution failed"), "{verdict}");
+    }
+    drop(nodes);
+    drop(etcd);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

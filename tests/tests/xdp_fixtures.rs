@@ -838,6 +838,63 @@ fn a_signed_zones_do_queries_get_their_rrsigs_from_xdp() {
     }
 }
 
+/// A zone signed here (online, through the API): XDP answers its queries without DO exactly
+/// as userspace, and passes its DO queries up, where userspace signs the answer.
+#[test]
+fn a_zone_signed_heres_do_queries_go_up_to_be_signed() {
+    use dns_user::signing::{KeyMaterial, Signer, keys};
+    let dir = std::env::temp_dir().join(format!("dns-xdp-online-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("dns.toml"),
+        format!(
+            "[[zone]]\norigin = \"example.com.\"\nfile = \"{}/../examples/example.com.zone\"\n",
+            env!("CARGO_MANIFEST_DIR")
+        ),
+    )
+    .unwrap();
+    let settings =
+        dns_user::config::resolve(Some(&dir.join("dns.toml")), &Default::default()).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let key = || KeyMaterial {
+        algorithm: 13,
+        pkcs8: keys::generate(13).unwrap(),
+    };
+    let signer = Signer::new(
+        hickory_proto::rr::Name::from_ascii("example.com.").unwrap(),
+        &[key()],
+        &key(),
+        &[],
+    )
+    .unwrap();
+    let catalog = dns_user::control::import::catalog(&settings)
+        .unwrap()
+        .with_signers([std::sync::Arc::new(signer)]);
+    let mut h = Harness::new(catalog, 4096);
+    let (tables, _) = compile(&h.catalog, &HealthState::default());
+    h.writer.install(&tables).unwrap();
+    let frame = Frame::query(false);
+    const DO: u16 = 0x8000;
+    for (flags, expect) in [(0, XDP_TX), (DO, XDP_PASS)] {
+        let payload = dns_tests::fixtures::q_edns("www.example.com", TYPE_A, 1232, flags, &[]);
+        let edns_before = h.counter(Counter::Edns);
+        let (action, out) = h.run(&frame.build(&payload));
+        assert_eq!(action, expect, "flags {flags:#x}");
+        let userspace = h.userspace(&payload);
+        let answer = hickory_proto::op::Message::from_vec(&userspace).unwrap();
+        let signed = answer
+            .answers
+            .iter()
+            .any(|r| r.record_type() == hickory_proto::rr::RecordType::RRSIG);
+        assert_eq!(signed, flags == DO, "{answer:?}");
+        if expect == XDP_TX {
+            assert_eq!(out, frame.response().build(&userspace));
+        } else {
+            assert_eq!(h.counter(Counter::Edns), edns_before + 1);
+        }
+    }
+}
+
 /// The verifier's work on the program in each configuration the daemon can load it with,
 /// against its limit of 1,000,000 processed instructions: a change that takes a configuration
 /// near it fails here, with the figures, before it fails to load in production.
