@@ -1,6 +1,7 @@
 """Record sets made by boto3 and aws-cli, unchanged, for the XDP test in
 tests/tests/route53_clients.rs: zone fast.test with a simple A and AAAA (boto3), a weighted
-pair and a failover pair (boto3), and a simple A made by aws-cli. Waits until INSYNC.
+pair and a failover pair (boto3), and a simple A made by aws-cli; then signs the zone (a KSK,
+DNSSEC on) and writes its DS as a delv trust anchor. Waits until INSYNC.
 
 Environment: ENDPOINT, AWS (the aws executable), WORK.
 """
@@ -43,4 +44,13 @@ out = subprocess.run(aws + ["change-resource-record-sets", "--hosted-zone-id", z
                      capture_output=True, text=True, check=True, timeout=120)
 change = json.loads(out.stdout)["ChangeInfo"]["Id"]
 subprocess.run(aws + ["wait", "resource-record-sets-changed", "--id", change], check=True, timeout=120)
-print("fast.test made")
+# Signed here: a KSK and DNSSEC on; the DS (what the parent would publish) for the test's
+# validator.
+ksk = c.create_key_signing_key(CallerReference="fast-ksk", HostedZoneId=zid, Name="fast_ksk",
+                               KeyManagementServiceArn="arn:aws:kms:us-east-1:1:key/fast",
+                               Status="ACTIVE")["KeySigningKey"]
+e = c.enable_hosted_zone_dnssec(HostedZoneId=zid)
+c.get_waiter("resource_record_sets_changed").wait(Id=e["ChangeInfo"]["Id"], WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+with open(os.path.join(os.environ["WORK"], "fast.test.anchor"), "w") as f:
+    f.write(f'trust-anchors {{ fast.test. static-ds {ksk["KeyTag"]} 13 2 "{ksk["DigestValue"]}"; }};\n')
+print("fast.test made and signed")

@@ -276,6 +276,42 @@ fn what_the_clients_made_is_answered_by_xdp() {
     assert!(w == ["192.0.2.10"] || w == ["192.0.2.11"], "{w:?}");
     let after = metric(&bed.metrics_page().unwrap(), ANSWERED).unwrap();
     assert_eq!(after - before, 10, "every answer came from XDP");
+    // fast.test is signed (through boto3): delv in the client's namespace, trusting only the
+    // DS boto3 got, validates answers XDP gives with their RRSIGs (and a weighted one
+    // userspace signs).
+    let anchor = work.join("fast.test.anchor");
+    let before = metric(&bed.metrics_page().unwrap(), ANSWERED).unwrap();
+    for (name, rtype) in [
+        ("boto3.fast.test", "A"),
+        ("boto3.fast.test", "AAAA"),
+        ("w.fast.test", "A"),
+    ] {
+        let out = bed
+            .command(Side::Client, "delv")
+            .args([
+                format!("@{SERVER_V4}"),
+                "-a".into(),
+                anchor.display().to_string(),
+            ])
+            .args(["+root=fast.test", name, rtype])
+            .output()
+            .unwrap();
+        let verdict = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            verdict.contains("; fully validated"),
+            "{name} {rtype}: {verdict}"
+        );
+    }
+    let after = metric(&bed.metrics_page().unwrap(), ANSWERED).unwrap();
+    assert!(
+        after - before >= 2,
+        "the signed A and AAAA came from XDP: {}",
+        after - before
+    );
     // All of it with only the capabilities the daemon keeps, in every thread.
     dns_tests::assert_kept_capabilities(daemon.pid);
     std::fs::remove_dir_all(&work).unwrap();

@@ -10,7 +10,7 @@ use std::net::Ipv4Addr;
 
 use aya::Ebpf;
 use aya::programs::{TestRun, TestRunOptions};
-use dns_common::{AnswerKey, AnswerSet, Counter, PROGRAM_NAME, TYPE_A, TapRecord};
+use dns_common::{AnswerKey, AnswerSet, Counter, PROGRAM_NAME, TYPE_A, TYPE_AAAA, TapRecord};
 use dns_tests::fixtures::{Expect, Fixture, fixtures, q};
 use dns_tests::frame::*;
 use dns_user::fastpath::compile::{Change, Delta, Tables, compile, entry, key, render};
@@ -838,10 +838,12 @@ fn a_signed_zones_do_queries_get_their_rrsigs_from_xdp() {
     }
 }
 
-/// A zone signed here (online, through the API): XDP answers its queries without DO exactly
-/// as userspace, and passes its DO queries up, where userspace signs the answer.
+/// A zone signed here (online, through the API): XDP answers its A/AAAA queries with and
+/// without DO exactly as userspace — with DO, the records and the RRSIG its signer made, the
+/// same bytes userspace sends (one signature cache). An answer whose signature does not fit
+/// goes up.
 #[test]
-fn a_zone_signed_heres_do_queries_go_up_to_be_signed() {
+fn a_zone_signed_heres_do_queries_get_the_signers_rrsigs_from_xdp() {
     use dns_user::signing::{KeyMaterial, Signer, keys};
     let dir = std::env::temp_dir().join(format!("dns-xdp-online-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -875,11 +877,16 @@ fn a_zone_signed_heres_do_queries_go_up_to_be_signed() {
     h.writer.install(&tables).unwrap();
     let frame = Frame::query(false);
     const DO: u16 = 0x8000;
-    for (flags, expect) in [(0, XDP_TX), (DO, XDP_PASS)] {
-        let payload = dns_tests::fixtures::q_edns("www.example.com", TYPE_A, 1232, flags, &[]);
+    for (name, qtype, flags, expect) in [
+        ("www.example.com", TYPE_A, 0, XDP_TX),
+        ("www.example.com", TYPE_A, DO, XDP_TX),
+        ("WwW.Example.COM", TYPE_A, DO, XDP_TX),
+        ("ns1.example.com", TYPE_AAAA, DO, XDP_TX),
+    ] {
+        let payload = dns_tests::fixtures::q_edns(name, qtype, 1232, flags, &[]);
         let edns_before = h.counter(Counter::Edns);
         let (action, out) = h.run(&frame.build(&payload));
-        assert_eq!(action, expect, "flags {flags:#x}");
+        assert_eq!(action, expect, "{name} flags {flags:#x}");
         let userspace = h.userspace(&payload);
         let answer = hickory_proto::op::Message::from_vec(&userspace).unwrap();
         let signed = answer
@@ -888,7 +895,7 @@ fn a_zone_signed_heres_do_queries_go_up_to_be_signed() {
             .any(|r| r.record_type() == hickory_proto::rr::RecordType::RRSIG);
         assert_eq!(signed, flags == DO, "{answer:?}");
         if expect == XDP_TX {
-            assert_eq!(out, frame.response().build(&userspace));
+            assert_eq!(out, frame.response().build(&userspace), "{name} {flags:#x}");
         } else {
             assert_eq!(h.counter(Counter::Edns), edns_before + 1);
         }

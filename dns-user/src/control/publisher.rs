@@ -91,7 +91,18 @@ impl Control {
                     && g.published_checks_version == g.checks_version
                     && g.pending.is_empty()
                 {
-                    g = self.wake.wait(g).expect("control lock");
+                    // Zones signed here are compiled again daily: the fast path's signatures
+                    // are then the ones userspace serves (each is made again when 10 of its
+                    // 14 days are left; see `signing`).
+                    let (guard, waited) = self
+                        .wake
+                        .wait_timeout(g, crate::signing::RECOMPILE_EVERY)
+                        .expect("control lock");
+                    g = guard;
+                    if waited.timed_out() && !g.signers.is_empty() {
+                        g.publish_all = true;
+                        g.requested += 1;
+                    }
                 }
                 if g.stop {
                     return;

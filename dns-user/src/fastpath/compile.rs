@@ -204,7 +204,7 @@ pub fn compile(catalog: &Catalog, health: &HealthState) -> (Tables, CompileRepor
             for set in sets.iter().filter(|s| is_address(s)) {
                 let rendered = render(set).and_then(|mut value| {
                     stamp.apply(&mut value);
-                    add_signatures(&mut value, zone, name, set);
+                    add_signatures(&mut value, catalog, zone, name, set);
                     entry(name, set.rtype, value)
                 });
                 match rendered {
@@ -632,8 +632,8 @@ impl Stamp {
     fn of(catalog: &Catalog, zone: &Zone) -> Stamp {
         Stamp {
             slot: catalog.zone_slot(zone.origin()),
-            // A zone signed here gets no DO answers in its entries (its signatures are made
-            // as userspace answers): flagged, a DO query for it goes up.
+            // Signed elsewhere or here: a DO query gets the entry's signed answer, or goes up
+            // if it has none.
             flags: if zone.is_signed() || catalog.signer(zone).is_some() {
                 FLAG_SIGNED_ZONE
             } else {
@@ -973,7 +973,7 @@ pub fn compile_touched(
                 && let Some(mut value) = render(set)
             {
                 stamp.apply(&mut value);
-                add_signatures(&mut value, zone, name, set);
+                add_signatures(&mut value, catalog, zone, name, set);
                 if !add(value) {
                     return full();
                 }
@@ -1238,20 +1238,40 @@ pub fn render(set: &RrSet) -> Option<AnswerSet> {
     render_records(set.rtype, set.rdatas.iter().map(|r| (set.ttl, r)))
 }
 
-/// In a zone signed elsewhere, appends to `value` (`set` rendered) the RRSIGs over `set` at `name`,
+/// In a signed zone, appends to `value` (`set` rendered) the RRSIGs over `set` at `name`,
 /// with its TTL: the answer to a query with the DO bit, as userspace gives it (records, then
-/// their signatures; see `server::dnssec`). Left without (`len_do` 0: userspace answers) if
-/// they do not fit.
-fn add_signatures(value: &mut AnswerSet, zone: &Zone, name: &LowerName, set: &RrSet) {
-    if value.flags & FLAG_SIGNED_ZONE == 0 || !zone.is_signed() {
+/// their signatures; see `server::dnssec` and `server::sign`). A zone signed elsewhere has
+/// them in its data; one signed here gets them from its signer, whose cache then gives
+/// userspace the same ones. Left without (`len_do` 0: userspace answers) if they do not fit.
+fn add_signatures(
+    value: &mut AnswerSet,
+    catalog: &Catalog,
+    zone: &Zone,
+    name: &LowerName,
+    set: &RrSet,
+) {
+    if value.flags & FLAG_SIGNED_ZONE == 0 {
         return;
     }
-    let covering = zone.signatures(name, set.rtype);
-    let records = set
-        .rdatas
-        .iter()
-        .map(|r| (set.rtype, set.ttl, r))
-        .chain(covering.map(|r| (RecordType::RRSIG, set.ttl, r)));
+    let made: Vec<RData>;
+    let covering: Vec<&RData> = match catalog.signer(zone) {
+        Some(signer) => {
+            let owner = hickory_proto::rr::Name::from(name.clone());
+            let now = crate::signing::unix_now();
+            made = signer.sign(&owner, set.rtype, set.ttl, &set.rdatas, now);
+            if made.is_empty() {
+                return;
+            }
+            made.iter().collect()
+        }
+        None if zone.is_signed() => zone.signatures(name, set.rtype).collect(),
+        None => return,
+    };
+    let records = set.rdatas.iter().map(|r| (set.rtype, set.ttl, r)).chain(
+        covering
+            .into_iter()
+            .map(|r| (RecordType::RRSIG, set.ttl, r)),
+    );
     if let Some(signed) = render_rrs(records)
         && signed.data[..usize::from(value.len)] == value.data[..usize::from(value.len)]
     {

@@ -237,7 +237,7 @@ fn answer_message(
     // zone signed elsewhere holds them, one signed here gets them as it is answered.
     let dnssec_ok = request.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok);
     let signer = catalog.signer(zone);
-    let now = || tsig::now() as u32;
+    let now = crate::signing::unix_now;
     match signer {
         Some(signer) if sign::asks_dnskey(zone, question) => {
             sign::dnskey(signer, question, dnssec_ok, &mut response, now());

@@ -3,10 +3,11 @@
 //! signs everything else, online, as answers are given (so the answers of routing policies,
 //! which depend on the client, are signed as they are: see `server::sign`).
 //!
-//! A signature is made once per RRset and reused (cached by the RRset's canonical form) until
-//! it comes near its expiry: valid from an hour before it was made (clocks differ) for
-//! [`VALIDITY`], made again once less than [`REFRESH_BEFORE`] is left, so a resolver never
-//! holds one that is about to expire. Denial of existence is compact (RFC 9824): one NSEC at
+//! A signature is made once per RRset and reused (cached by a digest of the RRset's canonical
+//! form) until it comes near its expiry: valid from an hour before it was made (clocks differ)
+//! for [`VALIDITY`], made again once less than [`REFRESH_BEFORE`] is left, so a resolver never
+//! holds one that is about to expire. Signatures are kept in wire form (an RRSIG's RDATA as
+//! it is sent), so the XDP program's entries and userspace's answers carry the same bytes. Denial of existence is compact (RFC 9824): one NSEC at
 //! the name asked, made and signed per answer.
 
 pub mod keys;
@@ -16,7 +17,9 @@ use std::sync::Mutex;
 
 use hickory_proto::dnssec::rdata::{DNSKEY, DNSSECRData, NSEC, RRSIG, SigInput};
 use hickory_proto::dnssec::{PublicKey as _, SigningKey, TBS};
+use hickory_proto::rr::rdata::NULL;
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType, SerialNumber};
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
 pub use keys::KeyError;
 
@@ -24,14 +27,26 @@ pub use keys::KeyError;
 pub const VALIDITY: u32 = 14 * 86_400;
 /// A cached signature is made again when less than this is left of it.
 pub const REFRESH_BEFORE: u32 = 10 * 86_400;
+/// How often the zones signed here are compiled again for the fast path (well inside the
+/// [`VALIDITY`] - [`REFRESH_BEFORE`] a cached signature lives).
+pub const RECOMPILE_EVERY: std::time::Duration = std::time::Duration::from_secs(86_400);
 /// How far before now a signature's inception lies (for resolvers whose clocks are behind).
 pub const BACKDATE: u32 = 3_600;
-/// Most signatures cached per zone; the cache starts over when full.
-const MAX_CACHED: usize = 200_000;
+/// Most signatures cached per zone (about 150 bytes each); the cache starts over when full.
+/// Above the A/AAAA RRsets of a million names, so the fast path's signatures stay the ones
+/// userspace serves.
+const MAX_CACHED: usize = 4_000_000;
 /// The TTL of the DNSKEY RRset (Route 53's).
 pub const DNSKEY_TTL: u32 = 3_600;
 /// The type RFC 9824 lists in a compact denial's NSEC for a name that does not exist.
 pub const NXNAME: RecordType = RecordType::Unknown(128);
+
+/// Seconds since the epoch, as signatures count time.
+pub fn unix_now() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as u32)
+}
 
 /// One key as the signer uses it.
 struct Key {
@@ -64,7 +79,8 @@ pub struct Signer {
     /// introduced or retired).
     zsk: Key,
     published: Vec<Key>,
-    cache: Mutex<HashMap<Vec<u8>, (RData, u32)>>,
+    /// Digest of what is signed (without the times) -> the RRSIG and its expiration.
+    cache: Mutex<HashMap<[u8; 16], (RData, u32)>>,
 }
 
 impl std::fmt::Debug for Signer {
@@ -169,10 +185,11 @@ impl Signer {
             key_tag: key.tag,
             signer_name: self.apex.clone(),
         };
-        // The cache key: what is signed, without the times.
+        // The cache key: a digest of what is signed, without the times.
         let timeless = input(0, 0);
-        let id = TBS::from_input(owner, DNSClass::IN, &timeless, records.iter()).ok()?;
-        let id = id.as_ref().to_vec();
+        let tbs = TBS::from_input(owner, DNSClass::IN, &timeless, records.iter()).ok()?;
+        let digest = ring::digest::digest(&ring::digest::SHA256, tbs.as_ref());
+        let id: [u8; 16] = digest.as_ref()[..16].try_into().expect("32 bytes");
         if let Some((sig, expiration)) = self.cache.lock().expect("signature cache").get(&id)
             && expiration.wrapping_sub(now) as i32 > REFRESH_BEFORE as i32
         {
@@ -182,7 +199,7 @@ impl Signer {
         let input = input(now.wrapping_sub(BACKDATE), expiration);
         let tbs = TBS::from_input(owner, DNSClass::IN, &input, records.iter()).ok()?;
         let sig = key.key.sign(&tbs).ok()?;
-        let rdata = RData::DNSSEC(DNSSECRData::RRSIG(RRSIG::from_sig(input, sig)));
+        let rdata = wire(&RRSIG::from_sig(input, sig))?;
         let mut cache = self.cache.lock().expect("signature cache");
         if cache.len() >= MAX_CACHED {
             cache.clear();
@@ -190,6 +207,20 @@ impl Signer {
         cache.insert(id, (rdata.clone(), expiration));
         Some(rdata)
     }
+}
+
+/// An RRSIG as the RDATA bytes it is sent with (the signer's name uncompressed, RFC 4034
+/// section 3.1.7).
+fn wire(rrsig: &RRSIG) -> Option<RData> {
+    let mut bytes = Vec::with_capacity(96);
+    let mut encoder = BinEncoder::new(&mut bytes);
+    RData::DNSSEC(DNSSECRData::RRSIG(rrsig.clone()))
+        .emit(&mut encoder)
+        .ok()?;
+    Some(RData::Unknown {
+        code: RecordType::RRSIG,
+        rdata: NULL::with(bytes),
+    })
 }
 
 /// The compact denial (RFC 9824) of `types` absent at `owner`: an NSEC whose next name is the
@@ -223,8 +254,21 @@ mod tests {
         .unwrap()
     }
 
-    fn rrsig(r: &RData) -> &RRSIG {
-        match r {
+    fn rrsig(r: &RData) -> RRSIG {
+        use hickory_proto::serialize::binary::{BinDecoder, Restrict};
+        let RData::Unknown { code, rdata } = r else {
+            panic!("not an RRSIG in wire form: {r:?}")
+        };
+        assert_eq!(*code, RecordType::RRSIG);
+        let bytes = rdata.anything.clone();
+        let mut decoder = BinDecoder::new(&bytes);
+        let read = RData::read(
+            &mut decoder,
+            RecordType::RRSIG,
+            Restrict::new(bytes.len() as u16),
+        )
+        .unwrap();
+        match read {
             RData::DNSSEC(DNSSECRData::RRSIG(s)) => s,
             other => panic!("not an RRSIG: {other:?}"),
         }
