@@ -55,6 +55,8 @@ pub struct ConfigFile {
     pub cluster: ClusterSection,
     #[serde(default)]
     pub dnstap: DnstapSection,
+    #[serde(default)]
+    pub dnssec: DnssecSection,
     /// TSIG keys (RFC 8945) queries and transfer requests may be signed with.
     #[serde(default, rename = "tsig_key")]
     pub tsig_keys: Vec<TsigKeySection>,
@@ -65,6 +67,65 @@ pub struct ConfigFile {
     /// `[health_check.ID]`: Route 53 HealthCheckConfig fields in snake_case.
     #[serde(default, rename = "health_check")]
     pub health_checks: std::collections::BTreeMap<String, crate::health::spec::HealthCheckConfig>,
+}
+
+/// `[dnssec]`: the timings of zones signed here. The zone-signing key is rolled over by
+/// pre-publication (RFC 6781 section 4.1.1.1): a new key is published beside the one that
+/// signs, signs once every resolver can have it (the DNSKEY TTL and the propagation delay
+/// after), and the old key stays published until every signature it made has expired from
+/// caches (the zone's largest TTL and the propagation delay after).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnssecSection {
+    /// How long a zone-signing key signs before the next one is published.
+    #[serde(default = "default_zsk_lifetime")]
+    pub zsk_lifetime_secs: u64,
+    /// The DNSKEY RRset's TTL.
+    #[serde(default = "default_dnskey_ttl")]
+    pub dnskey_ttl_secs: u32,
+    /// How long a change takes to reach every server of the zone.
+    #[serde(default = "default_propagation_delay")]
+    pub propagation_delay_secs: u64,
+}
+
+fn default_zsk_lifetime() -> u64 {
+    30 * 86_400
+}
+
+fn default_dnskey_ttl() -> u32 {
+    3_600
+}
+
+fn default_propagation_delay() -> u64 {
+    3_600
+}
+
+impl Default for DnssecSection {
+    fn default() -> Self {
+        DnssecSection {
+            zsk_lifetime_secs: default_zsk_lifetime(),
+            dnskey_ttl_secs: default_dnskey_ttl(),
+            propagation_delay_secs: default_propagation_delay(),
+        }
+    }
+}
+
+impl DnssecSection {
+    fn check(&self) -> Result<(), ConfigError> {
+        if !(1..=86_400).contains(&self.dnskey_ttl_secs) {
+            return Err(ConfigError::Invalid(
+                "dnssec.dnskey_ttl_secs: 1..86400".into(),
+            ));
+        }
+        let publish = u64::from(self.dnskey_ttl_secs) + self.propagation_delay_secs;
+        if self.zsk_lifetime_secs < 2 * publish {
+            return Err(ConfigError::Invalid(format!(
+                "dnssec.zsk_lifetime_secs: at least twice the DNSKEY TTL and the propagation delay ({})",
+                2 * publish
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// `[health]`: what health checks may do.
@@ -921,6 +982,8 @@ pub struct Settings {
     pub store: PathBuf,
     /// See [`StoreSection::dnssec_key_file`].
     pub dnssec_key_file: PathBuf,
+    /// The timings of zones signed here.
+    pub dnssec: DnssecSection,
     /// One node of a cluster; `None` = alone.
     pub cluster: Option<ClusterSettings>,
     /// The control API; `None` = off.
@@ -1084,6 +1147,7 @@ fn settings_from(
         (None, Some(p)) => base_dir.join(p),
         (None, None) => PathBuf::from(DEFAULT_STORE),
     };
+    file.dnssec.check()?;
     let dnssec_key_file = match &file.store.dnssec_key_file {
         Some(p) => base_dir.join(p),
         None => store.with_extension("dnssec-key"),
@@ -1277,6 +1341,7 @@ fn settings_from(
         health,
         store,
         dnssec_key_file,
+        dnssec: file.dnssec.clone(),
         cluster: file.cluster.build(overrides)?,
         api,
         transfer_allow: file.server.transfer_allow.clone(),

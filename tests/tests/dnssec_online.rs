@@ -158,8 +158,13 @@ struct Unbound {
 }
 
 impl Unbound {
-    fn start(dir: &Path, daemon_port: u16, ds: &str) -> Unbound {
+    /// Unbound trusting each DS of `ds`, with more `server:` settings `extra`.
+    fn start(dir: &Path, daemon_port: u16, ds: &[String], extra: &str) -> Unbound {
         let port = free_port();
+        let anchors: String = ds
+            .iter()
+            .map(|ds| format!("  trust-anchor: \"{ZONE} DS {ds}\"\n"))
+            .collect();
         let conf = dir.join(format!("unbound-{port}.conf"));
         std::fs::write(
             &conf,
@@ -184,7 +189,7 @@ impl Unbound {
   aggressive-nsec: no
   # test. is one of the names Unbound answers itself (RFC 6761) unless told not to.
   local-zone: \"test.\" nodefault
-  trust-anchor: \"{ZONE} DS {ds}\"
+{anchors}{extra}
 stub-zone:
   name: \"{ZONE}\"
   stub-addr: 127.0.0.1@{daemon_port}
@@ -452,7 +457,7 @@ fn a_zone_signed_through_the_api_validates_in_every_kind_of_answer() {
 
     let anchors = delv_anchor(&dir, &ksk);
     delv_validates_all(&d, &anchors);
-    let unbound = Unbound::start(&dir, d.port, &ds_of(&ksk));
+    let unbound = Unbound::start(&dir, d.port, &[ds_of(&ksk)], "");
     unbound.validates_all();
     drop(unbound);
 
@@ -506,7 +511,7 @@ fn a_zone_signed_through_the_api_validates_in_every_kind_of_answer() {
     let names: Vec<Value> = ksks(&v).iter().map(|k| k["Name"].clone()).collect();
     assert_eq!(names, [json!("second_ksk")], "{v}");
     delv_validates_all(&d, &new_anchors);
-    let unbound = Unbound::start(&dir, d.port, &ds_of(&second));
+    let unbound = Unbound::start(&dir, d.port, &[ds_of(&second)], "");
     unbound.validates_all();
     drop(unbound);
     let verdict = delv(&d, &anchors, "www.online.test", "A");
@@ -525,6 +530,143 @@ fn a_zone_signed_through_the_api_validates_in_every_kind_of_answer() {
     );
     let verdict = delv(&d, &new_anchors, "www.online.test", "A");
     assert!(verdict.contains("resolution failed"), "{verdict}");
+    drop(d);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The key tags of the ZSKs (flags 256) the daemon publishes now.
+fn zsk_tags(d: &Daemon) -> Vec<u16> {
+    let m = ask_do(d, "online.test.", RecordType::DNSKEY);
+    let mut tags: Vec<u16> = m
+        .answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::DNSSEC(hickory_proto::dnssec::rdata::DNSSECRData::DNSKEY(k))
+                if !k.secure_entry_point() =>
+            {
+                k.calculate_key_tag().ok()
+            }
+            _ => None,
+        })
+        .collect();
+    tags.sort();
+    tags
+}
+
+/// Queries `unbound` (which re-fetches everything each second) for a positive and a negative
+/// answer and the DNSKEY RRset until `done` or `limit` (bounded: at most 5,000 rounds); every
+/// answer must be validated (AD=1, NOERROR). `watch` runs each round. Returns the rounds.
+fn stream(
+    unbound: &Unbound,
+    limit: Duration,
+    mut watch: impl FnMut() -> bool,
+) -> usize {
+    let start = Instant::now();
+    let mut rounds = 0;
+    while rounds < 5_000 && start.elapsed() < limit {
+        for (name, rtype) in [
+            ("www.online.test.", RecordType::A),
+            ("nothing.online.test.", RecordType::A),
+            ("online.test.", RecordType::DNSKEY),
+        ] {
+            let m = unbound
+                .try_ask(name, rtype)
+                .unwrap_or_else(|| panic!("no answer for {name} {rtype} after {rounds} rounds"));
+            assert!(
+                m.metadata.response_code == ResponseCode::NoError && m.metadata.authentic_data,
+                "{name} {rtype} not validated after {rounds} rounds: {m:?}"
+            );
+        }
+        rounds += 1;
+        if watch() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    rounds
+}
+
+/// Rollovers under a continuous stream of validated queries: the ZSK rolls over by itself
+/// (pre-publication, on short `[dnssec]` timings), twice, and a KSK is rolled over through the
+/// API (the parent's DS set holding both while the old key leaves); Unbound, re-fetching
+/// every second, never fails to validate.
+#[test]
+fn zsk_and_ksk_rollovers_under_validated_queries_never_fail() {
+    let dir = temp_dir("dnssec-rollover");
+    let config = dir.join("dns.toml");
+    std::fs::write(
+        &config,
+        "[dnssec]\nzsk_lifetime_secs = 6\ndnskey_ttl_secs = 1\npropagation_delay_secs = 1\n",
+    )
+    .unwrap();
+    let d = Daemon::start(
+        &dir,
+        free_port(),
+        free_port(),
+        &["--config", config.to_str().unwrap()],
+    );
+    let zone = d.create_zone(ZONE);
+    // Short TTLs everywhere, so a retired key leaves within the test.
+    let changes = json!([
+        {"Action": "UPSERT", "ResourceRecordSet":
+            set("online.test.", "NS", 2, &["ns1.online.test."])},
+        {"Action": "UPSERT", "ResourceRecordSet":
+            set("online.test.", "SOA", 2, &["ns1.online.test. hostmaster.online.test. 1 7200 900 1209600 1"])},
+        create(a("www.online.test.", 2, &["192.0.2.1"])),
+    ]);
+    let (status, v) = d.change(&zone, changes);
+    assert_eq!(status, 200, "{v}");
+    d.wait_insync(v["ChangeInfo"]["Id"].as_str().unwrap());
+    let (status, v) = create_ksk(&d, &zone, "old_ksk", "ACTIVE");
+    assert_eq!(status, 201, "{v}");
+    let old = v["KeySigningKey"].clone();
+    insync(&d, post(&d, &format!("/hostedzone/{zone}/enable-dnssec")));
+
+    // The ZSK: published next, signing, retired, gone; twice over.
+    let unbound = Unbound::start(&dir, d.port, &[ds_of(&old)], "  cache-max-ttl: 1\n");
+    let mut seen: Vec<Vec<u16>> = vec![zsk_tags(&d)];
+    let rounds = stream(&unbound, Duration::from_secs(40), || {
+        let tags = zsk_tags(&d);
+        if seen.last() != Some(&tags) {
+            seen.push(tags);
+        }
+        // Two full rollovers: one key, two, one (the third key), ... as states change.
+        let all: std::collections::BTreeSet<u16> = seen.iter().flatten().copied().collect();
+        all.len() >= 3 && seen.last().is_some_and(|t| t.len() == 1)
+    });
+    let all: std::collections::BTreeSet<u16> = seen.iter().flatten().copied().collect();
+    assert!(all.len() >= 3, "two ZSK rollovers in {rounds} rounds: {seen:?}");
+    assert!(seen.iter().any(|t| t.len() == 2), "a key published beside another: {seen:?}");
+    eprintln!("ZSK tags as the rollovers went, in {rounds} validated rounds: {seen:?}");
+    drop(unbound);
+
+    // The KSK, through the API: a new one beside the old (the parent then lists both DS),
+    // the old one deactivated and deleted while the stream goes on.
+    let (status, v) = create_ksk(&d, &zone, "new_ksk", "ACTIVE");
+    assert_eq!(status, 201, "{v}");
+    let new = v["KeySigningKey"].clone();
+    d.wait_insync(v["ChangeInfo"]["Id"].as_str().unwrap());
+    let unbound = Unbound::start(
+        &dir,
+        d.port,
+        &[ds_of(&old), ds_of(&new)],
+        "  cache-max-ttl: 1\n",
+    );
+    let mut step = 0;
+    let rounds = stream(&unbound, Duration::from_secs(20), || {
+        step += 1;
+        match step {
+            10 => insync(&d, post(&d, &format!("/keysigningkey/{zone}/old_ksk/deactivate"))),
+            20 => insync(&d, d.call("DELETE", &format!("/keysigningkey/{zone}/old_ksk"), None)),
+            _ => {}
+        }
+        step >= 40
+    });
+    assert!(rounds >= 40, "{rounds} rounds");
+    let v = dnssec(&d, &zone);
+    let names: Vec<Value> = ksks(&v).iter().map(|k| k["Name"].clone()).collect();
+    assert_eq!(names, [json!("new_ksk")], "{v}");
+    drop(unbound);
     drop(d);
     std::fs::remove_dir_all(&dir).unwrap();
 }

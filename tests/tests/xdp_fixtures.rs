@@ -867,6 +867,7 @@ fn a_zone_signed_heres_do_queries_get_the_signers_rrsigs_from_xdp() {
         &[key()],
         &key(),
         &[],
+        3_600,
     )
     .unwrap();
     let catalog = dns_user::control::import::catalog(&settings)

@@ -5,9 +5,11 @@
 //! Route 53 keeps a KSK's private key in KMS; here the daemon makes the key (ECDSA P-256,
 //! algorithm 13, the one Route 53 signs with) and keeps it sealed in the store under the
 //! node's key file (`store.dnssec_key_file`); the KMS ARN is kept as the key's label. The ZSK
-//! is made at the first EnableHostedZoneDNSSEC and kept the same way.
+//! is made at the first EnableHostedZoneDNSSEC and kept the same way, and rolled over by
+//! pre-publication ([`zsk_step`], [`Control::dnssec_tick`]; timings in `[dnssec]`).
 
 use super::*;
+use crate::config::DnssecSection;
 use crate::signing::keys::{self, Sealer};
 use crate::signing::{KeyMaterial, Signer};
 use hickory_proto::dnssec::PublicKey as _;
@@ -219,17 +221,8 @@ impl Control {
             ));
         }
         if dnssec.zone_signing_keys.is_empty() {
-            let id = store::new_id("ZSK");
-            let pkcs8 = keys::generate(ALGORITHM).map_err(key_error)?;
-            let sealed_key = sealer
-                .seal(&zsk_label(&zone.id, &id), &pkcs8)
-                .map_err(key_error)?;
-            dnssec.zone_signing_keys.push(StoredZsk {
-                id,
-                algorithm: ALGORITHM,
-                sealed_key,
-                created_at: store::now(),
-            });
+            let zsk = new_zsk(&zone.id, &sealer, ACTIVE, crate::signing::unix_now().into())?;
+            dnssec.zone_signing_keys.push(zsk);
         }
         self.commit_dnssec(g, zone, true)
     }
@@ -270,27 +263,178 @@ impl Control {
     fn commit_dnssec(
         &self,
         mut g: MutexGuard<'_, Inner>,
-        mut zone: HostedZone,
+        zone: HostedZone,
         signing: bool,
     ) -> Result<ChangeInfo, ControlError> {
-        if let Some(d) = zone.dnssec.as_mut() {
-            d.signing = signing;
-        }
-        if signing {
-            // Refused here, not at the next publication, if a key does not open on this node.
-            let sealer = sealer(&mut g)?;
-            signer_of(&zone, &sealer).map_err(key_error)?;
-        }
-        let change = next_change(&mut g, None, &zone.id);
-        let mut write = Write::default();
-        write.put_zone(zone).put_change(change.clone());
-        g.store.commit(write)?;
-        g.publish_all = true;
-        accept(&mut g, &change);
+        let change = stage(&mut g, zone, signing)?;
         drop(g);
         self.wake.notify_all();
         Ok(change)
     }
+
+    /// The ZSK rollovers due at `now` (seconds since the epoch), one step per zone, each a
+    /// change of its own. A step another node of a cluster took first is refused by the store
+    /// and not taken twice: the next tick sees it done.
+    pub fn dnssec_tick(&self, now: u64) {
+        let mut g = self.lock();
+        let timings = g.settings.dnssec.clone();
+        let signed: Vec<HostedZone> = g
+            .store
+            .state()
+            .zones
+            .values()
+            .filter(|z| z.dnssec.as_ref().is_some_and(|d| d.signing))
+            .cloned()
+            .collect();
+        let mut changed = false;
+        for mut zone in signed {
+            let dnssec = zone.dnssec.clone().unwrap_or_default();
+            let Some(step) = zsk_step(&dnssec.zone_signing_keys, now, &timings) else {
+                continue;
+            };
+            let max_ttl = g.built.get(&zone.id).map_or(0, |z| z.max_ttl());
+            let taken = sealer(&mut g).and_then(|sealer| {
+                let keys = &mut zone.dnssec.as_mut().expect("signed").zone_signing_keys;
+                take_step(&zone.id, keys, &step, now, max_ttl, &timings, &sealer)?;
+                stage(&mut g, zone.clone(), true)
+            });
+            match taken {
+                Ok(_) => {
+                    tracing::info!("zone {}: ZSK rollover: {step:?}", zone.name);
+                    changed = true;
+                }
+                Err(e) => {
+                    tracing::warn!("zone {}: ZSK rollover {step:?} not taken: {e}", zone.name)
+                }
+            }
+        }
+        drop(g);
+        if changed {
+            self.wake.notify_all();
+        }
+    }
+
+    /// How often [`dnssec_tick`](Self::dnssec_tick) should run: often enough for the
+    /// shortest of the timings.
+    pub fn dnssec_tick_every(&self) -> std::time::Duration {
+        let t = &self.lock().settings.dnssec;
+        let shortest =
+            (u64::from(t.dnskey_ttl_secs) + t.propagation_delay_secs).min(t.zsk_lifetime_secs);
+        std::time::Duration::from_secs((shortest / 4).clamp(1, 60))
+    }
+}
+
+/// Stores `zone` with its DNSSEC (signing or not) as one change to publish.
+fn stage(g: &mut Inner, mut zone: HostedZone, signing: bool) -> Result<ChangeInfo, ControlError> {
+    if let Some(d) = zone.dnssec.as_mut() {
+        d.signing = signing;
+    }
+    if signing {
+        // Refused here, not at the next publication, if a key does not open on this node.
+        let sealer = sealer(g)?;
+        signer_of(&zone, &sealer, g.settings.dnssec.dnskey_ttl_secs).map_err(key_error)?;
+    }
+    let change = next_change(g, None, &zone.id);
+    let mut write = Write::default();
+    write.put_zone(zone).put_change(change.clone());
+    g.store.commit(write)?;
+    g.publish_all = true;
+    accept(g, &change);
+    Ok(change)
+}
+
+const ACTIVE: &str = "ACTIVE";
+const NEXT: &str = "NEXT";
+const RETIRED: &str = "RETIRED";
+
+fn new_zsk(
+    zone_id: &str,
+    sealer: &Sealer,
+    state: &str,
+    now: u64,
+) -> Result<StoredZsk, ControlError> {
+    let id = store::new_id("ZSK");
+    let pkcs8 = keys::generate(ALGORITHM).map_err(key_error)?;
+    let sealed_key = sealer
+        .seal(&zsk_label(zone_id, &id), &pkcs8)
+        .map_err(key_error)?;
+    Ok(StoredZsk {
+        id,
+        algorithm: ALGORITHM,
+        sealed_key,
+        created_at: store::now(),
+        state: state.into(),
+        since: now,
+        until: 0,
+    })
+}
+
+/// One step of a ZSK rollover by pre-publication (RFC 6781 section 4.1.1.1).
+#[derive(Clone, Debug, PartialEq)]
+pub enum ZskStep {
+    /// The active key has signed its lifetime: a NEXT key is published beside it.
+    Publish,
+    /// The NEXT key has been published long enough (DNSKEY TTL + propagation) for every
+    /// resolver to have it: it signs, and the active key is RETIRED (still published).
+    Activate,
+    /// A RETIRED key's signatures have left every cache: it leaves the DNSKEY RRset.
+    Drop(String),
+}
+
+/// The step due at `now` for a zone with ZSKs `zsks`, if any (pure).
+pub fn zsk_step(zsks: &[StoredZsk], now: u64, t: &DnssecSection) -> Option<ZskStep> {
+    let active = zsks.iter().find(|k| k.state == ACTIVE)?;
+    let retired = zsks.iter().find(|k| k.state == RETIRED);
+    if let Some(r) = retired
+        && now >= r.until
+    {
+        return Some(ZskStep::Drop(r.id.clone()));
+    }
+    let publish_wait = u64::from(t.dnskey_ttl_secs) + t.propagation_delay_secs;
+    match zsks.iter().find(|k| k.state == NEXT) {
+        Some(next) if retired.is_none() && now >= next.since + publish_wait => {
+            Some(ZskStep::Activate)
+        }
+        Some(_) => None,
+        None if retired.is_none() && now >= active.since + t.zsk_lifetime_secs => {
+            Some(ZskStep::Publish)
+        }
+        None => None,
+    }
+}
+
+/// Takes `step` on `zsks` at `now`; a retired key stays until the zone's largest TTL
+/// (`max_ttl`) and the propagation delay have passed.
+fn take_step(
+    zone_id: &str,
+    zsks: &mut Vec<StoredZsk>,
+    step: &ZskStep,
+    now: u64,
+    max_ttl: u32,
+    t: &DnssecSection,
+    sealer: &Sealer,
+) -> Result<(), ControlError> {
+    match step {
+        ZskStep::Publish => zsks.push(new_zsk(zone_id, sealer, NEXT, now)?),
+        ZskStep::Activate => {
+            for k in zsks.iter_mut() {
+                match k.state.as_str() {
+                    ACTIVE => {
+                        k.state = RETIRED.into();
+                        k.since = now;
+                        k.until = now + u64::from(max_ttl) + t.propagation_delay_secs;
+                    }
+                    NEXT => {
+                        k.state = ACTIVE.into();
+                        k.since = now;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        ZskStep::Drop(id) => zsks.retain(|k| &k.id != id),
+    }
+    Ok(())
 }
 
 fn ksk_named<'a>(
@@ -328,8 +472,13 @@ fn ksk_view(zone: &HostedZone, sealer: &Sealer, ksk: &StoredKsk) -> Result<KskVi
     })
 }
 
-/// The signer of `zone` as stored: its active KSKs and its ZSKs, opened with `sealer`.
-fn signer_of(zone: &HostedZone, sealer: &Sealer) -> Result<Signer, keys::KeyError> {
+/// The signer of `zone` as stored: its active KSKs and its ZSKs (the ACTIVE one signs),
+/// opened with `sealer`.
+fn signer_of(
+    zone: &HostedZone,
+    sealer: &Sealer,
+    dnskey_ttl: u32,
+) -> Result<Signer, keys::KeyError> {
     let dnssec = zone.dnssec.clone().unwrap_or_default();
     let ksks = dnssec
         .key_signing_keys
@@ -342,24 +491,26 @@ fn signer_of(zone: &HostedZone, sealer: &Sealer) -> Result<Signer, keys::KeyErro
             })
         })
         .collect::<Result<Vec<_>, keys::KeyError>>()?;
-    let mut zsks = dnssec
+    let open = |k: &StoredZsk| -> Result<KeyMaterial, keys::KeyError> {
+        Ok(KeyMaterial {
+            algorithm: k.algorithm,
+            pkcs8: sealer.open(&zsk_label(&zone.id, &k.id), &k.sealed_key)?,
+        })
+    };
+    let Some(active) = dnssec.zone_signing_keys.iter().find(|k| k.state == ACTIVE) else {
+        return Err(keys::KeyError::Key(
+            "the zone has no active zone-signing key".into(),
+        ));
+    };
+    let zsk = open(active)?;
+    let published = dnssec
         .zone_signing_keys
         .iter()
-        .map(|k| {
-            Ok(KeyMaterial {
-                algorithm: k.algorithm,
-                pkcs8: sealer.open(&zsk_label(&zone.id, &k.id), &k.sealed_key)?,
-            })
-        })
-        .collect::<Result<Vec<_>, keys::KeyError>>()?;
-    if zsks.is_empty() {
-        return Err(keys::KeyError::Key(
-            "the zone has no zone-signing key".into(),
-        ));
-    }
-    let zsk = zsks.remove(0);
+        .filter(|k| k.state != ACTIVE)
+        .map(open)
+        .collect::<Result<Vec<_>, _>>()?;
     let apex = Name::from_ascii(&zone.name).map_err(|e| keys::KeyError::Key(e.to_string()))?;
-    Signer::new(apex, &ksks, &zsk, &zsks)
+    Signer::new(apex, &ksks, &zsk, &published, dnskey_ttl)
 }
 
 /// The signers of the built zones that are signed, each made again only when its DNSSEC
@@ -383,9 +534,10 @@ pub(super) fn signers_of(g: &mut Inner) -> Vec<Arc<Signer>> {
             out.push(signer.clone());
             continue;
         }
+        let ttl = g.settings.dnssec.dnskey_ttl_secs;
         let made = sealer(g)
             .map_err(|e| e.to_string())
-            .and_then(|s| signer_of(&zone, &s).map_err(|e| e.to_string()));
+            .and_then(|s| signer_of(&zone, &s, ttl).map_err(|e| e.to_string()));
         match made {
             Ok(signer) => {
                 let signer = Arc::new(signer);
@@ -396,4 +548,78 @@ pub(super) fn signers_of(g: &mut Inner) -> Vec<Arc<Signer>> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(id: &str, state: &str, since: u64, until: u64) -> StoredZsk {
+        StoredZsk {
+            id: id.into(),
+            algorithm: ALGORITHM,
+            sealed_key: String::new(),
+            created_at: String::new(),
+            state: state.into(),
+            since,
+            until,
+        }
+    }
+
+    #[test]
+    fn a_zsk_rolls_over_by_pre_publication() {
+        let t = DnssecSection {
+            zsk_lifetime_secs: 1_000,
+            dnskey_ttl_secs: 60,
+            propagation_delay_secs: 40,
+        };
+        let active = key("a", ACTIVE, 0, 0);
+        assert_eq!(zsk_step(std::slice::from_ref(&active), 999, &t), None);
+        assert_eq!(
+            zsk_step(std::slice::from_ref(&active), 1_000, &t),
+            Some(ZskStep::Publish)
+        );
+        // Published at 1,000: signs once the DNSKEY TTL and the propagation delay are past.
+        let next = key("b", NEXT, 1_000, 0);
+        let both = [active.clone(), next];
+        assert_eq!(zsk_step(&both, 1_099, &t), None);
+        assert_eq!(zsk_step(&both, 1_100, &t), Some(ZskStep::Activate));
+        let mut keys = both.to_vec();
+        let sealer = Sealer::from_bytes(&[1; 32]);
+        take_step("Z", &mut keys, &ZskStep::Activate, 1_100, 300, &t, &sealer).unwrap();
+        let states: Vec<(&str, &str, u64, u64)> = keys
+            .iter()
+            .map(|k| (k.id.as_str(), k.state.as_str(), k.since, k.until))
+            .collect();
+        assert_eq!(
+            states,
+            [("a", RETIRED, 1_100, 1_440), ("b", ACTIVE, 1_100, 0)]
+        );
+        // The retired key stays until the zone's largest TTL and the propagation delay;
+        // meanwhile no new rollover starts, however long it takes.
+        assert_eq!(zsk_step(&keys, 1_439, &t), None);
+        assert_eq!(zsk_step(&keys, 1_440, &t), Some(ZskStep::Drop("a".into())));
+        take_step(
+            "Z",
+            &mut keys,
+            &ZskStep::Drop("a".into()),
+            1_440,
+            300,
+            &t,
+            &sealer,
+        )
+        .unwrap();
+        assert_eq!(keys.len(), 1);
+        assert_eq!(zsk_step(&keys, 2_099, &t), None);
+        assert_eq!(zsk_step(&keys, 2_100, &t), Some(ZskStep::Publish));
+        // Publish makes a sealed key the signer can open.
+        take_step("Z", &mut keys, &ZskStep::Publish, 2_100, 300, &t, &sealer).unwrap();
+        let made = &keys[1];
+        assert_eq!((made.state.as_str(), made.since), (NEXT, 2_100));
+        sealer
+            .open(&zsk_label("Z", &made.id), &made.sealed_key)
+            .unwrap();
+        // No active key (not signed): nothing to do.
+        assert_eq!(zsk_step(&[], 5_000, &t), None);
+    }
 }

@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hickory_proto::rr::LowerName;
 
@@ -70,8 +70,29 @@ impl Control {
         }
         let this = self.clone();
         std::thread::Builder::new()
+            .name("dns-dnssec".into())
+            .spawn(move || this.dnssec_loop())?;
+        let this = self.clone();
+        std::thread::Builder::new()
             .name("dns-publisher".into())
             .spawn(move || this.publish_loop())
+    }
+
+    /// Takes the ZSK rollovers as they come due, until [`stop`](Self::stop).
+    fn dnssec_loop(&self) {
+        loop {
+            let deadline = Instant::now() + self.dnssec_tick_every();
+            let mut g = self.lock();
+            while !g.stop && Instant::now() < deadline {
+                let left = deadline.saturating_duration_since(Instant::now());
+                g = self.wake.wait_timeout(g, left).expect("control lock").0;
+            }
+            if g.stop {
+                return;
+            }
+            drop(g);
+            self.dnssec_tick(crate::signing::unix_now().into());
+        }
     }
 
     /// Stops the publisher thread after its current publication.

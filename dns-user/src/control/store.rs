@@ -206,7 +206,8 @@ pub struct ZoneDnssec {
     pub signing: bool,
     #[serde(default)]
     pub key_signing_keys: Vec<StoredKsk>,
-    /// The first one signs; the others are published beside it.
+    /// The one ACTIVE signs; a NEXT one (about to sign) and a RETIRED one (whose signatures
+    /// may still be cached) are published beside it.
     #[serde(default)]
     pub zone_signing_keys: Vec<StoredZsk>,
 }
@@ -233,6 +234,13 @@ pub struct StoredZsk {
     pub algorithm: u8,
     pub sealed_key: String,
     pub created_at: String,
+    /// ACTIVE, NEXT or RETIRED.
+    pub state: String,
+    /// When it took that state (seconds since the epoch).
+    pub since: u64,
+    /// RETIRED: when it leaves the DNSKEY RRset (every signature it made has left caches).
+    #[serde(default)]
+    pub until: u64,
 }
 
 /// A health check as stored.

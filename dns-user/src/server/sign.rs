@@ -14,7 +14,7 @@
 use hickory_proto::op::{Message, Query, ResponseCode};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
-use crate::signing::{self, DNSKEY_TTL, NXNAME, Signer};
+use crate::signing::{self, NXNAME, Signer};
 use crate::zone::Zone;
 
 /// Types the routing-policy groups at a name may have (listed in a denial at that name).
@@ -47,15 +47,16 @@ pub fn dnskey(signer: &Signer, question: &Query, dnssec: bool, response: &mut Me
     response.metadata.authoritative = true;
     let owner = question.name();
     let keys = signer.dnskeys();
+    let ttl = signer.dnskey_ttl();
     let sigs = if dnssec {
-        signer.sign(owner, RecordType::DNSKEY, DNSKEY_TTL, &keys, now)
+        signer.sign(owner, RecordType::DNSKEY, ttl, &keys, now)
     } else {
         Vec::new()
     };
     response.answers.extend(
         keys.into_iter()
             .chain(sigs)
-            .map(|r| Record::from_rdata(owner.clone(), DNSKEY_TTL, r)),
+            .map(|r| Record::from_rdata(owner.clone(), ttl, r)),
     );
 }
 

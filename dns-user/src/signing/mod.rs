@@ -36,8 +36,6 @@ pub const BACKDATE: u32 = 3_600;
 /// Above the A/AAAA RRsets of a million names, so the fast path's signatures stay the ones
 /// userspace serves.
 const MAX_CACHED: usize = 4_000_000;
-/// The TTL of the DNSKEY RRset (Route 53's).
-pub const DNSKEY_TTL: u32 = 3_600;
 /// The type RFC 9824 lists in a compact denial's NSEC for a name that does not exist.
 pub const NXNAME: RecordType = RecordType::Unknown(128);
 
@@ -79,6 +77,7 @@ pub struct Signer {
     /// introduced or retired).
     zsk: Key,
     published: Vec<Key>,
+    dnskey_ttl: u32,
     /// Digest of what is signed (without the times) -> the RRSIG and its expiration.
     cache: Mutex<HashMap<[u8; 16], (RData, u32)>>,
 }
@@ -95,12 +94,13 @@ impl std::fmt::Debug for Signer {
 
 impl Signer {
     /// The signer of `apex` with its active KSKs, the ZSK that signs, and ZSKs published
-    /// beside it.
+    /// beside it; its DNSKEY RRset has `dnskey_ttl`.
     pub fn new(
         apex: Name,
         ksks: &[KeyMaterial],
         zsk: &KeyMaterial,
         published: &[KeyMaterial],
+        dnskey_ttl: u32,
     ) -> Result<Signer, KeyError> {
         if ksks.is_empty() {
             return Err(KeyError::Key(
@@ -121,12 +121,17 @@ impl Signer {
             ksks,
             zsk,
             published,
+            dnskey_ttl,
             cache: Mutex::new(HashMap::new()),
         })
     }
 
     pub fn apex(&self) -> &Name {
         &self.apex
+    }
+
+    pub fn dnskey_ttl(&self) -> u32 {
+        self.dnskey_ttl
     }
 
     /// The DNSKEY RRset at the apex: the active KSKs, the signing ZSK, the published ones.
@@ -250,6 +255,7 @@ mod tests {
             &[material(13)],
             &material(13),
             &[material(15)],
+            3_600,
         )
         .unwrap()
     }
@@ -321,7 +327,7 @@ mod tests {
         let keys = signer.dnskeys();
         assert_eq!(keys.len(), 3);
         let apex = signer.apex().clone();
-        let sigs = signer.sign(&apex, RecordType::DNSKEY, DNSKEY_TTL, &keys, 1_800_000_000);
+        let sigs = signer.sign(&apex, RecordType::DNSKEY, 3_600, &keys, 1_800_000_000);
         assert_eq!(sigs.len(), 1);
         assert_eq!(rrsig(&sigs[0]).input().key_tag, signer.ksks[0].tag);
         assert_eq!(rrsig(&sigs[0]).input().num_labels, 2);

@@ -246,6 +246,21 @@ impl Zone {
             .map(|((owner, rtype), sets)| (owner, *rtype, sets.as_slice()))
     }
 
+    /// The largest TTL the zone serves (plain RRsets and routing-policy records): how long a
+    /// resolver may keep what it got.
+    pub fn max_ttl(&self) -> u32 {
+        let plain = self.nodes.values().flatten().map(|s| s.ttl);
+        let routed = self
+            .policies
+            .values()
+            .flatten()
+            .filter_map(|s| match &s.target {
+                policy::Target::Records { ttl, .. } => Some(*ttl),
+                policy::Target::Alias { .. } => None,
+            });
+        plain.chain(routed).max().unwrap_or(0)
+    }
+
     /// The RRset of `rtype` at `name`.
     pub fn rrset(&self, name: &LowerName, rtype: RecordType) -> Option<&RrSet> {
         self.node(name)?.iter().find(|s| s.rtype == rtype)
