@@ -86,6 +86,14 @@ pub struct DnssecSection {
     /// How long a change takes to reach every server of the zone.
     #[serde(default = "default_propagation_delay")]
     pub propagation_delay_secs: u64,
+    /// The algorithm of a newly signed zone's keys: 13 (ECDSAP256SHA256, Route 53's) or 15
+    /// (ED25519). A zone keeps the algorithm of the keys it has.
+    #[serde(default = "default_algorithm")]
+    pub algorithm: u8,
+}
+
+fn default_algorithm() -> u8 {
+    crate::signing::keys::ECDSAP256SHA256
 }
 
 fn default_zsk_lifetime() -> u64 {
@@ -106,12 +114,15 @@ impl Default for DnssecSection {
             zsk_lifetime_secs: default_zsk_lifetime(),
             dnskey_ttl_secs: default_dnskey_ttl(),
             propagation_delay_secs: default_propagation_delay(),
+            algorithm: default_algorithm(),
         }
     }
 }
 
 impl DnssecSection {
     fn check(&self) -> Result<(), ConfigError> {
+        crate::signing::keys::algorithm(self.algorithm)
+            .map_err(|e| ConfigError::Invalid(format!("dnssec.algorithm: {e}")))?;
         if !(1..=86_400).contains(&self.dnskey_ttl_secs) {
             return Err(ConfigError::Invalid(
                 "dnssec.dnskey_ttl_secs: 1..86400".into(),

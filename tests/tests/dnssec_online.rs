@@ -83,6 +83,8 @@ const CASES: &[(&str, &str, bool)] = &[
     ("www.online.test", "A", false),
     ("www.online.test", "AAAA", false),
     ("online.test", "DNSKEY", false),
+    ("online.test", "CDS", false),
+    ("online.test", "CDNSKEY", false),
     ("online.test", "SOA", false),
     ("online.test", "NS", false),
     ("mail.online.test", "MX", false),
@@ -105,12 +107,14 @@ const CASES: &[(&str, &str, bool)] = &[
 /// The trust anchor for delv: the DS GetDNSSEC shows for `ksk`.
 fn delv_anchor(dir: &Path, ksk: &Value) -> PathBuf {
     let path = dir.join(format!("anchor-{}.conf", ksk["Name"].as_str().unwrap()));
+    let ds = ds_of(ksk);
+    let [tag, algorithm, digest_type, digest] = ds.split(' ').collect::<Vec<_>>()[..] else {
+        panic!("a DS record: {ds}")
+    };
     std::fs::write(
         &path,
         format!(
-            "trust-anchors {{ {ZONE} static-ds {} 13 2 \"{}\"; }};\n",
-            ksk["KeyTag"].as_str().unwrap(),
-            ksk["DigestValue"].as_str().unwrap()
+            "trust-anchors {{ {ZONE} static-ds {tag} {algorithm} {digest_type} \"{digest}\"; }};\n"
         ),
     )
     .unwrap();
@@ -451,6 +455,15 @@ fn a_zone_signed_through_the_api_validates_in_every_kind_of_answer() {
         [RecordType::NS, RecordType::NSEC, RecordType::RRSIG],
         "{referral:?}"
     );
+    // CDS tells the parent the DS GetDNSSEC shows.
+    let cds = ask_do(&d, "online.test.", RecordType::CDS);
+    let shown: Vec<String> = cds
+        .answers
+        .iter()
+        .filter(|r| r.record_type() == RecordType::CDS)
+        .map(|r| r.data.to_string().to_uppercase())
+        .collect();
+    assert_eq!(shown, [ds_of(&ksk).to_uppercase()], "{cds:?}");
     // The multivalue RRset is served with one TTL (its smallest), as signed.
     let mv = ask_do(&d, "mv.online.test.", RecordType::A);
     assert!(mv.answers.iter().all(|r| r.ttl == 60), "{mv:?}");
@@ -556,11 +569,7 @@ fn zsk_tags(d: &Daemon) -> Vec<u16> {
 /// Queries `unbound` (which re-fetches everything each second) for a positive and a negative
 /// answer and the DNSKEY RRset until `done` or `limit` (bounded: at most 5,000 rounds); every
 /// answer must be validated (AD=1, NOERROR). `watch` runs each round. Returns the rounds.
-fn stream(
-    unbound: &Unbound,
-    limit: Duration,
-    mut watch: impl FnMut() -> bool,
-) -> usize {
+fn stream(unbound: &Unbound, limit: Duration, mut watch: impl FnMut() -> bool) -> usize {
     let start = Instant::now();
     let mut rounds = 0;
     while rounds < 5_000 && start.elapsed() < limit {
@@ -635,8 +644,14 @@ fn zsk_and_ksk_rollovers_under_validated_queries_never_fail() {
         all.len() >= 3 && seen.last().is_some_and(|t| t.len() == 1)
     });
     let all: std::collections::BTreeSet<u16> = seen.iter().flatten().copied().collect();
-    assert!(all.len() >= 3, "two ZSK rollovers in {rounds} rounds: {seen:?}");
-    assert!(seen.iter().any(|t| t.len() == 2), "a key published beside another: {seen:?}");
+    assert!(
+        all.len() >= 3,
+        "two ZSK rollovers in {rounds} rounds: {seen:?}"
+    );
+    assert!(
+        seen.iter().any(|t| t.len() == 2),
+        "a key published beside another: {seen:?}"
+    );
     eprintln!("ZSK tags as the rollovers went, in {rounds} validated rounds: {seen:?}");
     drop(unbound);
 
@@ -656,8 +671,14 @@ fn zsk_and_ksk_rollovers_under_validated_queries_never_fail() {
     let rounds = stream(&unbound, Duration::from_secs(20), || {
         step += 1;
         match step {
-            10 => insync(&d, post(&d, &format!("/keysigningkey/{zone}/old_ksk/deactivate"))),
-            20 => insync(&d, d.call("DELETE", &format!("/keysigningkey/{zone}/old_ksk"), None)),
+            10 => insync(
+                &d,
+                post(&d, &format!("/keysigningkey/{zone}/old_ksk/deactivate")),
+            ),
+            20 => insync(
+                &d,
+                d.call("DELETE", &format!("/keysigningkey/{zone}/old_ksk"), None),
+            ),
             _ => {}
         }
         step >= 40
@@ -667,6 +688,44 @@ fn zsk_and_ksk_rollovers_under_validated_queries_never_fail() {
     let names: Vec<Value> = ksks(&v).iter().map(|k| k["Name"].clone()).collect();
     assert_eq!(names, [json!("new_ksk")], "{v}");
     drop(unbound);
+    drop(d);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `dnssec.algorithm = 15`: a zone signed with Ed25519 keys validates too.
+#[test]
+fn a_zone_signed_with_ed25519_validates() {
+    let dir = temp_dir("dnssec-ed25519");
+    let config = dir.join("dns.toml");
+    std::fs::write(&config, "[dnssec]\nalgorithm = 15\n").unwrap();
+    let d = Daemon::start(
+        &dir,
+        free_port(),
+        free_port(),
+        &["--config", config.to_str().unwrap()],
+    );
+    let zone = d.create_zone(ZONE);
+    fill(&d, &zone);
+    let (status, v) = create_ksk(&d, &zone, "ed_ksk", "ACTIVE");
+    assert_eq!(status, 201, "{v}");
+    let ksk = v["KeySigningKey"].clone();
+    assert_eq!(ksk["SigningAlgorithmMnemonic"], "ED25519", "{v}");
+    assert!(ds_of(&ksk).contains(" 15 2 "), "{v}");
+    insync(&d, post(&d, &format!("/hostedzone/{zone}/enable-dnssec")));
+    let anchors = delv_anchor(&dir, &ksk);
+    for (name, rtype, expect) in [
+        ("www.online.test", "A", "; fully validated"),
+        ("online.test", "DNSKEY", "; fully validated"),
+        ("w.online.test", "A", "; fully validated"),
+        (
+            "nothing.online.test",
+            "A",
+            "negative response, fully validated",
+        ),
+    ] {
+        let verdict = delv(&d, &anchors, name, rtype);
+        assert!(verdict.contains(expect), "{name} {rtype}: {verdict}");
+    }
     drop(d);
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -15,8 +15,18 @@ use crate::signing::{KeyMaterial, Signer};
 use hickory_proto::dnssec::PublicKey as _;
 use store::{StoredKsk, StoredZsk, ZoneDnssec};
 
-/// The algorithm keys are made with: ECDSAP256SHA256, as Route 53.
-pub const ALGORITHM: u8 = 13;
+/// The algorithm of the keys of a zone: that of the keys it has (a zone keeps one algorithm;
+/// changing it would take an algorithm rollover), else the configured one (`dnssec.algorithm`,
+/// ECDSAP256SHA256 by default, as Route 53).
+fn zone_algorithm(dnssec: &ZoneDnssec, configured: u8) -> u8 {
+    dnssec
+        .key_signing_keys
+        .iter()
+        .map(|k| k.algorithm)
+        .chain(dnssec.zone_signing_keys.iter().map(|k| k.algorithm))
+        .next()
+        .unwrap_or(configured)
+}
 /// Most key-signing keys a zone has (Route 53: two).
 pub const MAX_KSKS: usize = 2;
 
@@ -131,13 +141,14 @@ impl Control {
             ));
         }
         let sealer = sealer(&mut g)?;
-        let pkcs8 = keys::generate(ALGORITHM).map_err(key_error)?;
+        let algorithm = zone_algorithm(dnssec, g.settings.dnssec.algorithm);
+        let pkcs8 = keys::generate(algorithm).map_err(key_error)?;
         let now = store::now();
         let ksk = StoredKsk {
             name: name.to_string(),
             kms_arn: kms_arn.to_string(),
             status: status.to_string(),
-            algorithm: ALGORITHM,
+            algorithm,
             sealed_key: sealer
                 .seal(&ksk_label(&zone.id, name), &pkcs8)
                 .map_err(key_error)?,
@@ -221,7 +232,9 @@ impl Control {
             ));
         }
         if dnssec.zone_signing_keys.is_empty() {
-            let zsk = new_zsk(&zone.id, &sealer, ACTIVE, crate::signing::unix_now().into())?;
+            let algorithm = zone_algorithm(dnssec, g.settings.dnssec.algorithm);
+            let now = crate::signing::unix_now().into();
+            let zsk = new_zsk(&zone.id, algorithm, &sealer, ACTIVE, now)?;
             dnssec.zone_signing_keys.push(zsk);
         }
         self.commit_dnssec(g, zone, true)
@@ -349,18 +362,19 @@ const RETIRED: &str = "RETIRED";
 
 fn new_zsk(
     zone_id: &str,
+    algorithm: u8,
     sealer: &Sealer,
     state: &str,
     now: u64,
 ) -> Result<StoredZsk, ControlError> {
     let id = store::new_id("ZSK");
-    let pkcs8 = keys::generate(ALGORITHM).map_err(key_error)?;
+    let pkcs8 = keys::generate(algorithm).map_err(key_error)?;
     let sealed_key = sealer
         .seal(&zsk_label(zone_id, &id), &pkcs8)
         .map_err(key_error)?;
     Ok(StoredZsk {
         id,
-        algorithm: ALGORITHM,
+        algorithm,
         sealed_key,
         created_at: store::now(),
         state: state.into(),
@@ -415,7 +429,11 @@ fn take_step(
     sealer: &Sealer,
 ) -> Result<(), ControlError> {
     match step {
-        ZskStep::Publish => zsks.push(new_zsk(zone_id, sealer, NEXT, now)?),
+        ZskStep::Publish => {
+            // The zone's algorithm: the active key's.
+            let algorithm = zsks.first().map_or(keys::ECDSAP256SHA256, |k| k.algorithm);
+            zsks.push(new_zsk(zone_id, algorithm, sealer, NEXT, now)?)
+        }
         ZskStep::Activate => {
             for k in zsks.iter_mut() {
                 match k.state.as_str() {
@@ -557,7 +575,7 @@ mod tests {
     fn key(id: &str, state: &str, since: u64, until: u64) -> StoredZsk {
         StoredZsk {
             id: id.into(),
-            algorithm: ALGORITHM,
+            algorithm: 13,
             sealed_key: String::new(),
             created_at: String::new(),
             state: state.into(),
@@ -572,6 +590,7 @@ mod tests {
             zsk_lifetime_secs: 1_000,
             dnskey_ttl_secs: 60,
             propagation_delay_secs: 40,
+            algorithm: 13,
         };
         let active = key("a", ACTIVE, 0, 0);
         assert_eq!(zsk_step(std::slice::from_ref(&active), 999, &t), None);

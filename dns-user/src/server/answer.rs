@@ -238,11 +238,11 @@ fn answer_message(
     let dnssec_ok = request.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok);
     let signer = catalog.signer(zone);
     let now = crate::signing::unix_now;
-    match signer {
-        Some(signer) if sign::asks_dnskey(zone, question) => {
-            sign::dnskey(signer, question, dnssec_ok, &mut response, now());
+    match signer.and_then(|s| Some((s, sign::asks_keys(zone, s, question)?))) {
+        Some((signer, keys)) => {
+            sign::keys(signer, question, keys, dnssec_ok, &mut response, now());
         }
-        _ => {
+        None => {
             resolve_in_zone(
                 zone,
                 question,

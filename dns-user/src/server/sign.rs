@@ -9,7 +9,8 @@
 //!   the name asked: no proof of a closer name is needed.
 //! - An RRset whose records were given different TTLs (a multivalue answer drawn from record
 //!   sets with different TTLs) is served and signed with the smallest.
-//! - The DNSKEY RRset at the apex is the signer's, signed by each active KSK.
+//! - The DNSKEY RRset at the apex is the signer's, signed by each active KSK; so are CDS and
+//!   CDNSKEY (RFC 7344), which tell the parent the DS records to publish.
 
 use hickory_proto::op::{Message, Query, ResponseCode};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
@@ -35,21 +36,29 @@ const POLICY_TYPES: [RecordType; 14] = [
     RecordType::TXT,
 ];
 
-/// True if `question` asks for the DNSKEY RRset of a zone signed here (answered by
-/// [`dnskey`], not from the zone's data).
-pub fn asks_dnskey(zone: &Zone, question: &Query) -> bool {
-    question.query_type() == RecordType::DNSKEY
-        && LowerName::new(question.name()) == LowerName::new(zone.origin())
+/// The signer's key RRset `question` asks for, if it asks for one at the apex (DNSKEY,
+/// CDNSKEY, CDS: answered by [`keys`], not from the zone's data).
+pub fn asks_keys(zone: &Zone, signer: &Signer, question: &Query) -> Option<Vec<RData>> {
+    if LowerName::new(question.name()) != LowerName::new(zone.origin()) {
+        return None;
+    }
+    signer.apex_keys(question.query_type())
 }
 
-/// The DNSKEY RRset as the answer (with its RRSIGs if `dnssec`).
-pub fn dnskey(signer: &Signer, question: &Query, dnssec: bool, response: &mut Message, now: u32) {
+/// A key RRset (`keys`, what [`asks_keys`] found) as the answer, with its RRSIGs if `dnssec`.
+pub fn keys(
+    signer: &Signer,
+    question: &Query,
+    keys: Vec<RData>,
+    dnssec: bool,
+    response: &mut Message,
+    now: u32,
+) {
     response.metadata.authoritative = true;
     let owner = question.name();
-    let keys = signer.dnskeys();
     let ttl = signer.dnskey_ttl();
     let sigs = if dnssec {
-        signer.sign(owner, RecordType::DNSKEY, ttl, &keys, now)
+        signer.sign(owner, question.query_type(), ttl, &keys, now)
     } else {
         Vec::new()
     };
@@ -138,7 +147,7 @@ fn types_at(zone: &Zone, signer: &Signer, name: &LowerName) -> Vec<RecordType> {
             .filter(|t| zone.policy_group(&source, *t).is_some()),
     );
     if *name == LowerName::new(signer.apex()) {
-        types.push(RecordType::DNSKEY);
+        types.extend([RecordType::DNSKEY, RecordType::CDNSKEY, RecordType::CDS]);
     }
     types.sort_by_key(|t| u16::from(*t));
     types.dedup();

@@ -36,6 +36,10 @@ pub enum KeyError {
     Algorithm(u8),
 }
 
+/// Algorithm numbers keys are made with (RFC 8624): ECDSA P-256 with SHA-256, and Ed25519.
+pub const ECDSAP256SHA256: u8 = 13;
+pub const ED25519: u8 = 15;
+
 /// The algorithms keys are made with.
 pub fn algorithm(number: u8) -> Result<Algorithm, KeyError> {
     match number {

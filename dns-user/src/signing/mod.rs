@@ -15,7 +15,7 @@ pub mod keys;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use hickory_proto::dnssec::rdata::{DNSKEY, DNSSECRData, NSEC, RRSIG, SigInput};
+use hickory_proto::dnssec::rdata::{CDNSKEY, CDS, DNSKEY, DNSSECRData, NSEC, RRSIG, SigInput};
 use hickory_proto::dnssec::{PublicKey as _, SigningKey, TBS};
 use hickory_proto::rr::rdata::NULL;
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType, SerialNumber};
@@ -144,9 +144,45 @@ impl Signer {
             .collect()
     }
 
+    /// The key RRsets at the apex, by type: DNSKEY ([`dnskeys`](Self::dnskeys)), and for the
+    /// parent (RFC 7344, RFC 8078) CDNSKEY and CDS (SHA-256) of each active KSK.
+    pub fn apex_keys(&self, rtype: RecordType) -> Option<Vec<RData>> {
+        match rtype {
+            RecordType::DNSKEY => Some(self.dnskeys()),
+            RecordType::CDNSKEY => Some(
+                self.ksks
+                    .iter()
+                    .map(|k| {
+                        let public = k.dnskey.public_key();
+                        RData::DNSSEC(DNSSECRData::CDNSKEY(CDNSKEY::with_flags(
+                            k.dnskey.flags(),
+                            Some(public.algorithm()),
+                            public.public_bytes().to_vec(),
+                        )))
+                    })
+                    .collect(),
+            ),
+            RecordType::CDS => Some(
+                self.ksks
+                    .iter()
+                    .filter_map(|k| keys::ds(&self.apex, &k.dnskey).ok())
+                    .map(|ds| {
+                        RData::DNSSEC(DNSSECRData::CDS(CDS::new(
+                            ds.key_tag(),
+                            Some(ds.algorithm()),
+                            ds.digest_type(),
+                            ds.digest().to_vec(),
+                        )))
+                    })
+                    .collect(),
+            ),
+            _ => None,
+        }
+    }
+
     /// The RRSIGs over the RRset `rdatas` of `rtype` at `owner` with `ttl`, as of `now`
-    /// (seconds since the epoch): by every active KSK for the DNSKEY RRset, by the ZSK
-    /// otherwise. Empty if the RRset cannot be encoded (it is then served unsigned, and a
+    /// (seconds since the epoch): by every active KSK for the key RRsets at the apex
+    /// (DNSKEY, CDNSKEY, CDS), by the ZSK otherwise. Empty if the RRset cannot be encoded (it is then served unsigned, and a
     /// validator treats it as bogus, never as secure).
     pub fn sign(
         &self,
@@ -156,7 +192,11 @@ impl Signer {
         rdatas: &[RData],
         now: u32,
     ) -> Vec<RData> {
-        let signers: Vec<&Key> = if rtype == RecordType::DNSKEY {
+        let by_ksk = matches!(
+            rtype,
+            RecordType::DNSKEY | RecordType::CDNSKEY | RecordType::CDS
+        );
+        let signers: Vec<&Key> = if by_ksk {
             self.ksks.iter().collect()
         } else {
             vec![&self.zsk]
