@@ -10,7 +10,9 @@ use clap::{Args, Parser, Subcommand};
 
 use hickory_proto::rr::LowerName;
 
-use crate::client::{ApiArgs, ChangeCommand, CheckCommand, TestAnswerArgs, ZoneCommand};
+use crate::client::{
+    ApiArgs, ChangeCommand, CheckCommand, DnssecCommand, TestAnswerArgs, ZoneCommand,
+};
 use crate::config::{Overrides, Settings, resolve};
 use crate::fastpath::compile::compile;
 use crate::fastpath::xdp::{self, AttachMode};
@@ -48,6 +50,13 @@ enum Command {
         api: ApiArgs,
         #[command(subcommand)]
         command: ZoneCommand,
+    },
+    /// DNSSEC of a hosted zone: key-signing keys, signing on and off (Route 53's calls).
+    Dnssec {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(subcommand)]
+        command: DnssecCommand,
     },
     /// Change batches: apply one to a hosted zone, or ask for a change's status.
     Change {
@@ -307,6 +316,8 @@ pub fn main() -> ExitCode {
         Command::Zone { api, command } => {
             crate::daemon::runtime().and_then(|rt| rt.block_on(crate::client::zone(&api, command)))
         }
+        Command::Dnssec { api, command } => crate::daemon::runtime()
+            .and_then(|rt| rt.block_on(crate::client::dnssec(&api, command))),
         Command::Change { api, command } => crate::daemon::runtime()
             .and_then(|rt| rt.block_on(crate::client::change(&api, command))),
         Command::Health { api, command } => crate::daemon::runtime()

@@ -85,6 +85,39 @@ pub enum ZoneCommand {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum DnssecCommand {
+    /// Whether the zone is signed, and its key-signing keys with the DS record to give the
+    /// parent zone (Route 53's GetDNSSEC).
+    Get { zone: String },
+    /// Sign the zone (it needs an active key-signing key).
+    Enable { zone: String },
+    /// Stop signing the zone (its keys stay).
+    Disable { zone: String },
+    /// Create a key-signing key; the server makes and keeps the private key.
+    CreateKsk {
+        zone: String,
+        /// 3..128 characters of A-Z, a-z, 0-9 and _.
+        name: String,
+        /// Route 53's KeyManagementServiceArn, kept as the key's label (default: one naming
+        /// the key).
+        #[arg(long)]
+        kms_arn: Option<String>,
+        /// ACTIVE or INACTIVE.
+        #[arg(long, default_value = "ACTIVE")]
+        status: String,
+        /// Unique per request (default: a timestamp).
+        #[arg(long)]
+        caller_reference: Option<String>,
+    },
+    /// Let a key-signing key sign the DNSKEY RRset.
+    ActivateKsk { zone: String, name: String },
+    /// Stop a key-signing key signing (not the last active one of a signed zone).
+    DeactivateKsk { zone: String, name: String },
+    /// Delete an inactive key-signing key.
+    DeleteKsk { zone: String, name: String },
+}
+
+#[derive(Subcommand, Debug)]
 pub enum ChangeCommand {
     /// Apply a change batch: Route 53's JSON, `{"Changes": [...]}` or
     /// `{"HostedZoneId": .., "ChangeBatch": {...}}`.
@@ -495,6 +528,118 @@ fn set_rows(sets: &[wire::ResourceRecordSet]) -> Vec<Vec<String>> {
             ]
         })
         .collect()
+}
+
+const KSK_HEADER: [&str; 6] = [
+    "NAME",
+    "STATUS",
+    "FLAG",
+    "ALGORITHM",
+    "KEY TAG",
+    "DS RECORD",
+];
+
+fn ksk_rows(keys: &[wire::KeySigningKey]) -> Vec<Vec<String>> {
+    keys.iter()
+        .map(|k| {
+            vec![
+                s(Some(&k.name)),
+                s(Some(&k.status)),
+                k.flag.to_string(),
+                s(Some(&k.signing_algorithm_mnemonic)),
+                k.key_tag.to_string(),
+                s(Some(&k.ds_record)),
+            ]
+        })
+        .collect()
+}
+
+pub async fn dnssec(args: &ApiArgs, command: DnssecCommand) -> anyhow::Result<()> {
+    let client = Client::new(args)?;
+    let change =
+        |v: &wire::DnssecChangeResponse| table(&CHANGE_HEADER, change_rows(&v.change_info));
+    match command {
+        DnssecCommand::Get { zone } => {
+            let id = client.zone_id(&zone).await?;
+            let v: wire::GetDnssecResponse = client
+                .call(
+                    Method::GET,
+                    &format!("/2013-04-01/hostedzone/{id}/dnssec"),
+                    None,
+                )
+                .await?;
+            show(args, &v, |v| {
+                println!("signing: {}", s(Some(&v.status.serve_signature)));
+                if let Some(m) = &v.status.status_message {
+                    println!("status: {}", s(Some(m)));
+                }
+                table(&KSK_HEADER, ksk_rows(&v.key_signing_keys.items));
+            });
+        }
+        DnssecCommand::Enable { ref zone } | DnssecCommand::Disable { ref zone } => {
+            let verb = if matches!(command, DnssecCommand::Enable { .. }) {
+                "enable-dnssec"
+            } else {
+                "disable-dnssec"
+            };
+            let id = client.zone_id(zone).await?;
+            let v: wire::DnssecChangeResponse = client
+                .call(
+                    Method::POST,
+                    &format!("/2013-04-01/hostedzone/{id}/{verb}"),
+                    None,
+                )
+                .await?;
+            show(args, &v, change);
+        }
+        DnssecCommand::CreateKsk {
+            zone,
+            name,
+            kms_arn,
+            status,
+            caller_reference: reference,
+        } => {
+            let id = client.zone_id(&zone).await?;
+            let body = wire::CreateKeySigningKeyRequest {
+                xmlns: Xmlns,
+                caller_reference: caller_reference(reference),
+                hosted_zone_id: id,
+                key_management_service_arn: kms_arn
+                    .unwrap_or_else(|| format!("arn:dns-user:local:key/{name}")),
+                name,
+                status,
+            };
+            let v: wire::CreateKeySigningKeyResponse = client
+                .call(
+                    Method::POST,
+                    "/2013-04-01/keysigningkey",
+                    Some(wire::to_xml(&body)),
+                )
+                .await?;
+            show(args, &v, |v| {
+                table(
+                    &KSK_HEADER,
+                    ksk_rows(std::slice::from_ref(&v.key_signing_key)),
+                );
+                println!();
+                table(&CHANGE_HEADER, change_rows(&v.change_info));
+            });
+        }
+        DnssecCommand::ActivateKsk { ref zone, ref name }
+        | DnssecCommand::DeactivateKsk { ref zone, ref name }
+        | DnssecCommand::DeleteKsk { ref zone, ref name } => {
+            let id = client.zone_id(zone).await?;
+            let key = format!("/2013-04-01/keysigningkey/{id}/{}", encode(name));
+            let (method, path) = match command {
+                DnssecCommand::ActivateKsk { .. } => (Method::POST, format!("{key}/activate")),
+                DnssecCommand::DeactivateKsk { .. } => (Method::POST, format!("{key}/deactivate")),
+                _ => (Method::DELETE, key),
+            };
+            let v: wire::DnssecChangeResponse = client.call(method, &path, None).await?;
+            show(args, &v, change);
+        }
+    }
+    Ok(())
 }
 
 pub async fn zone(args: &ApiArgs, command: ZoneCommand) -> anyhow::Result<()> {

@@ -692,7 +692,7 @@ fn zsk_and_ksk_rollovers_under_validated_queries_never_fail() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// `dnssec.algorithm = 15`: a zone signed with Ed25519 keys validates too.
+/// `dnssec.algorithm = 15`: a zone signed with Ed25519 keys, through the CLI, validates too.
 #[test]
 fn a_zone_signed_with_ed25519_validates() {
     let dir = temp_dir("dnssec-ed25519");
@@ -706,12 +706,36 @@ fn a_zone_signed_with_ed25519_validates() {
     );
     let zone = d.create_zone(ZONE);
     fill(&d, &zone);
-    let (status, v) = create_ksk(&d, &zone, "ed_ksk", "ACTIVE");
-    assert_eq!(status, 201, "{v}");
-    let ksk = v["KeySigningKey"].clone();
-    assert_eq!(ksk["SigningAlgorithmMnemonic"], "ED25519", "{v}");
-    assert!(ds_of(&ksk).contains(" 15 2 "), "{v}");
-    insync(&d, post(&d, &format!("/hostedzone/{zone}/enable-dnssec")));
+    // Through the CLI this time: a KSK, signing on, the DS to give the parent.
+    let api = d.api.trim_end_matches("/2013-04-01").to_string();
+    let cli = |args: &[&str]| {
+        let out = Command::new(common::BIN)
+            .args(args)
+            .args(["--api-url", &api])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "dns-user {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    let made = cli(&["dnssec", "create-ksk", "online.test", "ed_ksk"]);
+    assert!(
+        made.contains("ed_ksk") && made.contains("ED25519"),
+        "{made}"
+    );
+    let enabled = cli(&["dnssec", "enable", "online.test", "--json"]);
+    let enabled: Value = serde_json::from_str(&enabled).unwrap();
+    d.wait_insync(enabled["ChangeInfo"]["Id"].as_str().unwrap());
+    let shown = cli(&["dnssec", "get", "online.test"]);
+    assert!(shown.contains("signing: SIGNING"), "{shown}");
+    let ksk = ksks(&dnssec(&d, &zone))[0].clone();
+    assert!(shown.contains(ds_of(&ksk).as_str()), "{shown}");
+    assert_eq!(ksk["SigningAlgorithmMnemonic"], "ED25519", "{ksk}");
+    assert!(ds_of(&ksk).contains(" 15 2 "), "{ksk}");
     let anchors = delv_anchor(&dir, &ksk);
     for (name, rtype, expect) in [
         ("www.online.test", "A", "; fully validated"),
