@@ -50,3 +50,48 @@ pub fn sign_zone(dir: &Path, origin: &str, zone_file: &str, options: &[&str]) ->
         fields[at + 4..].concat()
     )
 }
+
+/// delv's verdict (its output) on `name`/`rtype` asked of the server at 127.0.0.1:`port`,
+/// trusting only the anchors in `anchors`, for the zone `root`.
+pub fn delv(port: u16, anchors: &Path, root: &str, name: &str, rtype: &str) -> String {
+    let out = Command::new("delv")
+        .args(["@127.0.0.1", "-p", &port.to_string(), "-a"])
+        .arg(anchors)
+        .arg(format!("+root={root}"))
+        .args([name, rtype])
+        .output()
+        .unwrap_or_else(|e| panic!("delv: {e} (scripts/bootstrap installs bind9-dnsutils)"));
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// `name`/`rtype` asked of 127.0.0.1:`port` over UDP with the DO bit (and RD if `recursion`,
+/// as a stub asks a resolver); the reply, or `None` after `timeout`.
+pub fn ask_do(
+    port: u16,
+    name: &str,
+    rtype: hickory_proto::rr::RecordType,
+    recursion: bool,
+    timeout: std::time::Duration,
+) -> Option<hickory_proto::op::Message> {
+    use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
+    let mut q = Message::new(0x4242, MessageType::Query, OpCode::Query);
+    q.metadata.recursion_desired = recursion;
+    let name = hickory_proto::rr::Name::from_ascii(name).ok()?;
+    q.add_query(Query::query(name, rtype));
+    let mut edns = Edns::new();
+    edns.set_max_payload(4096);
+    edns.set_dnssec_ok(true);
+    q.set_edns(edns);
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").ok()?;
+    socket.set_read_timeout(Some(timeout)).ok()?;
+    socket
+        .send_to(&q.to_vec().ok()?, ("127.0.0.1", port))
+        .ok()?;
+    let mut buf = [0u8; 65535];
+    let (n, _) = socket.recv_from(&mut buf).ok()?;
+    Message::from_vec(&buf[..n]).ok()
+}

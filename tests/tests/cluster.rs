@@ -968,26 +968,9 @@ fn with_xdp_health_is_judged_from_every_node() {
     assert!(all_answer(&cb, "192.0.2.1", Duration::from_secs(1 + 3)));
 }
 
-/// The DS of the zone's first KSK, as GetDNSSEC on `d` shows it, as a delv trust anchor.
+/// delv's verdict on `name` A asked of `d`, trusting only `anchor`.
 fn delv_validates(d: &Daemon, anchor: &std::path::Path, name: &str) -> String {
-    let out = std::process::Command::new("delv")
-        .args([
-            "@127.0.0.1",
-            "-p",
-            &d.port.to_string(),
-            "-a",
-            anchor.to_str().unwrap(),
-            "+root=s.test",
-            name,
-            "A",
-        ])
-        .output()
-        .unwrap();
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    dns_tests::signer::delv(d.port, anchor, "s.test", name, "A")
 }
 
 /// DNSSEC through one node signs on every node: the keys are shared through etcd, sealed under

@@ -6,7 +6,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::{Daemon, free_port, temp_dir};
 use hickory_proto::rr::RecordType;
@@ -56,24 +55,7 @@ fn serve(dir: &Path, zone_file: &str) -> Daemon {
 
 /// delv's verdict on `name`/`rtype` asked of `d`, trusting only `anchors`.
 fn delv(d: &Daemon, anchors: &Path, name: &str, rtype: &str) -> String {
-    let out = Command::new("delv")
-        .args([
-            "@127.0.0.1",
-            "-p",
-            &d.port.to_string(),
-            "-a",
-            anchors.to_str().unwrap(),
-            "+root=signed.test",
-            name,
-            rtype,
-        ])
-        .output()
-        .unwrap();
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    dns_tests::signer::delv(d.port, anchors, "signed.test", name, rtype)
 }
 
 #[test]

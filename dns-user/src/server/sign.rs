@@ -57,16 +57,17 @@ pub fn keys(
     response.metadata.authoritative = true;
     let owner = question.name();
     let ttl = signer.dnskey_ttl();
-    let sigs = if dnssec {
-        signer.sign(owner, question.query_type(), ttl, &keys, now)
+    if dnssec {
+        let set = (question.query_type(), ttl, keys);
+        response
+            .answers
+            .extend(with_signatures(signer, owner, set, now));
     } else {
-        Vec::new()
-    };
-    response.answers.extend(
-        keys.into_iter()
-            .chain(sigs)
-            .map(|r| Record::from_rdata(owner.clone(), ttl, r)),
-    );
+        let records = keys
+            .into_iter()
+            .map(|r| Record::from_rdata(owner.clone(), ttl, r));
+        response.answers.extend(records);
+    }
 }
 
 /// Signs `response`, the answer to `question` from `zone` (see the module docs).
@@ -111,18 +112,10 @@ pub fn response(zone: &Zone, signer: &Signer, question: &Query, response: &mut M
         let qtype = question.query_type();
         signing::compact_nsec(&denied, present.into_iter().filter(|t| *t != qtype))
     };
-    let sigs = signer.sign(
-        &denied,
-        RecordType::NSEC,
-        ttl,
-        std::slice::from_ref(&nsec),
-        now,
-    );
-    response.authorities.extend(
-        std::iter::once(nsec)
-            .chain(sigs)
-            .map(|r| Record::from_rdata(denied.clone(), ttl, r)),
-    );
+    let nsec = (RecordType::NSEC, ttl, vec![nsec]);
+    response
+        .authorities
+        .extend(with_signatures(signer, &denied, nsec, now));
 }
 
 /// The types at `name` a denial lists: its RRsets, or (a name a wildcard answers for) the
@@ -168,14 +161,8 @@ fn referral(zone: &Zone, signer: &Signer, authorities: Vec<Record>, now: u32) ->
     let lower = LowerName::new(&cut);
     match zone.rrset(&lower, RecordType::DS) {
         Some(ds) => {
-            let sigs = signer.sign(&cut, RecordType::DS, ds.ttl, &ds.rdatas, now);
-            out.extend(
-                ds.rdatas
-                    .iter()
-                    .cloned()
-                    .chain(sigs)
-                    .map(|r| Record::from_rdata(cut.clone(), ds.ttl, r)),
-            );
+            let set = (RecordType::DS, ds.ttl, ds.rdatas.clone());
+            out.extend(with_signatures(signer, &cut, set, now));
         }
         None => {
             let (soa_ttl, soa) = zone.soa();
@@ -184,18 +171,8 @@ fn referral(zone: &Zone, signer: &Signer, authorities: Vec<Record>, now: u32) ->
                 _ => soa_ttl,
             };
             let nsec = signing::compact_nsec(&cut, [RecordType::NS]);
-            let sigs = signer.sign(
-                &cut,
-                RecordType::NSEC,
-                ttl,
-                std::slice::from_ref(&nsec),
-                now,
-            );
-            out.extend(
-                std::iter::once(nsec)
-                    .chain(sigs)
-                    .map(|r| Record::from_rdata(cut.clone(), ttl, r)),
-            );
+            let set = (RecordType::NSEC, ttl, vec![nsec]);
+            out.extend(with_signatures(signer, &cut, set, now));
         }
     }
     out
@@ -235,6 +212,21 @@ fn signed(zone: &Zone, signer: &Signer, records: Vec<Record>, now: u32) -> Vec<R
         );
     }
     out
+}
+
+/// The RRset (type, TTL, data) at `owner` as records, then its RRSIGs.
+fn with_signatures(
+    signer: &Signer,
+    owner: &Name,
+    (rtype, ttl, rdatas): (RecordType, u32, Vec<RData>),
+    now: u32,
+) -> Vec<Record> {
+    let sigs = signer.sign(owner, rtype, ttl, &rdatas, now);
+    rdatas
+        .into_iter()
+        .chain(sigs)
+        .map(|r| Record::from_rdata(owner.clone(), ttl, r))
+        .collect()
 }
 
 /// True if an RRset of `rtype` at `owner` is this zone's own data, to be signed.

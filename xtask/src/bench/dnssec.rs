@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use aya::programs::{TestRun, TestRunOptions};
 use dns_common::{PROGRAM_NAME, TYPE_A};
 use dns_tests::fixtures::q_edns;
 use dns_tests::frame::{Frame, catalog};
@@ -13,10 +12,11 @@ use dns_user::fastpath::compile::compile;
 use dns_user::fastpath::maps::MapWriter;
 use dns_user::fastpath::xdp::{self, LoadOptions};
 use dns_user::signing::{KeyMaterial, Signer, keys};
+
+use super::policies::{RUNS, mean_tx_ns};
 use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{Name, RData, RecordType};
 
-const RUNS: u32 = 5_000;
 const DO: u16 = 0x8000;
 
 fn signer(apex: &str) -> anyhow::Result<Signer> {
@@ -51,19 +51,9 @@ pub fn prog_test_run() -> anyhow::Result<Vec<(String, f64)>> {
     let mut rows = Vec::new();
     for (label, flags) in [("DO=0", 0), ("DO=1, the RRSIG from the entry", DO)] {
         let input = frame.build(&q_edns("www.example.com", TYPE_A, 1232, flags, &[]));
-        let mut total = 0u128;
-        for _ in 0..RUNS {
-            let r = prog.test_run(TestRunOptions {
-                data_in: Some(&input),
-                data_out: Some(&mut out),
-                ..Default::default()
-            })?;
-            anyhow::ensure!(r.return_value == 3, "signed {label}: not answered in XDP");
-            total += r.duration.as_nanos();
-        }
         rows.push((
             format!("zone signed here, A hit, {label} -> XDP_TX (repeat 1, mean of {RUNS})"),
-            total as f64 / f64::from(RUNS),
+            mean_tx_ns(prog, &input, &mut out, label)?,
         ));
     }
     Ok(rows)
