@@ -90,6 +90,11 @@ pub struct DnssecSection {
     /// (ED25519). A zone keeps the algorithm of the keys it has.
     #[serde(default = "default_algorithm")]
     pub algorithm: u8,
+    /// Where CreateKeySigningKey may read a key the operator gives (relative to the config
+    /// file's folder): a KeyManagementServiceArn `file:NAME` names a PEM PKCS#8 private key
+    /// (owner-only) directly in this folder. Unset: only keys the daemon makes.
+    #[serde(default)]
+    pub import_dir: Option<PathBuf>,
 }
 
 fn default_algorithm() -> u8 {
@@ -115,6 +120,7 @@ impl Default for DnssecSection {
             dnskey_ttl_secs: default_dnskey_ttl(),
             propagation_delay_secs: default_propagation_delay(),
             algorithm: default_algorithm(),
+            import_dir: None,
         }
     }
 }
@@ -1352,7 +1358,10 @@ fn settings_from(
         health,
         store,
         dnssec_key_file,
-        dnssec: file.dnssec.clone(),
+        dnssec: DnssecSection {
+            import_dir: file.dnssec.import_dir.as_ref().map(|d| base_dir.join(d)),
+            ..file.dnssec.clone()
+        },
         cluster: file.cluster.build(overrides)?,
         api,
         transfer_allow: file.server.transfer_allow.clone(),

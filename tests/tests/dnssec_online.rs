@@ -9,14 +9,13 @@
 
 mod common;
 
-use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Daemon, a, create, free_port, temp_dir};
-use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::{Name, RData, RecordType};
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::{RData, RecordType};
 use serde_json::{Value, json};
 
 const ZONE: &str = "online.test.";
@@ -122,24 +121,7 @@ fn delv_anchor(dir: &Path, ksk: &Value) -> PathBuf {
 }
 
 fn delv(d: &Daemon, anchors: &Path, name: &str, rtype: &str) -> String {
-    let out = Command::new("delv")
-        .args([
-            "@127.0.0.1",
-            "-p",
-            &d.port.to_string(),
-            "-a",
-            anchors.to_str().unwrap(),
-            "+root=online.test",
-            name,
-            rtype,
-        ])
-        .output()
-        .unwrap();
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    dns_tests::signer::delv(d.port, anchors, "online.test", name, rtype)
 }
 
 fn delv_validates_all(d: &Daemon, anchors: &Path) {
@@ -223,23 +205,7 @@ remote-control:
     }
 
     fn try_ask(&self, name: &str, rtype: RecordType) -> Option<Message> {
-        let mut q = Message::new(0x4242, MessageType::Query, OpCode::Query);
-        q.metadata.recursion_desired = true;
-        q.add_query(Query::query(Name::from_ascii(name).unwrap(), rtype));
-        let mut edns = Edns::new();
-        edns.set_max_payload(4096);
-        edns.set_dnssec_ok(true);
-        q.set_edns(edns);
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-        socket
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
-        socket
-            .send_to(&q.to_vec().unwrap(), ("127.0.0.1", self.port))
-            .ok()?;
-        let mut buf = [0u8; 65535];
-        let (n, _) = socket.recv_from(&mut buf).ok()?;
-        Message::from_vec(&buf[..n]).ok()
+        dns_tests::signer::ask_do(self.port, name, rtype, true, Duration::from_secs(5))
     }
 
     /// Every case answered NOERROR with AD=1 (validated; a compact NXDOMAIN is NOERROR).
@@ -318,22 +284,8 @@ fn start(dir: &Path) -> Daemon {
 
 /// The DO answer to `name`/`rtype` straight from the daemon.
 fn ask_do(d: &Daemon, name: &str, rtype: RecordType) -> Message {
-    let mut q = Message::new(0x77, MessageType::Query, OpCode::Query);
-    q.add_query(Query::query(Name::from_ascii(name).unwrap(), rtype));
-    let mut edns = Edns::new();
-    edns.set_max_payload(4096);
-    edns.set_dnssec_ok(true);
-    q.set_edns(edns);
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_secs(2)))
-        .unwrap();
-    socket
-        .send_to(&q.to_vec().unwrap(), ("127.0.0.1", d.port))
-        .unwrap();
-    let mut buf = [0u8; 65535];
-    let (n, _) = socket.recv_from(&mut buf).unwrap();
-    Message::from_vec(&buf[..n]).unwrap()
+    dns_tests::signer::ask_do(d.port, name, rtype, false, Duration::from_secs(2))
+        .unwrap_or_else(|| panic!("no answer to {name} {rtype}"))
 }
 
 #[test]
@@ -750,6 +702,119 @@ fn a_zone_signed_with_ed25519_validates() {
         let verdict = delv(&d, &anchors, name, rtype);
         assert!(verdict.contains(expect), "{name} {rtype}: {verdict}");
     }
+    drop(d);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A KSK the operator gives (`file:NAME` as KeyManagementServiceArn, a PEM PKCS#8 key made by
+/// `openssl genpkey` in `dnssec.import_dir`): the zone is signed with exactly that key, and
+/// names outside the folder, or no such folder, are refused.
+#[test]
+fn an_operators_own_key_signing_key_signs_the_zone() {
+    let dir = temp_dir("dnssec-import");
+    let keys = dir.join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let pem = keys.join("ksk.pem");
+    let out = Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+        ])
+        .arg(&pem)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::set_permissions(&pem, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    // The public key as openssl sees it: the uncompressed point's X and Y, what DNSKEY holds.
+    let der = Command::new("openssl")
+        .args(["pkey", "-pubout", "-outform", "DER", "-in"])
+        .arg(&pem)
+        .output()
+        .unwrap()
+        .stdout;
+    let public = data_encoding::BASE64.encode(&der[der.len() - 64..]);
+    let config = dir.join("dns.toml");
+    std::fs::write(&config, "[dnssec]\nimport_dir = \"keys\"\n").unwrap();
+    let d = Daemon::start(
+        &dir,
+        free_port(),
+        free_port(),
+        &["--config", config.to_str().unwrap()],
+    );
+    let zone = d.create_zone(ZONE);
+    fill(&d, &zone);
+    let with_arn = |name: &str, arn: &str| {
+        d.call(
+            "POST",
+            "/keysigningkey",
+            Some(
+                json!({"CallerReference": name, "HostedZoneId": zone, "Name": name,
+                        "KeyManagementServiceArn": arn, "Status": "ACTIVE"}),
+            ),
+        )
+    };
+    for arn in [
+        "file:../dns.toml",
+        "file:",
+        "file:missing.pem",
+        "file:.hidden",
+    ] {
+        let (status, v) = with_arn("refused_key", arn);
+        assert_eq!(
+            (status, &v["Error"]["Code"]),
+            (400, &json!("InvalidKMSArn")),
+            "{arn}: {v}"
+        );
+    }
+    let (status, v) = with_arn("given_ksk", "file:ksk.pem");
+    assert_eq!(status, 201, "{v}");
+    let ksk = v["KeySigningKey"].clone();
+    assert_eq!(ksk["PublicKey"], json!(public), "{v}");
+    insync(&d, post(&d, &format!("/hostedzone/{zone}/enable-dnssec")));
+    let anchors = delv_anchor(&dir, &ksk);
+    for (name, rtype, expect) in [
+        ("www.online.test", "A", "; fully validated"),
+        (
+            "nothing.online.test",
+            "A",
+            "negative response, fully validated",
+        ),
+    ] {
+        let verdict = delv(&d, &anchors, name, rtype);
+        assert!(verdict.contains(expect), "{name} {rtype}: {verdict}");
+    }
+    drop(d);
+
+    // Without dnssec.import_dir, file: ARNs are refused.
+    let d = Daemon::start(&dir, free_port(), free_port(), &[]);
+    let (status, v) = d.call(
+        "POST",
+        "/keysigningkey",
+        Some(
+            json!({"CallerReference": "x", "HostedZoneId": zone, "Name": "other_ksk",
+                    "KeyManagementServiceArn": "file:other.pem", "Status": "ACTIVE"}),
+        ),
+    );
+    assert_eq!(
+        (status, &v["Error"]["Code"]),
+        (400, &json!("InvalidKMSArn")),
+        "{v}"
+    );
+    assert!(
+        v["Error"]["Message"]
+            .as_str()
+            .unwrap()
+            .contains("dnssec.import_dir"),
+        "{v}"
+    );
     drop(d);
     std::fs::remove_dir_all(&dir).unwrap();
 }

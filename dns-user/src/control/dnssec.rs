@@ -142,7 +142,19 @@ impl Control {
         }
         let sealer = sealer(&mut g)?;
         let algorithm = zone_algorithm(dnssec, g.settings.dnssec.algorithm);
-        let pkcs8 = keys::generate(algorithm).map_err(key_error)?;
+        let (algorithm, pkcs8) = match kms_arn.strip_prefix("file:") {
+            Some(file) => {
+                let (given, pkcs8) = imported_key(&g.settings.dnssec, file)?;
+                if !dnssec.key_signing_keys.is_empty() && given != algorithm {
+                    return Err(refused(
+                        "InvalidKMSArn",
+                        format!("the zone's keys are algorithm {algorithm}; {file} is {given}"),
+                    ));
+                }
+                (given, pkcs8)
+            }
+            None => (algorithm, keys::generate(algorithm).map_err(key_error)?),
+        };
         let now = store::now();
         let ksk = StoredKsk {
             name: name.to_string(),
@@ -455,6 +467,28 @@ fn take_step(
     Ok(())
 }
 
+/// A KSK the operator gives: `file` (from a `file:NAME` ARN), a PEM PKCS#8 private key
+/// directly in `dnssec.import_dir`, readable by its owner alone. Its algorithm and DER.
+fn imported_key(t: &DnssecSection, file: &str) -> Result<(u8, Vec<u8>), ControlError> {
+    let Some(dir) = &t.import_dir else {
+        return Err(refused(
+            "InvalidKMSArn",
+            "a file: KeyManagementServiceArn needs dnssec.import_dir in the config",
+        ));
+    };
+    if file.is_empty() || file.contains('/') || file.starts_with('.') {
+        return Err(refused(
+            "InvalidKMSArn",
+            format!("file:{file}: name a file directly in dnssec.import_dir"),
+        ));
+    }
+    let text = crate::files::read_secret(&dir.join(file))
+        .map_err(|e| refused("InvalidKMSArn", e.to_string()))?;
+    let der = keys::pkcs8_from_pem(&text).map_err(key_error)?;
+    let algorithm = keys::algorithm_of(&der).map_err(key_error)?;
+    Ok((algorithm, der))
+}
+
 fn ksk_named<'a>(
     dnssec: &'a mut ZoneDnssec,
     name: &str,
@@ -591,6 +625,7 @@ mod tests {
             dnskey_ttl_secs: 60,
             propagation_delay_secs: 40,
             algorithm: 13,
+            import_dir: None,
         };
         let active = key("a", ACTIVE, 0, 0);
         assert_eq!(zsk_step(std::slice::from_ref(&active), 999, &t), None);

@@ -68,6 +68,35 @@ pub fn generate(algorithm_number: u8) -> Result<Vec<u8>, KeyError> {
     Ok(der.secret_pkcs8_der().to_vec())
 }
 
+/// The PKCS#8 document of a PEM `-----BEGIN PRIVATE KEY-----` block (what `openssl genpkey`
+/// writes).
+pub fn pkcs8_from_pem(text: &str) -> Result<Vec<u8>, KeyError> {
+    let body: String = text
+        .lines()
+        .map(str::trim)
+        .skip_while(|l| *l != "-----BEGIN PRIVATE KEY-----")
+        .skip(1)
+        .take_while(|l| *l != "-----END PRIVATE KEY-----")
+        .collect();
+    if body.is_empty() {
+        return Err(KeyError::Key(
+            "no PKCS#8 private key (-----BEGIN PRIVATE KEY-----) in it".into(),
+        ));
+    }
+    BASE64
+        .decode(body.as_bytes())
+        .map_err(|_| KeyError::Key("the PEM block is not base64".into()))
+}
+
+/// The algorithm (13 or 15) of the PKCS#8 private key `pkcs8`, if it is one this server
+/// signs with.
+pub fn algorithm_of(pkcs8: &[u8]) -> Result<u8, KeyError> {
+    [ECDSAP256SHA256, ED25519]
+        .into_iter()
+        .find(|a| signing_key(*a, pkcs8).is_ok())
+        .ok_or_else(|| KeyError::Key("not an ECDSA P-256 or Ed25519 PKCS#8 private key".into()))
+}
+
 /// A private key ready to sign.
 pub fn signing_key(algorithm_number: u8, pkcs8: &[u8]) -> Result<Box<dyn SigningKey>, KeyError> {
     let der = PrivatePkcs8KeyDer::from(pkcs8);
@@ -236,5 +265,22 @@ mod tests {
             assert!(ds.covers(&zone, &dnskey).unwrap());
         }
         assert!(matches!(generate(8), Err(KeyError::Algorithm(8))));
+    }
+
+    #[test]
+    fn an_operators_pem_key_is_read_and_its_algorithm_found() {
+        for number in [13, 15] {
+            let der = generate(number).unwrap();
+            let pem = format!(
+                "junk\n-----BEGIN PRIVATE KEY-----\n{}\n{}\n-----END PRIVATE KEY-----\n",
+                &BASE64.encode(&der)[..20],
+                &BASE64.encode(&der)[20..]
+            );
+            let read = pkcs8_from_pem(&pem).unwrap();
+            assert_eq!(read, der);
+            assert_eq!(algorithm_of(&read).unwrap(), number);
+        }
+        assert!(pkcs8_from_pem("-----BEGIN RSA PRIVATE KEY-----\nAAAA\n").is_err());
+        assert!(algorithm_of(b"not a key").is_err());
     }
 }
