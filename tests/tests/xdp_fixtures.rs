@@ -23,6 +23,7 @@ use dns_user::zone::Catalog;
 use dns_user::zone::RrSet;
 use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{LowerName, Name, RData, RecordType};
+use hickory_proto::serialize::binary::BinEncodable;
 
 const EDNS_SIZE: u16 = 1232;
 
@@ -511,9 +512,37 @@ fn every_routing_policy_answers_in_xdp_exactly_as_userspace() {
         ecs("0.0.0.0", 0),
     ];
     let (answered, passed) =
-        policy_answers_compared(&dns_tests::fixtures::policy_catalog, &clients);
+        policy_answers_compared(&dns_tests::fixtures::policy_catalog, &clients, 0);
     assert!(
         answered > 1400 && passed > 0,
+        "{answered} answered, {passed} passed"
+    );
+}
+
+/// The policy zone signed here: every routing policy's DO answer, from every client, is the
+/// variant's records and their RRSIG in XDP, byte for byte what userspace signs and sends.
+#[test]
+fn every_routing_policy_of_a_zone_signed_here_answers_do_in_xdp_as_userspace() {
+    use dns_user::signing::{KeyMaterial, Signer, keys};
+    let key = || KeyMaterial {
+        algorithm: 13,
+        pkcs8: keys::generate(13).unwrap(),
+    };
+    let apex = Name::from_ascii("example.com.").unwrap();
+    let signer = std::sync::Arc::new(Signer::new(apex, &[key()], &key(), &[], 3_600).unwrap());
+    let signed = |down: &[&str]| {
+        let (catalog, health) = dns_tests::fixtures::policy_catalog(down);
+        (catalog.with_signers([signer.clone()]), health)
+    };
+    let clients: Vec<Option<Vec<u8>>> = vec![
+        None,
+        ecs("198.51.100.0", 24),
+        ecs("203.0.113.128", 25),
+        ecs("2001:db8:1:2::", 64),
+    ];
+    let (answered, passed) = policy_answers_compared(&signed, &clients, 0x8000);
+    assert!(
+        answered > 900 && passed > 0,
         "{answered} answered, {passed} passed"
     );
 }
@@ -562,7 +591,7 @@ fn routing_policies_located_by_a_maxmind_database_answer_in_xdp_as_userspace() {
         .count();
     assert_eq!(variants, 7);
 
-    let (answered, passed) = policy_answers_compared(maxmind, &clients);
+    let (answered, passed) = policy_answers_compared(maxmind, &clients, 0);
     eprintln!("{answered} answered by XDP as by userspace, {passed} NODATA passed up");
     assert!(
         answered > 4000 && passed > 0,
@@ -606,9 +635,12 @@ fn routing_policies_located_by_a_maxmind_database_answer_in_xdp_as_userspace() {
 /// Each policy name asked by each client (an ECS option, or none: the frame's source), over
 /// IPv4 and IPv6, with every health state and several random draws: XDP's answer is the
 /// userspace answer byte for byte, or (NODATA) XDP passes. Returns (answered, passed).
+/// Every policy name asked by every client (EDNS flags `flags`: 0x8000 for DO) of XDP and of
+/// userspace: (answered in XDP, identical; passed up, NODATA).
 fn policy_answers_compared(
     catalog_of: &dyn Fn(&[&str]) -> (Catalog, HealthState),
     clients: &[Option<Vec<u8>>],
+    flags: u16,
 ) -> (usize, usize) {
     let mut answered = 0;
     let mut passed = 0;
@@ -629,10 +661,8 @@ fn policy_answers_compared(
             h.writer.install(&tables).unwrap();
             for (name, qtype) in POLICY_NAMES {
                 for client in clients {
-                    let payload = match client {
-                        Some(option) => q_edns_payload(name, *qtype, option),
-                        None => dns_tests::fixtures::q_edns(name, *qtype, 1232, 0, &[]),
-                    };
+                    let option = client.as_deref().unwrap_or_default();
+                    let payload = dns_tests::fixtures::q_edns(name, *qtype, 1232, flags, option);
                     let input = frame.build(&payload);
                     let k = key(
                         &LowerName::new(&Name::from_ascii(name).unwrap()),
@@ -668,6 +698,22 @@ fn policy_answers_compared(
                     let (action, out) = h.run(&input);
                     if ancount == 0 {
                         assert_eq!(action, XDP_PASS, "{what}: NODATA goes up");
+                        passed += 1;
+                        continue;
+                    }
+                    if action == XDP_PASS && flags != 0 {
+                        // A signed answer goes up only if it cannot fit an entry.
+                        let m = hickory_proto::op::Message::from_vec(&userspace).unwrap();
+                        let answer_len: usize = m
+                            .answers
+                            .iter()
+                            .map(|r| 12 + BinEncodable::to_bytes(&r.data).unwrap().len())
+                            .sum();
+                        let name_len = name.len() + 2;
+                        assert!(
+                            !AnswerSet::fits(answer_len, name_len),
+                            "{what}: a signed answer of {answer_len} bytes went up"
+                        );
                         passed += 1;
                         continue;
                     }

@@ -604,6 +604,10 @@ impl Compiled {
             aspect: aspect.unwrap_or(0),
         });
         stamp.apply(&mut entry);
+        // A signed zone's group answers DO queries in XDP only if every variant has its
+        // signed answer (the program checks the entry before it picks a variant).
+        let all_signed = !variants.is_empty() && variants.iter().all(|(_, _, v)| v.len_do > 0);
+        entry.len_do = u16::from(entry.flags & FLAG_SIGNED_ZONE != 0 && all_signed);
         let variants = variants
             .iter()
             .map(|(cell, slot, value)| {
@@ -750,6 +754,7 @@ fn compile_group(
                     KIND_ANSWER
                 };
                 stamp.apply(&mut value);
+                sign_variant(&mut value, catalog, zone, (name, rtype), &answer.records);
                 value
             }));
         }
@@ -1280,6 +1285,31 @@ fn add_signatures(
         value.ancount_do = signed.ancount;
         value.csum_do = signed.csum;
     }
+}
+
+/// In a zone signed here, a routing-policy answer's DO part: its records and their RRSIG, as
+/// userspace signs that answer (the signer's cache gives both the same signature). An answer
+/// whose records have different TTLs (userspace serves it with the smallest) is left to
+/// userspace.
+fn sign_variant(
+    value: &mut AnswerSet,
+    catalog: &Catalog,
+    zone: &Zone,
+    (name, rtype): (&LowerName, RecordType),
+    records: &[(u32, RData)],
+) {
+    let Some(&(ttl, _)) = records.first() else {
+        return;
+    };
+    if catalog.signer(zone).is_none() || records.iter().any(|(t, _)| *t != ttl) {
+        return;
+    }
+    let set = RrSet {
+        rtype,
+        ttl,
+        rdatas: records.iter().map(|(_, r)| r.clone()).collect(),
+    };
+    add_signatures(value, catalog, zone, name, &set);
 }
 
 /// Renders (TTL, address) records of `rtype` like [`render`]; `None` if there are none or
