@@ -77,7 +77,20 @@ pub fn ask_do(
     recursion: bool,
     timeout: std::time::Duration,
 ) -> Option<hickory_proto::op::Message> {
+    ask_do_from(port, name, rtype, recursion, None, timeout)
+}
+
+/// [`ask_do`] with an EDNS Client Subnet (address, source prefix length).
+pub fn ask_do_from(
+    port: u16,
+    name: &str,
+    rtype: hickory_proto::rr::RecordType,
+    recursion: bool,
+    subnet: Option<(std::net::IpAddr, u8)>,
+    timeout: std::time::Duration,
+) -> Option<hickory_proto::op::Message> {
     use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
+    use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
     let mut q = Message::new(0x4242, MessageType::Query, OpCode::Query);
     q.metadata.recursion_desired = recursion;
     let name = hickory_proto::rr::Name::from_ascii(name).ok()?;
@@ -85,6 +98,10 @@ pub fn ask_do(
     let mut edns = Edns::new();
     edns.set_max_payload(4096);
     edns.set_dnssec_ok(true);
+    if let Some((addr, len)) = subnet {
+        edns.options_mut()
+            .insert(EdnsOption::Subnet(ClientSubnet::new(addr, len, 0)));
+    }
     q.set_edns(edns);
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").ok()?;
     socket.set_read_timeout(Some(timeout)).ok()?;

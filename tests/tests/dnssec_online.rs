@@ -143,13 +143,20 @@ struct Unbound {
     port: u16,
 }
 
+const NO_SUBNET: Option<(std::net::IpAddr, u8)> = None;
+
 impl Unbound {
     /// Unbound trusting each DS of `ds`, with more `server:` settings `extra`.
     fn start(dir: &Path, daemon_port: u16, ds: &[String], extra: &str) -> Unbound {
+        Self::start_for(ZONE, dir, daemon_port, ds, extra)
+    }
+
+    /// [`start`](Self::start) for the zone `zone` (its DS records `ds`).
+    fn start_for(zone: &str, dir: &Path, daemon_port: u16, ds: &[String], extra: &str) -> Unbound {
         let port = free_port();
         let anchors: String = ds
             .iter()
-            .map(|ds| format!("  trust-anchor: \"{ZONE} DS {ds}\"\n"))
+            .map(|ds| format!("  trust-anchor: \"{zone} DS {ds}\"\n"))
             .collect();
         let conf = dir.join(format!("unbound-{port}.conf"));
         std::fs::write(
@@ -170,14 +177,14 @@ impl Unbound {
   val-log-level: 2
   do-not-query-localhost: no
   access-control: 127.0.0.0/8 allow
-  module-config: \"validator iterator\"
+  module-config: \"subnetcache validator iterator\"
   qname-minimisation: no
   aggressive-nsec: no
   # test. is one of the names Unbound answers itself (RFC 6761) unless told not to.
   local-zone: \"test.\" nodefault
 {anchors}{extra}
 stub-zone:
-  name: \"{ZONE}\"
+  name: \"{zone}\"
   stub-addr: 127.0.0.1@{daemon_port}
 remote-control:
   control-enable: no
@@ -197,7 +204,7 @@ remote-control:
             .expect("unbound (Debian package `unbound`, installed by scripts/bootstrap)");
         let unbound = Unbound { child, port };
         let deadline = Instant::now() + Duration::from_secs(20);
-        while unbound.try_ask("online.test.", RecordType::SOA).is_none() {
+        while unbound.try_ask(zone, RecordType::SOA).is_none() {
             assert!(Instant::now() < deadline, "unbound did not come up");
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -205,7 +212,17 @@ remote-control:
     }
 
     fn try_ask(&self, name: &str, rtype: RecordType) -> Option<Message> {
-        dns_tests::signer::ask_do(self.port, name, rtype, true, Duration::from_secs(5))
+        self.try_ask_from(name, rtype, NO_SUBNET)
+    }
+
+    fn try_ask_from(
+        &self,
+        name: &str,
+        rtype: RecordType,
+        subnet: Option<(std::net::IpAddr, u8)>,
+    ) -> Option<Message> {
+        let timeout = Duration::from_secs(5);
+        dns_tests::signer::ask_do_from(self.port, name, rtype, true, subnet, timeout)
     }
 
     /// Every case answered NOERROR with AD=1 (validated; a compact NXDOMAIN is NOERROR).
@@ -815,6 +832,82 @@ fn an_operators_own_key_signing_key_signs_the_zone() {
             .contains("dnssec.import_dir"),
         "{v}"
     );
+    drop(d);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Every routing policy of the policy zone (located by the config's tables), signed here and
+/// asked through Unbound with an EDNS Client Subnet from two client networks (Unbound passes
+/// the subnet on: `send-client-subnet`): every answer validated (AD=1), and the located ones
+/// differ between the networks, as the policies say.
+#[test]
+fn every_routing_policy_validates_through_unbound_from_several_client_networks() {
+    let dir = temp_dir("dnssec-policies");
+    let config = dir.join("dns.toml");
+    std::fs::write(&config, dns_tests::fixtures::policy_config()).unwrap();
+    let d = Daemon::start(
+        &dir,
+        free_port(),
+        free_port(),
+        &["--config", config.to_str().unwrap()],
+    );
+    let (status, zones) = d.call("GET", "/hostedzone", None);
+    assert_eq!(status, 200, "{zones}");
+    let zone = zones["HostedZones"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|z| z["Name"] == "example.com.")
+        .map(|z| common::bare(z["Id"].as_str().unwrap()).to_string())
+        .expect("the policy zone");
+    let (status, v) = create_ksk(&d, &zone, "policy_ksk", "ACTIVE");
+    assert_eq!(status, 201, "{v}");
+    let ksk = v["KeySigningKey"].clone();
+    insync(&d, post(&d, &format!("/hostedzone/{zone}/enable-dnssec")));
+    let unbound = Unbound::start_for(
+        "example.com.",
+        &dir,
+        d.port,
+        &[ds_of(&ksk)],
+        "  send-client-subnet: 127.0.0.1\n  client-subnet-always-forward: yes\n  max-client-subnet-ipv4: 24\n",
+    );
+    let paris: std::net::IpAddr = "198.51.100.0".parse().unwrap();
+    let oregon: std::net::IpAddr = "203.0.113.0".parse().unwrap();
+    let mut answers = std::collections::BTreeMap::new();
+    for name in ["w", "mv", "geo", "lat", "ip", "prox", "tree", "wa"] {
+        for (network, subnet) in [("paris", paris), ("oregon", oregon)] {
+            let qname = format!("{name}.example.com.");
+            let m = unbound
+                .try_ask_from(&qname, RecordType::A, Some((subnet, 24)))
+                .unwrap_or_else(|| panic!("no answer for {qname} from {network}"));
+            assert_eq!(
+                m.metadata.response_code,
+                ResponseCode::NoError,
+                "{qname} {network}: {m:?}"
+            );
+            assert!(
+                m.metadata.authentic_data,
+                "{qname} from {network}: AD=0: {m:?}"
+            );
+            let mut got: Vec<String> = m
+                .answers
+                .iter()
+                .filter(|r| r.record_type() == RecordType::A)
+                .map(|r| r.data.to_string())
+                .collect();
+            got.sort();
+            assert!(!got.is_empty(), "{qname} from {network}: no A: {m:?}");
+            answers.insert((name, network), got);
+        }
+    }
+    for name in ["geo", "lat", "ip", "prox"] {
+        assert_ne!(
+            answers[&(name, "paris")],
+            answers[&(name, "oregon")],
+            "{name}: the client's network chose the answer"
+        );
+    }
+    drop(unbound);
     drop(d);
     std::fs::remove_dir_all(&dir).unwrap();
 }
