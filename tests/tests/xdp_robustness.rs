@@ -1,5 +1,6 @@
-//! A BPF_PROG_TEST_RUN campaign of 100,000+ random and mutated packets against the XDP program
-//! (maps filled by the production compiler, simple names and every routing policy): whatever
+//! A BPF_PROG_TEST_RUN campaign of 180,000 random and mutated packets against the XDP program
+//! (maps filled by the production compiler, simple names and every routing policy, the policy
+//! zone also signed here, with DO frames among the seeds): whatever
 //! it is fed, the program either passes the frame up untouched, or answers with a frame whose
 //! headers are the query's swapped, whose IP and UDP checksums verify and whose DNS payload is
 //! exactly the userspace answer to the same query. Deterministic (seeded); the seed and the
@@ -23,7 +24,8 @@ use dns_user::zone::Catalog;
 use hickory_proto::rr::LowerName;
 
 const SEED: u64 = 0x0005_eed0_fd05;
-/// Per campaign (two campaigns: the fixture zone, the policy zone).
+/// Per campaign (three campaigns: the fixture zone, the policy zone, the policy zone signed
+/// here).
 const PACKETS: usize = 60_000;
 /// Pinned so the userspace answer for the same slot can be computed.
 const DRAW: u32 = 5;
@@ -280,14 +282,35 @@ fn mutated_and_random_packets_are_passed_untouched_or_answered_exactly() {
     let (a_tx, a_pass, a_drop) = campaign(&simple, &none, &fixture_seeds(), SEED);
     let (policies, health) = policy_catalog(&["eu-primary"]);
     let (b_tx, b_pass, b_drop) = campaign(&policies, &health, &policy_seeds(), SEED + 1);
-    let (tx, pass, drop) = (a_tx + b_tx, a_pass + b_pass, a_drop + b_drop);
+    // The policy zone signed here: DO frames get each variant's records and RRSIG.
+    let signed = policies.with_signers([std::sync::Arc::new(signer("example.com."))]);
+    let (c_tx, c_pass, c_drop) = campaign(&signed, &health, &policy_seeds(), SEED + 2);
+    let (tx, pass, drop) = (
+        a_tx + b_tx + c_tx,
+        a_pass + b_pass + c_pass,
+        a_drop + b_drop + c_drop,
+    );
     eprintln!(
         "{} packets: {tx} answered (all exact), {pass} passed untouched, {drop} dropped",
-        2 * PACKETS
+        3 * PACKETS
     );
-    assert!(a_tx > 1000 && b_tx > 1000, "{a_tx} / {b_tx} answered");
+    assert!(
+        a_tx > 1000 && b_tx > 1000 && c_tx > 1000,
+        "{a_tx} / {b_tx} / {c_tx} answered"
+    );
     assert!(pass > PACKETS, "{pass} passed");
     assert_eq!(drop, 0, "no helper failure on well-sized test frames");
+}
+
+/// A signer for `apex` with new ECDSA P-256 keys.
+fn signer(apex: &str) -> dns_user::signing::Signer {
+    use dns_user::signing::{KeyMaterial, Signer, keys};
+    let key = || KeyMaterial {
+        algorithm: keys::ECDSAP256SHA256,
+        pkcs8: keys::generate(keys::ECDSAP256SHA256).unwrap(),
+    };
+    let apex = hickory_proto::rr::Name::from_ascii(apex).unwrap();
+    Signer::new(apex, &[key()], &key(), &[], 3_600).unwrap()
 }
 
 /// Feeds PACKETS mutated seeds (and some noise) to the program over `catalog`; returns
