@@ -32,7 +32,7 @@ pub const REFRESH_BEFORE: u32 = 10 * 86_400;
 pub const RECOMPILE_EVERY: std::time::Duration = std::time::Duration::from_secs(86_400);
 /// How far before now a signature's inception lies (for resolvers whose clocks are behind).
 pub const BACKDATE: u32 = 3_600;
-/// Most signatures cached per zone (about 150 bytes each); the cache starts over when full.
+/// Most signatures cached per zone; the cache starts over when full.
 /// Above the A/AAAA RRsets of a million names, so the fast path's signatures stay the ones
 /// userspace serves.
 const MAX_CACHED: usize = 4_000_000;
@@ -62,6 +62,9 @@ impl Key {
     }
 }
 
+/// Signatures by a digest of what they sign: RDATA bytes and expiration.
+type Cache = HashMap<[u8; 16], (Box<[u8]>, u32)>;
+
 /// A private key handed to [`Signer::new`]: algorithm number and PKCS#8 document.
 pub struct KeyMaterial {
     pub algorithm: u8,
@@ -78,8 +81,9 @@ pub struct Signer {
     zsk: Key,
     published: Vec<Key>,
     dnskey_ttl: u32,
-    /// Digest of what is signed (without the times) -> the RRSIG and its expiration.
-    cache: Mutex<HashMap<[u8; 16], (RData, u32)>>,
+    /// Digest of what is signed (without the times) -> the RRSIG's RDATA and its
+    /// expiration (about 150 bytes an RRset: the cache holds every A/AAAA RRset XDP serves).
+    cache: Mutex<Cache>,
 }
 
 impl std::fmt::Debug for Signer {
@@ -238,34 +242,39 @@ impl Signer {
         if let Some((sig, expiration)) = self.cache.lock().expect("signature cache").get(&id)
             && expiration.wrapping_sub(now) as i32 > REFRESH_BEFORE as i32
         {
-            return Some(sig.clone());
+            return Some(rrsig_rdata(sig.to_vec()));
         }
         let expiration = now.wrapping_add(VALIDITY);
         let input = input(now.wrapping_sub(BACKDATE), expiration);
         let tbs = TBS::from_input(owner, DNSClass::IN, &input, records.iter()).ok()?;
         let sig = key.key.sign(&tbs).ok()?;
-        let rdata = wire(&RRSIG::from_sig(input, sig))?;
+        let bytes = wire(&RRSIG::from_sig(input, sig))?;
         let mut cache = self.cache.lock().expect("signature cache");
         if cache.len() >= MAX_CACHED {
             cache.clear();
         }
-        cache.insert(id, (rdata.clone(), expiration));
-        Some(rdata)
+        cache.insert(id, (bytes.clone().into_boxed_slice(), expiration));
+        Some(rrsig_rdata(bytes))
     }
 }
 
-/// An RRSIG as the RDATA bytes it is sent with (the signer's name uncompressed, RFC 4034
-/// section 3.1.7).
-fn wire(rrsig: &RRSIG) -> Option<RData> {
+/// An RRSIG's RDATA bytes as it is sent (the signer's name uncompressed, RFC 4034 section
+/// 3.1.7).
+fn wire(rrsig: &RRSIG) -> Option<Vec<u8>> {
     let mut bytes = Vec::with_capacity(96);
     let mut encoder = BinEncoder::new(&mut bytes);
     RData::DNSSEC(DNSSECRData::RRSIG(rrsig.clone()))
         .emit(&mut encoder)
         .ok()?;
-    Some(RData::Unknown {
+    Some(bytes)
+}
+
+/// RRSIG RDATA bytes as record data served as they are.
+fn rrsig_rdata(bytes: Vec<u8>) -> RData {
+    RData::Unknown {
         code: RecordType::RRSIG,
         rdata: NULL::with(bytes),
-    })
+    }
 }
 
 /// The compact denial (RFC 9824) of `types` absent at `owner`: an NSEC whose next name is the
