@@ -363,7 +363,6 @@ fn stage(g: &mut Inner, mut zone: HostedZone, signing: bool) -> Result<ChangeInf
     let mut write = Write::default();
     write.put_zone(zone).put_change(change.clone());
     g.store.commit(write)?;
-    g.publish_all = true;
     accept(g, &change);
     Ok(change)
 }
@@ -443,7 +442,10 @@ fn take_step(
     match step {
         ZskStep::Publish => {
             // The zone's algorithm: the active key's.
-            let algorithm = zsks.first().map_or(keys::ECDSAP256SHA256, |k| k.algorithm);
+            let algorithm = zsks
+                .iter()
+                .find(|k| k.state == ACTIVE)
+                .map_or(keys::ECDSAP256SHA256, |k| k.algorithm);
             zsks.push(new_zsk(zone_id, algorithm, sealer, NEXT, now)?)
         }
         ZskStep::Activate => {
@@ -567,7 +569,9 @@ fn signer_of(
 
 /// The signers of the built zones that are signed, each made again only when its DNSSEC
 /// changed. A zone whose keys do not open here is served unsigned, with an error logged
-/// (GetDNSSEC shows ACTION_NEEDED).
+/// (GetDNSSEC shows ACTION_NEEDED). A signer made, made again or dropped asks for a whole
+/// compile (`publish_all`): every entry of its zone changes (flags, signatures), however the
+/// change came (an API call here, a ZSK step, another cluster node).
 pub(super) fn signers_of(g: &mut Inner) -> Vec<Arc<Signer>> {
     let signed: Vec<HostedZone> = g
         .built
@@ -576,7 +580,11 @@ pub(super) fn signers_of(g: &mut Inner) -> Vec<Arc<Signer>> {
         .filter(|z| z.dnssec.as_ref().is_some_and(|d| d.signing))
         .cloned()
         .collect();
+    let before = g.signers.len();
     g.signers.retain(|id, _| signed.iter().any(|z| &z.id == id));
+    if g.signers.len() != before {
+        g.publish_all = true;
+    }
     let mut out = Vec::with_capacity(signed.len());
     for zone in signed {
         let dnssec = zone.dnssec.clone().unwrap_or_default();
@@ -594,9 +602,14 @@ pub(super) fn signers_of(g: &mut Inner) -> Vec<Arc<Signer>> {
             Ok(signer) => {
                 let signer = Arc::new(signer);
                 g.signers.insert(zone.id.clone(), (dnssec, signer.clone()));
+                g.publish_all = true;
                 out.push(signer);
             }
-            Err(e) => tracing::error!("zone {}: cannot sign it: {e}", zone.name),
+            Err(e) => {
+                // Served unsigned: its entries lose their signed flag.
+                g.publish_all |= g.signers.remove(&zone.id).is_some();
+                tracing::error!("zone {}: cannot sign it: {e}", zone.name)
+            }
         }
     }
     out

@@ -204,11 +204,13 @@ impl Control {
 }
 
 fn take_publication(g: &mut Inner) -> Publication {
+    // First: a zone whose signer changed asks for a whole compile (`dnssec::signers_of`).
+    let catalog = catalog_of(g);
     // Only the names batches touched, unless anything else changed the zones.
     let touched = std::mem::take(&mut g.touched);
     let all = std::mem::replace(&mut g.publish_all, false);
     Publication {
-        catalog: catalog_of(g),
+        catalog,
         touched: (!all).then_some(touched),
     }
 }

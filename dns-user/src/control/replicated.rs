@@ -179,19 +179,7 @@ fn apply(g: &mut Inner, rows: Vec<Row>, head: i64) -> Result<(), ControlError> {
         .chain(&effects.zones)
         .filter_map(|id| Some((id.clone(), g.built.get(id)?.clone())))
         .collect();
-    let dnssec_before: HashMap<String, Option<store::ZoneDnssec>> = effects
-        .zones
-        .iter()
-        .filter_map(|id| Some((id.clone(), g.store.state().zones.get(id)?.dnssec.clone())))
-        .collect();
     g.store.apply_replicated(rows, head)?;
-    // A zone whose signing changed elsewhere is signed (or not) here from the next publication.
-    if effects.zones.iter().any(|id| {
-        let now = g.store.state().zones.get(id).map(|z| &z.dnssec);
-        dnssec_before.get(id).map(Option::as_ref) != now.map(Option::as_ref)
-    }) {
-        g.publish_all = true;
-    }
     if effects.checks {
         match validate_checks(&g.store.state().checks) {
             Ok(specs) => set_specs(g, specs),
