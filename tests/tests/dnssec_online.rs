@@ -125,7 +125,12 @@ fn delv(d: &Daemon, anchors: &Path, name: &str, rtype: &str) -> String {
 }
 
 fn delv_validates_all(d: &Daemon, anchors: &Path) {
-    for (name, rtype, negative) in CASES {
+    delv_validates(d, anchors, CASES);
+}
+
+/// delv fully validates each of `cases` (name, type, negative?).
+fn delv_validates(d: &Daemon, anchors: &Path, cases: &[(&str, &str, bool)]) {
+    for (name, rtype, negative) in cases {
         let verdict = delv(d, anchors, name, rtype);
         let expect = if *negative {
             "negative response, fully validated"
@@ -706,19 +711,16 @@ fn a_zone_signed_with_ed25519_validates() {
     assert_eq!(ksk["SigningAlgorithmMnemonic"], "ED25519", "{ksk}");
     assert!(ds_of(&ksk).contains(" 15 2 "), "{ksk}");
     let anchors = delv_anchor(&dir, &ksk);
-    for (name, rtype, expect) in [
-        ("www.online.test", "A", "; fully validated"),
-        ("online.test", "DNSKEY", "; fully validated"),
-        ("w.online.test", "A", "; fully validated"),
-        (
-            "nothing.online.test",
-            "A",
-            "negative response, fully validated",
-        ),
-    ] {
-        let verdict = delv(&d, &anchors, name, rtype);
-        assert!(verdict.contains(expect), "{name} {rtype}: {verdict}");
-    }
+    delv_validates(
+        &d,
+        &anchors,
+        &[
+            ("www.online.test", "A", false),
+            ("online.test", "DNSKEY", false),
+            ("w.online.test", "A", false),
+            ("nothing.online.test", "A", true),
+        ],
+    );
     drop(d);
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -797,17 +799,11 @@ fn an_operators_own_key_signing_key_signs_the_zone() {
     assert_eq!(ksk["PublicKey"], json!(public), "{v}");
     insync(&d, post(&d, &format!("/hostedzone/{zone}/enable-dnssec")));
     let anchors = delv_anchor(&dir, &ksk);
-    for (name, rtype, expect) in [
-        ("www.online.test", "A", "; fully validated"),
-        (
-            "nothing.online.test",
-            "A",
-            "negative response, fully validated",
-        ),
-    ] {
-        let verdict = delv(&d, &anchors, name, rtype);
-        assert!(verdict.contains(expect), "{name} {rtype}: {verdict}");
-    }
+    let cases = [
+        ("www.online.test", "A", false),
+        ("nothing.online.test", "A", true),
+    ];
+    delv_validates(&d, &anchors, &cases);
     drop(d);
 
     // Without dnssec.import_dir, file: ARNs are refused.
